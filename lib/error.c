@@ -1,0 +1,30 @@
+/* error.c - error names and messages from the SFP_ERRORS list. */
+#include "internal.h"
+
+const char *sfp_strerror(int err)
+{
+    switch (err) {
+    case SFP_OK:
+        return "success";
+#define SFP__ERR_MSG(name, value, msg)                                         \
+    case value:                                                                \
+        return msg;
+        SFP_ERRORS(SFP__ERR_MSG)
+#undef SFP__ERR_MSG
+    }
+    return "unknown error";
+}
+
+const char *sfp_strerror_name(int err)
+{
+    switch (err) {
+    case SFP_OK:
+        return "SFP_OK";
+#define SFP__ERR_NAME(name, value, msg)                                        \
+    case value:                                                                \
+        return "SFP_" #name;
+        SFP_ERRORS(SFP__ERR_NAME)
+#undef SFP__ERR_NAME
+    }
+    return "SFP_EUNKNOWN";
+}

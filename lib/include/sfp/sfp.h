@@ -1,0 +1,243 @@
+/*
+ * sfp.h - libsfp: adaptive floating-point containers and frames.
+ *
+ * libsfp quantizes FP32/BF16 tensors onto a container grid of (k mantissa
+ * bits, e exponent bits), packs them into self-describing checksummed frames
+ * (docs/FORMAT.md is normative), and decodes frames back. It does no I/O, has
+ * no threads and never logs: every call returns 0 or a negative SFP_E* code.
+ *
+ * Thread safety: all functions are reentrant; they keep no global state apart
+ * from the CPU-feature dispatch table, which is filled once (idempotently) on
+ * first use.
+ */
+#ifndef SFP_SFP_H
+#define SFP_SFP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SFP_BUILDING_LIB) && defined(__GNUC__)
+#define SFP_API __attribute__((visibility("default")))
+#else
+#define SFP_API
+#endif
+
+#define SFP_VERSION_MAJOR 0
+#define SFP_VERSION_MINOR 1
+#define SFP_VERSION_PATCH 0
+
+/* Frame format version written by this library (docs/FORMAT.md). */
+#define SFP_FRAME_VERSION 1
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * X(name, value, message). Every error has a stable value, a name
+ * (sfp_strerror_name) and a message (sfp_strerror).
+ */
+#define SFP_ERRORS(X)                                                          \
+    X(EINVAL,      -1,  "invalid argument")                                    \
+    X(ENOMEM,      -2,  "out of memory")                                       \
+    X(ENONFINITE,  -3,  "tensor contains NaN or Inf")                          \
+    X(ENOSPC,      -4,  "output buffer too small")                             \
+    X(ETRUNC,      -5,  "frame truncated")                                     \
+    X(EMAGIC,      -6,  "not an sfp frame (bad magic)")                        \
+    X(EVERSION,    -7,  "unsupported frame version")                           \
+    X(EHEADER,     -8,  "invalid frame header field")                          \
+    X(ECHECKSUM,   -9,  "frame checksum mismatch")                             \
+    X(ECORRUPT,    -10, "corrupt frame payload")                               \
+    X(EOVERFLOW,   -11, "size overflow")                                       \
+    X(EUNSUPPORTED,-12, "unsupported feature")
+
+enum {
+    SFP_OK = 0,
+#define SFP__ERR_ENUM(name, value, msg) SFP_##name = value,
+    SFP_ERRORS(SFP__ERR_ENUM)
+#undef SFP__ERR_ENUM
+};
+
+/* Human-readable message for an error code; never NULL. */
+SFP_API const char *sfp_strerror(int err);
+/* Short name ("SFP_ECHECKSUM") for an error code; never NULL. */
+SFP_API const char *sfp_strerror_name(int err);
+
+/* ---------------------------------------------------------------- params */
+
+typedef enum sfp_dtype {
+    SFP_DTYPE_F32 = 1,  /* IEEE binary32, little endian, 23 fraction bits */
+    SFP_DTYPE_BF16 = 2, /* bfloat16 (upper half of binary32), 7 fraction bits */
+} sfp_dtype;
+
+typedef enum sfp_rounding {
+    SFP_ROUND_RNE = 0,        /* round to nearest, ties to even */
+    SFP_ROUND_TRUNC = 1,      /* truncate toward zero */
+    SFP_ROUND_STOCHASTIC = 2, /* stochastic, seeded, counter-based */
+} sfp_rounding;
+
+typedef enum sfp_coder {
+    SFP_CODER_PLAIN = 0, /* fixed-width exponent codes */
+    SFP_CODER_GECKO = 1, /* Gecko: grouped base + delta exponent codes */
+} sfp_coder;
+
+/*
+ * Container and coding parameters. Fill with sfp_params_default() and then
+ * change what you need; the defaults are lossless FP32 (k=23, e=8, plain).
+ */
+typedef struct sfp_params {
+    sfp_dtype dtype;       /* element type of the values                      */
+    unsigned mbits;        /* k: kept fraction bits, 0..23 (F32) or 0..7 (BF16) */
+    unsigned ebits;        /* e: exponent window bits, 1..8 (8 is lossless)   */
+    sfp_rounding rounding; /* mantissa rounding mode                          */
+    uint64_t seed;         /* stochastic rounding: stream seed                */
+    int anchor;            /* -1: anchor = tensor's largest exponent (after
+                              rounding); 0..254: fixed anchor, larger values
+                              saturate to the window's largest magnitude      */
+    sfp_coder coder;       /* exponent plane coder (frames only)              */
+    unsigned gecko_group;  /* Gecko group size: 8, 16, 32 or 64 (0: default) */
+} sfp_params;
+
+#define SFP_GECKO_GROUP_DEFAULT 16
+
+SFP_API void sfp_params_default(sfp_params *p);
+
+/* Checks a params struct; returns 0 or SFP_EINVAL. */
+SFP_API int sfp_params_check(const sfp_params *p);
+
+/* Bytes per element of a dtype (4 or 2), 0 for an unknown dtype. */
+SFP_API size_t sfp_dtype_size(sfp_dtype t);
+
+/* ------------------------------------------------------------ quantizer */
+
+/*
+ * What a quantization or an encode saw. Counts refer to the values after
+ * quantization.
+ */
+typedef struct sfp_qstats {
+    uint64_t count;     /* values                                        */
+    uint64_t zeros;     /* values that are zero (input zeros + flushed)  */
+    uint64_t flushed;   /* non-zero inputs flushed to zero by the window */
+    uint64_t saturated; /* values clamped (fixed anchor or overflow)     */
+    uint64_t negative;  /* non-zero negative values                      */
+    int anchor;         /* biased exponent anchor A used (0..254)        */
+} sfp_qstats;
+
+/*
+ * Quantizes n values of p->dtype from src into dst (src == dst allowed) onto
+ * the (p->mbits, p->ebits) grid: mantissa rounding with carry into the
+ * exponent, then the exponent window [A - 2^e + 2, A] anchored at the largest
+ * exponent A; values below the window become +0. Subnormal inputs are kept
+ * when the window reaches biased exponent 0 and flushed otherwise. A value
+ * whose rounding would overflow to Inf saturates to the largest finite grid
+ * value. With p->rounding == SFP_ROUND_STOCHASTIC the random bits of value i
+ * are a pure function of (p->seed, i).
+ *
+ * Returns 0, SFP_EINVAL, or SFP_ENONFINITE if any input is NaN or Inf (dst is
+ * then unspecified). stats may be NULL.
+ */
+SFP_API int sfp_quantize(void *dst, const void *src, size_t n,
+                         const sfp_params *p, sfp_qstats *stats);
+
+/* ---------------------------------------------------------------- frames */
+
+/* Header flags (docs/FORMAT.md). */
+#define SFP_FLAG_SIGN      0x01u /* sign plane present                       */
+#define SFP_FLAG_ZSIGN     0x02u /* sign plane covers zeros too (has -0)     */
+#define SFP_FLAG_ZMAP      0x04u /* zero map present; codes only for nonzero */
+
+#define SFP_FRAME_HEADER_SIZE 64u
+#define SFP_FRAME_TRAILER_SIZE 8u
+
+/* Largest element count a frame may declare (2^40). */
+#define SFP_FRAME_MAX_COUNT (UINT64_C(1) << 40)
+
+/* Everything the header of a frame says, after validation. */
+typedef struct sfp_frame_info {
+    unsigned version;
+    sfp_dtype dtype;
+    unsigned mbits, ebits;
+    unsigned anchor;
+    sfp_coder coder;
+    unsigned gecko_group;
+    unsigned flags;
+    uint64_t count;      /* elements                          */
+    uint64_t nonzero;    /* elements that are not zero        */
+    uint64_t zmap_bytes, exp_bytes, sign_bytes, mant_bytes;
+    uint64_t frame_bytes; /* header + planes + trailer         */
+    uint64_t checksum;    /* XXH3-64 stored in the trailer     */
+} sfp_frame_info;
+
+/*
+ * Upper bound on the encoded size of n values with params p, or 0 if p is
+ * invalid or the size overflows. A buffer of this size always suffices.
+ */
+SFP_API size_t sfp_frame_bound(size_t n, const sfp_params *p);
+
+/*
+ * Encodes n values (p->dtype) from src into dst[0..cap). Values are first
+ * quantized as by sfp_quantize(); values already on the grid are encoded
+ * exactly. On success writes the frame size to *out_len and, if stats is not
+ * NULL, the quantization statistics. On failure *out_len is untouched.
+ * Errors: SFP_EINVAL, SFP_ENONFINITE, SFP_ENOSPC (cap too small; a cap of
+ * sfp_frame_bound() never fails this way), SFP_EOVERFLOW.
+ */
+SFP_API int sfp_encode(const void *src, size_t n, const sfp_params *p,
+                       void *dst, size_t cap, size_t *out_len,
+                       sfp_qstats *stats);
+
+/*
+ * Validates the header of frame[0..len) (magic, version, every field and
+ * every size, consistency with len) without reading the payload and without
+ * checking the checksum. Fills *info on success.
+ */
+SFP_API int sfp_frame_parse(const void *frame, size_t len,
+                            sfp_frame_info *info);
+
+/* Validates the header, then the checksum over header and payload. */
+SFP_API int sfp_frame_verify(const void *frame, size_t len,
+                             sfp_frame_info *info);
+
+/*
+ * Decodes frame[0..len) into dst, which must hold cap bytes; the decoded size
+ * is info.count * sfp_dtype_size(info.dtype). Validates the header and the
+ * checksum before it touches the payload, and every plane while it decodes:
+ * any truncated, corrupted or hostile input returns an error (SFP_ETRUNC,
+ * SFP_EMAGIC, SFP_EVERSION, SFP_EHEADER, SFP_ECHECKSUM, SFP_ECORRUPT,
+ * SFP_ENOSPC) and never reads frame[len..] or writes dst[cap..]. On success
+ * writes the element count to *out_n (may be NULL). dst contents are
+ * unspecified after a failure.
+ */
+SFP_API int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
+                       size_t *out_n);
+
+/* --------------------------------------------------------------- helpers */
+
+/* XXH3-64 of a buffer, as used by the frame trailer. */
+SFP_API uint64_t sfp_checksum(const void *data, size_t len);
+
+/*
+ * Implementation selection for the hot loops. SFP_IMPL_AUTO picks the best
+ * the CPU supports (default). Forcing an implementation the CPU lacks returns
+ * SFP_EUNSUPPORTED. Not thread safe against concurrent encodes: call it at
+ * start-up or in tests.
+ */
+typedef enum sfp_impl {
+    SFP_IMPL_AUTO = 0,
+    SFP_IMPL_C = 1,
+    SFP_IMPL_AVX2 = 2,
+} sfp_impl;
+
+SFP_API int sfp_set_impl(sfp_impl impl);
+SFP_API sfp_impl sfp_get_impl(void);
+
+/* Library version string, e.g. "0.1.0". */
+SFP_API const char *sfp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SFP_SFP_H */

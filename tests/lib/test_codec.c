@@ -1,0 +1,466 @@
+/*
+ * test_codec.c - quantizer test vectors, frame round trips for every width,
+ * Gecko on adversarial groups, the size formula, and hostile frames.
+ */
+#include "check.h"
+#include "internal.h"
+
+static sfp_params params(sfp_dtype t, unsigned k, unsigned e, sfp_coder c)
+{
+    sfp_params p;
+    sfp_params_default(&p);
+    p.dtype = t;
+    p.mbits = k;
+    p.ebits = e;
+    p.coder = c;
+    return p;
+}
+
+static float q1(float x, unsigned k, unsigned e)
+{
+    sfp_params p = params(SFP_DTYPE_F32, k, e, SFP_CODER_PLAIN);
+    float y;
+    CHECK_EQ_INT(sfp_quantize(&y, &x, 1, &p, NULL), 0);
+    return y;
+}
+
+/* method-spec.md 3.1 and 3.2 test vectors. */
+static void test_vectors(void)
+{
+    static const struct { float x, y[4]; } t[] = {
+        {0.7f, {0.5f, 0.75f, 0.75f, 0.6875f}},
+        {0.96f, {1.0f, 1.0f, 1.0f, 0.9375f}},
+        {1.125f, {1.0f, 1.0f, 1.0f, 1.125f}},
+        {1.375f, {1.0f, 1.5f, 1.5f, 1.375f}},
+    };
+    for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        for (unsigned k = 0; k < 4; k++) {
+            float y = q1(t[i].x, k, 8);
+            CHECK(y == t[i].y[k]);
+            if (y != t[i].y[k])
+                fprintf(stderr, "  Qm(%g, %u) = %.9g, want %g\n", t[i].x, k, y, t[i].y[k]);
+            CHECK(q1(-t[i].x, k, 8) == -t[i].y[k]);
+        }
+
+    /* 3.2: max 3.0 (E=128), e=3 -> window E in [122,128]. */
+    float in[4] = {3.0f, 0.05f, 0.02f, -0.05f}, out[4];
+    sfp_params p = params(SFP_DTYPE_F32, 23, 3, SFP_CODER_PLAIN);
+    sfp_qstats st;
+    CHECK_EQ_INT(sfp_quantize(out, in, 4, &p, &st), 0);
+    CHECK(out[0] == 3.0f && out[1] == 0.05f && out[2] == 0.0f && out[3] == -0.05f);
+    CHECK(f2u(out[2]) == 0); /* flushed values are +0 */
+    CHECK_EQ_INT(st.anchor, 128);
+    CHECK_EQ_INT(st.flushed, 1);
+    CHECK_EQ_INT(st.zeros, 1);
+    CHECK_EQ_INT(st.negative, 1);
+
+    /* truncation and carry into the exponent */
+    p = params(SFP_DTYPE_F32, 1, 8, SFP_CODER_PLAIN);
+    p.rounding = SFP_ROUND_TRUNC;
+    float a = 0.96f, b;
+    CHECK_EQ_INT(sfp_quantize(&b, &a, 1, &p, NULL), 0);
+    CHECK(b == 0.75f);
+    /* overflow saturates to the largest finite grid value */
+    a = 3.4e38f;
+    p.rounding = SFP_ROUND_RNE;
+    CHECK_EQ_INT(sfp_quantize(&b, &a, 1, &p, &st), 0);
+    CHECK(f2u(b) == ((254u << 23) | (1u << 22)));
+    CHECK_EQ_INT(st.saturated, 1);
+
+    /* NaN and Inf are rejected by quantize and encode */
+    float bad[3] = {1.0f, NAN, 2.0f};
+    uint8_t frame[256];
+    size_t len = 0;
+    p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO);
+    CHECK_EQ_INT(sfp_quantize(out, bad, 3, &p, NULL), SFP_ENONFINITE);
+    CHECK_EQ_INT(sfp_encode(bad, 3, &p, frame, sizeof(frame), &len, NULL), SFP_ENONFINITE);
+    bad[1] = -INFINITY;
+    CHECK_EQ_INT(sfp_encode(bad, 3, &p, frame, sizeof(frame), &len, NULL), SFP_ENONFINITE);
+    CHECK_EQ_INT(len, 0);
+
+    /* invalid params */
+    p = params(SFP_DTYPE_BF16, 8, 4, SFP_CODER_PLAIN);
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    p = params(SFP_DTYPE_F32, 2, 0, SFP_CODER_PLAIN);
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO);
+    p.gecko_group = 12;
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    CHECK(strcmp(sfp_strerror_name(SFP_ECHECKSUM), "SFP_ECHECKSUM") == 0);
+}
+
+/* Stochastic rounding: unbiased on average and reproducible. */
+static void test_stochastic(void)
+{
+    enum { N = 100000 };
+    float *x = malloc(N * 4), *y = malloc(N * 4), *z = malloc(N * 4);
+    for (int i = 0; i < N; i++)
+        x[i] = 1.1f; /* between 1.0 and 1.25 at k=2 */
+    sfp_params p = params(SFP_DTYPE_F32, 2, 8, SFP_CODER_PLAIN);
+    p.rounding = SFP_ROUND_STOCHASTIC;
+    p.seed = 42;
+    CHECK_EQ_INT(sfp_quantize(y, x, N, &p, NULL), 0);
+    CHECK_EQ_INT(sfp_quantize(z, x, N, &p, NULL), 0);
+    double mean = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(y[i] == 1.0f || y[i] == 1.25f);
+        mean += y[i];
+    }
+    mean /= N;
+    CHECK(fabs(mean - 1.1) < 0.003);
+    CHECK(memcmp(y, z, N * 4) == 0);
+    free(x), free(y), free(z);
+}
+
+static int roundtrip(const void *src, size_t n, const sfp_params *p,
+                     size_t *flen)
+{
+    const size_t esz = sfp_dtype_size(p->dtype);
+    size_t cap = sfp_frame_bound(n, p), len = 0, outn = 0;
+    uint8_t *frame = malloc(cap ? cap : 1);
+    uint8_t *q = malloc(n * esz + 1), *d = malloc(n * esz + 1);
+    int ok = 1;
+
+    CHECK(cap > 0);
+    int rc = sfp_encode(src, n, p, frame, cap, &len, NULL);
+    CHECK_EQ_INT(rc, 0);
+    rc = sfp_decode(frame, len, d, n * esz, &outn);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(outn, n);
+    CHECK_EQ_INT(sfp_quantize(q, src, n, p, NULL), 0);
+    if (memcmp(q, d, n * esz) != 0) {
+        ok = 0;
+        fprintf(stderr, "  roundtrip mismatch dtype=%d k=%u e=%u coder=%d n=%zu\n",
+                p->dtype, p->mbits, p->ebits, p->coder, n);
+    }
+    CHECK(ok);
+    /* re-encoding the decoded (on-grid) values gives the same frame */
+    size_t len2 = 0;
+    uint8_t *frame2 = malloc(cap);
+    CHECK_EQ_INT(sfp_encode(d, n, p, frame2, cap, &len2, NULL), 0);
+    CHECK(len2 == len && memcmp(frame, frame2, len) == 0);
+    if (flen)
+        *flen = len;
+    free(frame), free(frame2), free(q), free(d);
+    return ok;
+}
+
+static void fill_mixed(float *x, size_t n, trng *r, double zero_frac)
+{
+    for (size_t i = 0; i < n; i++) {
+        double u = trng_unit(r);
+        if (u < zero_frac)
+            x[i] = 0.0f;
+        else
+            x[i] = trng_gauss(r) * (float)pow(2.0, (int)(trng_next(r) % 9) - 4);
+    }
+}
+
+/* Every (k, e), both dtypes and both coders, random data on and off grid. */
+static void test_roundtrip_all_widths(void)
+{
+    enum { N = 3001 };
+    float *x = malloc(N * 4);
+    uint16_t *xb = malloc(N * 2);
+    trng r = {7};
+    fill_mixed(x, N, &r, 0.3);
+    for (size_t i = 0; i < N; i++)
+        xb[i] = (uint16_t)(f2u(x[i]) >> 16);
+    for (int c = 0; c < 2; c++)
+        for (unsigned e = 1; e <= 8; e++) {
+            for (unsigned k = 0; k <= 23; k++) {
+                sfp_params p = params(SFP_DTYPE_F32, k, e, (sfp_coder)c);
+                roundtrip(x, N, &p, NULL);
+            }
+            for (unsigned k = 0; k <= 7; k++) {
+                sfp_params p = params(SFP_DTYPE_BF16, k, e, (sfp_coder)c);
+                roundtrip(xb, N, &p, NULL);
+            }
+        }
+    /* group sizes, trunc and stochastic rounding, fixed anchor */
+    unsigned groups[] = {8, 16, 32, 64};
+    for (int g = 0; g < 4; g++)
+        for (int mode = 0; mode < 3; mode++) {
+            sfp_params p = params(SFP_DTYPE_F32, 3, 4, SFP_CODER_GECKO);
+            p.gecko_group = groups[g];
+            p.rounding = (sfp_rounding)mode;
+            p.seed = 99;
+            roundtrip(x, N, &p, NULL);
+            p.anchor = 125; /* saturates the larger values */
+            roundtrip(x, N, &p, NULL);
+        }
+    /* sizes around chunk and block boundaries, and empty */
+    size_t sizes[] = {0, 1, 7, 63, 64, 65, 2047, 2048, 2049, 4097};
+    for (int s = 0; s < 10; s++)
+        for (int c = 0; c < 2; c++) {
+            sfp_params p = params(SFP_DTYPE_F32, 2, 4, (sfp_coder)c);
+            roundtrip(x, sizes[s], &p, NULL);
+        }
+    free(x), free(xb);
+}
+
+/* k=23, e=8 is lossless on every finite float, subnormals and -0 included. */
+static void test_full_width(void)
+{
+    enum { N = 20000 };
+    uint32_t *u = malloc(N * 4), *d = malloc(N * 4);
+    trng r = {11};
+    for (size_t i = 0; i < N; i++) {
+        uint32_t v;
+        do
+            v = (uint32_t)trng_next(&r);
+        while (((v >> 23) & 0xff) == 0xff);
+        if (i % 7 == 0)
+            v &= 0x807fffffu; /* subnormal or zero */
+        u[i] = v;
+    }
+    u[0] = 0x00000000u; u[1] = 0x80000000u; /* +0, -0 */
+    u[2] = 0x00800000u; u[3] = 0x7f7fffffu; /* min, max normal */
+    u[4] = 0x00000001u; u[5] = 0x807fffffu; /* min, max subnormal */
+    for (int c = 0; c < 2; c++) {
+        sfp_params p = params(SFP_DTYPE_F32, 23, 8, (sfp_coder)c);
+        size_t cap = sfp_frame_bound(N, &p), len, n;
+        uint8_t *f = malloc(cap);
+        CHECK_EQ_INT(sfp_encode(u, N, &p, f, cap, &len, NULL), 0);
+        CHECK_EQ_INT(sfp_decode(f, len, d, N * 4, &n), 0);
+        CHECK(memcmp(u, d, N * 4) == 0);
+        free(f);
+    }
+    /* BF16 k=7 e=8 */
+    uint16_t *b = malloc(N * 2), *bd = malloc(N * 2);
+    for (size_t i = 0; i < N; i++)
+        b[i] = (uint16_t)(u[i] >> 16);
+    for (int c = 0; c < 2; c++) {
+        sfp_params p = params(SFP_DTYPE_BF16, 7, 8, (sfp_coder)c);
+        size_t cap = sfp_frame_bound(N, &p), len, n;
+        uint8_t *f = malloc(cap);
+        CHECK_EQ_INT(sfp_encode(b, N, &p, f, cap, &len, NULL), 0);
+        CHECK_EQ_INT(sfp_decode(f, len, bd, N * 2, &n), 0);
+        CHECK(memcmp(b, bd, N * 2) == 0);
+        free(f);
+    }
+    free(u), free(d), free(b), free(bd);
+}
+
+/* Gecko on adversarial groups, through frames with raw 8-bit exponents. */
+static void test_gecko_adversarial(void)
+{
+    enum { N = 1024 };
+    float x[N];
+    trng r = {5};
+    for (int pat = 0; pat < 6; pat++) {
+        for (int i = 0; i < N; i++) {
+            switch (pat) {
+            case 0: x[i] = 0.0f; break;                     /* all zero   */
+            case 1: x[i] = 1.5f; break;                     /* all equal  */
+            case 2: x[i] = u2f((uint32_t)(1 + i % 254) << 23); break; /* spread */
+            case 3: x[i] = u2f((i & 1) ? 0x00000001u : 0x7f7fffffu); break;
+            case 4: x[i] = (i % 3) ? 0.0f : u2f((uint32_t)(1 + (i * 37) % 254) << 23); break;
+            default: x[i] = (trng_next(&r) & 1) ? 0.0f : trng_gauss(&r); break;
+            }
+        }
+        for (unsigned g = 8; g <= 64; g *= 2)
+            for (unsigned e = 1; e <= 8; e++) {
+                sfp_params p = params(SFP_DTYPE_F32, 23, e, SFP_CODER_GECKO);
+                p.gecko_group = g;
+                roundtrip(x, N, &p, NULL);
+            }
+    }
+    /* direct group coder: extreme codes, widths 0..8, exact bit counts */
+    uint8_t codes[4][16], back[16], buf[128];
+    for (unsigned e = 1; e <= 8; e++) {
+        sfp__gecko_enc ge;
+        sfp__gecko_dec gd;
+        sfp__gecko_enc_init(&ge, buf, e);
+        unsigned prev = (1u << e) - 1;
+        uint64_t bits = 0;
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < 16; i++)
+                codes[t][i] = (uint8_t)(t == 0 ? 0 : t == 1 ? (1u << e) - 1
+                                        : t == 2 ? (i & 1) * ((1u << e) - 1)
+                                                 : (trng_next(&r) % (1u << e)));
+            bits += sfp__gecko_group_bits(&ge, codes[t], 16, &prev);
+            sfp__gecko_put_group(&ge, codes[t], 16);
+        }
+        uint8_t *end = sfp__bw_flush(&ge.bw);
+        CHECK_EQ_INT(end - buf, (bits + 7) / 8);
+        sfp__gecko_dec_init(&gd, buf, (size_t)(end - buf), e);
+        for (int t = 0; t < 4; t++) {
+            CHECK_EQ_INT(sfp__gecko_get_group(&gd, back, 16), 0);
+            CHECK(memcmp(back, codes[t], 16) == 0);
+        }
+    }
+}
+
+/* Encoded size equals the formula in docs/FORMAT.md. */
+static void test_size_formula(void)
+{
+    enum { N = 5000 };
+    float x[N];
+    trng r = {3};
+    fill_mixed(x, N, &r, 0.5);
+    for (int i = 0; i < N; i++)
+        if (i % 5 == 0)
+            x[i] = fabsf(x[i]);
+    for (unsigned k = 0; k <= 23; k += 7)
+        for (unsigned e = 2; e <= 8; e += 2)
+            for (int c = 0; c < 2; c++) {
+                sfp_params p = params(SFP_DTYPE_F32, k, e, (sfp_coder)c);
+                size_t cap = sfp_frame_bound(N, &p), len;
+                uint8_t *f = malloc(cap);
+                sfp_qstats st;
+                float q[N];
+                CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, &st), 0);
+                sfp_frame_info fi;
+                CHECK_EQ_INT(sfp_frame_verify(f, len, &fi), 0);
+                CHECK_EQ_INT(sfp_quantize(q, x, N, &p, NULL), 0);
+                uint64_t nnz = 0, blocks = 0, neg = 0;
+                for (int b = 0; b < N; b += 64) {
+                    int any = 0;
+                    for (int j = b; j < N && j < b + 64; j++) {
+                        nnz += q[j] != 0;
+                        any |= q[j] != 0;
+                        neg += q[j] < 0;
+                    }
+                    blocks += any;
+                }
+                CHECK_EQ_INT(fi.nonzero, nnz);
+                CHECK_EQ_INT(st.zeros, N - nnz);
+                int zmap = (N - nnz) * e * 64 > (uint64_t)N * 65;
+                CHECK_EQ_INT(!!(fi.flags & SFP_FLAG_ZMAP), zmap);
+                CHECK_EQ_INT(fi.sign_bytes, neg ? (nnz + 7) / 8 : 0);
+                CHECK_EQ_INT(fi.mant_bytes, (nnz * k + 7) / 8);
+                CHECK_EQ_INT(fi.zmap_bytes, zmap ? ((N + 63) / 64 + 7) / 8 + 8 * blocks : 0);
+                uint64_t nc = zmap ? nnz : N;
+                uint64_t ebytes;
+                if (c == 0) {
+                    ebytes = (nc * e + 7) / 8;
+                } else {
+                    /* recompute Gecko group bits from the codes */
+                    uint8_t codes[N];
+                    uint64_t m = 0, bits = 0;
+                    int lo = st.anchor - (1 << e) + 2;
+                    for (int i = 0; i < N; i++) {
+                        if (zmap && q[i] == 0)
+                            continue;
+                        codes[m++] = q[i] == 0 ? 0 : (uint8_t)((int)((f2u(q[i]) >> 23) & 0xff) - lo + 1);
+                    }
+                    sfp__gecko_enc ge;
+                    sfp__gecko_enc_init(&ge, NULL, e);
+                    unsigned prev = (1u << e) - 1;
+                    for (uint64_t i = 0; i < m; i += 16)
+                        bits += sfp__gecko_group_bits(&ge, codes + i, m - i < 16 ? (unsigned)(m - i) : 16, &prev);
+                    ebytes = (bits + 7) / 8;
+                }
+                CHECK_EQ_INT(fi.exp_bytes, ebytes);
+                CHECK_EQ_INT(len, 64 + 8 + fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes + ebytes);
+                free(f);
+            }
+}
+
+/* Truncations, bit flips and hostile headers never crash and always fail. */
+static void test_hostile(void)
+{
+    enum { N = 700 };
+    float x[N], y[N];
+    trng r = {13};
+    fill_mixed(x, N, &r, 0.5);
+    for (int c = 0; c < 2; c++) {
+        sfp_params p = params(SFP_DTYPE_F32, 2, 4, (sfp_coder)c);
+        size_t cap = sfp_frame_bound(N, &p), len;
+        uint8_t *f = malloc(cap), *g = malloc(cap);
+        CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+        for (size_t l = 0; l < len; l++) {
+            uint8_t *t = malloc(l ? l : 1);
+            memcpy(t, f, l);
+            CHECK(sfp_decode(t, l, y, sizeof(y), NULL) < 0);
+            free(t);
+        }
+        int undetected = 0;
+        for (size_t i = 0; i < len * 8; i += 3) {
+            memcpy(g, f, len);
+            g[i / 8] ^= (uint8_t)(1u << (i % 8));
+            undetected += sfp_decode(g, len, y, sizeof(y), NULL) == 0;
+        }
+        CHECK_EQ_INT(undetected, 0);
+        CHECK_EQ_INT(sfp_decode(f, len, y, sizeof(y) - 1, NULL), SFP_ENOSPC);
+        /* hostile sizes with a valid checksum: rewrite fields, re-sum */
+        for (int fld = 16; fld < 64; fld += 8) {
+            uint64_t vals[] = {0, 1, UINT64_MAX, UINT64_C(1) << 40, UINT64_C(1) << 63, len};
+            for (int v = 0; v < 6; v++) {
+                memcpy(g, f, len);
+                sfp__store64le(g + fld, vals[v]);
+                sfp_frame_info fi;
+                if (sfp_frame_parse(g, len, &fi) == 0)
+                    sfp__store64le(g + fi.frame_bytes - 8, sfp_checksum(g, fi.frame_bytes - 8));
+                int rc = sfp_decode(g, len, y, sizeof(y), NULL);
+                if (!(fld == 16 && vals[v] == N) && !(fld == 24 && vals[v] == len))
+                    CHECK(rc < 0 || memcmp(g, f, len) == 0);
+            }
+        }
+        /* byte fields 4..11 */
+        for (int fld = 4; fld < 16; fld++)
+            for (int v = 0; v < 256; v += 17) {
+                memcpy(g, f, len);
+                if (g[fld] == v)
+                    continue;
+                g[fld] = (uint8_t)v;
+                sfp_frame_info fi;
+                if (sfp_frame_parse(g, len, &fi) == 0)
+                    sfp__store64le(g + fi.frame_bytes - 8, sfp_checksum(g, fi.frame_bytes - 8));
+                (void)sfp_decode(g, len, y, sizeof(y), NULL); /* must not crash */
+            }
+        CHECK_EQ_INT(sfp_decode(f, 3, y, sizeof(y), NULL), SFP_ETRUNC);
+        g[0] = 'X';
+        CHECK_EQ_INT(sfp_decode(g, len, y, sizeof(y), NULL), SFP_EMAGIC);
+        memcpy(g, f, len);
+        g[4] = 2;
+        CHECK_EQ_INT(sfp_decode(g, len, y, sizeof(y), NULL), SFP_EVERSION);
+        memcpy(g, f, len);
+        g[len - 1] ^= 1;
+        CHECK_EQ_INT(sfp_decode(g, len, y, sizeof(y), NULL), SFP_ECHECKSUM);
+        CHECK_EQ_INT(sfp_encode(x, N, &p, g, 100, &len, NULL), SFP_ENOSPC);
+        free(f), free(g);
+    }
+}
+
+/* The ratios the issue asks for (deterministic data, no timing). */
+static void test_ratios(void)
+{
+    enum { N = 1 << 20 };
+    float *x = malloc((size_t)N * 4);
+    trng r = {21};
+    for (size_t i = 0; i < N; i++)
+        x[i] = trng_gauss(&r);
+    sfp_params p = params(SFP_DTYPE_F32, 23, 8, SFP_CODER_GECKO);
+    size_t cap = sfp_frame_bound(N, &p), len;
+    uint8_t *f = malloc(cap);
+    CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+    double lossless = (double)N * 4 / (double)len;
+    printf("lossless Gecko, Gaussian FP32: %.3fx (%.2f bits/value)\n", lossless,
+           8.0 * (double)len / N);
+    CHECK(lossless >= 1.15);
+
+    for (size_t i = 0; i < N; i++)
+        x[i] = (trng_next(&r) & 1) ? fabsf(trng_gauss(&r)) : 0.0f;
+    p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO);
+    CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+    double relu = (double)N * 4 / (double)len;
+    printf("k=2 e=4 Gecko, post-ReLU N(0,1) 50%% zeros: %.3fx (%.2f bits/value)\n",
+           relu, 8.0 * (double)len / N);
+    CHECK(relu >= 7.0);
+    free(x), free(f);
+}
+
+int main(void)
+{
+    test_vectors();
+    test_stochastic();
+    test_roundtrip_all_widths();
+    test_full_width();
+    test_gecko_adversarial();
+    test_size_formula();
+    test_hostile();
+    test_ratios();
+    return check_report("test_codec");
+}
