@@ -183,8 +183,9 @@ static inline uint64_t sfp__load64le(const uint8_t *p)
 
 /*
  * LSB-first bit writer. Bit b of a plane is bit (b % 8) of byte b / 8. The
- * writer stores only whole 32-bit words while it runs and the tail bytes on
+ * writer stores whole 64-bit words while it runs and the tail bytes on
  * flush, so it never writes past ceil(total_bits / 8) bytes.
+ * Invariant: nbits < 64.
  */
 typedef struct sfp__bw {
     uint8_t *p;
@@ -199,28 +200,18 @@ static inline void sfp__bw_init(sfp__bw *w, uint8_t *p)
     w->nbits = 0;
 }
 
-/* Appends the low n bits of v (n <= 32, v < 2^n). */
-static inline void sfp__bw_put(sfp__bw *w, uint32_t v, unsigned n)
+/* Appends the low n bits of v (n <= 64; bits of v above n must be 0). */
+static inline void sfp__bw_put(sfp__bw *w, uint64_t v, unsigned n)
 {
-    w->acc |= (uint64_t)v << w->nbits;
-    w->nbits += n;
-    if (w->nbits >= 32) {
-        sfp__store32le(w->p, (uint32_t)w->acc);
-        w->p += 4;
-        w->acc >>= 32;
-        w->nbits -= 32;
+    w->acc |= v << w->nbits;
+    unsigned t = w->nbits + n;
+    if (t >= 64) {
+        sfp__store64le(w->p, w->acc);
+        w->p += 8;
+        w->acc = w->nbits ? v >> (64 - w->nbits) : 0;
+        t -= 64;
     }
-}
-
-/* Appends the low n bits of v (n <= 64). */
-static inline void sfp__bw_put64(sfp__bw *w, uint64_t v, unsigned n)
-{
-    if (n > 32) {
-        sfp__bw_put(w, (uint32_t)v, 32);
-        sfp__bw_put(w, (uint32_t)(v >> 32), n - 32);
-    } else {
-        sfp__bw_put(w, (uint32_t)v, n);
-    }
+    w->nbits = t;
 }
 
 /* Writes the remaining bits (zero padded to a byte); returns end pointer. */
@@ -235,60 +226,52 @@ static inline uint8_t *sfp__bw_flush(sfp__bw *w)
 }
 
 /*
- * Bounds-checked LSB-first bit reader over [p, end). Reading past the end
- * sets the error flag and returns zeros; callers check br.err once per batch.
+ * Bounds-checked LSB-first bit reader over [p, p + len). Reads past the end
+ * deliver zero bits and leave pos > 8 * len, which sfp__br_overrun() reports;
+ * callers check once per chunk.
  */
 typedef struct sfp__br {
-    const uint8_t *p, *end;
-    uint64_t acc;
-    unsigned nbits;
-    int err;
+    const uint8_t *p;
+    uint64_t len;
+    uint64_t pos; /* bit position */
 } sfp__br;
 
-static inline void sfp__br_init(sfp__br *r, const uint8_t *p, size_t len)
+static inline void sfp__br_init(sfp__br *r, const uint8_t *p, uint64_t len)
 {
     r->p = p;
-    r->end = p + len;
-    r->acc = 0;
-    r->nbits = 0;
-    r->err = 0;
+    r->len = len;
+    r->pos = 0;
 }
 
-static inline void sfp__br_refill(sfp__br *r)
+static inline int sfp__br_overrun(const sfp__br *r)
 {
-    if (r->end - r->p >= 4) {
-        r->acc |= (uint64_t)sfp__load32le(r->p) << r->nbits;
-        r->p += 4;
-        r->nbits += 32;
+    return r->pos > 8 * r->len;
+}
+
+/* Reads n bits (1 <= n <= 56, or 0). */
+static inline uint64_t sfp__br_get(sfp__br *r, unsigned n)
+{
+    uint64_t byte = r->pos >> 3;
+    unsigned sh = (unsigned)(r->pos & 7);
+    uint64_t v;
+    if (SFP__LIKELY(byte + 8 <= r->len)) {
+        v = sfp__load64le(r->p + byte) >> sh;
     } else {
-        while (r->nbits <= 56 && r->p < r->end) {
-            r->acc |= (uint64_t)*r->p++ << r->nbits;
-            r->nbits += 8;
-        }
+        v = 0;
+        for (unsigned i = 0; i < 8 && byte + i < r->len; i++)
+            v |= (uint64_t)r->p[byte + i] << (8 * i);
+        v >>= sh;
     }
+    r->pos += n;
+    return v & ((UINT64_C(1) << n) - 1);
 }
 
-/* Reads n bits (n <= 32). */
-static inline uint32_t sfp__br_get(sfp__br *r, unsigned n)
-{
-    if (r->nbits < n) {
-        sfp__br_refill(r);
-        if (SFP__UNLIKELY(r->nbits < n)) {
-            r->err = 1;
-            r->nbits = n; /* deliver zeros, keep going branch-free */
-        }
-    }
-    uint32_t v = (uint32_t)(r->acc & ((n == 32) ? 0xffffffffu : ((1u << n) - 1)));
-    r->acc = n == 64 ? 0 : r->acc >> n;
-    r->nbits -= n;
-    return v;
-}
-
+/* Reads n bits, 0 <= n <= 64. */
 static inline uint64_t sfp__br_get64(sfp__br *r, unsigned n)
 {
-    if (n > 32) {
+    if (n > 56) {
         uint64_t lo = sfp__br_get(r, 32);
-        return lo | (uint64_t)sfp__br_get(r, n - 32) << 32;
+        return lo | sfp__br_get(r, n - 32) << 32;
     }
     return sfp__br_get(r, n);
 }
@@ -306,51 +289,69 @@ static inline unsigned sfp__gecko_wbits(unsigned ebits)
     return sfp__bitlen(ebits);
 }
 
-/* Gecko group encoder state (codes arrive one group at a time). */
-typedef struct sfp__gecko_enc {
-    sfp__bw bw;
-    unsigned ebits, wbits;
-    unsigned prev_base;
-} sfp__gecko_enc;
-
-void sfp__gecko_enc_init(sfp__gecko_enc *g, uint8_t *p, unsigned ebits) SFP__HIDDEN;
-void sfp__gecko_put_group(sfp__gecko_enc *g, const uint8_t *codes, unsigned n) SFP__HIDDEN;
-/* Exact bits that sfp__gecko_put_group would append for these codes. */
-uint64_t sfp__gecko_group_bits(const sfp__gecko_enc *g, const uint8_t *codes,
-                               unsigned n, unsigned *prev_base) SFP__HIDDEN;
-
-typedef struct sfp__gecko_dec {
-    sfp__br br;
-    unsigned ebits, wbits;
-    unsigned prev_base;
-} sfp__gecko_dec;
-
-void sfp__gecko_dec_init(sfp__gecko_dec *g, const uint8_t *p, size_t len,
-                         unsigned ebits) SFP__HIDDEN;
+/* Appends one group of n codes; *prev is the previous group's base. */
+void sfp__gecko_put(sfp__bw *w, unsigned ebits, unsigned *prev,
+                    const uint8_t *codes, unsigned n) SFP__HIDDEN;
+/* Exact bits sfp__gecko_put would append (updates *prev the same way). */
+uint64_t sfp__gecko_bits(unsigned ebits, unsigned *prev, const uint8_t *codes,
+                         unsigned n) SFP__HIDDEN;
 /* Decodes one group of n codes; returns 0 or SFP_ECORRUPT. */
-int sfp__gecko_get_group(sfp__gecko_dec *g, uint8_t *codes, unsigned n) SFP__HIDDEN;
+int sfp__gecko_get(sfp__br *r, unsigned ebits, unsigned *prev, uint8_t *codes,
+                   unsigned n) SFP__HIDDEN;
 
 /* ------------------------------------------------------------ kernels */
 
 /*
- * Per-implementation hot loops. All take binary32 patterns; bf16 callers
- * widen chunk by chunk. Each function must produce bit-identical results to
- * the C reference (tests/lib/test_kernels.c checks).
+ * Codec state of one encode or decode, shared by the C reference and the
+ * SIMD kernels. The driver (frame.c) works chunk by chunk: per-value planes
+ * (sign, mantissa, zero-map words) are produced/consumed by *_values, the
+ * exponent codes go through cbuf and are coded by *_codes.
  */
+typedef struct sfp__codec {
+    /* configuration */
+    unsigned k, ebits, shift;
+    int lo;              /* lowest biased exponent of the window          */
+    unsigned cmin;       /* smallest valid non-zero code                  */
+    int zmap, hsign, zsign;
+    sfp_coder coder;
+    unsigned G;          /* Gecko group size                              */
+    const sfp__plan *pl; /* encoder only                                  */
+    /* planes */
+    sfp__bw wsign, wmant, wexp;
+    sfp__br rsign, rmant, rexp;
+    unsigned prev_base;  /* Gecko                                         */
+    /* exponent codes of the current chunk (+ a partial Gecko group) */
+    uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
+    size_t cn;           /* codes in cbuf                                 */
+    size_t cpos;         /* decoder: next code to consume                 */
+    uint64_t codes_left; /* decoder: codes still in the exponent plane    */
+    uint64_t nonzero;
+    int bad;             /* decoder: invalid code seen                    */
+} sfp__codec;
+
 typedef struct sfp__kernels {
     /* Pass 1: accumulate into h (bins are added to, not reset). */
     void (*analyze)(const uint32_t *x, size_t n, const sfp__round *r,
                     uint64_t i0, sfp__hist *h);
+    /* Quantizes x[0..n) into y (element index base i0). */
+    void (*quantize)(uint32_t *y, const uint32_t *x, size_t n,
+                     const sfp__plan *pl, uint64_t i0);
     /*
-     * Quantizes x[0..n) under the plan (element index base i0) and splits
-     * every value into planes: nz[j] = 1 if non-zero, code[j] the exponent
-     * code (0 for zero), mant[j] the kept fraction bits, sign[j] the sign.
+     * Encoder, per chunk (n <= SFP__CHUNK, i0 % 64 == 0): writes sign and
+     * mantissa bits, appends exponent codes to cbuf (non-zero ones only in
+     * zero-map mode) and sets zw[b] to the non-zero mask of block b.
      */
-    void (*split)(const uint32_t *x, size_t n, const sfp__plan *pl,
-                  uint64_t i0, uint8_t *code, uint32_t *mant, uint8_t *sign);
-    /* Inverse of split for decoding: rebuilds binary32 patterns. */
-    void (*join)(uint32_t *y, size_t n, unsigned shift, int lo,
-                 const uint8_t *code, const uint32_t *mant, const uint8_t *sign);
+    void (*enc_values)(sfp__codec *c, const uint32_t *x, size_t n,
+                       uint64_t i0, uint64_t *zw);
+    /* Codes cbuf into the exponent plane; keeps a partial Gecko group
+     * unless last. */
+    void (*enc_codes)(sfp__codec *c, int last);
+    /* Decoder: makes at least `need` codes available in cbuf[cpos..cn). */
+    int (*dec_codes)(sfp__codec *c, size_t need);
+    /* Decoder, per chunk: rebuilds binary32 patterns from the planes and
+     * cbuf. zw holds the block masks in zero-map mode. */
+    void (*dec_values)(sfp__codec *c, uint32_t *y, size_t n,
+                       const uint64_t *zw);
 } sfp__kernels;
 
 extern const sfp__kernels sfp__kernels_c SFP__HIDDEN;

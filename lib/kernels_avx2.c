@@ -101,72 +101,386 @@ static inline uint64_t pack_lo_bytes(__m256i v)
     return (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(b));
 }
 
-static void split_avx2(const uint32_t *x, size_t n, const sfp__plan *pl,
-                       uint64_t i0, uint8_t *code, uint32_t *mant, uint8_t *sign)
+#define ONES8 UINT64_C(0x0101010101010101)
+#define ONES16 UINT64_C(0x0001000100010001)
+
+/* Per-byte mask of the low k bits (k <= 8). */
+static inline uint64_t bytemask(unsigned k)
 {
-    if (pl->r.mode == SFP_ROUND_STOCHASTIC) {
-        sfp__kernels_c.split(x, n, pl, i0, code, mant, sign);
+    return k >= 8 ? ~UINT64_C(0) : ONES8 * ((1u << k) - 1);
+}
+
+/* 8 mask bits -> 8 bytes of 0x00/0xff. */
+static inline uint64_t expand8(unsigned m)
+{
+    return _pdep_u64(m, ONES8) * 0xff;
+}
+
+/* 4 mask bits -> 4 u16 of 0x0000/0xffff. */
+static inline uint64_t expand16(unsigned m)
+{
+    return _pdep_u64(m, ONES16) * 0xffff;
+}
+
+static inline uint64_t load8(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void store8(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static inline uint64_t get_bits(sfp__br *r, unsigned n)
+{
+    return n > 56 ? sfp__br_get64(r, n) : sfp__br_get(r, n);
+}
+
+/* Quantizes 8 patterns under the plan (RNE/TRUNC). */
+static inline __m256i quant8(__m256i v, const sfp__plan *pl)
+{
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i a = _mm256_and_si256(v, absmask);
+    __m256i ov;
+    __m256i m = round_mag8(a, &pl->r, &ov);
+    __m256i E = _mm256_srli_epi32(m, 23);
+    __m256i flush = _mm256_or_si256(_mm256_cmpeq_epi32(m, zero),
+                                    _mm256_cmpgt_epi32(_mm256_set1_epi32(pl->minE), E));
+    __m256i satv = _mm256_set1_epi32((int)(((uint32_t)pl->anchor << 23) |
+                                           (0x7fffffu & ~pl->r.lowmask)));
+    m = _mm256_blendv_epi8(m, satv, _mm256_cmpgt_epi32(E, _mm256_set1_epi32(pl->anchor)));
+    __m256i y = _mm256_or_si256(_mm256_andnot_si256(absmask, v), m);
+    y = _mm256_andnot_si256(flush, y);
+    return _mm256_blendv_epi8(y, v, _mm256_cmpeq_epi32(a, zero));
+}
+
+static void quantize_avx2(uint32_t *y, const uint32_t *x, size_t n,
+                          const sfp__plan *pl, uint64_t i0)
+{
+    size_t i = 0;
+    if (pl->r.mode != SFP_ROUND_STOCHASTIC)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_si256((__m256i *)(y + i),
+                                quant8(_mm256_loadu_si256((const __m256i *)(x + i)), pl));
+    if (i < n)
+        sfp__kernels_c.quantize(y + i, x + i, n - i, pl, i0 + i);
+}
+
+/* One value of the encoder, scalar (tails). */
+static inline void enc_one(sfp__codec *c, uint32_t x, uint64_t i, uint64_t *word,
+                           unsigned j)
+{
+    uint32_t y = sfp__quant_one(c->pl, x, i);
+    uint32_t a = y & 0x7fffffffu;
+    int nz = a != 0;
+    *word |= (uint64_t)nz << j;
+    if (c->hsign && (nz || c->zsign))
+        sfp__bw_put(&c->wsign, y >> 31, 1);
+    if (nz && c->k)
+        sfp__bw_put(&c->wmant, (a & 0x7fffffu) >> c->shift, c->k);
+    if (nz || !c->zmap)
+        c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - (c->lo - 1)) : 0;
+}
+
+static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
+                            uint64_t i0, uint64_t *zw)
+{
+    if (c->pl->r.mode == SFP_ROUND_STOCHASTIC) {
+        sfp__kernels_c.enc_values(c, x, n, i0, zw);
         return;
     }
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     const __m256i zero = _mm256_setzero_si256();
-    const __m256i minE1 = _mm256_set1_epi32(pl->minE - 1);
-    const __m256i anchor = _mm256_set1_epi32(pl->anchor);
-    const __m256i satv = _mm256_set1_epi32((int)(((uint32_t)pl->anchor << 23) |
-                                                 (0x7fffffu & ~pl->r.lowmask)));
-    const __m256i lo1 = _mm256_set1_epi32(pl->lo - 1);
+    const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
     const __m256i frac = _mm256_set1_epi32(0x7fffff);
-    const __m128i sh = _mm_cvtsi32_si128((int)pl->r.shift);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
-        __m256i a = _mm256_and_si256(v, absmask);
-        __m256i ov;
-        __m256i m = round_mag8(a, &pl->r, &ov);
-        __m256i E = _mm256_srli_epi32(m, 23);
-        __m256i flush = _mm256_or_si256(_mm256_cmpeq_epi32(m, zero),
-                                        _mm256_cmpgt_epi32(minE1, E));
-        m = _mm256_blendv_epi8(m, satv, _mm256_cmpgt_epi32(E, anchor));
-        __m256i y = _mm256_or_si256(_mm256_andnot_si256(absmask, v), m);
-        y = _mm256_andnot_si256(flush, y);
-        y = _mm256_blendv_epi8(y, v, _mm256_cmpeq_epi32(a, zero));
-        __m256i ya = _mm256_and_si256(y, absmask);
-        __m256i c = _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1);
-        c = _mm256_andnot_si256(_mm256_cmpeq_epi32(ya, zero), c);
-        uint64_t cb = pack_lo_bytes(c);
-        uint64_t sb = pack_lo_bytes(_mm256_srli_epi32(y, 31));
-        memcpy(code + i, &cb, 8);
-        memcpy(sign + i, &sb, 8);
-        _mm256_storeu_si256((__m256i *)(mant + i),
-                            _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh));
+    const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
+    const unsigned k = c->k;
+    const uint64_t km8 = bytemask(k);
+    const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
+    const uint64_t km32 = (UINT64_C(1) << k) - 1;
+
+    for (size_t b = 0; b < n; b += 64) {
+        size_t m = n - b < 64 ? n - b : 64;
+        uint64_t word = 0;
+        size_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            __m256i y = quant8(_mm256_loadu_si256((const __m256i *)(x + b + j)), c->pl);
+            __m256i ya = _mm256_and_si256(y, absmask);
+            __m256i isz = _mm256_cmpeq_epi32(ya, zero);
+            unsigned nz8 = 0xffu ^ (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(isz));
+            unsigned cnt = (unsigned)__builtin_popcount(nz8);
+            word |= (uint64_t)nz8 << j;
+            if (c->hsign) {
+                unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
+                if (c->zsign)
+                    sfp__bw_put(&c->wsign, s8, 8);
+                else
+                    sfp__bw_put(&c->wsign, _pext_u32(s8, nz8), cnt);
+            }
+            if (k) {
+                __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
+                if (k <= 8) {
+                    uint64_t mask = km8 & expand8(nz8);
+                    sfp__bw_put(&c->wmant, _pext_u64(pack_lo_bytes(mt), mask), cnt * k);
+                } else if (k <= 16) {
+                    __m256i p16 = _mm256_packus_epi32(mt, mt);
+                    uint64_t m0 = km16 & expand16(nz8 & 15), m1 = km16 & expand16(nz8 >> 4);
+                    sfp__bw_put(&c->wmant, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 0), m0),
+                                (unsigned)__builtin_popcount(nz8 & 15) * k);
+                    sfp__bw_put(&c->wmant, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 2), m1),
+                                (unsigned)__builtin_popcount(nz8 >> 4) * k);
+                } else {
+                    uint64_t t[4];
+                    _mm256_storeu_si256((__m256i *)t, mt);
+                    for (int q = 0; q < 4; q++) {
+                        unsigned two = (nz8 >> (2 * q)) & 3;
+                        uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
+                        sfp__bw_put(&c->wmant, _pext_u64(t[q], mask),
+                                    (unsigned)__builtin_popcount(two) * k);
+                    }
+                }
+            }
+            __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
+            uint64_t codes = pack_lo_bytes(cd);
+            if (c->zmap) {
+                store8(c->cbuf + c->cn, _pext_u64(codes, expand8(nz8)));
+                c->cn += cnt;
+            } else {
+                store8(c->cbuf + c->cn, codes);
+                c->cn += 8;
+            }
+        }
+        for (; j < m; j++)
+            enc_one(c, x[b + j], i0 + b + j, &word, (unsigned)j);
+        zw[b / 64] = word;
+        c->nonzero += (uint64_t)__builtin_popcountll(word);
     }
-    if (i < n)
-        sfp__kernels_c.split(x + i, n - i, pl, i0 + i, code + i, mant + i, sign + i);
 }
 
-static void join_avx2(uint32_t *y, size_t n, unsigned shift, int lo,
-                      const uint8_t *code, const uint32_t *mant, const uint8_t *sign)
+/* Horizontal max and min of the n (8..64) bytes at p. */
+static inline void range_bytes(const uint8_t *p, unsigned n, unsigned *hi,
+                               unsigned *lo)
 {
-    const __m256i lo1 = _mm256_set1_epi32(lo - 1);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m128i sh = _mm_cvtsi32_si128((int)shift);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(code + i)));
-        __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sign + i)));
-        __m256i m = _mm256_loadu_si256((const __m256i *)(mant + i));
-        __m256i v = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(c, lo1), 23),
-                                    _mm256_sll_epi32(m, sh));
-        v = _mm256_andnot_si256(_mm256_cmpeq_epi32(c, zero), v);
-        v = _mm256_or_si256(v, _mm256_slli_epi32(s, 31));
-        _mm256_storeu_si256((__m256i *)(y + i), v);
+    __m128i mx, mn;
+    if (n == 8) {
+        __m128i v = _mm_loadl_epi64((const __m128i *)p);
+        mx = mn = _mm_unpacklo_epi64(v, v);
+    } else {
+        mx = mn = _mm_loadu_si128((const __m128i *)p);
+        for (unsigned i = 16; i < n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            mx = _mm_max_epu8(mx, v);
+            mn = _mm_min_epu8(mn, v);
+        }
     }
-    if (i < n)
-        sfp__kernels_c.join(y + i, n - i, shift, lo, code + i, mant + i, sign + i);
+    mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 8));
+    mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 8));
+    mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 4));
+    mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 4));
+    mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 2));
+    mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 2));
+    mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 1));
+    mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 1));
+    *hi = (unsigned)_mm_cvtsi128_si32(mx) & 0xff;
+    *lo = (unsigned)_mm_cvtsi128_si32(mn) & 0xff;
+}
+
+static void enc_codes_avx2(sfp__codec *c, int last)
+{
+    size_t i = 0;
+    const unsigned e = c->ebits;
+    if (c->coder == SFP_CODER_PLAIN) {
+        const uint64_t em = bytemask(e);
+        for (; i + 8 <= c->cn; i += 8)
+            sfp__bw_put(&c->wexp, _pext_u64(load8(c->cbuf + i), em), 8 * e);
+        for (; i < c->cn; i++)
+            sfp__bw_put(&c->wexp, c->cbuf[i], e);
+    } else {
+        const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
+        for (; c->cn - i >= G; i += G) {
+            const uint8_t *g = c->cbuf + i;
+            unsigned B, mn;
+            range_bytes(g, G, &B, &mn);
+            unsigned w = sfp__bitlen(B - mn);
+            if (B == c->prev_base)
+                sfp__bw_put(&c->wexp, 1 | (uint64_t)w << 1, 1 + wbits);
+            else
+                sfp__bw_put(&c->wexp, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
+            c->prev_base = B;
+            if (w) {
+                const uint64_t wm = bytemask(w), bb = ONES8 * B;
+                for (unsigned q = 0; q < G; q += 8)
+                    sfp__bw_put(&c->wexp, _pext_u64(bb - load8(g + q), wm), 8 * w);
+            }
+        }
+        if (last && i < c->cn) {
+            sfp__gecko_put(&c->wexp, e, &c->prev_base, c->cbuf + i, (unsigned)(c->cn - i));
+            i = c->cn;
+        }
+    }
+    memmove(c->cbuf, c->cbuf + i, c->cn - i);
+    c->cn -= i;
+}
+
+static int dec_codes_avx2(sfp__codec *c, size_t need)
+{
+    memmove(c->cbuf, c->cbuf + c->cpos, c->cn - c->cpos);
+    c->cn -= c->cpos;
+    c->cpos = 0;
+    const unsigned e = c->ebits;
+    if (c->coder == SFP_CODER_PLAIN) {
+        size_t m = need > c->cn ? need - c->cn : 0;
+        RETURN_IF(m > c->codes_left, SFP_ECORRUPT);
+        const uint64_t em = bytemask(e);
+        size_t q = 0;
+        for (; q + 8 <= m; q += 8) {
+            store8(c->cbuf + c->cn, _pdep_u64(get_bits(&c->rexp, 8 * e), em));
+            c->cn += 8;
+        }
+        for (; q < m; q++)
+            c->cbuf[c->cn++] = (uint8_t)sfp__br_get(&c->rexp, e);
+        c->codes_left -= m;
+    } else {
+        const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
+        while (c->cn < need) {
+            RETURN_IF(c->codes_left == 0, SFP_ECORRUPT);
+            if (c->codes_left < G) {
+                unsigned g = (unsigned)c->codes_left;
+                int rc = sfp__gecko_get(&c->rexp, e, &c->prev_base, c->cbuf + c->cn, g);
+                RETURN_IF(rc < 0, rc);
+                c->cn += g;
+                c->codes_left = 0;
+                continue;
+            }
+            unsigned B = c->prev_base;
+            if (!sfp__br_get(&c->rexp, 1))
+                B = (unsigned)sfp__br_get(&c->rexp, e);
+            unsigned w = (unsigned)sfp__br_get(&c->rexp, wbits);
+            RETURN_IF(w > e, SFP_ECORRUPT);
+            const uint64_t wm = bytemask(w), bb = ONES8 * B;
+            const __m128i bv = _mm_set1_epi8((char)B);
+            __m128i badv = _mm_setzero_si128();
+            for (unsigned q = 0; q < G; q += 8) {
+                uint64_t d = w ? _pdep_u64(get_bits(&c->rexp, 8 * w), wm) : 0;
+                __m128i dv = _mm_cvtsi64_si128((long long)d);
+                /* d > B in some byte <=> max(d, B) != B */
+                badv = _mm_or_si128(badv, _mm_xor_si128(_mm_max_epu8(dv, bv), bv));
+                store8(c->cbuf + c->cn + q, bb - d);
+            }
+            RETURN_IF(_mm_cvtsi128_si64(badv) != 0, SFP_ECORRUPT);
+            c->prev_base = B;
+            c->cn += G;
+            c->codes_left -= G;
+        }
+    }
+    RETURN_IF(sfp__br_overrun(&c->rexp), SFP_ECORRUPT);
+    return SFP_OK;
+}
+
+static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
+                            const uint64_t *zw)
+{
+    const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i cmin = _mm256_set1_epi32((int)c->cmin);
+    const __m256i bitsel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
+    const unsigned k = c->k;
+    const uint64_t km8 = bytemask(k);
+    const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
+    const uint64_t km32 = (UINT64_C(1) << k) - 1;
+    __m256i badv = zero;
+
+    for (size_t b = 0; b < n; b += 64) {
+        size_t m = n - b < 64 ? n - b : 64;
+        uint64_t word = c->zmap ? zw[b / 64] : 0;
+        size_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            unsigned nz8, cnt;
+            uint64_t codes;
+            if (c->zmap) {
+                nz8 = (unsigned)(word >> j) & 0xff;
+                cnt = (unsigned)__builtin_popcount(nz8);
+                codes = _pdep_u64(load8(c->cbuf + c->cpos), expand8(nz8));
+                c->cpos += cnt;
+            } else {
+                codes = load8(c->cbuf + c->cpos);
+                c->cpos += 8;
+                __m128i cv = _mm_cvtsi64_si128((long long)codes);
+                nz8 = 0xffu ^ ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(cv, _mm_setzero_si128())) & 0xff);
+                cnt = (unsigned)__builtin_popcount(nz8);
+            }
+            __m256i cd = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)codes));
+            __m256i isz = _mm256_cmpeq_epi32(cd, zero);
+            badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpgt_epi32(cmin, cd)));
+
+            __m256i sv = zero;
+            if (c->hsign) {
+                unsigned s8 = c->zsign ? (unsigned)sfp__br_get(&c->rsign, 8)
+                                       : _pdep_u32((unsigned)sfp__br_get(&c->rsign, cnt), nz8);
+                sv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)s8), bitsel), bitsel);
+                sv = _mm256_slli_epi32(sv, 31);
+            }
+            __m256i mt = zero;
+            if (k) {
+                if (k <= 8) {
+                    uint64_t mb = _pdep_u64(get_bits(&c->rmant, cnt * k), km8 & expand8(nz8));
+                    mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
+                } else if (k <= 16) {
+                    unsigned lo4 = nz8 & 15, hi4 = nz8 >> 4;
+                    uint64_t a0 = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(lo4) * k),
+                                            km16 & expand16(lo4));
+                    uint64_t a1 = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(hi4) * k),
+                                            km16 & expand16(hi4));
+                    mt = _mm256_cvtepu16_epi32(_mm_set_epi64x((long long)a1, (long long)a0));
+                } else {
+                    uint64_t t[4];
+                    for (int q = 0; q < 4; q++) {
+                        unsigned two = (nz8 >> (2 * q)) & 3;
+                        uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
+                        t[q] = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(two) * k), mask);
+                    }
+                    mt = _mm256_loadu_si256((const __m256i *)t);
+                }
+            }
+            __m256i v = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(cd, lo1), 23),
+                                        _mm256_sll_epi32(mt, sh));
+            v = _mm256_andnot_si256(isz, v);
+            _mm256_storeu_si256((__m256i *)(y + b + j), _mm256_or_si256(v, sv));
+            c->nonzero += cnt;
+        }
+        for (; j < m; j++) {
+            unsigned code;
+            int nz;
+            if (c->zmap) {
+                nz = (int)(word >> j & 1);
+                code = nz ? c->cbuf[c->cpos++] : 0;
+            } else {
+                code = c->cbuf[c->cpos++];
+                nz = code != 0;
+            }
+            c->bad |= nz && code < c->cmin;
+            uint32_t s = (c->hsign && (nz || c->zsign)) ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
+            uint32_t mt = (nz && k) ? (uint32_t)sfp__br_get(&c->rmant, k) : 0;
+            uint32_t v = s << 31;
+            if (nz)
+                v |= (uint32_t)((int)code + c->lo - 1) << 23 | mt << c->shift;
+            y[b + j] = v;
+            c->nonzero += (uint64_t)nz;
+        }
+    }
+    c->bad |= !_mm256_testz_si256(badv, badv);
 }
 
 const sfp__kernels sfp__kernels_avx2 = {
     .analyze = analyze_avx2,
-    .split = split_avx2,
-    .join = join_avx2,
+    .quantize = quantize_avx2,
+    .enc_values = enc_values_avx2,
+    .enc_codes = enc_codes_avx2,
+    .dec_codes = dec_codes_avx2,
+    .dec_values = dec_values_avx2,
 };

@@ -33,36 +33,122 @@ static void analyze_c(const uint32_t *x, size_t n, const sfp__round *r,
     h->saturated += (uint64_t)sat;
 }
 
-static void split_c(const uint32_t *x, size_t n, const sfp__plan *pl,
-                    uint64_t i0, uint8_t *code, uint32_t *mant, uint8_t *sign)
+static void quantize_c(uint32_t *y, const uint32_t *x, size_t n,
+                       const sfp__plan *pl, uint64_t i0)
 {
-    const int lo1 = pl->lo - 1;
-    const unsigned shift = pl->r.shift;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t y = sfp__quant_one(pl, x[i], i0 + i);
-        uint32_t a = y & 0x7fffffffu;
-        code[i] = a ? (uint8_t)((int)(a >> 23) - lo1) : 0;
-        mant[i] = (a & 0x7fffffu) >> shift;
-        sign[i] = (uint8_t)(y >> 31);
+    for (size_t i = 0; i < n; i++)
+        y[i] = sfp__quant_one(pl, x[i], i0 + i);
+}
+
+static void enc_values_c(sfp__codec *c, const uint32_t *x, size_t n,
+                         uint64_t i0, uint64_t *zw)
+{
+    const int lo1 = c->lo - 1;
+    for (size_t b = 0; b < n; b += 64) {
+        size_t m = n - b < 64 ? n - b : 64;
+        uint64_t word = 0;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t y = sfp__quant_one(c->pl, x[b + j], i0 + b + j);
+            uint32_t a = y & 0x7fffffffu;
+            int nz = a != 0;
+            word |= (uint64_t)nz << j;
+            if (c->hsign && (nz || c->zsign))
+                sfp__bw_put(&c->wsign, y >> 31, 1);
+            if (nz && c->k)
+                sfp__bw_put(&c->wmant, (a & 0x7fffffu) >> c->shift, c->k);
+            if (nz || !c->zmap)
+                c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - lo1) : 0;
+        }
+        zw[b / 64] = word;
+        c->nonzero += (uint64_t)__builtin_popcountll(word);
     }
 }
 
-static void join_c(uint32_t *y, size_t n, unsigned shift, int lo,
-                   const uint8_t *code, const uint32_t *mant, const uint8_t *sign)
+static void enc_codes_c(sfp__codec *c, int last)
 {
-    const int lo1 = lo - 1;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = (uint32_t)sign[i] << 31;
-        if (code[i])
-            v |= (uint32_t)(code[i] + lo1) << 23 | mant[i] << shift;
-        y[i] = v;
+    size_t i = 0;
+    if (c->coder == SFP_CODER_PLAIN) {
+        for (; i < c->cn; i++)
+            sfp__bw_put(&c->wexp, c->cbuf[i], c->ebits);
+    } else {
+        for (; c->cn - i >= c->G; i += c->G)
+            sfp__gecko_put(&c->wexp, c->ebits, &c->prev_base, c->cbuf + i, c->G);
+        if (last && i < c->cn) {
+            sfp__gecko_put(&c->wexp, c->ebits, &c->prev_base, c->cbuf + i,
+                           (unsigned)(c->cn - i));
+            i = c->cn;
+        }
     }
+    memmove(c->cbuf, c->cbuf + i, c->cn - i);
+    c->cn -= i;
+}
+
+static int dec_codes_c(sfp__codec *c, size_t need)
+{
+    memmove(c->cbuf, c->cbuf + c->cpos, c->cn - c->cpos);
+    c->cn -= c->cpos;
+    c->cpos = 0;
+    while (c->cn < need) {
+        RETURN_IF(c->codes_left == 0, SFP_ECORRUPT);
+        if (c->coder == SFP_CODER_PLAIN) {
+            size_t m = need - c->cn;
+            if (m > c->codes_left)
+                m = (size_t)c->codes_left;
+            for (size_t i = 0; i < m; i++)
+                c->cbuf[c->cn++] = (uint8_t)sfp__br_get(&c->rexp, c->ebits);
+            c->codes_left -= m;
+        } else {
+            unsigned g = c->codes_left < c->G ? (unsigned)c->codes_left : c->G;
+            int rc = sfp__gecko_get(&c->rexp, c->ebits, &c->prev_base,
+                                    c->cbuf + c->cn, g);
+            RETURN_IF(rc < 0, rc);
+            c->cn += g;
+            c->codes_left -= g;
+        }
+    }
+    RETURN_IF(sfp__br_overrun(&c->rexp), SFP_ECORRUPT);
+    return SFP_OK;
+}
+
+static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n,
+                         const uint64_t *zw)
+{
+    const int lo1 = c->lo - 1;
+    unsigned bad = 0;
+    for (size_t b = 0; b < n; b += 64) {
+        size_t m = n - b < 64 ? n - b : 64;
+        uint64_t word = c->zmap ? zw[b / 64] : 0;
+        for (size_t j = 0; j < m; j++) {
+            unsigned code;
+            int nz;
+            if (c->zmap) {
+                nz = (int)(word >> j & 1);
+                code = nz ? c->cbuf[c->cpos++] : 0;
+            } else {
+                code = c->cbuf[c->cpos++];
+                nz = code != 0;
+            }
+            bad |= nz && code < c->cmin;
+            uint32_t s = (c->hsign && (nz || c->zsign))
+                             ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
+            uint32_t mt = (nz && c->k) ? (uint32_t)sfp__br_get(&c->rmant, c->k) : 0;
+            uint32_t v = s << 31;
+            if (nz)
+                v |= (uint32_t)((int)code + lo1) << 23 | mt << c->shift;
+            y[b + j] = v;
+            c->nonzero += (uint64_t)nz;
+        }
+    }
+    c->bad |= (int)bad;
 }
 
 const sfp__kernels sfp__kernels_c = {
     .analyze = analyze_c,
-    .split = split_c,
-    .join = join_c,
+    .quantize = quantize_c,
+    .enc_values = enc_values_c,
+    .enc_codes = enc_codes_c,
+    .dec_codes = dec_codes_c,
+    .dec_values = dec_values_c,
 };
 
 /* ------------------------------------------------------------ plan */
@@ -145,16 +231,20 @@ int sfp_quantize(void *dst, const void *src, size_t n, const sfp_params *p,
     RETURN_IF(n > 0 && (dst == NULL || src == NULL), SFP_EINVAL);
     RETURN_IF((rc = sfp__plan_make(&pl, p, src, n)) < 0, rc);
 
+    const sfp__kernels *kt = sfp__kernels_get();
     if (p->dtype == SFP_DTYPE_F32) {
-        const uint32_t *s = src;
-        uint32_t *d = dst;
-        for (size_t i = 0; i < n; i++)
-            d[i] = sfp__quant_one(&pl, s[i], i);
+        kt->quantize(dst, src, n, &pl, 0);
     } else {
         const uint16_t *s = src;
         uint16_t *d = dst;
-        for (size_t i = 0; i < n; i++)
-            d[i] = (uint16_t)(sfp__quant_one(&pl, (uint32_t)s[i] << 16, i) >> 16);
+        uint32_t tmp[SFP__CHUNK];
+        for (size_t i = 0; i < n; i += SFP__CHUNK) {
+            size_t c = n - i < SFP__CHUNK ? n - i : SFP__CHUNK;
+            sfp__widen_bf16(tmp, s + i, c);
+            kt->quantize(tmp, tmp, c, &pl, i);
+            for (size_t j = 0; j < c; j++)
+                d[i + j] = (uint16_t)(tmp[j] >> 16);
+        }
     }
     if (stats)
         plan_stats(&pl, stats);

@@ -269,24 +269,24 @@ static void test_gecko_adversarial(void)
     /* direct group coder: extreme codes, widths 0..8, exact bit counts */
     uint8_t codes[4][16], back[16], buf[128];
     for (unsigned e = 1; e <= 8; e++) {
-        sfp__gecko_enc ge;
-        sfp__gecko_dec gd;
-        sfp__gecko_enc_init(&ge, buf, e);
-        unsigned prev = (1u << e) - 1;
+        sfp__bw bw;
+        sfp__br br;
+        sfp__bw_init(&bw, buf);
+        unsigned prev = (1u << e) - 1, prev2 = prev, prev3 = prev;
         uint64_t bits = 0;
         for (int t = 0; t < 4; t++) {
             for (int i = 0; i < 16; i++)
                 codes[t][i] = (uint8_t)(t == 0 ? 0 : t == 1 ? (1u << e) - 1
                                         : t == 2 ? (i & 1) * ((1u << e) - 1)
                                                  : (trng_next(&r) % (1u << e)));
-            bits += sfp__gecko_group_bits(&ge, codes[t], 16, &prev);
-            sfp__gecko_put_group(&ge, codes[t], 16);
+            bits += sfp__gecko_bits(e, &prev, codes[t], 16);
+            sfp__gecko_put(&bw, e, &prev2, codes[t], 16);
         }
-        uint8_t *end = sfp__bw_flush(&ge.bw);
+        uint8_t *end = sfp__bw_flush(&bw);
         CHECK_EQ_INT(end - buf, (bits + 7) / 8);
-        sfp__gecko_dec_init(&gd, buf, (size_t)(end - buf), e);
+        sfp__br_init(&br, buf, (size_t)(end - buf));
         for (int t = 0; t < 4; t++) {
-            CHECK_EQ_INT(sfp__gecko_get_group(&gd, back, 16), 0);
+            CHECK_EQ_INT(sfp__gecko_get(&br, e, &prev3, back, 16), 0);
             CHECK(memcmp(back, codes[t], 16) == 0);
         }
     }
@@ -345,11 +345,9 @@ static void test_size_formula(void)
                             continue;
                         codes[m++] = q[i] == 0 ? 0 : (uint8_t)((int)((f2u(q[i]) >> 23) & 0xff) - lo + 1);
                     }
-                    sfp__gecko_enc ge;
-                    sfp__gecko_enc_init(&ge, NULL, e);
                     unsigned prev = (1u << e) - 1;
                     for (uint64_t i = 0; i < m; i += 16)
-                        bits += sfp__gecko_group_bits(&ge, codes + i, m - i < 16 ? (unsigned)(m - i) : 16, &prev);
+                        bits += sfp__gecko_bits(e, &prev, codes + i, m - i < 16 ? (unsigned)(m - i) : 16);
                     ebytes = (bits + 7) / 8;
                 }
                 CHECK_EQ_INT(fi.exp_bytes, ebytes);

@@ -74,7 +74,7 @@ SFP_API void sfp_qm_config_default(sfp_qm_config *c, int learn_e);
 /*
  * Resolves a fractional width w in [lo, hi] (lo < hi integers) with the
  * uniform draw u in [0, 1): returns floor(w) + (u < w - floor(w)) in *out and
- * the gradient bracket in *blo/*bhi (floor, floor+1; at the upper bound
+ * the gradient bracket in *blo and *bhi (floor, floor+1; at the upper bound
  * hi-1, hi). Returns SFP_EINVAL on bad bounds or a non-finite w.
  */
 SFP_API int sfp_qm_sample(double w, unsigned lo, unsigned hi, double u,
