@@ -79,9 +79,10 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     RETURN_IF((rc = sfp_params_check(p)) < 0, rc);
     RETURN_IF(dst == NULL || out_len == NULL || (n > 0 && src == NULL), SFP_EINVAL);
     RETURN_IF((uint64_t)n > SFP_FRAME_MAX_COUNT, SFP_EOVERFLOW);
-    RETURN_IF((rc = sfp__plan_make(&pl, p, src, n)) < 0, rc);
+    int exact;
+    RETURN_IF((rc = sfp__plan_scan(&pl, p, src, n, &exact)) < 0, rc);
 
-    memset(&s, 0, sizeof(s));
+    memset(&s, 0, offsetof(sfp__codec, cbuf));
     s.pl = &pl;
     s.coder = p->coder;
     s.G = group_of(p);
@@ -91,7 +92,8 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     s.lo = pl.lo;
     s.prev_base = (1u << p->ebits) - 1;
 
-    /* Zero map when the zeros it saves outweigh its ~1 bit per value. */
+    /* Zero map when the zeros it saves outweigh its ~1 bit per value
+     * (decided on the zeros known before pass 2). */
     unsigned flags = 0;
     if (pl.zeros > 0 && pl.zeros * p->ebits * 64 > (uint64_t)n * 65)
         flags |= SFP_FLAG_ZMAP;
@@ -103,23 +105,26 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     s.hsign = (flags & SFP_FLAG_SIGN) != 0;
     s.zsign = (flags & SFP_FLAG_ZSIGN) != 0;
 
+    /* Planes are written at offsets computed from the upper bound of the
+     * non-zero count, then moved down (a no-op when the scan was exact). */
     const uint64_t nn = n;
-    const uint64_t ncodes = s.zmap ? pl.nonzero : nn;
-    const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
-    const uint64_t mant_bytes = ceil8(pl.nonzero * p->mbits);
+    const uint64_t nz_ub = pl.nonzero;
+    const uint64_t sign_cap = s.hsign ? ceil8(s.zsign ? nn : nz_ub) : 0;
+    const uint64_t mant_cap = ceil8(nz_ub * p->mbits);
     const uint64_t l1 = s.zmap ? zmap_l1(nn) : 0;
-    const uint64_t zmax = s.zmap ? l1 + 8 * ((nn + 63) / 64) : 0;
-    const uint64_t emax = exp_max(ncodes, p->ebits, p->coder, s.G);
+    const uint64_t zmap_cap = s.zmap ? l1 + 8 * ((nn + 63) / 64) : 0;
+    const uint64_t emax = exp_max(s.zmap ? nz_ub : nn, p->ebits, p->coder, s.G);
     const uint64_t off_sign = SFP_FRAME_HEADER_SIZE;
-    const uint64_t off_mant = off_sign + sign_bytes;
-    const uint64_t off_zmap = off_mant + mant_bytes;
-    const uint64_t off_expw = off_zmap + zmax; /* where exp is written first */
+    const uint64_t off_mantw = off_sign + sign_cap;
+    const uint64_t off_zmapw = off_mantw + mant_cap;
+    const uint64_t off_expw = off_zmapw + zmap_cap;
     RETURN_IF(off_expw + emax + SFP_FRAME_TRAILER_SIZE > cap, SFP_ENOSPC);
+    (void)exact;
 
     uint8_t *out = dst;
-    uint8_t *zl1 = out + off_zmap, *zl2 = out + off_zmap + l1;
+    uint8_t *zl1 = out + off_zmapw, *zl2 = out + off_zmapw + l1;
     sfp__bw_init(&s.wsign, out + off_sign);
-    sfp__bw_init(&s.wmant, out + off_mant);
+    sfp__bw_init(&s.wmant, out + off_mantw);
     sfp__bw_init(&s.wexp, out + off_expw);
     memset(zl1, 0, l1);
 
@@ -148,15 +153,34 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
             }
         }
     }
-    if (s.nonzero != pl.nonzero)
+    if (s.nonzero > nz_ub)
         return SFP_EINVAL; /* cannot happen: pass 1 and 2 disagree */
+
+    /* Exact counts from pass 2. */
+    pl.flushed = nz_ub - s.nonzero;
+    pl.nonzero = s.nonzero;
+    pl.zeros = nn - s.nonzero;
+    pl.negative = s.negative;
+    if (s.hsign && !s.zsign && s.negative == 0) {
+        /* every negative value was flushed: no sign plane after all */
+        flags &= ~SFP_FLAG_SIGN;
+        s.hsign = 0;
+    }
 
     sfp__bw_flush(&s.wsign);
     sfp__bw_flush(&s.wmant);
     uint8_t *eend = sfp__bw_flush(&s.wexp);
-    const uint64_t exp_bytes = (uint64_t)(eend - (out + off_expw));
+    const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
+    const uint64_t mant_bytes = ceil8(pl.nonzero * p->mbits);
     const uint64_t zmap_bytes = (uint64_t)(zl2 - zl1);
+    const uint64_t exp_bytes = (uint64_t)(eend - (out + off_expw));
+    const uint64_t off_mant = off_sign + sign_bytes;
+    const uint64_t off_zmap = off_mant + mant_bytes;
     const uint64_t off_exp = off_zmap + zmap_bytes;
+    if (off_mant != off_mantw)
+        memmove(out + off_mant, out + off_mantw, mant_bytes);
+    if (off_zmap != off_zmapw)
+        memmove(out + off_zmap, out + off_zmapw, zmap_bytes);
     if (off_exp != off_expw)
         memmove(out + off_exp, out + off_expw, exp_bytes);
 
@@ -300,9 +324,6 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     const uint64_t off_exp = off_zmap + fi.zmap_bytes;
 
     memset(&s, 0, offsetof(sfp__codec, cbuf));
-    s.cn = s.cpos = 0;
-    s.nonzero = 0;
-    s.bad = 0;
     s.k = fi.mbits;
     s.ebits = fi.ebits;
     s.shift = 23u - fi.mbits;

@@ -122,6 +122,24 @@ typedef struct sfp__plan {
     uint64_t negzero;
 } sfp__plan;
 
+/*
+ * Fast pass 1 of the encoder: no histogram, only what fixes the anchor and
+ * the plane layout. Exact counts come from pass 2.
+ */
+typedef struct sfp__scan {
+    int maxE;           /* largest E of a non-zero rounded value, -1 if none */
+    int minE;           /* smallest such E, 255 if none                      */
+    uint64_t zeros;     /* values whose rounded magnitude is 0               */
+    uint64_t negzero;   /* inputs that are exactly -0                        */
+    uint64_t anyneg;    /* non-zero negative rounded values (0 or more)      */
+    uint64_t saturated; /* rounding overflow, and E > fixed anchor           */
+    int nonfinite;
+} sfp__scan;
+
+/* Encoder plan from a scan: exact when no value can be flushed. */
+int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
+                   size_t n, int *exact) SFP__HIDDEN;
+
 int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
                    size_t n) SFP__HIDDEN;
 void sfp__plan_stats(const sfp__plan *pl, sfp_qstats *st) SFP__HIDDEN;
@@ -320,19 +338,24 @@ typedef struct sfp__codec {
     sfp__bw wsign, wmant, wexp;
     sfp__br rsign, rmant, rexp;
     unsigned prev_base;  /* Gecko                                         */
-    /* exponent codes of the current chunk (+ a partial Gecko group) */
-    uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
     size_t cn;           /* codes in cbuf                                 */
     size_t cpos;         /* decoder: next code to consume                 */
     uint64_t codes_left; /* decoder: codes still in the exponent plane    */
     uint64_t nonzero;
+    uint64_t negative;   /* encoder: non-zero negatives written           */
     int bad;             /* decoder: invalid code seen                    */
+    /* exponent codes of the current chunk (+ a partial Gecko group); last,
+     * so that memset(.., offsetof(sfp__codec, cbuf)) clears the rest */
+    uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
 } sfp__codec;
 
 typedef struct sfp__kernels {
     /* Pass 1: accumulate into h (bins are added to, not reset). */
     void (*analyze)(const uint32_t *x, size_t n, const sfp__round *r,
                     uint64_t i0, sfp__hist *h);
+    /* Fast pass 1 (fixed_anchor < 0: auto); accumulates into sc. */
+    void (*scan)(const uint32_t *x, size_t n, const sfp__round *r,
+                 uint64_t i0, int fixed_anchor, sfp__scan *sc);
     /* Quantizes x[0..n) into y (element index base i0). */
     void (*quantize)(uint32_t *y, const uint32_t *x, size_t n,
                      const sfp__plan *pl, uint64_t i0);

@@ -91,6 +91,65 @@ static void analyze_avx2(const uint32_t *x, size_t n, const sfp__round *r,
     }
 }
 
+static void scan_avx2(const uint32_t *x, size_t n, const sfp__round *r,
+                      uint64_t i0, int fixed_anchor, sfp__scan *sc)
+{
+    if (r->mode == SFP_ROUND_STOCHASTIC) {
+        sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
+        return;
+    }
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i negz = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i fa = _mm256_set1_epi32(fixed_anchor >= 0 ? fixed_anchor : 255);
+    size_t i = 0;
+    while (i + 8 <= n) {
+        /* 32-bit lane counters: at most 2^28 vectors per round */
+        size_t end = n - i > ((size_t)1 << 28) ? i + ((size_t)1 << 28) : n;
+        __m256i nonfin = zero, zc = zero, nzc = zero, negc = zero, satc = zero;
+        __m256i mx = _mm256_set1_epi32(-1), mn = _mm256_set1_epi32(255);
+        for (; i + 8 <= end; i += 8) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
+            __m256i a = _mm256_and_si256(v, absmask);
+            nonfin = _mm256_or_si256(nonfin, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f7fffff)));
+            nzc = _mm256_sub_epi32(nzc, _mm256_cmpeq_epi32(v, negz));
+            __m256i ov;
+            __m256i m = round_mag8(a, r, &ov);
+            __m256i isz = _mm256_cmpeq_epi32(m, zero);
+            zc = _mm256_sub_epi32(zc, isz);
+            __m256i E = _mm256_srli_epi32(m, 23);
+            mx = _mm256_max_epi32(mx, _mm256_or_si256(E, isz)); /* zero -> -1 */
+            mn = _mm256_min_epi32(mn, _mm256_or_si256(E, _mm256_and_si256(isz, _mm256_set1_epi32(255))));
+            __m256i neg = _mm256_andnot_si256(isz, _mm256_srai_epi32(v, 31));
+            negc = _mm256_sub_epi32(negc, neg);
+            __m256i sat = _mm256_or_si256(ov, _mm256_cmpgt_epi32(E, fa));
+            satc = _mm256_sub_epi32(satc, _mm256_andnot_si256(isz, sat));
+        }
+        int32_t t[8], u[8];
+        _mm256_storeu_si256((__m256i *)t, mx);
+        _mm256_storeu_si256((__m256i *)u, mn);
+        for (int j = 0; j < 8; j++) {
+            sc->maxE = t[j] > sc->maxE ? t[j] : sc->maxE;
+            sc->minE = u[j] < sc->minE ? u[j] : sc->minE;
+        }
+        uint32_t w[8];
+        _mm256_storeu_si256((__m256i *)w, nonfin);
+        for (int j = 0; j < 8; j++)
+            sc->nonfinite |= w[j] != 0;
+#define SUM8(vec, field)                                                       \
+        _mm256_storeu_si256((__m256i *)w, vec);                                \
+        for (int j = 0; j < 8; j++)                                            \
+            sc->field += w[j];
+        SUM8(zc, zeros)
+        SUM8(nzc, negzero)
+        SUM8(negc, anyneg)
+        SUM8(satc, saturated)
+#undef SUM8
+    }
+    if (i < n)
+        sfp__kernels_c.scan(x + i, n - i, r, i0 + i, fixed_anchor, sc);
+}
+
 /* Packs the low byte of each 32-bit lane into 8 bytes. */
 static inline uint64_t pack_lo_bytes(__m256i v)
 {
@@ -178,6 +237,7 @@ static inline void enc_one(sfp__codec *c, uint32_t x, uint64_t i, uint64_t *word
     uint32_t a = y & 0x7fffffffu;
     int nz = a != 0;
     *word |= (uint64_t)nz << j;
+    c->negative += nz & (y >> 31);
     if (c->hsign && (nz || c->zsign))
         sfp__bw_put(&c->wsign, y >> 31, 1);
     if (nz && c->k)
@@ -216,6 +276,7 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
             word |= (uint64_t)nz8 << j;
             if (c->hsign) {
                 unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
+                c->negative += (unsigned)__builtin_popcount(s8 & nz8);
                 if (c->zsign)
                     sfp__bw_put(&c->wsign, s8, 8);
                 else
@@ -478,6 +539,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
 
 const sfp__kernels sfp__kernels_avx2 = {
     .analyze = analyze_avx2,
+    .scan = scan_avx2,
     .quantize = quantize_avx2,
     .enc_values = enc_values_avx2,
     .enc_codes = enc_codes_avx2,

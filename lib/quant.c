@@ -33,6 +33,35 @@ static void analyze_c(const uint32_t *x, size_t n, const sfp__round *r,
     h->saturated += (uint64_t)sat;
 }
 
+static void scan_c(const uint32_t *x, size_t n, const sfp__round *r,
+                   uint64_t i0, int fixed_anchor, sfp__scan *sc)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = x[i];
+        uint32_t a = v & 0x7fffffffu;
+        if (SFP__UNLIKELY((a >> 23) == 255)) {
+            sc->nonfinite = 1;
+            continue;
+        }
+        if (a == 0) {
+            sc->zeros++;
+            sc->negzero += v >> 31;
+            continue;
+        }
+        int sat = 0;
+        uint32_t m = sfp__round_mag(r, a, i0 + i, &sat);
+        if (m == 0) {
+            sc->zeros++;
+            continue;
+        }
+        int E = (int)(m >> 23);
+        sc->maxE = E > sc->maxE ? E : sc->maxE;
+        sc->minE = E < sc->minE ? E : sc->minE;
+        sc->anyneg += v >> 31;
+        sc->saturated += sat | (fixed_anchor >= 0 && E > fixed_anchor);
+    }
+}
+
 static void quantize_c(uint32_t *y, const uint32_t *x, size_t n,
                        const sfp__plan *pl, uint64_t i0)
 {
@@ -52,6 +81,7 @@ static void enc_values_c(sfp__codec *c, const uint32_t *x, size_t n,
             uint32_t a = y & 0x7fffffffu;
             int nz = a != 0;
             word |= (uint64_t)nz << j;
+            c->negative += nz & (y >> 31);
             if (c->hsign && (nz || c->zsign))
                 sfp__bw_put(&c->wsign, y >> 31, 1);
             if (nz && c->k)
@@ -144,6 +174,7 @@ static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n,
 
 const sfp__kernels sfp__kernels_c = {
     .analyze = analyze_c,
+    .scan = scan_c,
     .quantize = quantize_c,
     .enc_values = enc_values_c,
     .enc_codes = enc_codes_c,
@@ -200,9 +231,49 @@ int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
                 pl->saturated += c;
         }
     }
-    pl->saturated += h.saturated;
+    /* Rounding overflow lands in bin 254, already counted when it lies
+     * above a fixed anchor. */
+    if (pl->anchor >= 254)
+        pl->saturated += h.saturated;
     pl->zeros = h.zeros + pl->flushed;
     pl->negzero = h.negzero;
+    return SFP_OK;
+}
+
+int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
+                   size_t n, int *exact)
+{
+    const sfp__kernels *kt = sfp__kernels_get();
+    sfp__scan sc;
+    uint32_t tmp[SFP__CHUNK];
+
+    memset(&sc, 0, sizeof(sc));
+    sc.maxE = -1;
+    sc.minE = 255;
+    memset(pl, 0, sizeof(*pl));
+    sfp__round_init(&pl->r, p);
+    pl->ebits = p->ebits;
+    pl->n = n;
+    if (p->dtype == SFP_DTYPE_F32) {
+        kt->scan((const uint32_t *)src, n, &pl->r, 0, p->anchor, &sc);
+    } else {
+        const uint16_t *s = src;
+        for (size_t i = 0; i < n; i += SFP__CHUNK) {
+            size_t c = n - i < SFP__CHUNK ? n - i : SFP__CHUNK;
+            sfp__widen_bf16(tmp, s + i, c);
+            kt->scan(tmp, c, &pl->r, i, p->anchor, &sc);
+        }
+    }
+    RETURN_IF(sc.nonfinite, SFP_ENONFINITE);
+    pl->anchor = p->anchor >= 0 ? p->anchor : (sc.maxE > 0 ? sc.maxE : 0);
+    pl->lo = pl->anchor - (1 << p->ebits) + 2;
+    pl->minE = pl->lo > 0 ? pl->lo : 0;
+    pl->saturated = sc.saturated;
+    pl->zeros = sc.zeros;          /* lower bound until pass 2 */
+    pl->nonzero = n - sc.zeros;    /* upper bound until pass 2 */
+    pl->negative = sc.anyneg;      /* upper bound until pass 2 */
+    pl->negzero = sc.negzero;
+    *exact = sc.minE >= pl->minE;
     return SFP_OK;
 }
 

@@ -136,7 +136,7 @@ static int read_all(const char *path, uint8_t **out, size_t *out_len)
 {
     int fd = STDIN_FILENO;
     uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, hint = 65536;
     struct stat st;
 
     if (strcmp(path, "-") != 0) {
@@ -160,11 +160,11 @@ static int read_all(const char *path, uint8_t **out, size_t *out_len)
             msg("%s: file too large", path);
             goto fail;
         }
-        cap = (size_t)st.st_size + 1;
+        hint = (size_t)st.st_size + 1;
     }
     for (;;) {
         if (len == cap) {
-            size_t ncap = cap < 65536 ? 65536 : cap * 2;
+            size_t ncap = cap < hint ? hint : cap * 2;
             if (ncap < cap) {
                 msg("%s: file too large", display_name(path));
                 goto fail;

@@ -35,6 +35,9 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
     sfp_qstats s1, s2;
     int ok = 1;
 
+    memset(&s1, 0, sizeof(s1));
+    memset(&s2, 0, sizeof(s2));
+
     sfp_set_impl(SFP_IMPL_C);
     int r1 = sfp_encode(x, n, p, f1, cap, &l1, &s1);
     sfp_quantize(q1, x, n, p, NULL);
@@ -52,6 +55,15 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
         int e2 = sfp_decode(f1, l1, d2, n * 4, &n2);
         ok &= e1 == 0 && e2 == 0 && memcmp(d1, d2, n * 4) == 0 && memcmp(d1, q1, n * 4) == 0;
     }
+    if (!ok)
+        fprintf(stderr, "  [frame %d stats %d q %d] z %llu/%llu fl %llu/%llu sat %llu/%llu neg %llu/%llu A %d/%d\n",
+                l1 == l2 && memcmp(f1, f2, l1) == 0, memcmp(&s1, &s2, sizeof(s1)) == 0,
+                memcmp(q1, q2, n * 4) == 0,
+                (unsigned long long)s1.zeros, (unsigned long long)s2.zeros,
+                (unsigned long long)s1.flushed, (unsigned long long)s2.flushed,
+                (unsigned long long)s1.saturated, (unsigned long long)s2.saturated,
+                (unsigned long long)s1.negative, (unsigned long long)s2.negative,
+                s1.anchor, s2.anchor);
     if (!ok)
         fprintf(stderr, "  mismatch n=%zu k=%u e=%u coder=%d G=%u round=%d (rc %d/%d len %zu/%zu)\n",
                 n, p->mbits, p->ebits, p->coder, p->gecko_group, p->rounding, r1, r2, l1, l2);
