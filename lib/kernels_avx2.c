@@ -198,33 +198,64 @@ static inline uint64_t get_bits(sfp__br *r, unsigned n)
     return n > 56 ? sfp__br_get64(r, n) : sfp__br_get(r, n);
 }
 
-/* Quantizes 8 patterns under the plan (RNE/TRUNC). */
-static inline __m256i quant8(__m256i v, const sfp__plan *pl)
+/* Vector constants of a plan, loaded once per call (RNE/TRUNC). */
+typedef struct qconst {
+    __m256i absmask, zero, low, half, one, sat_ovf, minE, anchor, satv, lim;
+    __m128i sh;
+    int trunc, noround;
+} qconst;
+
+static inline void qconst_init(qconst *q, const sfp__plan *pl)
 {
-    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i a = _mm256_and_si256(v, absmask);
-    __m256i ov;
-    __m256i m = round_mag8(a, &pl->r, &ov);
+    q->absmask = _mm256_set1_epi32(0x7fffffff);
+    q->zero = _mm256_setzero_si256();
+    q->low = _mm256_set1_epi32((int)pl->r.lowmask);
+    q->half = _mm256_set1_epi32((int)(pl->r.lowmask >> 1));
+    q->one = _mm256_set1_epi32(1);
+    q->sat_ovf = _mm256_set1_epi32((int)pl->r.satmag);
+    q->lim = _mm256_set1_epi32(0x7f7fffff);
+    q->minE = _mm256_set1_epi32(pl->minE);
+    q->anchor = _mm256_set1_epi32(pl->anchor);
+    q->satv = _mm256_set1_epi32((int)(((uint32_t)pl->anchor << 23) |
+                                      (0x7fffffu & ~pl->r.lowmask)));
+    q->sh = _mm_cvtsi32_si128((int)pl->r.shift);
+    q->trunc = pl->r.mode == SFP_ROUND_TRUNC;
+    q->noround = pl->r.shift == 0;
+}
+
+/* Quantizes 8 patterns under the plan (RNE/TRUNC). */
+static inline __m256i quant8(__m256i v, const qconst *q)
+{
+    __m256i a = _mm256_and_si256(v, q->absmask);
+    __m256i m = a;
+    if (!q->noround) {
+        if (q->trunc) {
+            m = _mm256_andnot_si256(q->low, a);
+        } else {
+            __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, q->sh), q->one);
+            m = _mm256_andnot_si256(q->low, _mm256_add_epi32(a, _mm256_add_epi32(q->half, odd)));
+        }
+        m = _mm256_blendv_epi8(m, q->sat_ovf, _mm256_cmpgt_epi32(m, q->lim));
+    }
     __m256i E = _mm256_srli_epi32(m, 23);
-    __m256i flush = _mm256_or_si256(_mm256_cmpeq_epi32(m, zero),
-                                    _mm256_cmpgt_epi32(_mm256_set1_epi32(pl->minE), E));
-    __m256i satv = _mm256_set1_epi32((int)(((uint32_t)pl->anchor << 23) |
-                                           (0x7fffffu & ~pl->r.lowmask)));
-    m = _mm256_blendv_epi8(m, satv, _mm256_cmpgt_epi32(E, _mm256_set1_epi32(pl->anchor)));
-    __m256i y = _mm256_or_si256(_mm256_andnot_si256(absmask, v), m);
+    __m256i flush = _mm256_or_si256(_mm256_cmpeq_epi32(m, q->zero),
+                                    _mm256_cmpgt_epi32(q->minE, E));
+    m = _mm256_blendv_epi8(m, q->satv, _mm256_cmpgt_epi32(E, q->anchor));
+    __m256i y = _mm256_or_si256(_mm256_andnot_si256(q->absmask, v), m);
     y = _mm256_andnot_si256(flush, y);
-    return _mm256_blendv_epi8(y, v, _mm256_cmpeq_epi32(a, zero));
+    return _mm256_blendv_epi8(y, v, _mm256_cmpeq_epi32(a, q->zero));
 }
 
 static void quantize_avx2(uint32_t *y, const uint32_t *x, size_t n,
                           const sfp__plan *pl, uint64_t i0)
 {
     size_t i = 0;
+    qconst q;
+    qconst_init(&q, pl);
     if (pl->r.mode != SFP_ROUND_STOCHASTIC)
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_si256((__m256i *)(y + i),
-                                quant8(_mm256_loadu_si256((const __m256i *)(x + i)), pl));
+                                quant8(_mm256_loadu_si256((const __m256i *)(x + i)), &q));
     if (i < n)
         sfp__kernels_c.quantize(y + i, x + i, n - i, pl, i0 + i);
 }
@@ -253,73 +284,88 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         sfp__kernels_c.enc_values(c, x, n, i0, zw);
         return;
     }
-    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    const __m256i zero = _mm256_setzero_si256();
+    qconst q;
+    qconst_init(&q, c->pl);
     const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
     const __m256i frac = _mm256_set1_epi32(0x7fffff);
     const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
     const unsigned k = c->k;
+    const int hsign = c->hsign, zsign = c->zsign, zmap = c->zmap;
     const uint64_t km8 = bytemask(k);
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
+    /* Local copies keep the writers in registers (no aliasing with cbuf). */
+    sfp__bw ws = c->wsign, wm = c->wmant;
+    uint8_t *cb = c->cbuf;
+    size_t cn = c->cn;
+    uint64_t nonzero = 0, negative = 0;
 
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
         uint64_t word = 0;
         size_t j = 0;
         for (; j + 8 <= m; j += 8) {
-            __m256i y = quant8(_mm256_loadu_si256((const __m256i *)(x + b + j)), c->pl);
-            __m256i ya = _mm256_and_si256(y, absmask);
-            __m256i isz = _mm256_cmpeq_epi32(ya, zero);
+            __m256i y = quant8(_mm256_loadu_si256((const __m256i *)(x + b + j)), &q);
+            __m256i ya = _mm256_and_si256(y, q.absmask);
+            __m256i isz = _mm256_cmpeq_epi32(ya, q.zero);
             unsigned nz8 = 0xffu ^ (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(isz));
             unsigned cnt = (unsigned)__builtin_popcount(nz8);
             word |= (uint64_t)nz8 << j;
-            if (c->hsign) {
+            if (hsign) {
                 unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
-                c->negative += (unsigned)__builtin_popcount(s8 & nz8);
-                if (c->zsign)
-                    sfp__bw_put(&c->wsign, s8, 8);
+                negative += (unsigned)__builtin_popcount(s8 & nz8);
+                if (zsign)
+                    sfp__bw_put(&ws, s8, 8);
                 else
-                    sfp__bw_put(&c->wsign, _pext_u32(s8, nz8), cnt);
+                    sfp__bw_put(&ws, _pext_u32(s8, nz8), cnt);
             }
             if (k) {
                 __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
                 if (k <= 8) {
                     uint64_t mask = km8 & expand8(nz8);
-                    sfp__bw_put(&c->wmant, _pext_u64(pack_lo_bytes(mt), mask), cnt * k);
+                    sfp__bw_put(&wm, _pext_u64(pack_lo_bytes(mt), mask), cnt * k);
                 } else if (k <= 16) {
                     __m256i p16 = _mm256_packus_epi32(mt, mt);
                     uint64_t m0 = km16 & expand16(nz8 & 15), m1 = km16 & expand16(nz8 >> 4);
-                    sfp__bw_put(&c->wmant, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 0), m0),
+                    sfp__bw_put(&wm, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 0), m0),
                                 (unsigned)__builtin_popcount(nz8 & 15) * k);
-                    sfp__bw_put(&c->wmant, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 2), m1),
+                    sfp__bw_put(&wm, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 2), m1),
                                 (unsigned)__builtin_popcount(nz8 >> 4) * k);
                 } else {
                     uint64_t t[4];
                     _mm256_storeu_si256((__m256i *)t, mt);
-                    for (int q = 0; q < 4; q++) {
-                        unsigned two = (nz8 >> (2 * q)) & 3;
+                    for (int qq = 0; qq < 4; qq++) {
+                        unsigned two = (nz8 >> (2 * qq)) & 3;
                         uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
-                        sfp__bw_put(&c->wmant, _pext_u64(t[q], mask),
+                        sfp__bw_put(&wm, _pext_u64(t[qq], mask),
                                     (unsigned)__builtin_popcount(two) * k);
                     }
                 }
             }
             __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
             uint64_t codes = pack_lo_bytes(cd);
-            if (c->zmap) {
-                store8(c->cbuf + c->cn, _pext_u64(codes, expand8(nz8)));
-                c->cn += cnt;
+            if (zmap) {
+                store8(cb + cn, _pext_u64(codes, expand8(nz8)));
+                cn += cnt;
             } else {
-                store8(c->cbuf + c->cn, codes);
-                c->cn += 8;
+                store8(cb + cn, codes);
+                cn += 8;
             }
         }
-        for (; j < m; j++)
-            enc_one(c, x[b + j], i0 + b + j, &word, (unsigned)j);
+        if (j < m) {
+            c->wsign = ws, c->wmant = wm, c->cn = cn;
+            for (; j < m; j++)
+                enc_one(c, x[b + j], i0 + b + j, &word, (unsigned)j);
+            ws = c->wsign, wm = c->wmant, cn = c->cn;
+        }
         zw[b / 64] = word;
-        c->nonzero += (uint64_t)__builtin_popcountll(word);
+        nonzero += (uint64_t)__builtin_popcountll(word);
     }
+    c->wsign = ws;
+    c->wmant = wm;
+    c->cn = cn;
+    c->nonzero += nonzero;
+    c->negative += negative;
 }
 
 /* Horizontal max and min of the n (8..64) bytes at p. */
@@ -455,22 +501,27 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
     __m256i badv = zero;
+    const int hsign = c->hsign, zsign = c->zsign, zmap = c->zmap;
+    sfp__br rs = c->rsign, rm = c->rmant;
+    const uint8_t *cb = c->cbuf;
+    size_t cpos = c->cpos;
+    uint64_t nonzero = 0;
 
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
-        uint64_t word = c->zmap ? zw[b / 64] : 0;
+        uint64_t word = zmap ? zw[b / 64] : 0;
         size_t j = 0;
         for (; j + 8 <= m; j += 8) {
             unsigned nz8, cnt;
             uint64_t codes;
-            if (c->zmap) {
+            if (zmap) {
                 nz8 = (unsigned)(word >> j) & 0xff;
                 cnt = (unsigned)__builtin_popcount(nz8);
-                codes = _pdep_u64(load8(c->cbuf + c->cpos), expand8(nz8));
-                c->cpos += cnt;
+                codes = _pdep_u64(load8(cb + cpos), expand8(nz8));
+                cpos += cnt;
             } else {
-                codes = load8(c->cbuf + c->cpos);
-                c->cpos += 8;
+                codes = load8(cb + cpos);
+                cpos += 8;
                 __m128i cv = _mm_cvtsi64_si128((long long)codes);
                 nz8 = 0xffu ^ ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(cv, _mm_setzero_si128())) & 0xff);
                 cnt = (unsigned)__builtin_popcount(nz8);
@@ -480,22 +531,22 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
             badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpgt_epi32(cmin, cd)));
 
             __m256i sv = zero;
-            if (c->hsign) {
-                unsigned s8 = c->zsign ? (unsigned)sfp__br_get(&c->rsign, 8)
-                                       : _pdep_u32((unsigned)sfp__br_get(&c->rsign, cnt), nz8);
+            if (hsign) {
+                unsigned s8 = zsign ? (unsigned)sfp__br_get(&rs, 8)
+                                    : _pdep_u32((unsigned)sfp__br_get(&rs, cnt), nz8);
                 sv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)s8), bitsel), bitsel);
                 sv = _mm256_slli_epi32(sv, 31);
             }
             __m256i mt = zero;
             if (k) {
                 if (k <= 8) {
-                    uint64_t mb = _pdep_u64(get_bits(&c->rmant, cnt * k), km8 & expand8(nz8));
+                    uint64_t mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
                     mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
                 } else if (k <= 16) {
                     unsigned lo4 = nz8 & 15, hi4 = nz8 >> 4;
-                    uint64_t a0 = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(lo4) * k),
+                    uint64_t a0 = _pdep_u64(get_bits(&rm, (unsigned)__builtin_popcount(lo4) * k),
                                             km16 & expand16(lo4));
-                    uint64_t a1 = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(hi4) * k),
+                    uint64_t a1 = _pdep_u64(get_bits(&rm, (unsigned)__builtin_popcount(hi4) * k),
                                             km16 & expand16(hi4));
                     mt = _mm256_cvtepu16_epi32(_mm_set_epi64x((long long)a1, (long long)a0));
                 } else {
@@ -503,7 +554,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                     for (int q = 0; q < 4; q++) {
                         unsigned two = (nz8 >> (2 * q)) & 3;
                         uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
-                        t[q] = _pdep_u64(get_bits(&c->rmant, (unsigned)__builtin_popcount(two) * k), mask);
+                        t[q] = _pdep_u64(get_bits(&rm, (unsigned)__builtin_popcount(two) * k), mask);
                     }
                     mt = _mm256_loadu_si256((const __m256i *)t);
                 }
@@ -512,8 +563,11 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                                         _mm256_sll_epi32(mt, sh));
             v = _mm256_andnot_si256(isz, v);
             _mm256_storeu_si256((__m256i *)(y + b + j), _mm256_or_si256(v, sv));
-            c->nonzero += cnt;
+            nonzero += cnt;
         }
+        c->cpos = cpos;
+        c->rsign = rs;
+        c->rmant = rm;
         for (; j < m; j++) {
             unsigned code;
             int nz;
@@ -533,7 +587,11 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
             y[b + j] = v;
             c->nonzero += (uint64_t)nz;
         }
+        cpos = c->cpos;
+        rs = c->rsign;
+        rm = c->rmant;
     }
+    c->nonzero += nonzero;
     c->bad |= !_mm256_testz_si256(badv, badv);
 }
 
