@@ -91,63 +91,87 @@ static void analyze_avx2(const uint32_t *x, size_t n, const sfp__round *r,
     }
 }
 
+/*
+ * Fast pass 1. Rounding (RNE or truncation) is monotonic in the magnitude, so
+ * the largest and smallest non-zero rounded exponents follow from the
+ * largest and smallest non-zero input magnitudes: the loop only tracks those,
+ * the zeros, -0 and whether any value is negative. Inputs with subnormals,
+ * values that may saturate, and stochastic rounding take the exact C scan.
+ */
 static void scan_avx2(const uint32_t *x, size_t n, const sfp__round *r,
                       uint64_t i0, int fixed_anchor, sfp__scan *sc)
 {
-    if (r->mode == SFP_ROUND_STOCHASTIC) {
+    if (r->mode == SFP_ROUND_STOCHASTIC || n < 64) {
         sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
         return;
     }
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    const __m256i zero = _mm256_setzero_si256();
     const __m256i negz = _mm256_set1_epi32((int)0x80000000u);
-    const __m256i fa = _mm256_set1_epi32(fixed_anchor >= 0 ? fixed_anchor : 255);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i amax = zero, amin = _mm256_set1_epi32(-1), neg = zero;
+    uint64_t zeros = 0, negzero = 0;
     size_t i = 0;
     while (i + 8 <= n) {
-        /* 32-bit lane counters: at most 2^28 vectors per round */
         size_t end = n - i > ((size_t)1 << 28) ? i + ((size_t)1 << 28) : n;
-        __m256i nonfin = zero, zc = zero, nzc = zero, negc = zero, satc = zero;
-        __m256i mx = _mm256_set1_epi32(-1), mn = _mm256_set1_epi32(255);
+        __m256i zc = zero, nzc = zero;
         for (; i + 8 <= end; i += 8) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
             __m256i a = _mm256_and_si256(v, absmask);
-            nonfin = _mm256_or_si256(nonfin, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f7fffff)));
-            nzc = _mm256_sub_epi32(nzc, _mm256_cmpeq_epi32(v, negz));
-            __m256i ov;
-            __m256i m = round_mag8(a, r, &ov);
-            __m256i isz = _mm256_cmpeq_epi32(m, zero);
+            __m256i isz = _mm256_cmpeq_epi32(a, zero);
+            amax = _mm256_max_epi32(amax, a);
+            amin = _mm256_min_epu32(amin, _mm256_or_si256(a, isz));
             zc = _mm256_sub_epi32(zc, isz);
-            __m256i E = _mm256_srli_epi32(m, 23);
-            mx = _mm256_max_epi32(mx, _mm256_or_si256(E, isz)); /* zero -> -1 */
-            mn = _mm256_min_epi32(mn, _mm256_or_si256(E, _mm256_and_si256(isz, _mm256_set1_epi32(255))));
-            __m256i neg = _mm256_andnot_si256(isz, _mm256_srai_epi32(v, 31));
-            negc = _mm256_sub_epi32(negc, neg);
-            __m256i sat = _mm256_or_si256(ov, _mm256_cmpgt_epi32(E, fa));
-            satc = _mm256_sub_epi32(satc, _mm256_andnot_si256(isz, sat));
+            nzc = _mm256_sub_epi32(nzc, _mm256_cmpeq_epi32(v, negz));
+            neg = _mm256_or_si256(neg, _mm256_andnot_si256(isz, v));
         }
-        int32_t t[8], u[8];
-        _mm256_storeu_si256((__m256i *)t, mx);
-        _mm256_storeu_si256((__m256i *)u, mn);
-        for (int j = 0; j < 8; j++) {
-            sc->maxE = t[j] > sc->maxE ? t[j] : sc->maxE;
-            sc->minE = u[j] < sc->minE ? u[j] : sc->minE;
-        }
-        uint32_t w[8];
-        _mm256_storeu_si256((__m256i *)w, nonfin);
+        uint32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, zc);
         for (int j = 0; j < 8; j++)
-            sc->nonfinite |= w[j] != 0;
-#define SUM8(vec, field)                                                       \
-        _mm256_storeu_si256((__m256i *)w, vec);                                \
-        for (int j = 0; j < 8; j++)                                            \
-            sc->field += w[j];
-        SUM8(zc, zeros)
-        SUM8(nzc, negzero)
-        SUM8(negc, anyneg)
-        SUM8(satc, saturated)
-#undef SUM8
+            zeros += t[j];
+        _mm256_storeu_si256((__m256i *)t, nzc);
+        for (int j = 0; j < 8; j++)
+            negzero += t[j];
     }
-    if (i < n)
-        sfp__kernels_c.scan(x + i, n - i, r, i0 + i, fixed_anchor, sc);
+    uint32_t t[8];
+    uint32_t hi = 0, lo = 0xffffffffu, anyneg = 0;
+    _mm256_storeu_si256((__m256i *)t, amax);
+    for (int j = 0; j < 8; j++)
+        hi = t[j] > hi ? t[j] : hi;
+    _mm256_storeu_si256((__m256i *)t, amin);
+    for (int j = 0; j < 8; j++)
+        lo = t[j] < lo ? t[j] : lo;
+    _mm256_storeu_si256((__m256i *)t, neg);
+    for (int j = 0; j < 8; j++)
+        anyneg |= t[j] >> 31;
+    for (; i < n; i++) { /* tail */
+        uint32_t v = x[i], a = v & 0x7fffffffu;
+        hi = a > hi ? a : hi;
+        if (a) {
+            lo = a < lo ? a : lo;
+            anyneg |= v >> 31;
+        } else {
+            zeros++;
+            negzero += v >> 31;
+        }
+    }
+
+    int sat = 0;
+    uint32_t mhi = hi >= 0x7f800000u ? 0 : sfp__round_mag(r, hi, 0, &sat);
+    int Ehi = (int)(mhi >> 23);
+    if (hi >= 0x7f800000u || sat || (hi != 0 && lo < 0x00800000u) ||
+        (fixed_anchor >= 0 && hi != 0 && Ehi > fixed_anchor)) {
+        /* NaN/Inf, saturation or subnormals: the exact scan decides */
+        sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
+        return;
+    }
+    sc->zeros += zeros;
+    sc->negzero += negzero;
+    if (hi != 0) {
+        int Elo = (int)(sfp__round_mag(r, lo, 0, &sat) >> 23);
+        sc->maxE = Ehi > sc->maxE ? Ehi : sc->maxE;
+        sc->minE = Elo < sc->minE ? Elo : sc->minE;
+        sc->anyneg += anyneg;
+    }
 }
 
 /* Packs the low byte of each 32-bit lane into 8 bytes. */
@@ -203,6 +227,7 @@ typedef struct qconst {
     __m256i absmask, zero, low, half, one, sat_ovf, minE, anchor, satv, lim;
     __m128i sh;
     int trunc, noround;
+    int fast; /* no saturation and no -0 in the tensor: skip those blends */
 } qconst;
 
 static inline void qconst_init(qconst *q, const sfp__plan *pl)
@@ -221,10 +246,13 @@ static inline void qconst_init(qconst *q, const sfp__plan *pl)
     q->sh = _mm_cvtsi32_si128((int)pl->r.shift);
     q->trunc = pl->r.mode == SFP_ROUND_TRUNC;
     q->noround = pl->r.shift == 0;
+    q->fast = pl->saturated == 0 && pl->negzero == 0;
 }
 
-/* Quantizes 8 patterns under the plan (RNE/TRUNC). */
-static inline __m256i quant8(__m256i v, const qconst *q)
+/* Quantizes 8 patterns under the plan (RNE/TRUNC). With fast set, the
+ * tensor is known to hold no -0 and no value that saturates. */
+static inline __attribute__((always_inline)) __m256i
+quant8f(__m256i v, const qconst *q, const int fast)
 {
     __m256i a = _mm256_and_si256(v, q->absmask);
     __m256i m = a;
@@ -235,15 +263,24 @@ static inline __m256i quant8(__m256i v, const qconst *q)
             __m256i odd = _mm256_and_si256(_mm256_srl_epi32(a, q->sh), q->one);
             m = _mm256_andnot_si256(q->low, _mm256_add_epi32(a, _mm256_add_epi32(q->half, odd)));
         }
-        m = _mm256_blendv_epi8(m, q->sat_ovf, _mm256_cmpgt_epi32(m, q->lim));
+        if (!fast)
+            m = _mm256_blendv_epi8(m, q->sat_ovf, _mm256_cmpgt_epi32(m, q->lim));
     }
     __m256i E = _mm256_srli_epi32(m, 23);
     __m256i flush = _mm256_or_si256(_mm256_cmpeq_epi32(m, q->zero),
                                     _mm256_cmpgt_epi32(q->minE, E));
-    m = _mm256_blendv_epi8(m, q->satv, _mm256_cmpgt_epi32(E, q->anchor));
+    if (!fast)
+        m = _mm256_blendv_epi8(m, q->satv, _mm256_cmpgt_epi32(E, q->anchor));
     __m256i y = _mm256_or_si256(_mm256_andnot_si256(q->absmask, v), m);
     y = _mm256_andnot_si256(flush, y);
+    if (fast)
+        return y;
     return _mm256_blendv_epi8(y, v, _mm256_cmpeq_epi32(a, q->zero));
+}
+
+static inline __m256i quant8(__m256i v, const qconst *q)
+{
+    return q->fast ? quant8f(v, q, 1) : quant8f(v, q, 0);
 }
 
 static void quantize_avx2(uint32_t *y, const uint32_t *x, size_t n,
@@ -277,25 +314,29 @@ static inline void enc_one(sfp__codec *c, uint32_t x, uint64_t i, uint64_t *word
         c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - (c->lo - 1)) : 0;
 }
 
-static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
-                            uint64_t i0, uint64_t *zw)
+/*
+ * The encoder's per-value loop. With the plain coder the exponent codes go
+ * straight into the exponent plane instead of through cbuf.
+ */
+static inline __attribute__((always_inline)) void
+enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
+                uint64_t *zw, const qconst *qp, const int fast, const int plain)
 {
-    if (c->pl->r.mode == SFP_ROUND_STOCHASTIC) {
-        sfp__kernels_c.enc_values(c, x, n, i0, zw);
-        return;
-    }
-    qconst q;
-    qconst_init(&q, c->pl);
+    const qconst q = *qp;
     const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
     const __m256i frac = _mm256_set1_epi32(0x7fffff);
     const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
-    const unsigned k = c->k;
+    /* code << 8 | mantissa (k <= 8): bytes 0 (mantissas) and 1 (codes) */
+    const __m256i shuf2 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                           0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i perm2 = _mm256_setr_epi32(0, 4, 1, 5, 2, 2, 2, 2);
+    const unsigned k = c->k, e = c->ebits;
     const int hsign = c->hsign, zsign = c->zsign, zmap = c->zmap;
-    const uint64_t km8 = bytemask(k);
+    const uint64_t km8 = bytemask(k), em8 = bytemask(e);
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
     /* Local copies keep the writers in registers (no aliasing with cbuf). */
-    sfp__bw ws = c->wsign, wm = c->wmant;
+    sfp__bw ws = c->wsign, wm = c->wmant, we = c->wexp;
     uint8_t *cb = c->cbuf;
     size_t cn = c->cn;
     uint64_t nonzero = 0, negative = 0;
@@ -305,11 +346,12 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         uint64_t word = 0;
         size_t j = 0;
         for (; j + 8 <= m; j += 8) {
-            __m256i y = quant8(_mm256_loadu_si256((const __m256i *)(x + b + j)), &q);
+            __m256i y = quant8f(_mm256_loadu_si256((const __m256i *)(x + b + j)), &q, fast);
             __m256i ya = _mm256_and_si256(y, q.absmask);
             __m256i isz = _mm256_cmpeq_epi32(ya, q.zero);
             unsigned nz8 = 0xffu ^ (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(isz));
             unsigned cnt = (unsigned)__builtin_popcount(nz8);
+            uint64_t nzb = expand8(nz8);
             word |= (uint64_t)nz8 << j;
             if (hsign) {
                 unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
@@ -319,12 +361,20 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
                 else
                     sfp__bw_put(&ws, _pext_u32(s8, nz8), cnt);
             }
-            if (k) {
+            __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
+            uint64_t codes;
+            if (k <= 8) {
                 __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
-                if (k <= 8) {
-                    uint64_t mask = km8 & expand8(nz8);
-                    sfp__bw_put(&wm, _pext_u64(pack_lo_bytes(mt), mask), cnt * k);
-                } else if (k <= 16) {
+                __m256i both = _mm256_or_si256(mt, _mm256_slli_epi32(cd, 8));
+                both = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(both, shuf2), perm2);
+                __m128i lo128 = _mm256_castsi256_si128(both);
+                codes = (uint64_t)_mm_extract_epi64(lo128, 1);
+                if (k)
+                    sfp__bw_put(&wm, _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), km8 & nzb), cnt * k);
+            } else {
+                codes = pack_lo_bytes(cd);
+                __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
+                if (k <= 16) {
                     __m256i p16 = _mm256_packus_epi32(mt, mt);
                     uint64_t m0 = km16 & expand16(nz8 & 15), m1 = km16 & expand16(nz8 >> 4);
                     sfp__bw_put(&wm, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 0), m0),
@@ -342,10 +392,13 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
                     }
                 }
             }
-            __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
-            uint64_t codes = pack_lo_bytes(cd);
-            if (zmap) {
-                store8(cb + cn, _pext_u64(codes, expand8(nz8)));
+            if (plain) {
+                if (zmap)
+                    sfp__bw_put(&we, _pext_u64(codes, em8 & nzb), cnt * e);
+                else
+                    sfp__bw_put(&we, _pext_u64(codes, em8), 8 * e);
+            } else if (zmap) {
+                store8(cb + cn, _pext_u64(codes, nzb));
                 cn += cnt;
             } else {
                 store8(cb + cn, codes);
@@ -353,19 +406,45 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
             }
         }
         if (j < m) {
-            c->wsign = ws, c->wmant = wm, c->cn = cn;
+            c->wsign = ws, c->wmant = wm, c->wexp = we, c->cn = cn;
             for (; j < m; j++)
                 enc_one(c, x[b + j], i0 + b + j, &word, (unsigned)j);
-            ws = c->wsign, wm = c->wmant, cn = c->cn;
+            ws = c->wsign, wm = c->wmant, we = c->wexp, cn = c->cn;
+            if (plain) { /* enc_one queued the tail codes: code them now */
+                for (size_t t = 0; t < cn; t++)
+                    sfp__bw_put(&we, cb[t], e);
+                cn = 0;
+            }
         }
         zw[b / 64] = word;
         nonzero += (uint64_t)__builtin_popcountll(word);
     }
     c->wsign = ws;
     c->wmant = wm;
+    c->wexp = we;
     c->cn = cn;
     c->nonzero += nonzero;
     c->negative += negative;
+}
+
+static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
+                            uint64_t i0, uint64_t *zw)
+{
+    if (c->pl->r.mode == SFP_ROUND_STOCHASTIC) {
+        sfp__kernels_c.enc_values(c, x, n, i0, zw);
+        return;
+    }
+    qconst q;
+    qconst_init(&q, c->pl);
+    const int plain = c->coder == SFP_CODER_PLAIN;
+    if (q.fast && plain)
+        enc_values_body(c, x, n, i0, zw, &q, 1, 1);
+    else if (q.fast)
+        enc_values_body(c, x, n, i0, zw, &q, 1, 0);
+    else if (plain)
+        enc_values_body(c, x, n, i0, zw, &q, 0, 1);
+    else
+        enc_values_body(c, x, n, i0, zw, &q, 0, 0);
 }
 
 /* Horizontal max and min of the n (8..64) bytes at p. */

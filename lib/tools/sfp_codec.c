@@ -56,7 +56,9 @@ static const char help_text[] =
     "    info FRAME\n"
     "        Print every header field, the plane sizes, bits per value, the\n"
     "        compression ratio against the raw dtype and whether the checksum\n"
-    "        matches. Exits 1 when the header is invalid or the checksum is bad.\n"
+    "        matches; with a good checksum it also decodes the frame once to\n"
+    "        validate every plane. Exits 1 when the header, the checksum or a\n"
+    "        plane is bad.\n"
     "\n"
     "ENCODE OPTIONS\n"
     "    -t, --dtype f32|bf16     element type of IN (default f32)\n"
@@ -577,6 +579,21 @@ static int cmd_info(int argc, char **argv)
     char flags[64];
     flags_text(fi.flags, flags, sizeof(flags));
 
+    /* With a good checksum, decode once to validate every plane too. */
+    int payload_rc = 1; /* 1: not checked */
+    const char *payload_note = "not checked (checksum bad)";
+    if (sum_ok) {
+        size_t out_len = fi.count <= SIZE_MAX / esz ? (size_t)fi.count * esz : SIZE_MAX;
+        void *tmp = out_len < SIZE_MAX ? malloc(out_len ? out_len : 1) : NULL;
+        if (tmp == NULL) {
+            payload_note = "not checked (out of memory)";
+        } else {
+            payload_rc = sfp_decode(in, in_len, tmp, out_len, NULL);
+            payload_note = payload_rc == 0 ? "OK" : "bad";
+            free(tmp);
+        }
+    }
+
     if (json) {
         printf("{\"file\": \"");
         for (const char *s = path; *s; s++) {
@@ -597,12 +614,14 @@ static int cmd_info(int argc, char **argv)
                ", \"frame_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64
                ", \"trailing_bytes\": %" PRIu64 ", \"bits_per_value\": %.4f"
                ", \"payload_bits_per_value\": %.4f, \"ratio\": %.4f"
-               ", \"checksum\": \"%016" PRIx64 "\", \"checksum_ok\": %s}\n",
+               ", \"checksum\": \"%016" PRIx64 "\", \"checksum_ok\": %s"
+               ", \"payload_ok\": %s}\n",
                fi.version, dtype_name(fi.dtype), fi.mbits, fi.ebits, fi.anchor, lo,
                coder_name(fi.coder), fi.gecko_group, fi.flags, fi.count, fi.nonzero,
                fi.count - fi.nonzero, fi.sign_bytes, fi.mant_bytes, fi.zmap_bytes,
                fi.exp_bytes, fi.frame_bytes, fi.count * esz, trailing, bpv,
-               payload_bpv, ratio, fi.checksum, sum_ok ? "true" : "false");
+               payload_bpv, ratio, fi.checksum, sum_ok ? "true" : "false",
+               payload_rc == 1 ? "null" : payload_rc == 0 ? "true" : "false");
     } else {
         printf("file:            %s\n", path);
         printf("version:         %u\n", fi.version);
@@ -632,6 +651,10 @@ static int cmd_info(int argc, char **argv)
         printf("ratio:           %.4f (vs raw %s)\n", ratio, dtype_name(fi.dtype));
         printf("checksum:        %016" PRIx64 " %s\n", fi.checksum,
                sum_ok ? "OK" : "bad");
+        if (payload_rc < 0)
+            printf("payload:         bad (%s)\n", sfp_strerror_name(payload_rc));
+        else
+            printf("payload:         %s\n", payload_note);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         msg("<stdout>: write error: %s", strerror(errno));
@@ -641,6 +664,10 @@ static int cmd_info(int argc, char **argv)
         msg("%s: checksum: %s: %s (stored %016" PRIx64 ", computed %016" PRIx64 ")",
             name, sfp_strerror_name(SFP_ECHECKSUM), sfp_strerror(SFP_ECHECKSUM),
             fi.checksum, computed);
+        goto fail;
+    }
+    if (payload_rc < 0) {
+        status = codec_error(name, "payload", payload_rc);
         goto fail;
     }
     status = 0;
