@@ -79,8 +79,7 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     RETURN_IF((rc = sfp_params_check(p)) < 0, rc);
     RETURN_IF(dst == NULL || out_len == NULL || (n > 0 && src == NULL), SFP_EINVAL);
     RETURN_IF((uint64_t)n > SFP_FRAME_MAX_COUNT, SFP_EOVERFLOW);
-    int exact;
-    RETURN_IF((rc = sfp__plan_scan(&pl, p, src, n, &exact)) < 0, rc);
+    RETURN_IF((rc = sfp__plan_scan(&pl, p, src, n)) < 0, rc);
 
     memset(&s, 0, offsetof(sfp__codec, cbuf));
     s.pl = &pl;
@@ -119,7 +118,6 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     const uint64_t off_zmapw = off_mantw + mant_cap;
     const uint64_t off_expw = off_zmapw + zmap_cap;
     RETURN_IF(off_expw + emax + SFP_FRAME_TRAILER_SIZE > cap, SFP_ENOSPC);
-    (void)exact;
 
     uint8_t *out = dst;
     uint8_t *zl1 = out + off_zmapw, *zl2 = out + off_zmapw + l1;

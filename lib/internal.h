@@ -128,7 +128,7 @@ typedef struct sfp__plan {
  */
 typedef struct sfp__scan {
     int maxE;           /* largest E of a non-zero rounded value, -1 if none */
-    int minE;           /* smallest such E, 255 if none                      */
+    int minE;           /* smallest such E, 255 if none (informative)        */
     uint64_t zeros;     /* values whose rounded magnitude is 0               */
     uint64_t negzero;   /* inputs that are exactly -0                        */
     uint64_t anyneg;    /* non-zero negative rounded values (0 or more)      */
@@ -136,9 +136,13 @@ typedef struct sfp__scan {
     int nonfinite;
 } sfp__scan;
 
-/* Encoder plan from a scan: exact when no value can be flushed. */
+/*
+ * Encoder plan from a scan: anchor and window are exact; nonzero and
+ * negative are upper bounds (exact when nothing is flushed), zeros a lower
+ * bound. Pass 2 counts them exactly.
+ */
 int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
-                   size_t n, int *exact) SFP__HIDDEN;
+                   size_t n) SFP__HIDDEN;
 
 int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
                    size_t n) SFP__HIDDEN;

@@ -241,7 +241,7 @@ int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
 }
 
 int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
-                   size_t n, int *exact)
+                   size_t n)
 {
     const sfp__kernels *kt = sfp__kernels_get();
     sfp__scan sc;
@@ -273,7 +273,6 @@ int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
     pl->nonzero = n - sc.zeros;    /* upper bound until pass 2 */
     pl->negative = sc.anyneg;      /* upper bound until pass 2 */
     pl->negzero = sc.negzero;
-    *exact = sc.minE >= pl->minE;
     return SFP_OK;
 }
 
