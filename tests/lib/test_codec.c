@@ -160,11 +160,11 @@ static void fill_mixed(float *x, size_t n, trng *r, double zero_frac)
 /* Every (k, e), both dtypes and both coders, random data on and off grid. */
 static void test_roundtrip_all_widths(void)
 {
-    enum { N = 3001 };
-    float *x = malloc(N * 4);
+    enum { N = 3001, NMAX = 4097 };
+    float *x = malloc(NMAX * 4);
     uint16_t *xb = malloc(N * 2);
     trng r = {7};
-    fill_mixed(x, N, &r, 0.3);
+    fill_mixed(x, NMAX, &r, 0.3);
     for (size_t i = 0; i < N; i++)
         xb[i] = (uint16_t)(f2u(x[i]) >> 16);
     for (int c = 0; c < 2; c++)
