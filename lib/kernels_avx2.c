@@ -320,7 +320,8 @@ static inline void enc_one(sfp__codec *c, uint32_t x, uint64_t i, uint64_t *word
  */
 static inline __attribute__((always_inline)) void
 enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
-                uint64_t *zw, const qconst *qp, const int fast, const int plain)
+                uint64_t *zw, const qconst *qp, const int fast, const int plain,
+                const int zmap, const int hsign)
 {
     const qconst q = *qp;
     const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
@@ -331,7 +332,7 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                                            0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i perm2 = _mm256_setr_epi32(0, 4, 1, 5, 2, 2, 2, 2);
     const unsigned k = c->k, e = c->ebits;
-    const int hsign = c->hsign, zsign = c->zsign, zmap = c->zmap;
+    const int zsign = fast ? 0 : c->zsign; /* fast implies no -0 */
     const uint64_t km8 = bytemask(k), em8 = bytemask(e);
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
@@ -436,15 +437,21 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
     }
     qconst q;
     qconst_init(&q, c->pl);
-    const int plain = c->coder == SFP_CODER_PLAIN;
-    if (q.fast && plain)
-        enc_values_body(c, x, n, i0, zw, &q, 1, 1);
-    else if (q.fast)
-        enc_values_body(c, x, n, i0, zw, &q, 1, 0);
-    else if (plain)
-        enc_values_body(c, x, n, i0, zw, &q, 0, 1);
-    else
-        enc_values_body(c, x, n, i0, zw, &q, 0, 0);
+    /* Specialise the loop on what changes per tensor, not per value. */
+    const int sel = (q.fast ? 8 : 0) | (c->coder == SFP_CODER_PLAIN ? 4 : 0) |
+                    (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
+    switch (sel) {
+#define SFP__ENC_CASE(v)                                                       \
+    case v:                                                                    \
+        enc_values_body(c, x, n, i0, zw, &q, (v >> 3) & 1, (v >> 2) & 1,       \
+                        (v >> 1) & 1, v & 1);                                  \
+        break;
+    SFP__ENC_CASE(0) SFP__ENC_CASE(1) SFP__ENC_CASE(2) SFP__ENC_CASE(3)
+    SFP__ENC_CASE(4) SFP__ENC_CASE(5) SFP__ENC_CASE(6) SFP__ENC_CASE(7)
+    SFP__ENC_CASE(8) SFP__ENC_CASE(9) SFP__ENC_CASE(10) SFP__ENC_CASE(11)
+    SFP__ENC_CASE(12) SFP__ENC_CASE(13) SFP__ENC_CASE(14) SFP__ENC_CASE(15)
+#undef SFP__ENC_CASE
+    }
 }
 
 /* Horizontal max and min of the n (8..64) bytes at p. */
