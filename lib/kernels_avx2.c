@@ -574,8 +574,9 @@ static int dec_codes_avx2(sfp__codec *c, size_t need)
     return SFP_OK;
 }
 
-static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
-                            const uint64_t *zw)
+static inline __attribute__((always_inline)) void
+dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
+                const int zmap, const int hsign, const int kcls)
 {
     const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
     const __m256i zero = _mm256_setzero_si256();
@@ -587,7 +588,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
     __m256i badv = zero;
-    const int hsign = c->hsign, zsign = c->zsign, zmap = c->zmap;
+    const int zsign = c->zsign;
     sfp__br rs = c->rsign, rm = c->rmant;
     const uint8_t *cb = c->cbuf;
     size_t cpos = c->cpos;
@@ -624,11 +625,11 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                 sv = _mm256_slli_epi32(sv, 31);
             }
             __m256i mt = zero;
-            if (k) {
-                if (k <= 8) {
+            if (kcls) {
+                if (kcls == 1) {
                     uint64_t mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
                     mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
-                } else if (k <= 16) {
+                } else if (kcls == 2) {
                     unsigned lo4 = nz8 & 15, hi4 = nz8 >> 4;
                     uint64_t a0 = _pdep_u64(get_bits(&rm, (unsigned)__builtin_popcount(lo4) * k),
                                             km16 & expand16(lo4));
@@ -679,6 +680,25 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
     }
     c->nonzero += nonzero;
     c->bad |= !_mm256_testz_si256(badv, badv);
+}
+
+static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
+                            const uint64_t *zw)
+{
+    /* Specialise on zero map, sign plane and mantissa width class. */
+    const int kcls = c->k == 0 ? 0 : c->k <= 8 ? 1 : c->k <= 16 ? 2 : 3;
+    const int sel = kcls << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
+    switch (sel) {
+#define SFP__DEC_CASE(v)                                                       \
+    case v:                                                                    \
+        dec_values_body(c, y, n, zw, (v >> 1) & 1, v & 1, v >> 2);             \
+        break;
+    SFP__DEC_CASE(0) SFP__DEC_CASE(1) SFP__DEC_CASE(2) SFP__DEC_CASE(3)
+    SFP__DEC_CASE(4) SFP__DEC_CASE(5) SFP__DEC_CASE(6) SFP__DEC_CASE(7)
+    SFP__DEC_CASE(8) SFP__DEC_CASE(9) SFP__DEC_CASE(10) SFP__DEC_CASE(11)
+    SFP__DEC_CASE(12) SFP__DEC_CASE(13) SFP__DEC_CASE(14) SFP__DEC_CASE(15)
+#undef SFP__DEC_CASE
+    }
 }
 
 const sfp__kernels sfp__kernels_avx2 = {
