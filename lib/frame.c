@@ -38,8 +38,14 @@ static uint64_t gecko_exp_max(uint64_t s, unsigned ebits, unsigned G)
 
 static uint64_t exp_max(uint64_t s, unsigned ebits, sfp_coder coder, unsigned G)
 {
-    return coder == SFP_CODER_GECKO ? gecko_exp_max(s, ebits, G)
-                                    : ceil8(s * ebits);
+    switch (coder) {
+    case SFP_CODER_GECKO:
+        return gecko_exp_max(s, ebits, G);
+    case SFP_CODER_RANS:
+        return sfp__rans_bound(s, ebits);
+    default:
+        return ceil8(s * ebits);
+    }
 }
 
 static uint64_t zmap_l1(uint64_t n)
@@ -62,6 +68,8 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
     b += ceil8(nn * p->mbits);               /* mantissas             */
     b += zmap_l1(nn) + 8 * ((nn + 63) / 64); /* zero map              */
     b += exp_max(nn, p->ebits, p->coder, group_of(p));
+    if (p->coder == SFP_CODER_RANS)
+        b += nn; /* the code sequence is gathered before it is coded */
     if (b > SIZE_MAX)
         return 0;
     return (size_t)b;
@@ -94,8 +102,9 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     /* Zero map when the zeros it saves outweigh its ~1 bit per value
      * (decided on the zeros known before pass 2). */
     unsigned flags = 0;
-    if (pl.zeros > 0 && pl.zeros * p->ebits * 64 > (uint64_t)n * 65)
-        flags |= SFP_FLAG_ZMAP;
+    if (p->coder != SFP_CODER_RANS && pl.zeros > 0 &&
+        pl.zeros * p->ebits * 64 > (uint64_t)n * 65)
+        flags |= SFP_FLAG_ZMAP; /* rANS codes zeros at their entropy */
     if (pl.negzero > 0)
         flags |= SFP_FLAG_ZSIGN | SFP_FLAG_SIGN;
     else if (pl.negative > 0)
@@ -117,13 +126,15 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     const uint64_t off_mantw = off_sign + sign_cap;
     const uint64_t off_zmapw = off_mantw + mant_cap;
     const uint64_t off_expw = off_zmapw + zmap_cap;
-    RETURN_IF(off_expw + emax + SFP_FRAME_TRAILER_SIZE > cap, SFP_ENOSPC);
+    const uint64_t scratch = p->coder == SFP_CODER_RANS ? (s.zmap ? nz_ub : nn) : 0;
+    RETURN_IF(off_expw + emax + scratch + SFP_FRAME_TRAILER_SIZE > cap, SFP_ENOSPC);
 
     uint8_t *out = dst;
     uint8_t *zl1 = out + off_zmapw, *zl2 = out + off_zmapw + l1;
     sfp__bw_init(&s.wsign, out + off_sign);
     sfp__bw_init(&s.wmant, out + off_mantw);
     sfp__bw_init(&s.wexp, out + off_expw);
+    s.rscratch = out + off_expw + emax;
     memset(zl1, 0, l1);
 
     const sfp__kernels *kt = sfp__kernels_get();
@@ -167,7 +178,28 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
 
     sfp__bw_flush(&s.wsign);
     sfp__bw_flush(&s.wmant);
-    uint8_t *eend = sfp__bw_flush(&s.wexp);
+    sfp_coder coder = p->coder;
+    uint8_t *eend;
+    if (coder == SFP_CODER_RANS) {
+        /* Entropy-code the gathered sequence; plain when that is smaller. */
+        uint64_t count[256] = {0};
+        sfp__rans_table rt;
+        for (uint64_t i = 0; i < s.rn; i++)
+            count[s.rscratch[i]]++;
+        sfp__rans_build(&rt, count, 1u << p->ebits);
+        uint64_t rb = sfp__rans_encode(&rt, s.rscratch, s.rn, out + off_expw, emax);
+        if (rb >= ceil8(s.rn * p->ebits)) {
+            coder = SFP_CODER_PLAIN;
+            sfp__bw_init(&s.wexp, out + off_expw);
+            for (uint64_t i = 0; i < s.rn; i++)
+                sfp__bw_put(&s.wexp, s.rscratch[i], p->ebits);
+            eend = sfp__bw_flush(&s.wexp);
+        } else {
+            eend = out + off_expw + rb;
+        }
+    } else {
+        eend = sfp__bw_flush(&s.wexp);
+    }
     const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
     const uint64_t mant_bytes = ceil8(pl.nonzero * p->mbits);
     const uint64_t zmap_bytes = (uint64_t)(zl2 - zl1);
@@ -190,8 +222,8 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     h[6] = (uint8_t)p->mbits;
     h[7] = (uint8_t)p->ebits;
     h[8] = (uint8_t)pl.anchor;
-    h[9] = (uint8_t)p->coder;
-    h[10] = (uint8_t)(p->coder == SFP_CODER_GECKO ? glog2_of(s.G) : 0);
+    h[9] = (uint8_t)coder;
+    h[10] = (uint8_t)(coder == SFP_CODER_GECKO ? glog2_of(s.G) : 0);
     h[11] = (uint8_t)flags;
     sfp__store64le(h + 16, nn);
     sfp__store64le(h + 24, pl.nonzero);
@@ -243,7 +275,7 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
     RETURN_IF(sfp__load32le(h + 12) != 0, SFP_EHEADER);
     RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP), SFP_EHEADER);
     RETURN_IF((fi.flags & SFP_FLAG_ZSIGN) && !(fi.flags & SFP_FLAG_SIGN), SFP_EHEADER);
-    if (fi.coder == SFP_CODER_PLAIN) {
+    if (fi.coder == SFP_CODER_PLAIN || fi.coder == SFP_CODER_RANS) {
         RETURN_IF(h[10] != 0, SFP_EHEADER);
     } else if (fi.coder == SFP_CODER_GECKO) {
         RETURN_IF(h[10] < 3 || h[10] > 6, SFP_EHEADER);
@@ -274,7 +306,7 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
     if (fi.coder == SFP_CODER_PLAIN)
         RETURN_IF(fi.exp_bytes != ceil8(ncodes * fi.ebits), SFP_EHEADER);
     else
-        RETURN_IF(fi.exp_bytes > gecko_exp_max(ncodes, fi.ebits, fi.gecko_group),
+        RETURN_IF(fi.exp_bytes > exp_max(ncodes, fi.ebits, fi.coder, fi.gecko_group),
                   SFP_EHEADER);
 
     /* All four sizes are < 2^44 now, so the sum cannot overflow. */
@@ -338,6 +370,17 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     sfp__br_init(&s.rmant, f + off_mant, fi.mant_bytes);
     sfp__br_init(&s.rexp, f + off_exp, fi.exp_bytes);
 
+    sfp__rans_table rt;
+    sfp__rans_dec rd;
+    if (fi.coder == SFP_CODER_RANS && s.codes_left > 0) {
+        RETURN_IF((rc = sfp__rans_dec_init(&rd, &rt, f + off_exp, fi.exp_bytes,
+                                           fi.ebits)) < 0, rc);
+        s.rd = &rd;
+        s.rt = &rt;
+    } else if (fi.coder == SFP_CODER_RANS) {
+        RETURN_IF(fi.exp_bytes != 0, SFP_ECORRUPT);
+    }
+
     const uint8_t *zl1 = f + off_zmap, *zl2 = NULL;
     const uint64_t nblocks = (fi.count + 63) / 64;
     if (s.zmap) {
@@ -389,6 +432,8 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     }
     RETURN_IF(s.nonzero != fi.nonzero || s.codes_left != 0 || s.cpos != s.cn,
               SFP_ECORRUPT);
+    if (s.rd)
+        RETURN_IF((rc = sfp__rans_dec_finish(s.rd)) < 0, rc);
     if (out_n)
         *out_n = (size_t)fi.count;
     return SFP_OK;

@@ -321,6 +321,42 @@ uint64_t sfp__gecko_bits(unsigned ebits, unsigned *prev, const uint8_t *codes,
 int sfp__gecko_get(sfp__br *r, unsigned ebits, unsigned *prev, uint8_t *codes,
                    unsigned n) SFP__HIDDEN;
 
+/* -------------------------------------------------------------- rANS */
+
+#define SFP__RANS_SCALE 12
+#define SFP__RANS_M (1u << SFP__RANS_SCALE)
+#define SFP__RANS_L (1u << 16)
+
+typedef struct sfp__rans_table {
+    unsigned nsym;
+    uint16_t freq[256], cum[256];
+    uint8_t slot[SFP__RANS_M]; /* decoder: slot -> symbol */
+} sfp__rans_table;
+
+typedef struct sfp__rans_dec {
+    uint32_t x[2];
+    uint64_t i;              /* symbols decoded so far (state parity) */
+    const uint8_t *p, *end;
+    int err;
+} sfp__rans_dec;
+
+/* Normalised table for counts of nsym symbols (all zero: empty table). */
+void sfp__rans_build(sfp__rans_table *t, const uint64_t *count,
+                     unsigned nsym) SFP__HIDDEN;
+uint64_t sfp__rans_table_bytes(unsigned nsym, unsigned present) SFP__HIDDEN;
+/* Largest rANS plane for S codes of e bits. */
+uint64_t sfp__rans_bound(uint64_t S, unsigned ebits) SFP__HIDDEN;
+/* Codes S symbols into out[0..cap); returns bytes, UINT64_MAX if cap is
+ * too small. */
+uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
+                          uint64_t S, uint8_t *out, uint64_t cap) SFP__HIDDEN;
+int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
+                       uint64_t len, unsigned ebits) SFP__HIDDEN;
+void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t,
+                       uint8_t *out, size_t n) SFP__HIDDEN;
+/* After the last symbol: stream consumed exactly, states back at L. */
+int sfp__rans_dec_finish(const sfp__rans_dec *d) SFP__HIDDEN;
+
 /* ------------------------------------------------------------ kernels */
 
 /*
@@ -342,6 +378,10 @@ typedef struct sfp__codec {
     sfp__bw wsign, wmant, wexp;
     sfp__br rsign, rmant, rexp;
     unsigned prev_base;  /* Gecko                                         */
+    uint8_t *rscratch;   /* rANS encoder: the whole code sequence         */
+    uint64_t rn;         /* rANS encoder: codes in rscratch               */
+    sfp__rans_dec *rd;   /* rANS decoder state and table                  */
+    const sfp__rans_table *rt;
     size_t cn;           /* codes in cbuf                                 */
     size_t cpos;         /* decoder: next code to consume                 */
     uint64_t codes_left; /* decoder: codes still in the exponent plane    */
@@ -352,6 +392,10 @@ typedef struct sfp__codec {
      * so that memset(.., offsetof(sfp__codec, cbuf)) clears the rest */
     uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
 } sfp__codec;
+
+/* Coder-independent parts of enc_codes/dec_codes (rANS), in rans.c. */
+void sfp__enc_codes_rans(sfp__codec *c) SFP__HIDDEN;
+int sfp__dec_codes_rans(sfp__codec *c, size_t need) SFP__HIDDEN;
 
 typedef struct sfp__kernels {
     /* Pass 1: accumulate into h (bins are added to, not reset). */

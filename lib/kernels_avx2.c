@@ -485,6 +485,10 @@ static inline void range_bytes(const uint8_t *p, unsigned n, unsigned *hi,
 static void enc_codes_avx2(sfp__codec *c, int last)
 {
     size_t i = 0;
+    if (c->coder == SFP_CODER_RANS) {
+        sfp__enc_codes_rans(c);
+        return;
+    }
     const unsigned e = c->ebits;
     if (c->coder == SFP_CODER_PLAIN) {
         const uint64_t em = bytemask(e);
@@ -521,6 +525,8 @@ static void enc_codes_avx2(sfp__codec *c, int last)
 
 static int dec_codes_avx2(sfp__codec *c, size_t need)
 {
+    if (c->coder == SFP_CODER_RANS)
+        return sfp__dec_codes_rans(c, need);
     memmove(c->cbuf, c->cbuf + c->cpos, c->cn - c->cpos);
     c->cn -= c->cpos;
     c->cpos = 0;

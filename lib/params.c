@@ -36,7 +36,8 @@ int sfp_params_check(const sfp_params *p)
                   p->rounding != SFP_ROUND_STOCHASTIC,
               SFP_EINVAL);
     RETURN_IF(p->anchor < -1 || p->anchor > 254, SFP_EINVAL);
-    RETURN_IF(p->coder != SFP_CODER_PLAIN && p->coder != SFP_CODER_GECKO, SFP_EINVAL);
+    RETURN_IF(p->coder != SFP_CODER_PLAIN && p->coder != SFP_CODER_GECKO &&
+                  p->coder != SFP_CODER_RANS, SFP_EINVAL);
     if (p->coder == SFP_CODER_GECKO) {
         unsigned g = p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
         RETURN_IF(g != 8 && g != 16 && g != 32 && g != 64, SFP_EINVAL);

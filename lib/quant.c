@@ -97,6 +97,10 @@ static void enc_values_c(sfp__codec *c, const uint32_t *x, size_t n,
 static void enc_codes_c(sfp__codec *c, int last)
 {
     size_t i = 0;
+    if (c->coder == SFP_CODER_RANS) {
+        sfp__enc_codes_rans(c);
+        return;
+    }
     if (c->coder == SFP_CODER_PLAIN) {
         for (; i < c->cn; i++)
             sfp__bw_put(&c->wexp, c->cbuf[i], c->ebits);
@@ -115,6 +119,8 @@ static void enc_codes_c(sfp__codec *c, int last)
 
 static int dec_codes_c(sfp__codec *c, size_t need)
 {
+    if (c->coder == SFP_CODER_RANS)
+        return sfp__dec_codes_rans(c, need);
     memmove(c->cbuf, c->cbuf + c->cpos, c->cn - c->cpos);
     c->cn -= c->cpos;
     c->cpos = 0;

@@ -167,7 +167,7 @@ static void test_roundtrip_all_widths(void)
     fill_mixed(x, NMAX, &r, 0.3);
     for (size_t i = 0; i < N; i++)
         xb[i] = (uint16_t)(f2u(x[i]) >> 16);
-    for (int c = 0; c < 2; c++)
+    for (int c = 0; c < 3; c++)
         for (unsigned e = 1; e <= 8; e++) {
             for (unsigned k = 0; k <= 23; k++) {
                 sfp_params p = params(SFP_DTYPE_F32, k, e, (sfp_coder)c);
@@ -193,7 +193,7 @@ static void test_roundtrip_all_widths(void)
     /* sizes around chunk and block boundaries, and empty */
     size_t sizes[] = {0, 1, 7, 63, 64, 65, 2047, 2048, 2049, 4097};
     for (int s = 0; s < 10; s++)
-        for (int c = 0; c < 2; c++) {
+        for (int c = 0; c < 3; c++) {
             sfp_params p = params(SFP_DTYPE_F32, 2, 4, (sfp_coder)c);
             roundtrip(x, sizes[s], &p, NULL);
         }
@@ -218,7 +218,7 @@ static void test_full_width(void)
     u[0] = 0x00000000u; u[1] = 0x80000000u; /* +0, -0 */
     u[2] = 0x00800000u; u[3] = 0x7f7fffffu; /* min, max normal */
     u[4] = 0x00000001u; u[5] = 0x807fffffu; /* min, max subnormal */
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         sfp_params p = params(SFP_DTYPE_F32, 23, 8, (sfp_coder)c);
         size_t cap = sfp_frame_bound(N, &p), len, n;
         uint8_t *f = malloc(cap);
@@ -231,7 +231,7 @@ static void test_full_width(void)
     uint16_t *b = malloc(N * 2), *bd = malloc(N * 2);
     for (size_t i = 0; i < N; i++)
         b[i] = (uint16_t)(u[i] >> 16);
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         sfp_params p = params(SFP_DTYPE_BF16, 7, 8, (sfp_coder)c);
         size_t cap = sfp_frame_bound(N, &p), len, n;
         uint8_t *f = malloc(cap);
@@ -305,7 +305,7 @@ static void test_size_formula(void)
             x[i] = fabsf(x[i]);
     for (unsigned k = 0; k <= 23; k += 7)
         for (unsigned e = 2; e <= 8; e += 2)
-            for (int c = 0; c < 2; c++) {
+            for (int c = 0; c < 3; c++) {
                 sfp_params p = params(SFP_DTYPE_F32, k, e, (sfp_coder)c);
                 size_t cap = sfp_frame_bound(N, &p), len;
                 uint8_t *f = malloc(cap);
@@ -332,15 +332,20 @@ static void test_size_formula(void)
                 for (int i = 0; i < N; i++)
                     zin += x[i] == 0;
                 int zmap = !!(fi.flags & SFP_FLAG_ZMAP);
-                if (st.flushed == 0)
+                if (c == 2)
+                    CHECK_EQ_INT(zmap, 0); /* rANS codes zeros in-band */
+                else if (st.flushed == 0)
                     CHECK_EQ_INT(zmap, zin * e * 64 > (uint64_t)N * 65);
                 CHECK_EQ_INT(fi.sign_bytes, neg ? (nnz + 7) / 8 : 0);
                 CHECK_EQ_INT(fi.mant_bytes, (nnz * k + 7) / 8);
                 CHECK_EQ_INT(fi.zmap_bytes, zmap ? ((N + 63) / 64 + 7) / 8 + 8 * blocks : 0);
                 uint64_t nc = zmap ? nnz : N;
                 uint64_t ebytes;
-                if (c == 0) {
+                if (c == 0 || fi.coder == SFP_CODER_PLAIN) {
                     ebytes = (nc * e + 7) / 8;
+                } else if (c == 2) {
+                    ebytes = fi.exp_bytes; /* entropy coded: checked by decode */
+                    CHECK(ebytes <= (nc * e + 7) / 8);
                 } else {
                     /* recompute Gecko group bits from the codes */
                     uint8_t codes[N];
@@ -369,7 +374,7 @@ static void test_hostile(void)
     float x[N], y[N];
     trng r = {13};
     fill_mixed(x, N, &r, 0.5);
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         sfp_params p = params(SFP_DTYPE_F32, 2, 4, (sfp_coder)c);
         size_t cap = sfp_frame_bound(N, &p), len;
         uint8_t *f = malloc(cap), *g = malloc(cap);
@@ -453,6 +458,14 @@ static void test_ratios(void)
     printf("k=2 e=4 Gecko, post-ReLU N(0,1) 50%% zeros: %.3fx (%.2f bits/value)\n",
            relu, 8.0 * (double)len / N);
     CHECK(relu >= 7.0);
+    p.coder = SFP_CODER_RANS;
+    cap = sfp_frame_bound(N, &p);
+    free(f);
+    f = malloc(cap);
+    CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+    printf("k=2 e=4 rANS, post-ReLU N(0,1) 50%% zeros: %.3fx (%.2f bits/value)\n",
+           (double)N * 4 / (double)len, 8.0 * (double)len / N);
+    CHECK((double)N * 4 / (double)len > relu);
     free(x), free(f);
 }
 

@@ -85,7 +85,7 @@ int main(void)
         fill(x, N, &r, kind);
         for (unsigned e = 1; e <= 8; e++)
             for (unsigned k = 0; k <= 23; k++)
-                for (int c = 0; c < 2; c++) {
+                for (int c = 0; c < 3; c++) {
                     sfp_params p;
                     sfp_params_default(&p);
                     p.mbits = k, p.ebits = e, p.coder = (sfp_coder)c;

@@ -81,6 +81,9 @@ typedef enum sfp_rounding {
 typedef enum sfp_coder {
     SFP_CODER_PLAIN = 0, /* fixed-width exponent codes */
     SFP_CODER_GECKO = 1, /* Gecko: grouped base + delta exponent codes */
+    SFP_CODER_RANS = 2,  /* static rANS over the exponent codes (zeros
+                            included): within ~1% of their entropy; the
+                            encoder falls back to plain when that is smaller */
 } sfp_coder;
 
 /*
