@@ -433,6 +433,42 @@ static void test_hostile(void)
     }
 }
 
+/* rANS planes with a valid checksum but hostile content. */
+static void test_rans_hostile(void)
+{
+    enum { N = 3000 };
+    float x[N], y[N];
+    trng r = {17};
+    fill_mixed(x, N, &r, 0.5);
+    sfp_params p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_RANS);
+    size_t cap = sfp_frame_bound(N, &p), len;
+    uint8_t *f = malloc(cap), *g = malloc(cap);
+    CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+    sfp_frame_info fi;
+    CHECK_EQ_INT(sfp_frame_parse(f, len, &fi), 0);
+    CHECK_EQ_INT(fi.coder, SFP_CODER_RANS);
+    const size_t off_exp = 64 + fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes;
+    int accepted = 0;
+    for (size_t i = off_exp; i < len - 8; i++)
+        for (int b = 0; b < 8; b++) {
+            memcpy(g, f, len);
+            g[i] ^= (uint8_t)(1u << b);
+            sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+            int rc = sfp_decode(g, len, y, sizeof(y), NULL);
+            CHECK(rc == 0 || rc == SFP_ECORRUPT);
+            accepted += rc == 0;
+        }
+    /* a flip that still decodes must at least not go unnoticed often */
+    printf("rANS payload bit flips accepted after re-checksumming: %d of %zu\n",
+           accepted, (len - 8 - off_exp) * 8);
+    /* frequency sum off by one */
+    memcpy(g, f, len);
+    g[off_exp + 2] ^= 1; /* first frequency (16 presence bits first) */
+    sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+    CHECK_EQ_INT(sfp_decode(g, len, y, sizeof(y), NULL), SFP_ECORRUPT);
+    free(f), free(g);
+}
+
 /* The ratios the issue asks for (deterministic data, no timing). */
 static void test_ratios(void)
 {
@@ -478,6 +514,7 @@ int main(void)
     test_gecko_adversarial();
     test_size_formula();
     test_hostile();
+    test_rans_hostile();
     test_ratios();
     return check_report("test_codec");
 }
