@@ -80,19 +80,38 @@ uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
         return 0;
     uint8_t *end = out + cap, *p = end;
     uint32_t x[2] = {SFP__RANS_L, SFP__RANS_L};
+    /*
+     * x / f by multiplication: with sh = ceil(log2 f) and
+     * m = ceil(2^(32+sh) / f), floor(x * m / 2^(32+sh)) == floor(x / f) for
+     * every 32-bit x (tests/lib/test_codec.c checks all f).
+     */
+    uint64_t rcp[256];
+    uint32_t xmax[256];
+    uint8_t rsh[256];
+    for (unsigned s = 0; s < t->nsym; s++) {
+        uint32_t f = t->freq[s];
+        if (!f)
+            continue;
+        unsigned sh = f > 1 ? 32u - (unsigned)__builtin_clz(f - 1) : 0;
+        rcp[s] = (uint64_t)((((__uint128_t)1 << (32 + sh)) + f - 1) / f);
+        rsh[s] = (uint8_t)(32 + sh);
+        /* renormalise while x >= ((L >> SCALE) << 16) * f (saturates at 2^32) */
+        uint64_t xm = (uint64_t)((SFP__RANS_L >> SFP__RANS_SCALE) << 16) * f;
+        xmax[s] = xm > 0xffffffffu ? 0xffffffffu : (uint32_t)xm;
+    }
 
     for (uint64_t i = S; i-- > 0;) {
         unsigned s = codes[i];
         uint32_t f = t->freq[s], xs = x[i & 1];
-        uint64_t xmax = (uint64_t)((SFP__RANS_L >> SFP__RANS_SCALE) << 16) * f;
-        if (xs >= xmax) {
-            if (p - out < 2)
+        if (xs >= xmax[s] && f != SFP__RANS_M) {
+            if (SFP__UNLIKELY(p - out < 2))
                 return UINT64_MAX;
             p -= 2;
             store16le(p, (uint16_t)xs);
             xs >>= 16;
         }
-        x[i & 1] = ((xs / f) << SFP__RANS_SCALE) + (xs % f) + t->cum[s];
+        uint32_t q = (uint32_t)(((__uint128_t)xs * rcp[s]) >> rsh[s]);
+        x[i & 1] = (q << SFP__RANS_SCALE) + (xs - q * f) + t->cum[s];
     }
     unsigned present = 0;
     for (unsigned s = 0; s < t->nsym; s++)
@@ -161,38 +180,48 @@ int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
     return SFP_OK;
 }
 
+/* One decode step on state *x; reads at most one word. */
+static inline uint8_t rans_step(uint32_t *x, const sfp__rans_table *t,
+                                const uint8_t **pp, const uint8_t *end, int *err)
+{
+    uint32_t v = *x;
+    uint32_t slot = v & (SFP__RANS_M - 1);
+    unsigned s = t->slot[slot];
+    v = t->freq[s] * (v >> SFP__RANS_SCALE) + slot - t->cum[s];
+    if (v < SFP__RANS_L) {
+        const uint8_t *p = *pp;
+        uint32_t w = 0;
+        if (SFP__LIKELY(end - p >= 2)) {
+            w = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+            *pp = p + 2;
+        } else {
+            *err = 1;
+        }
+        v = v << 16 | w;
+    }
+    *x = v;
+    return (uint8_t)s;
+}
+
 void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t, uint8_t *out,
                        size_t n)
 {
     uint32_t x0 = d->x[0], x1 = d->x[1];
-    uint64_t i = d->i;
     const uint8_t *p = d->p, *end = d->end;
     int err = 0;
+    size_t j = 0;
 
-    for (size_t j = 0; j < n; j++, i++) {
-        uint32_t x = (i & 1) ? x1 : x0;
-        uint32_t slot = x & (SFP__RANS_M - 1);
-        unsigned s = t->slot[slot];
-        x = t->freq[s] * (x >> SFP__RANS_SCALE) + slot - t->cum[s];
-        if (x < SFP__RANS_L) {
-            uint32_t w = 0;
-            if (SFP__LIKELY(end - p >= 2)) {
-                w = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-                p += 2;
-            } else {
-                err = 1;
-            }
-            x = x << 16 | w;
-        }
-        if (i & 1)
-            x1 = x;
-        else
-            x0 = x;
-        out[j] = (uint8_t)s;
+    if (n && (d->i & 1))
+        out[j++] = rans_step(&x1, t, &p, end, &err);
+    for (; j + 2 <= n; j += 2) {
+        out[j] = rans_step(&x0, t, &p, end, &err);
+        out[j + 1] = rans_step(&x1, t, &p, end, &err);
     }
+    if (j < n)
+        out[j] = rans_step(((d->i + j) & 1) ? &x1 : &x0, t, &p, end, &err);
     d->x[0] = x0;
     d->x[1] = x1;
-    d->i = i;
+    d->i += n;
     d->p = p;
     d->err |= err;
 }

@@ -30,7 +30,8 @@ static const char help_text[] =
     "\n"
     "SYNOPSIS\n"
     "    sfp-codec encode [--dtype f32|bf16] [--mantissa K] [--exponent E]\n"
-    "                     [--gecko] [--group G] [--rounding rne|trunc|stochastic]\n"
+    "                     [--gecko | --rans | --coder plain|gecko|rans] [--group G]\n"
+    "                     [--rounding rne|trunc|stochastic]\n"
     "                     [--seed S] [--anchor A] [--verbose] IN OUT\n"
     "    sfp-codec decode [--verbose] IN OUT\n"
     "    sfp-codec info [--json] FRAME\n"
@@ -65,9 +66,14 @@ static const char help_text[] =
     "    -k, --mantissa K         kept mantissa bits, 0..23 for f32, 0..7 for bf16\n"
     "                             (default: all, i.e. 23 or 7)\n"
     "    -e, --exponent E         exponent window bits, 1..8 (default 8)\n"
-    "    -g, --gecko              code the exponent plane with Gecko\n"
+    "    -g, --gecko              code the exponent plane with Gecko (grouped\n"
+    "                             base + deltas; same as --coder gecko)\n"
+    "    -R, --rans               code the exponent plane with static rANS (the\n"
+    "                             encoder writes plain codes when that is not\n"
+    "                             larger; same as --coder rans)\n"
+    "    -c, --coder C            exponent coder: plain (default), gecko or rans\n"
     "    -G, --group G            Gecko group size 8, 16, 32 or 64 (default 16;\n"
-    "                             implies --gecko)\n"
+    "                             implies --gecko unless a coder is given)\n"
     "    -r, --rounding MODE      rne (default), trunc or stochastic\n"
     "    -s, --seed S             seed of stochastic rounding (default 0)\n"
     "    -a, --anchor A           fixed biased exponent anchor 0..254 instead of\n"
@@ -282,7 +288,15 @@ static const char *dtype_name(sfp_dtype t)
 
 static const char *coder_name(sfp_coder c)
 {
-    return c == SFP_CODER_PLAIN ? "plain" : c == SFP_CODER_GECKO ? "gecko" : "?";
+    switch (c) {
+    case SFP_CODER_PLAIN:
+        return "plain";
+    case SFP_CODER_GECKO:
+        return "gecko";
+    case SFP_CODER_RANS:
+        return "rans";
+    }
+    return "?";
 }
 
 /* Resets getopt for a subcommand's argv. */
@@ -321,6 +335,8 @@ static int cmd_encode(int argc, char **argv)
         {"mantissa", required_argument, NULL, 'k'},
         {"exponent", required_argument, NULL, 'e'},
         {"gecko", no_argument, NULL, 'g'},
+        {"rans", no_argument, NULL, 'R'},
+        {"coder", required_argument, NULL, 'c'},
         {"group", required_argument, NULL, 'G'},
         {"rounding", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
@@ -330,7 +346,7 @@ static int cmd_encode(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sfp_params p;
-    int have_k = 0, verbose = 0, rc, c;
+    int have_k = 0, have_group = 0, verbose = 0, rc, c;
     uint64_t v;
     uint8_t *in = NULL, *frame = NULL;
     size_t in_len = 0;
@@ -338,7 +354,7 @@ static int cmd_encode(int argc, char **argv)
 
     sfp_params_default(&p);
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":t:k:e:gG:r:s:a:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (parse_dtype(optarg, &p.dtype) < 0)
@@ -358,11 +374,24 @@ static int cmd_encode(int argc, char **argv)
         case 'g':
             p.coder = SFP_CODER_GECKO;
             break;
+        case 'R':
+            p.coder = SFP_CODER_RANS;
+            break;
+        case 'c':
+            if (strcmp(optarg, "plain") == 0)
+                p.coder = SFP_CODER_PLAIN;
+            else if (strcmp(optarg, "gecko") == 0)
+                p.coder = SFP_CODER_GECKO;
+            else if (strcmp(optarg, "rans") == 0)
+                p.coder = SFP_CODER_RANS;
+            else
+                return usage_error("encode: --coder must be plain, gecko or rans, not '%s'", optarg);
+            break;
         case 'G':
             if (parse_uint(optarg, 8, 64, &v) < 0 || (v != 8 && v != 16 && v != 32 && v != 64))
                 return usage_error("encode: --group must be 8, 16, 32 or 64, not '%s'", optarg);
             p.gecko_group = (unsigned)v;
-            p.coder = SFP_CODER_GECKO;
+            have_group = 1;
             break;
         case 'r':
             if (strcmp(optarg, "rne") == 0)
@@ -394,6 +423,10 @@ static int cmd_encode(int argc, char **argv)
     if (argc - optind != 2)
         return usage_error("encode: expected IN and OUT, got %d file argument%s",
                            argc - optind, argc - optind == 1 ? "" : "s");
+    if (have_group && p.coder == SFP_CODER_PLAIN)
+        p.coder = SFP_CODER_GECKO;
+    if (have_group && p.coder != SFP_CODER_GECKO)
+        return usage_error("encode: --group applies to the Gecko coder only");
     if (!have_k)
         p.mbits = p.dtype == SFP_DTYPE_F32 ? 23 : 7;
     if (p.dtype == SFP_DTYPE_BF16 && p.mbits > 7)
@@ -633,7 +666,7 @@ static int cmd_info(int argc, char **argv)
         if (fi.coder == SFP_CODER_GECKO)
             printf("coder:           gecko (group %u)\n", fi.gecko_group);
         else
-            printf("coder:           plain\n");
+            printf("coder:           %s\n", coder_name(fi.coder));
         printf("flags:           0x%02x (%s)\n", fi.flags, flags);
         printf("count:           %" PRIu64 "\n", fi.count);
         printf("nonzero:         %" PRIu64 "\n", fi.nonzero);

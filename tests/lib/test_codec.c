@@ -433,6 +433,25 @@ static void test_hostile(void)
     }
 }
 
+/* The reciprocal division of the rANS encoder is exact for every divisor. */
+static void test_rans_division(void)
+{
+    trng r = {23};
+    int bad = 0;
+    for (uint32_t f = 1; f <= SFP__RANS_M; f++) {
+        unsigned sh = f > 1 ? 32u - (unsigned)__builtin_clz(f - 1) : 0;
+        uint64_t m = (uint64_t)((((__uint128_t)1 << (32 + sh)) + f - 1) / f);
+        for (int t = 0; t < 2000; t++) {
+            uint32_t x = t < 8 ? (uint32_t)(0xffffffffu - (uint32_t)t)
+                       : t < 16 ? (uint32_t)(f * (uint32_t)t - 1)
+                                : (uint32_t)trng_next(&r);
+            uint32_t q = (uint32_t)(((__uint128_t)x * m) >> (32 + sh));
+            bad += q != x / f;
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
 /* rANS planes with a valid checksum but hostile content. */
 static void test_rans_hostile(void)
 {
@@ -514,6 +533,7 @@ int main(void)
     test_gecko_adversarial();
     test_size_formula();
     test_hostile();
+    test_rans_division();
     test_rans_hostile();
     test_ratios();
     return check_report("test_codec");
