@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# meson install --destdir into a temp dir puts every listed file in place,
+# and a program built against the installed sfp.pc encodes and decodes.
+set -u
+build=${SFP_BUILD_ROOT:?}
+dest=$(mktemp -d /tmp/sfp-install.XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+if ! meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >"$dest.log" 2>&1; then
+    cat "$dest.log"; rm -f "$dest.log"
+    echo "FAIL: meson install"
+    exit 1
+fi
+rm -f "$dest.log"
+prefix=$(meson introspect "$build" --buildoptions | /usr/bin/python3 -c \
+    'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+fail=0
+want=(bin/sfp-codec include/sfp/sfp.h lib/systemd/system/sfpd.service lib/sysusers.d/sfpd.conf
+      lib/tmpfiles.d/sfpd.conf)
+[[ -e "$build/daemon/sfpd" ]] && want+=(sbin/sfpd)
+[[ -e "$build/client/sfpctl" ]] && want+=(bin/sfpctl include/sfp/client.h)
+[[ -e "$build/worker/sfp-train" ]] && want+=(bin/sfp-train)
+for f in "${want[@]}"; do
+    if [[ ! -e "$dest$prefix/$f" ]]; then
+        echo "FAIL: $prefix/$f not installed"
+        fail=1
+    fi
+done
+if [[ -e "$build/daemon/sfpd" ]]; then
+    conf=$(find "$dest" -path '*/sfpd/sfpd.conf' | head -1)
+    [[ -n "$conf" ]] && grep -q '^dram_budget' "$conf" || { echo "FAIL: sample sfpd.conf"; fail=1; }
+fi
+pc=$(find "$dest" -name sfp.pc | head -1)
+if [[ -z "$pc" ]]; then
+    echo "FAIL: sfp.pc not installed"
+    exit 1
+fi
+export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
+cat > "$dest/use.c" <<'C'
+#include <sfp/sfp.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+    float x[256], y[256];
+    unsigned char f[4096];
+    size_t len, n;
+    sfp_params p;
+    for (int i = 0; i < 256; i++)
+        x[i] = (i % 3) ? (float)i / 8.0f : 0.0f;
+    sfp_params_default(&p);
+    p.coder = SFP_CODER_GECKO;
+    if (sfp_encode(x, 256, &p, f, sizeof(f), &len, NULL) || sfp_decode(f, len, y, sizeof(y), &n))
+        return 1;
+    printf("sfp %s: 256 values -> %zu bytes, round trip %s\n", sfp_version(), len,
+           memcmp(x, y, sizeof(x)) ? "DIFFERS" : "exact");
+    return memcmp(x, y, sizeof(x)) != 0;
+}
+C
+if ! cc -o "$dest/use" "$dest/use.c" $(pkg-config --cflags --libs sfp); then
+    echo "FAIL: cannot build against the installed sfp.pc"
+    exit 1
+fi
+libdir=$(pkg-config --variable=libdir sfp) # already under the sysroot
+LD_LIBRARY_PATH=$libdir "$dest/use" || { echo "FAIL: installed libsfp round trip"; fail=1; }
+[[ $fail == 0 ]] && echo "install: all files in place, sfp.pc usable"
+exit $fail
