@@ -11,8 +11,15 @@ if ! meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >"$dest.lo
     exit 1
 fi
 rm -f "$dest.log"
-prefix=$(meson introspect "$build" --buildoptions | /usr/bin/python3 -c \
-    'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+opt() {
+    meson introspect "$build" --buildoptions | /usr/bin/python3 -c \
+        'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]==sys.argv[1]][0])' "$1"
+}
+prefix=$(opt prefix)
+# a sanitizer build installs an instrumented libsfp: link the user the same way
+san=$(opt b_sanitize)
+sanflags=()
+[[ "$san" != none ]] && sanflags=(-fsanitize="$san")
 fail=0
 want=(bin/sfp-codec include/sfp/sfp.h lib/systemd/system/sfpd.service lib/sysusers.d/sfpd.conf
       lib/tmpfiles.d/sfpd.conf)
@@ -56,7 +63,8 @@ int main(void)
     return memcmp(x, y, sizeof(x)) != 0;
 }
 C
-if ! cc -o "$dest/use" "$dest/use.c" $(pkg-config --cflags --libs sfp); then
+if ! cc "${sanflags[@]}" -o "$dest/use" "$dest/use.c" $(pkg-config --cflags --libs sfp) 2>"$dest/cc.log"; then
+    cat "$dest/cc.log"
     echo "FAIL: cannot build against the installed sfp.pc"
     exit 1
 fi
