@@ -305,7 +305,12 @@ int sfp_quantize(void *dst, const void *src, size_t n, const sfp_params *p,
 
     RETURN_IF((rc = sfp_params_check(p)) < 0, rc);
     RETURN_IF(n > 0 && (dst == NULL || src == NULL), SFP_EINVAL);
-    RETURN_IF((rc = sfp__plan_make(&pl, p, src, n)) < 0, rc);
+    /* Exact statistics need the histogram pass; the anchor alone does not. */
+    if (stats)
+        rc = sfp__plan_make(&pl, p, src, n);
+    else
+        rc = sfp__plan_scan(&pl, p, src, n);
+    RETURN_IF(rc < 0, rc);
 
     const sfp__kernels *kt = sfp__kernels_get();
     if (p->dtype == SFP_DTYPE_F32) {

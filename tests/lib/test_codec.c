@@ -128,6 +128,14 @@ static int roundtrip(const void *src, size_t n, const sfp_params *p,
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_INT(outn, n);
     CHECK_EQ_INT(sfp_quantize(q, src, n, p, NULL), 0);
+    {
+        /* the statistics path (histogram) quantizes identically */
+        sfp_qstats st;
+        uint8_t *q2 = malloc(n * esz + 1);
+        CHECK_EQ_INT(sfp_quantize(q2, src, n, p, &st), 0);
+        CHECK(memcmp(q, q2, n * esz) == 0);
+        free(q2);
+    }
     if (memcmp(q, d, n * esz) != 0) {
         ok = 0;
         fprintf(stderr, "  roundtrip mismatch dtype=%d k=%u e=%u coder=%d n=%zu\n",
