@@ -36,6 +36,8 @@ int sfp_params_check(const sfp_params *p)
                   p->rounding != SFP_ROUND_STOCHASTIC,
               SFP_EINVAL);
     RETURN_IF(p->anchor < -1 || p->anchor > 254, SFP_EINVAL);
+    /* Fixed anchor 0 with no mantissa bits: the grid has no non-zero value. */
+    RETURN_IF(p->anchor == 0 && p->mbits == 0, SFP_EINVAL);
     RETURN_IF(p->coder != SFP_CODER_PLAIN && p->coder != SFP_CODER_GECKO &&
                   p->coder != SFP_CODER_RANS, SFP_EINVAL);
     if (p->coder == SFP_CODER_GECKO) {

@@ -86,6 +86,11 @@ static void test_vectors(void)
     p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO);
     p.gecko_group = 12;
     CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    p = params(SFP_DTYPE_F32, 0, 4, SFP_CODER_PLAIN);
+    p.anchor = 0; /* no non-zero grid value: rejected (found by fuzzing) */
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    p.mbits = 1;
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_OK);
     CHECK(strcmp(sfp_strerror_name(SFP_ECHECKSUM), "SFP_ECHECKSUM") == 0);
 }
 

@@ -98,7 +98,8 @@ typedef struct sfp_params {
     uint64_t seed;         /* stochastic rounding: stream seed                */
     int anchor;            /* -1: anchor = tensor's largest exponent (after
                               rounding); 0..254: fixed anchor, larger values
-                              saturate to the window's largest magnitude      */
+                              saturate to the window's largest magnitude
+                              (anchor 0 needs mbits >= 1)                     */
     sfp_coder coder;       /* exponent plane coder (frames only)              */
     unsigned gecko_group;  /* Gecko group size: 8, 16, 32 or 64 (0: default) */
 } sfp_params;
