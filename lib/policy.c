@@ -56,11 +56,11 @@ void sfp_qm_config_default(sfp_qm_config *c, int learn_e)
     c->n_min = 0.0;
     c->n_max = 23.0;
     c->e_init = learn_e ? 6.0 : 8.0;
-    c->e_min = 2.0;
+    c->e_min = 3.0;
     c->e_max = 8.0;
     c->lr = 1.0;
     c->max_step = 0.01;
-    c->gamma = 0.05;
+    c->gamma = 0.02;
     c->warmup = 50;
     c->learn_e = learn_e;
 }
@@ -104,7 +104,7 @@ void sfp_bitwave_config_default(sfp_bitwave_config *c)
 {
     memset(c, 0, sizeof *c);
     c->m_init = 7;
-    c->m_min = 0;
+    c->m_min = 2; /* 0 starves the sensitive tensors: docs/RESULTS.md */
     c->m_max = 23;
     c->e_init = 8;
     c->e_min = 3;

@@ -218,13 +218,16 @@ static int write_all(const char *path, const void *buf, size_t len)
     const char *name = is_stdout ? "<stdout>" : path;
     const uint8_t *p = buf;
     int fd = STDOUT_FILENO;
+    int regular = 0; /* only a regular output file is removed on failure */
 
     if (!is_stdout) {
+        struct stat st;
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
             msg("%s: cannot create: %s", path, strerror(errno));
             return -1;
         }
+        regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     }
     while (len > 0) {
         ssize_t put = write(fd, p, len);
@@ -249,7 +252,8 @@ fail:
     if (!is_stdout) {
         if (fd >= 0)
             close(fd);
-        unlink(path);
+        if (regular)
+            unlink(path);
     }
     return -1;
 }
@@ -431,6 +435,9 @@ static int cmd_encode(int argc, char **argv)
         p.mbits = p.dtype == SFP_DTYPE_F32 ? 23 : 7;
     if (p.dtype == SFP_DTYPE_BF16 && p.mbits > 7)
         return usage_error("encode: --mantissa must be 0..7 for bf16, not %u", p.mbits);
+    if (p.anchor == 0 && p.mbits == 0)
+        return usage_error("encode: a fixed --anchor 0 needs --mantissa >= 1 "
+                           "(the grid would have no non-zero value)");
     if ((rc = sfp_params_check(&p)) < 0)
         return usage_error("encode: invalid parameters: %s", sfp_strerror(rc));
 

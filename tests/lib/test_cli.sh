@@ -53,8 +53,8 @@ PY
 [[ -s $tmp/any.f32 ]] || { echo "tensor generation failed"; exit 1; }
 
 # --- lossless round trips, bit for bit
-for opts in "" "--gecko" "--gecko --group 64" "--gecko --group 8" \
-            "--mantissa 23 --exponent 8 --rounding trunc"; do
+for opts in "" "--gecko" "--gecko --group 64" "--group 8" "--rans" "--coder rans" \
+            "--coder gecko" "--mantissa 23 --exponent 8 --rounding trunc"; do
     # shellcheck disable=SC2086
     expect_exit 0 "" "$codec" encode --dtype f32 $opts "$tmp/any.f32" "$tmp/any.sfp"
     expect_exit 0 "" "$codec" decode "$tmp/any.sfp" "$tmp/any.out"
@@ -79,6 +79,11 @@ expect_exit 0 "" "$codec" encode -k 3 -e 5 -r stochastic -s 99 "$tmp/relu.f32" "
 expect_exit 0 "" "$codec" encode -k 3 -e 5 -r stochastic -s 99 "$tmp/relu.f32" "$tmp/s2.sfp"
 cmp -s "$tmp/s1.sfp" "$tmp/s2.sfp" && ok || bad "stochastic rounding not reproducible for a seed"
 expect_exit 0 "ratio" "$codec" encode -v -k 2 -e 4 "$tmp/relu.f32" "$tmp/v.sfp"
+expect_exit 0 "" "$codec" encode -k 2 -e 4 --rans "$tmp/relu.f32" "$tmp/rans.sfp"
+expect_exit 0 "" "$codec" decode "$tmp/rans.sfp" "$tmp/rans.q"
+cmp -s "$tmp/r.q" "$tmp/rans.q" && ok || bad "k2e4 rans and gecko decode to different values"
+expect_exit 0 "" "$codec" info "$tmp/rans.sfp"
+grep -Eq "^coder: +(rans|plain)$" "$tmp/out" && ok || bad "info coder of a rans frame"
 
 # --- info: every field, text and JSON
 expect_exit 0 "" "$codec" info "$tmp/r.sfp"
@@ -122,6 +127,10 @@ expect_exit 2 "exponent" "$codec" encode --exponent 0 "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "exponent" "$codec" encode --exponent 9x "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "group" "$codec" encode --group 12 "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "rounding" "$codec" encode --rounding up "$tmp/any.f32" "$tmp/x"
+expect_exit 2 "coder" "$codec" encode --coder zstd "$tmp/any.f32" "$tmp/x"
+expect_exit 2 "anchor" "$codec" encode --anchor 255 "$tmp/any.f32" "$tmp/x"
+expect_exit 2 "anchor 0 needs" "$codec" encode --anchor 0 --mantissa 0 "$tmp/any.f32" "$tmp/x"
+expect_exit 2 "Gecko coder only" "$codec" encode --rans --group 32 "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "dtype" "$codec" encode --dtype f16 "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "needs a value" "$codec" encode "$tmp/any.f32" "$tmp/x" --mantissa
 expect_exit 2 "expected IN and OUT" "$codec" encode "$tmp/any.f32"
@@ -139,6 +148,10 @@ expect_exit 1 "odd.f32.*not a multiple of 2" "$codec" encode -t bf16 -k 3 "$tmp/
 expect_exit 1 "nan.f32.*SFP_ENONFINITE" "$codec" encode "$tmp/nan.f32" "$tmp/x"
 expect_exit 1 "cannot create" "$codec" encode "$tmp/any.f32" "$tmp/no/such/dir/x"
 expect_exit 1 "any.f32.*SFP_EMAGIC" "$codec" decode "$tmp/any.f32" "$tmp/x"
+if [[ -c /dev/full && -w /dev/full ]]; then
+    expect_exit 1 "/dev/full: write error" "$codec" encode "$tmp/any.f32" /dev/full
+    [[ -c /dev/full ]] && ok || bad "a failed write removed a device node"
+fi
 [[ ! -e $tmp/x ]] && ok || bad "failed command left an output file"
 
 # Corrupt frame: one payload bit flipped -> checksum mismatch.

@@ -1,0 +1,157 @@
+/*
+ * sfp/client.h - libsfpclient: the worker side of the sfpd IPC.
+ *
+ * A connection belongs to one job and one rank. It owns a shared-memory
+ * region (a sealed memfd handed to sfpd with Hello): tensors and frames move
+ * through it, only small messages go over the Unix socket.
+ *
+ * Every call is bounded by the connection's timeout: a dead or wedged daemon
+ * yields SFPC_ETIMEDOUT or SFPC_EDISCONNECTED, never a hang. After either, the
+ * connection is unusable (close it and fall back or reconnect).
+ *
+ * Not thread safe: use one connection per thread.
+ * Errors: negative SFPC_E* codes; sfpc_strerror() names them.
+ */
+#ifndef SFP_CLIENT_H
+#define SFP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sfp/sfp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(name, value, message). Values -101..-118 mirror the daemon's Status. */
+#define SFPC_ERRORS(X)                                                        \
+    X(EINVAL,        -1,   "invalid argument")                                \
+    X(ENOMEM,        -2,   "out of memory")                                   \
+    X(ECONNECT,      -3,   "cannot connect to sfpd")                          \
+    X(ETIMEDOUT,     -4,   "sfpd did not answer in time")                     \
+    X(EDISCONNECTED, -5,   "connection to sfpd lost")                         \
+    X(EPROTO,        -6,   "malformed reply from sfpd")                       \
+    X(ESHMSIZE,      -7,   "data does not fit the shared memory")            \
+    X(ESYS,          -8,   "system call failed (see errno)")                  \
+    X(EREQUEST,      -101, "sfpd: invalid request")                           \
+    X(ENOTFOUND,     -102, "sfpd: key not found")                             \
+    X(EVERSION,      -103, "sfpd: unsupported protocol version")              \
+    X(EUNKNOWN,      -104, "sfpd: unknown request type")                      \
+    X(EPERM,         -105, "sfpd: permission denied")                         \
+    X(EQUOTA,        -106, "sfpd: job quota exceeded")                        \
+    X(EDNOMEM,       -107, "sfpd: daemon out of memory")                      \
+    X(EDISKFULL,     -108, "sfpd: spill tier full")                           \
+    X(EIO,           -109, "sfpd: spill tier I/O error")                      \
+    X(ECORRUPT,      -110, "sfpd: stored frame is corrupt")                   \
+    X(ERANGE,        -111, "sfpd: offset or size outside the shared memory")  \
+    X(EBUSY,         -112, "sfpd: too many connections")                      \
+    X(ESHUTDOWN,     -113, "sfpd: shutting down")                             \
+    X(ECODEC,        -114, "sfpd: codec error")                               \
+    X(ENOSHM,        -115, "sfpd: no usable shared memory")                   \
+    X(ETOOLARGE,     -116, "sfpd: message or tensor too large")               \
+    X(EHELLO,        -117, "sfpd: Hello required")                            \
+    X(EINTERNAL,     -118, "sfpd: internal error")
+
+enum {
+    SFPC_OK = 0,
+#define SFPC__ERR_ENUM(name, value, msg) SFPC_##name = value,
+    SFPC_ERRORS(SFPC__ERR_ENUM)
+#undef SFPC__ERR_ENUM
+};
+
+const char *sfpc_strerror(int err);
+
+typedef struct sfpc sfpc;
+
+typedef struct sfpc_options {
+    const char *socket_path; /* NULL: $SFP_SOCKET, else /run/sfpd/sfpd.sock */
+    const char *job_id;      /* required, 1..128 bytes                      */
+    uint32_t rank;
+    size_t shm_size;         /* shared memory bytes (0: 64 MiB)             */
+    int timeout_ms;          /* bound of every call (0: 30000)              */
+    const char *client_name; /* shows up in the daemon's log                */
+} sfpc_options;
+
+void sfpc_options_default(sfpc_options *o);
+
+/* Connects and says Hello. On success *out is owned by the caller. */
+int sfpc_connect(const sfpc_options *o, sfpc **out);
+/* Closes the connection (sfpd keeps the job's data for its grace period). */
+void sfpc_close(sfpc **c);
+
+/* The shared-memory region: data placed here is never copied by the client. */
+void *sfpc_shm(sfpc *c, size_t *size);
+/* Last error text from the daemon (valid until the next call), or "". */
+const char *sfpc_last_message(const sfpc *c);
+
+typedef struct sfpc_key {
+    uint32_t rank;
+    uint64_t step;
+    const char *tensor;      /* 1..255 bytes */
+} sfpc_key;
+
+typedef struct sfpc_put_info {
+    uint64_t stored_bytes;   /* frame size                    */
+    int tier;                /* 0 DRAM, 1 disk                */
+} sfpc_put_info;
+
+typedef struct sfpc_get_info {
+    uint64_t count;          /* elements written              */
+    uint64_t bytes;
+    sfp_dtype dtype;
+    int hit;                 /* frame was already in DRAM     */
+} sfpc_get_info;
+
+#define SFPC_ASYNC 1u        /* put: do not wait for the acknowledgement */
+#define SFPC_GET_DROP 2u     /* get: drop the key once read               */
+
+/*
+ * Stashes count values of p->dtype. If data lies inside the shared memory it
+ * is used in place, else it is copied there first. With SFPC_ASYNC (only for
+ * data inside the shm) the call returns once the request is sent; the region
+ * must stay untouched until sfpc_flush() or any later synchronous call
+ * returns, which also reports the first asynchronous error. info may be NULL.
+ */
+int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
+             const sfp_params *p, unsigned flags, sfpc_put_info *info);
+
+/* Waits for all asynchronous requests; returns the first error among them. */
+int sfpc_flush(sfpc *c);
+
+/*
+ * Fetches a stash into dst (cap bytes). dst inside the shared memory is
+ * written in place; elsewhere the data goes through the shm and is copied.
+ */
+int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
+             sfpc_get_info *info);
+int sfpc_drop(sfpc *c, const sfpc_key *k);
+/* Tells sfpd backward starts: keep depth stashes ahead in DRAM (0: default). */
+int sfpc_prefetch(sfpc *c, unsigned depth);
+
+/* Stateless codec on the daemon's pool (weight exchange). Same frames as libsfp. */
+int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
+                void *dst, size_t cap, size_t *frame_len);
+int sfpc_decode(sfpc *c, const void *frame, size_t len, void *dst, size_t cap,
+                size_t *count);
+
+/* Frees every stash of the job in sfpd. */
+int sfpc_end_job(sfpc *c);
+
+typedef struct sfpc_stats {
+    uint64_t dram_bytes, dram_high_water, dram_budget, disk_bytes;
+    uint64_t spills, prefetch_hits, prefetch_misses, puts, gets, errors, corrupt;
+    uint64_t job_bytes_in, job_bytes_stored, job_frames, job_dram_high_water;
+    char *text;              /* full snapshot; free with sfpc_stats_free */
+} sfpc_stats;
+
+int sfpc_stats_get(sfpc *c, sfpc_stats *out);
+void sfpc_stats_free(sfpc_stats *s);
+
+/* Low level: send raw bytes (tests and tools); no reply is read. */
+int sfpc_send_raw(sfpc *c, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SFP_CLIENT_H */

@@ -1,0 +1,1208 @@
+/*
+ * grpc_server.c - the sfp.v1 gRPC API and grpc.health.v1 on the C core.
+ *
+ * See grpc_server.h for the threading model. The pitfalls of
+ * reference/grpc-core-notes.md §6 are handled here as follows:
+ *  1. every status batch is preceded by SEND_INITIAL_METADATA (md_sent);
+ *  2. a request slot that completes with success==0 has no call to unref;
+ *  3. a call is freed in exactly one place, call_maybe_finish();
+ *  4. GRPC_ARG_ALLOW_REUSEPORT is 0, so a second daemon cannot share a port;
+ *  6. only generic requests are armed, so unknown methods get UNIMPLEMENTED;
+ *  7. the CQ is shut down only when the shutdown tag has arrived AND no call
+ *     or request slot is left.
+ */
+#include "grpc_server.h"
+#include "sfpd.h"
+#include "sfpd_build.h"
+#include "store.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "sfp/v1/sfp.pb-c.h"
+
+#define N_REQUEST_SLOTS 16
+#define MAX_RECV_MESSAGE (64 * 1024)       /* our requests are tiny      */
+#define MAX_SEND_MESSAGE (64 * 1024 * 1024) /* big listings              */
+#define LIST_DEFAULT 10000u
+#define LIST_MAX 100000u
+#define MAX_POLICIES 4096u
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define MAX_IDLE_MS (5 * 60 * 1000)
+
+enum method {
+    M_UNKNOWN = 0,
+    M_GET_STATS,
+    M_WATCH_STATS,
+    M_LIST_TENSORS,
+    M_GET_POLICY,
+    M_SET_POLICY,
+    M_END_JOB,
+    M_HEALTH_CHECK,
+};
+
+static const struct {
+    const char *path;
+    enum method m;
+} methods[] = {
+    {"/sfp.v1.Stats/GetStats", M_GET_STATS},
+    {"/sfp.v1.Stats/WatchStats", M_WATCH_STATS},
+    {"/sfp.v1.Stats/ListTensors", M_LIST_TENSORS},
+    {"/sfp.v1.Control/GetPolicy", M_GET_POLICY},
+    {"/sfp.v1.Control/SetPolicy", M_SET_POLICY},
+    {"/sfp.v1.Control/EndJob", M_END_JOB},
+    {"/grpc.health.v1.Health/Check", M_HEALTH_CHECK},
+};
+
+/* What a completion-queue tag points at. */
+enum tag_op { OP_REQUEST, OP_CLOSE, OP_RECV, OP_SEND, OP_STATUS, OP_SHUTDOWN };
+typedef struct gtag {
+    enum tag_op op;
+    void *owner;
+} gtag;
+
+typedef struct ev {
+    gtag *tag;  /* NULL: the queue is shut down */
+    int success;
+} ev;
+
+typedef struct policy_rec {
+    char job_id[SFPD_JOB_ID_MAX + 1];
+    Sfp__V1__Policy p; /* scalar fields only */
+    sfpd_list link;
+} policy_rec;
+
+typedef struct request_slot {
+    sfpd_grpc *g;
+    gtag tag;
+    bool armed;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+} request_slot;
+
+typedef struct gcall {
+    sfpd_grpc *g;
+    grpc_call *call;
+    enum method method;
+    gtag t_close, t_recv, t_send, t_status;
+    int cancelled;               /* written by RECV_CLOSE_ON_SERVER       */
+    grpc_byte_buffer *recv_bb;   /* written by RECV_MESSAGE               */
+    grpc_byte_buffer *send_bb;   /* owned until its batch completes       */
+    bool close_pending, recv_pending, send_pending, status_pending;
+    bool close_done, status_started, md_sent, ending;
+    /* WatchStats */
+    uv_timer_t timer;
+    bool timer_init, timer_closed;
+    uint64_t interval_ms;
+    uint32_t remaining;          /* 0: unbounded */
+    char job[SFPD_JOB_ID_MAX + 1];
+    sfpd_list link;
+} gcall;
+
+struct sfpd_grpc {
+    uv_loop_t *loop;
+    sfpd_server *srv;
+    sfpd_store *store;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    int port;
+    uint32_t max_calls;
+    double grace;
+    pthread_t thread;
+    bool thread_started, thread_done;
+    /* CQ thread -> loop */
+    uv_async_t *async;           /* own allocation: freed by its close callback */
+    pthread_mutex_t mu;
+    ev *q;
+    size_t qn, qcap;
+    /* loop-thread state */
+    request_slot slots[N_REQUEST_SLOTS];
+    sfpd_list calls;
+    uint32_t n_calls;
+    bool draining, shutdown_started, shutdown_tag_done, cq_shutdown;
+    bool grace_over, daemon_drained;
+    gtag shutdown_tag;
+    uv_timer_t grace_timer;
+    bool grace_init;
+    sfpd_list policies;
+    uint32_t n_policies;
+};
+
+static void call_maybe_finish(gcall *c);
+static void arm_slot(request_slot *s);
+static void maybe_shutdown_cq(sfpd_grpc *g);
+
+/* ------------------------------------------------------------- logging */
+
+static void grpc_log_cb(gpr_log_func_args *a)
+{
+    int level = a->severity == GPR_LOG_SEVERITY_ERROR ? SFPD_LOG_WARN : SFPD_LOG_DEBUG;
+    sfpd_log(level, "grpc: %s", a->message);
+}
+
+/* --------------------------------------------------------- byte buffers */
+
+/* Packs m into a new byte buffer (owned by the caller) or returns NULL. */
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    grpc_slice s = grpc_slice_malloc(n);
+    grpc_byte_buffer *bb;
+    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+    bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+/* Decodes bb (not consumed) with desc; NULL when malformed. */
+static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
+{
+    grpc_byte_buffer_reader r;
+    grpc_slice s;
+    ProtobufCMessage *m;
+
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return NULL;
+    s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    return m;
+}
+
+/* ------------------------------------------------------------- batches */
+
+static bool start_batch(gcall *c, grpc_op *ops, size_t n, gtag *tag)
+{
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        sfpd_warn("grpc: start_batch: error %d", (int)e);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Ends the call with status and an optional last message (bb, consumed).
+ * Exactly once per call; later requests are ignored.
+ */
+static void call_end(gcall *c, grpc_status_code code, const char *msg, grpc_byte_buffer *bb)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    grpc_slice details;
+
+    if (c->status_started) {
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    c->status_started = true;
+    memset(ops, 0, sizeof(ops));
+    if (!c->md_sent) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = 0;
+        n++;
+        c->md_sent = true;
+    }
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = bb;
+        n++;
+        c->send_bb = bb;
+    }
+    details = grpc_slice_from_static_string(msg ? msg : "");
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.trailing_metadata_count = 0;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n].data.send_status_from_server.status_details = &details;
+    n++;
+    if (start_batch(c, ops, n, &c->t_status)) {
+        c->status_pending = true;
+    } else if (c->send_bb) {
+        grpc_byte_buffer_destroy(c->send_bb);
+        c->send_bb = NULL;
+    }
+}
+
+/* Sends one stream message (bb consumed); false if it could not start. */
+static bool call_send(gcall *c, grpc_byte_buffer *bb)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    c->send_bb = bb;
+    if (!start_batch(c, &op, 1, &c->t_send)) {
+        grpc_byte_buffer_destroy(bb);
+        c->send_bb = NULL;
+        return false;
+    }
+    c->send_pending = true;
+    return true;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+static const char *const hist_names[] = {
+#define SFPD__GH_NAME(id, name, help) name,
+    SFPD_HISTOGRAMS(SFPD__GH_NAME)
+#undef SFPD__GH_NAME
+};
+
+/*
+ * Builds the StatsSnapshot message of s (jobs filtered by job if not empty)
+ * and packs it. Returns a byte buffer owned by the caller, or NULL.
+ */
+static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, bool draining)
+{
+    Sfp__V1__StatsSnapshot m = SFP__V1__STATS_SNAPSHOT__INIT;
+    Sfp__V1__TierStats tiers[4], *tierp[4];
+    Sfp__V1__JobStats *jobs = NULL, **jobp = NULL;
+    Sfp__V1__LatencyStats lat[SFPD_H_COUNT], *latp[SFPD_H_COUNT];
+    Sfp__V1__StatsSnapshot__CountersEntry ce[SFPD_C_COUNT], *cep[SFPD_C_COUNT];
+    char lat_names[SFPD_H_COUNT][32];
+    grpc_byte_buffer *bb = NULL;
+    size_t nj = 0;
+
+    m.bytes_in = s->bytes_in;
+    m.bytes_stored = s->bytes_stored;
+    m.compression_ratio = s->compression_ratio;
+    m.bits_per_value = s->bits_per_value;
+    m.puts = s->counters[SFPD_C_PUTS];
+    m.gets = s->counters[SFPD_C_GETS];
+    m.drops = s->counters[SFPD_C_DROPS];
+    m.spills = s->counters[SFPD_C_SPILLS];
+    m.prefetch_hits = s->counters[SFPD_C_PREFETCH_HITS];
+    m.prefetch_misses = s->counters[SFPD_C_PREFETCH_MISSES];
+    m.errors = s->counters[SFPD_C_ERRORS];
+    m.uptime_seconds = s->uptime_seconds;
+    m.bytes_in_total = s->counters[SFPD_C_BYTES_IN];
+    m.bytes_out_total = s->counters[SFPD_C_BYTES_OUT];
+    m.values_held = s->values;
+    m.corrupt_frames = s->counters[SFPD_C_CORRUPT];
+    m.connections = s->connections;
+    m.inflight = s->inflight;
+    m.taken_unix_nanos = s->taken_unix_ns;
+    m.daemon_version = (char *)SFP_VERSION_STRING;
+    m.draining = draining;
+
+    for (size_t i = 0; i < s->n_tiers && i < 4; i++) {
+        sfp__v1__tier_stats__init(&tiers[i]);
+        tiers[i].name = (char *)s->tiers[i].name;
+        tiers[i].bytes = s->tiers[i].bytes;
+        tiers[i].budget_bytes = s->tiers[i].budget_bytes;
+        tiers[i].frames = s->tiers[i].frames;
+        tiers[i].high_water_bytes = s->tiers[i].high_water;
+        tierp[i] = &tiers[i];
+        m.n_tiers++;
+    }
+    m.tiers = tierp;
+
+    if (s->n_jobs) {
+        jobs = sfpd_calloc(s->n_jobs, sizeof(*jobs));
+        jobp = sfpd_calloc(s->n_jobs, sizeof(*jobp));
+        if (!jobs || !jobp)
+            goto out;
+    }
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        const sfpd_job_snapshot *j = &s->jobs[i];
+        Sfp__V1__JobStats *o = &jobs[nj];
+        if (job && job[0] && strcmp(job, j->job_id) != 0)
+            continue;
+        sfp__v1__job_stats__init(o);
+        o->job_id = (char *)j->job_id;
+        o->ranks = j->ranks;
+        o->bytes_in = j->bytes_in;
+        o->bytes_stored = j->bytes_stored;
+        o->compression_ratio = j->bytes_stored ? (double)j->bytes_in / (double)j->bytes_stored : 0;
+        o->uid = j->uid;
+        o->connections = j->connections;
+        o->orphaned = j->orphaned != 0;
+        o->frames = j->frames;
+        o->dram_bytes = j->dram_bytes;
+        o->disk_bytes = j->disk_bytes;
+        o->values = j->values;
+        jobp[nj++] = o;
+    }
+    m.n_jobs = nj;
+    m.jobs = jobp;
+
+    for (int i = 0; i < SFPD_H_COUNT; i++) {
+        const sfpd_hist *h = &s->hists[i];
+        const char *nm = hist_names[i];
+        size_t l = strlen(nm);
+        if (l > 8 && strcmp(nm + l - 8, "_latency") == 0)
+            l -= 8;
+        snprintf(lat_names[i], sizeof(lat_names[i]), "%.*s", (int)l, nm);
+        sfp__v1__latency_stats__init(&lat[i]);
+        lat[i].name = lat_names[i];
+        lat[i].count = h->count;
+        lat[i].sum_seconds = (double)h->sum_ns / 1e9;
+        lat[i].p50_seconds = sfpd_hist_quantile_us(h, 0.5) / 1e6;
+        lat[i].p99_seconds = sfpd_hist_quantile_us(h, 0.99) / 1e6;
+        latp[i] = &lat[i];
+    }
+    m.n_latencies = SFPD_H_COUNT;
+    m.latencies = latp;
+
+    for (int i = 0; i < SFPD_C_COUNT; i++) {
+        sfp__v1__stats_snapshot__counters_entry__init(&ce[i]);
+        ce[i].key = (char *)sfpd_counter_name(i);
+        ce[i].value = s->counters[i];
+        cep[i] = &ce[i];
+    }
+    m.n_counters = SFPD_C_COUNT;
+    m.counters = cep;
+
+    bb = pack_message(&m.base);
+out:
+    sfpd_free(jobs);
+    sfpd_free(jobp);
+    return bb;
+}
+
+static bool job_id_ok(const char *id, bool required)
+{
+    size_t n = strlen(id);
+    if (n == 0)
+        return !required;
+    return n <= SFPD_JOB_ID_MAX;
+}
+
+/* ------------------------------------------------------------- WatchStats */
+
+static void watch_timer_closed(uv_handle_t *h)
+{
+    gcall *c = h->data;
+    c->timer_closed = true;
+    call_maybe_finish(c);
+}
+
+/* Stops producing and ends the stream (once any send in flight is back). */
+static void watch_stop(gcall *c, grpc_status_code code, const char *msg)
+{
+    c->ending = true;
+    if (c->timer_init && !uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, watch_timer_closed);
+    if (!c->send_pending)
+        call_end(c, code, msg, NULL);
+}
+
+static void watch_tick(uv_timer_t *t)
+{
+    gcall *c = t->data;
+    sfpd_snapshot *s = NULL;
+    grpc_byte_buffer *bb;
+    bool last;
+
+    if (c->ending || c->send_pending)
+        return; /* slow reader: skip this tick (back-pressure) */
+    if (sfpd_server_snapshot(c->g->srv, &s) < 0) {
+        watch_stop(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    bb = pack_snapshot(s, c->job, c->g->draining);
+    sfpd_snapshot_free(&s);
+    if (!bb) {
+        watch_stop(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    last = c->remaining == 1;
+    if (c->remaining)
+        c->remaining--;
+    if (last) {
+        c->ending = true;
+        uv_close((uv_handle_t *)&c->timer, watch_timer_closed);
+        call_end(c, GRPC_STATUS_OK, NULL, bb);
+        return;
+    }
+    if (!call_send(c, bb))
+        watch_stop(c, GRPC_STATUS_INTERNAL, "send failed");
+}
+
+static void start_watch(gcall *c, const Sfp__V1__WatchStatsRequest *r)
+{
+    double iv = r->interval_seconds;
+    if (!isfinite(iv) || iv < 0) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "interval_seconds must be >= 0", NULL);
+        return;
+    }
+    if (!job_id_ok(r->job_id, false)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
+        return;
+    }
+    if (iv == 0)
+        iv = 1;
+    if (iv < 0.05)
+        iv = 0.05;
+    if (iv > 3600)
+        iv = 3600;
+    c->interval_ms = (uint64_t)(iv * 1000 + 0.5);
+    c->remaining = r->count;
+    snprintf(c->job, sizeof(c->job), "%s", r->job_id);
+    if (uv_timer_init(c->g->loop, &c->timer) != 0) {
+        call_end(c, GRPC_STATUS_INTERNAL, "timer", NULL);
+        return;
+    }
+    c->timer_init = true;
+    c->timer.data = c;
+    uv_timer_start(&c->timer, watch_tick, 0, c->interval_ms);
+}
+
+/* ---------------------------------------------------------------- policy */
+
+static policy_rec *policy_find(sfpd_grpc *g, const char *job)
+{
+    for (sfpd_list *p = g->policies.next; p != &g->policies; p = p->next) {
+        policy_rec *r = sfpd_container_of(p, policy_rec, link);
+        if (strcmp(r->job_id, job) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static void policy_copy(Sfp__V1__Policy *dst, const Sfp__V1__Policy *src)
+{
+    sfp__v1__policy__init(dst);
+    dst->min_mantissa_bits = src->min_mantissa_bits;
+    dst->max_mantissa_bits = src->max_mantissa_bits;
+    dst->min_exponent_bits = src->min_exponent_bits;
+    dst->max_exponent_bits = src->max_exponent_bits;
+    dst->pin = src->pin;
+    dst->pinned_mantissa_bits = src->pinned_mantissa_bits;
+    dst->pinned_exponent_bits = src->pinned_exponent_bits;
+    dst->coder = src->coder;
+    dst->freeze = src->freeze;
+    dst->generation = src->generation;
+}
+
+/* NULL if p is valid, else why not. */
+static const char *policy_invalid(const Sfp__V1__Policy *p)
+{
+    uint32_t mmax = p->max_mantissa_bits ? p->max_mantissa_bits : 23;
+    uint32_t emin = p->min_exponent_bits ? p->min_exponent_bits : 1;
+    uint32_t emax = p->max_exponent_bits ? p->max_exponent_bits : 8;
+    if (p->min_mantissa_bits > 23 || mmax > 23)
+        return "mantissa bits must lie in 0..23";
+    if (emin > 8 || emax > 8)
+        return "exponent bits must lie in 1..8";
+    if (p->min_mantissa_bits > mmax || emin > emax)
+        return "min bits above max bits";
+    if (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
+                   p->pinned_exponent_bits > 8))
+        return "pinned widths out of range (mantissa 0..23, exponent 1..8)";
+    if (p->coder != SFP__V1__CODER__CODER_UNSPECIFIED && p->coder != SFP__V1__CODER__CODER_PLAIN &&
+        p->coder != SFP__V1__CODER__CODER_GECKO)
+        return "unknown coder";
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void reply(gcall *c, const ProtobufCMessage *m)
+{
+    grpc_byte_buffer *bb = pack_message(m);
+    if (!bb)
+        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    else
+        call_end(c, GRPC_STATUS_OK, NULL, bb);
+}
+
+static void do_get_stats(gcall *c, const Sfp__V1__GetStatsRequest *r)
+{
+    sfpd_snapshot *s = NULL;
+    grpc_byte_buffer *bb;
+    if (!job_id_ok(r->job_id, false)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
+        return;
+    }
+    if (sfpd_server_snapshot(c->g->srv, &s) < 0) {
+        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    bb = pack_snapshot(s, r->job_id, c->g->draining);
+    sfpd_snapshot_free(&s);
+    if (!bb)
+        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    else
+        call_end(c, GRPC_STATUS_OK, NULL, bb);
+}
+
+static const char *dtype_name(uint32_t d)
+{
+    return d == SFP_DTYPE_F32 ? "f32" : d == SFP_DTYPE_BF16 ? "bf16" : "unknown";
+}
+
+static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
+{
+    Sfp__V1__ListTensorsResponse m = SFP__V1__LIST_TENSORS_RESPONSE__INIT;
+    sfpd_tensor_snapshot *v = NULL;
+    Sfp__V1__TensorInfo *ti = NULL, **tip = NULL;
+    size_t n = 0, limit = r->limit ? r->limit : LIST_DEFAULT;
+    uint64_t total = 0;
+
+    if (!job_id_ok(r->job_id, false)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
+        return;
+    }
+    if (limit > LIST_MAX)
+        limit = LIST_MAX;
+    if (sfpd_store_list_tensors(c->g->store, r->job_id, limit, &v, &n, &total) < 0)
+        goto nomem;
+    if (n && (!(ti = sfpd_calloc(n, sizeof(*ti))) || !(tip = sfpd_calloc(n, sizeof(*tip)))))
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        sfp__v1__tensor_info__init(&ti[i]);
+        ti[i].job_id = v[i].job_id;
+        ti[i].rank = v[i].rank;
+        ti[i].tensor = v[i].name;
+        ti[i].step = v[i].step;
+        ti[i].dtype = (char *)dtype_name(v[i].dtype);
+        ti[i].count = v[i].count;
+        ti[i].mantissa_bits = v[i].mbits;
+        ti[i].exponent_bits = v[i].ebits;
+        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : "plain");
+        ti[i].bytes_in = v[i].raw_bytes;
+        ti[i].stored_bytes = v[i].frame_bytes;
+        ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : "disk");
+        tip[i] = &ti[i];
+    }
+    m.n_tensors = n;
+    m.tensors = tip;
+    m.total = total;
+    m.truncated = total > n;
+    reply(c, &m.base);
+    sfpd_free(tip);
+    sfpd_free(ti);
+    sfpd_free(v);
+    return;
+nomem:
+    sfpd_free(tip);
+    sfpd_free(ti);
+    sfpd_free(v);
+    call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+}
+
+static void do_get_policy(gcall *c, const Sfp__V1__GetPolicyRequest *r)
+{
+    Sfp__V1__GetPolicyResponse m = SFP__V1__GET_POLICY_RESPONSE__INIT;
+    Sfp__V1__Policy p = SFP__V1__POLICY__INIT;
+    policy_rec *rec;
+
+    if (!job_id_ok(r->job_id, true)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
+        return;
+    }
+    rec = policy_find(c->g, r->job_id);
+    if (rec)
+        policy_copy(&p, &rec->p);
+    m.job_id = r->job_id;
+    m.policy = &p;
+    m.is_default = rec == NULL;
+    reply(c, &m.base);
+}
+
+static void do_set_policy(gcall *c, const Sfp__V1__SetPolicyRequest *r)
+{
+    Sfp__V1__SetPolicyResponse m = SFP__V1__SET_POLICY_RESPONSE__INIT;
+    Sfp__V1__Policy out;
+    Sfp__V1__Policy empty = SFP__V1__POLICY__INIT;
+    const Sfp__V1__Policy *in = r->policy ? r->policy : &empty;
+    policy_rec *rec;
+    const char *why;
+
+    if (!job_id_ok(r->job_id, true)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
+        return;
+    }
+    if ((why = policy_invalid(in))) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+        return;
+    }
+    rec = policy_find(c->g, r->job_id);
+    if (!rec) {
+        if (c->g->n_policies >= MAX_POLICIES) {
+            call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many job policies", NULL);
+            return;
+        }
+        if (!(rec = sfpd_calloc(1, sizeof(*rec)))) {
+            call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+            return;
+        }
+        snprintf(rec->job_id, sizeof(rec->job_id), "%s", r->job_id);
+        sfp__v1__policy__init(&rec->p);
+        sfpd_list_push_back(&c->g->policies, &rec->link);
+        c->g->n_policies++;
+    }
+    {
+        uint64_t gen = rec->p.generation + 1;
+        policy_copy(&rec->p, in);
+        rec->p.generation = gen;
+    }
+    sfpd_info("grpc: SetPolicy job %s generation %llu", rec->job_id,
+              (unsigned long long)rec->p.generation);
+    policy_copy(&out, &rec->p);
+    m.job_id = rec->job_id;
+    m.policy = &out;
+    reply(c, &m.base);
+}
+
+static void do_end_job(gcall *c, const Sfp__V1__EndJobRequest *r)
+{
+    Sfp__V1__EndJobResponse m = SFP__V1__END_JOB_RESPONSE__INIT;
+    uint64_t frames = 0, bytes = 0;
+    int e;
+
+    if (!job_id_ok(r->job_id, true)) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
+        return;
+    }
+    e = sfpd_store_end_job_id(c->g->store, r->job_id, &frames, &bytes);
+    if (e == -ENOENT) {
+        call_end(c, GRPC_STATUS_NOT_FOUND, "no such job", NULL);
+        return;
+    }
+    sfpd_info("grpc: EndJob %s: %llu frames, %llu bytes freed", r->job_id,
+              (unsigned long long)frames, (unsigned long long)bytes);
+    m.job_id = r->job_id;
+    m.frames_freed = frames;
+    m.bytes_freed = bytes;
+    reply(c, &m.base);
+}
+
+static void do_health(gcall *c, const Grpc__Health__V1__HealthCheckRequest *r)
+{
+    Grpc__Health__V1__HealthCheckResponse m = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    if (r->service[0] && strcmp(r->service, "sfp.v1.Stats") != 0 &&
+        strcmp(r->service, "sfp.v1.Control") != 0) {
+        call_end(c, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
+        return;
+    }
+    m.status = c->g->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    reply(c, &m.base);
+}
+
+static const ProtobufCMessageDescriptor *request_desc(enum method m)
+{
+    switch (m) {
+    case M_GET_STATS: return &sfp__v1__get_stats_request__descriptor;
+    case M_WATCH_STATS: return &sfp__v1__watch_stats_request__descriptor;
+    case M_LIST_TENSORS: return &sfp__v1__list_tensors_request__descriptor;
+    case M_GET_POLICY: return &sfp__v1__get_policy_request__descriptor;
+    case M_SET_POLICY: return &sfp__v1__set_policy_request__descriptor;
+    case M_END_JOB: return &sfp__v1__end_job_request__descriptor;
+    case M_HEALTH_CHECK: return &grpc__health__v1__health_check_request__descriptor;
+    default: return NULL;
+    }
+}
+
+/* The request message of c has arrived (or not: bb NULL). */
+static void on_request_message(gcall *c, int success)
+{
+    grpc_byte_buffer *bb = c->recv_bb;
+    ProtobufCMessage *msg;
+
+    c->recv_bb = NULL;
+    if (!success || !bb) {
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        call_end(c, success ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_CANCELLED,
+                 success ? "request message missing" : "call failed", NULL);
+        return;
+    }
+    msg = unpack_message(bb, request_desc(c->method));
+    grpc_byte_buffer_destroy(bb);
+    if (!msg) {
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message", NULL);
+        return;
+    }
+    switch (c->method) {
+    case M_GET_STATS: do_get_stats(c, (void *)msg); break;
+    case M_WATCH_STATS: start_watch(c, (void *)msg); break;
+    case M_LIST_TENSORS: do_list_tensors(c, (void *)msg); break;
+    case M_GET_POLICY: do_get_policy(c, (void *)msg); break;
+    case M_SET_POLICY: do_set_policy(c, (void *)msg); break;
+    case M_END_JOB: do_end_job(c, (void *)msg); break;
+    case M_HEALTH_CHECK: do_health(c, (void *)msg); break;
+    default: call_end(c, GRPC_STATUS_UNIMPLEMENTED, NULL, NULL); break;
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* ------------------------------------------------------------------ calls */
+
+/* The one place a call is freed (notes §6.3). */
+static void call_maybe_finish(gcall *c)
+{
+    sfpd_grpc *g = c->g;
+    if (!c->close_done || !c->status_started || c->status_pending || c->recv_pending ||
+        c->send_pending || c->close_pending)
+        return;
+    if (c->timer_init && !c->timer_closed) {
+        if (!uv_is_closing((uv_handle_t *)&c->timer))
+            uv_close((uv_handle_t *)&c->timer, watch_timer_closed);
+        return;
+    }
+    if (c->send_bb)
+        grpc_byte_buffer_destroy(c->send_bb);
+    if (c->recv_bb)
+        grpc_byte_buffer_destroy(c->recv_bb);
+    grpc_call_unref(c->call);
+    sfpd_list_remove(&c->link);
+    g->n_calls--;
+    sfpd_free(c);
+    maybe_shutdown_cq(g);
+}
+
+/* A new call arrived in slot s; takes over its call. */
+static void call_accept(request_slot *s)
+{
+    sfpd_grpc *g = s->g;
+    enum method m = M_UNKNOWN;
+    grpc_op ops[2];
+    gcall *c;
+
+    for (size_t i = 0; i < SFPD_ARRAY_SIZE(methods); i++)
+        if (grpc_slice_str_cmp(s->details.method, methods[i].path) == 0)
+            m = methods[i].m;
+    c = sfpd_calloc(1, sizeof(*c));
+    if (!c) {
+        /* cannot track it: cancel and let gRPC clean up */
+        grpc_call_cancel_with_status(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(s->call);
+        s->call = NULL;
+        return;
+    }
+    c->g = g;
+    c->call = s->call;
+    s->call = NULL;
+    c->method = m;
+    c->t_close = (gtag){OP_CLOSE, c};
+    c->t_recv = (gtag){OP_RECV, c};
+    c->t_send = (gtag){OP_SEND, c};
+    c->t_status = (gtag){OP_STATUS, c};
+    sfpd_list_push_back(&g->calls, &c->link);
+    g->n_calls++;
+
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[0].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (start_batch(c, ops, 1, &c->t_close))
+        c->close_pending = true;
+    else
+        c->close_done = true;
+
+    if (m == M_UNKNOWN) {
+        call_end(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
+    } else if (g->n_calls > g->max_calls) {
+        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many gRPC calls (grpc_max_calls)", NULL);
+    } else if (g->shutdown_started) {
+        call_end(c, GRPC_STATUS_UNAVAILABLE, "sfpd is shutting down", NULL);
+    } else {
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[1].op = GRPC_OP_RECV_MESSAGE;
+        ops[1].data.recv_message.recv_message = &c->recv_bb;
+        c->md_sent = true;
+        if (start_batch(c, ops, 2, &c->t_recv))
+            c->recv_pending = true;
+        else
+            call_end(c, GRPC_STATUS_INTERNAL, "start_batch failed", NULL);
+    }
+    call_maybe_finish(c);
+}
+
+static void on_call_event(gtag *t, int success)
+{
+    gcall *c = t->owner;
+    switch (t->op) {
+    case OP_CLOSE:
+        c->close_pending = false;
+        c->close_done = true;
+        if (c->cancelled && c->timer_init)
+            watch_stop(c, GRPC_STATUS_CANCELLED, "cancelled");
+        break;
+    case OP_RECV:
+        c->recv_pending = false;
+        on_request_message(c, success);
+        break;
+    case OP_SEND:
+        c->send_pending = false;
+        if (c->send_bb) {
+            grpc_byte_buffer_destroy(c->send_bb);
+            c->send_bb = NULL;
+        }
+        if (!success)
+            watch_stop(c, GRPC_STATUS_UNAVAILABLE, "send failed");
+        else if (c->ending)
+            call_end(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+        break;
+    case OP_STATUS:
+        c->status_pending = false;
+        if (c->send_bb) {
+            grpc_byte_buffer_destroy(c->send_bb);
+            c->send_bb = NULL;
+        }
+        break;
+    default:
+        break;
+    }
+    call_maybe_finish(c);
+}
+
+/* -------------------------------------------------------------- requests */
+
+static void arm_slot(request_slot *s)
+{
+    sfpd_grpc *g = s->g;
+    grpc_call_error e;
+    if (g->shutdown_started || s->armed)
+        return;
+    s->call = NULL;
+    grpc_call_details_init(&s->details);
+    grpc_metadata_array_init(&s->md);
+    e = grpc_server_request_call(g->server, &s->call, &s->details, &s->md, g->cq, g->cq, &s->tag);
+    if (e != GRPC_CALL_OK) {
+        sfpd_err("grpc: request_call: error %d", (int)e);
+        grpc_call_details_destroy(&s->details);
+        grpc_metadata_array_destroy(&s->md);
+        return;
+    }
+    s->armed = true;
+}
+
+static void on_request_event(request_slot *s, int success)
+{
+    sfpd_grpc *g = s->g;
+    s->armed = false;
+    if (success && s->call)
+        call_accept(s); /* notes §6.2: only a successful slot has a call */
+    grpc_call_details_destroy(&s->details);
+    grpc_metadata_array_destroy(&s->md);
+    arm_slot(s);
+    maybe_shutdown_cq(g);
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+static void maybe_shutdown_cq(sfpd_grpc *g)
+{
+    if (!g->shutdown_started || !g->shutdown_tag_done || g->cq_shutdown || g->n_calls)
+        return;
+    for (size_t i = 0; i < N_REQUEST_SLOTS; i++)
+        if (g->slots[i].armed)
+            return;
+    g->cq_shutdown = true;
+    grpc_completion_queue_shutdown(g->cq); /* notes §6.7 */
+}
+
+static void begin_shutdown(sfpd_grpc *g)
+{
+    if (g->shutdown_started)
+        return;
+    g->shutdown_started = true;
+    sfpd_info("grpc: shutting down (%u calls open)", g->n_calls);
+    grpc_server_shutdown_and_notify(g->server, g->cq, &g->shutdown_tag);
+    grpc_server_cancel_all_calls(g->server);
+}
+
+static void grace_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void grace_cb(uv_timer_t *t)
+{
+    sfpd_grpc *g = t->data;
+    uv_close((uv_handle_t *)t, grace_closed);
+    g->grace_over = true;
+    if (g->daemon_drained)
+        begin_shutdown(g);
+}
+
+void sfpd_grpc_drain(sfpd_grpc *g)
+{
+    if (!g || g->draining)
+        return;
+    g->draining = true;
+    sfpd_info("grpc: health NOT_SERVING; shutting down after the drain, at least %.2f s from now",
+              g->grace);
+    if (g->grace > 0 && uv_timer_init(g->loop, &g->grace_timer) == 0) {
+        g->grace_init = true;
+        g->grace_timer.data = g;
+        uv_timer_start(&g->grace_timer, grace_cb, (uint64_t)(g->grace * 1000), 0);
+    } else {
+        g->grace_over = true;
+    }
+}
+
+void sfpd_grpc_daemon_drained(sfpd_grpc *g)
+{
+    if (!g || g->daemon_drained)
+        return;
+    g->daemon_drained = true;
+    if (!g->draining) {
+        /* no SIGTERM seen (start-up failure): stop now */
+        g->draining = true;
+        g->grace_over = true;
+    }
+    if (g->grace_over)
+        begin_shutdown(g);
+}
+
+/* ------------------------------------------------------------ CQ thread */
+
+static void *cq_main(void *arg)
+{
+    sfpd_grpc *g = arg;
+    for (;;) {
+        grpc_event e = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        bool down = e.type == GRPC_QUEUE_SHUTDOWN;
+        if (e.type == GRPC_QUEUE_TIMEOUT)
+            continue;
+        pthread_mutex_lock(&g->mu);
+        while (g->qn == g->qcap) {
+            size_t cap = g->qcap ? g->qcap * 2 : 64;
+            ev *q = realloc(g->q, cap * sizeof(*q));
+            if (q) {
+                g->q = q;
+                g->qcap = cap;
+            } else {
+                /* never drop an event: a call would never finish */
+                pthread_mutex_unlock(&g->mu);
+                usleep(1000);
+                pthread_mutex_lock(&g->mu);
+            }
+        }
+        g->q[g->qn].tag = down ? NULL : e.tag;
+        g->q[g->qn].success = e.success;
+        g->qn++;
+        pthread_mutex_unlock(&g->mu);
+        uv_async_send(g->async);
+        if (down)
+            break;
+    }
+    return NULL;
+}
+
+static void async_closed(uv_handle_t *h)
+{
+    sfpd_free(h);
+}
+
+/* Loop thread: takes every queued event and dispatches it. */
+static void async_cb(uv_async_t *a)
+{
+    sfpd_grpc *g = a->data;
+    ev local[256];
+    for (;;) {
+        size_t n;
+        bool down = false;
+        pthread_mutex_lock(&g->mu);
+        n = g->qn < SFPD_ARRAY_SIZE(local) ? g->qn : SFPD_ARRAY_SIZE(local);
+        memcpy(local, g->q, n * sizeof(*local));
+        memmove(g->q, g->q + n, (g->qn - n) * sizeof(*local));
+        g->qn -= n;
+        pthread_mutex_unlock(&g->mu);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            gtag *t = local[i].tag;
+            if (!t) {
+                down = true;
+                continue;
+            }
+            if (t->op == OP_REQUEST)
+                on_request_event(t->owner, local[i].success);
+            else if (t->op == OP_SHUTDOWN) {
+                g->shutdown_tag_done = true;
+                maybe_shutdown_cq(g);
+            } else
+                on_call_event(t, local[i].success);
+        }
+        if (down) {
+            pthread_join(g->thread, NULL);
+            g->thread_started = false;
+            g->thread_done = true;
+            uv_close((uv_handle_t *)g->async, async_closed);
+            g->async = NULL;
+            sfpd_info("grpc: stopped");
+            return;
+        }
+    }
+}
+
+/* ----------------------------------------------------------- life cycle */
+
+int sfpd_grpc_port(const sfpd_grpc *g)
+{
+    return g ? g->port : 0;
+}
+
+static void release_core(sfpd_grpc *g)
+{
+    if (g->server)
+        grpc_server_destroy(g->server);
+    if (g->cq) {
+        if (!g->cq_shutdown) {
+            grpc_completion_queue_shutdown(g->cq);
+            while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+                   GRPC_QUEUE_SHUTDOWN)
+                ;
+        }
+        grpc_completion_queue_destroy(g->cq);
+    }
+    g->server = NULL;
+    g->cq = NULL;
+}
+
+int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const sfpd_config *cfg,
+                    sfpd_grpc **out)
+{
+    sfpd_grpc *g;
+    grpc_arg args[5];
+    grpc_channel_args cargs;
+    grpc_server_credentials *creds;
+    int r;
+
+    *out = NULL;
+    if (!cfg->grpc_listen || !cfg->grpc_listen[0]) {
+        sfpd_info("grpc: disabled (grpc_listen is empty)");
+        return 0;
+    }
+    if (!(g = sfpd_calloc(1, sizeof(*g))))
+        return -ENOMEM;
+    g->loop = loop;
+    g->srv = srv;
+    g->store = store;
+    g->max_calls = (uint32_t)cfg->grpc_max_calls;
+    g->grace = cfg->grpc_drain_grace;
+    g->shutdown_tag = (gtag){OP_SHUTDOWN, g};
+    sfpd_list_init(&g->calls);
+    sfpd_list_init(&g->policies);
+    pthread_mutex_init(&g->mu, NULL);
+
+    gpr_set_log_function(grpc_log_cb);
+    grpc_init();
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    args[0].value.integer = 0;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[1].value.integer = MAX_RECV_MESSAGE;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[2].value.integer = MAX_SEND_MESSAGE;
+    /* connections that never finish the HTTP/2 handshake, or sit idle
+     * without a call, are closed instead of piling up */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = (char *)GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+    args[3].value.integer = HANDSHAKE_TIMEOUT_MS;
+    args[4].type = GRPC_ARG_INTEGER;
+    args[4].key = (char *)GRPC_ARG_MAX_CONNECTION_IDLE_MS;
+    args[4].value.integer = MAX_IDLE_MS;
+    cargs.num_args = SFPD_ARRAY_SIZE(args);
+    cargs.args = args;
+    g->server = grpc_server_create(&cargs, NULL);
+    grpc_server_register_completion_queue(g->server, g->cq, NULL);
+    /* TLS (issue 8) replaces only these credentials. */
+    creds = grpc_insecure_server_credentials_create();
+    g->port = grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds);
+    grpc_server_credentials_release(creds);
+    if (g->port == 0) {
+        sfpd_err("grpc: cannot listen on %s (address invalid or in use)", cfg->grpc_listen);
+        r = -EADDRINUSE;
+        goto fail;
+    }
+    if (strncmp(cfg->grpc_listen, "unix:", 5) == 0)
+        g->port = 0;
+    if (!(g->async = sfpd_malloc(sizeof(*g->async))) || uv_async_init(loop, g->async, async_cb) != 0) {
+        sfpd_free(g->async);
+        g->async = NULL;
+        r = -ENOMEM;
+        goto fail;
+    }
+    g->async->data = g;
+    grpc_server_start(g->server);
+    if (pthread_create(&g->thread, NULL, cq_main, g) != 0) {
+        r = -EAGAIN;
+        g->shutdown_started = true;
+        grpc_server_shutdown_and_notify(g->server, g->cq, &g->shutdown_tag);
+        grpc_server_cancel_all_calls(g->server);
+        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).tag !=
+               &g->shutdown_tag)
+            ;
+        goto fail;
+    }
+    g->thread_started = true;
+    pthread_setname_np(g->thread, "sfpd-grpc-cq");
+    for (size_t i = 0; i < N_REQUEST_SLOTS; i++) {
+        g->slots[i].g = g;
+        g->slots[i].tag = (gtag){OP_REQUEST, &g->slots[i]};
+        arm_slot(&g->slots[i]);
+    }
+    if (g->port)
+        sfpd_info("grpc: listening on %s (port %d)", cfg->grpc_listen, g->port);
+    else
+        sfpd_info("grpc: listening on %s", cfg->grpc_listen);
+    *out = g;
+    return 0;
+
+fail:
+    if (g->async)
+        uv_close((uv_handle_t *)g->async, async_closed);
+    release_core(g);
+    grpc_shutdown();
+    pthread_mutex_destroy(&g->mu);
+    sfpd_free(g);
+    return r;
+}
+
+void sfpd_grpc_destroy(sfpd_grpc **pg)
+{
+    sfpd_grpc *g = pg ? *pg : NULL;
+    if (!g)
+        return;
+    *pg = NULL;
+    if (g->thread_started) {
+        /* the loop stopped before the drain finished: finish it here */
+        sfpd_warn("grpc: destroyed before its drain finished");
+        begin_shutdown(g);
+        if (!g->cq_shutdown) {
+            g->cq_shutdown = true;
+            grpc_completion_queue_shutdown(g->cq);
+        }
+        pthread_join(g->thread, NULL);
+    }
+    release_core(g);
+    while (!sfpd_list_empty(&g->policies)) {
+        policy_rec *r = sfpd_container_of(g->policies.next, policy_rec, link);
+        sfpd_list_remove(&r->link);
+        sfpd_free(r);
+    }
+    free(g->q);
+    pthread_mutex_destroy(&g->mu);
+    grpc_shutdown();
+    sfpd_free(g);
+}

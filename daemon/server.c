@@ -1,0 +1,1224 @@
+/*
+ * server.c - the libuv loop of sfpd.
+ *
+ * Sockets are driven with uv_poll and plain recvmsg/send, because the
+ * shared-memory fd arrives as SCM_RIGHTS ancillary data with Hello and
+ * libuv's stream API only hands over socket fds. Each connection processes
+ * one request at a time (replies come back in request order; clients may
+ * pipeline); connections run concurrently. Nothing here blocks: encode,
+ * decode and disk I/O run on the libuv pool.
+ */
+#include "server.h"
+#include "ipc.h"
+#include "sfpd.h"
+#include "sfpd_build.h"
+#include "store.h"
+#include "grpc_server.h"
+#include "metrics_http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define ST(x) SFP__IPC__V1__STATUS__##x
+#define MAX_PROTOCOL_ERRORS 16
+#define WBUF_HIGH (1u << 20)
+#define DRAIN_TIMEOUT_MS 10000
+
+typedef struct conn conn;
+
+struct sfpd_server {
+    uv_loop_t loop;
+    sfpd_config *cfg;
+    int argc;
+    char **argv;
+    sfpd_store *store;
+    int listen_fd;
+    uv_poll_t listen_poll;
+    bool listening;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
+    uv_timer_t tick, watchdog, drain_timer, accept_retry;
+    bool watchdog_on, drain_timer_on;
+    sfpd_list conns;
+    uint32_t n_conns;
+    uint32_t inflight; /* server-level pool work (Encode/Decode) */
+    bool draining, store_down, handles_init;
+    struct sfpd_grpc *grpc;       /* gRPC API, NULL if disabled      */
+    struct sfpd_metrics *metrics; /* /metrics, NULL if disabled      */
+    uid_t self_uid;
+    uint64_t start_ns;
+};
+
+struct conn {
+    sfpd_server *srv;
+    int fd;
+    uv_poll_t poll;
+    int events;
+    bool dead;          /* fd closed or closing; no more I/O           */
+    bool closing;       /* read no more; close once idle and flushed   */
+    bool busy;          /* a request is in flight                      */
+    int deny_status;    /* non-zero: answer the first request with it  */
+    int refs;           /* 1 for the socket + 1 per request in flight  */
+    uint32_t uid, gid;
+    int32_t pid;
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    uint8_t *wbuf;
+    size_t wlen, woff, wcap;
+    int pending_fd;     /* fd received with the bytes not yet parsed   */
+    sfpd_job *job;
+    uint32_t rank;
+    sfpd_shm *shm;
+    uint64_t req_id;
+    int req_type;
+    unsigned protocol_errors;
+    uint64_t partial_since;
+    sfpd_list link;
+};
+
+static void conn_process(conn *c);
+static void conn_update_poll(conn *c);
+static void conn_close(conn *c);
+static void maybe_finish_drain(sfpd_server *srv);
+
+/* -------------------------------------------------------------- replies */
+
+static void conn_unref(conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    sfpd_free(c->rbuf);
+    sfpd_free(c->wbuf);
+    sfpd_free(c);
+}
+
+static void conn_flush(conn *c)
+{
+    while (!c->dead && c->woff < c->wlen) {
+        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            sfpd_debug("conn pid %d: send: %s", c->pid, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        c->woff += (size_t)n;
+    }
+    if (c->woff == c->wlen)
+        c->woff = c->wlen = 0;
+    if (!c->dead && c->closing && !c->busy && c->wlen == 0)
+        conn_close(c);
+    else if (!c->dead)
+        conn_update_poll(c);
+}
+
+static void conn_send(conn *c, const sfpd_response *r)
+{
+    uint8_t *b;
+    size_t n;
+
+    if (c->dead)
+        return;
+    if (sfpd_ipc_encode(r, &b, &n) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->wlen + n > c->wcap) {
+        size_t cap = c->wcap ? c->wcap : 4096;
+        uint8_t *g;
+        while (cap < c->wlen + n)
+            cap *= 2;
+        g = sfpd_realloc(c->wbuf, cap);
+        if (!g) {
+            sfpd_free(b);
+            conn_close(c);
+            return;
+        }
+        c->wbuf = g;
+        c->wcap = cap;
+    }
+    memcpy(c->wbuf + c->wlen, b, n);
+    c->wlen += n;
+    sfpd_free(b);
+    conn_flush(c);
+}
+
+static void reply_status(conn *c, uint64_t id, int status, const char *msg, int codec_err)
+{
+    sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+    r.id = id;
+    r.status = (Sfp__Ipc__V1__Status)status;
+    r.message = (char *)(msg ? msg : "");
+    r.codec_error = codec_err;
+    if (status != 0) {
+        sfpd_stat_error(status);
+        sfpd_debug("conn pid %d: request %llu: %s: %s", c->pid, (unsigned long long)id,
+                   sfpd_status_name(status), msg ? msg : "");
+    }
+    conn_send(c, &r);
+}
+
+/* Called when an asynchronous request of c is over (reply already queued). */
+static void request_done(conn *c)
+{
+    sfpd_server *srv = c->srv;
+    c->busy = false;
+    if (!c->dead) {
+        conn_flush(c);
+        if (!c->dead)
+            conn_process(c);
+    }
+    conn_unref(c);
+    maybe_finish_drain(srv);
+}
+
+/* ----------------------------------------------------------- put / get */
+
+static void put_done(void *arg, const sfpd_result *res)
+{
+    conn *c = arg;
+    if (res->status) {
+        reply_status(c, c->req_id, res->status, res->msg, res->codec_err);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        Sfp__Ipc__V1__PutReply pr = SFP__IPC__V1__PUT_REPLY__INIT;
+        pr.stored_bytes = res->stored_bytes;
+        pr.tier = (uint32_t)res->tier;
+        r.id = c->req_id;
+        r.body_case = SFP__IPC__V1__RESPONSE__BODY_PUT;
+        r.put = &pr;
+        conn_send(c, &r);
+    }
+    request_done(c);
+}
+
+static void get_done(void *arg, const sfpd_result *res)
+{
+    conn *c = arg;
+    if (res->status) {
+        reply_status(c, c->req_id, res->status, res->msg, res->codec_err);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        Sfp__Ipc__V1__GetReply gr = SFP__IPC__V1__GET_REPLY__INIT;
+        gr.count = res->count;
+        gr.length = res->length;
+        gr.dtype = res->dtype;
+        gr.prefetch_hit = res->hit;
+        r.id = c->req_id;
+        r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET;
+        r.get = &gr;
+        conn_send(c, &r);
+    }
+    request_done(c);
+}
+
+/* ------------------------------------------------------ encode / decode */
+
+typedef struct codec_op {
+    uv_work_t w;
+    conn *c;
+    sfpd_shm *shm;
+    bool encode;
+    uint64_t off, len, count, out_off, out_cap;
+    sfp_params params;
+    size_t out_len, n;
+    int err;
+    sfp_dtype dtype;
+} codec_op;
+
+static void codec_run(uv_work_t *w)
+{
+    codec_op *op = (codec_op *)w;
+    uint64_t t0 = sfpd_now_ns();
+    if (op->encode) {
+        op->err = sfp_encode(op->shm->base + op->off, (size_t)op->count, &op->params,
+                             op->shm->base + op->out_off, (size_t)op->out_cap, &op->out_len, NULL);
+        sfpd_stat_latency(SFPD_H_ENCODE, sfpd_now_ns() - t0);
+    } else {
+        /* private copy: the client could rewrite the frame while we decode */
+        void *copy = sfpd_malloc(op->len);
+        sfp_frame_info info;
+        if (!copy) {
+            op->err = SFP_ENOMEM;
+            return;
+        }
+        memcpy(copy, op->shm->base + op->off, op->len);
+        op->err = sfp_decode(copy, (size_t)op->len, op->shm->base + op->out_off,
+                             (size_t)op->out_cap, &op->n);
+        if (op->err == 0 && sfp_frame_parse(copy, (size_t)op->len, &info) == 0)
+            op->dtype = info.dtype;
+        sfpd_free(copy);
+        sfpd_stat_latency(SFPD_H_DECODE, sfpd_now_ns() - t0);
+    }
+}
+
+static void codec_done(uv_work_t *w, int status)
+{
+    codec_op *op = (codec_op *)w;
+    conn *c = op->c;
+    (void)status;
+    c->srv->inflight--;
+    if (op->err) {
+        reply_status(c, c->req_id,
+                     op->err == SFP_ENOMEM ? ST(E_NO_MEMORY) : ST(E_CODEC), sfp_strerror(op->err), op->err);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        Sfp__Ipc__V1__EncodeReply er = SFP__IPC__V1__ENCODE_REPLY__INIT;
+        Sfp__Ipc__V1__DecodeReply dr = SFP__IPC__V1__DECODE_REPLY__INIT;
+        r.id = c->req_id;
+        if (op->encode) {
+            er.frame_length = op->out_len;
+            r.body_case = SFP__IPC__V1__RESPONSE__BODY_ENCODE;
+            r.encode = &er;
+            sfpd_stat_inc(SFPD_C_ENCODES, 1);
+        } else {
+            dr.count = op->n;
+            dr.dtype = op->dtype;
+            dr.length = op->n * sfp_dtype_size(op->dtype);
+            r.body_case = SFP__IPC__V1__RESPONSE__BODY_DECODE;
+            r.decode = &dr;
+            sfpd_stat_inc(SFPD_C_DECODES, 1);
+        }
+        conn_send(c, &r);
+    }
+    sfpd_shm_unref(&op->shm);
+    sfpd_free(op);
+    request_done(c);
+}
+
+static bool overlap(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
+{
+    return a < b + bl && b < a + al;
+}
+
+static int start_codec(conn *c, const sfpd_request *req)
+{
+    codec_op *op;
+    uint64_t max_tensor = c->srv->cfg->max_tensor;
+
+    if (!c->shm)
+        return -ST(E_NO_SHM);
+    op = sfpd_calloc(1, sizeof(*op));
+    if (!op)
+        return -ST(E_NO_MEMORY);
+    if (req->body_case == SFP__IPC__V1__REQUEST__BODY_ENCODE) {
+        const Sfp__Ipc__V1__Encode *e = req->encode;
+        op->encode = true;
+        op->off = e->offset, op->len = e->length, op->count = e->count;
+        op->out_off = e->out_offset, op->out_cap = e->out_capacity;
+        if (sfpd_ipc_params(e->params, &op->params) < 0) {
+            sfpd_free(op);
+            return -ST(E_INVALID);
+        }
+    } else {
+        const Sfp__Ipc__V1__Decode *d = req->decode;
+        op->off = d->offset, op->len = d->length;
+        op->out_off = d->out_offset, op->out_cap = d->out_capacity;
+    }
+    if (!sfpd_ipc_range_ok(c->shm->size, op->off, op->len) ||
+        !sfpd_ipc_range_ok(c->shm->size, op->out_off, op->out_cap)) {
+        sfpd_free(op);
+        return -ST(E_RANGE);
+    }
+    if (overlap(op->off, op->len, op->out_off, op->out_cap)) {
+        sfpd_free(op);
+        return -ST(E_INVALID);
+    }
+    if (op->len > max_tensor + (max_tensor >> 2) || op->out_cap > UINT64_C(1) << 44) {
+        sfpd_free(op);
+        return -ST(E_TOO_LARGE);
+    }
+    op->c = c;
+    op->shm = sfpd_shm_ref(c->shm);
+    if (uv_queue_work(&c->srv->loop, &op->w, codec_run, codec_done) != 0) {
+        sfpd_shm_unref(&op->shm);
+        sfpd_free(op);
+        return -ST(E_INTERNAL);
+    }
+    c->srv->inflight++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+int sfpd_server_snapshot(sfpd_server *srv, sfpd_snapshot **out)
+{
+    sfpd_snapshot *s = sfpd_calloc(1, sizeof(*s));
+    struct timespec ts;
+    int r;
+
+    if (!s)
+        return -ENOMEM;
+    sfpd_snapshot_sum_counters(s);
+    if ((r = sfpd_store_fill_snapshot(srv->store, s)) < 0) {
+        sfpd_snapshot_free(&s);
+        return r;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->taken_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    s->uptime_seconds = (double)(sfpd_now_ns() - srv->start_ns) / 1e9;
+    s->connections = srv->n_conns;
+    s->inflight += srv->inflight;
+    *out = s;
+    return 0;
+}
+
+struct uv_loop_s *sfpd_server_loop(sfpd_server *srv) { return &srv->loop; }
+struct sfpd_store *sfpd_server_store(sfpd_server *srv) { return srv->store; }
+int sfpd_server_draining(const sfpd_server *srv) { return srv->draining; }
+
+/* per-tensor lines of the IPC stats text (the job's own stashes only) */
+static void tensor_lines(sfpd_store *st, const char *job_id, FILE *f)
+{
+    sfpd_tensor_snapshot *v = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    if (sfpd_store_list_tensors(st, job_id, 4096, &v, &n, &total) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "tensor{job=\"%s\",rank=\"%u\",step=\"%llu\",tensor=\"%s\"} dtype=%u count=%llu "
+                   "mbits=%u ebits=%u coder=%u stored_bytes=%llu tier=%s\n",
+                v[i].job_id, v[i].rank, (unsigned long long)v[i].step, v[i].name, v[i].dtype,
+                (unsigned long long)v[i].count, v[i].mbits, v[i].ebits, v[i].coder,
+                (unsigned long long)v[i].frame_bytes, v[i].tier ? "disk" : "dram");
+    sfpd_free(v);
+}
+
+static void reply_stats(conn *c)
+{
+    sfpd_snapshot *s = NULL;
+    sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+    Sfp__Ipc__V1__StatsReply sr = SFP__IPC__V1__STATS_REPLY__INIT;
+    sfpd_job_snapshot js;
+    char *text = NULL;
+
+    if (sfpd_server_snapshot(c->srv, &s) < 0) {
+        reply_status(c, c->req_id, ST(E_NO_MEMORY), "out of memory", 0);
+        return;
+    }
+    sr.dram_bytes = s->tiers[0].bytes;
+    sr.dram_high_water = s->tiers[0].high_water;
+    sr.dram_budget = s->tiers[0].budget_bytes;
+    sr.disk_bytes = s->tiers[1].bytes;
+    sr.spills = s->counters[SFPD_C_SPILLS];
+    sr.prefetch_hits = s->counters[SFPD_C_PREFETCH_HITS];
+    sr.prefetch_misses = s->counters[SFPD_C_PREFETCH_MISSES];
+    sr.puts = s->counters[SFPD_C_PUTS];
+    sr.gets = s->counters[SFPD_C_GETS];
+    sr.errors = s->counters[SFPD_C_ERRORS];
+    sr.corrupt = s->counters[SFPD_C_CORRUPT];
+    if (c->job) {
+        sfpd_store_job_snapshot(c->job, &js);
+        sr.job_bytes_in = js.bytes_in;
+        sr.job_bytes_stored = js.bytes_stored;
+        sr.job_frames = js.frames;
+        sr.job_dram_high_water = js.dram_high_water;
+    }
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            sfpd_snapshot_print(s, f);
+            if (c->job)
+                tensor_lines(c->srv->store, js.job_id, f);
+            fclose(f);
+            text = buf; /* malloc'd by open_memstream: freed with free() */
+        }
+    }
+    sr.text = text ? text : (char *)"";
+    r.id = c->req_id;
+    r.body_case = SFP__IPC__V1__RESPONSE__BODY_STATS;
+    r.stats = &sr;
+    conn_send(c, &r);
+    free(text);
+    sfpd_snapshot_free(&s);
+}
+
+/* -------------------------------------------------------------- dispatch */
+
+static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
+{
+    sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+    Sfp__Ipc__V1__HelloReply hr = SFP__IPC__V1__HELLO_REPLY__INIT;
+    int st;
+
+    if (c->job) {
+        reply_status(c, c->req_id, ST(E_INVALID), "Hello already done", 0);
+        return 0;
+    }
+    if (h->version != SFPD_PROTOCOL_VERSION) {
+        reply_status(c, c->req_id, ST(E_VERSION), "unsupported protocol version (daemon speaks 1)", 0);
+        c->closing = true;
+        return 0;
+    }
+    if (c->pending_fd >= 0) {
+        int e = sfpd_shm_map(c->pending_fd, c->srv->cfg->max_shm, &c->shm);
+        close(c->pending_fd);
+        c->pending_fd = -1;
+        if (e < 0) {
+            reply_status(c, c->req_id, ST(E_NO_SHM),
+                         e == -EPERM ? "shared memory must be a memfd sealed against shrinking"
+                         : e == -E2BIG ? "shared memory larger than max_shm"
+                                       : "cannot map the shared memory", 0);
+            return 0;
+        }
+    } else if (h->shm_size) {
+        reply_status(c, c->req_id, ST(E_NO_SHM), "shm_size set but no fd attached", 0);
+        return 0;
+    }
+    st = sfpd_store_job_attach(c->srv->store, h->job_id, c->uid, h->rank, &c->job);
+    if (st < 0) {
+        sfpd_shm_unref(&c->shm);
+        reply_status(c, c->req_id, -st,
+                     -st == ST(E_PERMISSION) ? "job belongs to another user" : "cannot attach job", 0);
+        return 0;
+    }
+    c->rank = h->rank;
+    sfpd_info("conn pid %d uid %u: job %s rank %u%s (%s)", c->pid, c->uid, c->job ? h->job_id : "",
+              h->rank, c->shm ? " with shm" : "", h->client_name);
+    hr.version = SFPD_PROTOCOL_VERSION;
+    hr.daemon_version = (char *)SFP_VERSION_STRING;
+    hr.max_message = c->srv->cfg->max_message;
+    hr.max_tensor = c->srv->cfg->max_tensor;
+    r.id = c->req_id;
+    r.body_case = SFP__IPC__V1__RESPONSE__BODY_HELLO;
+    r.hello = &hr;
+    conn_send(c, &r);
+    return 0;
+}
+
+/* Handles one decoded request. Returns 1 if it went asynchronous. */
+static int dispatch(conn *c, sfpd_request *req)
+{
+    sfpd_server *srv = c->srv;
+    sfpd_key key;
+    sfp_params p;
+    int st = 0;
+
+    c->req_id = req->id;
+    c->req_type = req->body_case;
+    if (c->deny_status) {
+        reply_status(c, req->id, c->deny_status,
+                     c->deny_status == ST(E_PERMISSION) ? "peer credentials not allowed"
+                                                        : "too many connections", 0);
+        c->closing = true;
+        return 0;
+    }
+    if (srv->draining) {
+        reply_status(c, req->id, ST(E_SHUTTING_DOWN), "daemon is shutting down", 0);
+        return 0;
+    }
+    if (req->body_case == SFP__IPC__V1__REQUEST__BODY_HELLO)
+        return do_hello(c, req->hello);
+    if (!c->job) {
+        reply_status(c, req->id, ST(E_HELLO_REQUIRED), "first request must be Hello", 0);
+        return 0;
+    }
+    switch (req->body_case) {
+    case SFP__IPC__V1__REQUEST__BODY_PUT:
+        sfpd_ipc_key(req->put->key, &key);
+        sfpd_ipc_params(req->put->params, &p);
+        c->refs++;
+        c->busy = true;
+        st = sfpd_store_put(srv->store, c->job, &key, c->shm, req->put->offset, req->put->length,
+                            req->put->count, &p, put_done, c);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_GET:
+        sfpd_ipc_key(req->get->key, &key);
+        c->refs++;
+        c->busy = true;
+        st = sfpd_store_get(srv->store, c->job, &key, c->shm, req->get->offset, req->get->capacity,
+                            req->get->drop, get_done, c);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_DROP:
+        sfpd_ipc_key(req->drop->key, &key);
+        st = sfpd_store_drop(srv->store, c->job, &key);
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_PREFETCH:
+        sfpd_store_prefetch(srv->store, c->job, req->prefetch->depth);
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_ENCODE:
+    case SFP__IPC__V1__REQUEST__BODY_DECODE:
+        c->refs++;
+        c->busy = true;
+        st = start_codec(c, req);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_END_JOB:
+        sfpd_info("EndJob from pid %d uid %u", c->pid, c->uid);
+        sfpd_store_job_end(srv->store, c->job);
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_STATS:
+        reply_stats(c);
+        return 0;
+    default:
+        st = -ST(E_UNKNOWN_TYPE);
+        break;
+    }
+    if (st < 0) {
+        const char *msg = sfpd_status_name(-st);
+        if (-st == ST(E_RANGE))
+            msg = "offset/length outside the shared memory or capacity too small";
+        reply_status(c, req->id, -st, msg, 0);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        r.id = req->id;
+        conn_send(c, &r);
+    }
+    return 0;
+}
+
+static void conn_process(conn *c)
+{
+    sfpd_server *srv = c->srv;
+    size_t off = 0;
+
+    while (!c->dead && !c->busy && !c->closing && c->wlen < WBUF_HIGH) {
+        size_t msg_len = 0;
+        sfpd_request *req = NULL;
+        uint64_t id = 0;
+        const char *why = NULL;
+        int r = sfpd_ipc_frame(c->rbuf + off, c->rlen - off, (size_t)srv->cfg->max_message, &msg_len);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
+            sfpd_warn("conn pid %d: message length over max_message; closing", c->pid);
+            reply_status(c, 0, ST(E_TOO_LARGE), "message larger than max_message", 0);
+            c->closing = true;
+            off = c->rlen;
+            break;
+        }
+        r = sfpd_ipc_decode(c->rbuf + off + SFPD_IPC_PREFIX, msg_len, &req, &id, &why);
+        off += SFPD_IPC_PREFIX + msg_len;
+        if (r < 0) {
+            sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
+            reply_status(c, id, -r, why, 0);
+            if (++c->protocol_errors >= MAX_PROTOCOL_ERRORS) {
+                sfpd_warn("conn pid %d: too many malformed messages; closing", c->pid);
+                c->closing = true;
+            }
+            continue;
+        }
+        if (c->pending_fd >= 0 && req->body_case != SFP__IPC__V1__REQUEST__BODY_HELLO) {
+            close(c->pending_fd); /* an fd only makes sense with Hello */
+            c->pending_fd = -1;
+        }
+        dispatch(c, req);
+        sfpd_ipc_request_free(req);
+    }
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+        c->partial_since = 0; /* progress: the stall clock restarts */
+    }
+    if (!c->rlen)
+        c->partial_since = 0;
+    else if (!c->partial_since)
+        c->partial_since = sfpd_now_ns();
+    if (!c->dead) {
+        if (c->closing && !c->busy && c->wlen == 0)
+            conn_close(c);
+        else
+            conn_update_poll(c);
+    }
+}
+
+/* ------------------------------------------------------------ socket I/O */
+
+static size_t rbuf_limit(const conn *c)
+{
+    return SFPD_IPC_PREFIX + (size_t)c->srv->cfg->max_message;
+}
+
+static void conn_read(conn *c)
+{
+    for (;;) {
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } cm;
+        struct msghdr m = {0};
+        struct iovec iov;
+        ssize_t n;
+        size_t want = rbuf_limit(c);
+
+        if (c->rlen >= want)
+            break;
+        if (c->rcap < want) {
+            size_t cap = c->rcap ? c->rcap : 4096;
+            uint8_t *g;
+            while (cap < c->rlen + 4096 && cap < want)
+                cap *= 2;
+            if (cap > want)
+                cap = want;
+            if (cap > c->rcap) {
+                g = sfpd_realloc(c->rbuf, cap);
+                if (!g) {
+                    conn_close(c);
+                    return;
+                }
+                c->rbuf = g;
+                c->rcap = cap;
+            }
+        }
+        if (c->rlen == c->rcap) {
+            size_t cap = c->rcap * 2 > want ? want : c->rcap * 2;
+            uint8_t *g = sfpd_realloc(c->rbuf, cap);
+            if (!g) {
+                conn_close(c);
+                return;
+            }
+            c->rbuf = g;
+            c->rcap = cap;
+        }
+        iov.iov_base = c->rbuf + c->rlen;
+        iov.iov_len = c->rcap - c->rlen;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cm.buf;
+        m.msg_controllen = sizeof(cm.buf);
+        n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_close(c);
+            return;
+        }
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+            if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                if (c->pending_fd < 0 && !c->job)
+                    c->pending_fd = fd;
+                else
+                    close(fd);
+            }
+        }
+        if (n == 0) {
+            /* peer closed: finish what is in flight, then go */
+            c->closing = true;
+            if (!c->busy)
+                conn_close(c);
+            return;
+        }
+        c->rlen += (size_t)n;
+        if (c->rlen >= SFPD_IPC_PREFIX)
+            break; /* process before reading more */
+    }
+    conn_process(c);
+}
+
+static void conn_poll_cb(uv_poll_t *h, int status, int events)
+{
+    conn *c = h->data;
+    if (c->dead)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        conn_flush(c);
+    if (!c->dead && (events & UV_READABLE))
+        conn_read(c);
+    if (!c->dead && (events & UV_DISCONNECT) && !(events & UV_READABLE)) {
+        c->closing = true;
+        if (!c->busy)
+            conn_close(c);
+    }
+}
+
+static void conn_update_poll(conn *c)
+{
+    int ev = 0;
+    if (c->dead)
+        return;
+    if (!c->closing && c->rlen < rbuf_limit(c) && c->wlen < WBUF_HIGH)
+        ev |= UV_READABLE;
+    if (c->wlen > c->woff)
+        ev |= UV_WRITABLE;
+    if (ev != c->events) {
+        c->events = ev;
+        if (ev)
+            uv_poll_start(&c->poll, ev, conn_poll_cb);
+        else
+            uv_poll_stop(&c->poll);
+    }
+}
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    conn *c = h->data;
+    sfpd_server *srv = c->srv;
+    close(c->fd);
+    c->fd = -1;
+    conn_unref(c);
+    maybe_finish_drain(srv);
+}
+
+static void conn_close(conn *c)
+{
+    sfpd_server *srv = c->srv;
+    if (c->dead)
+        return;
+    c->dead = true;
+    sfpd_list_remove(&c->link);
+    srv->n_conns--;
+    if (c->pending_fd >= 0) {
+        close(c->pending_fd);
+        c->pending_fd = -1;
+    }
+    if (c->job) {
+        sfpd_store_job_detach(srv->store, c->job);
+        c->job = NULL;
+    }
+    /* work in flight holds its own shm reference */
+    sfpd_shm_unref(&c->shm);
+    sfpd_debug("conn pid %d closed", c->pid);
+    uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
+}
+
+static bool peer_allowed(const sfpd_server *srv, uint32_t uid, uint32_t gid)
+{
+    const sfpd_config *cfg = srv->cfg;
+    if (uid == 0 || uid == srv->self_uid)
+        return true;
+    for (size_t i = 0; i < cfg->n_uids; i++)
+        if (cfg->uids[i] == uid)
+            return true;
+    for (size_t i = 0; i < cfg->n_gids; i++)
+        if (cfg->gids[i] == gid)
+            return true;
+    return false;
+}
+
+static void listen_cb(uv_poll_t *h, int status, int events);
+
+static void accept_retry_cb(uv_timer_t *t)
+{
+    sfpd_server *srv = t->data;
+    if (srv->listening)
+        uv_poll_start(&srv->listen_poll, UV_READABLE, listen_cb);
+}
+
+static void listen_cb(uv_poll_t *h, int status, int events)
+{
+    sfpd_server *srv = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (;;) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        conn *c;
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of fds: pause accepting instead of spinning on a
+                 * listener that stays readable */
+                sfpd_warn("accept: %s; pausing accepts for 100 ms", strerror(errno));
+                uv_poll_stop(&srv->listen_poll);
+                uv_timer_start(&srv->accept_retry, accept_retry_cb, 100, 0);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                sfpd_warn("accept: %s", strerror(errno));
+            }
+            return;
+        }
+        c = sfpd_calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->srv = srv;
+        c->fd = fd;
+        c->refs = 1;
+        c->pending_fd = -1;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+            cred.uid = (uid_t)-1;
+            cred.gid = (gid_t)-1;
+            cred.pid = 0;
+        }
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+        if (!peer_allowed(srv, c->uid, c->gid)) {
+            sfpd_warn("refusing pid %d uid %u gid %u: not in the allow list", c->pid, c->uid, c->gid);
+            c->deny_status = ST(E_PERMISSION);
+            sfpd_stat_inc(SFPD_C_CONN_REJECTED, 1);
+        } else if (srv->n_conns >= srv->cfg->max_connections) {
+            sfpd_warn("refusing pid %d: max_connections reached", c->pid);
+            c->deny_status = ST(E_BUSY);
+            sfpd_stat_inc(SFPD_C_CONN_REJECTED, 1);
+        } else {
+            sfpd_stat_inc(SFPD_C_CONN_ACCEPTED, 1);
+        }
+        if (uv_poll_init(&srv->loop, &c->poll, fd) != 0) {
+            close(fd);
+            sfpd_free(c);
+            continue;
+        }
+        c->poll.data = c;
+        sfpd_list_push_back(&srv->conns, &c->link);
+        srv->n_conns++;
+        conn_update_poll(c);
+    }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void store_down_cb(void *arg)
+{
+    sfpd_server *srv = arg;
+    srv->store_down = true;
+    sfpd_grpc_daemon_drained(srv->grpc); /* gRPC may stop once its grace is over */
+    if (!srv->handles_init)
+        return;
+    close_handle((uv_handle_t *)&srv->sig_term);
+    close_handle((uv_handle_t *)&srv->sig_int);
+    close_handle((uv_handle_t *)&srv->sig_hup);
+    close_handle((uv_handle_t *)&srv->sig_usr1);
+    close_handle((uv_handle_t *)&srv->tick);
+    close_handle((uv_handle_t *)&srv->watchdog);
+    close_handle((uv_handle_t *)&srv->drain_timer);
+    close_handle((uv_handle_t *)&srv->accept_retry);
+}
+
+static void maybe_finish_drain(sfpd_server *srv)
+{
+    if (!srv->draining || srv->store_down || srv->n_conns || srv->inflight)
+        return;
+    if (!sfpd_list_empty(&srv->conns))
+        return;
+    sfpd_store_shutdown(srv->store, store_down_cb, srv);
+    srv->store_down = true; /* shutdown requested; callback closes handles */
+}
+
+static void drain_timeout_cb(uv_timer_t *t)
+{
+    sfpd_server *srv = t->data;
+    sfpd_warn("drain: %u connections still busy after %d ms; closing them", srv->n_conns,
+              DRAIN_TIMEOUT_MS);
+    while (!sfpd_list_empty(&srv->conns))
+        conn_close(sfpd_container_of(srv->conns.next, conn, link));
+    maybe_finish_drain(srv);
+}
+
+static void start_drain(sfpd_server *srv, const char *why)
+{
+    sfpd_list *p;
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    sfpd_info("%s: draining (%u connections, %u requests in flight)", why, srv->n_conns,
+              srv->inflight + sfpd_store_inflight(srv->store));
+#if HAVE_LIBSYSTEMD
+    sd_notify(0, "STOPPING=1");
+#endif
+    sfpd_grpc_drain(srv->grpc); /* health NOT_SERVING from now on */
+    sfpd_metrics_set_draining(srv->metrics);
+    if (srv->listening) {
+        srv->listening = false;
+        uv_close((uv_handle_t *)&srv->listen_poll, NULL);
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+        unlink(srv->cfg->socket);
+    }
+    p = srv->conns.next;
+    while (p != &srv->conns) {
+        conn *c = sfpd_container_of(p, conn, link);
+        p = p->next;
+        c->closing = true;
+        if (!c->busy)
+            conn_flush(c); /* closes once flushed */
+        else
+            conn_update_poll(c);
+    }
+    srv->drain_timer.data = srv;
+    uv_timer_start(&srv->drain_timer, drain_timeout_cb, DRAIN_TIMEOUT_MS, 0);
+    maybe_finish_drain(srv);
+}
+
+static void dump_stats(sfpd_server *srv)
+{
+    sfpd_snapshot *s = NULL;
+    if (sfpd_server_snapshot(srv, &s) < 0)
+        return;
+    fprintf(stderr, "--- sfpd stats ---\n");
+    sfpd_snapshot_print(s, stderr);
+    fprintf(stderr, "--- end ---\n");
+    fflush(stderr);
+    sfpd_snapshot_free(&s);
+}
+
+static void reload(sfpd_server *srv)
+{
+    sfpd_config *n = NULL;
+#if HAVE_LIBSYSTEMD
+    sd_notify(0, "RELOADING=1");
+#endif
+    if (sfpd_config_reload(srv->cfg, srv->argc, srv->argv, &n) < 0) {
+        sfpd_err("SIGHUP: configuration invalid; keeping the old one");
+    } else {
+        sfpd_config_apply_live(srv->cfg, n);
+        sfpd_config_free(&n);
+        sfpd_log_set_level((int)srv->cfg->log_level);
+        sfpd_store_configure(srv->store, srv->cfg);
+        sfpd_info("SIGHUP: configuration reloaded");
+    }
+#if HAVE_LIBSYSTEMD
+    sd_notify(0, "READY=1");
+#endif
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    sfpd_server *srv = h->data;
+    switch (signum) {
+    case SIGTERM:
+    case SIGINT:
+        start_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    case SIGHUP:
+        reload(srv);
+        break;
+    case SIGUSR1:
+        dump_stats(srv);
+        break;
+    }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    sfpd_server *srv = t->data;
+    uint64_t now = sfpd_now_ns();
+    uint64_t limit = (uint64_t)(srv->cfg->io_timeout * 1e9);
+    sfpd_list *p = srv->conns.next;
+
+    while (p != &srv->conns) {
+        conn *c = sfpd_container_of(p, conn, link);
+        p = p->next;
+        if (limit && !c->busy && c->partial_since && now - c->partial_since > limit) {
+            sfpd_warn("conn pid %d: message incomplete for %.0f s; closing", c->pid,
+                      srv->cfg->io_timeout);
+            sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
+            conn_close(c);
+        }
+    }
+}
+
+#if HAVE_LIBSYSTEMD
+static void watchdog_cb(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+#endif
+
+static int make_parent_dir(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    char *slash;
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = 0;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int listen_socket(sfpd_server *srv)
+{
+    const sfpd_config *cfg = srv->cfg;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd, r;
+
+    if (strlen(cfg->socket) >= sizeof(addr.sun_path)) {
+        sfpd_err("socket path too long: %s", cfg->socket);
+        return -ENAMETOOLONG;
+    }
+    if ((r = make_parent_dir(cfg->socket)) < 0) {
+        sfpd_err("cannot create the directory of %s: %s", cfg->socket, strerror(-r));
+        return r;
+    }
+    strcpy(addr.sun_path, cfg->socket);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* we hold the lock, so a socket file left here is stale */
+    unlink(cfg->socket);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        r = -errno;
+        sfpd_err("bind %s: %s", cfg->socket, strerror(errno));
+        close(fd);
+        return r;
+    }
+    if (cfg->socket_group[0]) {
+        struct group *g = getgrnam(cfg->socket_group);
+        char *end;
+        long gid = g ? (long)g->gr_gid : strtol(cfg->socket_group, &end, 10);
+        if ((!g && *end) || chown(cfg->socket, (uid_t)-1, (gid_t)gid) < 0)
+            sfpd_warn("cannot give %s to group %s: %s", cfg->socket, cfg->socket_group,
+                      g || !*end ? strerror(errno) : "no such group");
+    }
+    if (chmod(cfg->socket, (mode_t)cfg->socket_mode) < 0)
+        sfpd_warn("chmod %s: %s", cfg->socket, strerror(errno));
+    if (listen(fd, 128) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    srv->listen_fd = fd;
+    return 0;
+}
+
+int sfpd_server_run(sfpd_config *cfg, int argc, char **argv)
+{
+    sfpd_server *srv = sfpd_calloc(1, sizeof(*srv));
+    int r, code = 1;
+
+    if (!srv) {
+        sfpd_config_free(&cfg);
+        return 1;
+    }
+    srv->cfg = cfg;
+    srv->argc = argc;
+    srv->argv = argv;
+    srv->listen_fd = -1;
+    srv->self_uid = geteuid();
+    srv->start_ns = sfpd_now_ns();
+    sfpd_list_init(&srv->conns);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = uv_loop_init(&srv->loop)) != 0) {
+        sfpd_err("uv_loop_init: %s", uv_strerror(r));
+        goto out_free;
+    }
+    if ((r = sfpd_store_create(&srv->loop, cfg, &srv->store)) < 0) {
+        sfpd_err("cannot open spill directory %s: %s", cfg->spill_dir, strerror(-r));
+        goto out_loop;
+    }
+    if ((r = sfpd_store_adopt(srv->store)) < 0)
+        sfpd_warn("re-adoption scan of %s failed: %s", cfg->spill_dir, strerror(-r));
+    if ((r = listen_socket(srv)) < 0)
+        goto out_store;
+
+    uv_poll_init(&srv->loop, &srv->listen_poll, srv->listen_fd);
+    srv->listen_poll.data = srv;
+    uv_poll_start(&srv->listen_poll, UV_READABLE, listen_cb);
+    srv->listening = true;
+
+    uv_signal_init(&srv->loop, &srv->sig_term);
+    uv_signal_init(&srv->loop, &srv->sig_int);
+    uv_signal_init(&srv->loop, &srv->sig_hup);
+    uv_signal_init(&srv->loop, &srv->sig_usr1);
+    srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv->sig_usr1.data = srv;
+    uv_signal_start(&srv->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&srv->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&srv->sig_hup, signal_cb, SIGHUP);
+    uv_signal_start(&srv->sig_usr1, signal_cb, SIGUSR1);
+    uv_timer_init(&srv->loop, &srv->tick);
+    srv->tick.data = srv;
+    uv_timer_start(&srv->tick, tick_cb, 1000, 1000);
+    uv_timer_init(&srv->loop, &srv->watchdog);
+    uv_timer_init(&srv->loop, &srv->drain_timer);
+    uv_timer_init(&srv->loop, &srv->accept_retry);
+    srv->accept_retry.data = srv;
+    srv->handles_init = true;
+    /* gRPC API and /metrics: listening before READY=1 */
+    if (sfpd_metrics_start(&srv->loop, srv, cfg, &srv->metrics) < 0 ||
+        sfpd_grpc_start(&srv->loop, srv, srv->store, cfg, &srv->grpc) < 0) {
+        start_drain(srv, "start-up failed");
+        uv_run(&srv->loop, UV_RUN_DEFAULT);
+        goto out_store; /* code stays 1 */
+    }
+#if HAVE_LIBSYSTEMD
+    {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+            uv_timer_start(&srv->watchdog, watchdog_cb, usec / 2000, usec / 2000);
+            sfpd_info("systemd watchdog every %llu ms", (unsigned long long)(usec / 2000));
+        }
+    }
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%lu", cfg->socket, (unsigned long)getpid());
+#endif
+    sfpd_info("sfpd %s serving on %s (pid %ld, dram_budget %llu, spill %s, %s threads)",
+              SFP_VERSION_STRING, cfg->socket, (long)getpid(), (unsigned long long)cfg->dram_budget,
+              cfg->spill_dir, getenv("UV_THREADPOOL_SIZE") ? getenv("UV_THREADPOOL_SIZE") : "4");
+
+    {
+        /* fault injection for tests: fail the n-th allocation from now */
+        const char *fa = getenv("SFPD_TEST_FAIL_ALLOC_AT");
+        if (fa && fa[0]) {
+            sfpd_warn("test mode: allocation %s from now will fail", fa);
+            sfpd_alloc_fail_at(strtoull(fa, NULL, 10));
+        }
+    }
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    code = 0;
+    sfpd_info("stopped");
+    goto out_store;
+
+out_store:
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+        unlink(cfg->socket);
+    }
+    if (!srv->store_down) {
+        /* start-up failure: no handles besides the store's timer */
+        sfpd_store_shutdown(srv->store, store_down_cb, srv);
+    }
+    sfpd_metrics_stop(&srv->metrics);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    sfpd_grpc_destroy(&srv->grpc);
+    sfpd_store_destroy(&srv->store);
+out_loop:
+    if (uv_loop_close(&srv->loop) != 0)
+        sfpd_warn("loop closed with live handles");
+out_free:
+    sfpd_config_free(&srv->cfg);
+    sfpd_free(srv);
+    return code;
+}

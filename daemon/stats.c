@@ -1,0 +1,212 @@
+/* stats.c - per-thread counters summed on read. */
+#include "stats.h"
+#include "sfpd.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct tblock {
+    _Atomic uint64_t c[SFPD_C_COUNT];
+    _Atomic uint64_t err[SFPD_STATUS_SLOTS];
+    _Atomic uint64_t h[SFPD_H_COUNT][SFPD_HIST_BUCKETS];
+    _Atomic uint64_t hsum[SFPD_H_COUNT];
+    struct tblock *next;
+} tblock;
+
+static pthread_mutex_t blocks_mu = PTHREAD_MUTEX_INITIALIZER;
+static tblock *blocks;
+static _Thread_local tblock *mine;
+/* Fallback when a block cannot be allocated: shared, still atomic. */
+static tblock fallback;
+
+static tblock *my_block(void)
+{
+    tblock *b = mine;
+    if (b)
+        return b;
+    /* plain calloc: sfpd_malloc would recurse into the stats */
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return &fallback;
+    pthread_mutex_lock(&blocks_mu);
+    b->next = blocks;
+    blocks = b;
+    pthread_mutex_unlock(&blocks_mu);
+    mine = b;
+    return b;
+}
+
+void sfpd_stat_inc(int counter, uint64_t v)
+{
+    if (counter < 0 || counter >= SFPD_C_COUNT)
+        return;
+    atomic_fetch_add_explicit(&my_block()->c[counter], v, memory_order_relaxed);
+}
+
+void sfpd_stat_error(int status)
+{
+    int slot = status > 0 && status < SFPD_STATUS_SLOTS - 1 ? status : SFPD_STATUS_SLOTS - 1;
+    tblock *b = my_block();
+    atomic_fetch_add_explicit(&b->err[slot], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->c[SFPD_C_ERRORS], 1, memory_order_relaxed);
+}
+
+void sfpd_stat_latency(int hist, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    int bucket = 0;
+    tblock *b;
+
+    if (hist < 0 || hist >= SFPD_H_COUNT)
+        return;
+    while (us && bucket < SFPD_HIST_BUCKETS - 1) {
+        us >>= 1;
+        bucket++;
+    }
+    b = my_block();
+    atomic_fetch_add_explicit(&b->h[hist][bucket], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->hsum[hist], ns, memory_order_relaxed);
+}
+
+double sfpd_hist_quantile_us(const sfpd_hist *h, double q)
+{
+    uint64_t target, acc = 0;
+    if (!h->count)
+        return 0;
+    target = (uint64_t)ceil(q * (double)h->count);
+    if (target == 0)
+        target = 1;
+    for (int i = 0; i < SFPD_HIST_BUCKETS; i++) {
+        acc += h->buckets[i];
+        if (acc >= target)
+            return i == 0 ? 1.0 : (double)(UINT64_C(1) << i);
+    }
+    return (double)(UINT64_C(1) << (SFPD_HIST_BUCKETS - 1));
+}
+
+static void add_block(sfpd_snapshot *s, tblock *b)
+{
+    for (int i = 0; i < SFPD_C_COUNT; i++)
+        s->counters[i] += atomic_load_explicit(&b->c[i], memory_order_relaxed);
+    for (int i = 0; i < SFPD_STATUS_SLOTS; i++)
+        s->errors_by_status[i] += atomic_load_explicit(&b->err[i], memory_order_relaxed);
+    for (int i = 0; i < SFPD_H_COUNT; i++) {
+        for (int j = 0; j < SFPD_HIST_BUCKETS; j++) {
+            uint64_t v = atomic_load_explicit(&b->h[i][j], memory_order_relaxed);
+            s->hists[i].buckets[j] += v;
+            s->hists[i].count += v;
+        }
+        s->hists[i].sum_ns += atomic_load_explicit(&b->hsum[i], memory_order_relaxed);
+    }
+}
+
+void sfpd_snapshot_sum_counters(sfpd_snapshot *s)
+{
+    memset(s->counters, 0, sizeof(s->counters));
+    memset(s->errors_by_status, 0, sizeof(s->errors_by_status));
+    memset(s->hists, 0, sizeof(s->hists));
+    pthread_mutex_lock(&blocks_mu);
+    for (tblock *b = blocks; b; b = b->next)
+        add_block(s, b);
+    pthread_mutex_unlock(&blocks_mu);
+    add_block(s, &fallback);
+}
+
+void sfpd_snapshot_free(sfpd_snapshot **s)
+{
+    if (!s || !*s)
+        return;
+    sfpd_free((*s)->jobs);
+    sfpd_free(*s);
+    *s = NULL;
+}
+
+const char *sfpd_counter_name(int counter)
+{
+    static const char *const names[] = {
+#define SFPD__C_NAME(id, name, unit, help) name,
+        SFPD_COUNTERS(SFPD__C_NAME)
+#undef SFPD__C_NAME
+    };
+    return counter >= 0 && counter < SFPD_C_COUNT ? names[counter] : "?";
+}
+
+static const char *const hist_names[] = {
+#define SFPD__H_NAME(id, name, help) name,
+    SFPD_HISTOGRAMS(SFPD__H_NAME)
+#undef SFPD__H_NAME
+};
+
+void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
+{
+    fprintf(f, "uptime_seconds %.3f\n", s->uptime_seconds);
+    for (int i = 0; i < SFPD_C_COUNT; i++)
+        fprintf(f, "%s %llu\n", sfpd_counter_name(i), (unsigned long long)s->counters[i]);
+    for (int i = 1; i < SFPD_STATUS_SLOTS; i++)
+        if (s->errors_by_status[i])
+            fprintf(f, "errors_by_status{status=\"%d\"} %llu\n", i,
+                    (unsigned long long)s->errors_by_status[i]);
+    for (int i = 0; i < SFPD_H_COUNT; i++) {
+        const sfpd_hist *h = &s->hists[i];
+        fprintf(f, "%s_count %llu\n", hist_names[i], (unsigned long long)h->count);
+        fprintf(f, "%s_p50_us %.0f\n", hist_names[i], sfpd_hist_quantile_us(h, 0.5));
+        fprintf(f, "%s_p99_us %.0f\n", hist_names[i], sfpd_hist_quantile_us(h, 0.99));
+    }
+    fprintf(f, "bytes_in_stored %llu\n", (unsigned long long)s->bytes_in);
+    fprintf(f, "bytes_stored %llu\n", (unsigned long long)s->bytes_stored);
+    fprintf(f, "values_stored %llu\n", (unsigned long long)s->values);
+    fprintf(f, "compression_ratio %.3f\n", s->compression_ratio);
+    fprintf(f, "bits_per_value %.3f\n", s->bits_per_value);
+    fprintf(f, "connections %u\n", s->connections);
+    fprintf(f, "inflight %u\n", s->inflight);
+    for (size_t i = 0; i < s->n_tiers; i++) {
+        const sfpd_tier_snapshot *t = &s->tiers[i];
+        fprintf(f, "tier_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->bytes);
+        fprintf(f, "tier_budget_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->budget_bytes);
+        fprintf(f, "tier_frames{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->frames);
+        fprintf(f, "tier_high_water_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->high_water);
+    }
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        const sfpd_job_snapshot *j = &s->jobs[i];
+        fprintf(f, "job{job=\"%s\"} uid=%u connections=%u ranks=%u orphaned=%d bytes_in=%llu "
+                   "bytes_stored=%llu dram_bytes=%llu disk_bytes=%llu dram_high_water=%llu frames=%llu\n",
+                j->job_id, j->uid, j->connections, j->ranks, j->orphaned,
+                (unsigned long long)j->bytes_in, (unsigned long long)j->bytes_stored,
+                (unsigned long long)j->dram_bytes, (unsigned long long)j->disk_bytes,
+                (unsigned long long)j->dram_high_water, (unsigned long long)j->frames);
+    }
+}
+
+char *sfpd_snapshot_text(const sfpd_snapshot *s)
+{
+    char *buf = NULL, *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    sfpd_snapshot_print(s, f);
+    fclose(f);
+    if (buf) {
+        out = sfpd_malloc(len + 1);
+        if (out)
+            memcpy(out, buf, len + 1);
+        free(buf);
+    }
+    return out;
+}
+
+void sfpd_stats_shutdown(void)
+{
+    pthread_mutex_lock(&blocks_mu);
+    while (blocks) {
+        tblock *b = blocks;
+        blocks = b->next;
+        free(b);
+    }
+    pthread_mutex_unlock(&blocks_mu);
+    mine = NULL;
+}

@@ -1,0 +1,59 @@
+/* common.h - helpers shared by the daemon tests. */
+#ifndef SFPD_TEST_COMMON_H
+#define SFPD_TEST_COMMON_H
+
+#include "harness.h"
+#include <sfp/client.h>
+#include <sfp/sfp.h>
+#include <string.h>
+
+/* Random finite values of p->dtype, already on p's grid (so round trips
+ * are bit-exact). buf holds n * dtype size bytes. */
+static inline void tc_fill(void *buf, size_t n, const sfp_params *p, uint64_t seed)
+{
+    uint64_t s = seed;
+    float *tmp = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = th_rand(&s);
+        uint32_t sign = (uint32_t)(r & 1) << 31;
+        uint32_t exp = 100 + (uint32_t)((r >> 1) % 40);  /* about 2^-27 .. 2^12 */
+        uint32_t mant = (uint32_t)(r >> 16) & 0x7fffff;
+        uint32_t bits = sign | exp << 23 | mant;
+        if ((r >> 60) == 0)
+            bits = 0; /* some zeros */
+        memcpy(&tmp[i], &bits, 4);
+    }
+    if (p->dtype == SFP_DTYPE_BF16) {
+        uint16_t *b = buf;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits;
+            memcpy(&bits, &tmp[i], 4);
+            b[i] = (uint16_t)(bits >> 16);
+        }
+    } else {
+        memcpy(buf, tmp, n * 4);
+    }
+    free(tmp);
+    if (sfp_quantize(buf, buf, n, p, NULL) != 0) {
+        fprintf(stderr, "sfp_quantize failed\n");
+        th_fail();
+    }
+}
+
+static inline sfpc *tc_connect(const th_daemon *d, const char *job, uint32_t rank, size_t shm)
+{
+    sfpc_options o;
+    sfpc *c = NULL;
+    int e;
+    sfpc_options_default(&o);
+    o.socket_path = d->socket;
+    o.job_id = job;
+    o.rank = rank;
+    o.shm_size = shm;
+    o.timeout_ms = 20000;
+    e = sfpc_connect(&o, &c);
+    TH_CHECK(e == 0, "sfpc_connect(%s): %s %s", job, sfpc_strerror(e), c ? "" : "");
+    return c;
+}
+
+#endif

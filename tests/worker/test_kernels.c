@@ -1,0 +1,338 @@
+/*
+ * test_kernels.c - every kernel's backward against central finite
+ * differences, whole-model gradients of mlp and cnn, optimizer steps, and
+ * determinism of a training pass.
+ */
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "wcheck.h"
+
+static sfpw_rng rng;
+
+static void fill(float *x, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * sfpw_rng_normal(&rng));
+}
+
+/* L = sum_i r_i * y_i  (r random) makes dL/dy = r. */
+static double dotr(const float *y, const float *r, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)y[i] * r[i];
+    return s;
+}
+
+/* relative error with an absolute floor */
+static int close_enough(double num, double ana)
+{
+    return fabs(num - ana) <= 2e-2 * fmax(fabs(num), fabs(ana)) + 2e-3;
+}
+
+static void test_dense(void)
+{
+    enum { B = 3, IN = 7, OUT = 5 };
+    float X[B * IN], W[OUT * IN], b[OUT], Y[B * OUT], R[B * OUT];
+    float dX[B * IN], dW[OUT * IN] = { 0 }, db[OUT] = { 0 };
+    fill(X, B * IN, 1);
+    fill(W, OUT * IN, 0.5);
+    fill(b, OUT, 0.5);
+    fill(R, B * OUT, 1);
+    sfpw_dense_fwd(X, W, b, Y, B, IN, OUT);
+    /* forward against a plain loop */
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < OUT; o++) {
+            double s = b[o];
+            for (int k = 0; k < IN; k++)
+                s += (double)X[i * IN + k] * W[o * IN + k];
+            CHECK_NEAR(Y[i * OUT + o], s, 1e-4);
+        }
+    sfpw_dense_bwd(X, W, R, dX, B, dW, db, B, IN, OUT);
+    const float h = 1e-2f;
+    int bad = 0;
+    for (int j = 0; j < OUT * IN; j++) {
+        float s = W[j];
+        W[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
+        W[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        W[j] = s;
+        bad += !close_enough((lp - lm) / (2 * h), dW[j]);
+    }
+    for (int j = 0; j < B * IN; j++) {
+        float s = X[j];
+        X[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
+        X[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        X[j] = s;
+        bad += !close_enough((lp - lm) / (2 * h), dX[j]);
+    }
+    for (int j = 0; j < OUT; j++) {
+        float s = b[j];
+        b[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
+        b[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        b[j] = s;
+        bad += !close_enough((lp - lm) / (2 * h), db[j]);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+static void test_conv(void)
+{
+    sfpw_conv_shape s;
+    sfpw_conv_shape_init(&s, 2, 6, 5, 3, 3, 1);
+    enum { B = 2 };
+    size_t in = (size_t)s.c * s.h * s.w, out = (size_t)s.oc * s.oh * s.ow;
+    size_t wn = (size_t)s.oc * s.c * s.k * s.k;
+    float *X = malloc(sizeof(float) * B * in), *dX = malloc(sizeof(float) * B * in);
+    float *Y = malloc(sizeof(float) * B * out), *R = malloc(sizeof(float) * B * out);
+    float *W = malloc(sizeof(float) * wn), *dW = calloc(wn, sizeof(float));
+    float b[3], db[3] = { 0 };
+    float *col = malloc(sizeof(float) * sfpw_conv_col_size(&s));
+    float *dcol = malloc(sizeof(float) * sfpw_conv_col_size(&s));
+    fill(X, B * in, 1);
+    fill(W, wn, 0.5);
+    fill(b, 3, 0.5);
+    fill(R, B * out, 1);
+    sfpw_conv_fwd(&s, X, W, b, Y, B, col);
+    /* direct convolution */
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < s.oc; o++)
+            for (int y = 0; y < s.oh; y++)
+                for (int x = 0; x < s.ow; x++) {
+                    double acc = b[o];
+                    for (int c = 0; c < s.c; c++)
+                        for (int ki = 0; ki < s.k; ki++)
+                            for (int kj = 0; kj < s.k; kj++) {
+                                int iy = y + ki - s.pad, ix = x + kj - s.pad;
+                                if (iy < 0 || ix < 0 || iy >= s.h || ix >= s.w)
+                                    continue;
+                                acc += (double)X[i * in + (c * s.h + iy) * s.w + ix] *
+                                       W[((o * s.c + c) * s.k + ki) * s.k + kj];
+                            }
+                    CHECK_NEAR(Y[i * out + (o * s.oh + y) * s.ow + x], acc, 1e-4);
+                }
+    sfpw_conv_bwd(&s, X, W, R, dX, B, dW, db, B, col, dcol);
+    const float h = 1e-2f;
+    int bad = 0;
+    for (size_t j = 0; j < wn; j++) {
+        float v = W[j];
+        W[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
+        W[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        W[j] = v;
+        bad += !close_enough((lp - lm) / (2 * h), dW[j]);
+    }
+    for (size_t j = 0; j < B * in; j++) {
+        float v = X[j];
+        X[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
+        X[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        X[j] = v;
+        bad += !close_enough((lp - lm) / (2 * h), dX[j]);
+    }
+    for (int j = 0; j < 3; j++) {
+        float v = b[j];
+        b[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
+        b[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        b[j] = v;
+        bad += !close_enough((lp - lm) / (2 * h), db[j]);
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(X); free(dX); free(Y); free(R); free(W); free(dW); free(col); free(dcol);
+}
+
+static void test_pool_relu_loss(void)
+{
+    enum { B = 2, C = 3, H = 4, W = 6 };
+    float X[B * C * H * W], Y[B * C * H * W / 4], R[B * C * H * W / 4], dX[B * C * H * W];
+    fill(X, B * C * H * W, 1);
+    fill(R, B * C * H * W / 4, 1);
+    sfpw_pool_fwd(X, Y, B, C, H, W);
+    sfpw_pool_bwd(X, R, dX, B, C, H, W);
+    const float h = 1e-3f;
+    int bad = 0;
+    for (int j = 0; j < B * C * H * W; j++) {
+        float v = X[j];
+        X[j] = v + h; sfpw_pool_fwd(X, Y, B, C, H, W); double lp = dotr(Y, R, B * C * H * W / 4);
+        X[j] = v - h; sfpw_pool_fwd(X, Y, B, C, H, W); double lm = dotr(Y, R, B * C * H * W / 4);
+        X[j] = v;
+        bad += !close_enough((lp - lm) / (2 * h), dX[j]);
+    }
+    CHECK_EQ_INT(bad, 0);
+
+    float y[6] = { -1, 2, 0, 3, -0.5f, 1 }, d[6] = { 1, 1, 1, 1, 1, 1 };
+    sfpw_relu_fwd(y, 6);
+    sfpw_relu_bwd(y, d, 6);
+    CHECK(y[0] == 0 && y[1] == 2 && y[4] == 0);
+    CHECK(d[0] == 0 && d[1] == 1 && d[2] == 0 && d[3] == 1 && d[4] == 0 && d[5] == 1);
+
+    /* softmax cross-entropy: gradient against finite differences */
+    enum { NB = 3, NC = 4 };
+    float z[NB * NC], dz[NB * NC], tmp[NB * NC];
+    uint8_t lab[NB] = { 0, 3, 2 };
+    fill(z, NB * NC, 2);
+    uint64_t correct = 0;
+    sfpw_softmax_xent(z, lab, dz, NB, NC, 1.0f, &correct);
+    bad = 0;
+    for (int j = 0; j < NB * NC; j++) {
+        float v = z[j];
+        uint64_t c2 = 0;
+        z[j] = v + h; double lp = sfpw_softmax_xent(z, lab, tmp, NB, NC, 1.0f, &c2);
+        z[j] = v - h; double lm = sfpw_softmax_xent(z, lab, tmp, NB, NC, 1.0f, &c2);
+        z[j] = v;
+        bad += !close_enough((lp - lm) / (2 * h), dz[j]);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(correct, sfpw_count_correct(z, lab, NB, NC));
+}
+
+/* Whole-model check: dL/dW of a few random coordinates per tensor. */
+static void test_model_grad(const char *name)
+{
+    sfpw_model m;
+    CHECK_EQ_INT(sfpw_model_build(&m, name), 0);
+    enum { B = 3 };
+    sfpw_net *net = NULL;
+    CHECK_EQ_INT(sfpw_net_create(&net, &m, B), 0);
+    if (!net)
+        return;
+    float *W = sfpw_net_weights(net), *G = sfpw_net_grads(net);
+    sfpw_model_init_params(&m, W, 7);
+    for (size_t i = 0; i < m.nparams; i++)
+        if (W[i] == 0)
+            W[i] = (float)(0.05 * sfpw_rng_normal(&rng)); /* non-zero biases */
+    float *x = malloc(sizeof(float) * B * m.in_dim);
+    for (size_t i = 0; i < B * m.in_dim; i++)
+        x[i] = (float)sfpw_rng_uniform(&rng);
+    uint8_t y[B] = { 1, 7, 4 };
+    sfpw_pass ps;
+    memset(&ps, 0, sizeof ps);
+    sfpw_pass_out po;
+    memset(&po, 0, sizeof po);
+    CHECK_EQ_INT(sfpw_net_forward(net, &ps, x, y, B, 1.0f / B, &po), 0);
+    CHECK_EQ_INT(sfpw_net_backward(net, &ps, B, &po), 0);
+    float *g = malloc(sizeof(float) * m.nparams);
+    memcpy(g, G, sizeof(float) * m.nparams);
+    int bad = 0, tried = 0;
+    for (int t = 0; t < m.ntensors; t++) {
+        const sfpw_tensor *T = &m.tensors[t];
+        if (T->kind == SFPW_TENSOR_ACT)
+            continue;
+        for (int r = 0; r < 6; r++) {
+            size_t j = T->off + (size_t)(sfpw_rng_next(&rng) % T->n);
+            /* two step sizes: a ReLU/max kink or float noise can spoil one */
+            double num = 0;
+            int okj = 0;
+            for (int hs = 0; hs < 2 && !okj; hs++) {
+                const float h = hs ? 5e-4f : 2e-3f;
+                float v = W[j];
+                sfpw_pass_out a, b;
+                memset(&a, 0, sizeof a);
+                memset(&b, 0, sizeof b);
+                W[j] = v + h; sfpw_net_forward(net, &ps, x, y, B, 1.0f / B, &a);
+                W[j] = v - h; sfpw_net_forward(net, &ps, x, y, B, 1.0f / B, &b);
+                W[j] = v;
+                num = (a.loss_sum - b.loss_sum) / B / (2 * h);
+                okj = fabs(num - g[j]) <= 5e-2 * fmax(fabs(num), fabs(g[j])) + 3e-3;
+            }
+            tried++;
+            if (!okj) {
+                fprintf(stderr, "%s %s[%zu]: numeric %.6g analytic %.6g\n", name,
+                        T->name, j - T->off, num, g[j]);
+                bad++;
+            }
+        }
+    }
+    CHECK(tried > 0);
+    CHECK(bad <= 1); /* a ReLU/max kink can flip under h for one coordinate */
+    free(g);
+    free(x);
+    sfpw_net_destroy(&net);
+}
+
+static void test_optimizers(void)
+{
+    sfpw_opt_config c = { SFPW_OPT_SGD, 0.1f, 0.9f, 0.0f, 0.9f, 0.999f, 1e-8f };
+    float w[2] = { 1, -2 }, g[2] = { 0.5f, 1 }, s1[2] = { 0 }, s2[2] = { 0 };
+    sfpw_opt_update(&c, w, g, s1, s2, 2, 1, 1);
+    CHECK_NEAR(w[0], 1 - 0.05, 1e-6);
+    sfpw_opt_update(&c, w, g, s1, s2, 2, 2, 1);
+    CHECK_NEAR(w[0], 0.95 - 0.1 * (0.9 * 0.5 + 0.5), 1e-6);
+    /* Adam: first step moves every weight by ~lr against the gradient sign */
+    c.kind = SFPW_OPT_ADAM;
+    c.lr = 0.01f;
+    float w2[2] = { 1, -2 }, m[2] = { 0 }, v[2] = { 0 };
+    sfpw_opt_update(&c, w2, g, m, v, 2, 1, 0);
+    CHECK_NEAR(w2[0], 0.99, 1e-5);
+    CHECK_NEAR(w2[1], -2.01, 1e-5);
+    /* weight decay pulls towards 0 with a zero gradient */
+    float w3 = 1, z = 0, a = 0, b = 0;
+    c.kind = SFPW_OPT_SGD;
+    c.weight_decay = 0.1f;
+    c.momentum = 0;
+    sfpw_opt_update(&c, &w3, &z, &a, &b, 1, 1, 1);
+    CHECK_NEAR(w3, 1 - 0.01 * 0.1, 1e-6);
+}
+
+static void test_determinism(void)
+{
+    sfpw_model m;
+    sfpw_model_build(&m, "cnn");
+    sfpw_net *a = NULL, *b = NULL;
+    CHECK_EQ_INT(sfpw_net_create(&a, &m, 4), 0);
+    CHECK_EQ_INT(sfpw_net_create(&b, &m, 4), 0);
+    if (!a || !b)
+        return;
+    sfpw_model_init_params(&m, sfpw_net_weights(a), 3);
+    sfpw_model_init_params(&m, sfpw_net_weights(b), 3);
+    CHECK(memcmp(sfpw_net_weights(a), sfpw_net_weights(b), m.nparams * 4) == 0);
+    float x[4 * 784];
+    for (int i = 0; i < 4 * 784; i++)
+        x[i] = (float)sfpw_rng_uniform(&rng);
+    uint8_t y[4] = { 0, 1, 2, 3 };
+    sfpw_pass ps;
+    memset(&ps, 0, sizeof ps);
+    sfpw_pass_out pa, pb;
+    memset(&pa, 0, sizeof pa);
+    memset(&pb, 0, sizeof pb);
+    sfpw_net_forward(a, &ps, x, y, 4, 0.25f, &pa);
+    sfpw_net_backward(a, &ps, 4, &pa);
+    sfpw_net_forward(b, &ps, x, y, 4, 0.25f, &pb);
+    sfpw_net_backward(b, &ps, 4, &pb);
+    CHECK(pa.loss_sum == pb.loss_sum);
+    CHECK(memcmp(sfpw_net_grads(a), sfpw_net_grads(b), m.nparams * 4) == 0);
+    /* different seeds give different weights */
+    sfpw_model_init_params(&m, sfpw_net_weights(b), 4);
+    CHECK(memcmp(sfpw_net_weights(a), sfpw_net_weights(b), m.nparams * 4) != 0);
+    /* shuffle is a permutation and depends on the seed */
+    uint32_t p1[100], p2[100];
+    int seen[100] = { 0 };
+    for (int i = 0; i < 100; i++)
+        p1[i] = p2[i] = (uint32_t)i;
+    sfpw_rng r1, r2;
+    sfpw_rng_seed(&r1, 5, 0);
+    sfpw_rng_seed(&r2, 6, 0);
+    sfpw_rng_shuffle(&r1, p1, 100);
+    sfpw_rng_shuffle(&r2, p2, 100);
+    for (int i = 0; i < 100; i++)
+        seen[p1[i]]++;
+    int ok = 1;
+    for (int i = 0; i < 100; i++)
+        ok &= seen[i] == 1;
+    CHECK(ok);
+    CHECK(memcmp(p1, p2, sizeof p1) != 0);
+    sfpw_net_destroy(&a);
+    sfpw_net_destroy(&b);
+}
+
+int main(void)
+{
+    sfpw_rng_seed(&rng, 42, 0);
+    test_dense();
+    test_conv();
+    test_pool_relu_loss();
+    test_model_grad("mlp");
+    test_model_grad("cnn");
+    test_optimizers();
+    test_determinism();
+    WCHECK_DONE();
+}

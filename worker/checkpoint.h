@@ -1,0 +1,38 @@
+/*
+ * checkpoint.h - sfp-train checkpoints: FP32 master weights, optimizer state,
+ * policy state and the position in training, written atomically (temp file
+ * + rename) and checked (magic, version, sizes, FNV-1a hash) on load.
+ */
+#ifndef SFPW_CHECKPOINT_H
+#define SFPW_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sfpw_ckpt {
+    char model[16];
+    uint32_t policy;     /* sfp_policy_kind */
+    uint32_t optimizer;  /* sfpw_opt_kind   */
+    uint64_t nparams;
+    uint64_t next_epoch; /* first epoch still to run (0-based) */
+    uint64_t step;       /* global steps done                  */
+    uint64_t seed;
+    uint64_t batch;
+    float *master, *s1, *s2;   /* nparams each                  */
+    unsigned char *policy_state;
+    uint64_t policy_len;
+} sfpw_ckpt;
+
+enum {
+    SFPW_CKPT_EIO = -301,
+    SFPW_CKPT_EFORMAT = -302,
+    SFPW_CKPT_ENOMEM = -303,
+};
+
+const char *sfpw_ckpt_strerror(int err);
+int sfpw_ckpt_save(const char *path, const sfpw_ckpt *c);
+/* On success c owns malloc'd arrays (free with sfpw_ckpt_free). */
+int sfpw_ckpt_load(const char *path, sfpw_ckpt *c);
+void sfpw_ckpt_free(sfpw_ckpt *c);
+
+#endif

@@ -1,0 +1,469 @@
+/* dist.c - see dist.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sfp/policy.h>
+
+#include "dist.h"
+
+typedef struct seg {
+    int tensor;
+    size_t off; /* global offset in the flat vector */
+    size_t n;
+} seg;
+
+struct sfpw_dist {
+    MPI_Comm comm;
+    int rank, size;
+    const sfpw_model *m;
+    size_t *off, *len; /* shard of each rank                  */
+    int *counts, *displs;
+    float *master, *s1, *s2, *g;
+    seg *segs;          /* segments of every rank, rank-major */
+    int *seg_first;     /* index of rank r's first segment     */
+    unsigned char *sbuf, *rbuf;
+    size_t scap, rcap;
+    int *bcounts, *bdispls;
+    int anchor[SFPW_MAX_TENSORS];
+    float *scratch;     /* 3 * SCRATCH floats                 */
+    int measure;
+    double coder_bytes[SFPW_NCODERS][SFPW_MAX_TENSORS];
+};
+
+void sfpw_dist_measure_coders(sfpw_dist *d, int on)
+{
+    d->measure = on;
+}
+
+int sfpw_dist_coder_bytes(sfpw_dist *d, double *out)
+{
+    /* my pieces only; summed over ranks here */
+    memcpy(out, d->coder_bytes, sizeof d->coder_bytes);
+    if (d->size == 1)
+        return 0;
+    return MPI_Allreduce(MPI_IN_PLACE, out, SFPW_NCODERS * SFPW_MAX_TENSORS,
+                         MPI_DOUBLE, MPI_SUM, d->comm) == MPI_SUCCESS ? 0 : SFP_EINVAL;
+}
+
+#define SCRATCH 16384
+
+uint64_t sfpw_hash(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+void sfpw_dist_destroy(sfpw_dist **pd)
+{
+    if (!pd || !*pd)
+        return;
+    sfpw_dist *d = *pd;
+    free(d->off);
+    free(d->len);
+    free(d->counts);
+    free(d->displs);
+    free(d->master);
+    free(d->s1);
+    free(d->s2);
+    free(d->g);
+    free(d->segs);
+    free(d->seg_first);
+    free(d->sbuf);
+    free(d->rbuf);
+    free(d->bcounts);
+    free(d->bdispls);
+    free(d->scratch);
+    free(d);
+    *pd = NULL;
+}
+
+int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m)
+{
+    sfpw_dist *d = calloc(1, sizeof *d);
+    if (!d)
+        return SFP_ENOMEM;
+    d->comm = comm;
+    d->m = m;
+    MPI_Comm_rank(comm, &d->rank);
+    MPI_Comm_size(comm, &d->size);
+    int N = d->size;
+    d->off = calloc(N + 1, sizeof(size_t));
+    d->len = calloc(N, sizeof(size_t));
+    d->counts = calloc(N, sizeof(int));
+    d->displs = calloc(N, sizeof(int));
+    d->bcounts = calloc(N, sizeof(int));
+    d->bdispls = calloc(N, sizeof(int));
+    d->seg_first = calloc(N + 1, sizeof(int));
+    d->segs = calloc((size_t)N * SFPW_MAX_TENSORS, sizeof(seg));
+    d->scratch = malloc(3 * SCRATCH * sizeof(float));
+    if (!d->off || !d->len || !d->counts || !d->displs || !d->bcounts ||
+        !d->bdispls || !d->seg_first || !d->segs || !d->scratch)
+        goto fail;
+    /* shards: contiguous, multiples of 16 values except the last */
+    size_t P = m->nparams;
+    for (int r = 0; r <= N; r++) {
+        size_t o = (size_t)((double)P * r / N);
+        o = r == N ? P : (o / 16) * 16;
+        d->off[r] = o;
+    }
+    int ns = 0;
+    for (int r = 0; r < N; r++) {
+        d->len[r] = d->off[r + 1] - d->off[r];
+        d->counts[r] = (int)d->len[r];
+        d->displs[r] = (int)d->off[r];
+        d->seg_first[r] = ns;
+        for (int t = 0; t < m->ntensors; t++) {
+            const sfpw_tensor *T = &m->tensors[t];
+            if (T->kind == SFPW_TENSOR_ACT)
+                continue;
+            size_t a = T->off > d->off[r] ? T->off : d->off[r];
+            size_t b = T->off + T->n < d->off[r + 1] ? T->off + T->n : d->off[r + 1];
+            if (a < b)
+                d->segs[ns++] = (seg){ t, a, b - a };
+        }
+    }
+    d->seg_first[N] = ns;
+    size_t mine = d->len[d->rank] ? d->len[d->rank] : 1;
+    d->master = calloc(mine, sizeof(float));
+    d->s1 = calloc(mine, sizeof(float));
+    d->s2 = calloc(mine, sizeof(float));
+    d->g = calloc(mine, sizeof(float));
+    if (!d->master || !d->s1 || !d->s2 || !d->g)
+        goto fail;
+    *out = d;
+    return 0;
+fail:
+    sfpw_dist_destroy(&d);
+    return SFP_ENOMEM;
+}
+
+int sfpw_dist_rank(const sfpw_dist *d)
+{
+    return d->rank;
+}
+
+int sfpw_dist_size(const sfpw_dist *d)
+{
+    return d->size;
+}
+
+void sfpw_dist_set_master(sfpw_dist *d, const float *full)
+{
+    memcpy(d->master, full + d->off[d->rank], d->len[d->rank] * sizeof(float));
+}
+
+void sfpw_dist_set_state(sfpw_dist *d, const float *s1, const float *s2)
+{
+    size_t o = d->off[d->rank], n = d->len[d->rank];
+    if (s1)
+        memcpy(d->s1, s1 + o, n * sizeof(float));
+    else
+        memset(d->s1, 0, n * sizeof(float));
+    if (s2)
+        memcpy(d->s2, s2 + o, n * sizeof(float));
+    else
+        memset(d->s2, 0, n * sizeof(float));
+}
+
+static int mpi_err(int rc)
+{
+    return rc == MPI_SUCCESS ? 0 : SFP_EINVAL;
+}
+
+int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G)
+{
+    if (d->size == 1) {
+        memcpy(d->g, G, d->len[0] * sizeof(float));
+        return 0;
+    }
+    return mpi_err(MPI_Reduce_scatter(G, d->g, d->counts, MPI_FLOAT, MPI_SUM,
+                                      d->comm));
+}
+
+int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
+                           const sfp_params *base, double *gn, double *ge,
+                           uint64_t seed, uint64_t step, size_t budget,
+                           double fisher)
+{
+    if (budget == 0 || budget > SCRATCH)
+        budget = SCRATCH;
+    const size_t my = d->off[d->rank];
+    float *a = d->scratch, *b = a + SCRATCH;
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        const sfp_width *w = &width[sg->tensor];
+        size_t c = sg->n < budget ? sg->n : budget;
+        size_t start = 0;
+        if (sg->n > c)
+            start = (size_t)(sfp_policy_uniform(seed ^ 0x77, step, (uint64_t)s) * (sg->n - c + 1));
+        const float *x = d->master + (sg->off - my) + start;
+        const float *g = d->g + (sg->off - my) + start;
+        double scale = (double)sg->n / c;
+        sfp_params p = *base;
+        p.anchor = d->anchor[sg->tensor];
+        for (int which = 0; which < 2; which++) {
+            sfp_params hi = p, lo = p;
+            if (which == 0) {
+                hi.mbits = w->k_hi;
+                lo.mbits = w->k_lo;
+                hi.ebits = lo.ebits = w->e;
+            } else {
+                hi.mbits = lo.mbits = w->k;
+                hi.ebits = w->e_hi;
+                lo.ebits = w->e_lo;
+            }
+            int rc = sfp_quantize(a, x, c, &hi, NULL);
+            if (!rc)
+                rc = sfp_quantize(b, x, c, &lo, NULL);
+            if (rc)
+                return rc;
+            double acc = 0, acc2 = 0;
+            for (size_t i = 0; i < c; i++) {
+                double dh = (double)a[i] - x[i], dl = (double)b[i] - x[i];
+                acc += (double)g[i] * (a[i] - b[i]);
+                acc2 += (double)g[i] * g[i] * 0.5 * (dh * dh - dl * dl);
+            }
+            (which == 0 ? gn : ge)[sg->tensor] += scale * (acc + fisher * acc2);
+        }
+    }
+    return 0;
+}
+
+void sfpw_dist_update(sfpw_dist *d, const sfpw_opt_config *c, uint64_t t)
+{
+    const size_t my = d->off[d->rank];
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        size_t o = sg->off - my;
+        int decay = d->m->tensors[sg->tensor].kind == SFPW_TENSOR_WEIGHT;
+        sfpw_opt_update(c, d->master + o, d->g + o, d->s1 + o, d->s2 + o,
+                        sg->n, t, decay);
+    }
+}
+
+static int reserve(unsigned char **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 0;
+    unsigned char *nb = realloc(*buf, need);
+    if (!nb)
+        return SFP_ENOMEM;
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
+                      const sfp_params *base, float *W, double *bytes)
+{
+    const sfpw_model *m = d->m;
+    const size_t my = d->off[d->rank];
+    int rc;
+    if (bytes)
+        for (int t = 0; t < m->ntensors; t++)
+            bytes[t] = 0;
+    if (!width) {
+        if (d->size == 1)
+            memcpy(W, d->master, d->len[0] * sizeof(float));
+        else if ((rc = mpi_err(MPI_Allgatherv(d->master, d->counts[d->rank],
+                                              MPI_FLOAT, W, d->counts,
+                                              d->displs, MPI_FLOAT, d->comm))))
+            return rc;
+        if (bytes)
+            for (int t = 0; t < m->ntensors; t++)
+                if (m->tensors[t].kind != SFPW_TENSOR_ACT)
+                    bytes[t] = (double)m->tensors[t].n * sizeof(float);
+        return 0;
+    }
+    /* anchors: largest magnitude of each whole tensor, rounded to k bits */
+    float mx[SFPW_MAX_TENSORS] = { 0 };
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        const float *x = d->master + (sg->off - my);
+        float v = mx[sg->tensor];
+        for (size_t i = 0; i < sg->n; i++) {
+            float a = fabsf(x[i]);
+            if (a > v)
+                v = a;
+        }
+        mx[sg->tensor] = v;
+    }
+    if (d->size > 1 &&
+        (rc = mpi_err(MPI_Allreduce(MPI_IN_PLACE, mx, m->ntensors, MPI_FLOAT,
+                                    MPI_MAX, d->comm))))
+        return rc;
+    for (int t = 0; t < m->ntensors; t++) {
+        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
+            continue;
+        if (!(mx[t] > 0)) {
+            d->anchor[t] = 0;
+            continue;
+        }
+        sfp_params p = *base;
+        p.mbits = width[t].k;
+        p.ebits = width[t].e;
+        p.anchor = -1;
+        float q;
+        sfp_qstats st;
+        if ((rc = sfp_quantize(&q, &mx[t], 1, &p, &st)))
+            return rc;
+        d->anchor[t] = st.anchor;
+    }
+    if (d->measure) {
+        memset(d->coder_bytes, 0, sizeof d->coder_bytes);
+        for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+            const seg *sg = &d->segs[s];
+            sfp_params p = *base;
+            p.mbits = width[sg->tensor].k;
+            p.ebits = width[sg->tensor].e;
+            p.anchor = d->anchor[sg->tensor];
+            for (int c = 0; c < SFPW_NCODERS; c++) {
+                size_t len;
+                if ((rc = sfpw_measure_frame(d->master + (sg->off - my), sg->n,
+                                             &p, (sfp_coder)c, &len)))
+                    return rc;
+                d->coder_bytes[c][sg->tensor] += (double)len;
+            }
+        }
+    }
+    /* encode my pieces: [u64 length | frame] each */
+    size_t need = 0;
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        sfp_params p = *base;
+        p.mbits = width[sg->tensor].k;
+        p.ebits = width[sg->tensor].e;
+        p.anchor = d->anchor[sg->tensor];
+        size_t bnd = sfp_frame_bound(sg->n, &p);
+        if (!bnd)
+            return SFP_EINVAL;
+        need += 8 + bnd;
+    }
+    if ((rc = reserve(&d->sbuf, &d->scap, need ? need : 1)))
+        return rc;
+    size_t pos = 0;
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        sfp_params p = *base;
+        p.mbits = width[sg->tensor].k;
+        p.ebits = width[sg->tensor].e;
+        p.anchor = d->anchor[sg->tensor];
+        size_t len = 0;
+        rc = sfp_encode(d->master + (sg->off - my), sg->n, &p,
+                        d->sbuf + pos + 8, d->scap - pos - 8, &len, NULL);
+        if (rc)
+            return rc;
+        put_u64(d->sbuf + pos, len);
+        pos += 8 + len;
+    }
+    if (pos > (size_t)INT32_MAX)
+        return SFP_EOVERFLOW;
+    unsigned char *rb;
+    if (d->size == 1) {
+        rb = d->sbuf;
+        d->bcounts[0] = (int)pos;
+        d->bdispls[0] = 0;
+    } else {
+        int mine = (int)pos;
+        if ((rc = mpi_err(MPI_Allgather(&mine, 1, MPI_INT, d->bcounts, 1,
+                                        MPI_INT, d->comm))))
+            return rc;
+        size_t total = 0;
+        for (int r = 0; r < d->size; r++) {
+            d->bdispls[r] = (int)total;
+            total += (size_t)d->bcounts[r];
+        }
+        if (total > (size_t)INT32_MAX)
+            return SFP_EOVERFLOW;
+        if ((rc = reserve(&d->rbuf, &d->rcap, total ? total : 1)))
+            return rc;
+        if ((rc = mpi_err(MPI_Allgatherv(d->sbuf, mine, MPI_BYTE, d->rbuf,
+                                         d->bcounts, d->bdispls, MPI_BYTE,
+                                         d->comm))))
+            return rc;
+        rb = d->rbuf;
+    }
+    /* decode every rank's pieces */
+    for (int r = 0; r < d->size; r++) {
+        const unsigned char *p = rb + d->bdispls[r];
+        size_t left = (size_t)d->bcounts[r];
+        for (int s = d->seg_first[r]; s < d->seg_first[r + 1]; s++) {
+            const seg *sg = &d->segs[s];
+            if (left < 8)
+                return SFP_ETRUNC;
+            uint64_t len = get_u64(p);
+            if (len > left - 8)
+                return SFP_ETRUNC;
+            size_t got = 0;
+            rc = sfp_decode(p + 8, len, W + sg->off, sg->n * sizeof(float), &got);
+            if (rc)
+                return rc;
+            if (got != sg->n)
+                return SFP_ECORRUPT;
+            if (bytes)
+                bytes[sg->tensor] += (double)len;
+            p += 8 + len;
+            left -= 8 + len;
+        }
+    }
+    return 0;
+}
+
+int sfpw_dist_gather(sfpw_dist *d, int which, float *full)
+{
+    const float *src = which == 0 ? d->master : which == 1 ? d->s1 : d->s2;
+    if (d->size == 1) {
+        memcpy(full, src, d->len[0] * sizeof(float));
+        return 0;
+    }
+    return mpi_err(MPI_Gatherv(src, d->counts[d->rank], MPI_FLOAT, full,
+                               d->counts, d->displs, MPI_FLOAT, 0, d->comm));
+}
+
+int sfpw_dist_allreduce_sum(sfpw_dist *d, double *v, int n)
+{
+    if (d->size == 1)
+        return 0;
+    return mpi_err(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM,
+                                 d->comm));
+}
+
+int sfpw_dist_check_identical(sfpw_dist *d, const float *W, size_t n,
+                              uint64_t *hash)
+{
+    uint64_t h = sfpw_hash(W, n * sizeof(float));
+    *hash = h;
+    if (d->size == 1)
+        return 1;
+    uint64_t *all = calloc(d->size, sizeof(uint64_t));
+    if (!all)
+        return 0;
+    MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, d->comm);
+    int same = 1;
+    for (int r = 0; r < d->size; r++)
+        same &= all[r] == h;
+    free(all);
+    int all_same = 0;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, d->comm);
+    return all_same;
+}

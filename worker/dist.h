@@ -1,0 +1,81 @@
+/*
+ * dist.h - data parallelism over MPI with a sharded optimizer.
+ *
+ * The flat parameter vector is cut into one contiguous shard per rank.
+ * Per step: gradients are reduce-scattered (FP32 sum), each rank updates its
+ * shard of the FP32 master weights and optimizer state, quantizes the shard
+ * (one frame per tensor piece, anchored at the whole tensor's largest
+ * exponent so the result does not depend on the number of ranks), and the
+ * frames are exchanged with MPI_Allgatherv; every rank decodes the same
+ * frames, so all ranks hold bit-identical working weights.
+ */
+#ifndef SFPW_DIST_H
+#define SFPW_DIST_H
+
+#include <mpi.h>
+
+#include "model.h"
+
+typedef struct sfpw_dist sfpw_dist;
+
+int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m);
+void sfpw_dist_destroy(sfpw_dist **d);
+
+int sfpw_dist_rank(const sfpw_dist *d);
+int sfpw_dist_size(const sfpw_dist *d);
+
+/* Sets the master shard from a full parameter vector and zeroes the state. */
+void sfpw_dist_set_master(sfpw_dist *d, const float *full);
+/* Sets the optimizer state shards from full vectors (NULL: zero). */
+void sfpw_dist_set_state(sfpw_dist *d, const float *s1, const float *s2);
+
+/* Sum-reduce-scatters the full gradient G into this rank's shard. */
+int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G);
+
+/*
+ * Adds this rank's share of the weight bitlength gradients (tensor-indexed)
+ * for the widths that produced the current working weights; estimated on
+ * up to `budget` values per tensor piece; fisher > 0 adds the second-order
+ * term with curvature fisher * g^2 (see model.h). Call after reduce_grads
+ * and before update.
+ */
+int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
+                           const sfp_params *base, double *gn, double *ge,
+                           uint64_t seed, uint64_t step, size_t budget,
+                           double fisher);
+
+/* Optimizer step on the shard (t: 1-based step count). */
+void sfpw_dist_update(sfpw_dist *d, const sfpw_opt_config *c, uint64_t t);
+
+/*
+ * Publishes the master weights into W (full vector on every rank): width ==
+ * NULL sends raw FP32; otherwise every tensor piece is quantized and encoded
+ * with its width and the frames are all-gathered and decoded. On success
+ * bytes[t] (tensor-indexed, may be NULL) is the size of tensor t's frames,
+ * summed over its pieces.
+ */
+int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
+                      const sfp_params *base, float *W, double *bytes);
+
+/* Gathers the full master weights / optimizer state on rank 0 (full may be
+ * NULL elsewhere). which: 0 master, 1 s1, 2 s2. */
+int sfpw_dist_gather(sfpw_dist *d, int which, float *full);
+
+/*
+ * Measurement: with on, every publish also encodes each weight piece with
+ * every coder; sfpw_dist_coder_bytes() then gives [SFPW_NCODERS][
+ * SFPW_MAX_TENSORS] frame bytes of the last publish, summed over ranks
+ * (collective).
+ */
+void sfpw_dist_measure_coders(sfpw_dist *d, int on);
+int sfpw_dist_coder_bytes(sfpw_dist *d, double *out);
+
+int sfpw_dist_allreduce_sum(sfpw_dist *d, double *v, int n);
+
+/* 1 if W is bit-identical on every rank, 0 if not; *hash gets W's hash. */
+int sfpw_dist_check_identical(sfpw_dist *d, const float *W, size_t n,
+                              uint64_t *hash);
+
+uint64_t sfpw_hash(const void *data, size_t len);
+
+#endif

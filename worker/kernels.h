@@ -1,0 +1,111 @@
+/*
+ * kernels.h - FP32 training kernels of sfp-train over OpenBLAS.
+ *
+ * Layouts: activations are row-major [B, features], images NCHW
+ * ([B, C, H, W], contiguous, so "flatten" is free). Dense weights are
+ * [out, in], conv weights [OC, C*K*K]. All backward functions ADD into the
+ * weight and bias gradients (so callers zero them once per step) and WRITE
+ * the input gradient. Deterministic: no threads of their own, fixed
+ * summation order (OpenBLAS runs with OPENBLAS_NUM_THREADS=1 in tests).
+ */
+#ifndef SFPW_KERNELS_H
+#define SFPW_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- random */
+
+/* xoshiro256** seeded by splitmix64: one stream per (seed, purpose). */
+typedef struct sfpw_rng {
+    uint64_t s[4];
+} sfpw_rng;
+
+void sfpw_rng_seed(sfpw_rng *r, uint64_t seed, uint64_t stream);
+uint64_t sfpw_rng_next(sfpw_rng *r);
+double sfpw_rng_uniform(sfpw_rng *r);      /* [0, 1)       */
+double sfpw_rng_normal(sfpw_rng *r);       /* N(0, 1)      */
+/* Fisher-Yates shuffle of idx[0..n). */
+void sfpw_rng_shuffle(sfpw_rng *r, uint32_t *idx, size_t n);
+
+/* ----------------------------------------------------------------- dense */
+
+/* Y[B,out] = X[B,in] W[out,in]^T + b */
+void sfpw_dense_fwd(const float *X, const float *W, const float *b, float *Y,
+                    int B, int in, int out);
+/*
+ * dW += dY^T X, db += colsum(dY); if dX, dX[0..dx_rows, in] = dY W for the
+ * first dx_rows rows only (the rest of dX is not written).
+ */
+void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
+                    float *dX, int dx_rows, float *dW, float *db, int B,
+                    int in, int out);
+
+/* ---------------------------------------------------------------- conv2d */
+
+typedef struct sfpw_conv_shape {
+    int c, h, w;    /* input channels and size              */
+    int oc, k, pad; /* output channels, square kernel, pad  */
+    int oh, ow;     /* output size (stride 1)               */
+} sfpw_conv_shape;
+
+void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
+                          int k, int pad);
+/* floats of im2col scratch one image needs */
+size_t sfpw_conv_col_size(const sfpw_conv_shape *s);
+
+void sfpw_conv_fwd(const sfpw_conv_shape *s, const float *X, const float *W,
+                   const float *b, float *Y, int B, float *col);
+/* As dense: dW, db accumulate; dX written for the first dx_rows images. */
+void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
+                   const float *dY, float *dX, int dx_rows, float *dW,
+                   float *db, int B, float *col, float *dcol);
+
+/* -------------------------------------------------------------- max-pool */
+
+/* 2x2 stride 2 max pool over [B, C, H, W] (H, W even). Ties: first max. */
+void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W);
+/* Recomputes the argmax from X; dX fully written for the first dx_rows. */
+void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
+                   int C, int H, int W);
+
+/* ------------------------------------------------------------------ relu */
+
+void sfpw_relu_fwd(float *Y, size_t n);
+/* dY[i] = 0 where Y[i] <= 0 (Y is the layer's stored output). */
+void sfpw_relu_bwd(const float *Y, float *dY, size_t n);
+
+/* ------------------------------------------------------------------ loss */
+
+/*
+ * Softmax cross-entropy over logits [B, C]. Returns the SUM of the losses,
+ * writes dlogits = (softmax - onehot) * scale (dlogits may alias logits)
+ * and adds the number of correct argmax predictions to *correct.
+ */
+double sfpw_softmax_xent(const float *logits, const uint8_t *labels,
+                         float *dlogits, int B, int C, float scale,
+                         uint64_t *correct);
+/* Argmax-only accuracy (evaluation). */
+uint64_t sfpw_count_correct(const float *logits, const uint8_t *labels, int B,
+                            int C);
+
+/* ------------------------------------------------------------- optimizers */
+
+typedef enum sfpw_opt_kind { SFPW_OPT_SGD = 0, SFPW_OPT_ADAM = 1 } sfpw_opt_kind;
+
+typedef struct sfpw_opt_config {
+    sfpw_opt_kind kind;
+    float lr, momentum, weight_decay;
+    float beta1, beta2, eps;
+} sfpw_opt_config;
+
+/*
+ * One update of n parameters w with gradient g. s1/s2 are the optimizer
+ * state (momentum, or Adam's m and v; s2 unused for SGD). t is the 1-based
+ * step count (Adam bias correction). decay: apply weight decay (L2 for SGD,
+ * decoupled for Adam).
+ */
+void sfpw_opt_update(const sfpw_opt_config *c, float *w, const float *g,
+                     float *s1, float *s2, size_t n, uint64_t t, int decay);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * stash_local.c - in-process stash: one libsfp frame per key in a small
+ * table (a training step keeps a handful of keys live). Buffers are kept
+ * across steps and only grow, so steady state does no allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stash.h"
+
+typedef struct slot {
+    int used;
+    sfpw_stash_key key;
+    size_t n;        /* values                   */
+    int raw;         /* raw FP32, no frame       */
+    size_t len;      /* bytes used in buf        */
+    size_t cap;
+    unsigned char *buf;
+} slot;
+
+typedef struct local {
+    sfpw_stash base;
+    size_t nslots;
+    slot *slots;
+} local;
+
+static int key_eq(const sfpw_stash_key *a, const sfpw_stash_key *b)
+{
+    return a->job == b->job && a->rank == b->rank && a->step == b->step &&
+           a->tensor == b->tensor;
+}
+
+static slot *find(local *l, const sfpw_stash_key *k)
+{
+    for (size_t i = 0; i < l->nslots; i++)
+        if (l->slots[i].used && key_eq(&l->slots[i].key, k))
+            return &l->slots[i];
+    return NULL;
+}
+
+static slot *free_slot(local *l)
+{
+    /* Prefer an unused slot with the largest buffer (reuse). */
+    slot *best = NULL;
+    for (size_t i = 0; i < l->nslots; i++)
+        if (!l->slots[i].used && (!best || l->slots[i].cap > best->cap))
+            best = &l->slots[i];
+    if (best)
+        return best;
+    size_t nn = l->nslots ? 2 * l->nslots : 16;
+    slot *ns = realloc(l->slots, nn * sizeof *ns);
+    if (!ns)
+        return NULL;
+    memset(ns + l->nslots, 0, (nn - l->nslots) * sizeof *ns);
+    l->slots = ns;
+    best = &ns[l->nslots];
+    l->nslots = nn;
+    return best;
+}
+
+static int reserve(slot *s, size_t need)
+{
+    if (s->cap >= need)
+        return 0;
+    unsigned char *nb = realloc(s->buf, need);
+    if (!nb)
+        return SFP_ENOMEM;
+    s->buf = nb;
+    s->cap = need;
+    return 0;
+}
+
+static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                 size_t n, const sfp_params *p, size_t *frame_bytes)
+{
+    local *l = st->impl;
+    if (find(l, key))
+        return SFPW_STASH_EDUP;
+    slot *s = free_slot(l);
+    if (!s)
+        return SFP_ENOMEM;
+    size_t need = p ? sfp_frame_bound(n, p) : n * sizeof(float);
+    if (p && need == 0)
+        return SFP_EINVAL;
+    int rc = reserve(s, need);
+    if (rc)
+        return rc;
+    size_t len = n * sizeof(float);
+    if (p) {
+        rc = sfp_encode(data, n, p, s->buf, s->cap, &len, NULL);
+        if (rc)
+            return rc;
+    } else {
+        memcpy(s->buf, data, len);
+    }
+    s->used = 1;
+    s->key = *key;
+    s->n = n;
+    s->raw = p == NULL;
+    s->len = len;
+    if (frame_bytes)
+        *frame_bytes = len;
+    return 0;
+}
+
+static int l_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst,
+                 size_t n)
+{
+    local *l = st->impl;
+    slot *s = find(l, key);
+    if (!s)
+        return SFPW_STASH_ENOKEY;
+    if (s->n != n)
+        return SFPW_STASH_ESIZE;
+    if (s->raw) {
+        memcpy(dst, s->buf, n * sizeof(float));
+        return 0;
+    }
+    size_t got = 0;
+    int rc = sfp_decode(s->buf, s->len, dst, n * sizeof(float), &got);
+    if (rc)
+        return rc;
+    return got == n ? 0 : SFPW_STASH_ESIZE;
+}
+
+static int l_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    (void)st;
+    (void)key;
+    return 0;
+}
+
+static int l_drop(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    slot *s = find(st->impl, key);
+    if (s)
+        s->used = 0;
+    return 0;
+}
+
+static const char *l_strerror(sfpw_stash *st, int err)
+{
+    (void)st;
+    switch (err) {
+    case SFPW_STASH_ENOKEY: return "stash: no such key";
+    case SFPW_STASH_EDUP: return "stash: key already stored";
+    case SFPW_STASH_ESIZE: return "stash: size mismatch";
+    default: return sfp_strerror(err);
+    }
+}
+
+static void l_close(sfpw_stash *st)
+{
+    local *l = st->impl;
+    for (size_t i = 0; i < l->nslots; i++)
+        free(l->slots[i].buf);
+    free(l->slots);
+    free(l);
+}
+
+static const sfpw_stash_ops local_ops = {
+    .name = "in-process",
+    .put = l_put,
+    .get = l_get,
+    .prefetch = l_prefetch,
+    .drop = l_drop,
+    .strerror = l_strerror,
+    .close = l_close,
+};
+
+int sfpw_stash_local_open(sfpw_stash **out)
+{
+    local *l = calloc(1, sizeof *l);
+    if (!l)
+        return SFP_ENOMEM;
+    l->base.ops = &local_ops;
+    l->base.impl = l;
+    *out = &l->base;
+    return 0;
+}
