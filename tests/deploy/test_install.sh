@@ -22,10 +22,10 @@ sanflags=()
 [[ "$san" != none ]] && sanflags=(-fsanitize="$san")
 fail=0
 want=(bin/sfp-codec include/sfp/sfp.h lib/systemd/system/sfpd.service lib/sysusers.d/sfpd.conf
-      lib/tmpfiles.d/sfpd.conf)
-[[ -e "$build/daemon/sfpd" ]] && want+=(sbin/sfpd)
-[[ -e "$build/client/sfpctl" ]] && want+=(bin/sfpctl include/sfp/client.h)
-[[ -e "$build/worker/sfp-train" ]] && want+=(bin/sfp-train)
+      lib/tmpfiles.d/sfpd.conf share/doc/sfp/FORMAT.md share/doc/sfp/help/sfp-codec.txt)
+[[ -e "$build/daemon/sfpd" ]] && want+=(sbin/sfpd share/doc/sfp/help/sfpd.txt share/doc/sfp/OPERATIONS.md)
+[[ -e "$build/client/sfpctl" ]] && want+=(bin/sfpctl include/sfp/client.h share/doc/sfp/help/sfpctl.txt)
+[[ -e "$build/worker/sfp-train" ]] && want+=(bin/sfp-train share/doc/sfp/help/sfp-train.txt)
 for f in "${want[@]}"; do
     if [[ ! -e "$dest$prefix/$f" ]]; then
         echo "FAIL: $prefix/$f not installed"
