@@ -308,6 +308,12 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
     else
         RETURN_IF(fi.exp_bytes > exp_max(ncodes, fi.ebits, fi.coder, fi.gecko_group),
                   SFP_EHEADER);
+    if (fi.coder == SFP_CODER_GECKO) {
+        /* every group costs at least its flag and width bits */
+        uint64_t groups = (ncodes + fi.gecko_group - 1) / fi.gecko_group;
+        RETURN_IF(fi.exp_bytes < ceil8(groups * (1 + sfp__gecko_wbits(fi.ebits))),
+                  SFP_EHEADER);
+    }
 
     /* All four sizes are < 2^44 now, so the sum cannot overflow. */
     fi.frame_bytes = SFP_FRAME_HEADER_SIZE + fi.sign_bytes + fi.mant_bytes +
