@@ -490,35 +490,74 @@ static void enc_codes_avx2(sfp__codec *c, int last)
         return;
     }
     const unsigned e = c->ebits;
+    /* a local writer stays in registers (its stores may alias *c) */
+    sfp__bw we = c->wexp;
+    unsigned prev = c->prev_base;
     if (c->coder == SFP_CODER_PLAIN) {
         const uint64_t em = bytemask(e);
         for (; i + 8 <= c->cn; i += 8)
-            sfp__bw_put(&c->wexp, _pext_u64(load8(c->cbuf + i), em), 8 * e);
+            sfp__bw_put(&we, _pext_u64(load8(c->cbuf + i), em), 8 * e);
         for (; i < c->cn; i++)
-            sfp__bw_put(&c->wexp, c->cbuf[i], e);
+            sfp__bw_put(&we, c->cbuf[i], e);
     } else {
         const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
+        if (G == 16) {
+            /* Two groups per vector: lane-wise max, deltas, OR of deltas. */
+            const __m256i z = _mm256_setzero_si256();
+            for (; c->cn - i >= 32; i += 32) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(c->cbuf + i));
+                __m256i m = _mm256_max_epu8(v, _mm256_bsrli_epi128(v, 8));
+                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 4));
+                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 2));
+                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 1));
+                __m256i bv = _mm256_shuffle_epi8(m, z);
+                __m256i d = _mm256_sub_epi8(bv, v);
+                __m256i o = _mm256_or_si256(d, _mm256_bsrli_epi128(d, 8));
+                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 4));
+                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 2));
+                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 1));
+                uint64_t dd[4];
+                _mm256_storeu_si256((__m256i *)dd, d);
+                for (int g = 0; g < 2; g++) {
+                    unsigned B = (unsigned)(g ? _mm256_extract_epi8(m, 16) : _mm256_extract_epi8(m, 0)) & 0xff;
+                    unsigned w = sfp__bitlen((unsigned)(g ? _mm256_extract_epi8(o, 16)
+                                                           : _mm256_extract_epi8(o, 0)) & 0xff);
+                    if (B == prev)
+                        sfp__bw_put(&we, 1 | (uint64_t)w << 1, 1 + wbits);
+                    else
+                        sfp__bw_put(&we, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
+                    prev = B;
+                    if (w) {
+                        const uint64_t wm = bytemask(w);
+                        sfp__bw_put(&we, _pext_u64(dd[2 * g], wm), 8 * w);
+                        sfp__bw_put(&we, _pext_u64(dd[2 * g + 1], wm), 8 * w);
+                    }
+                }
+            }
+        }
         for (; c->cn - i >= G; i += G) {
             const uint8_t *g = c->cbuf + i;
             unsigned B, mn;
             range_bytes(g, G, &B, &mn);
             unsigned w = sfp__bitlen(B - mn);
-            if (B == c->prev_base)
-                sfp__bw_put(&c->wexp, 1 | (uint64_t)w << 1, 1 + wbits);
+            if (B == prev)
+                sfp__bw_put(&we, 1 | (uint64_t)w << 1, 1 + wbits);
             else
-                sfp__bw_put(&c->wexp, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
-            c->prev_base = B;
+                sfp__bw_put(&we, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
+            prev = B;
             if (w) {
                 const uint64_t wm = bytemask(w), bb = ONES8 * B;
                 for (unsigned q = 0; q < G; q += 8)
-                    sfp__bw_put(&c->wexp, _pext_u64(bb - load8(g + q), wm), 8 * w);
+                    sfp__bw_put(&we, _pext_u64(bb - load8(g + q), wm), 8 * w);
             }
         }
         if (last && i < c->cn) {
-            sfp__gecko_put(&c->wexp, e, &c->prev_base, c->cbuf + i, (unsigned)(c->cn - i));
+            sfp__gecko_put(&we, e, &prev, c->cbuf + i, (unsigned)(c->cn - i));
             i = c->cn;
         }
     }
+    c->wexp = we;
+    c->prev_base = prev;
     memmove(c->cbuf, c->cbuf + i, c->cn - i);
     c->cn -= i;
 }
@@ -531,17 +570,20 @@ static int dec_codes_avx2(sfp__codec *c, size_t need)
     c->cn -= c->cpos;
     c->cpos = 0;
     const unsigned e = c->ebits;
+    /* local reader and base stay in registers (cbuf stores may alias *c) */
+    sfp__br re = c->rexp;
+    unsigned prev = c->prev_base;
     if (c->coder == SFP_CODER_PLAIN) {
         size_t m = need > c->cn ? need - c->cn : 0;
         RETURN_IF(m > c->codes_left, SFP_ECORRUPT);
         const uint64_t em = bytemask(e);
         size_t q = 0;
         for (; q + 8 <= m; q += 8) {
-            store8(c->cbuf + c->cn, _pdep_u64(get_bits(&c->rexp, 8 * e), em));
+            store8(c->cbuf + c->cn, _pdep_u64(get_bits(&re, 8 * e), em));
             c->cn += 8;
         }
         for (; q < m; q++)
-            c->cbuf[c->cn++] = (uint8_t)sfp__br_get(&c->rexp, e);
+            c->cbuf[c->cn++] = (uint8_t)sfp__br_get(&re, e);
         c->codes_left -= m;
     } else {
         const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
@@ -549,34 +591,36 @@ static int dec_codes_avx2(sfp__codec *c, size_t need)
             RETURN_IF(c->codes_left == 0, SFP_ECORRUPT);
             if (c->codes_left < G) {
                 unsigned g = (unsigned)c->codes_left;
-                int rc = sfp__gecko_get(&c->rexp, e, &c->prev_base, c->cbuf + c->cn, g);
+                int rc = sfp__gecko_get(&re, e, &prev, c->cbuf + c->cn, g);
                 RETURN_IF(rc < 0, rc);
                 c->cn += g;
                 c->codes_left = 0;
                 continue;
             }
-            unsigned B = c->prev_base;
-            if (!sfp__br_get(&c->rexp, 1))
-                B = (unsigned)sfp__br_get(&c->rexp, e);
-            unsigned w = (unsigned)sfp__br_get(&c->rexp, wbits);
+            unsigned B = prev;
+            if (!sfp__br_get(&re, 1))
+                B = (unsigned)sfp__br_get(&re, e);
+            unsigned w = (unsigned)sfp__br_get(&re, wbits);
             RETURN_IF(w > e, SFP_ECORRUPT);
             const uint64_t wm = bytemask(w), bb = ONES8 * B;
             const __m128i bv = _mm_set1_epi8((char)B);
             __m128i badv = _mm_setzero_si128();
             for (unsigned q = 0; q < G; q += 8) {
-                uint64_t d = w ? _pdep_u64(get_bits(&c->rexp, 8 * w), wm) : 0;
+                uint64_t d = w ? _pdep_u64(get_bits(&re, 8 * w), wm) : 0;
                 __m128i dv = _mm_cvtsi64_si128((long long)d);
                 /* d > B in some byte <=> max(d, B) != B */
                 badv = _mm_or_si128(badv, _mm_xor_si128(_mm_max_epu8(dv, bv), bv));
                 store8(c->cbuf + c->cn + q, bb - d);
             }
             RETURN_IF(_mm_cvtsi128_si64(badv) != 0, SFP_ECORRUPT);
-            c->prev_base = B;
+            prev = B;
             c->cn += G;
             c->codes_left -= G;
         }
     }
-    RETURN_IF(sfp__br_overrun(&c->rexp), SFP_ECORRUPT);
+    c->rexp = re;
+    c->prev_base = prev;
+    RETURN_IF(sfp__br_overrun(&re), SFP_ECORRUPT);
     return SFP_OK;
 }
 
