@@ -189,7 +189,7 @@ static int synth_split(sfpw_dataset *d, size_t n, const float *proto,
         d->y[i] = (uint8_t)cls;
         float *x = d->x + i * dim;
         for (size_t j = 0; j < dim; j++) {
-            float v = proto[cls * dim + j] + 0.35f * (float)sfpw_rng_normal(r);
+            float v = proto[cls * dim + j] + 0.8f * (float)sfpw_rng_normal(r);
             x[j] = v < 0 ? 0 : v > 1 ? 1 : v;
         }
     }

@@ -316,7 +316,9 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         if (m->tensors[t].kind == SFPW_TENSOR_ACT)
             continue;
         if (!(mx[t] > 0)) {
-            d->anchor[t] = 0;
+            /* all zeros on every rank: any piece's own anchor gives the
+             * same (empty) grid, and a forced anchor 0 is not a valid one */
+            d->anchor[t] = -1;
             continue;
         }
         sfp_params p = *base;

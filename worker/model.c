@@ -357,28 +357,31 @@ static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
     p.mbits = w->k;
     p.ebits = w->e;
     p.anchor = -1;
+    if (t > 0 && n->m->layers[t - 1].kind == SFPW_LAYER_POOL) {
+        /* A max-pool output is a subset of its on-grid input: same anchor,
+         * same grid. Storing it with more bits than its producer's only
+         * stores zero bits, so cap the container there (lossless). */
+        const sfp_width *pw = &ps->width[t - 1];
+        if (pw->k < p.mbits)
+            p.mbits = pw->k;
+        if (pw->e < p.ebits)
+            p.ebits = pw->e;
+    }
+    /* Statistics (zeros, anchor) come from the encoder when stashing: the
+     * in-place quantization then takes libsfp's faster no-statistics scan. */
     sfp_qstats st;
-    int rc = sfp_quantize(a, a, cnt, &p, &st);
+    memset(&st, 0, sizeof st);
+    int rc = sfp_quantize(a, a, cnt, &p,
+                          (ps->stash || !ps->want_grad) ? NULL : &st);
     if (rc)
         return rc;
-    out->zeros[t] += (double)st.zeros;
-    if (srows) {
-        size_t sc = (size_t)srows * dim;
-        rc = width_diff(n->samp_x, n->samp_dn[t], n->samp_sn[t], n->samp_q, sc,
-                        &p, w->k_lo, w->e, w->k_hi, w->e, st.anchor);
-        if (!rc)
-            rc = width_diff(n->samp_x, n->samp_de[t], n->samp_se[t], n->samp_q,
-                            sc, &p, w->k, w->e_lo, w->k, w->e_hi, st.anchor);
-        if (rc)
-            return rc;
-    }
     double t1 = sfpw_now();
     out->t_quant += t1 - t0;
     if (ps->stash) {
         sfpw_stash_key key = ps->key;
         key.tensor = (uint32_t)t;
         size_t bytes = 0;
-        rc = ps->st->ops->put(ps->st, &key, a, cnt, &p, &bytes);
+        rc = ps->st->ops->put(ps->st, &key, a, cnt, &p, &bytes, &st);
         if (rc)
             return rc;
         out->bytes[t] += (double)bytes;
@@ -391,6 +394,20 @@ static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
         out->t_stash += sfpw_now() - t1;
     } else {
         out->bytes[t] += (double)cnt * sizeof(float);
+    }
+    out->zeros[t] += (double)st.zeros;
+    if (srows) {
+        /* bitlength-gradient samples, anchored like the stored tensor */
+        double t2 = sfpw_now();
+        size_t sc = (size_t)srows * dim;
+        rc = width_diff(n->samp_x, n->samp_dn[t], n->samp_sn[t], n->samp_q, sc,
+                        &p, w->k_lo, w->e, w->k_hi, w->e, st.anchor);
+        if (!rc)
+            rc = width_diff(n->samp_x, n->samp_de[t], n->samp_se[t], n->samp_q,
+                            sc, &p, w->k, w->e_lo, w->k, w->e_hi, st.anchor);
+        if (rc)
+            return rc;
+        out->t_quant += sfpw_now() - t2;
     }
     out->values[t] += (double)cnt;
     return 0;

@@ -13,7 +13,8 @@
  *    before the next call that touches the same key), so the caller may
  *    reuse data. p == NULL stores raw FP32 (fp32 policy). On success
  *    *frame_bytes (may be NULL) is the stored size in bytes: the real frame
- *    size, which is what footprint figures count.
+ *    size, which is what footprint figures count, and *stats (may be NULL;
+ *    not written for raw puts) what the encoder saw (zeros, anchor).
  *  - get: writes exactly n values (n must match the put) into dst.
  *  - prefetch: a hint that key will be got soon; never fails the step.
  *  - drop: forgets key; dropping an unknown key is not an error.
@@ -40,7 +41,8 @@ typedef struct sfpw_stash sfpw_stash;
 typedef struct sfpw_stash_ops {
     const char *name;
     int (*put)(sfpw_stash *s, const sfpw_stash_key *key, const float *data,
-               size_t n, const sfp_params *p, size_t *frame_bytes);
+               size_t n, const sfp_params *p, size_t *frame_bytes,
+               sfp_qstats *stats);
     int (*get)(sfpw_stash *s, const sfpw_stash_key *key, float *dst, size_t n);
     int (*prefetch)(sfpw_stash *s, const sfpw_stash_key *key);
     int (*drop)(sfpw_stash *s, const sfpw_stash_key *key);

@@ -71,7 +71,8 @@ static int reserve(slot *s, size_t need)
 }
 
 static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
-                 size_t n, const sfp_params *p, size_t *frame_bytes)
+                 size_t n, const sfp_params *p, size_t *frame_bytes,
+                 sfp_qstats *stats)
 {
     local *l = st->impl;
     if (find(l, key))
@@ -87,7 +88,7 @@ static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
         return rc;
     size_t len = n * sizeof(float);
     if (p) {
-        rc = sfp_encode(data, n, p, s->buf, s->cap, &len, NULL);
+        rc = sfp_encode(data, n, p, s->buf, s->cap, &len, stats);
         if (rc)
             return rc;
     } else {

@@ -33,12 +33,15 @@ static void test_stash(void)
         CHECK_EQ_INT(sfp_quantize(y, x, N, &p, NULL), 0); /* on the grid */
         sfpw_stash_key k = { 0, 0, 7, 3 };
         size_t bytes = 0;
-        CHECK_EQ_INT(st->ops->put(st, &k, y, N, &p, &bytes), 0);
+        sfp_qstats qs;
+        memset(&qs, 0, sizeof qs);
+        CHECK_EQ_INT(st->ops->put(st, &k, y, N, &p, &bytes, &qs), 0);
+        CHECK(qs.count == N && qs.zeros >= N / 3 && qs.anchor > 0);
         CHECK(bytes > 0 && bytes < N * sizeof(float) / 3);
-        CHECK_EQ_INT(st->ops->put(st, &k, y, N, &p, NULL), SFPW_STASH_EDUP);
+        CHECK_EQ_INT(st->ops->put(st, &k, y, N, &p, NULL, NULL), SFPW_STASH_EDUP);
         sfpw_stash_key k2 = k;
         k2.tensor = 4;
-        CHECK_EQ_INT(st->ops->put(st, &k2, x, N, NULL, &bytes), 0);
+        CHECK_EQ_INT(st->ops->put(st, &k2, x, N, NULL, &bytes, NULL), 0);
         CHECK_EQ_INT(bytes, N * sizeof(float));
         CHECK_EQ_INT(st->ops->prefetch(st, &k), 0);
         memset(back, 0xff, sizeof back);
@@ -57,7 +60,7 @@ static void test_stash(void)
     for (uint32_t t = 0; t < 40; t++) {
         sfpw_stash_key k = { 0, 1, 9, t };
         x[0] = (float)t;
-        CHECK_EQ_INT(st->ops->put(st, &k, x, 16, NULL, NULL), 0);
+        CHECK_EQ_INT(st->ops->put(st, &k, x, 16, NULL, NULL, NULL), 0);
     }
     for (uint32_t t = 0; t < 40; t++) {
         sfpw_stash_key k = { 0, 1, 9, t };
