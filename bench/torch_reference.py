@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Reference run of sfp-train's two models in PyTorch (Debian python3-torch),
+for the side-by-side comparison in docs/RESULTS.md: same architectures, same
+data (Debian dataset-fashion-mnist, published split, pixels / 255), same
+optimiser (Adam lr 1e-3 x0.85 per epoch, decoupled weight decay 1e-4 on
+weights), batch 128, one thread.
+
+    /usr/bin/python3 bench/torch_reference.py --model mlp --epochs 10
+    /usr/bin/python3 bench/torch_reference.py --model cnn --epochs 8
+
+Prints one line per epoch (loss, train and test accuracy, images/s) and a
+final JSON line.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def idx(path):
+    raw = gzip.open(path).read()
+    magic = struct.unpack(">I", raw[:4])[0]
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def model(name):
+    if name == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(),
+                             nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    torch.set_num_threads(a.threads)
+
+    def load(prefix):
+        x = idx(os.path.join(a.data, prefix + "-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
+        y = idx(os.path.join(a.data, prefix + "-labels-idx1-ubyte.gz")).astype(np.int64)
+        return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+
+    xtr, ytr = load("train")
+    xte, yte = load("t10k")
+    net = model(a.model)
+    decay = [p for n, p in net.named_parameters() if p.dim() > 1]
+    other = [p for n, p in net.named_parameters() if p.dim() <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4},
+                             {"params": other, "weight_decay": 0.0}], lr=1e-3)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.85)
+    lossf = nn.CrossEntropyLoss()
+    n = xtr.shape[0]
+    for ep in range(1, a.epochs + 1):
+        net.train()
+        perm = torch.randperm(n)
+        t0 = time.perf_counter()
+        tot, correct, seen = 0.0, 0, 0
+        for i in range(0, n, a.batch):
+            b = perm[i:i + a.batch]
+            out = net(xtr[b])
+            loss = lossf(out, ytr[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(b)
+            correct += (out.argmax(1) == ytr[b]).sum().item()
+            seen += len(b)
+        dt = time.perf_counter() - t0
+        sched.step()
+        net.eval()
+        with torch.no_grad():
+            acc = (net(xte).argmax(1) == yte).float().mean().item()
+        print(f"epoch {ep}/{a.epochs}  loss {tot / seen:.4f}  train {100 * correct / seen:.2f}%  "
+              f"test {100 * acc:.2f}%  {seen / dt:.0f} images/s", flush=True)
+    print(json.dumps({"framework": "pytorch " + torch.__version__, "model": a.model,
+                      "epochs": a.epochs, "test_accuracy": acc,
+                      "train_images_per_s_last_epoch": seen / dt, "threads": a.threads}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
