@@ -80,6 +80,12 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
 int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
                size_t cap, size_t *out_len, sfp_qstats *stats)
 {
+    return sfp_encode_q(src, n, p, dst, cap, out_len, stats, NULL);
+}
+
+int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
+                 size_t cap, size_t *out_len, sfp_qstats *stats, void *qout)
+{
     sfp__plan pl;
     sfp__codec s;
     int rc;
@@ -150,6 +156,18 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
             x = tmp;
         }
         kt->enc_values(&s, x, c, i, zw);
+        if (qout) {
+            /* the chunk is still in cache: quantize it for the caller too */
+            if (p->dtype == SFP_DTYPE_F32) {
+                kt->quantize((uint32_t *)qout + i, x, c, &pl, i);
+            } else {
+                uint32_t q[SFP__CHUNK];
+                uint16_t *d = (uint16_t *)qout + i;
+                kt->quantize(q, x, c, &pl, i);
+                for (size_t j = 0; j < c; j++)
+                    d[j] = (uint16_t)(q[j] >> 16);
+            }
+        }
         kt->enc_codes(&s, i + c == n);
         if (s.zmap) {
             for (size_t b = 0; b < (c + 63) / 64; b++) {

@@ -141,6 +141,20 @@ static int roundtrip(const void *src, size_t n, const sfp_params *p,
         CHECK(memcmp(q, q2, n * esz) == 0);
         free(q2);
     }
+    {
+        /* sfp_encode_q: same frame, and the quantized values alongside,
+         * into a separate buffer and in place */
+        size_t l3 = 0, l4 = 0;
+        uint8_t *f3 = malloc(cap ? cap : 1), *qq = malloc(n * esz + 1);
+        CHECK_EQ_INT(sfp_encode_q(src, n, p, f3, cap, &l3, NULL, qq), 0);
+        CHECK(l3 == len && memcmp(f3, frame, len) == 0);
+        CHECK(memcmp(qq, q, n * esz) == 0);
+        memcpy(qq, src, n * esz);
+        CHECK_EQ_INT(sfp_encode_q(qq, n, p, f3, cap, &l4, NULL, qq), 0);
+        CHECK(l4 == len && memcmp(f3, frame, len) == 0);
+        CHECK(memcmp(qq, q, n * esz) == 0);
+        free(f3), free(qq);
+    }
     if (memcmp(q, d, n * esz) != 0) {
         ok = 0;
         fprintf(stderr, "  roundtrip mismatch dtype=%d k=%u e=%u coder=%d n=%zu\n",

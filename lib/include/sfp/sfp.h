@@ -193,6 +193,18 @@ SFP_API int sfp_encode(const void *src, size_t n, const sfp_params *p,
                        sfp_qstats *stats);
 
 /*
+ * sfp_encode() that also writes the quantized values (what sfp_quantize()
+ * would produce, n values of p->dtype) to qout, while each chunk is still in
+ * cache: one pass over the tensor instead of two for a caller that needs both
+ * the frame and the on-grid values. qout may be NULL, may equal src (the
+ * values are read before they are overwritten, chunk by chunk), and is
+ * unspecified after a failure.
+ */
+SFP_API int sfp_encode_q(const void *src, size_t n, const sfp_params *p,
+                         void *dst, size_t cap, size_t *out_len,
+                         sfp_qstats *stats, void *qout);
+
+/*
  * Validates the header of frame[0..len) (magic, version, every field and
  * every size, consistency with len) without reading the payload and without
  * checking the checksum. Fills *info on success.
