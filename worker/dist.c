@@ -371,8 +371,11 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         p.ebits = width[sg->tensor].e;
         p.anchor = d->anchor[sg->tensor];
         size_t len = 0;
-        rc = sfp_encode(d->master + (sg->off - my), sg->n, &p,
-                        d->sbuf + pos + 8, d->scap - pos - 8, &len, NULL);
+        /* The working copy of my own pieces comes out of the encoder (the
+         * values its frame decodes to, bit for bit): no decode of them below. */
+        rc = sfp_encode_q(d->master + (sg->off - my), sg->n, &p,
+                          d->sbuf + pos + 8, d->scap - pos - 8, &len, NULL,
+                          W + sg->off);
         if (rc)
             return rc;
         put_u64(d->sbuf + pos, len);
@@ -416,12 +419,14 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             uint64_t len = get_u64(p);
             if (len > left - 8)
                 return SFP_ETRUNC;
-            size_t got = 0;
-            rc = sfp_decode(p + 8, len, W + sg->off, sg->n * sizeof(float), &got);
-            if (rc)
-                return rc;
-            if (got != sg->n)
-                return SFP_ECORRUPT;
+            if (r != d->rank) { /* my pieces are in W already */
+                size_t got = 0;
+                rc = sfp_decode(p + 8, len, W + sg->off, sg->n * sizeof(float), &got);
+                if (rc)
+                    return rc;
+                if (got != sg->n)
+                    return SFP_ECORRUPT;
+            }
             if (bytes)
                 bytes[sg->tensor] += (double)len;
             p += 8 + len;
