@@ -393,6 +393,52 @@ typedef struct sfp__codec {
     uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
 } sfp__codec;
 
+/*
+ * One value of the encoder's and the decoder's per-value loops: the C
+ * reference runs them for every value, the SIMD kernels for their tails.
+ * enc: quantizes x (element index i), sets bit j of *word when non-zero,
+ * writes the sign and mantissa bits and queues the exponent code.
+ * dec: rebuilds value j of a 64-block (word: its zero-map mask) from the
+ * planes and cbuf; returns the pattern and sets *bad on an invalid code.
+ */
+static inline void sfp__enc_value(sfp__codec *c, uint32_t x, uint64_t i,
+                                  uint64_t *word, unsigned j)
+{
+    uint32_t y = sfp__quant_one(c->pl, x, i);
+    uint32_t a = y & 0x7fffffffu;
+    int nz = a != 0;
+    *word |= (uint64_t)nz << j;
+    c->negative += nz & (y >> 31);
+    if (c->hsign && (nz || c->zsign))
+        sfp__bw_put(&c->wsign, y >> 31, 1);
+    if (nz && c->k)
+        sfp__bw_put(&c->wmant, (a & 0x7fffffu) >> c->shift, c->k);
+    if (nz || !c->zmap)
+        c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - (c->lo - 1)) : 0;
+}
+
+static inline uint32_t sfp__dec_value(sfp__codec *c, uint64_t word, unsigned j,
+                                      unsigned *bad)
+{
+    unsigned code;
+    int nz;
+    if (c->zmap) {
+        nz = (int)(word >> j & 1);
+        code = nz ? c->cbuf[c->cpos++] : 0;
+    } else {
+        code = c->cbuf[c->cpos++];
+        nz = code != 0;
+    }
+    *bad |= nz && code < c->cmin;
+    uint32_t s = (c->hsign && (nz || c->zsign)) ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
+    uint32_t mt = (nz && c->k) ? (uint32_t)sfp__br_get(&c->rmant, c->k) : 0;
+    uint32_t v = s << 31;
+    if (nz)
+        v |= (uint32_t)((int)code + c->lo - 1) << 23 | mt << c->shift;
+    c->nonzero += (uint64_t)nz;
+    return v;
+}
+
 /* Coder-independent parts of enc_codes/dec_codes (rANS), in rans.c. */
 void sfp__enc_codes_rans(sfp__codec *c) SFP__HIDDEN;
 int sfp__dec_codes_rans(sfp__codec *c, size_t need) SFP__HIDDEN;

@@ -297,23 +297,6 @@ static void quantize_avx2(uint32_t *y, const uint32_t *x, size_t n,
         sfp__kernels_c.quantize(y + i, x + i, n - i, pl, i0 + i);
 }
 
-/* One value of the encoder, scalar (tails). */
-static inline void enc_one(sfp__codec *c, uint32_t x, uint64_t i, uint64_t *word,
-                           unsigned j)
-{
-    uint32_t y = sfp__quant_one(c->pl, x, i);
-    uint32_t a = y & 0x7fffffffu;
-    int nz = a != 0;
-    *word |= (uint64_t)nz << j;
-    c->negative += nz & (y >> 31);
-    if (c->hsign && (nz || c->zsign))
-        sfp__bw_put(&c->wsign, y >> 31, 1);
-    if (nz && c->k)
-        sfp__bw_put(&c->wmant, (a & 0x7fffffu) >> c->shift, c->k);
-    if (nz || !c->zmap)
-        c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - (c->lo - 1)) : 0;
-}
-
 /*
  * The encoder's per-value loop. With the plain coder the exponent codes go
  * straight into the exponent plane instead of through cbuf.
@@ -409,9 +392,9 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
         if (j < m) {
             c->wsign = ws, c->wmant = wm, c->wexp = we, c->cn = cn;
             for (; j < m; j++)
-                enc_one(c, x[b + j], i0 + b + j, &word, (unsigned)j);
+                sfp__enc_value(c, x[b + j], i0 + b + j, &word, (unsigned)j);
             ws = c->wsign, wm = c->wmant, we = c->wexp, cn = c->cn;
-            if (plain) { /* enc_one queued the tail codes: code them now */
+            if (plain) { /* the scalar tail queued its codes: code them now */
                 for (size_t t = 0; t < cn; t++)
                     sfp__bw_put(&we, cb[t], e);
                 cn = 0;
@@ -705,24 +688,11 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
         c->cpos = cpos;
         c->rsign = rs;
         c->rmant = rm;
-        for (; j < m; j++) {
-            unsigned code;
-            int nz;
-            if (c->zmap) {
-                nz = (int)(word >> j & 1);
-                code = nz ? c->cbuf[c->cpos++] : 0;
-            } else {
-                code = c->cbuf[c->cpos++];
-                nz = code != 0;
-            }
-            c->bad |= nz && code < c->cmin;
-            uint32_t s = (c->hsign && (nz || c->zsign)) ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
-            uint32_t mt = (nz && k) ? (uint32_t)sfp__br_get(&c->rmant, k) : 0;
-            uint32_t v = s << 31;
-            if (nz)
-                v |= (uint32_t)((int)code + c->lo - 1) << 23 | mt << c->shift;
-            y[b + j] = v;
-            c->nonzero += (uint64_t)nz;
+        {
+            unsigned tbad = 0;
+            for (; j < m; j++)
+                y[b + j] = sfp__dec_value(c, word, (unsigned)j, &tbad);
+            c->bad |= (int)tbad;
         }
         cpos = c->cpos;
         rs = c->rsign;

@@ -72,23 +72,11 @@ static void quantize_c(uint32_t *y, const uint32_t *x, size_t n,
 static void enc_values_c(sfp__codec *c, const uint32_t *x, size_t n,
                          uint64_t i0, uint64_t *zw)
 {
-    const int lo1 = c->lo - 1;
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
         uint64_t word = 0;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t y = sfp__quant_one(c->pl, x[b + j], i0 + b + j);
-            uint32_t a = y & 0x7fffffffu;
-            int nz = a != 0;
-            word |= (uint64_t)nz << j;
-            c->negative += nz & (y >> 31);
-            if (c->hsign && (nz || c->zsign))
-                sfp__bw_put(&c->wsign, y >> 31, 1);
-            if (nz && c->k)
-                sfp__bw_put(&c->wmant, (a & 0x7fffffu) >> c->shift, c->k);
-            if (nz || !c->zmap)
-                c->cbuf[c->cn++] = nz ? (uint8_t)((int)(a >> 23) - lo1) : 0;
-        }
+        for (size_t j = 0; j < m; j++)
+            sfp__enc_value(c, x[b + j], i0 + b + j, &word, (unsigned)j);
         zw[b / 64] = word;
         c->nonzero += (uint64_t)__builtin_popcountll(word);
     }
@@ -149,31 +137,12 @@ static int dec_codes_c(sfp__codec *c, size_t need)
 static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n,
                          const uint64_t *zw)
 {
-    const int lo1 = c->lo - 1;
     unsigned bad = 0;
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
         uint64_t word = c->zmap ? zw[b / 64] : 0;
-        for (size_t j = 0; j < m; j++) {
-            unsigned code;
-            int nz;
-            if (c->zmap) {
-                nz = (int)(word >> j & 1);
-                code = nz ? c->cbuf[c->cpos++] : 0;
-            } else {
-                code = c->cbuf[c->cpos++];
-                nz = code != 0;
-            }
-            bad |= nz && code < c->cmin;
-            uint32_t s = (c->hsign && (nz || c->zsign))
-                             ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
-            uint32_t mt = (nz && c->k) ? (uint32_t)sfp__br_get(&c->rmant, c->k) : 0;
-            uint32_t v = s << 31;
-            if (nz)
-                v |= (uint32_t)((int)code + lo1) << 23 | mt << c->shift;
-            y[b + j] = v;
-            c->nonzero += (uint64_t)nz;
-        }
+        for (size_t j = 0; j < m; j++)
+            y[b + j] = sfp__dec_value(c, word, (unsigned)j, &bad);
     }
     c->bad |= (int)bad;
 }
