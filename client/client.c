@@ -31,6 +31,7 @@ struct sfpc {
     size_t shm_size;
     uint64_t next_id;
     uint64_t async_ids[MAX_ASYNC]; /* ring of outstanding async request ids */
+    sfpc_put_info *async_info[MAX_ASYNC]; /* where to report each one, or NULL */
     unsigned async_head, async_n;
     int async_err;
     char msg[256];
@@ -171,9 +172,21 @@ static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
     return r;
 }
 
+/* Daemon Status n maps to SFPC error -100 - n; codes this client does not
+ * know are a protocol error. */
 static int status_err(int status)
 {
-    return status == 0 ? 0 : status > 0 && status <= 18 ? -100 - status : SFPC_EPROTO;
+    if (status == 0)
+        return 0;
+    if (status < 0 || status > 99)
+        return SFPC_EPROTO;
+    switch (-100 - status) {
+#define SFPC__ERR_CASE(name, value, msg) case value: return value;
+        SFPC_ERRORS(SFPC__ERR_CASE)
+#undef SFPC__ERR_CASE
+    default:
+        return SFPC_EPROTO;
+    }
 }
 
 static int read_response(sfpc *c, resp_t **out, int64_t deadline)
@@ -213,9 +226,14 @@ static int await(sfpc *c, uint64_t id, resp_t **out, int64_t deadline)
             return e;
         if (c->async_n && r->id == c->async_ids[c->async_head]) {
             int st = status_err(r->status);
+            sfpc_put_info *info = c->async_info[c->async_head];
             if (st && !c->async_err) {
                 c->async_err = st;
                 snprintf(c->msg, sizeof(c->msg), "%s", r->message ? r->message : "");
+            }
+            if (info && !st && r->put) {
+                info->stored_bytes = r->put->stored_bytes;
+                info->tier = (int)r->put->tier;
             }
             c->async_head = (c->async_head + 1) % MAX_ASYNC;
             c->async_n--;
@@ -458,6 +476,9 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
         if ((e = send_request(c, &rq, -1, deadline)) < 0)
             return e;
         c->async_ids[(c->async_head + c->async_n) % MAX_ASYNC] = rq.id;
+        c->async_info[(c->async_head + c->async_n) % MAX_ASYNC] = info;
+        if (info)
+            info->stored_bytes = 0, info->tier = -1;
         c->async_n++;
         return 0;
     }

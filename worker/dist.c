@@ -28,12 +28,26 @@ struct sfpw_dist {
     int anchor[SFPW_MAX_TENSORS];
     float *scratch;     /* 3 * SCRATCH floats                 */
     int measure;
+    sfpw_encode_fn enc;
+    void *enc_ctx;
+    sfpw_exchange last;
     double coder_bytes[SFPW_NCODERS][SFPW_MAX_TENSORS];
 };
 
 void sfpw_dist_measure_coders(sfpw_dist *d, int on)
 {
     d->measure = on;
+}
+
+void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx)
+{
+    d->enc = fn;
+    d->enc_ctx = ctx;
+}
+
+void sfpw_dist_last_exchange(const sfpw_dist *d, sfpw_exchange *x)
+{
+    *x = d->last;
 }
 
 int sfpw_dist_coder_bytes(sfpw_dist *d, double *out)
@@ -293,6 +307,8 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             for (int t = 0; t < m->ntensors; t++)
                 if (m->tensors[t].kind != SFPW_TENSOR_ACT)
                     bytes[t] = (double)m->tensors[t].n * sizeof(float);
+        d->last.fp32 = d->last.exchanged = (double)m->nparams * sizeof(float);
+        d->last.remote = d->last.local = 0;
         return 0;
     }
     /* anchors: largest magnitude of each whole tensor, rounded to k bits */
@@ -348,6 +364,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             }
         }
     }
+    d->last.remote = d->last.local = 0;
     /* encode my pieces: [u64 length | frame] each */
     size_t need = 0;
     for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
@@ -371,11 +388,27 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         p.ebits = width[sg->tensor].e;
         p.anchor = d->anchor[sg->tensor];
         size_t len = 0;
-        /* The working copy of my own pieces comes out of the encoder (the
-         * values its frame decodes to, bit for bit): no decode of them below. */
-        rc = sfp_encode_q(d->master + (sg->off - my), sg->n, &p,
-                          d->sbuf + pos + 8, d->scap - pos - 8, &len, NULL,
-                          W + sg->off);
+        const float *src = d->master + (sg->off - my);
+        unsigned char *frame = d->sbuf + pos + 8;
+        rc = d->enc ? d->enc(d->enc_ctx, src, sg->n, &p, frame,
+                             d->scap - pos - 8, &len) : 1;
+        if (rc == 0) {
+            /* encoded elsewhere: my working copy is what the frame decodes
+             * to, like every other rank's */
+            size_t got = 0;
+            if (len > d->scap - pos - 8)
+                return SFP_ETRUNC;
+            rc = sfp_decode(frame, len, W + sg->off, sg->n * sizeof(float), &got);
+            if (!rc && got != sg->n)
+                rc = SFP_ECORRUPT;
+            d->last.remote++;
+        } else if (rc == 1) {
+            /* The working copy of my own pieces comes out of the encoder
+             * (the values its frame decodes to, bit for bit). */
+            rc = sfp_encode_q(src, sg->n, &p, frame, d->scap - pos - 8, &len,
+                              NULL, W + sg->off);
+            d->last.local++;
+        }
         if (rc)
             return rc;
         put_u64(d->sbuf + pos, len);
@@ -384,6 +417,8 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
     if (pos > (size_t)INT32_MAX)
         return SFP_EOVERFLOW;
     unsigned char *rb;
+    d->last.fp32 = (double)m->nparams * sizeof(float);
+    d->last.exchanged = (double)pos;
     if (d->size == 1) {
         rb = d->sbuf;
         d->bcounts[0] = (int)pos;
@@ -400,6 +435,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         }
         if (total > (size_t)INT32_MAX)
             return SFP_EOVERFLOW;
+        d->last.exchanged = (double)total;
         if ((rc = reserve(&d->rbuf, &d->rcap, total ? total : 1)))
             return rc;
         if ((rc = mpi_err(MPI_Allgatherv(d->sbuf, mine, MPI_BYTE, d->rbuf,

@@ -57,6 +57,26 @@ void sfpw_dist_update(sfpw_dist *d, const sfpw_opt_config *c, uint64_t t);
 int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
                       const sfp_params *base, float *W, double *bytes);
 
+/*
+ * Where this rank's weight frames are encoded. fn returns 0 with the frame
+ * in dst (*len bytes; it must be byte-identical to sfp_encode's), 1 to have
+ * the piece encoded in-process, or a negative error that fails the publish.
+ * Default (fn NULL): in-process.
+ */
+typedef int (*sfpw_encode_fn)(void *ctx, const float *src, size_t n,
+                              const sfp_params *p, void *dst, size_t cap,
+                              size_t *len);
+void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx);
+
+/* What the last publish moved: exchanged = frame bytes all-gathered (every
+ * rank's pieces, length prefixes included), fp32 = the same weights as FP32;
+ * remote = pieces of this rank encoded by the encoder above (not in-process). */
+typedef struct sfpw_exchange {
+    double exchanged, fp32;
+    unsigned remote, local;
+} sfpw_exchange;
+void sfpw_dist_last_exchange(const sfpw_dist *d, sfpw_exchange *x);
+
 /* Gathers the full master weights / optimizer state on rank 0 (full may be
  * NULL elsewhere). which: 0 master, 1 s1, 2 s2. */
 int sfpw_dist_gather(sfpw_dist *d, int which, float *full);

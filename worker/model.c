@@ -371,8 +371,9 @@ static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
      * in-place quantization then takes libsfp's faster no-statistics scan. */
     sfp_qstats st;
     memset(&st, 0, sizeof st);
+    const int deferred = ps->stash && (ps->st->ops->flags & SFPW_STASH_DEFERRED);
     int rc = sfp_quantize(a, a, cnt, &p,
-                          (ps->stash || !ps->want_grad) ? NULL : &st);
+                          (deferred || (!ps->stash && ps->want_grad)) ? &st : NULL);
     if (rc)
         return rc;
     double t1 = sfpw_now();
@@ -509,6 +510,12 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
     memset(n->G, 0, sizeof(float) * m->nparams);
     float *cur = n->dbuf[0], *nxt = n->dbuf[1];
     sfpw_stash_key key = ps->key;
+    if (ps->stash && ps->st->ops->backward) {
+        double t0 = sfpw_now();
+        if ((rc = ps->st->ops->backward(ps->st, &key, out->bytes)))
+            return rc;
+        out->t_stash += sfpw_now() - t0;
+    }
     for (int i = m->nlayers - 1; i >= 0; i--) {
         const sfpw_layer *l = &m->layers[i];
         const size_t in_cnt = (size_t)rows * l->in_dim;

@@ -48,7 +48,19 @@ typedef struct sfpw_stash_ops {
     int (*drop)(sfpw_stash *s, const sfpw_stash_key *key);
     const char *(*strerror)(sfpw_stash *s, int err);
     void (*close)(sfpw_stash *s);
+    /*
+     * Optional (NULL: nothing to do). The backward pass of key->step starts:
+     * every put of the step is completed; for puts that could not report
+     * their size (SFPW_STASH_DEFERRED), each tensor's frame bytes are added
+     * to bytes[tensor]. Also the moment to hint a backward-order prefetch.
+     */
+    int (*backward)(sfpw_stash *s, const sfpw_stash_key *key, double *bytes);
+    unsigned flags;
 } sfpw_stash_ops;
+
+/* flags: put returns before the tensor is encoded; it reports neither
+ * frame_bytes (0) nor stats (untouched): sizes come with backward(). */
+#define SFPW_STASH_DEFERRED 1u
 
 struct sfpw_stash {
     const sfpw_stash_ops *ops;
@@ -60,10 +72,53 @@ enum {
     SFPW_STASH_ENOKEY = -201, /* get of a key that was never put (or dropped) */
     SFPW_STASH_EDUP = -202,   /* put of a key that is already stored          */
     SFPW_STASH_ESIZE = -203,  /* get with an n that differs from the put      */
+    SFPW_STASH_ERETRY = -204, /* the daemon was lost and the stash fell back
+                               * to in-process: this step's stashes are gone,
+                               * run the step again (same keys)             */
+    SFPW_STASH_EDAEMON = -205,/* the daemon was lost and fallback is off    */
 };
 
 /* In-process stash: frames in malloc'd memory. */
 int sfpw_stash_local_open(sfpw_stash **out);
+
+/* sfpd stash (stash_daemon.c, built when libsfpclient is). */
+typedef enum sfpw_on_loss {
+    SFPW_ON_LOSS_FALLBACK = 0, /* switch to the in-process stash, redo the step */
+    SFPW_ON_LOSS_FAIL = 1,     /* every later call fails with EDAEMON          */
+} sfpw_on_loss;
+
+typedef struct sfpw_daemon_config {
+    const char *socket_path;   /* NULL: $SFP_SOCKET, else the default socket */
+    const char *job_id;        /* shared by all ranks of the run             */
+    uint32_t rank;
+    size_t shm_size;           /* bytes of shared memory (0: 64 MiB)         */
+    int timeout_ms;            /* bound of every daemon call                 */
+    sfpw_on_loss on_loss;
+    void (*log)(const char *msg); /* told once when the daemon is lost       */
+} sfpw_daemon_config;
+
+#ifdef SFPW_HAVE_DAEMON
+int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg);
+
+/*
+ * Weight encoding through the daemon that backs a daemon stash (the frames
+ * are byte-identical to sfp_encode's). Returns 0, a libsfp error for bad
+ * input, SFPW_STASH_EDAEMON if the daemon is lost and fallback is off, or 1
+ * when the daemon is not (or no longer) usable and the caller must encode
+ * in-process.
+ */
+int sfpw_stash_daemon_encode(sfpw_stash *s, const float *src, size_t n,
+                             const sfp_params *p, void *dst, size_t cap,
+                             size_t *len);
+/* 1 while the stash is backed by a live daemon. */
+int sfpw_stash_daemon_alive(const sfpw_stash *s);
+/* Frees the job's data in sfpd (call once per run, after every rank is done). */
+int sfpw_stash_daemon_end_job(sfpw_stash *s);
+#else
+static inline int sfpw_stash_daemon_alive(const sfpw_stash *s) { (void)s; return 0; }
+static inline int sfpw_stash_daemon_end_job(sfpw_stash *s) { (void)s; return 0; }
+#endif
+
 
 static inline void sfpw_stash_close(sfpw_stash **s)
 {

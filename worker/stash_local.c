@@ -146,6 +146,8 @@ static const char *l_strerror(sfpw_stash *st, int err)
     case SFPW_STASH_ENOKEY: return "stash: no such key";
     case SFPW_STASH_EDUP: return "stash: key already stored";
     case SFPW_STASH_ESIZE: return "stash: size mismatch";
+    case SFPW_STASH_ERETRY: return "stash: lost, step must run again";
+    case SFPW_STASH_EDAEMON: return "stash: sfpd lost";
     default: return sfp_strerror(err);
     }
 }

@@ -1,0 +1,303 @@
+/*
+ * stash_daemon.c - the stash through sfpd (libsfpclient).
+ *
+ * A put copies the tensor into the connection's shared memory and sends an
+ * asynchronous Put: the rank goes on with the forward pass while sfpd
+ * encodes. The shared memory is used as a bump allocator that restarts at
+ * the beginning of every backward pass, when all puts of the step have been
+ * acknowledged (backward() waits for them, collects the stored sizes and asks
+ * sfpd to prefetch in backward order). A get decodes in sfpd and drops the
+ * key in the same request (every stash is read exactly once).
+ *
+ * Daemon loss: any failed daemon call (dead socket, timeout, an error reply)
+ * loses the step's stashes held by sfpd. With SFPW_ON_LOSS_FALLBACK the
+ * stash switches for good to an in-process stash and the call returns
+ * SFPW_STASH_ERETRY: the caller runs the step again. With
+ * SFPW_ON_LOSS_FAIL that call and every later one return
+ * SFPW_STASH_EDAEMON. A get never returns data that sfpd did not verify.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sfp/client.h>
+
+#include "stash.h"
+
+typedef struct pending {
+    uint32_t tensor;
+    sfpc_put_info info; /* filled by the client when the ack is read */
+} pending;
+
+typedef struct dstash {
+    sfpw_stash base;
+    sfpw_daemon_config cfg;
+    char job[160];
+    sfpc *c;               /* NULL once lost                       */
+    sfpw_stash *local;     /* the fallback, opened on loss         */
+    int lost;              /* 1 after the daemon was lost          */
+    int last_err;          /* daemon error that caused the loss    */
+    char last_msg[256];
+    unsigned char *shm;
+    size_t shm_size, pos;  /* bump allocator in the shared memory  */
+    pending *pend;         /* async puts of the current step       */
+    size_t npend, cpend;
+} dstash;
+
+static const sfpw_stash_ops daemon_ops;
+
+static void make_key(const dstash *d, const sfpw_stash_key *key, sfpc_key *k,
+                     char *name, size_t cap)
+{
+    snprintf(name, cap, "t%u", key->tensor);
+    k->rank = d->cfg.rank;
+    k->step = key->step;
+    k->tensor = name;
+}
+
+/*
+ * Called with the error of a failed daemon call. Returns what the stash call
+ * must return: ERETRY after falling back, EDAEMON when fallback is off or
+ * impossible.
+ */
+static int lose(dstash *d, int err, const char *what)
+{
+    if (!d->lost) {
+        char msg[512];
+        const char *dm = d->c ? sfpc_last_message(d->c) : "";
+        d->last_err = err;
+        snprintf(d->last_msg, sizeof d->last_msg, "%s: %s%s%s", what,
+                 sfpc_strerror(err), dm[0] ? ": " : "", dm);
+        snprintf(msg, sizeof msg, "sfpd lost (%s); %s", d->last_msg,
+                 d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK
+                     ? "continuing with the in-process stash (this step runs again)"
+                     : "stopping (--on-daemon-loss=fail)");
+        if (d->cfg.log)
+            d->cfg.log(msg);
+        d->lost = 1;
+        sfpc_close(&d->c);
+        d->shm = NULL;
+        d->npend = 0;
+        if (d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK &&
+            sfpw_stash_local_open(&d->local) != 0)
+            d->local = NULL;
+    }
+    return d->local ? SFPW_STASH_ERETRY : SFPW_STASH_EDAEMON;
+}
+
+static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                 size_t n, const sfp_params *p, size_t *frame_bytes,
+                 sfp_qstats *stats)
+{
+    dstash *d = st->impl;
+    if (d->lost) {
+        if (!d->local)
+            return SFPW_STASH_EDAEMON;
+        return d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats);
+    }
+    sfp_params raw;
+    if (!p) {
+        sfp_params_default(&raw);
+        raw.dtype = SFP_DTYPE_F32;
+        raw.mbits = 23;
+        raw.ebits = 8;
+        raw.coder = SFP_CODER_PLAIN;
+        p = &raw;
+    }
+    if (n > (SIZE_MAX - 63) / sizeof(float))
+        return SFP_EINVAL;
+    size_t len = n * sizeof(float), need = (len + 63) & ~(size_t)63;
+    if (need > d->shm_size)
+        return SFP_EOVERFLOW;
+    int rc;
+    if (d->pos + need > d->shm_size) {
+        /* the step's tensors outgrew the region: wait for sfpd to have
+         * read all of them, then start over */
+        if ((rc = sfpc_flush(d->c)) < 0)
+            return lose(d, rc, "put");
+        d->pos = 0;
+    }
+    if (d->npend == d->cpend) {
+        size_t nc = d->cpend ? 2 * d->cpend : 64;
+        pending *np = realloc(d->pend, nc * sizeof *np);
+        if (!np)
+            return SFP_ENOMEM;
+        d->pend = np;
+        d->cpend = nc;
+    }
+    unsigned char *slot = d->shm + d->pos;
+    memcpy(slot, data, len);
+    char name[32];
+    sfpc_key k;
+    make_key(d, key, &k, name, sizeof name);
+    pending *pe = &d->pend[d->npend];
+    pe->tensor = key->tensor;
+    if ((rc = sfpc_put(d->c, &k, slot, n, p, SFPC_ASYNC, &pe->info)) < 0)
+        return lose(d, rc, "put");
+    d->npend++;
+    d->pos += need;
+    if (frame_bytes)
+        *frame_bytes = 0;
+    (void)stats;
+    return 0;
+}
+
+static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
+{
+    dstash *d = st->impl;
+    int rc;
+    (void)key;
+    if (d->lost)
+        return d->local ? 0 : SFPW_STASH_EDAEMON;
+    if ((rc = sfpc_flush(d->c)) < 0)
+        return lose(d, rc, "put (acknowledgement)");
+    for (size_t i = 0; i < d->npend; i++)
+        if (bytes)
+            bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
+    d->npend = 0;
+    d->pos = 0;
+    if ((rc = sfpc_prefetch(d->c, 0)) < 0)
+        return lose(d, rc, "prefetch");
+    return 0;
+}
+
+static int d_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n)
+{
+    dstash *d = st->impl;
+    if (d->lost) {
+        if (!d->local)
+            return SFPW_STASH_EDAEMON;
+        return d->local->ops->get(d->local, key, dst, n);
+    }
+    char name[32];
+    sfpc_key k;
+    sfpc_get_info gi;
+    make_key(d, key, &k, name, sizeof name);
+    int rc = sfpc_get(d->c, &k, dst, n * sizeof(float), SFPC_GET_DROP, &gi);
+    if (rc < 0)
+        return lose(d, rc, "get");
+    if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
+        return lose(d, SFPC_EPROTO, "get (size or type differs from the put)");
+    return 0;
+}
+
+static int d_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    /* sfpd prefetches the whole backward order after backward() */
+    (void)st;
+    (void)key;
+    return 0;
+}
+
+static int d_drop(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    dstash *d = st->impl;
+    /* gets already dropped their key in sfpd */
+    if (d->lost && d->local)
+        return d->local->ops->drop(d->local, key);
+    return 0;
+}
+
+static const char *d_strerror(sfpw_stash *st, int err)
+{
+    dstash *d = st->impl;
+    switch (err) {
+    case SFPW_STASH_ERETRY: return "sfpd lost; step must run again";
+    case SFPW_STASH_EDAEMON: return d->last_msg[0] ? d->last_msg : "sfpd lost";
+    case SFPW_STASH_ENOKEY: return "stash: no such key";
+    case SFPW_STASH_EDUP: return "stash: key already stored";
+    case SFPW_STASH_ESIZE: return "stash: size mismatch";
+    default: return sfp_strerror(err);
+    }
+}
+
+static void d_close(sfpw_stash *st)
+{
+    dstash *d = st->impl;
+    if (d->c)
+        sfpc_flush(d->c);
+    sfpc_close(&d->c);
+    sfpw_stash_close(&d->local);
+    free(d->pend);
+    free(d);
+}
+
+static const sfpw_stash_ops daemon_ops = {
+    .name = "sfpd",
+    .put = d_put,
+    .get = d_get,
+    .prefetch = d_prefetch,
+    .drop = d_drop,
+    .strerror = d_strerror,
+    .close = d_close,
+    .backward = d_backward,
+    .flags = SFPW_STASH_DEFERRED,
+};
+
+int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg)
+{
+    if (!cfg || !cfg->job_id || !cfg->job_id[0] || strlen(cfg->job_id) >= 160)
+        return SFP_EINVAL;
+    dstash *d = calloc(1, sizeof *d);
+    if (!d)
+        return SFP_ENOMEM;
+    d->cfg = *cfg;
+    snprintf(d->job, sizeof d->job, "%s", cfg->job_id);
+    d->cfg.job_id = d->job;
+    sfpc_options o;
+    sfpc_options_default(&o);
+    o.socket_path = cfg->socket_path;
+    o.job_id = d->job;
+    o.rank = cfg->rank;
+    if (cfg->shm_size)
+        o.shm_size = cfg->shm_size;
+    if (cfg->timeout_ms > 0)
+        o.timeout_ms = cfg->timeout_ms;
+    o.client_name = "sfp-train";
+    int rc = sfpc_connect(&o, &d->c);
+    if (rc < 0) {
+        snprintf(d->last_msg, sizeof d->last_msg, "connect: %s", sfpc_strerror(rc));
+        free(d);
+        return rc;
+    }
+    d->shm = sfpc_shm(d->c, &d->shm_size);
+    d->base.ops = &daemon_ops;
+    d->base.impl = d;
+    *out = &d->base;
+    return 0;
+}
+
+int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
+                             const sfp_params *p, void *dst, size_t cap,
+                             size_t *len)
+{
+    if (!st || st->ops != &daemon_ops)
+        return 1;
+    dstash *d = st->impl;
+    if (d->lost)
+        return d->local ? 1 : SFPW_STASH_EDAEMON;
+    size_t fl = 0;
+    int rc = sfpc_encode(d->c, src, n, p, dst, cap, &fl);
+    if (rc == SFPC_EINVAL || rc == SFPC_ESHMSIZE)
+        return 1; /* not the daemon's fault: encode in-process */
+    if (rc < 0) {
+        rc = lose(d, rc, "encode");
+        return rc == SFPW_STASH_ERETRY ? 1 : rc;
+    }
+    *len = fl;
+    return 0;
+}
+
+int sfpw_stash_daemon_alive(const sfpw_stash *st)
+{
+    return st && st->ops == &daemon_ops && !((const dstash *)st->impl)->lost;
+}
+
+int sfpw_stash_daemon_end_job(sfpw_stash *st)
+{
+    if (!sfpw_stash_daemon_alive(st))
+        return 0;
+    dstash *d = st->impl;
+    int rc = sfpc_end_job(d->c);
+    return rc < 0 ? lose(d, rc, "end job") : 0;
+}
