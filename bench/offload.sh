@@ -1,0 +1,92 @@
+#!/bin/sh
+# bench/offload.sh - step time of mpirun -np 2 sfp-train with the stash
+# (a) in-process, (b) in sfpd without spill (budget above one step),
+# (c) in sfpd with a budget that forces spill, plus fp32 for reference; and
+# the weight-exchange bytes per step against FP32 with the publish time
+# (weights encoded in-process vs by sfpd).
+# Every configuration runs REPS times, interleaved (a b c a b c ...) after
+# one warm-up round; the table shows medians and ratios to (a).
+# usage: bench/offload.sh BUILD_DIR [model]
+#        env: REPS=3, LIMIT=6400 training images (50 steps at batch 128),
+#             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko
+set -eu
+build=$1; model=${2:-cnn}
+sfpd=$build/daemon/sfpd train=$build/worker/sfp-train
+reps=${REPS:-3} limit=${LIMIT:-6400} policy=${POLICY:-qmqe} coder=${CODER---gecko}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OPENBLAS_NUM_THREADS=1
+tmp=$(mktemp -d /tmp/sfp-bench-offload-XXXXXX)
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
+
+# sfpd_for CONFIG: (re)starts sfpd with the budget of a configuration
+sfpd_for() {
+    [ -n "$pid" ] && { kill -TERM "$pid"; wait "$pid" || true; pid=; }
+    rm -rf "$tmp/s.sock" "$tmp/spill"
+    case $1 in
+    b) budget=1G ;;
+    c) budget=${BUDGET_SPILL:-512K} ;;
+    *) return 0 ;;
+    esac
+    "$sfpd" --socket "$tmp/s.sock" --spill-dir "$tmp/spill" --dram-budget "$budget" \
+        --grpc-listen "" --metrics-listen "" --log-level warn 2>> "$tmp/sfpd.log" &
+    pid=$!
+    i=0
+    while [ ! -S "$tmp/s.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+one() { # CONFIG ROUND
+    sfpd_for "$1"
+    case $1 in
+    f) flags="--policy fp32 --no-daemon" ;;
+    a) flags="--policy $policy $coder --no-daemon" ;;
+    *) flags="--policy $policy $coder --daemon $tmp/s.sock" ;;
+    esac
+    mpirun -np 2 "$train" --model "$model" $flags --epochs 1 --train-limit "$limit" \
+        --test-limit 1000 --timing --quiet --no-progress --report "$tmp/$1-$2.json" \
+        > "$tmp/$1-$2.txt" 2>&1 || { cat "$tmp/$1-$2.txt"; exit 1; }
+}
+
+configs="f a b c"
+for c in $configs; do one "$c" 0; done  # warm-up
+for r in $(seq 1 "$reps"); do
+    for c in $configs; do one "$c" "$r"; done
+done
+sfpd_for none
+
+/usr/bin/python3 - "$tmp" "$reps" "$model" "$policy$coder" <<'PY'
+import json, statistics, sys
+tmp, reps, model, pol = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+names = {"f": "fp32 (no stash)", "a": "(a) in-process stash",
+         "b": "(b) sfpd, no spill", "c": "(c) sfpd, spill"}
+keys = ["compute", "quantize", "stash", "comm", "optimizer", "weights"]
+rows = {}
+for c in "fabc":
+    runs = [json.load(open(f"{tmp}/{c}-{r}.json")) for r in range(1, reps + 1)]
+    ep = [r["epochs"][-1] for r in runs]
+    rows[c] = {
+        "step": statistics.median(e["step_ms"] for e in ep),
+        "parts": {k: statistics.median(e["time_ms_per_step"][k] for e in ep) for k in keys},
+        "x": ep[0]["weight_exchange"],
+        "acc": statistics.median(e["test_acc"] for e in ep),
+        "remote": runs[0]["daemon"]["weight_pieces_encoded_by_sfpd"],
+        "all": [round(e["step_ms"], 1) for e in ep],
+    }
+a = rows["a"]["step"]
+print(f"model {model}, policy {pol}, mpirun -np 2, median of {reps} interleaved runs after a warm-up")
+print(f"| configuration | ms/step | vs (a) | compute | quantize | stash | comm | optimizer | weights | runs |")
+print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for c in "fabc":
+    r = rows[c]
+    p = r["parts"]
+    print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | " +
+          " | ".join(f"{p[k]:.2f}" for k in keys) + f" | {r['all']} |")
+print()
+print("| weights | bytes/step all-gathered | FP32 bytes/step | fewer bytes | publish ms/step | pieces encoded by sfpd |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for c in "fab":
+    r = rows[c]
+    x = r["x"]
+    print(f"| {names[c]} | {x['bytes_per_step']:.0f} | {x['fp32_bytes_per_step']:.0f} | "
+          f"{x['ratio']:.2f}x | {r['parts']['weights']:.2f} | {r['remote']:.0f} |")
+PY
