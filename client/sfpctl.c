@@ -1,7 +1,7 @@
 /*
  * sfpctl - query and steer sfpd over its gRPC API (proto/sfp/v1/sfp.proto).
  *
- *   sfpctl [--addr A] [--json] [--timeout S] COMMAND [options]
+ *   sfpctl [--addr A] [--json] [--timeout S] [TLS and admin options] COMMAND [options]
  *
  * Uses only the public proto and the gRPC C core (a pluck queue per call).
  * Exit codes: 0 ok, 1 the call failed (unreachable, error status),
@@ -40,6 +40,9 @@ typedef struct ctl {
     const char *addr;
     bool json;
     double timeout;
+    /* TLS (--tls-ca/--tls-cert/--tls-key) and the admin token */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_name, *token_file;
+    char *auth; /* "Bearer <token>" for sfp.v1.Control calls, or NULL */
     grpc_channel *ch;
     grpc_completion_queue *cq;
 } ctl;
@@ -112,14 +115,102 @@ static void report_status(const ctl *c, const char *method, grpc_status_code st,
     gpr_free(d);
 }
 
+/* Whole small file as a NUL-terminated string (free()), NULL on error. */
+static char *read_file(const char *what, const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rbe");
+    char *buf;
+    size_t n;
+    if (!f) {
+        fprintf(stderr, "sfpctl: %s %s: %s\n", what, path, strerror(errno));
+        return NULL;
+    }
+    if (!(buf = malloc(max + 1))) {
+        fclose(f);
+        return NULL;
+    }
+    n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max) {
+        fprintf(stderr, "sfpctl: %s %s: larger than %zu bytes\n", what, path, max);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* The admin token (first line of --admin-token-file) as "Bearer <token>". */
+static int load_token(ctl *c)
+{
+    char *t;
+    size_t n;
+    if (!c->token_file)
+        return 0;
+    if (!(t = read_file("--admin-token-file", c->token_file, 4096, NULL)))
+        return -1;
+    t[strcspn(t, "\r\n")] = 0;
+    n = strlen(t);
+    if (n == 0 || !(c->auth = malloc(n + 8))) {
+        fprintf(stderr, "sfpctl: --admin-token-file %s: empty\n", c->token_file);
+        free(t);
+        return -1;
+    }
+    snprintf(c->auth, n + 8, "Bearer %s", t);
+    explicit_bzero(t, n);
+    free(t);
+    return 0;
+}
+
 static int ctl_open(ctl *c)
 {
     grpc_channel_credentials *creds;
+    grpc_arg arg;
+    grpc_channel_args args = {0, NULL};
     gpr_set_log_function(quiet_log);
-    grpc_init();
-    creds = grpc_insecure_credentials_create();
-    c->ch = grpc_channel_create(c->addr, creds, NULL);
-    grpc_channel_credentials_release(creds);
+    grpc_init(); /* ctl_close undoes it, also after a failure here */
+    if (load_token(c) < 0)
+        return -1;
+    if (c->tls_ca || c->tls_cert || c->tls_key) {
+        char *ca = NULL, *cert = NULL, *key = NULL;
+        size_t key_n = 0;
+        grpc_ssl_pem_key_cert_pair pair;
+        if (!c->tls_cert != !c->tls_key) {
+            fprintf(stderr, "sfpctl: --tls-cert and --tls-key go together\n");
+            return -1;
+        }
+        if ((c->tls_ca && !(ca = read_file("--tls-ca", c->tls_ca, 1u << 20, NULL))) ||
+            (c->tls_cert && !(cert = read_file("--tls-cert", c->tls_cert, 1u << 20, NULL))) ||
+            (c->tls_key && !(key = read_file("--tls-key", c->tls_key, 1u << 20, &key_n)))) {
+            free(ca);
+            free(cert);
+            free(key);
+            return -1;
+        }
+        pair.private_key = key;
+        pair.cert_chain = cert;
+        /* without --tls-ca gRPC uses the system's root certificates */
+        creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+        if (key)
+            explicit_bzero(key, key_n);
+        free(ca);
+        free(cert);
+        free(key);
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
+    if (c->tls_name) {
+        arg.type = GRPC_ARG_STRING;
+        arg.key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        arg.value.string = (char *)c->tls_name;
+        args.num_args = 1;
+        args.args = &arg;
+    }
+    c->ch = creds ? grpc_channel_create(c->addr, creds, &args) : NULL;
+    if (creds)
+        grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     return c->ch && c->cq ? 0 : -1;
 }
@@ -136,6 +227,9 @@ static void ctl_close(ctl *c)
         grpc_completion_queue_destroy(c->cq);
     }
     grpc_shutdown();
+    if (c->auth)
+        explicit_bzero(c->auth, strlen(c->auth));
+    free(c->auth);
 }
 
 /* Waits for tag, cancelling the call on Ctrl-C. */
@@ -164,6 +258,7 @@ static int unary(ctl *c, const char *method, const ProtobufCMessage *req,
     grpc_status_code st = GRPC_STATUS_UNKNOWN;
     grpc_slice details = grpc_empty_slice();
     const char *err_str = NULL;
+    grpc_metadata auth;
     int r = -1;
 
     grpc_metadata_array_init(&imd);
@@ -172,7 +267,15 @@ static int unary(ctl *c, const char *method, const ProtobufCMessage *req,
                                     grpc_slice_from_static_string(method), NULL,
                                     deadline_in(c->timeout), NULL);
     memset(ops, 0, sizeof(ops));
+    memset(&auth, 0, sizeof(auth));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    /* the admin token goes only to the control calls that need it */
+    if (c->auth && strncmp(method, "/sfp.v1.Control/", 16) == 0) {
+        auth.key = grpc_slice_from_static_string("authorization");
+        auth.value = grpc_slice_from_static_string(c->auth);
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &auth;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -416,6 +519,29 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
             printf("%-24s %6u %12s %12s %7.2f %9" PRIu64 " %6u%s\n", j->job_id, j->ranks,
                    human_bytes(j->bytes_in, a, sizeof(a)), human_bytes(j->bytes_stored, b, sizeof(b)),
                    j->compression_ratio, j->frames, j->connections, j->orphaned ? " (orphaned)" : "");
+        }
+    }
+    if (s->n_peers) { /* network tier: peers this daemon spills to */
+        printf("\n%-22s %4s %10s %10s %10s %8s %9s %6s %6s %6s\n", "PEER", "UP", "SENT", "RECEIVED",
+               "HELD", "FRAMES", "RTT", "FAIL", "REFUSE", "LOST");
+        for (size_t i = 0; i < s->n_peers; i++) {
+            const Sfp__V1__PeerStats *p = s->peers[i];
+            printf("%-22s %4s %10s %10s %10s %8" PRIu64 " %9s %6" PRIu64 " %6" PRIu64 " %6" PRIu64 "\n",
+                   p->address, p->up ? "yes" : "no", human_bytes(p->bytes_sent, a, sizeof(a)),
+                   human_bytes(p->bytes_received, b, sizeof(b)), human_bytes(p->held_bytes, d, sizeof(d)),
+                   p->held_frames, human_seconds(p->rtt_seconds, e, sizeof(e)), p->failures,
+                   p->refusals, p->lost_frames);
+        }
+    }
+    if (s->n_peer_clients) { /* daemons whose frames this one holds */
+        printf("\n%-40s %10s %8s %10s %10s %6s\n", "HELD FOR NODE", "HELD", "FRAMES", "RECEIVED",
+               "SENT", "REFUSE");
+        for (size_t i = 0; i < s->n_peer_clients; i++) {
+            const Sfp__V1__PeerClientStats *p = s->peer_clients[i];
+            printf("%-40s %10s %8" PRIu64 " %10s %10s %6" PRIu64 "\n", p->node,
+                   human_bytes(p->held_bytes, a, sizeof(a)), p->held_frames,
+                   human_bytes(p->bytes_received, b, sizeof(b)), human_bytes(p->bytes_sent, d, sizeof(d)),
+                   p->refusals);
         }
     }
     printf("\n%-14s %10s %10s %10s\n", "LATENCY", "COUNT", "P50", "P99");
@@ -835,10 +961,19 @@ static int cmd_end_job(ctl *c, int argc, char **argv)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: sfpctl [--addr ADDR] [--json] [--timeout SECONDS] COMMAND [options]\n"
+            "usage: sfpctl [--addr ADDR] [--json] [--timeout SECONDS] [--tls-ca FILE]\n"
+            "              [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
+            "              [--admin-token-file FILE] COMMAND [options]\n"
             "\n"
             "Queries and steers sfpd over gRPC (sfp.v1). ADDR defaults to $SFP_GRPC_ADDR,\n"
             "else " DEFAULT_ADDR "; host:port, [v6]:port or unix:/path.\n"
+            "\n"
+            "TLS (sfpd option grpc_tls_cert): --tls-ca is the PEM CA that signed the\n"
+            "server certificate (default: the system roots); --tls-cert/--tls-key are the\n"
+            "client certificate and key for a daemon with grpc_tls_client_ca;\n"
+            "--tls-server-name overrides the name checked in the server certificate.\n"
+            "--admin-token-file: file whose first line is the admin token (sfpd option\n"
+            "admin_token_file), sent as 'authorization: Bearer' with policy set/end-job.\n"
             "\n"
             "commands:\n"
             "  stats [--job J]                      one snapshot: bytes, ratio, tiers, jobs\n"
@@ -876,6 +1011,16 @@ int main(int argc, char **argv)
             c.addr = v;
         else if (opt_value(argc, argv, &i, "--timeout", &v))
             c.timeout = parse_double(v, "--timeout");
+        else if (opt_value(argc, argv, &i, "--tls-ca", &v))
+            c.tls_ca = v;
+        else if (opt_value(argc, argv, &i, "--tls-cert", &v))
+            c.tls_cert = v;
+        else if (opt_value(argc, argv, &i, "--tls-key", &v))
+            c.tls_key = v;
+        else if (opt_value(argc, argv, &i, "--tls-server-name", &v))
+            c.tls_name = v;
+        else if (opt_value(argc, argv, &i, "--admin-token-file", &v))
+            c.token_file = v;
         else {
             fprintf(stderr, "sfpctl: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -897,6 +1042,7 @@ int main(int argc, char **argv)
     }
     if (ctl_open(&c) < 0) {
         fprintf(stderr, "sfpctl: cannot create a channel to %s\n", c.addr);
+        ctl_close(&c);
         return EXIT_FAIL;
     }
     argc -= i;

@@ -107,6 +107,28 @@ static int parse_idlist(const char *s)
     return 0;
 }
 
+/*
+ * Why a string value could not be written back by --print-config and read
+ * again as the same value (inih reads lines of at most INI_MAX_LINE - 2
+ * characters, strips blanks, takes " ;" for a comment and has no quoting),
+ * or NULL. Found by the fuzz_config campaign (docs/TESTING.md): a value
+ * such as ";" was accepted from "spill_dir =;" but printed as an empty one.
+ */
+static const char *unwritable(const opt *o, const char *v)
+{
+    size_t n = strlen(v);
+    if (strlen(o->name) + 3 + n > INI_MAX_LINE - 2)
+        return "too long for one line of a config file";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return "contains a control character";
+    if (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1])))
+        return "starts or ends with a blank";
+    if (v[0] == ';' || strstr(v, " ;") || strstr(v, "\t;"))
+        return "contains an INI comment (';' at the start or after a blank)";
+    return NULL;
+}
+
 /* Sets one option from text; returns 0 or -EINVAL (message in err). */
 static int set_opt(sfpd_config *c, const opt *o, const char *val, char *err, size_t errlen)
 {
@@ -118,8 +140,13 @@ static int set_opt(sfpd_config *c, const opt *o, const char *val, char *err, siz
     case SFPD_OPT_STRING:
     case SFPD_OPT_IDLIST: {
         char *dup;
+        const char *why;
         if (o->type == SFPD_OPT_IDLIST && parse_idlist(val) < 0)
             goto bad;
+        if ((why = unwritable(o, val))) {
+            snprintf(err, errlen, "%s: value %s", o->name, why);
+            return -EINVAL;
+        }
         dup = sfpd_strdup(val);
         if (!dup) {
             snprintf(err, errlen, "out of memory");

@@ -76,8 +76,34 @@ typedef enum sfpd_opt_type {
       "gRPC calls served at once; more are refused with RESOURCE_EXHAUSTED")     \
     X(grpc_drain_grace, SECONDS, "0.5", 0, 600, false,                            \
       "minimum seconds gRPC keeps answering (NOT_SERVING) after SIGTERM")        \
+    X(grpc_tls_cert, STRING, "", 0, 0, false,                                     \
+      "PEM certificate chain of the gRPC server (empty: plaintext gRPC)")        \
+    X(grpc_tls_key, STRING, "", 0, 0, false,                                      \
+      "PEM private key of grpc_tls_cert")                                        \
+    X(grpc_tls_client_ca, STRING, "", 0, 0, false,                                \
+      "PEM CA bundle: when set, gRPC clients must present a certificate it signed") \
+    X(admin_token_file, STRING, "", 0, 0, false,                                  \
+      "file holding the admin token SetPolicy/EndJob require (empty: no check)") \
     X(metrics_listen, STRING, "127.0.0.1:9464", 0, 0, false,                      \
       "Prometheus /metrics address: host:port (empty: no HTTP endpoint)")        \
+    X(tier_order, STRING, "dram,disk", 0, 0, false,                               \
+      "tier order: dram,disk, dram,peer,disk or dram,disk,peer")                 \
+    X(peers, STRING, "", 0, 0, false,                                             \
+      "network tier: comma list of peer sfpd gRPC addresses host:port")          \
+    X(peer_max_bytes, SIZE, "1G", 0, UINT64_C(1) << 50, false,                    \
+      "frame bytes this daemon may place on each peer (0: unlimited)")           \
+    X(peer_write_through, UINT, "0", 0, 1, false,                                 \
+      "1: keep a local disk copy of every frame placed on a peer")               \
+    X(peer_timeout, SECONDS, "5", 0, 600, false,                                  \
+      "deadline in seconds of one call to a peer (at least 0.01)")               \
+    X(peer_node_name, STRING, "", 0, 0, false,                                    \
+      "name this daemon gives itself on peers (empty: hostname:spill_dir)")      \
+    X(peer_token_file, STRING, "", 0, 0, false,                                   \
+      "file holding the shared secret of the Peer service (both directions)")    \
+    X(peering, UINT, "0", 0, 1, false,                                            \
+      "1: serve the Peer gRPC service (hold frames of other daemons)")           \
+    X(peer_serve_max_bytes, SIZE, "1G", 0, UINT64_C(1) << 50, false,              \
+      "frame bytes held for each peer that spills here (Peer service)")          \
     X(log_level, LEVEL, "info", 0, 3, true,                                       \
       "error, warn, info or debug")
 

@@ -12,10 +12,12 @@
  *     or request slot is left.
  */
 #include "grpc_server.h"
+#include "grpc_req.h"
 #include "sfpd.h"
 #include "sfpd_build.h"
 #include "store.h"
 #include "stats.h"
+#include "peer.h" /* sfp.v1.Peer handlers: grpc_peer.c */
 
 #include <errno.h>
 #include <math.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -56,6 +59,7 @@ enum method {
     M_SET_POLICY,
     M_END_JOB,
     M_HEALTH_CHECK,
+    M_PEER,            /* the sfp.v1.Peer methods: grpc_peer.c (gcall.peer_method) */
 };
 
 static const struct {
@@ -113,6 +117,7 @@ typedef struct gcall {
     bool timer_init, timer_closed;
     uint64_t interval_ms;
     uint32_t remaining;          /* 0: unbounded */
+    int peer_method;             /* M_PEER: sfpd_peer_method() index     */
     char job[SFPD_JOB_ID_MAX + 1];
     sfpd_list link;
 } gcall;
@@ -143,7 +148,11 @@ struct sfpd_grpc {
     uv_timer_t grace_timer;
     bool grace_init;
     sfpd_list policies;
+    sfpd_peer_srv *peer;         /* Peer service, NULL unless peering=1  */
     uint32_t n_policies;
+    /* admin_token_file: SetPolicy/EndJob need "authorization: Bearer <t>" */
+    char *admin_token; /* NULL: no check */
+    size_t admin_token_len;
 };
 
 static void call_maybe_finish(gcall *c);
@@ -282,6 +291,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     char lat_names[SFPD_H_COUNT][32];
     grpc_byte_buffer *bb = NULL;
     size_t nj = 0;
+    void *peer_pk;
 
     m.bytes_in = s->bytes_in;
     m.bytes_stored = s->bytes_stored;
@@ -341,6 +351,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         o->dram_bytes = j->dram_bytes;
         o->disk_bytes = j->disk_bytes;
         o->values = j->values;
+        o->peer_bytes = j->peer_bytes;
         jobp[nj++] = o;
     }
     m.n_jobs = nj;
@@ -373,7 +384,9 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.n_counters = SFPD_C_COUNT;
     m.counters = cep;
 
+    peer_pk = sfpd_peer_stats_fill(s, &m); /* network tier (grpc_peer.c) */
     bb = pack_message(&m.base);
+    sfpd_peer_stats_free(peer_pk);
 out:
     sfpd_free(jobs);
     sfpd_free(jobp);
@@ -382,10 +395,7 @@ out:
 
 static bool job_id_ok(const char *id, bool required)
 {
-    size_t n = strlen(id);
-    if (n == 0)
-        return !required;
-    return n <= SFPD_JOB_ID_MAX;
+    return sfpd_grpc_job_id_ok(id, required); /* grpc_req.c */
 }
 
 /* ------------------------------------------------------------- WatchStats */
@@ -495,25 +505,10 @@ static void policy_copy(Sfp__V1__Policy *dst, const Sfp__V1__Policy *src)
     dst->generation = src->generation;
 }
 
-/* NULL if p is valid, else why not. */
+/* NULL if p is valid, else why not (grpc_req.c). */
 static const char *policy_invalid(const Sfp__V1__Policy *p)
 {
-    uint32_t mmax = p->max_mantissa_bits ? p->max_mantissa_bits : 23;
-    uint32_t emin = p->min_exponent_bits ? p->min_exponent_bits : 1;
-    uint32_t emax = p->max_exponent_bits ? p->max_exponent_bits : 8;
-    if (p->min_mantissa_bits > 23 || mmax > 23)
-        return "mantissa bits must lie in 0..23";
-    if (emin > 8 || emax > 8)
-        return "exponent bits must lie in 1..8";
-    if (p->min_mantissa_bits > mmax || emin > emax)
-        return "min bits above max bits";
-    if (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
-                   p->pinned_exponent_bits > 8))
-        return "pinned widths out of range (mantissa 0..23, exponent 1..8)";
-    if (p->coder != SFP__V1__CODER__CODER_UNSPECIFIED && p->coder != SFP__V1__CODER__CODER_PLAIN &&
-        p->coder != SFP__V1__CODER__CODER_GECKO)
-        return "unknown coder";
-    return NULL;
+    return sfpd_grpc_policy_invalid(p);
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -583,7 +578,7 @@ static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
         ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : "plain");
         ti[i].bytes_in = v[i].raw_bytes;
         ti[i].stored_bytes = v[i].frame_bytes;
-        ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : "disk");
+        ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");
         tip[i] = &ti[i];
     }
     m.n_tensors = n;
@@ -716,11 +711,52 @@ static const ProtobufCMessageDescriptor *request_desc(enum method m)
     }
 }
 
+/* The sfp.v1 request kind of m (grpc_req.h), SFPD_REQ_COUNT for others. */
+static sfpd_grpc_req req_kind(enum method m)
+{
+    switch (m) {
+    case M_GET_STATS: return SFPD_REQ_GET_STATS;
+    case M_WATCH_STATS: return SFPD_REQ_WATCH_STATS;
+    case M_LIST_TENSORS: return SFPD_REQ_LIST_TENSORS;
+    case M_GET_POLICY: return SFPD_REQ_GET_POLICY;
+    case M_SET_POLICY: return SFPD_REQ_SET_POLICY;
+    case M_END_JOB: return SFPD_REQ_END_JOB;
+    case M_HEALTH_CHECK: return SFPD_REQ_HEALTH_CHECK;
+    default: return SFPD_REQ_COUNT;
+    }
+}
+
+/*
+ * Decodes bb (not consumed) as the request of method m and, for the sfp.v1
+ * and health requests, validates it with sfpd_grpc_req_decode (the code the
+ * tests/fuzz_grpc targets run). NULL with *why when it is not acceptable.
+ */
+static ProtobufCMessage *decode_request(grpc_byte_buffer *bb, enum method m, const char **why)
+{
+    grpc_byte_buffer_reader r;
+    grpc_slice s;
+    ProtobufCMessage *msg = NULL;
+    sfpd_grpc_req k = req_kind(m);
+
+    *why = "malformed request message";
+    if (k == SFPD_REQ_COUNT)
+        return request_desc(m) ? unpack_message(bb, request_desc(m)) : NULL;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return NULL;
+    s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    if (sfpd_grpc_req_decode(k, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &msg, why) < 0)
+        msg = NULL;
+    grpc_slice_unref(s);
+    return msg;
+}
+
 /* The request message of c has arrived (or not: bb NULL). */
 static void on_request_message(gcall *c, int success)
 {
     grpc_byte_buffer *bb = c->recv_bb;
     ProtobufCMessage *msg;
+    const char *why = NULL;
 
     c->recv_bb = NULL;
     if (!success || !bb) {
@@ -730,10 +766,18 @@ static void on_request_message(gcall *c, int success)
                  success ? "request message missing" : "call failed", NULL);
         return;
     }
-    msg = unpack_message(bb, request_desc(c->method));
+    if (c->method == M_PEER) {
+        grpc_status_code code;
+        grpc_byte_buffer *resp = NULL;
+        sfpd_peer_handle(c->g->peer, c->peer_method, bb, &code, &why, &resp);
+        grpc_byte_buffer_destroy(bb);
+        call_end(c, code, why, resp);
+        return;
+    }
+    msg = decode_request(bb, c->method, &why);
     grpc_byte_buffer_destroy(bb);
     if (!msg) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message", NULL);
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
         return;
     }
     switch (c->method) {
@@ -774,6 +818,39 @@ static void call_maybe_finish(gcall *c)
     maybe_shutdown_cq(g);
 }
 
+/*
+ * The admin credential (option admin_token_file) of a call's metadata:
+ * GRPC_STATUS_OK when no token is configured or the call carries exactly
+ * one "authorization: Bearer <token>" that matches (constant-time compare);
+ * UNAUTHENTICATED without one, PERMISSION_DENIED with a wrong one.
+ */
+static grpc_status_code admin_check(const sfpd_grpc *g, const grpc_metadata_array *md,
+                                    const char **why)
+{
+    const grpc_slice *val = NULL;
+    size_t n = 0;
+
+    if (!g->admin_token)
+        return GRPC_STATUS_OK;
+    for (size_t i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") == 0) {
+            val = &md->metadata[i].value;
+            n++;
+        }
+    if (n == 0) {
+        *why = "this call needs the admin token (authorization: Bearer ...)";
+        return GRPC_STATUS_UNAUTHENTICATED;
+    }
+    if (n > 1 || !sfpd_grpc_bearer_ok((const char *)GRPC_SLICE_START_PTR(*val),
+                                      GRPC_SLICE_LENGTH(*val), g->admin_token,
+                                      g->admin_token_len)) {
+        sfpd_warn("grpc: admin call refused: wrong admin token");
+        *why = "admin token rejected";
+        return GRPC_STATUS_PERMISSION_DENIED;
+    }
+    return GRPC_STATUS_OK;
+}
+
 /* A new call arrived in slot s; takes over its call. */
 static void call_accept(request_slot *s)
 {
@@ -781,10 +858,14 @@ static void call_accept(request_slot *s)
     enum method m = M_UNKNOWN;
     grpc_op ops[2];
     gcall *c;
+    grpc_status_code admin_code;
+    const char *admin_why = NULL;
 
     for (size_t i = 0; i < SFPD_ARRAY_SIZE(methods); i++)
         if (grpc_slice_str_cmp(s->details.method, methods[i].path) == 0)
             m = methods[i].m;
+    if (m == M_UNKNOWN && g->peer && sfpd_peer_method(s->details.method) >= 0)
+        m = M_PEER;
     c = sfpd_calloc(1, sizeof(*c));
     if (!c) {
         /* cannot track it: cancel and let gRPC clean up */
@@ -797,6 +878,7 @@ static void call_accept(request_slot *s)
     c->call = s->call;
     s->call = NULL;
     c->method = m;
+    c->peer_method = m == M_PEER ? sfpd_peer_method(s->details.method) : -1;
     c->t_close = (gtag){OP_CLOSE, c};
     c->t_recv = (gtag){OP_RECV, c};
     c->t_send = (gtag){OP_SEND, c};
@@ -814,6 +896,12 @@ static void call_accept(request_slot *s)
 
     if (m == M_UNKNOWN) {
         call_end(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
+    } else if (m == M_PEER && !sfpd_peer_authorized(g->peer, &s->md)) {
+        /* before the (possibly large) message is read */
+        call_end(c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong peer token", NULL);
+    } else if ((m == M_SET_POLICY || m == M_END_JOB) &&
+               (admin_code = admin_check(g, &s->md, &admin_why)) != GRPC_STATUS_OK) {
+        call_end(c, admin_code, admin_why, NULL);
     } else if (g->n_calls > g->max_calls) {
         call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many gRPC calls (grpc_max_calls)", NULL);
     } else if (g->shutdown_started) {
@@ -1059,6 +1147,14 @@ int sfpd_grpc_port(const sfpd_grpc *g)
     return g ? g->port : 0;
 }
 
+static void free_admin_token(sfpd_grpc *g)
+{
+    if (g->admin_token)
+        explicit_bzero(g->admin_token, g->admin_token_len);
+    sfpd_free(g->admin_token);
+    g->admin_token = NULL;
+}
+
 static void release_core(sfpd_grpc *g)
 {
     if (g->server)
@@ -1074,6 +1170,149 @@ static void release_core(sfpd_grpc *g)
     }
     g->server = NULL;
     g->cq = NULL;
+}
+
+/*
+ * Reads a whole small file (at most max bytes) into a NUL-terminated
+ * buffer (sfpd_free; wipe secrets first). Logs and returns -errno.
+ */
+static int read_small_file(const char *what, const char *path, size_t max, char **out, size_t *len,
+                           struct stat *st)
+{
+    FILE *f = fopen(path, "rbe");
+    char *buf;
+    size_t n;
+
+    *out = NULL;
+    if (!f) {
+        int e = errno;
+        sfpd_err("grpc: %s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    if (fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode)) {
+        sfpd_err("grpc: %s %s: not a regular file", what, path);
+        fclose(f);
+        return -EINVAL;
+    }
+    if (!(buf = sfpd_malloc(max + 1))) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max) {
+        sfpd_err("grpc: %s %s: larger than %zu bytes", what, path, max);
+        explicit_bzero(buf, max + 1);
+        sfpd_free(buf);
+        return -EFBIG;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+#define ADMIN_TOKEN_MIN 16
+#define ADMIN_TOKEN_MAX 4096
+#define PEM_MAX (1u << 20)
+
+/* Option admin_token_file: the token is the file's first line. */
+static int load_admin_token(sfpd_grpc *g, const sfpd_config *cfg)
+{
+    struct stat st;
+    char *buf;
+    size_t n;
+    int r;
+
+    if (!cfg->admin_token_file[0])
+        return 0;
+    if ((r = read_small_file("admin_token_file", cfg->admin_token_file, ADMIN_TOKEN_MAX, &buf, &n,
+                             &st)) < 0)
+        return r;
+    n = strcspn(buf, "\r\n");
+    buf[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f) {
+            n = 0; /* header values are visible ASCII: this token could never match */
+            break;
+        }
+    if (n < ADMIN_TOKEN_MIN) {
+        sfpd_err("grpc: admin_token_file %s: want one line of at least %d visible ASCII "
+                 "characters (e.g. openssl rand -hex 32)", cfg->admin_token_file, ADMIN_TOKEN_MIN);
+        explicit_bzero(buf, ADMIN_TOKEN_MAX + 1);
+        sfpd_free(buf);
+        return -EINVAL;
+    }
+    if (st.st_mode & 0077)
+        sfpd_warn("grpc: admin_token_file %s is readable by group or others (mode %03o)",
+                  cfg->admin_token_file, (unsigned)(st.st_mode & 0777));
+    if (!cfg->grpc_tls_cert[0] && strncmp(cfg->grpc_listen, "127.", 4) != 0 &&
+        strncmp(cfg->grpc_listen, "[::1]", 5) != 0 && strncmp(cfg->grpc_listen, "localhost:", 10) != 0 &&
+        strncmp(cfg->grpc_listen, "unix:", 5) != 0)
+        sfpd_warn("grpc: the admin token travels in clear text: %s is not loopback and TLS is off",
+                  cfg->grpc_listen);
+    g->admin_token = buf;
+    g->admin_token_len = n;
+    sfpd_info("grpc: SetPolicy and EndJob require the admin token");
+    return 0;
+}
+
+/* Plaintext, or TLS with grpc_tls_cert/key (and client certificates
+ * required and verified against grpc_tls_client_ca when it is set). */
+static int server_credentials(const sfpd_config *cfg, grpc_server_credentials **out)
+{
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    size_t cert_n = 0, key_n = 0, ca_n = 0;
+    struct stat st;
+    grpc_ssl_pem_key_cert_pair pair;
+    int r;
+
+    *out = NULL;
+    if (!cfg->grpc_tls_cert[0] && !cfg->grpc_tls_key[0] && !cfg->grpc_tls_client_ca[0]) {
+        *out = grpc_insecure_server_credentials_create();
+        return *out ? 0 : -ENOMEM;
+    }
+    if (!cfg->grpc_tls_cert[0] || !cfg->grpc_tls_key[0]) {
+        sfpd_err("grpc: TLS needs both grpc_tls_cert and grpc_tls_key%s",
+                 cfg->grpc_tls_client_ca[0] ? " (grpc_tls_client_ca alone is not enough)" : "");
+        return -EINVAL;
+    }
+    if ((r = read_small_file("grpc_tls_cert", cfg->grpc_tls_cert, PEM_MAX, &cert, &cert_n, &st)) < 0 ||
+        (r = read_small_file("grpc_tls_key", cfg->grpc_tls_key, PEM_MAX, &key, &key_n, &st)) < 0)
+        goto out;
+    if (st.st_mode & 0077)
+        sfpd_warn("grpc: grpc_tls_key %s is readable by group or others (mode %03o)",
+                  cfg->grpc_tls_key, (unsigned)(st.st_mode & 0777));
+    if (cfg->grpc_tls_client_ca[0] &&
+        (r = read_small_file("grpc_tls_client_ca", cfg->grpc_tls_client_ca, PEM_MAX, &ca, &ca_n,
+                             &st)) < 0)
+        goto out;
+    if (!strstr(cert, "-----BEGIN ") || !strstr(key, "-----BEGIN ") || (ca && !strstr(ca, "-----BEGIN "))) {
+        sfpd_err("grpc: grpc_tls_cert, grpc_tls_key and grpc_tls_client_ca must be PEM files");
+        r = -EINVAL;
+        goto out;
+    }
+    pair.private_key = key;
+    pair.cert_chain = cert;
+    /* the credentials keep their own copies of the PEM texts */
+    *out = grpc_ssl_server_credentials_create_ex(
+        ca, &pair, 1,
+        ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+    r = *out ? 0 : -EINVAL;
+    if (*out)
+        sfpd_info("grpc: TLS on, client certificates %s", ca ? "required and verified" : "not requested");
+    else
+        sfpd_err("grpc: TLS credentials could not be created from %s / %s", cfg->grpc_tls_cert,
+                 cfg->grpc_tls_key);
+out:
+    if (key)
+        explicit_bzero(key, key_n);
+    sfpd_free(key);
+    sfpd_free(cert);
+    sfpd_free(ca);
+    return r;
 }
 
 int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const sfpd_config *cfg,
@@ -1111,6 +1350,10 @@ int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const 
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[1].value.integer = MAX_RECV_MESSAGE;
+    if ((r = sfpd_peer_srv_create(cfg, &g->peer)) < 0)
+        goto fail_peer;
+    if (g->peer) /* frames arrive in PutFrame */
+        args[1].value.integer = SFPD_PEER_MAX_MESSAGE;
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[2].value.integer = MAX_SEND_MESSAGE;
@@ -1126,12 +1369,13 @@ int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const 
     cargs.args = args;
     g->server = grpc_server_create(&cargs, NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);
-    /* TLS (issue 8) replaces only these credentials. */
-    creds = grpc_insecure_server_credentials_create();
+    if ((r = load_admin_token(g, cfg)) < 0 || (r = server_credentials(cfg, &creds)) < 0)
+        goto fail;
     g->port = grpc_server_add_http2_port(g->server, cfg->grpc_listen, creds);
     grpc_server_credentials_release(creds);
     if (g->port == 0) {
-        sfpd_err("grpc: cannot listen on %s (address invalid or in use)", cfg->grpc_listen);
+        sfpd_err("grpc: cannot listen on %s (address invalid or in use%s)", cfg->grpc_listen,
+                 cfg->grpc_tls_cert[0] ? ", or TLS certificate/key unusable" : "");
         r = -EADDRINUSE;
         goto fail;
     }
@@ -1172,9 +1416,12 @@ int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const 
 fail:
     if (g->async)
         uv_close((uv_handle_t *)g->async, async_closed);
+fail_peer:
     release_core(g);
     grpc_shutdown();
     pthread_mutex_destroy(&g->mu);
+    free_admin_token(g);
+    sfpd_peer_srv_destroy(&g->peer);
     sfpd_free(g);
     return r;
 }
@@ -1204,5 +1451,7 @@ void sfpd_grpc_destroy(sfpd_grpc **pg)
     free(g->q);
     pthread_mutex_destroy(&g->mu);
     grpc_shutdown();
+    free_admin_token(g);
+    sfpd_peer_srv_destroy(&g->peer);
     sfpd_free(g);
 }

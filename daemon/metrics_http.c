@@ -135,6 +135,61 @@ static double j_frames(const sfpd_job_snapshot *j) { return (double)j->frames; }
 static double j_dram(const sfpd_job_snapshot *j) { return (double)j->dram_bytes; }
 static double j_disk(const sfpd_job_snapshot *j) { return (double)j->disk_bytes; }
 static double j_ranks(const sfpd_job_snapshot *j) { return (double)j->ranks; }
+static double j_peer(const sfpd_job_snapshot *j) { return (double)j->peer_bytes; }
+
+/* Network tier: per-peer families (label peer), per-client ones (node). */
+static void peer_metrics(obuf *o, const sfpd_snapshot *s)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } pf[] = {
+        {"sfp_peer_up", "gauge", "1 if the peer answered its last call."},
+        {"sfp_peer_sent_bytes_total", "counter", "Frame bytes placed on the peer."},
+        {"sfp_peer_received_bytes_total", "counter", "Frame bytes fetched back from the peer."},
+        {"sfp_peer_sent_frames_total", "counter", "Frames placed on the peer."},
+        {"sfp_peer_received_frames_total", "counter", "Frames fetched back from the peer."},
+        {"sfp_peer_held_bytes", "gauge", "Frame bytes placed on the peer now."},
+        {"sfp_peer_held_frames", "gauge", "Frames placed on the peer now."},
+        {"sfp_peer_rtt_seconds", "gauge", "Smoothed round trip of calls to the peer."},
+        {"sfp_peer_failures_total", "counter", "Calls to the peer that failed."},
+        {"sfp_peer_refusals_total", "counter", "Frames the peer refused (full)."},
+        {"sfp_peer_lost_frames_total", "counter", "Reads (Get or prefetch) that found a frame gone with the peer."},
+    };
+    static const struct {
+        const char *name, *type, *help;
+    } cf[] = {
+        {"sfp_peer_client_held_bytes", "gauge", "Frame bytes held for the client node."},
+        {"sfp_peer_client_held_frames", "gauge", "Frames held for the client node."},
+        {"sfp_peer_client_received_bytes_total", "counter", "Frame bytes accepted from the client node."},
+        {"sfp_peer_client_sent_bytes_total", "counter", "Frame bytes returned to the client node."},
+        {"sfp_peer_client_refusals_total", "counter", "Frames of the client node refused (peer_serve_max_bytes)."},
+    };
+    for (size_t k = 0; s->n_peers && k < SFPD_ARRAY_SIZE(pf); k++) {
+        head(o, pf[k].name, pf[k].type, pf[k].help);
+        for (size_t i = 0; i < s->n_peers; i++) {
+            const sfpd_peer_snapshot *p = &s->peers[i];
+            double v = k == 0 ? p->up : k == 1 ? (double)p->bytes_sent : k == 2 ? (double)p->bytes_received
+                     : k == 3 ? (double)p->frames_sent : k == 4 ? (double)p->frames_received
+                     : k == 5 ? (double)p->held_bytes : k == 6 ? (double)p->held_frames
+                     : k == 7 ? p->rtt_seconds : k == 8 ? (double)p->failures
+                     : k == 9 ? (double)p->refusals : (double)p->lost_frames;
+            outf(o, "%s{peer=\"", pf[k].name);
+            label_value(o, p->address);
+            outf(o, "\"} %.17g\n", v);
+        }
+    }
+    for (size_t k = 0; s->n_peer_clients && k < SFPD_ARRAY_SIZE(cf); k++) {
+        head(o, cf[k].name, cf[k].type, cf[k].help);
+        for (size_t i = 0; i < s->n_peer_clients; i++) {
+            const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
+            uint64_t v = k == 0 ? p->held_bytes : k == 1 ? p->held_frames : k == 2 ? p->bytes_received
+                       : k == 3 ? p->bytes_sent : p->refusals;
+            outf(o, "%s{node=\"", cf[k].name);
+            label_value(o, p->node);
+            outf(o, "\"} %llu\n", (unsigned long long)v);
+        }
+    }
+}
 static double j_conns(const sfpd_job_snapshot *j) { return (double)j->connections; }
 
 static void process_metrics(obuf *o)
@@ -320,6 +375,9 @@ char *sfpd_metrics_render(const sfpd_snapshot *s, bool draining, size_t *len)
     job_gauge(&o, s, "sfp_job_disk_bytes", "Frame bytes of the job on disk.", j_disk);
     job_gauge(&o, s, "sfp_job_ranks", "Distinct ranks of the job seen.", j_ranks);
     job_gauge(&o, s, "sfp_job_connections", "Worker connections of the job.", j_conns);
+    if (s->n_peers)
+        job_gauge(&o, s, "sfp_job_peer_bytes", "Frame bytes of the job on peers (network tier).", j_peer);
+    peer_metrics(&o, s);
 
     process_metrics(&o);
     if (o.fail) {

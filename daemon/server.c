@@ -1131,6 +1131,9 @@ int sfpd_server_run(sfpd_config *cfg, int argc, char **argv)
     srv->start_ns = sfpd_now_ns();
     sfpd_list_init(&srv->conns);
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (LimitFSIZE=, ulimit -f) must fail a spill write
+     * with EFBIG (-> E_DISK_FULL), not kill the daemon */
+    signal(SIGXFSZ, SIG_IGN);
 
     if ((r = uv_loop_init(&srv->loop)) != 0) {
         sfpd_err("uv_loop_init: %s", uv_strerror(r));

@@ -121,6 +121,8 @@ void sfpd_snapshot_free(sfpd_snapshot **s)
     if (!s || !*s)
         return;
     sfpd_free((*s)->jobs);
+    sfpd_free((*s)->peers);
+    sfpd_free((*s)->peer_clients);
     sfpd_free(*s);
     *s = NULL;
 }
@@ -178,6 +180,26 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
                 (unsigned long long)j->bytes_in, (unsigned long long)j->bytes_stored,
                 (unsigned long long)j->dram_bytes, (unsigned long long)j->disk_bytes,
                 (unsigned long long)j->dram_high_water, (unsigned long long)j->frames);
+    }
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const sfpd_peer_snapshot *p = &s->peers[i];
+        fprintf(f, "peer{peer=\"%s\"} up=%d bytes_sent=%llu bytes_received=%llu frames_sent=%llu "
+                   "frames_received=%llu held_bytes=%llu held_frames=%llu rtt_us=%.0f failures=%llu "
+                   "refusals=%llu lost_frames=%llu limit_bytes=%llu\n",
+                p->address, p->up, (unsigned long long)p->bytes_sent,
+                (unsigned long long)p->bytes_received, (unsigned long long)p->frames_sent,
+                (unsigned long long)p->frames_received, (unsigned long long)p->held_bytes,
+                (unsigned long long)p->held_frames, p->rtt_seconds * 1e6,
+                (unsigned long long)p->failures, (unsigned long long)p->refusals,
+                (unsigned long long)p->lost_frames, (unsigned long long)p->limit_bytes);
+    }
+    for (size_t i = 0; i < s->n_peer_clients; i++) {
+        const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
+        fprintf(f, "peer_client{node=\"%s\"} held_bytes=%llu held_frames=%llu bytes_received=%llu "
+                   "bytes_sent=%llu refusals=%llu limit_bytes=%llu\n",
+                p->node, (unsigned long long)p->held_bytes, (unsigned long long)p->held_frames,
+                (unsigned long long)p->bytes_received, (unsigned long long)p->bytes_sent,
+                (unsigned long long)p->refusals, (unsigned long long)p->limit_bytes);
     }
 }
 

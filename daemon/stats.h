@@ -71,7 +71,7 @@ enum {
 #define SFPD_HIST_BUCKETS 32
 
 /* Error replies by status code (ipc.proto Status), last slot = other. */
-#define SFPD_STATUS_SLOTS 20
+#define SFPD_STATUS_SLOTS 21
 
 /* Thread safe, lock free: adds to the calling thread's block. */
 void sfpd_stat_inc(int counter, uint64_t v);
@@ -99,7 +99,27 @@ typedef struct sfpd_job_snapshot {
     uint64_t dram_bytes, disk_bytes;
     uint64_t dram_high_water;
     uint64_t frames, dram_frames, disk_frames;
+    uint64_t peer_bytes, peer_frames; /* network tier */
 } sfpd_job_snapshot;
+
+/* A peer this daemon spills to (network tier, client side). */
+typedef struct sfpd_peer_snapshot {
+    char address[128];
+    int up;
+    uint64_t bytes_sent, bytes_received;     /* frame bytes Put / fetched back */
+    uint64_t frames_sent, frames_received;
+    uint64_t held_bytes, held_frames;        /* placed there now             */
+    double rtt_seconds;                      /* smoothed call round trip     */
+    uint64_t failures, refusals, lost_frames;
+    uint64_t limit_bytes, advertised_free;
+} sfpd_peer_snapshot;
+
+/* A daemon whose frames this daemon holds (Peer service, serving side). */
+typedef struct sfpd_peer_client_snapshot {
+    char node[256];
+    uint64_t held_bytes, held_frames;
+    uint64_t bytes_received, bytes_sent, refusals, limit_bytes;
+} sfpd_peer_client_snapshot;
 
 typedef struct sfpd_tier_snapshot {
     char name[16];
@@ -119,7 +139,7 @@ typedef struct sfpd_tensor_snapshot {
     uint64_t count;          /* elements                      */
     uint64_t raw_bytes;      /* uncompressed bytes            */
     uint64_t frame_bytes;    /* stored frame bytes            */
-    int tier;                /* 0 DRAM, 1 disk                */
+    int tier;                /* 0 DRAM, 1 disk, 2 peer        */
 } sfpd_tensor_snapshot;
 
 /*
@@ -146,6 +166,11 @@ typedef struct sfpd_snapshot {
     sfpd_tier_snapshot tiers[4];
     size_t n_jobs;
     sfpd_job_snapshot *jobs;
+    /* network tier (owned, freed by sfpd_snapshot_free) */
+    size_t n_peers;
+    sfpd_peer_snapshot *peers;
+    size_t n_peer_clients;
+    sfpd_peer_client_snapshot *peer_clients;
 } sfpd_snapshot;
 
 void sfpd_snapshot_sum_counters(sfpd_snapshot *s);

@@ -24,6 +24,7 @@
  */
 #include "store.h"
 #include "ipc.h"
+#include "peer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,8 +111,9 @@ struct entry {
     uint64_t count, raw_bytes;
     uint64_t frame_len, checksum;
     void *dram;          /* frame in DRAM (owned) or NULL                */
-    sfpd_loc loc;        /* disk copy if on_disk                         */
-    bool on_disk;
+    sfpd_loc loc;        /* lower-tier copy if on_disk                   */
+    uint8_t lt;          /* index in st->lower of that copy              */
+    bool on_disk;        /* has a copy in a lower tier (disk or peer)    */
     bool spilling;       /* write in flight                              */
     bool loading;        /* prefetch read in flight (bytes reserved)     */
     bool dropped;        /* out of the index; freed when idle            */
@@ -119,6 +121,7 @@ struct entry {
     bool prefetched;     /* DRAM copy came from a prefetch               */
     bool corrupt;
     bool spill_failed;   /* its spill write failed: not a victim again   */
+    bool load_failed;    /* a prefetch read failed: not prefetched again */
     uint32_t pins;       /* Gets in flight                               */
     sfpd_list waiters;   /* get_ops waiting for a load                   */
 };
@@ -130,11 +133,12 @@ struct sfpd_job {
     uint32_t conns;
     uint64_t orphan_deadline_ns; /* valid when conns == 0 */
     sfpd_list all, dram;
-    uint64_t dram_bytes, dram_hwm, spilling_bytes, disk_bytes;
-    uint64_t stored_bytes, raw_bytes, values, frames, dram_frames, disk_frames;
-    void *tier_state;
+    uint64_t dram_bytes, dram_hwm, spilling_bytes;
+    uint64_t stored_bytes, raw_bytes, values, frames, dram_frames;
+    uint64_t lt_bytes[SFPD_MAX_LOWER], lt_frames[SFPD_MAX_LOWER];
+    void *tier_state[SFPD_MAX_LOWER];
     uint32_t io_inflight;
-    void **graves;               /* tier states of ended incarnations */
+    struct grave { unsigned ti; void *state; } *graves; /* ended incarnations */
     size_t n_graves;             /* closed once the job's I/O drains  */
     bool free_pending;           /* grace expired while I/O      */
     bool prefetch_active;
@@ -148,6 +152,10 @@ struct sfpd_job {
 struct sfpd_store {
     uv_loop_t *loop;
     sfpd_tier *disk;
+    sfpd_tier *peer;             /* network tier, NULL without peers     */
+    sfpd_tier *lower[SFPD_MAX_LOWER]; /* below DRAM, in tier_order       */
+    unsigned n_lower;
+    int disk_ti, peer_ti;        /* their indexes in lower (-1: absent)  */
     uint64_t dram_budget, job_dram_budget, job_quota, max_tensor;
     unsigned prefetch_depth;
     uint64_t grace_ns;
@@ -179,6 +187,7 @@ struct put_op {
     int codec_err;
     uint64_t t0;
     sfpd_loc loc;        /* direct-to-disk path */
+    unsigned ti;         /* its tier (index in st->lower) */
     int io_err;
     sfpd_list wait_link;
     sfpd_done_fn done;
@@ -356,27 +365,47 @@ static bool entry_idle(const entry *e)
 
 /* ------------------------------------------------------------ disk ops */
 
-static int tier_job_state(sfpd_job *job)
+static int tier_job_state(sfpd_job *job, unsigned ti)
 {
     sfpd_store *st = job->st;
-    if (job->tier_state)
+    if (job->tier_state[ti])
         return 0;
-    return st->disk->ops->job_open(st->disk, job->id, job->uid, &job->tier_state);
+    return st->lower[ti]->ops->job_open(st->lower[ti], job->id, job->uid, &job->tier_state[ti]);
 }
+
+/* Counts a record of e placed in lower tier ti (or no longer: sign -1). */
+static void lower_count(entry *e, unsigned ti, int sign)
+{
+    sfpd_job *job = e->job;
+    sfpd_tier *t = job->st->lower[ti];
+    if (sign > 0) {
+        job->lt_bytes[ti] += e->frame_len;
+        job->lt_frames[ti]++;
+        t->frames++;
+    } else {
+        job->lt_bytes[ti] -= e->frame_len;
+        job->lt_frames[ti]--;
+        t->frames--;
+    }
+}
+
+static bool is_disk(const sfpd_store *st, unsigned ti) { return (int)ti == st->disk_ti; }
 
 typedef struct kill_op {
     uv_work_t w;
     sfpd_store *st;
     sfpd_job *job;
     sfpd_loc loc;
+    unsigned ti;
 } kill_op;
 
 static void kill_run(uv_work_t *w)
 {
     kill_op *k = (kill_op *)w;
-    int r = k->st->disk->ops->kill(k->st->disk, &k->loc);
+    sfpd_tier *t = k->st->lower[k->ti];
+    int r = t->ops->kill(t, &k->loc);
     if (r < 0)
-        sfpd_warn("disk: cannot mark a dropped record dead: %s", strerror(-r));
+        sfpd_warn("%s: cannot mark a dropped record dead: %s", t->ops->name, strerror(-r));
 }
 
 static void kill_done(uv_work_t *w, int status)
@@ -384,7 +413,7 @@ static void kill_done(uv_work_t *w, int status)
     kill_op *k = (kill_op *)w;
     sfpd_store *st = k->st;
     (void)status;
-    st->disk->ops->release(st->disk, &k->loc, true);
+    st->lower[k->ti]->ops->release(st->lower[k->ti], &k->loc, true);
     st->inflight--;
     job_io_done(k->job);
     sfpd_free(k);
@@ -401,14 +430,13 @@ static void disk_forget(entry *e)
     if (!e->on_disk)
         return;
     e->on_disk = false;
-    job->disk_bytes -= e->frame_len;
-    job->disk_frames--;
-    st->disk->frames--;
+    lower_count(e, e->lt, -1);
     k = sfpd_calloc(1, sizeof(*k));
     if (k && !st->shutting_down) {
         k->st = st;
         k->job = job;
         k->loc = e->loc;
+        k->ti = e->lt;
         if (uv_queue_work(st->loop, &k->w, kill_run, kill_done) == 0) {
             st->inflight++;
             job->io_inflight++;
@@ -416,7 +444,7 @@ static void disk_forget(entry *e)
         }
     }
     sfpd_free(k);
-    st->disk->ops->release(st->disk, &e->loc, true);
+    st->lower[e->lt]->ops->release(st->lower[e->lt], &e->loc, true);
 }
 
 /* ---------------------------------------------------------- entry life */
@@ -458,22 +486,27 @@ typedef struct spill_op {
     uv_work_t w;
     entry *e;
     sfpd_loc loc;
+    unsigned ti;
     int err;
     uint64_t t0;
 } spill_op;
+
+static int spill_from(entry *e, unsigned first);
 
 static void spill_run(uv_work_t *w)
 {
     spill_op *s = (spill_op *)w;
     entry *e = s->e;
     sfpd_store *st = e->job->st;
+    sfpd_tier *t = st->lower[s->ti];
     sfpd_rec_meta m = {
         .key = &e->key, .seq = e->seq, .frame_checksum = e->checksum,
         .count = e->count, .dtype = e->dtype, .mbits = e->mbits, .ebits = e->ebits,
         .coder = e->coder,
     };
-    s->err = st->disk->ops->write(st->disk, &s->loc, &m, e->dram);
-    sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - s->t0);
+    s->err = t->ops->write(t, &s->loc, &m, e->dram);
+    if (is_disk(st, s->ti))
+        sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - s->t0);
 }
 
 static void spill_done(uv_work_t *w, int status)
@@ -490,20 +523,28 @@ static void spill_done(uv_work_t *w, int status)
     st->inflight--;
     if (s->err == 0) {
         e->loc = s->loc;
+        e->lt = (uint8_t)s->ti;
         e->on_disk = true;
-        job->disk_bytes += e->frame_len;
-        job->disk_frames++;
-        st->disk->frames++;
-        sfpd_stat_inc(SFPD_C_SPILLS, 1);
-        sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
+        lower_count(e, s->ti, 1);
+        if (is_disk(st, s->ti)) {
+            sfpd_stat_inc(SFPD_C_SPILLS, 1);
+            sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
+        }
         if (e->pins == 0)
             dram_release(e);
     } else {
-        /* the frame stays in DRAM; never picked again, so a broken disk
-         * cannot make admission spin: waiting Puts fail with the code */
-        sfpd_err("spill of job %s tensor %s failed: %s", job->id, e->key.name, strerror(-s->err));
-        e->spill_failed = true;
-        st->disk->ops->release(st->disk, &s->loc, false);
+        st->lower[s->ti]->ops->release(st->lower[s->ti], &s->loc, false);
+        /* a peer that refused or is unreachable: the next tier takes it */
+        if (s->ti + 1 < st->n_lower && !e->dropped && !st->shutting_down &&
+            spill_from(e, s->ti + 1) == 0) {
+            sfpd_debug("spill of job %s tensor %s to %s failed (%s): next tier", job->id,
+                       e->key.name, st->lower[s->ti]->ops->name, strerror(-s->err));
+        } else {
+            /* the frame stays in DRAM; never picked again, so a broken disk
+             * cannot make admission spin: waiting Puts fail with the code */
+            sfpd_err("spill of job %s tensor %s failed: %s", job->id, e->key.name, strerror(-s->err));
+            e->spill_failed = true;
+        }
     }
     sfpd_free(s);
     entry_maybe_free(e);
@@ -514,16 +555,35 @@ static void spill_done(uv_work_t *w, int status)
 }
 
 /*
- * Evicts e from DRAM: at once if a disk copy exists, else by a write on the
- * pool. Returns 0 if bytes were freed or will be, -errno if not possible.
+ * Reserves room for a frame of len bytes in the first lower tier, from
+ * index first on, that has it; *ti says which. -ENOSPC (or the last
+ * error) when none has.
+ */
+static int lower_reserve(sfpd_job *job, const sfpd_key *key, uint64_t len, unsigned first,
+                         unsigned *ti, sfpd_loc *loc)
+{
+    sfpd_store *st = job->st;
+    int r = -ENOSPC;
+    for (unsigned i = first; i < st->n_lower; i++) {
+        sfpd_tier *t = st->lower[i];
+        if ((r = tier_job_state(job, i)) < 0)
+            continue;
+        if ((r = t->ops->reserve(t, job->tier_state[i], key, len, loc)) == 0) {
+            *ti = i;
+            return 0;
+        }
+    }
+    return r;
+}
+
+/*
+ * Evicts e from DRAM: at once if a lower-tier copy exists, else by a write on
+ * the pool (to the first tier of tier_order that takes it; a failed write
+ * falls through to the next). Returns 0 if bytes were freed or will be,
+ * -errno if not possible.
  */
 static int spill(entry *e)
 {
-    sfpd_job *job = e->job;
-    sfpd_store *st = job->st;
-    spill_op *s;
-    int r;
-
     if (e->on_disk) {
         if (e->prefetched && !e->consumed)
             sfpd_stat_inc(SFPD_C_PREFETCH_WASTED, 1);
@@ -532,12 +592,21 @@ static int spill(entry *e)
         sfpd_stat_inc(SFPD_C_SPILL_CLEAN, 1);
         return 0;
     }
-    if ((r = tier_job_state(job)) < 0)
-        return r;
+    return spill_from(e, 0);
+}
+
+/* Writes e's frame to the first lower tier from index first that takes it. */
+static int spill_from(entry *e, unsigned first)
+{
+    sfpd_job *job = e->job;
+    sfpd_store *st = job->st;
+    spill_op *s;
+    int r;
+
     s = sfpd_calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    r = st->disk->ops->reserve(st->disk, job->tier_state, &e->key, e->frame_len, &s->loc);
+    r = lower_reserve(job, &e->key, e->frame_len, first, &s->ti, &s->loc);
     if (r < 0) {
         sfpd_free(s);
         return r;
@@ -545,7 +614,7 @@ static int spill(entry *e)
     s->e = e;
     s->t0 = sfpd_now_ns();
     if (uv_queue_work(st->loop, &s->w, spill_run, spill_done) != 0) {
-        st->disk->ops->release(st->disk, &s->loc, false);
+        st->lower[s->ti]->ops->release(st->lower[s->ti], &s->loc, false);
         sfpd_free(s);
         return -EIO;
     }
@@ -656,9 +725,12 @@ static void direct_write_run(uv_work_t *w)
     m.seq = st->seq + 1; /* approximate; only orders duplicates at re-adoption */
     if (sfp_frame_parse(op->frame, op->frame_len, &info) == 0)
         m.frame_checksum = info.checksum;
-    op->io_err = st->disk->ops->write(st->disk, &op->loc, &m, op->frame);
-    sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - t0);
+    op->io_err = st->lower[op->ti]->ops->write(st->lower[op->ti], &op->loc, &m, op->frame);
+    if (is_disk(st, op->ti))
+        sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - t0);
 }
+
+static void put_direct_from(put_op *op, unsigned first);
 
 static void direct_write_done(uv_work_t *w, int status)
 {
@@ -666,17 +738,24 @@ static void direct_write_done(uv_work_t *w, int status)
     sfpd_store *st = op->st;
     sfpd_job *job = op->job;
     entry *e;
+    sfpd_tier *t = st->lower[op->ti];
 
     (void)status;
     st->inflight--;
     if (op->io_err == 0 && job->free_pending) {
-        st->disk->ops->release(st->disk, &op->loc, true);
+        t->ops->release(t, &op->loc, true);
         put_finish(op, ST(E_NOT_FOUND), "job ended during the Put", 1);
         check_shutdown(st);
         return;
     }
     if (op->io_err < 0) {
-        st->disk->ops->release(st->disk, &op->loc, false);
+        t->ops->release(t, &op->loc, false);
+        if (op->ti + 1 < st->n_lower && !st->shutting_down) {
+            /* a peer that refused or is unreachable: the next tier */
+            put_direct_from(op, op->ti + 1);
+            check_shutdown(st);
+            return;
+        }
         sfpd_err("direct spill of job %s tensor %s failed: %s", job->id, op->key.name,
                  strerror(-op->io_err));
         put_finish(op, spill_error_status(op->io_err), "spill write failed", 1);
@@ -686,41 +765,47 @@ static void direct_write_done(uv_work_t *w, int status)
     e = entry_from_put(op);
     if (!e || index_insert(st, e) < 0) {
         sfpd_free(e);
-        st->disk->ops->release(st->disk, &op->loc, true);
+        t->ops->release(t, &op->loc, true);
         put_finish(op, ST(E_NO_MEMORY), "out of memory", 1);
         check_shutdown(st);
         return;
     }
     e->loc = op->loc;
+    e->lt = (uint8_t)op->ti;
     e->on_disk = true;
-    job->disk_bytes += e->frame_len;
-    job->disk_frames++;
-    st->disk->frames++;
-    sfpd_stat_inc(SFPD_C_SPILLS, 1);
-    sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
+    lower_count(e, op->ti, 1);
+    if (is_disk(st, op->ti)) {
+        sfpd_stat_inc(SFPD_C_SPILLS, 1);
+        sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
+    }
     job->last_was_put = true;
     job->prefetch_active = false; /* forward: no reading back until a Get */
     put_finish(op, 0, NULL, 1);
     check_shutdown(st);
 }
 
-static void put_direct_to_disk(put_op *op)
+static void put_direct_from(put_op *op, unsigned first)
 {
     sfpd_store *st = op->st;
     int r;
 
-    if ((r = tier_job_state(op->job)) < 0 ||
-        (r = st->disk->ops->reserve(st->disk, op->job->tier_state, &op->key, op->frame_len, &op->loc)) < 0) {
+    if ((r = lower_reserve(op->job, &op->key, op->frame_len, first, &op->ti, &op->loc)) < 0) {
         put_finish(op, spill_error_status(r),
                    r == -ENOSPC ? "DRAM full and disk tier over its budget" : "cannot reserve disk space", 1);
         return;
     }
+    op->io_err = 0;
     if (uv_queue_work(st->loop, &op->w, direct_write_run, direct_write_done) != 0) {
-        st->disk->ops->release(st->disk, &op->loc, false);
+        st->lower[op->ti]->ops->release(st->lower[op->ti], &op->loc, false);
         put_finish(op, ST(E_INTERNAL), "cannot queue work", 1);
         return;
     }
     st->inflight++; /* the job reference of the put op covers this write */
+}
+
+static void put_direct_to_disk(put_op *op)
+{
+    put_direct_from(op, 0);
 }
 
 static void put_install(put_op *op)
@@ -909,15 +994,18 @@ static void decode_run(uv_work_t *w)
             op->io_err = -ENOMEM;
             return;
         }
-        r = st->disk->ops->read(st->disk, &e->loc, buf);
-        sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
+        r = st->lower[e->lt]->ops->read(st->lower[e->lt], &e->loc, buf);
+        if (is_disk(st, e->lt))
+            sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
         if (r < 0) {
             op->io_err = r;
             sfpd_free(buf);
             return;
         }
-        sfpd_stat_inc(SFPD_C_DISK_READS, 1);
-        sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
+        if (is_disk(st, e->lt)) {
+            sfpd_stat_inc(SFPD_C_DISK_READS, 1);
+            sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
+        }
         frame = buf;
         t0 = sfpd_now_ns();
     }
@@ -978,7 +1066,14 @@ static void decode_done(uv_work_t *w, int status)
 
     (void)status;
     st->inflight--;
-    if (op->io_err) {
+    if (op->io_err == -ENOLINK) {
+        /* held only by a peer that is unreachable or lost it: never guess */
+        sfpd_err("job %s rank %u step %llu tensor %s: frame lost with its peer", e->job->id,
+                 e->key.rank, (unsigned long long)e->key.step, e->key.name);
+        get_complete(op, ST(E_LOST), "frame lost: its peer is unreachable or lost it");
+    } else if (op->io_err == -EBADMSG) {
+        get_complete(op, ST(E_CORRUPT), "frame from the peer failed verification");
+    } else if (op->io_err) {
         sfpd_err("job %s tensor %s: spill read failed: %s", e->job->id, e->key.name,
                  strerror(-op->io_err));
         get_complete(op, op->io_err == -ENOMEM ? ST(E_NO_MEMORY) : ST(E_IO), "spill read failed");
@@ -1106,14 +1201,17 @@ static void load_run(uv_work_t *w)
         l->err = -ENOMEM;
         return;
     }
-    r = st->disk->ops->read(st->disk, &e->loc, l->buf);
+    r = st->lower[e->lt]->ops->read(st->lower[e->lt], &e->loc, l->buf);
     if (r == 0) {
-        sfpd_stat_inc(SFPD_C_DISK_READS, 1);
-        sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
+        if (is_disk(st, e->lt)) {
+            sfpd_stat_inc(SFPD_C_DISK_READS, 1);
+            sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
+        }
         if (sfp_frame_verify(l->buf, (size_t)e->frame_len, NULL) != 0)
             r = -EBADMSG;
     }
-    sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
+    if (is_disk(st, e->lt))
+        sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
     if (r < 0) {
         sfpd_free(l->buf);
         l->buf = NULL;
@@ -1145,6 +1243,7 @@ static void load_done(uv_work_t *w, int status)
         sfpd_err("job %s rank %u step %llu tensor %s: spilled frame failed its checksum",
                  job->id, e->key.rank, (unsigned long long)e->key.step, e->key.name);
     } else if (l->err) {
+        e->load_failed = true; /* a Get still tries (and reports) the read */
         sfpd_warn("job %s tensor %s: prefetch read failed: %s", job->id, e->key.name,
                   strerror(-l->err));
     }
@@ -1208,7 +1307,7 @@ static void pump_prefetch(sfpd_job *job)
         if (e->consumed || e->corrupt)
             continue;
         ahead++;
-        if (e->dram || e->loading || e->pins || !e->on_disk)
+        if (e->dram || e->loading || e->pins || !e->on_disk || e->load_failed)
             continue;
         /* room: free budget, else evict stashes already read */
         while (!fits(st, job, e->frame_len, false)) {
@@ -1251,7 +1350,8 @@ static void close_graves(sfpd_job *job, bool delete_data)
 {
     sfpd_store *st = job->st;
     for (size_t i = 0; i < job->n_graves; i++)
-        st->disk->ops->job_close(st->disk, job->graves[i], delete_data);
+        st->lower[job->graves[i].ti]->ops->job_close(st->lower[job->graves[i].ti],
+                                                     job->graves[i].state, delete_data);
     sfpd_free(job->graves);
     job->graves = NULL;
     job->n_graves = 0;
@@ -1264,8 +1364,9 @@ static void job_free(sfpd_job *job)
         sfpd_err("job %s freed with %llu stashes left", job->id, (unsigned long long)job->frames);
     close_graves(job, !st->shutting_down);
     sfpd_list_remove(&job->link);
-    if (job->tier_state)
-        st->disk->ops->job_close(st->disk, job->tier_state, !st->shutting_down);
+    for (unsigned i = 0; i < st->n_lower; i++)
+        if (job->tier_state[i])
+            st->lower[i]->ops->job_close(st->lower[i], job->tier_state[i], !st->shutting_down);
     sfpd_free(job);
 }
 
@@ -1360,19 +1461,22 @@ void sfpd_store_job_end(sfpd_store *st, sfpd_job *job)
     job->prefetch_active = false;
     job->last_was_put = false;
     sfpd_stat_inc(SFPD_C_JOBS_ENDED, 1);
-    if (job->io_inflight && job->tier_state) {
-        /* pool work still uses the old segments: retire them when it is done;
-         * new spills of the job go to a fresh tier state */
-        void **g = sfpd_realloc(job->graves, (job->n_graves + 1) * sizeof(*g));
-        if (g) {
-            job->graves = g;
-            job->graves[job->n_graves++] = job->tier_state;
-            job->tier_state = NULL;
+    for (unsigned i = 0; i < st->n_lower; i++) {
+        if (job->io_inflight && job->tier_state[i]) {
+            /* pool work still uses the old segments: retire them when it is done;
+             * new spills of the job go to a fresh tier state */
+            struct grave *g = sfpd_realloc(job->graves, (job->n_graves + 1) * sizeof(*g));
+            if (g) {
+                job->graves = g;
+                job->graves[job->n_graves].ti = i;
+                job->graves[job->n_graves++].state = job->tier_state[i];
+                job->tier_state[i] = NULL;
+            }
+            /* out of memory: keep using the old state; its files go with the job */
+        } else if (job->tier_state[i]) {
+            st->lower[i]->ops->job_close(st->lower[i], job->tier_state[i], true);
+            job->tier_state[i] = NULL;
         }
-        /* out of memory: keep using the old state; its files go with the job */
-    } else if (job->tier_state) {
-        st->disk->ops->job_close(st->disk, job->tier_state, true);
-        job->tier_state = NULL;
     }
     run_admissions(st);
 }
@@ -1389,11 +1493,13 @@ void sfpd_store_job_snapshot(const sfpd_job *j, sfpd_job_snapshot *o)
     o->bytes_stored = j->stored_bytes;
     o->values = j->values;
     o->dram_bytes = j->dram_bytes;
-    o->disk_bytes = j->disk_bytes;
+    o->disk_bytes = j->lt_bytes[j->st->disk_ti];
+    o->peer_bytes = j->st->peer_ti >= 0 ? j->lt_bytes[j->st->peer_ti] : 0;
+    o->peer_frames = j->st->peer_ti >= 0 ? j->lt_frames[j->st->peer_ti] : 0;
     o->dram_high_water = j->dram_hwm;
     o->frames = j->frames;
     o->dram_frames = j->dram_frames;
-    o->disk_frames = j->disk_frames;
+    o->disk_frames = j->lt_frames[j->st->disk_ti];
 }
 
 static void sweep_cb(uv_timer_t *t)
@@ -1463,11 +1569,10 @@ static int adopt_cb(void *arg, const char *job_id, uint32_t owner, void *job_sta
     }
     e->loc = *loc;
     e->on_disk = true;
-    if (!j->tier_state)
-        j->tier_state = job_state; /* only once a record is really kept */
-    j->disk_bytes += e->frame_len;
-    j->disk_frames++;
-    st->disk->frames++;
+    if (!j->tier_state[st->disk_ti])
+        j->tier_state[st->disk_ti] = job_state; /* only once a record is really kept */
+    e->lt = (uint8_t)st->disk_ti;
+    lower_count(e, (unsigned)st->disk_ti, 1);
     sfpd_stat_inc(SFPD_C_FRAMES_READOPTED, 1);
     return 0;
 }
@@ -1478,7 +1583,7 @@ int sfpd_store_adopt(sfpd_store *st)
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next) {
         sfpd_job *j = sfpd_container_of(p, sfpd_job, link);
         sfpd_info("re-adopted job %s (uid %u): %llu spilled frames, %llu bytes; waiting %.0f s for it",
-                  j->id, j->uid, (unsigned long long)j->frames, (unsigned long long)j->disk_bytes,
+                  j->id, j->uid, (unsigned long long)j->frames, (unsigned long long)j->lt_bytes[st->disk_ti],
                   (double)st->grace_ns / 1e9);
     }
     return r;
@@ -1513,6 +1618,60 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *c)
     run_admissions(st);
 }
 
+/*
+ * tier_order: "dram" first, then "disk" and optionally "peer" in the order
+ * frames should go down. The peer tier is made here (it needs peers).
+ */
+static int parse_tier_order(sfpd_store *st, const sfpd_config *cfg)
+{
+    char buf[64];
+    char *save = NULL;
+    unsigned k = 0;
+    bool want_peer = false;
+    const char *order = cfg->tier_order && cfg->tier_order[0] ? cfg->tier_order : "dram,disk";
+
+    st->disk_ti = st->peer_ti = -1;
+    if (strlen(order) >= sizeof(buf))
+        goto bad;
+    snprintf(buf, sizeof(buf), "%s", order);
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save), k++) {
+        if (k == 0) {
+            if (strcmp(t, "dram") != 0)
+                goto bad;
+        } else if (strcmp(t, "disk") == 0 && st->disk_ti < 0 && st->n_lower < SFPD_MAX_LOWER) {
+            st->disk_ti = (int)st->n_lower;
+            st->lower[st->n_lower++] = st->disk;
+        } else if (strcmp(t, "peer") == 0 && st->peer_ti < 0 && st->n_lower < SFPD_MAX_LOWER) {
+            st->peer_ti = (int)st->n_lower;
+            st->lower[st->n_lower++] = NULL; /* made below */
+            want_peer = true;
+        } else {
+            goto bad;
+        }
+    }
+    if (st->disk_ti < 0)
+        goto bad;
+    if (!want_peer) {
+        if (cfg->peers && cfg->peers[0])
+            sfpd_warn("peers is set but tier_order (%s) has no peer tier: not used", order);
+        return 0;
+    }
+    if (!cfg->peers || !cfg->peers[0]) {
+        sfpd_err("tier_order %s needs the option peers", order);
+        return -EINVAL;
+    }
+    {
+        int r = sfpd_tier_peer_create(st->loop, cfg, &st->peer);
+        if (r < 0)
+            return r;
+        st->lower[st->peer_ti] = st->peer;
+    }
+    return 0;
+bad:
+    sfpd_err("tier_order '%s': expected dram,disk or dram,peer,disk or dram,disk,peer", order);
+    return -EINVAL;
+}
+
 int sfpd_store_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store **out)
 {
     sfpd_store *st = sfpd_calloc(1, sizeof(*st));
@@ -1529,8 +1688,10 @@ int sfpd_store_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store **out)
         sfpd_free(st);
         return r;
     }
-    if ((r = tab_grow(st)) < 0) {
+    if ((r = parse_tier_order(st, cfg)) < 0 || (r = tab_grow(st)) < 0) {
         st->disk->ops->destroy(st->disk);
+        if (st->peer)
+            st->peer->ops->destroy(st->peer);
         sfpd_free(st);
         return r;
     }
@@ -1591,11 +1752,14 @@ void sfpd_store_destroy(sfpd_store **pst)
         sfpd_job *j = sfpd_container_of(st->jobs.next, sfpd_job, link);
         sfpd_list_remove(&j->link);
         close_graves(j, false);
-        if (j->tier_state)
-            st->disk->ops->job_close(st->disk, j->tier_state, false);
+        for (unsigned i = 0; i < st->n_lower; i++)
+            if (j->tier_state[i])
+                st->lower[i]->ops->job_close(st->lower[i], j->tier_state[i], false);
         sfpd_free(j);
     }
     st->disk->ops->destroy(st->disk);
+    if (st->peer)
+        st->peer->ops->destroy(st->peer);
     sfpd_free(st->tab);
     sfpd_free(st);
 }
@@ -1621,6 +1785,19 @@ int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
     s->tiers[1].budget_bytes = st->disk->budget;
     s->tiers[1].frames = st->disk->frames;
     s->tiers[1].high_water = st->disk->high_water;
+    if (st->peer) {
+        /* fixed order dram, disk, peer whatever tier_order says */
+        snprintf(s->tiers[2].name, sizeof(s->tiers[2].name), "%s", st->peer->ops->name);
+        s->tiers[2].bytes = st->peer->ops->used(st->peer);
+        s->tiers[2].budget_bytes = st->peer->budget;
+        s->tiers[2].frames = st->peer->frames;
+        s->tiers[2].high_water = st->peer->high_water;
+        s->n_tiers = 3;
+        if (sfpd_tier_peer_fill_snapshot(st->peer, s) < 0)
+            return -ENOMEM;
+    }
+    if (sfpd_peer_srv_fill_snapshot(s) < 0)
+        return -ENOMEM;
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next)
         n++;
     s->n_jobs = 0;
@@ -1669,7 +1846,7 @@ int sfpd_store_list_tensors(sfpd_store *st, const char *job_id, size_t max,
             t->count = e->count;
             t->raw_bytes = e->raw_bytes;
             t->frame_bytes = e->frame_len;
-            t->tier = e->dram ? 0 : 1;
+            t->tier = e->dram ? 0 : e->on_disk && (int)e->lt == st->peer_ti ? 2 : 1;
         }
     }
     *out = v;

@@ -41,7 +41,7 @@ typedef struct sfpd_result {
     int codec_err;      /* libsfp error when relevant          */
     const char *msg;    /* static detail or NULL               */
     uint64_t stored_bytes;
-    int tier;           /* 0 DRAM, 1 disk                      */
+    int tier;           /* 0 DRAM, 1 lower tier (disk or peer) */
     uint64_t count, length;
     uint32_t dtype;
     bool hit;

@@ -1,5 +1,6 @@
 /*
- * tier.h - lower storage tiers below DRAM (disk today, a peer sfpd later).
+ * tier.h - lower storage tiers below DRAM: disk (tier_disk.c) and peer sfpd
+ * daemons over gRPC (tier_peer.c), stacked in the order of tier_order.
  *
  * The store keeps every frame's metadata and its DRAM copy; a lower tier
  * keeps byte copies of frames it is handed, addressed by an opaque
@@ -16,6 +17,9 @@
 #include "sfpd.h"
 
 typedef struct sfpd_tier sfpd_tier;
+
+/* Tiers below DRAM a store can stack (disk and the network tier). */
+#define SFPD_MAX_LOWER 2u
 
 /* A frame's place in a tier. handle is tier private (a segment, a peer). */
 typedef struct sfpd_loc {

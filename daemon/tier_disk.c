@@ -4,6 +4,12 @@
  *
  *   <spill_dir>/<owner uid>-<hex job id>/seg-<8 hex>.sfs
  *
+ * A job id whose hex form would make the directory name longer than
+ * NAME_MAX (255; ids over about 120 bytes) is written in unpadded base64url
+ * instead, after an underscore: <owner uid>_<base64url job id>. Both forms
+ * use only [0-9a-zA-Z_-], so no job id can name a path outside the spill
+ * directory.
+ *
  * A segment is a sequence of 8-byte aligned records:
  *   0  magic "SFPDREC1"       8
  *   8  u32 version (1)        12 u32 flags (bit 0: dead)
@@ -21,6 +27,14 @@
  * Offsets are reserved on the loop thread, so concurrent pool writes never
  * overlap. Data is not fsync'ed: spill files are a cache that survives a
  * daemon restart, not a machine crash.
+ *
+ * Fault injection (test builds only: compiled with -DSFPD_FAULT_INJECTION,
+ * i.e. tests/daemon/sfpd-faults, never the installed sfpd): the environment
+ * variable SFPD_FAULT_DISK="OP:N[+][:ERRNO],..." makes the N-th call of OP
+ * (counted from start-up, 1-based; with "+" that call and every later one)
+ * fail with ERRNO (EIO, ENOSPC, EFBIG or EDQUOT; default EIO). OP is
+ * "write" (a record write), "read" (a frame read back) or "open" (creating
+ * or opening a segment file). There is no fsync to fail (see above).
  */
 #include "tier.h"
 #include "stats.h"
@@ -82,6 +96,77 @@ struct disk {
 };
 
 static uint64_t pad8(uint64_t v) { return (v + 7) & ~UINT64_C(7); }
+
+/* ------------------------------------------------------- fault injection */
+
+enum { FAULT_OPEN, FAULT_WRITE, FAULT_READ, FAULT_OPS };
+
+#ifdef SFPD_FAULT_INJECTION
+#include <stdatomic.h>
+
+static const char *const fault_names[FAULT_OPS] = {"open", "write", "read"};
+static struct {
+    atomic_ullong calls;
+    unsigned long long at; /* 0: never */
+    bool onward;
+    int err;
+} faults[FAULT_OPS];
+
+/* Parses SFPD_FAULT_DISK once, on the loop thread at start-up. */
+static void fault_setup(void)
+{
+    const char *v = getenv("SFPD_FAULT_DISK");
+    char buf[256], *save = NULL;
+    if (!v || !v[0])
+        return;
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char op[16], rest[64] = "";
+        unsigned long long n = 0;
+        int i, used = 0;
+        if (sscanf(t, "%15[a-z]:%llu%n", op, &n, &used) < 2 || n == 0) {
+            sfpd_warn("SFPD_FAULT_DISK: ignoring \"%s\"", t);
+            continue;
+        }
+        snprintf(rest, sizeof(rest), "%s", t + used);
+        for (i = 0; i < FAULT_OPS && strcmp(op, fault_names[i]) != 0; i++)
+            ;
+        if (i == FAULT_OPS) {
+            sfpd_warn("SFPD_FAULT_DISK: unknown operation \"%s\"", op);
+            continue;
+        }
+        faults[i].at = n;
+        faults[i].onward = rest[0] == '+';
+        faults[i].err = EIO;
+        {
+            const char *e = strchr(rest, ':');
+            if (e && strcmp(e + 1, "ENOSPC") == 0)
+                faults[i].err = ENOSPC;
+            else if (e && strcmp(e + 1, "EFBIG") == 0)
+                faults[i].err = EFBIG;
+            else if (e && strcmp(e + 1, "EDQUOT") == 0)
+                faults[i].err = EDQUOT;
+        }
+        sfpd_warn("test build: disk %s call %llu%s will fail with %s", op, n,
+                  faults[i].onward ? " and every later one" : "", strerror(faults[i].err));
+    }
+}
+
+/* 0, or the injected -errno for this call of op (any thread). */
+static int fault_hit(int op)
+{
+    unsigned long long n;
+    if (!faults[op].at)
+        return 0;
+    n = atomic_fetch_add(&faults[op].calls, 1) + 1;
+    if (n == faults[op].at || (faults[op].onward && n > faults[op].at))
+        return -faults[op].err;
+    return 0;
+}
+#else
+static void fault_setup(void) {}
+static int fault_hit(int op) { (void)op; return 0; }
+#endif
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -230,15 +315,42 @@ static void seg_maybe_free(dseg *s)
 
 /* ----------------------------------------------------------------- jobs */
 
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Unpadded base64url of s[0..n) into out (4 * ceil(n / 3) + 1 bytes). */
+static void b64_encode(const unsigned char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        size_t k = n - i < 3 ? n - i : 3;
+        if (k > 1)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (k > 2)
+            v |= s[i + 2];
+        for (size_t j = 0; j <= k; j++)
+            out[o++] = b64url[(v >> (18 - 6 * j)) & 63];
+    }
+    out[o] = 0;
+}
+
 static char *job_dir(const disk *d, const char *job_id, uint32_t owner)
 {
-    size_t n = strlen(d->dir) + 16 + 2 * strlen(job_id) + 2;
+    size_t len = strlen(job_id);
+    size_t n = strlen(d->dir) + 16 + 2 * len + 2;
     char *p = sfpd_malloc(n), *q;
+    char uid[16];
     if (!p)
         return NULL;
-    q = p + snprintf(p, n, "%s/%u-", d->dir, owner);
-    for (const unsigned char *s = (const unsigned char *)job_id; *s; s++)
-        q += sprintf(q, "%02x", *s);
+    snprintf(uid, sizeof(uid), "%u", owner);
+    if (strlen(uid) + 1 + 2 * len <= NAME_MAX) {
+        q = p + snprintf(p, n, "%s/%s-", d->dir, uid);
+        for (const unsigned char *s = (const unsigned char *)job_id; *s; s++)
+            q += sprintf(q, "%02x", *s);
+    } else {
+        q = p + snprintf(p, n, "%s/%s_", d->dir, uid);
+        b64_encode((const unsigned char *)job_id, len, q);
+    }
     return p;
 }
 
@@ -381,6 +493,8 @@ static int open_seg(dseg *s, bool create)
     pthread_mutex_lock(&s->mu);
     if (s->fd >= 0)
         goto out;
+    if ((r = fault_hit(FAULT_OPEN)) < 0)
+        goto out;
     if (create) {
         pthread_mutex_lock(&j->mu);
         if (!j->dir_made) {
@@ -458,6 +572,8 @@ static int disk_write(sfpd_tier *t, const sfpd_loc *loc, const sfpd_rec_meta *m,
     (void)t;
     if ((r = open_seg(s, true)) < 0)
         return r;
+    if ((r = fault_hit(FAULT_WRITE)) < 0)
+        return r;
     memcpy(hdr, REC_MAGIC, 8);
     put32(hdr + 8, 1);
     put32(hdr + 12, 0);
@@ -491,6 +607,8 @@ static int disk_read(sfpd_tier *t, const sfpd_loc *loc, void *buf)
     (void)t;
     if ((r = open_seg(s, false)) < 0)
         return r;
+    if ((r = fault_hit(FAULT_READ)) < 0)
+        return r;
     return full_pread(s->fd, buf, loc->frame_len, loc->off + loc->data_off);
 }
 
@@ -522,6 +640,33 @@ static int unhex(const char *s, char *out, size_t cap)
     }
     out[n / 2] = 0;
     return 0;
+}
+
+/* Inverse of b64_encode; only canonical encodings of NUL-free ids pass. */
+static int unb64(const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s), o = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    char check[4 * (SFPD_JOB_ID_MAX / 3 + 1) + 1];
+    if (n == 0 || n % 4 == 1 || n > sizeof(check) - 1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = strchr(b64url, s[i]);
+        if (!s[i] || !c)
+            return -1;
+        acc = acc << 6 | (uint32_t)(c - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= cap || ((acc >> bits) & 0xff) == 0)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = 0;
+    b64_encode((const unsigned char *)out, o, check);
+    return strcmp(check, s) == 0 ? 0 : -1;
 }
 
 static void adopt_segment(disk *d, djob *j, uint32_t id, const char *job_id,
@@ -618,12 +763,20 @@ static int disk_adopt(sfpd_tier *t, sfpd_adopt_fn fn, void *arg)
         DIR *jd;
         struct dirent *f;
 
-        if (sscanf(e->d_name, "%u-%n", &owner, &n) != 1 || n == 0 ||
-            unhex(e->d_name + n, job_id, sizeof(job_id)) < 0)
+        if (sscanf(e->d_name, "%u%n", &owner, &n) != 1 || n == 0 ||
+            (e->d_name[n] == '-' ? unhex(e->d_name + n + 1, job_id, sizeof(job_id))
+             : e->d_name[n] == '_' ? unb64(e->d_name + n + 1, job_id, sizeof(job_id))
+                                   : -1) < 0)
             continue;
         j = job_new(d, job_id, owner);
         if (!j)
             break;
+        if (strcmp(j->dir + strlen(d->dir) + 1, e->d_name) != 0) {
+            /* not the canonical name of its id: not ours, leave it alone */
+            sfpd_list_remove(&j->link);
+            job_release(j);
+            continue;
+        }
         j->dir_made = true;
         jd = opendir(j->dir);
         if (jd) {
@@ -696,6 +849,7 @@ int sfpd_tier_disk_create(uv_loop_t *loop, const char *dir, uint64_t budget,
         sfpd_free(d);
         return r;
     }
+    fault_setup();
     d->loop = loop;
     d->base.ops = &disk_ops;
     d->base.budget = budget;

@@ -7,7 +7,9 @@
 #include "config.h"
 #include "internal.h"
 
-static const sfp__kernels *volatile active;
+/* Set on first use from any thread: atomic, so concurrent first calls
+ * (e.g. sfpd's pool threads) do not race (found by ThreadSanitizer). */
+static const sfp__kernels *active;
 static sfp_impl active_impl;
 
 static int cpu_has_avx2(void)
@@ -28,14 +30,14 @@ int sfp_set_impl(sfp_impl impl)
             return sfp_set_impl(SFP_IMPL_AVX2);
         return sfp_set_impl(SFP_IMPL_C);
     case SFP_IMPL_C:
-        active = &sfp__kernels_c;
-        active_impl = SFP_IMPL_C;
+        __atomic_store_n(&active_impl, SFP_IMPL_C, __ATOMIC_RELAXED);
+        __atomic_store_n(&active, &sfp__kernels_c, __ATOMIC_RELEASE);
         return SFP_OK;
     case SFP_IMPL_AVX2:
 #if HAVE_AVX2
         RETURN_IF(!cpu_has_avx2(), SFP_EUNSUPPORTED);
-        active = &sfp__kernels_avx2;
-        active_impl = SFP_IMPL_AVX2;
+        __atomic_store_n(&active_impl, SFP_IMPL_AVX2, __ATOMIC_RELAXED);
+        __atomic_store_n(&active, &sfp__kernels_avx2, __ATOMIC_RELEASE);
         return SFP_OK;
 #else
         return SFP_EUNSUPPORTED;
@@ -47,12 +49,12 @@ int sfp_set_impl(sfp_impl impl)
 sfp_impl sfp_get_impl(void)
 {
     (void)sfp__kernels_get();
-    return active_impl;
+    return __atomic_load_n(&active_impl, __ATOMIC_RELAXED);
 }
 
 const sfp__kernels *sfp__kernels_get(void)
 {
-    const sfp__kernels *k = active;
+    const sfp__kernels *k = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
     if (SFP__LIKELY(k != NULL))
         return k;
     const char *env = getenv("SFP_IMPL");
@@ -60,5 +62,5 @@ const sfp__kernels *sfp__kernels_get(void)
         sfp_set_impl(SFP_IMPL_C);
     else if (!(env && sfp_set_impl(SFP_IMPL_AVX2) == 0 && strcmp(env, "avx2") == 0))
         sfp_set_impl(SFP_IMPL_AUTO);
-    return active;
+    return __atomic_load_n(&active, __ATOMIC_ACQUIRE);
 }

@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-/* X(name, value, message). Values -101..-118 mirror the daemon's Status. */
+/* X(name, value, message). Values -101..-119 mirror the daemon's Status. */
 #define SFPC_ERRORS(X)                                                        \
     X(EINVAL,        -1,   "invalid argument")                                \
     X(ENOMEM,        -2,   "out of memory")                                   \
@@ -50,7 +50,8 @@ extern "C" {
     X(ENOSHM,        -115, "sfpd: no usable shared memory")                   \
     X(ETOOLARGE,     -116, "sfpd: message or tensor too large")               \
     X(EHELLO,        -117, "sfpd: Hello required")                            \
-    X(EINTERNAL,     -118, "sfpd: internal error")
+    X(EINTERNAL,     -118, "sfpd: internal error")                            \
+    X(ELOST,         -119, "sfpd: frame lost with an unreachable peer")
 
 enum {
     SFPC_OK = 0,
@@ -92,7 +93,7 @@ typedef struct sfpc_key {
 
 typedef struct sfpc_put_info {
     uint64_t stored_bytes;   /* frame size                    */
-    int tier;                /* 0 DRAM, 1 disk                */
+    int tier;                /* 0 DRAM, 1 disk; -1 not known yet (async) */
 } sfpc_put_info;
 
 typedef struct sfpc_get_info {
@@ -110,7 +111,9 @@ typedef struct sfpc_get_info {
  * is used in place, else it is copied there first. With SFPC_ASYNC (only for
  * data inside the shm) the call returns once the request is sent; the region
  * must stay untouched until sfpc_flush() or any later synchronous call
- * returns, which also reports the first asynchronous error. info may be NULL.
+ * returns, which also reports the first asynchronous error. info may be NULL;
+ * for an asynchronous put it is filled when the acknowledgement is read (at
+ * the latest by sfpc_flush()) and must stay valid until then.
  */
 int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
              const sfp_params *p, unsigned flags, sfpc_put_info *info);
