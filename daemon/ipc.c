@@ -129,6 +129,7 @@ static int validate(const sfpd_request *r, const char **why)
     case SFP__IPC__V1__REQUEST__BODY_PREFETCH:
     case SFP__IPC__V1__REQUEST__BODY_END_JOB:
     case SFP__IPC__V1__REQUEST__BODY_STATS:
+    case SFP__IPC__V1__REQUEST__BODY_POLICY:
         return 0;
     default:
         *why = "unknown or missing request type";

@@ -42,6 +42,8 @@ typedef struct dstash {
     size_t shm_size, pos;  /* bump allocator in the shared memory  */
     pending *pend;         /* async puts of the current step       */
     size_t npend, cpend;
+    uint64_t policy_seen;  /* newest policy generation puts reported */
+    sfpw_override policy;  /* the last one fetched                 */
 } dstash;
 
 static const sfpw_stash_ops daemon_ops;
@@ -151,9 +153,12 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put (acknowledgement)");
-    for (size_t i = 0; i < d->npend; i++)
+    for (size_t i = 0; i < d->npend; i++) {
         if (bytes)
             bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
+        if (d->pend[i].info.policy_generation > d->policy_seen)
+            d->policy_seen = d->pend[i].info.policy_generation;
+    }
     d->npend = 0;
     d->pos = 0;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
@@ -288,7 +293,38 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
     return 0;
 }
 
+int sfpw_stash_daemon_policy(sfpw_stash *st, sfpw_override *out)
+{
+    if (!sfpw_stash_daemon_alive(st))
+        return 0;
+    dstash *d = st->impl;
+    if (d->policy_seen > d->policy.generation) {
+        sfpc_policy p;
+        int rc = sfpc_policy_get(d->c, &p);
+        if (rc < 0) {
+            /* the next stash call sees the same failure and handles it */
+            return d->policy.generation ? (*out = d->policy, 1) : 0;
+        }
+        d->policy.generation = p.generation;
+        d->policy.min_k = p.min_mbits;
+        d->policy.max_k = p.max_mbits;
+        d->policy.min_e = p.min_ebits;
+        d->policy.max_e = p.max_ebits;
+        d->policy.pin = p.pin;
+        d->policy.pin_k = p.pin_mbits;
+        d->policy.pin_e = p.pin_ebits;
+        d->policy.coder = p.coder;
+        d->policy.freeze = p.freeze;
+        d->policy_seen = p.generation;
+    }
+    if (!d->policy.generation)
+        return 0;
+    *out = d->policy;
+    return 1;
+}
+
 int sfpw_stash_daemon_alive(const sfpw_stash *st)
+
 {
     return st && st->ops == &daemon_ops && !((const dstash *)st->impl)->lost;
 }

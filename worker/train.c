@@ -318,7 +318,9 @@ typedef struct epoch_rec {
     int epoch;
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
-    double x_bytes, x_fp32; /* weight exchange: frame and FP32 bytes, summed over steps */
+    uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
+    double x_bytes, x_fp32;
+ /* weight exchange: frame and FP32 bytes, summed over steps */
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
     uint64_t steps;
     int measured;
@@ -412,6 +414,8 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
                 1e3 * r->t_compute / r->steps, 1e3 * r->t_quant / r->steps,
                 1e3 * r->t_stash / r->steps, 1e3 * r->t_comm / r->steps,
                 1e3 * r->t_opt / r->steps, 1e3 * r->t_publish / r->steps);
+        fprintf(f, ",\n     \"sfpd_policy_generation\": %llu",
+                (unsigned long long)r->policy_generation);
         fprintf(f, ",\n     \"weight_exchange\": {\"bytes_per_step\": %.1f, "
                    "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
                 r->x_bytes / r->steps, r->x_fp32 / r->steps,
@@ -542,6 +546,74 @@ static int open_stash(opts *o, const sfpw_model *m, int max_rows,
         sfpw_dist_set_encoder(dist, encode_via_daemon, *out);
     return 0;
 #endif
+}
+
+/* ------------------------------------------------------- operator policy */
+
+#define NOVR 10 /* doubles of an sfpw_override in the step's allreduce */
+
+static void ovr_pack(const sfpw_override *v, double *d)
+{
+    d[0] = (double)v->generation;
+    d[1] = v->min_k;
+    d[2] = v->max_k;
+    d[3] = v->min_e;
+    d[4] = v->max_e;
+    d[5] = v->pin;
+    d[6] = v->pin_k;
+    d[7] = v->pin_e;
+    d[8] = v->coder;
+    d[9] = v->freeze;
+}
+
+static void ovr_unpack(const double *d, sfpw_override *v)
+{
+    v->generation = (uint64_t)d[0];
+    v->min_k = (unsigned)d[1];
+    v->max_k = (unsigned)d[2];
+    v->min_e = (unsigned)d[3];
+    v->max_e = (unsigned)d[4];
+    v->pin = d[5] != 0;
+    v->pin_k = (unsigned)d[6];
+    v->pin_e = (unsigned)d[7];
+    v->coder = (int)d[8];
+    v->freeze = d[9] != 0;
+}
+
+/* Widths after the operator's bounds or pins (v NULL or generation 0: as is). */
+static void ovr_apply(const sfpw_override *v, sfp_width *w, int T)
+{
+    if (!v || !v->generation)
+        return;
+    for (int t = 0; t < T; t++) {
+        if (v->pin) {
+            w[t].k = v->pin_k;
+            w[t].e = v->pin_e;
+            continue;
+        }
+        if (w[t].k < v->min_k)
+            w[t].k = v->min_k;
+        if (w[t].k > v->max_k)
+            w[t].k = v->max_k;
+        if (w[t].e < v->min_e)
+            w[t].e = v->min_e;
+        if (w[t].e > v->max_e)
+            w[t].e = v->max_e;
+    }
+}
+
+static void ovr_say(const sfpw_override *v, uint64_t step)
+{
+    static const char *cn[] = { "plain", "gecko", "rans" };
+    if (v->pin)
+        say("sfpd policy generation %llu from step %llu: widths pinned at k=%u e=%u",
+            (unsigned long long)v->generation, (unsigned long long)step, v->pin_k, v->pin_e);
+    else
+        say("sfpd policy generation %llu from step %llu: mantissa bits %u..%u, exponent bits %u..%u",
+            (unsigned long long)v->generation, (unsigned long long)step, v->min_k, v->max_k,
+            v->min_e, v->max_e);
+    say(", coder %s%s\n", v->coder >= 0 && v->coder <= 2 ? cn[v->coder] : "as configured",
+        v->freeze ? ", widths frozen" : "");
 }
 
 static const char *stash_err(sfpw_stash *st, int rc)
@@ -754,7 +826,10 @@ static int run(int argc, char **argv)
     uint8_t *yb = malloc((size_t)max_rows);
     const int T = model.ntensors;
     const int NZ = 3 * T + 4 + SFPW_NCODERS * T; /* per-tensor zeros */
-    const int NR = NZ + T;
+    const int NO = NZ + T;          /* rank 0's view of the operator policy */
+    const int NR = NO + NOVR;
+    sfpw_override ovr;              /* applied by every rank */
+    memset(&ovr, 0, sizeof ovr);
     double *red = malloc(sizeof(double) * NR);
     if (!xb || !yb || !red) {
         free(xb);
@@ -846,6 +921,14 @@ static int run(int argc, char **argv)
             for (int c = 0; c < SFPW_NCODERS; c++)
                 for (int t = 0; t < T; t++)
                     red[3 * T + 4 + c * T + t] = po.coder_bytes[c][t];
+            {
+                /* sfpd tells rank 0; the sum hands rank 0's view to all */
+                sfpw_override v;
+                memset(&v, 0, sizeof v);
+                if (g_rank != 0 || !sfpw_stash_daemon_policy(stash, &v))
+                    memset(&v, 0, sizeof v);
+                ovr_pack(&v, red + NO);
+            }
             if ((rc = sfpw_dist_allreduce_sum(dist, red, NR))) {
                 err("allreduce failed\n");
                 goto out_loop;
@@ -882,14 +965,30 @@ static int run(int argc, char **argv)
             }
             loss_sum += red[3 * T];
             correct += red[3 * T + 1];
-            if ((rc = sfp_policy_update(pol, step, loss, red, red + T))) {
+            {
+                sfpw_override v;
+                ovr_unpack(red + NO, &v);
+                if (v.generation && v.generation != ovr.generation) {
+                    ovr = v;
+                    if (quant)
+                        ovr_say(&ovr, step + 1);
+                    else
+                        say("sfpd policy generation %llu ignored: policy fp32\n",
+                            (unsigned long long)ovr.generation);
+                    base.coder = ovr.coder >= 0 ? (sfp_coder)ovr.coder : o.coder;
+                }
+            }
+            if (!ovr.freeze &&
+                (rc = sfp_policy_update(pol, step, loss, red, red + T))) {
                 err("policy update: %s\n", sfp_strerror(rc));
                 goto out_loop;
             }
             double t_opt0 = sfpw_now();
             sfpw_dist_update(dist, &o.opt, step + 1);
             double t_pub0 = sfpw_now();
-            if ((rc = sfp_policy_choose(pol, step + 1, width)) ||
+            if (!(rc = sfp_policy_choose(pol, step + 1, width)))
+                ovr_apply(&ovr, width, T);
+            if (rc ||
                 (rc = sfpw_dist_publish(dist, quant ? width : NULL, &base,
                                         sfpw_net_weights(net), wbytes)) ||
                 (measure && (rc = sfpw_dist_coder_bytes(dist, &wcb[0][0])))) {
@@ -930,6 +1029,8 @@ static int run(int argc, char **argv)
                 ewidth[t].e = (unsigned)ceil(e - 1e-9);
             }
         }
+        if (quant)
+            ovr_apply(&ovr, ewidth, T);
         if ((rc = sfpw_dist_publish(dist, quant ? ewidth : NULL, &base,
                                     sfpw_net_weights(net), NULL))) {
             err("publishing eval weights: %s\n", stash_err(stash, rc));
@@ -967,6 +1068,7 @@ static int run(int argc, char **argv)
         R->ratio = (act_b + w_b) > 0 ? 4.0 * (act_v + w_v) / (act_b + w_b) : 0;
         R->seconds = sfpw_now() - t_epoch;
         R->step_ms = 1e3 * train_secs / steps_per_epoch;
+        R->policy_generation = ovr.generation;
         for (int t = 0; t < T; t++)
             sfp_policy_get(pol, t, &R->t[t].n, &R->t[t].e);
         if (measure) {
