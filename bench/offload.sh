@@ -42,9 +42,21 @@ one() { # CONFIG ROUND
     a) flags="--policy $policy $coder --no-daemon" ;;
     *) flags="--policy $policy $coder --daemon $tmp/s.sock" ;;
     esac
+    # CPU seconds of the ranks (children of mpirun, reaped) and of sfpd:
+    # less sensitive to a loaded machine than wall time
+    /usr/bin/python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(r)' "$tmp/$1-$2.cpu" \
     mpirun -np 2 "$train" --model "$model" $flags --epochs 1 --train-limit "$limit" \
         --test-limit 1000 --timing --quiet --no-progress --report "$tmp/$1-$2.json" \
         > "$tmp/$1-$2.txt" 2>&1 || { cat "$tmp/$1-$2.txt"; exit 1; }
+    d=0
+    if [ -n "$pid" ]; then
+        d=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat")
+    fi
+    echo "$d" > "$tmp/$1-$2.dcpu"
 }
 
 configs="f a b c"
@@ -71,15 +83,25 @@ for c in "fabc":
         "acc": statistics.median(e["test_acc"] for e in ep),
         "remote": runs[0]["daemon"]["weight_pieces_encoded_by_sfpd"],
         "all": [round(e["step_ms"], 1) for e in ep],
+        "cpu": statistics.median(
+            1e3 * (float(open(f"{tmp}/{c}-{r}.cpu").read()) + float(open(f"{tmp}/{c}-{r}.dcpu").read()))
+            / (e["steps"] * 1.0) for r, e in zip(range(1, reps + 1), ep)),
+        "dcpu": statistics.median(
+            1e3 * float(open(f"{tmp}/{c}-{r}.dcpu").read()) / e["steps"]
+            for r, e in zip(range(1, reps + 1), ep)),
     }
 a = rows["a"]["step"]
+ac = rows["a"]["cpu"]
 print(f"model {model}, policy {pol}, mpirun -np 2, median of {reps} interleaved runs after a warm-up")
-print(f"| configuration | ms/step | vs (a) | compute | quantize | stash | comm | optimizer | weights | runs |")
-print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+print("(wall ms/step from rank 0; CPU ms/step = CPU time of both ranks and of sfpd, whole process")
+print(" lifetimes including start-up and the 1000-image evaluation, divided by the training steps)")
+print(f"| configuration | ms/step | vs (a) | CPU ms/step | vs (a) | of it sfpd | compute | quantize | stash | comm | optimizer | weights | runs |")
+print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for c in "fabc":
     r = rows[c]
     p = r["parts"]
-    print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | " +
+    print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | {r['cpu']:.1f} | "
+          f"{100 * (r['cpu'] / ac - 1):+.1f}% | {r['dcpu']:.1f} | " +
           " | ".join(f"{p[k]:.2f}" for k in keys) + f" | {r['all']} |")
 print()
 print("| weights | bytes/step all-gathered | FP32 bytes/step | fewer bytes | publish ms/step | pieces encoded by sfpd |")

@@ -55,8 +55,15 @@ typedef struct sfpw_stash_ops {
      * to bytes[tensor]. Also the moment to hint a backward-order prefetch.
      */
     int (*backward)(sfpw_stash *s, const sfpw_stash_key *key, double *bytes);
+    /*
+     * Optional (NULL: none). bytes of memory the stash can put and get
+     * without copying (e.g. its shared memory with sfpd), for the buffers
+     * that hold stashed tensors; NULL when it has no room. Valid until close.
+     */
+    void *(*alloc)(sfpw_stash *s, size_t bytes);
     unsigned flags;
 } sfpw_stash_ops;
+
 
 /* flags: put returns before the tensor is encoded; it reports neither
  * frame_bytes (0) nor stats (untouched): sizes come with backward(). */

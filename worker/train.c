@@ -54,6 +54,7 @@ typedef struct opts {
     const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
     int on_loss;               /* sfpw_on_loss                         */
     int daemon_timeout_ms, daemon_encode;
+    double weight_cost;        /* regularizer weight of a weight value vs an activation value */
     size_t daemon_shm;
 } opts;
 
@@ -123,7 +124,7 @@ enum {
     O_WARMUP, O_BWP, O_BWT, O_BWM, O_BWE, O_SAMPLE, O_REPORT, O_SAVE,
     O_RESUME, O_CHECK, O_TIMING, O_PROG, O_NOPROG, O_QUIET, O_HELP, O_STOP,
     O_IMPL, O_QMGRAD, O_CODER, O_BWMMIN, O_MEASURE, O_DAEMON, O_NODAEMON,
-    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC,
+    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC, O_WCOST,
 };
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -166,7 +167,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         { "daemon", 1, 0, O_DAEMON }, { "no-daemon", 0, 0, O_NODAEMON },
         { "job", 1, 0, O_JOB }, { "on-daemon-loss", 1, 0, O_ONLOSS },
         { "daemon-timeout", 1, 0, O_DTIMEOUT }, { "daemon-shm", 1, 0, O_DSHM },
-        { "no-daemon-encode", 0, 0, O_NODENC },
+        { "no-daemon-encode", 0, 0, O_NODENC }, { "weight-cost", 1, 0, O_WCOST },
         { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -194,6 +195,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->on_loss = SFPW_ON_LOSS_FALLBACK;
     o->daemon_timeout_ms = 5000;
     o->daemon_encode = 1;
+    o->weight_cost = 1.0;
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -275,6 +277,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         case O_DTIMEOUT: NUM(10, 3600000); o->daemon_timeout_ms = (int)v; break;
         case O_DSHM: NUM(1, 65536); o->daemon_shm = (size_t)v << 20; break;
         case O_NODENC: o->daemon_encode = 0; break;
+        case O_WCOST: NUM(0.001, 1e6); o->weight_cost = v; break;
         case O_PROG: o->progress = 1; break;
         case O_NOPROG: o->progress = 0; break;
         case O_QUIET: o->quiet = 1; break;
@@ -520,8 +523,10 @@ static int open_stash(opts *o, const sfpw_model *m, int max_rows,
     for (int t = 0; t < m->ntensors; t++)
         if (m->tensors[t].kind == SFPW_TENSOR_ACT)
             acts += ((size_t)m->tensors[t].n * max_rows * sizeof(float) + 63) & ~(size_t)63;
+    /* the stashed activations live in the shared memory (no copies), the
+     * rest is the put ring and the staging of weight encodes */
     size_t enc = 2 * shard * sizeof(float) + 65536;
-    size_t shm = (acts > enc ? acts : enc) + (1u << 20);
+    size_t shm = acts + enc + (1u << 20);
     shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
 
     sfpw_daemon_config dc;
@@ -616,7 +621,14 @@ static void ovr_say(const sfpw_override *v, uint64_t step)
         v->freeze ? ", widths frozen" : "");
 }
 
+static void *stash_alloc(void *ctx, size_t bytes)
+{
+    sfpw_stash *st = ctx;
+    return st->ops->alloc(st, bytes);
+}
+
 static const char *stash_err(sfpw_stash *st, int rc)
+
 {
     return st ? st->ops->strerror(st, rc) : sfp_strerror(rc);
 }
@@ -690,7 +702,7 @@ static int run(int argc, char **argv)
     for (int t = 0; t < model.ntensors; t++)
         numel[t] = model.tensors[t].kind == SFPW_TENSOR_ACT
                        ? (uint64_t)model.tensors[t].n * o.batch
-                       : model.tensors[t].n;
+                       : (uint64_t)llround(model.tensors[t].n * o.weight_cost);
     const uint64_t steps_per_epoch = train.n / o.batch;
     const uint64_t total_steps = steps_per_epoch * o.epochs;
     sfp_policy_config pc;
@@ -742,6 +754,8 @@ static int run(int argc, char **argv)
     }
     if (open_stash(&o, &model, max_rows, dist, &stash, job, sizeof job))
         goto out;
+    if (stash->ops->alloc && !sfpw_net_place_acts(net, stash_alloc, stash))
+        say("note: the stashed activations do not fit the shared memory; puts and gets copy\n");
     full = malloc(model.nparams * sizeof(float));
     full2 = malloc(model.nparams * sizeof(float));
     perm = malloc(train.n * sizeof(uint32_t));
