@@ -609,7 +609,7 @@ static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
         ti[i].count = v[i].count;
         ti[i].mantissa_bits = v[i].mbits;
         ti[i].exponent_bits = v[i].ebits;
-        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : "plain");
+        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : v[i].coder == SFP_CODER_RANS ? "rans" : "plain");
         ti[i].bytes_in = v[i].raw_bytes;
         ti[i].stored_bytes = v[i].frame_bytes;
         ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : "disk");
