@@ -87,6 +87,7 @@ struct conn {
     uint64_t partial_since;
     sfpd_list link;
     char job_id[SFPD_JOB_ID_MAX + 1]; /* from Hello */
+    uint64_t opened_ns;
 };
 
 static void conn_process(conn *c);
@@ -900,6 +901,7 @@ static void listen_cb(uv_poll_t *h, int status, int events)
         c->fd = fd;
         c->refs = 1;
         c->pending_fd = -1;
+        c->opened_ns = sfpd_now_ns();
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
             cred.uid = (uid_t)-1;
             cred.gid = (gid_t)-1;
@@ -1075,9 +1077,17 @@ static void tick_cb(uv_timer_t *t)
                       srv->cfg->io_timeout);
             sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
             conn_close(c);
+        } else if (limit && !c->job && !c->busy && !c->dead && now - c->opened_ns > limit) {
+            /* a connection holds a slot of max_connections: one that has
+             * not said Hello (or was refused) within io_timeout goes */
+            sfpd_warn("conn pid %d uid %u: no Hello within %.0f s; closing", c->pid, c->uid,
+                      srv->cfg->io_timeout);
+            sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
+            conn_close(c);
         }
     }
 }
+
 
 #if HAVE_LIBSYSTEMD
 static void watchdog_cb(uv_timer_t *t)
