@@ -386,8 +386,8 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
     fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
-    fprintf(f, ", \"gamma\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
-            o->gamma, o->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
+    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
+            o->gamma, o->weight_cost, o->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");
     fprintf(f, ", \"job\": ");
@@ -715,6 +715,19 @@ static int run(int argc, char **argv)
     pc.qm.warmup = warm;
     pc.bw.warmup = warm;
     if (o.gamma_set) pc.qm.gamma = o.gamma;
+    if (o.weight_cost != 1.0) {
+        /* The regularizer weighs tensor t by numel[t] / sum(numel): scale
+         * gamma so that an activation value keeps its pull and only the
+         * weights' grows by --weight-cost. */
+        double t0 = 0, t1 = 0;
+        for (int t = 0; t < model.ntensors; t++) {
+            t1 += (double)numel[t];
+            t0 += model.tensors[t].kind == SFPW_TENSOR_ACT ? (double)numel[t]
+                                                            : (double)model.tensors[t].n;
+        }
+        pc.qm.gamma *= t1 / t0;
+    }
+
     if (o.qm_lr_set) pc.qm.lr = o.qm_lr;
     if (o.max_step_set) pc.qm.max_step = o.max_step;
     if (o.n_init_set) pc.qm.n_init = o.n_init;
