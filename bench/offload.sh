@@ -7,14 +7,17 @@
 # Every configuration runs REPS times, interleaved (a b c a b c ...) after
 # one warm-up round; the table shows medians and ratios to (a).
 # usage: bench/offload.sh BUILD_DIR [model]
-#        env: REPS=3, LIMIT=6400 training images (50 steps at batch 128),
+#        env: NP=2 ranks (1: no mpirun), REPS=3, LIMIT=6400 training images (50 steps at batch 128),
 #             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko
 set -eu
 build=$1; model=${2:-cnn}
 sfpd=$build/daemon/sfpd train=$build/worker/sfp-train
-reps=${REPS:-3} limit=${LIMIT:-6400} policy=${POLICY:-qmqe} coder=${CODER---gecko}
+np=${NP:-2} reps=${REPS:-3} limit=${LIMIT:-6400} policy=${POLICY:-qmqe} coder=${CODER---gecko}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OPENBLAS_NUM_THREADS=1
+# ranks waiting in a collective yield the core instead of spinning, so the
+# daemon (and the CPU-time column) are not distorted by busy-polling
+export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 tmp=$(mktemp -d /tmp/sfp-bench-offload-XXXXXX)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
@@ -42,11 +45,25 @@ one() { # CONFIG ROUND
     a) flags="--policy $policy $coder --no-daemon" ;;
     *) flags="--policy $policy $coder --daemon $tmp/s.sock" ;;
     esac
-    mpirun -np 2 "$train" --model "$model" $flags --epochs 1 --train-limit "$limit" \
+    # CPU seconds of the ranks (children of mpirun, reaped) and of sfpd:
+    # less sensitive to a loaded machine than wall time
+    /usr/bin/python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(r)' "$tmp/$1-$2.cpu" \
+    $launch "$train" --model "$model" $flags --epochs 1 --train-limit "$limit" \
         --test-limit 1000 --timing --quiet --no-progress --report "$tmp/$1-$2.json" \
         > "$tmp/$1-$2.txt" 2>&1 || { cat "$tmp/$1-$2.txt"; exit 1; }
+    d=0
+    if [ -n "$pid" ]; then
+        d=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat")
+    fi
+    echo "$d" > "$tmp/$1-$2.dcpu"
 }
 
+launch="mpirun -np $np"
+[ "$np" -eq 1 ] && launch=
 configs="f a b c"
 for c in $configs; do one "$c" 0; done  # warm-up
 for r in $(seq 1 "$reps"); do
@@ -54,9 +71,9 @@ for r in $(seq 1 "$reps"); do
 done
 sfpd_for none
 
-/usr/bin/python3 - "$tmp" "$reps" "$model" "$policy$coder" <<'PY'
+/usr/bin/python3 - "$tmp" "$reps" "$model" "$policy $coder" "$np" <<'PY'
 import json, statistics, sys
-tmp, reps, model, pol = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tmp, reps, model, pol, np_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 names = {"f": "fp32 (no stash)", "a": "(a) in-process stash",
          "b": "(b) sfpd, no spill", "c": "(c) sfpd, spill"}
 keys = ["compute", "quantize", "stash", "comm", "optimizer", "weights"]
@@ -71,15 +88,26 @@ for c in "fabc":
         "acc": statistics.median(e["test_acc"] for e in ep),
         "remote": runs[0]["daemon"]["weight_pieces_encoded_by_sfpd"],
         "all": [round(e["step_ms"], 1) for e in ep],
+        "cpu": statistics.median(
+            1e3 * (float(open(f"{tmp}/{c}-{r}.cpu").read()) + float(open(f"{tmp}/{c}-{r}.dcpu").read()))
+            / (e["steps"] * 1.0) for r, e in zip(range(1, reps + 1), ep)),
+        "dcpu": statistics.median(
+            1e3 * float(open(f"{tmp}/{c}-{r}.dcpu").read()) / e["steps"]
+            for r, e in zip(range(1, reps + 1), ep)),
     }
 a = rows["a"]["step"]
-print(f"model {model}, policy {pol}, mpirun -np 2, median of {reps} interleaved runs after a warm-up")
-print(f"| configuration | ms/step | vs (a) | compute | quantize | stash | comm | optimizer | weights | runs |")
-print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+ac = rows["a"]["cpu"]
+print(f"model {model}, policy {pol}, {'mpirun -np ' + np_ if np_ != '1' else 'one rank, no mpirun'}, "
+      f"median of {reps} interleaved runs after a warm-up")
+print("(wall ms/step from rank 0; CPU ms/step = CPU time of both ranks and of sfpd, whole process")
+print(" lifetimes including start-up and the 1000-image evaluation, divided by the training steps)")
+print(f"| configuration | ms/step | vs (a) | CPU ms/step | vs (a) | of it sfpd | compute | quantize | stash | comm | optimizer | weights | runs |")
+print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for c in "fabc":
     r = rows[c]
     p = r["parts"]
-    print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | " +
+    print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | {r['cpu']:.1f} | "
+          f"{100 * (r['cpu'] / ac - 1):+.1f}% | {r['dcpu']:.1f} | " +
           " | ".join(f"{p[k]:.2f}" for k in keys) + f" | {r['all']} |")
 print()
 print("| weights | bytes/step all-gathered | FP32 bytes/step | fewer bytes | publish ms/step | pieces encoded by sfpd |")

@@ -234,6 +234,7 @@ static int await(sfpc *c, uint64_t id, resp_t **out, int64_t deadline)
             if (info && !st && r->put) {
                 info->stored_bytes = r->put->stored_bytes;
                 info->tier = (int)r->put->tier;
+                info->policy_generation = r->put->policy_generation;
             }
             c->async_head = (c->async_head + 1) % MAX_ASYNC;
             c->async_n--;
@@ -477,8 +478,10 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
             return e;
         c->async_ids[(c->async_head + c->async_n) % MAX_ASYNC] = rq.id;
         c->async_info[(c->async_head + c->async_n) % MAX_ASYNC] = info;
-        if (info)
-            info->stored_bytes = 0, info->tier = -1;
+        if (info) {
+            info->stored_bytes = info->policy_generation = 0;
+            info->tier = -1;
+        }
         c->async_n++;
         return 0;
     }
@@ -487,6 +490,7 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
     if (info) {
         info->stored_bytes = r->put ? r->put->stored_bytes : 0;
         info->tier = r->put ? (int)r->put->tier : 0;
+        info->policy_generation = r->put ? r->put->policy_generation : 0;
     }
     sfp__ipc__v1__response__free_unpacked(r, NULL);
     return c->async_err ? sfpc_flush(c) : 0;
@@ -582,7 +586,46 @@ int sfpc_end_job(sfpc *c)
     return simple(c, &rq);
 }
 
+int sfpc_policy_get(sfpc *c, sfpc_policy *out)
+{
+    req_t rq = SFP__IPC__V1__REQUEST__INIT;
+    Sfp__Ipc__V1__PolicyRequest pq = SFP__IPC__V1__POLICY_REQUEST__INIT;
+    const Sfp__Ipc__V1__PolicyReply *p;
+    resp_t *r = NULL;
+    int e;
+
+    if (!c || !out)
+        return SFPC_EINVAL;
+    rq.body_case = SFP__IPC__V1__REQUEST__BODY_POLICY;
+    rq.policy = &pq;
+    if ((e = call(c, &rq, &r)) < 0)
+        return e;
+    p = r->policy;
+    if (!p || p->max_mantissa_bits > 23 || p->min_mantissa_bits > p->max_mantissa_bits ||
+        p->min_exponent_bits < 1 || p->max_exponent_bits > 8 ||
+        p->min_exponent_bits > p->max_exponent_bits ||
+        (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
+                    p->pinned_exponent_bits > 8)) ||
+        p->coder < -1 || p->coder > SFP_CODER_RANS) {
+        sfp__ipc__v1__response__free_unpacked(r, NULL);
+        return fail(c, SFPC_EPROTO);
+    }
+    out->generation = p->generation;
+    out->min_mbits = p->min_mantissa_bits;
+    out->max_mbits = p->max_mantissa_bits;
+    out->min_ebits = p->min_exponent_bits;
+    out->max_ebits = p->max_exponent_bits;
+    out->pin = p->pin;
+    out->pin_mbits = p->pinned_mantissa_bits;
+    out->pin_ebits = p->pinned_exponent_bits;
+    out->coder = p->coder;
+    out->freeze = p->freeze;
+    sfp__ipc__v1__response__free_unpacked(r, NULL);
+    return 0;
+}
+
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
+
 
 int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
                 void *dst, size_t cap, size_t *frame_len)

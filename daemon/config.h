@@ -65,7 +65,7 @@ typedef enum sfpd_opt_type {
     X(grace_period, SECONDS, "30", 0, 86400 * 7, true,                            \
       "seconds a job's data survives its last connection (and a restart)")        \
     X(io_timeout, SECONDS, "30", 0, 86400, true,                                  \
-      "seconds a half-received message may stall before the connection closes") \
+      "seconds a half-received message may stall, or a new connection may wait for its Hello, before the connection closes") \
     X(allow_uids, IDLIST, "", 0, 0, true,                                         \
       "uids allowed to connect besides root and the daemon's own uid")            \
     X(allow_gids, IDLIST, "", 0, 0, true,                                         \

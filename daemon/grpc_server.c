@@ -511,7 +511,36 @@ static const char *policy_invalid(const Sfp__V1__Policy *p)
     return sfpd_grpc_policy_invalid(p);
 }
 
+void sfpd_grpc_job_policy(const sfpd_grpc *g, const char *job_id, sfpd_job_policy *out)
+{
+    const policy_rec *rec = g ? policy_find((sfpd_grpc *)g, job_id) : NULL;
+    memset(out, 0, sizeof(*out));
+    out->max_mbits = 23;
+    out->min_ebits = 1;
+    out->max_ebits = 8;
+    out->coder = -1;
+    if (!rec)
+        return;
+    out->generation = rec->p.generation;
+    out->min_mbits = rec->p.min_mantissa_bits;
+    if (rec->p.max_mantissa_bits)
+        out->max_mbits = rec->p.max_mantissa_bits;
+    if (rec->p.min_exponent_bits)
+        out->min_ebits = rec->p.min_exponent_bits;
+    if (rec->p.max_exponent_bits)
+        out->max_ebits = rec->p.max_exponent_bits;
+    out->pin = rec->p.pin;
+    out->pin_mbits = rec->p.pinned_mantissa_bits;
+    out->pin_ebits = rec->p.pinned_exponent_bits;
+    if (rec->p.coder == SFP__V1__CODER__CODER_PLAIN)
+        out->coder = SFP_CODER_PLAIN;
+    else if (rec->p.coder == SFP__V1__CODER__CODER_GECKO)
+        out->coder = SFP_CODER_GECKO;
+    out->freeze = rec->p.freeze;
+}
+
 /* ---------------------------------------------------------------- handlers */
+
 
 static void reply(gcall *c, const ProtobufCMessage *m)
 {
@@ -575,7 +604,7 @@ static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
         ti[i].count = v[i].count;
         ti[i].mantissa_bits = v[i].mbits;
         ti[i].exponent_bits = v[i].ebits;
-        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : "plain");
+        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : v[i].coder == SFP_CODER_RANS ? "rans" : "plain");
         ti[i].bytes_in = v[i].raw_bytes;
         ti[i].stored_bytes = v[i].frame_bytes;
         ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");

@@ -55,4 +55,18 @@ void sfpd_grpc_daemon_drained(sfpd_grpc *g);
 /* After uv_run returned. Accepts NULL; sets *g to NULL. */
 void sfpd_grpc_destroy(sfpd_grpc **g);
 
+/* A job's policy from Control.SetPolicy, with the bounds resolved. */
+typedef struct sfpd_job_policy {
+    uint64_t generation;         /* 0: none set */
+    uint32_t min_mbits, max_mbits, min_ebits, max_ebits;
+    bool pin;
+    uint32_t pin_mbits, pin_ebits;
+    int coder;                   /* -1: the worker's choice, else sfp_coder */
+    bool freeze;
+} sfpd_job_policy;
+
+/* Loop thread only. Fills *out (generation 0 if none, or g is NULL). */
+void sfpd_grpc_job_policy(const sfpd_grpc *g, const char *job_id, sfpd_job_policy *out);
+
+
 #endif /* SFPD_GRPC_SERVER_H */

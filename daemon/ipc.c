@@ -50,7 +50,7 @@ int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out)
     sfp_params_default(&q);
     if (p->dtype != SFP_DTYPE_F32 && p->dtype != SFP_DTYPE_BF16)
         return -ST(E_INVALID);
-    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder > 1 ||
+    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder > SFP_CODER_RANS ||
         p->anchor < -1 || p->anchor > 254 || p->gecko_group > 64)
         return -ST(E_INVALID);
     q.dtype = (sfp_dtype)p->dtype;
@@ -129,6 +129,7 @@ static int validate(const sfpd_request *r, const char **why)
     case SFP__IPC__V1__REQUEST__BODY_PREFETCH:
     case SFP__IPC__V1__REQUEST__BODY_END_JOB:
     case SFP__IPC__V1__REQUEST__BODY_STATS:
+    case SFP__IPC__V1__REQUEST__BODY_POLICY:
         return 0;
     default:
         *why = "unknown or missing request type";

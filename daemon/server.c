@@ -86,6 +86,8 @@ struct conn {
     unsigned protocol_errors;
     uint64_t partial_since;
     sfpd_list link;
+    char job_id[SFPD_JOB_ID_MAX + 1]; /* from Hello */
+    uint64_t opened_ns;
 };
 
 static void conn_process(conn *c);
@@ -197,8 +199,11 @@ static void put_done(void *arg, const sfpd_result *res)
     } else {
         sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
         Sfp__Ipc__V1__PutReply pr = SFP__IPC__V1__PUT_REPLY__INIT;
+        sfpd_job_policy pol;
+        sfpd_grpc_job_policy(c->srv->grpc, c->job_id, &pol);
         pr.stored_bytes = res->stored_bytes;
         pr.tier = (uint32_t)res->tier;
+        pr.policy_generation = pol.generation;
         r.id = c->req_id;
         r.body_case = SFP__IPC__V1__RESPONSE__BODY_PUT;
         r.put = &pr;
@@ -450,6 +455,29 @@ static void reply_stats(conn *c)
     sfpd_snapshot_free(&s);
 }
 
+static void reply_policy(conn *c)
+{
+    sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+    Sfp__Ipc__V1__PolicyReply pr = SFP__IPC__V1__POLICY_REPLY__INIT;
+    sfpd_job_policy p;
+
+    sfpd_grpc_job_policy(c->srv->grpc, c->job_id, &p);
+    pr.generation = p.generation;
+    pr.min_mantissa_bits = p.min_mbits;
+    pr.max_mantissa_bits = p.max_mbits;
+    pr.min_exponent_bits = p.min_ebits;
+    pr.max_exponent_bits = p.max_ebits;
+    pr.pin = p.pin;
+    pr.pinned_mantissa_bits = p.pin_mbits;
+    pr.pinned_exponent_bits = p.pin_ebits;
+    pr.coder = p.coder;
+    pr.freeze = p.freeze;
+    r.id = c->req_id;
+    r.body_case = SFP__IPC__V1__RESPONSE__BODY_POLICY;
+    r.policy = &pr;
+    conn_send(c, &r);
+}
+
 /* -------------------------------------------------------------- dispatch */
 
 static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
@@ -490,6 +518,7 @@ static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
         return 0;
     }
     c->rank = h->rank;
+    snprintf(c->job_id, sizeof(c->job_id), "%s", h->job_id);
     sfpd_info("conn pid %d uid %u: job %s rank %u%s (%s)", c->pid, c->uid, c->job ? h->job_id : "",
               h->rank, c->shm ? " with shm" : "", h->client_name);
     hr.version = SFPD_PROTOCOL_VERSION;
@@ -578,6 +607,10 @@ static int dispatch(conn *c, sfpd_request *req)
     case SFP__IPC__V1__REQUEST__BODY_STATS:
         reply_stats(c);
         return 0;
+    case SFP__IPC__V1__REQUEST__BODY_POLICY:
+        reply_policy(c);
+        return 0;
+
     default:
         st = -ST(E_UNKNOWN_TYPE);
         break;
@@ -868,6 +901,7 @@ static void listen_cb(uv_poll_t *h, int status, int events)
         c->fd = fd;
         c->refs = 1;
         c->pending_fd = -1;
+        c->opened_ns = sfpd_now_ns();
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
             cred.uid = (uid_t)-1;
             cred.gid = (gid_t)-1;
@@ -1043,9 +1077,17 @@ static void tick_cb(uv_timer_t *t)
                       srv->cfg->io_timeout);
             sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
             conn_close(c);
+        } else if (limit && !c->job && !c->busy && !c->dead && now - c->opened_ns > limit) {
+            /* a connection holds a slot of max_connections: one that has
+             * not said Hello (or was refused) within io_timeout goes */
+            sfpd_warn("conn pid %d uid %u: no Hello within %.0f s; closing", c->pid, c->uid,
+                      srv->cfg->io_timeout);
+            sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
+            conn_close(c);
         }
     }
 }
+
 
 #if HAVE_LIBSYSTEMD
 static void watchdog_cb(uv_timer_t *t)

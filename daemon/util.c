@@ -34,8 +34,14 @@ void sfpd_log(int level, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof(line))
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    /* Job ids, tensor names and client names come from clients: a control
+     * character in them must not forge or break log lines. */
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     /* one write() per line so concurrent threads do not interleave */
     fprintf(stderr, "%s\n", line);
+
 }
 
 static atomic_uint_fast64_t alloc_countdown;

@@ -192,6 +192,7 @@ struct sfpw_net {
     const sfpw_model *m;
     int max_rows;
     float *act[SFPW_MAX_LAYERS + 1];
+    int acts_placed;        /* act[0..nlayers-1] live in a foreign block */
     float *dbuf[2];
     float *col, *dcol;
     float *W, *G;
@@ -208,7 +209,7 @@ void sfpw_net_destroy(sfpw_net **pn)
     if (!pn || !*pn)
         return;
     sfpw_net *n = *pn;
-    for (int i = 0; i <= SFPW_MAX_LAYERS; i++)
+    for (int i = n->acts_placed ? n->m->nlayers : 0; i <= SFPW_MAX_LAYERS; i++)
         free(n->act[i]);
     for (int i = 0; i < SFPW_MAX_LAYERS; i++) {
         free(n->samp_dn[i]);
@@ -228,7 +229,32 @@ void sfpw_net_destroy(sfpw_net **pn)
     *pn = NULL;
 }
 
+int sfpw_net_place_acts(sfpw_net *n, void *(*alloc)(void *ctx, size_t bytes),
+                        void *ctx)
+{
+    const sfpw_model *m = n->m;
+    size_t sz[SFPW_MAX_LAYERS], total = 0;
+    if (n->acts_placed)
+        return 1;
+    for (int i = 0; i < m->nlayers; i++) {
+        size_t dim = i == 0 ? (size_t)m->in_dim : (size_t)m->layers[i - 1].out_dim;
+        sz[i] = (sizeof(float) * n->max_rows * dim + 63) & ~(size_t)63;
+        total += sz[i];
+    }
+    unsigned char *blk = alloc(ctx, total);
+    if (!blk)
+        return 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        free(n->act[i]);
+        n->act[i] = (float *)blk;
+        blk += sz[i];
+    }
+    n->acts_placed = 1;
+    return 1;
+}
+
 #define SAMPLE_MAX 16384
+
 
 int sfpw_net_create(sfpw_net **out, const sfpw_model *m, int max_rows)
 {

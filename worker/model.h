@@ -115,6 +115,16 @@ typedef struct sfpw_net sfpw_net;
 
 /* Buffers for up to max_rows images. */
 int sfpw_net_create(sfpw_net **out, const sfpw_model *m, int max_rows);
+/*
+ * Moves the buffers of the stashed activations (the inputs of the layers)
+ * into one block from alloc(ctx, bytes), e.g. a stash's shared memory so
+ * that puts and gets copy nothing. All or none: when alloc returns NULL the
+ * buffers stay where they are (returns 0 then, 1 when moved). The block
+ * belongs to the allocator and must outlive the net's use of it.
+ */
+int sfpw_net_place_acts(sfpw_net *n, void *(*alloc)(void *ctx, size_t bytes),
+                        void *ctx);
+
 void sfpw_net_destroy(sfpw_net **n);
 
 /* Working (quantized) weights [nparams] and gradients [nparams]. */

@@ -55,8 +55,15 @@ typedef struct sfpw_stash_ops {
      * to bytes[tensor]. Also the moment to hint a backward-order prefetch.
      */
     int (*backward)(sfpw_stash *s, const sfpw_stash_key *key, double *bytes);
+    /*
+     * Optional (NULL: none). bytes of memory the stash can put and get
+     * without copying (e.g. its shared memory with sfpd), for the buffers
+     * that hold stashed tensors; NULL when it has no room. Valid until close.
+     */
+    void *(*alloc)(sfpw_stash *s, size_t bytes);
     unsigned flags;
 } sfpw_stash_ops;
+
 
 /* flags: put returns before the tensor is encoded; it reports neither
  * frame_bytes (0) nor stats (untouched): sizes come with backward(). */
@@ -80,6 +87,20 @@ enum {
 
 /* In-process stash: frames in malloc'd memory. */
 int sfpw_stash_local_open(sfpw_stash **out);
+
+/*
+ * A width policy an operator set for the job in sfpd (gRPC
+ * Control.SetPolicy / sfpctl policy set): bounds on the widths, or pinned
+ * widths, a coder, and whether the widths stop learning.
+ */
+typedef struct sfpw_override {
+    uint64_t generation;     /* 0: none */
+    unsigned min_k, max_k, min_e, max_e;
+    int pin;
+    unsigned pin_k, pin_e;
+    int coder;               /* -1: the run's own, else an sfp_coder */
+    int freeze;
+} sfpw_override;
 
 /* sfpd stash (stash_daemon.c, built when libsfpclient is). */
 typedef enum sfpw_on_loss {
@@ -114,7 +135,20 @@ int sfpw_stash_daemon_encode(sfpw_stash *s, const float *src, size_t n,
 int sfpw_stash_daemon_alive(const sfpw_stash *s);
 /* Frees the job's data in sfpd (call once per run, after every rank is done). */
 int sfpw_stash_daemon_end_job(sfpw_stash *s);
+/*
+ * The job's operator policy in sfpd. Puts report its generation; sfpd is
+ * asked for the policy itself only when that generation moved. Returns 1
+ * with *out when a policy is set, 0 when none is (or the daemon is gone).
+ */
+int sfpw_stash_daemon_policy(sfpw_stash *s, sfpw_override *out);
 #else
+static inline int sfpw_stash_daemon_policy(sfpw_stash *s, sfpw_override *out)
+{
+    (void)s;
+    (void)out;
+    return 0;
+}
+
 static inline int sfpw_stash_daemon_alive(const sfpw_stash *s) { (void)s; return 0; }
 static inline int sfpw_stash_daemon_end_job(sfpw_stash *s) { (void)s; return 0; }
 #endif

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <sfp/client.h>
 
@@ -39,9 +40,13 @@ typedef struct dstash {
     int last_err;          /* daemon error that caused the loss    */
     char last_msg[256];
     unsigned char *shm;
-    size_t shm_size, pos;  /* bump allocator in the shared memory  */
+    size_t shm_size;
+    size_t act_end;        /* [0, act_end): handed out by alloc() */
+    size_t pos;            /* bump allocator of the put ring in [act_end, size) */
     pending *pend;         /* async puts of the current step       */
     size_t npend, cpend;
+    uint64_t policy_seen;  /* newest policy generation puts reported */
+    sfpw_override policy;  /* the last one fetched                 */
 } dstash;
 
 static const sfpw_stash_ops daemon_ops;
@@ -75,8 +80,15 @@ static int lose(dstash *d, int err, const char *what)
         if (d->cfg.log)
             d->cfg.log(msg);
         d->lost = 1;
-        sfpc_close(&d->c);
-        d->shm = NULL;
+        /* sfpd may still hold requests that read or write the shared
+         * memory (a daemon that stopped answering can wake up): swap our
+         * view of it for private memory, so that nothing it does reaches
+         * the rank any more. Buffers from alloc() stay valid (zeroed). The
+         * connection is closed with the stash. */
+        if (d->shm && mmap(d->shm, d->shm_size, PROT_READ | PROT_WRITE,
+                           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) {
+            /* cannot detach: keep the daemon's mapping, stop using it */
+        }
         d->npend = 0;
         if (d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK &&
             sfpw_stash_local_open(&d->local) != 0)
@@ -107,15 +119,17 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     if (n > (SIZE_MAX - 63) / sizeof(float))
         return SFP_EINVAL;
     size_t len = n * sizeof(float), need = (len + 63) & ~(size_t)63;
-    if (need > d->shm_size)
+    const unsigned char *src = (const unsigned char *)data;
+    int rc, in_place = src >= d->shm && src < d->shm + d->act_end &&
+                       len <= (size_t)(d->shm + d->act_end - src);
+    if (!in_place && need > d->shm_size - d->act_end)
         return SFP_EOVERFLOW;
-    int rc;
-    if (d->pos + need > d->shm_size) {
-        /* the step's tensors outgrew the region: wait for sfpd to have
-         * read all of them, then start over */
+    if (!in_place && d->pos + need > d->shm_size) {
+        /* the step's tensors outgrew the ring: wait for sfpd to have read
+         * all of them, then start over */
         if ((rc = sfpc_flush(d->c)) < 0)
             return lose(d, rc, "put");
-        d->pos = 0;
+        d->pos = d->act_end;
     }
     if (d->npend == d->cpend) {
         size_t nc = d->cpend ? 2 * d->cpend : 64;
@@ -125,8 +139,11 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
         d->pend = np;
         d->cpend = nc;
     }
-    unsigned char *slot = d->shm + d->pos;
-    memcpy(slot, data, len);
+    unsigned char *slot = (unsigned char *)data;
+    if (!in_place) {
+        slot = d->shm + d->pos;
+        memcpy(slot, data, len);
+    }
     char name[32];
     sfpc_key k;
     make_key(d, key, &k, name, sizeof name);
@@ -135,7 +152,8 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     if ((rc = sfpc_put(d->c, &k, slot, n, p, SFPC_ASYNC, &pe->info)) < 0)
         return lose(d, rc, "put");
     d->npend++;
-    d->pos += need;
+    if (!in_place)
+        d->pos += need;
     if (frame_bytes)
         *frame_bytes = 0;
     (void)stats;
@@ -151,11 +169,14 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put (acknowledgement)");
-    for (size_t i = 0; i < d->npend; i++)
+    for (size_t i = 0; i < d->npend; i++) {
         if (bytes)
             bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
+        if (d->pend[i].info.policy_generation > d->policy_seen)
+            d->policy_seen = d->pend[i].info.policy_generation;
+    }
     d->npend = 0;
-    d->pos = 0;
+    d->pos = d->act_end;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
         return lose(d, rc, "prefetch");
     return 0;
@@ -214,12 +235,26 @@ static const char *d_strerror(sfpw_stash *st, int err)
 static void d_close(sfpw_stash *st)
 {
     dstash *d = st->impl;
-    if (d->c)
+    if (d->c && !d->lost)
         sfpc_flush(d->c);
     sfpc_close(&d->c);
+
     sfpw_stash_close(&d->local);
     free(d->pend);
     free(d);
+}
+
+/* One block at the start of the shared memory, before the put ring; puts
+ * and gets of tensors inside it copy nothing. */
+static void *d_alloc(sfpw_stash *st, size_t bytes)
+{
+    dstash *d = st->impl;
+    size_t need = (bytes + 63) & ~(size_t)63;
+    if (d->lost || d->act_end || need > d->shm_size / 2 + d->shm_size / 4)
+        return NULL;
+    d->act_end = need;
+    d->pos = need;
+    return d->shm;
 }
 
 static const sfpw_stash_ops daemon_ops = {
@@ -231,6 +266,8 @@ static const sfpw_stash_ops daemon_ops = {
     .strerror = d_strerror,
     .close = d_close,
     .backward = d_backward,
+    .alloc = d_alloc,
+
     .flags = SFPW_STASH_DEFERRED,
 };
 
@@ -276,19 +313,67 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
     dstash *d = st->impl;
     if (d->lost)
         return d->local ? 1 : SFPW_STASH_EDAEMON;
-    size_t fl = 0;
-    int rc = sfpc_encode(d->c, src, n, p, dst, cap, &fl);
-    if (rc == SFPC_EINVAL || rc == SFPC_ESHMSIZE)
+    /* stage in the put ring (empty between steps): [values | frame] */
+    size_t fl = 0, in = n * sizeof(float), in_al = (in + 63) & ~(size_t)63;
+    size_t bound = sfp_frame_bound(n, p);
+    int rc;
+    if (!bound || n > SIZE_MAX / sizeof(float) / 2 ||
+        in_al + bound > d->shm_size - d->act_end)
+        return 1; /* does not fit: encode in-process */
+    if (d->npend && (rc = sfpc_flush(d->c)) < 0) {
+        rc = lose(d, rc, "put (acknowledgement)");
+        return rc == SFPW_STASH_ERETRY ? 1 : rc;
+    }
+    d->npend = 0;
+    d->pos = d->act_end;
+    unsigned char *in_p = d->shm + d->act_end, *out_p = in_p + in_al;
+    memcpy(in_p, src, in);
+    rc = sfpc_encode(d->c, in_p, n, p, out_p, bound, &fl);
+    if (rc == SFPC_EINVAL)
         return 1; /* not the daemon's fault: encode in-process */
     if (rc < 0) {
         rc = lose(d, rc, "encode");
         return rc == SFPW_STASH_ERETRY ? 1 : rc;
     }
+    if (fl > cap || fl > bound)
+        return 1;
+    memcpy(dst, out_p, fl);
     *len = fl;
     return 0;
 }
 
+int sfpw_stash_daemon_policy(sfpw_stash *st, sfpw_override *out)
+{
+    if (!sfpw_stash_daemon_alive(st))
+        return 0;
+    dstash *d = st->impl;
+    if (d->policy_seen > d->policy.generation) {
+        sfpc_policy p;
+        int rc = sfpc_policy_get(d->c, &p);
+        if (rc < 0) {
+            /* the next stash call sees the same failure and handles it */
+            return d->policy.generation ? (*out = d->policy, 1) : 0;
+        }
+        d->policy.generation = p.generation;
+        d->policy.min_k = p.min_mbits;
+        d->policy.max_k = p.max_mbits;
+        d->policy.min_e = p.min_ebits;
+        d->policy.max_e = p.max_ebits;
+        d->policy.pin = p.pin;
+        d->policy.pin_k = p.pin_mbits;
+        d->policy.pin_e = p.pin_ebits;
+        d->policy.coder = p.coder;
+        d->policy.freeze = p.freeze;
+        d->policy_seen = p.generation;
+    }
+    if (!d->policy.generation)
+        return 0;
+    *out = d->policy;
+    return 1;
+}
+
 int sfpw_stash_daemon_alive(const sfpw_stash *st)
+
 {
     return st && st->ops == &daemon_ops && !((const dstash *)st->impl)->lost;
 }

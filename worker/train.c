@@ -54,6 +54,7 @@ typedef struct opts {
     const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
     int on_loss;               /* sfpw_on_loss                         */
     int daemon_timeout_ms, daemon_encode;
+    double weight_cost;        /* regularizer weight of a weight value vs an activation value */
     size_t daemon_shm;
 } opts;
 
@@ -103,6 +104,9 @@ static void usage(FILE *f)
 "  --daemon-timeout MS     bound of every sfpd call (default 5000)\n"
 "  --daemon-shm MIB        shared memory per rank (default: fits one step's stashes)\n"
 "  --no-daemon-encode      with --daemon, still encode the weight shards in-process\n"
+"  --weight-cost F          QM/QE: a weight value costs F activation values in the\n"
+"                          regularizer (default 1: memory footprint; raise it to trade\n"
+"                          accuracy for fewer bytes in the weight exchange)\n"
 "  --report FILE.json      write the run report\n"
 "  --save FILE             checkpoint after every epoch\n"
 "  --resume FILE           continue from a checkpoint\n"
@@ -123,7 +127,7 @@ enum {
     O_WARMUP, O_BWP, O_BWT, O_BWM, O_BWE, O_SAMPLE, O_REPORT, O_SAVE,
     O_RESUME, O_CHECK, O_TIMING, O_PROG, O_NOPROG, O_QUIET, O_HELP, O_STOP,
     O_IMPL, O_QMGRAD, O_CODER, O_BWMMIN, O_MEASURE, O_DAEMON, O_NODAEMON,
-    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC,
+    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC, O_WCOST,
 };
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -166,7 +170,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         { "daemon", 1, 0, O_DAEMON }, { "no-daemon", 0, 0, O_NODAEMON },
         { "job", 1, 0, O_JOB }, { "on-daemon-loss", 1, 0, O_ONLOSS },
         { "daemon-timeout", 1, 0, O_DTIMEOUT }, { "daemon-shm", 1, 0, O_DSHM },
-        { "no-daemon-encode", 0, 0, O_NODENC },
+        { "no-daemon-encode", 0, 0, O_NODENC }, { "weight-cost", 1, 0, O_WCOST },
         { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -194,6 +198,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->on_loss = SFPW_ON_LOSS_FALLBACK;
     o->daemon_timeout_ms = 5000;
     o->daemon_encode = 1;
+    o->weight_cost = 1.0;
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -275,6 +280,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         case O_DTIMEOUT: NUM(10, 3600000); o->daemon_timeout_ms = (int)v; break;
         case O_DSHM: NUM(1, 65536); o->daemon_shm = (size_t)v << 20; break;
         case O_NODENC: o->daemon_encode = 0; break;
+        case O_WCOST: NUM(0.001, 1e6); o->weight_cost = v; break;
         case O_PROG: o->progress = 1; break;
         case O_NOPROG: o->progress = 0; break;
         case O_QUIET: o->quiet = 1; break;
@@ -318,7 +324,9 @@ typedef struct epoch_rec {
     int epoch;
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
-    double x_bytes, x_fp32; /* weight exchange: frame and FP32 bytes, summed over steps */
+    uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
+    double x_bytes, x_fp32;
+ /* weight exchange: frame and FP32 bytes, summed over steps */
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
     uint64_t steps;
     int measured;
@@ -378,8 +386,8 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
     fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
-    fprintf(f, ", \"gamma\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
-            o->gamma, o->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
+    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
+            o->gamma, o->weight_cost, o->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");
     fprintf(f, ", \"job\": ");
@@ -412,6 +420,8 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
                 1e3 * r->t_compute / r->steps, 1e3 * r->t_quant / r->steps,
                 1e3 * r->t_stash / r->steps, 1e3 * r->t_comm / r->steps,
                 1e3 * r->t_opt / r->steps, 1e3 * r->t_publish / r->steps);
+        fprintf(f, ",\n     \"sfpd_policy_generation\": %llu",
+                (unsigned long long)r->policy_generation);
         fprintf(f, ",\n     \"weight_exchange\": {\"bytes_per_step\": %.1f, "
                    "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
                 r->x_bytes / r->steps, r->x_fp32 / r->steps,
@@ -516,8 +526,10 @@ static int open_stash(opts *o, const sfpw_model *m, int max_rows,
     for (int t = 0; t < m->ntensors; t++)
         if (m->tensors[t].kind == SFPW_TENSOR_ACT)
             acts += ((size_t)m->tensors[t].n * max_rows * sizeof(float) + 63) & ~(size_t)63;
+    /* the stashed activations live in the shared memory (no copies), the
+     * rest is the put ring and the staging of weight encodes */
     size_t enc = 2 * shard * sizeof(float) + 65536;
-    size_t shm = (acts > enc ? acts : enc) + (1u << 20);
+    size_t shm = acts + enc + (1u << 20);
     shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
 
     sfpw_daemon_config dc;
@@ -544,7 +556,82 @@ static int open_stash(opts *o, const sfpw_model *m, int max_rows,
 #endif
 }
 
+/* ------------------------------------------------------- operator policy */
+
+#define NOVR 10 /* doubles of an sfpw_override in the step's allreduce */
+
+static void ovr_pack(const sfpw_override *v, double *d)
+{
+    d[0] = (double)v->generation;
+    d[1] = v->min_k;
+    d[2] = v->max_k;
+    d[3] = v->min_e;
+    d[4] = v->max_e;
+    d[5] = v->pin;
+    d[6] = v->pin_k;
+    d[7] = v->pin_e;
+    d[8] = v->coder;
+    d[9] = v->freeze;
+}
+
+static void ovr_unpack(const double *d, sfpw_override *v)
+{
+    v->generation = (uint64_t)d[0];
+    v->min_k = (unsigned)d[1];
+    v->max_k = (unsigned)d[2];
+    v->min_e = (unsigned)d[3];
+    v->max_e = (unsigned)d[4];
+    v->pin = d[5] != 0;
+    v->pin_k = (unsigned)d[6];
+    v->pin_e = (unsigned)d[7];
+    v->coder = (int)d[8];
+    v->freeze = d[9] != 0;
+}
+
+/* Widths after the operator's bounds or pins (v NULL or generation 0: as is). */
+static void ovr_apply(const sfpw_override *v, sfp_width *w, int T)
+{
+    if (!v || !v->generation)
+        return;
+    for (int t = 0; t < T; t++) {
+        if (v->pin) {
+            w[t].k = v->pin_k;
+            w[t].e = v->pin_e;
+            continue;
+        }
+        if (w[t].k < v->min_k)
+            w[t].k = v->min_k;
+        if (w[t].k > v->max_k)
+            w[t].k = v->max_k;
+        if (w[t].e < v->min_e)
+            w[t].e = v->min_e;
+        if (w[t].e > v->max_e)
+            w[t].e = v->max_e;
+    }
+}
+
+static void ovr_say(const sfpw_override *v, uint64_t step)
+{
+    static const char *cn[] = { "plain", "gecko", "rans" };
+    if (v->pin)
+        say("sfpd policy generation %llu from step %llu: widths pinned at k=%u e=%u",
+            (unsigned long long)v->generation, (unsigned long long)step, v->pin_k, v->pin_e);
+    else
+        say("sfpd policy generation %llu from step %llu: mantissa bits %u..%u, exponent bits %u..%u",
+            (unsigned long long)v->generation, (unsigned long long)step, v->min_k, v->max_k,
+            v->min_e, v->max_e);
+    say(", coder %s%s\n", v->coder >= 0 && v->coder <= 2 ? cn[v->coder] : "as configured",
+        v->freeze ? ", widths frozen" : "");
+}
+
+static void *stash_alloc(void *ctx, size_t bytes)
+{
+    sfpw_stash *st = ctx;
+    return st->ops->alloc(st, bytes);
+}
+
 static const char *stash_err(sfpw_stash *st, int rc)
+
 {
     return st ? st->ops->strerror(st, rc) : sfp_strerror(rc);
 }
@@ -618,7 +705,7 @@ static int run(int argc, char **argv)
     for (int t = 0; t < model.ntensors; t++)
         numel[t] = model.tensors[t].kind == SFPW_TENSOR_ACT
                        ? (uint64_t)model.tensors[t].n * o.batch
-                       : model.tensors[t].n;
+                       : (uint64_t)llround(model.tensors[t].n * o.weight_cost);
     const uint64_t steps_per_epoch = train.n / o.batch;
     const uint64_t total_steps = steps_per_epoch * o.epochs;
     sfp_policy_config pc;
@@ -628,6 +715,19 @@ static int run(int argc, char **argv)
     pc.qm.warmup = warm;
     pc.bw.warmup = warm;
     if (o.gamma_set) pc.qm.gamma = o.gamma;
+    if (o.weight_cost != 1.0) {
+        /* The regularizer weighs tensor t by numel[t] / sum(numel): scale
+         * gamma so that an activation value keeps its pull and only the
+         * weights' grows by --weight-cost. */
+        double t0 = 0, t1 = 0;
+        for (int t = 0; t < model.ntensors; t++) {
+            t1 += (double)numel[t];
+            t0 += model.tensors[t].kind == SFPW_TENSOR_ACT ? (double)numel[t]
+                                                            : (double)model.tensors[t].n;
+        }
+        pc.qm.gamma *= t1 / t0;
+    }
+
     if (o.qm_lr_set) pc.qm.lr = o.qm_lr;
     if (o.max_step_set) pc.qm.max_step = o.max_step;
     if (o.n_init_set) pc.qm.n_init = o.n_init;
@@ -670,6 +770,8 @@ static int run(int argc, char **argv)
     }
     if (open_stash(&o, &model, max_rows, dist, &stash, job, sizeof job))
         goto out;
+    if (stash->ops->alloc && !sfpw_net_place_acts(net, stash_alloc, stash))
+        say("note: the stashed activations do not fit the shared memory; puts and gets copy\n");
     full = malloc(model.nparams * sizeof(float));
     full2 = malloc(model.nparams * sizeof(float));
     perm = malloc(train.n * sizeof(uint32_t));
@@ -754,7 +856,10 @@ static int run(int argc, char **argv)
     uint8_t *yb = malloc((size_t)max_rows);
     const int T = model.ntensors;
     const int NZ = 3 * T + 4 + SFPW_NCODERS * T; /* per-tensor zeros */
-    const int NR = NZ + T;
+    const int NO = NZ + T;          /* rank 0's view of the operator policy */
+    const int NR = NO + NOVR;
+    sfpw_override ovr;              /* applied by every rank */
+    memset(&ovr, 0, sizeof ovr);
     double *red = malloc(sizeof(double) * NR);
     if (!xb || !yb || !red) {
         free(xb);
@@ -846,6 +951,14 @@ static int run(int argc, char **argv)
             for (int c = 0; c < SFPW_NCODERS; c++)
                 for (int t = 0; t < T; t++)
                     red[3 * T + 4 + c * T + t] = po.coder_bytes[c][t];
+            {
+                /* sfpd tells rank 0; the sum hands rank 0's view to all */
+                sfpw_override v;
+                memset(&v, 0, sizeof v);
+                if (g_rank != 0 || !sfpw_stash_daemon_policy(stash, &v))
+                    memset(&v, 0, sizeof v);
+                ovr_pack(&v, red + NO);
+            }
             if ((rc = sfpw_dist_allreduce_sum(dist, red, NR))) {
                 err("allreduce failed\n");
                 goto out_loop;
@@ -882,14 +995,30 @@ static int run(int argc, char **argv)
             }
             loss_sum += red[3 * T];
             correct += red[3 * T + 1];
-            if ((rc = sfp_policy_update(pol, step, loss, red, red + T))) {
+            {
+                sfpw_override v;
+                ovr_unpack(red + NO, &v);
+                if (v.generation && v.generation != ovr.generation) {
+                    ovr = v;
+                    if (quant)
+                        ovr_say(&ovr, step + 1);
+                    else
+                        say("sfpd policy generation %llu ignored: policy fp32\n",
+                            (unsigned long long)ovr.generation);
+                    base.coder = ovr.coder >= 0 ? (sfp_coder)ovr.coder : o.coder;
+                }
+            }
+            if (!ovr.freeze &&
+                (rc = sfp_policy_update(pol, step, loss, red, red + T))) {
                 err("policy update: %s\n", sfp_strerror(rc));
                 goto out_loop;
             }
             double t_opt0 = sfpw_now();
             sfpw_dist_update(dist, &o.opt, step + 1);
             double t_pub0 = sfpw_now();
-            if ((rc = sfp_policy_choose(pol, step + 1, width)) ||
+            if (!(rc = sfp_policy_choose(pol, step + 1, width)))
+                ovr_apply(&ovr, width, T);
+            if (rc ||
                 (rc = sfpw_dist_publish(dist, quant ? width : NULL, &base,
                                         sfpw_net_weights(net), wbytes)) ||
                 (measure && (rc = sfpw_dist_coder_bytes(dist, &wcb[0][0])))) {
@@ -930,6 +1059,8 @@ static int run(int argc, char **argv)
                 ewidth[t].e = (unsigned)ceil(e - 1e-9);
             }
         }
+        if (quant)
+            ovr_apply(&ovr, ewidth, T);
         if ((rc = sfpw_dist_publish(dist, quant ? ewidth : NULL, &base,
                                     sfpw_net_weights(net), NULL))) {
             err("publishing eval weights: %s\n", stash_err(stash, rc));
@@ -967,6 +1098,7 @@ static int run(int argc, char **argv)
         R->ratio = (act_b + w_b) > 0 ? 4.0 * (act_v + w_v) / (act_b + w_b) : 0;
         R->seconds = sfpw_now() - t_epoch;
         R->step_ms = 1e3 * train_secs / steps_per_epoch;
+        R->policy_generation = ovr.generation;
         for (int t = 0; t < T; t++)
             sfp_policy_get(pol, t, &R->t[t].n, &R->t[t].e);
         if (measure) {

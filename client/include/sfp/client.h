@@ -94,6 +94,7 @@ typedef struct sfpc_key {
 typedef struct sfpc_put_info {
     uint64_t stored_bytes;   /* frame size                    */
     int tier;                /* 0 DRAM, 1 disk; -1 not known yet (async) */
+    uint64_t policy_generation; /* of the job's operator policy (0: none) */
 } sfpc_put_info;
 
 typedef struct sfpc_get_info {
@@ -139,6 +140,24 @@ int sfpc_decode(sfpc *c, const void *frame, size_t len, void *dst, size_t cap,
 
 /* Frees every stash of the job in sfpd. */
 int sfpc_end_job(sfpc *c);
+
+/*
+ * The width policy an operator set for this job (gRPC Control.SetPolicy,
+ * `sfpctl policy set`). Puts report its generation (sfpc_put_info); ask
+ * when it changes. Bounds are resolved (no bound: 0..23 mantissa, 1..8
+ * exponent bits); coder -1 leaves the choice to the worker.
+ */
+typedef struct sfpc_policy {
+    uint64_t generation;     /* 0: none set */
+    unsigned min_mbits, max_mbits, min_ebits, max_ebits;
+    int pin;                 /* every tensor uses pin_mbits, pin_ebits */
+    unsigned pin_mbits, pin_ebits;
+    int coder;               /* -1 or an sfp_coder */
+    int freeze;              /* stop learning the widths */
+} sfpc_policy;
+
+int sfpc_policy_get(sfpc *c, sfpc_policy *out);
+
 
 typedef struct sfpc_stats {
     uint64_t dram_bytes, dram_high_water, dram_budget, disk_bytes;
