@@ -14,7 +14,7 @@ NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*$")
 TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
 SUFFIXES = ("_bucket", "_sum", "_count", "_total")
-ALLOWED_LABELS = {"job", "tier", "status", "le", "version"}
+ALLOWED_LABELS = {"job", "tier", "status", "le", "version", "peer", "node"}
 
 
 def parse_labels(s, where, errs):
