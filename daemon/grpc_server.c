@@ -1272,7 +1272,9 @@ static int load_admin_token(sfpd_grpc *g, const sfpd_config *cfg)
         sfpd_free(buf);
         return -EINVAL;
     }
-    if (st.st_mode & 0077)
+    /* group read is fine when the group is the daemon's own (a Kubernetes
+     * Secret volume: root-owned, group fsGroup, mode 0440) */
+    if ((st.st_mode & 0007) || ((st.st_mode & 0070) && st.st_gid != getegid()))
         sfpd_warn("grpc: admin_token_file %s is readable by group or others (mode %03o)",
                   cfg->admin_token_file, (unsigned)(st.st_mode & 0777));
     if (!cfg->grpc_tls_cert[0] && strncmp(cfg->grpc_listen, "127.", 4) != 0 &&
