@@ -400,7 +400,7 @@ static void tensor_lines(sfpd_store *st, const char *job_id, FILE *f)
                    "mbits=%u ebits=%u coder=%u stored_bytes=%llu tier=%s\n",
                 v[i].job_id, v[i].rank, (unsigned long long)v[i].step, v[i].name, v[i].dtype,
                 (unsigned long long)v[i].count, v[i].mbits, v[i].ebits, v[i].coder,
-                (unsigned long long)v[i].frame_bytes, v[i].tier ? "disk" : "dram");
+                (unsigned long long)v[i].frame_bytes, v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");
     sfpd_free(v);
 }
 
