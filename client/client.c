@@ -627,14 +627,46 @@ int sfpc_policy_get(sfpc *c, sfpc_policy *out)
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
 
+/*
+ * Places a stateless codec request in the shared memory: the input [src,
+ * src+len) is used in place or copied to offset 0, the output goes to dst
+ * in place or right after the input (then copied out by the caller).
+ */
+typedef struct staging {
+    size_t in_off, out_off, out_cap;
+    bool dst_in;
+} staging;
+
+static int stage(sfpc *c, const void *src, size_t len, void *dst, size_t cap, staging *sg)
+{
+    bool src_in = in_shm(c, src, len);
+    sg->dst_in = in_shm(c, dst, cap);
+    sg->in_off = src_in ? (size_t)((const uint8_t *)src - c->shm) : 0;
+    if (!src_in) {
+        if (len > c->shm_size)
+            return SFPC_ESHMSIZE;
+        memcpy(c->shm, src, len);
+    }
+    if (sg->dst_in) {
+        sg->out_off = (size_t)((uint8_t *)dst - c->shm);
+        sg->out_cap = cap;
+    } else {
+        sg->out_off = align64(sg->in_off + len);
+        if (sg->out_off >= c->shm_size)
+            return SFPC_ESHMSIZE;
+        sg->out_cap = cap < c->shm_size - sg->out_off ? cap : c->shm_size - sg->out_off;
+    }
+    return 0;
+}
+
 int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
                 void *dst, size_t cap, size_t *frame_len)
 {
     req_t rq = SFP__IPC__V1__REQUEST__INIT;
     Sfp__Ipc__V1__Encode en = SFP__IPC__V1__ENCODE__INIT;
     Sfp__Ipc__V1__Params params = SFP__IPC__V1__PARAMS__INIT;
-    size_t es, len, in_off, out_off, out_cap;
-    bool src_in, dst_in;
+    size_t es, len;
+    staging sg;
     resp_t *r = NULL;
     int e;
 
@@ -643,42 +675,25 @@ int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
     if ((e = sfpc_flush(c)) < 0)
         return e;
     len = count * es;
-    src_in = in_shm(c, src, len);
-    dst_in = in_shm(c, dst, cap);
-    in_off = src_in ? (size_t)((const uint8_t *)src - c->shm) : 0;
-    if (!src_in) {
-        if (len > c->shm_size)
-            return SFPC_ESHMSIZE;
-        memcpy(c->shm, src, len);
-    }
-    if (dst_in) {
-        out_off = (size_t)((uint8_t *)dst - c->shm);
-        out_cap = cap;
-    } else {
-        out_off = src_in ? 0 : align64(len);
-        if (src_in && in_off < align64(cap))
-            out_off = align64(in_off + len);
-        if (out_off >= c->shm_size)
-            return SFPC_ESHMSIZE;
-        out_cap = cap < c->shm_size - out_off ? cap : c->shm_size - out_off;
-    }
+    if ((e = stage(c, src, len, dst, cap, &sg)) < 0)
+        return e;
     fill_params(&params, p);
-    en.offset = in_off;
+    en.offset = sg.in_off;
     en.length = len;
     en.count = count;
     en.params = &params;
-    en.out_offset = out_off;
-    en.out_capacity = out_cap;
+    en.out_offset = sg.out_off;
+    en.out_capacity = sg.out_cap;
     rq.body_case = SFP__IPC__V1__REQUEST__BODY_ENCODE;
     rq.encode = &en;
     if ((e = call(c, &rq, &r)) < 0)
         return e;
-    if (!r->encode || r->encode->frame_length > out_cap) {
+    if (!r->encode || r->encode->frame_length > sg.out_cap) {
         sfp__ipc__v1__response__free_unpacked(r, NULL);
         return fail(c, SFPC_EPROTO);
     }
-    if (!dst_in)
-        memcpy(dst, c->shm + out_off, r->encode->frame_length);
+    if (!sg.dst_in)
+        memcpy(dst, c->shm + sg.out_off, r->encode->frame_length);
     if (frame_len)
         *frame_len = r->encode->frame_length;
     sfp__ipc__v1__response__free_unpacked(r, NULL);
@@ -689,8 +704,7 @@ int sfpc_decode(sfpc *c, const void *frame, size_t len, void *dst, size_t cap, s
 {
     req_t rq = SFP__IPC__V1__REQUEST__INIT;
     Sfp__Ipc__V1__Decode de = SFP__IPC__V1__DECODE__INIT;
-    size_t in_off, out_off, out_cap;
-    bool src_in, dst_in;
+    staging sg;
     resp_t *r = NULL;
     int e;
 
@@ -698,37 +712,22 @@ int sfpc_decode(sfpc *c, const void *frame, size_t len, void *dst, size_t cap, s
         return SFPC_EINVAL;
     if ((e = sfpc_flush(c)) < 0)
         return e;
-    src_in = in_shm(c, frame, len);
-    dst_in = in_shm(c, dst, cap);
-    in_off = src_in ? (size_t)((const uint8_t *)frame - c->shm) : 0;
-    if (!src_in) {
-        if (len > c->shm_size)
-            return SFPC_ESHMSIZE;
-        memcpy(c->shm, frame, len);
-    }
-    if (dst_in) {
-        out_off = (size_t)((uint8_t *)dst - c->shm);
-        out_cap = cap;
-    } else {
-        out_off = align64(in_off + len);
-        if (out_off >= c->shm_size)
-            return SFPC_ESHMSIZE;
-        out_cap = cap < c->shm_size - out_off ? cap : c->shm_size - out_off;
-    }
-    de.offset = in_off;
+    if ((e = stage(c, frame, len, dst, cap, &sg)) < 0)
+        return e;
+    de.offset = sg.in_off;
     de.length = len;
-    de.out_offset = out_off;
-    de.out_capacity = out_cap;
+    de.out_offset = sg.out_off;
+    de.out_capacity = sg.out_cap;
     rq.body_case = SFP__IPC__V1__REQUEST__BODY_DECODE;
     rq.decode = &de;
     if ((e = call(c, &rq, &r)) < 0)
         return e;
-    if (!r->decode || r->decode->length > out_cap) {
+    if (!r->decode || r->decode->length > sg.out_cap) {
         sfp__ipc__v1__response__free_unpacked(r, NULL);
         return fail(c, SFPC_EPROTO);
     }
-    if (!dst_in)
-        memcpy(dst, c->shm + out_off, r->decode->length);
+    if (!sg.dst_in)
+        memcpy(dst, c->shm + sg.out_off, r->decode->length);
     if (count)
         *count = r->decode->count;
     sfp__ipc__v1__response__free_unpacked(r, NULL);
