@@ -352,7 +352,34 @@ static int width_diff(const float *x, float *d, float *sq, float *tmp,
 }
 
 /*
+ * What the encoder would report (zeros, anchor) for values already on their
+ * grid, for stashes that return before encoding: one pass over the bits,
+ * cheaper than libsfp's statistics scan. The anchor of on-grid values is
+ * the exponent field of the largest magnitude. Returns 1 when that does not
+ * hold (all zeros, or a subnormal largest value): ask libsfp then.
+ */
+static int grid_stats(const float *a, size_t n, sfp_qstats *st)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)a;
+    uint32_t mx = 0;
+    uint64_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t m = u[i] & 0x7fffffffu;
+        mx = m > mx ? m : mx;
+        zeros += m == 0;
+    }
+    if ((mx >> 23) == 0)
+        return 1;
+    memset(st, 0, sizeof *st);
+    st->count = n;
+    st->zeros = zeros;
+    st->anchor = (int)(mx >> 23);
+    return 0;
+}
+
+/*
  * Puts activation tensor t (the input of layer t, rows x dim in a) on its
+
  * grid, prepares its width-gradient sample and stashes it.
  */
 static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
@@ -398,8 +425,9 @@ static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
     sfp_qstats st;
     memset(&st, 0, sizeof st);
     const int deferred = ps->stash && (ps->st->ops->flags & SFPW_STASH_DEFERRED);
-    int rc = sfp_quantize(a, a, cnt, &p,
-                          (deferred || (!ps->stash && ps->want_grad)) ? &st : NULL);
+    int rc = sfp_quantize(a, a, cnt, &p, (!ps->stash && ps->want_grad) ? &st : NULL);
+    if (!rc && deferred && grid_stats(a, cnt, &st))
+        rc = sfp_quantize(a, a, cnt, &p, &st); /* on-grid values: unchanged */
     if (rc)
         return rc;
     double t1 = sfpw_now();
