@@ -12,6 +12,8 @@
  * limit (SFPD_PEER_MAX_MESSAGE) and the per-node limit; at most MAX_NODES
  * client nodes are tracked.
  */
+#include "grpc_msg.h"
+#include "grpc_req.h"
 #include "peer.h"
 #include "sfpd.h"
 
@@ -281,31 +283,12 @@ bool sfpd_peer_authorized(const sfpd_peer_srv *p, const grpc_metadata_array *md)
         return false;
     for (size_t i = 0; i < md->count; i++) {
         const grpc_metadata *m = &md->metadata[i];
-        const uint8_t *v;
-        size_t vl;
-        unsigned diff;
         if (grpc_slice_str_cmp(m->key, SFPD_PEER_TOKEN_MD) != 0)
             continue;
-        v = GRPC_SLICE_START_PTR(m->value);
-        vl = GRPC_SLICE_LENGTH(m->value);
-        /* constant time in the secret's length: every byte is compared */
-        diff = vl != p->token_len;
-        for (size_t k = 0; k < p->token_len; k++)
-            diff |= (unsigned)((const uint8_t *)p->token)[k] ^ (unsigned)(k < vl ? v[k] : 0);
-        ok = ok || diff == 0;
+        ok |= sfpd_secret_eq(GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value),
+                             p->token, p->token_len);
     }
     return ok;
-}
-
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
 }
 
 static void do_put(sfpd_peer_srv *p, const Sfp__V1__PutFrameRequest *r, grpc_status_code *code,
@@ -363,7 +346,7 @@ static void do_put(sfpd_peer_srv *p, const Sfp__V1__PutFrameRequest *r, grpc_sta
     m.free_bytes = node_free_bytes(p, n);
     m.held_bytes = n->bytes;
     *code = GRPC_STATUS_OK;
-    *resp = pack(&m.base);
+    *resp = sfpd_grpc_pack(&m.base);
 }
 
 static void do_get(sfpd_peer_srv *p, const Sfp__V1__GetFrameRequest *r, grpc_status_code *code,
@@ -390,7 +373,7 @@ static void do_get(sfpd_peer_srv *p, const Sfp__V1__GetFrameRequest *r, grpc_sta
     m.frame.len = h->len;
     n->bytes_sent += h->len;
     *code = GRPC_STATUS_OK;
-    *resp = pack(&m.base);
+    *resp = sfpd_grpc_pack(&m.base);
 }
 
 static void do_drop(sfpd_peer_srv *p, const Sfp__V1__DropFrameRequest *r, grpc_status_code *code,
@@ -418,7 +401,7 @@ static void do_drop(sfpd_peer_srv *p, const Sfp__V1__DropFrameRequest *r, grpc_s
     if (n && !r->all)
         m.free_bytes = node_free_bytes(p, n);
     *code = GRPC_STATUS_OK;
-    *resp = pack(&m.base);
+    *resp = sfpd_grpc_pack(&m.base);
 }
 
 static void do_capacity(sfpd_peer_srv *p, const Sfp__V1__CapacityRequest *r,
@@ -443,14 +426,12 @@ static void do_capacity(sfpd_peer_srv *p, const Sfp__V1__CapacityRequest *r,
     m.held_frames = n->n;
     m.limit_bytes = p->limit;
     *code = GRPC_STATUS_OK;
-    *resp = pack(&m.base);
+    *resp = sfpd_grpc_pack(&m.base);
 }
 
 void sfpd_peer_handle(sfpd_peer_srv *p, int method, grpc_byte_buffer *req,
                       grpc_status_code *code, const char **msg, grpc_byte_buffer **resp)
 {
-    grpc_byte_buffer_reader rd;
-    grpc_slice s;
     ProtobufCMessage *m;
 
     *code = GRPC_STATUS_INTERNAL;
@@ -460,15 +441,7 @@ void sfpd_peer_handle(sfpd_peer_srv *p, int method, grpc_byte_buffer *req,
         *code = GRPC_STATUS_UNIMPLEMENTED;
         return;
     }
-    if (!grpc_byte_buffer_reader_init(&rd, req)) {
-        *code = GRPC_STATUS_INVALID_ARGUMENT;
-        *msg = "malformed request message";
-        return;
-    }
-    s = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
-    m = protobuf_c_message_unpack(pm_desc[method], NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
+    m = sfpd_grpc_unpack(req, pm_desc[method]);
     if (!m) {
         *code = GRPC_STATUS_INVALID_ARGUMENT;
         *msg = "malformed request message";

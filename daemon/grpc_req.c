@@ -131,12 +131,26 @@ int sfpd_grpc_req_decode(sfpd_grpc_req k, const uint8_t *data, size_t len, Proto
     return 0;
 }
 
+bool sfpd_secret_eq(const void *given, size_t given_len, const char *secret, size_t secret_len)
+{
+    const unsigned char *g = given;
+    volatile unsigned char diff = 0;
+
+    if (!secret || secret_len == 0 || (!given && given_len))
+        return false;
+    /* every byte of the secret is visited, whatever the input */
+    diff |= (unsigned char)(given_len != secret_len);
+    for (size_t i = 0; i < secret_len; i++) {
+        unsigned char c = i < given_len ? g[i] : 0;
+        diff |= (unsigned char)(c ^ (unsigned char)secret[i]);
+    }
+    return diff == 0;
+}
+
 bool sfpd_grpc_bearer_ok(const char *value, size_t value_len, const char *token, size_t token_len)
 {
     static const char prefix[] = "Bearer ";
     const size_t pl = sizeof(prefix) - 1;
-    volatile unsigned char diff = 0;
-    size_t given;
 
     if (!value || !token || token_len == 0)
         return false;
@@ -146,13 +160,5 @@ bool sfpd_grpc_bearer_ok(const char *value, size_t value_len, const char *token,
     for (size_t i = 0; i < pl; i++)
         if (value[i] != prefix[i])
             return false;
-    value += pl;
-    given = value_len - pl;
-    /* every byte of the expected token is visited, whatever the input */
-    diff |= (unsigned char)(given != token_len);
-    for (size_t i = 0; i < token_len; i++) {
-        unsigned char g = i < given ? (unsigned char)value[i] : 0;
-        diff |= (unsigned char)(g ^ (unsigned char)token[i]);
-    }
-    return diff == 0;
+    return sfpd_secret_eq(value + pl, value_len - pl, token, token_len);
 }

@@ -51,6 +51,10 @@ const char *sfpd_grpc_policy_invalid(const Sfp__V1__Policy *p);
  * interval_seconds is invalid (negative, NaN, infinite). */
 uint64_t sfpd_grpc_watch_interval_ms(double interval_seconds);
 
+/* given == secret, in time that depends only on secret_len (secrets are
+ * never empty). */
+bool sfpd_secret_eq(const void *given, size_t given_len, const char *secret, size_t secret_len);
+
 /*
  * Constant-time check of a gRPC "authorization" metadata value against the
  * admin token: true only for exactly "Bearer <token>". The time taken

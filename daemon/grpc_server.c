@@ -11,6 +11,7 @@
  *  7. the CQ is shut down only when the shutdown tag has arrived AND no call
  *     or request slot is left.
  */
+#include "grpc_msg.h"
 #include "grpc_server.h"
 #include "grpc_req.h"
 #include "sfpd.h"
@@ -168,34 +169,6 @@ static void grpc_log_cb(gpr_log_func_args *a)
 }
 
 /* --------------------------------------------------------- byte buffers */
-
-/* Packs m into a new byte buffer (owned by the caller) or returns NULL. */
-static grpc_byte_buffer *pack_message(const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-/* Decodes bb (not consumed) with desc; NULL when malformed. */
-static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
-{
-    grpc_byte_buffer_reader r;
-    grpc_slice s;
-    ProtobufCMessage *m;
-
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
 
 /* ------------------------------------------------------------- batches */
 
@@ -385,7 +358,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.counters = cep;
 
     peer_pk = sfpd_peer_stats_fill(s, &m); /* network tier (grpc_peer.c) */
-    bb = pack_message(&m.base);
+    bb = sfpd_grpc_pack(&m.base);
     sfpd_peer_stats_free(peer_pk);
 out:
     sfpd_free(jobs);
@@ -460,13 +433,7 @@ static void start_watch(gcall *c, const Sfp__V1__WatchStatsRequest *r)
         call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
         return;
     }
-    if (iv == 0)
-        iv = 1;
-    if (iv < 0.05)
-        iv = 0.05;
-    if (iv > 3600)
-        iv = 3600;
-    c->interval_ms = (uint64_t)(iv * 1000 + 0.5);
+    c->interval_ms = sfpd_grpc_watch_interval_ms(iv);
     c->remaining = r->count;
     snprintf(c->job, sizeof(c->job), "%s", r->job_id);
     if (uv_timer_init(c->g->loop, &c->timer) != 0) {
@@ -544,7 +511,7 @@ void sfpd_grpc_job_policy(const sfpd_grpc *g, const char *job_id, sfpd_job_polic
 
 static void reply(gcall *c, const ProtobufCMessage *m)
 {
-    grpc_byte_buffer *bb = pack_message(m);
+    grpc_byte_buffer *bb = sfpd_grpc_pack(m);
     if (!bb)
         call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     else
@@ -769,7 +736,7 @@ static ProtobufCMessage *decode_request(grpc_byte_buffer *bb, enum method m, con
 
     *why = "malformed request message";
     if (k == SFPD_REQ_COUNT)
-        return request_desc(m) ? unpack_message(bb, request_desc(m)) : NULL;
+        return request_desc(m) ? sfpd_grpc_unpack(bb, request_desc(m)) : NULL;
     if (!grpc_byte_buffer_reader_init(&r, bb))
         return NULL;
     s = grpc_byte_buffer_reader_readall(&r);

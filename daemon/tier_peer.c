@@ -26,6 +26,7 @@
  * id); a restarted daemon has a new instance and the peer drops the old
  * frames. The write-through directory is emptied at start-up.
  */
+#include "grpc_msg.h"
 #include "peer.h"
 #include "sfpd.h"
 
@@ -149,16 +150,10 @@ static grpc_status_code call(ptier *t, peer *p, const char *method, const Protob
     const char *err_str = NULL;
     grpc_op ops[6];
     grpc_event ev;
-    size_t n;
-    grpc_slice s;
     uint64_t t0 = now_ns();
 
     *resp = NULL;
-    n = protobuf_c_message_get_packed_size(req);
-    s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(s));
-    send_bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
+    send_bb = sfpd_grpc_pack(req);
 
     c = grpc_channel_create_call(p->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                  grpc_slice_from_static_string(method), NULL, deadline, NULL);
@@ -191,13 +186,7 @@ static grpc_status_code call(ptier *t, peer *p, const char *method, const Protob
         status = GRPC_STATUS_INTERNAL;
     }
     if (status == GRPC_STATUS_OK) {
-        grpc_byte_buffer_reader r;
-        if (recv_bb && grpc_byte_buffer_reader_init(&r, recv_bb)) {
-            grpc_slice rs = grpc_byte_buffer_reader_readall(&r);
-            grpc_byte_buffer_reader_destroy(&r);
-            *resp = protobuf_c_message_unpack(rdesc, NULL, GRPC_SLICE_LENGTH(rs), GRPC_SLICE_START_PTR(rs));
-            grpc_slice_unref(rs);
-        }
+        *resp = sfpd_grpc_unpack(recv_bb, rdesc);
         if (!*resp)
             status = GRPC_STATUS_INTERNAL; /* malformed reply */
     }

@@ -85,6 +85,9 @@ enum {
     SFPW_STASH_EDAEMON = -205,/* the daemon was lost and fallback is off    */
 };
 
+/* Text of a stash or libsfp error code (what every strerror falls back to). */
+const char *sfpw_stash_errstr(int err);
+
 /* In-process stash: frames in malloc'd memory. */
 int sfpw_stash_local_open(sfpw_stash **out);
 

@@ -84,11 +84,11 @@ static int lose(dstash *d, int err, const char *what)
          * memory (a daemon that stopped answering can wake up): swap our
          * view of it for private memory, so that nothing it does reaches
          * the rank any more. Buffers from alloc() stay valid (zeroed). The
-         * connection is closed with the stash. */
-        if (d->shm && mmap(d->shm, d->shm_size, PROT_READ | PROT_WRITE,
-                           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) {
-            /* cannot detach: keep the daemon's mapping, stop using it */
-        }
+         * connection is closed with the stash. Should mmap fail, the
+         * daemon's mapping stays; the stash stops using it either way. */
+        if (d->shm)
+            (void)mmap(d->shm, d->shm_size, PROT_READ | PROT_WRITE,
+                       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         d->npend = 0;
         if (d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK &&
             sfpw_stash_local_open(&d->local) != 0)
@@ -222,14 +222,9 @@ static int d_drop(sfpw_stash *st, const sfpw_stash_key *key)
 static const char *d_strerror(sfpw_stash *st, int err)
 {
     dstash *d = st->impl;
-    switch (err) {
-    case SFPW_STASH_ERETRY: return "sfpd lost; step must run again";
-    case SFPW_STASH_EDAEMON: return d->last_msg[0] ? d->last_msg : "sfpd lost";
-    case SFPW_STASH_ENOKEY: return "stash: no such key";
-    case SFPW_STASH_EDUP: return "stash: key already stored";
-    case SFPW_STASH_ESIZE: return "stash: size mismatch";
-    default: return sfp_strerror(err);
-    }
+    if (err == SFPW_STASH_EDAEMON && d->last_msg[0])
+        return d->last_msg; /* which call failed, and how */
+    return sfpw_stash_errstr(err);
 }
 
 static void d_close(sfpw_stash *st)

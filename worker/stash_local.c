@@ -139,9 +139,8 @@ static int l_drop(sfpw_stash *st, const sfpw_stash_key *key)
     return 0;
 }
 
-static const char *l_strerror(sfpw_stash *st, int err)
+const char *sfpw_stash_errstr(int err)
 {
-    (void)st;
     switch (err) {
     case SFPW_STASH_ENOKEY: return "stash: no such key";
     case SFPW_STASH_EDUP: return "stash: key already stored";
@@ -150,6 +149,12 @@ static const char *l_strerror(sfpw_stash *st, int err)
     case SFPW_STASH_EDAEMON: return "stash: sfpd lost";
     default: return sfp_strerror(err);
     }
+}
+
+static const char *l_strerror(sfpw_stash *st, int err)
+{
+    (void)st;
+    return sfpw_stash_errstr(err);
 }
 
 static void l_close(sfpw_stash *st)

@@ -37,6 +37,14 @@ stop_sfpd() {
     rm -f "$tmp/sfpd.sock" "$tmp/grpc.sock"
 }
 
+# sfpd_puts: Put requests sfpd has completed so far, from sfpctl's counters
+# (0 while it does not answer); needs $sfpctl
+sfpd_puts() {
+    "$sfpctl" --addr "unix:$tmp/grpc.sock" --json --timeout 2 stats 2> /dev/null |
+        /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["counters"]["puts"]))' \
+        2> /dev/null || echo 0
+}
+
 # the final weights hash and test accuracy of an sfp-train report
 json_hash() {
     sed -n 's/.*"weights_hash": "\([0-9a-f]*\)".*/\1/p' "$1"

@@ -12,12 +12,6 @@ sfpd=$1 sfpctl=$2 train=$3
 run="--synthetic=1024 --model cnn --policy qmqe --gecko --batch 64 --epochs 2
      --seed 3 --no-progress --quiet --check-replicas"
 
-puts() {
-    "$sfpctl" --addr "unix:$tmp/grpc.sock" --json --timeout 2 stats 2> /dev/null |
-        /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["counters"]["puts"]))' \
-        2> /dev/null || echo 0
-}
-
 # start_run NAME FLAGS...: sfp-train through sfpd in the background
 start_run() {
     name=$1; shift
@@ -29,7 +23,7 @@ start_run() {
 # wait_puts N: until sfpd has acknowledged N puts (bounded)
 wait_puts() {
     i=0
-    while [ "$(puts)" -lt "$1" ]; do
+    while [ "$(sfpd_puts)" -lt "$1" ]; do
         i=$((i + 1))
         kill -0 "$train_pid" 2> /dev/null || { cat "$tmp/$name.txt"; fail "$name ended before the fault"; }
         [ $i -lt 600 ] || fail "$name: no progress in sfpd"

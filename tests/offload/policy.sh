@@ -8,11 +8,6 @@ set -eu
 sfpd=$1 sfpctl=$2 train=$3
 . "$(dirname "$0")/common.sh"
 ctl() { "$sfpctl" --addr "unix:$tmp/grpc.sock" --timeout 5 "$@"; }
-puts() {
-    ctl --json stats 2> /dev/null |
-        /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["counters"]["puts"]))' \
-        2> /dev/null || echo 0
-}
 
 start_sfpd 64M
 ctl policy set --job pol-test --pin 3,4 --coder plain > /dev/null
@@ -21,7 +16,7 @@ timeout 120 mpirun -np 2 "$train" --synthetic=16384 --model mlp --policy qmqe --
     --daemon "$tmp/sfpd.sock" --job pol-test --report "$tmp/r.json" > "$tmp/out.txt" 2>&1 &
 train_pid=$!
 i=0
-while [ "$(puts)" -lt 20 ]; do
+while [ "$(sfpd_puts)" -lt 20 ]; do
     i=$((i + 1))
     kill -0 "$train_pid" 2> /dev/null || { cat "$tmp/out.txt"; fail "run ended early"; }
     [ $i -lt 600 ] || fail "no puts"
