@@ -39,9 +39,10 @@ typedef struct opts {
     sfp_rounding rounding;
     unsigned gecko_group;
     size_t sample;
-    double gamma, qm_lr, n_init, e_init, e_min, n_min, max_step;
+    double gamma, qm_lr, n_init, e_init, e_min, e_min_act, n_min, max_step, bit_cost;
+    sfp_qm_rule qm_rule;
     long warmup;
-    int gamma_set, qm_lr_set, n_init_set, e_init_set, e_min_set, n_min_set,
+    int gamma_set, qm_lr_set, n_init_set, e_init_set, n_min_set,
         max_step_set;
     unsigned bw_period, bw_m_init, bw_e_min, bw_m_min;
     double bw_tau;
@@ -59,6 +60,9 @@ typedef struct opts {
 } opts;
 
 static int g_rank;
+
+/* Default of --bit-cost (relative loss per bit of footprint): docs/TRAINING.md */
+#define SFPW_BIT_COST 0.01
 
 #define say(...) do { if (g_rank == 0) fprintf(stdout, __VA_ARGS__); } while (0)
 #define err(...) do { fprintf(stderr, "sfp-train[%d]: ", g_rank); fprintf(stderr, __VA_ARGS__); } while (0)
@@ -85,12 +89,20 @@ static void usage(FILE *f)
 "  --synthetic[=N]         synthetic data, N training images (default 4096), no files needed\n"
 "  --rounding M            rne|trunc|stochastic mantissa rounding (default rne)\n"
 "  --gecko-group N         Gecko group size 8|16|32|64 (default: library default)\n"
-"  --gamma F               QM/QE regularizer strength (default %.3g)\n"
-"  --qm-lr F               learning rate of the widths (default %.3g)\n"
-"  --qm-max-step F         largest width change per step in bits (default %.3g)\n"
+"  --bit-cost P            QM/QE: one bit per value of footprint is worth P %% of the\n"
+"                          training loss (default %.3g); larger: smaller containers\n"
+"  --qm-rule adaptive|sgd  width learning: calibrated start + Adam on a loss-relative\n"
+"                          cost (default), or fixed-gamma clipped SGD (method-spec 4.5)\n"
+"  --gamma F               sgd rule: regularizer strength, loss per bit (default %.3g)\n"
+"  --qm-lr F               width step: adaptive: Adam step in bits (default %.3g);\n"
+"                          sgd: bits per unit gradient (default 1)\n"
+"  --qm-max-step F         sgd rule: largest width change per step in bits (default %.3g)\n"
 "  --n-init F, --e-init F  initial mantissa / exponent widths\n"
-"  --n-min F, --e-min F    lower bounds of the learned widths\n"
-"  --warmup N              steps before the regularizer / BitWave starts (default 1%% of steps)\n"
+"  --n-min F               lower bound of the learned mantissa widths (default 0)\n"
+"  --e-min F, --e-min-act F  lower bounds of the learned exponent widths of weights\n"
+"                          and biases (default 2) and of activations (default 3)\n"
+"  --warmup N              steps before the regularizer / BitWave starts (default 1%% of\n"
+"                          steps); adaptive QM/QE: calibration steps (default 2 sweeps)\n"
 "  --bw-period N, --bw-tau F, --bw-m-init N, --bw-m-min N, --bw-e-min N   BitWave controller\n"
 "  --sample N              values per tensor for the bitlength gradient (default 4096)\n"
 "  --qm-grad first|second  bitlength gradient: first order (method-spec 4.4) or\n"
@@ -117,7 +129,7 @@ static void usage(FILE *f)
 "  --impl auto|c|avx2      libsfp kernels (default auto)\n"
 "  --progress / --no-progress   progress line (default: when stderr is a terminal)\n"
 "  --quiet                 only the per-epoch lines\n"
-"  --help\n", SFPW_DATA_DEFAULT_DIR, 0.02, 1.0, 0.01);
+"  --help\n", SFPW_DATA_DEFAULT_DIR, 100 * SFPW_BIT_COST, 0.02, 0.02, 0.01);
 }
 
 enum {
@@ -127,7 +139,8 @@ enum {
     O_WARMUP, O_BWP, O_BWT, O_BWM, O_BWE, O_SAMPLE, O_REPORT, O_SAVE,
     O_RESUME, O_CHECK, O_TIMING, O_PROG, O_NOPROG, O_QUIET, O_HELP, O_STOP,
     O_IMPL, O_QMGRAD, O_CODER, O_BWMMIN, O_MEASURE, O_DAEMON, O_NODAEMON,
-    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC, O_WCOST,
+    O_JOB, O_ONLOSS, O_DTIMEOUT, O_DSHM, O_NODENC, O_WCOST, O_BITCOST,
+    O_QMRULE, O_EMINACT,
 };
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -171,6 +184,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         { "job", 1, 0, O_JOB }, { "on-daemon-loss", 1, 0, O_ONLOSS },
         { "daemon-timeout", 1, 0, O_DTIMEOUT }, { "daemon-shm", 1, 0, O_DSHM },
         { "no-daemon-encode", 0, 0, O_NODENC }, { "weight-cost", 1, 0, O_WCOST },
+        { "bit-cost", 1, 0, O_BITCOST }, { "qm-rule", 1, 0, O_QMRULE },
+        { "e-min-act", 1, 0, O_EMINACT },
         { 0, 0, 0, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -199,6 +214,9 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->daemon_timeout_ms = 5000;
     o->daemon_encode = 1;
     o->weight_cost = 1.0;
+    o->bit_cost = SFPW_BIT_COST;
+    o->e_min = 2;
+    o->e_min_act = 3;
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -247,12 +265,20 @@ static int parse_opts(int argc, char **argv, opts *o)
             break;
         case O_GGROUP: NUM(8, 64); o->gecko_group = (unsigned)v; break;
         case O_GAMMA: NUM(0, 1e6); o->gamma = v; o->gamma_set = 1; break;
+        case O_BITCOST: NUM(0, 1e4); o->bit_cost = v / 100; break;
+        case O_QMRULE:
+            if (sfp_qm_rule_parse(a, &o->qm_rule)) {
+                err("unknown --qm-rule '%s' (adaptive|sgd)\n", a);
+                return -1;
+            }
+            break;
         case O_QMLR: NUM(0, 1e6); o->qm_lr = v; o->qm_lr_set = 1; break;
         case O_QMSTEP: NUM(1e-6, 23); o->max_step = v; o->max_step_set = 1; break;
         case O_NINIT: NUM(0, 23); o->n_init = v; o->n_init_set = 1; break;
         case O_EINIT: NUM(1, 8); o->e_init = v; o->e_init_set = 1; break;
         case O_NMIN: NUM(0, 22); o->n_min = v; o->n_min_set = 1; break;
-        case O_EMIN: NUM(1, 8); o->e_min = v; o->e_min_set = 1; break;
+        case O_EMIN: NUM(1, 8); o->e_min = v; break;
+        case O_EMINACT: NUM(1, 8); o->e_min_act = v; break;
         case O_WARMUP: NUM(0, 1e12); o->warmup = (long)v; break;
         case O_BWP: NUM(1, 1e6); o->bw_period = (unsigned)v; o->bw_period_set = 1; break;
         case O_BWT: NUM(0, 10); o->bw_tau = v; o->bw_tau_set = 1; break;
@@ -309,7 +335,17 @@ static int parse_opts(int argc, char **argv, opts *o)
         o->opt.lr = o->opt.kind == SFPW_OPT_ADAM ? 1e-3f : 0.05f;
     if (!o->wd_set)
         o->opt.weight_decay = o->opt.kind == SFPW_OPT_ADAM ? 1e-4f : 5e-4f;
+    if (o->qm_rule == SFP_QM_RULE_ADAPTIVE && (o->gamma_set || o->max_step_set)) {
+        err("--gamma and --qm-max-step belong to --qm-rule sgd; the adaptive rule's "
+            "knob is --bit-cost\n");
+        return -1;
+    }
     return 0;
+}
+
+static int want_grad_kind(sfp_policy_kind k)
+{
+    return k == SFP_POLICY_QM || k == SFP_POLICY_QMQE;
 }
 
 /* ------------------------------------------------------------------ report */
@@ -386,8 +422,10 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
     fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
-    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
-            o->gamma, o->weight_cost, o->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
+    fprintf(f, ", \"qm_rule\": \"%s\", \"bit_cost\": %g, \"gamma\": %g, \"weight_cost\": %g, "
+               "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
+            sfp_qm_rule_name(o->qm_rule), o->bit_cost, o->gamma, o->weight_cost, o->qm_lr,
+            o->sample, o->qm_grad == 2 ? "second" : "first");
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");
     fprintf(f, ", \"job\": ");
@@ -714,6 +752,10 @@ static int run(int argc, char **argv)
     uint64_t warm = o.warmup >= 0 ? (uint64_t)o.warmup : total_steps / 100;
     pc.qm.warmup = warm;
     pc.bw.warmup = warm;
+    pc.qm.rule = o.qm_rule;
+    pc.qm.bit_cost = o.bit_cost;
+    if (o.warmup >= 0)
+        pc.qm.calib_steps = (uint64_t)o.warmup;
     if (o.gamma_set) pc.qm.gamma = o.gamma;
     if (o.weight_cost != 1.0) {
         /* The regularizer weighs tensor t by numel[t] / sum(numel): scale
@@ -726,14 +768,16 @@ static int run(int argc, char **argv)
                                                             : (double)model.tensors[t].n;
         }
         pc.qm.gamma *= t1 / t0;
+        pc.qm.bit_cost *= t1 / t0;
     }
 
-    if (o.qm_lr_set) pc.qm.lr = o.qm_lr;
+    if (o.qm_lr_set && o.qm_rule == SFP_QM_RULE_SGD) pc.qm.lr = o.qm_lr;
+    if (o.qm_lr_set && o.qm_rule == SFP_QM_RULE_ADAPTIVE) pc.qm.step = o.qm_lr;
     if (o.max_step_set) pc.qm.max_step = o.max_step;
     if (o.n_init_set) pc.qm.n_init = o.n_init;
     if (o.e_init_set) pc.qm.e_init = o.e_init;
     if (o.n_min_set) pc.qm.n_min = o.n_min;
-    if (o.e_min_set) pc.qm.e_min = o.e_min;
+    pc.qm.e_min = o.e_min < o.e_min_act ? o.e_min : o.e_min_act;
     if (o.bw_period_set) pc.bw.period = o.bw_period;
     if (o.bw_tau_set) pc.bw.tau = o.bw_tau;
     if (o.bw_m_init_set) pc.bw.m_init = o.bw_m_init;
@@ -742,10 +786,19 @@ static int run(int argc, char **argv)
     if (pc.bw.m_init < pc.bw.m_min)
         pc.bw.m_init = pc.bw.m_min;
     o.gamma = pc.qm.gamma;
-    o.qm_lr = pc.qm.lr;
+    o.bit_cost = pc.qm.bit_cost;
+    o.qm_lr = o.qm_rule == SFP_QM_RULE_SGD ? pc.qm.lr : pc.qm.step;
     if (!o.sample)
         o.sample = 4096;
     rc = sfp_policy_create(&pol, &pc, (size_t)model.ntensors, numel);
+    if (rc) {
+        err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
+        goto out;
+    }
+    for (int t = 0; rc == 0 && want_grad_kind(o.policy) && t < model.ntensors; t++)
+        rc = sfp_policy_set_floor(pol, (size_t)t, pc.qm.n_min,
+                                  model.tensors[t].kind == SFPW_TENSOR_ACT ? o.e_min_act
+                                                                           : o.e_min);
     if (rc) {
         err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
         goto out;
@@ -903,6 +956,7 @@ static int run(int argc, char **argv)
             ps.sample_budget = o.sample;
             ps.measure_coders = measure;
             ps.fisher = o.qm_grad == 2 ? (double)o.batch : 0.0;
+            ps.fisher_rows = getenv("SFPX_ROWS") != NULL;
             sfpw_pass_out po;
             for (int attempt = 0;; attempt++) {
                 /* a stash that lost the step's tensors (daemon gone, now
@@ -1008,10 +1062,21 @@ static int run(int argc, char **argv)
                     base.coder = ovr.coder >= 0 ? (sfp_coder)ovr.coder : o.coder;
                 }
             }
+            int was_calibrated = sfp_policy_calibrated(pol);
             if (!ovr.freeze &&
                 (rc = sfp_policy_update(pol, step, loss, red, red + T))) {
                 err("policy update: %s\n", sfp_strerror(rc));
                 goto out_loop;
+            }
+            if (!o.quiet && was_calibrated == 0 && sfp_policy_calibrated(pol) == 1) {
+                say("calibrated widths after %llu steps (n, e):", (unsigned long long)step + 1);
+                for (int t = 0; t < T; t++) {
+                    double n, e;
+                    sfp_policy_get(pol, t, &n, &e);
+                    if (model.tensors[t].kind != SFPW_TENSOR_BIAS)
+                        say(" %s %.2f,%.2f", model.tensors[t].name, n, e);
+                }
+                say("\n");
             }
             double t_opt0 = sfpw_now();
             sfpw_dist_update(dist, &o.opt, step + 1);

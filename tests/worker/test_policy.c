@@ -1,4 +1,6 @@
 /* test_policy.c - QM/QE width policy and the BitWave controller. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sfp/policy.h>
@@ -48,6 +50,7 @@ static void test_qmqe(void)
     uint64_t numel[3] = { 1000, 3000, 0 };
     sfp_policy_config c;
     sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.rule = SFP_QM_RULE_SGD;
     c.qm.warmup = 0;
     c.qm.gamma = 1.0;
     c.qm.lr = 1.0;
@@ -133,6 +136,7 @@ static void test_qm_only(void)
     uint64_t numel[2] = { 10, 10 };
     sfp_policy_config c;
     sfp_policy_config_default(&c, SFP_POLICY_QM);
+    c.qm.rule = SFP_QM_RULE_SGD;
     c.qm.warmup = 0;
     sfp_policy *p = NULL;
     CHECK_EQ_INT(sfp_policy_create(&p, &c, 2, numel), 0);
@@ -149,6 +153,282 @@ static void test_qm_only(void)
     sfp_policy_choose(p, 3, w);
     CHECK_EQ_INT(w[0].e, 8);
     sfp_policy_destroy(&p);
+}
+
+/* ------------------------------------------------------- adaptive rule */
+
+/*
+ * A synthetic tensor whose bit k+1 is worth C * 4^-k of relative loss
+ * (rounding noise ~ 4^-k): the task gradient over bracket (lo, hi) is
+ * loss * (C 4^-hi - C 4^-lo) / ... i.e. -loss * C * 4^-lo * (3/4) summed
+ * as L(hi) - L(lo) with L(k) = loss * C * 4^-k * (4/3).
+ */
+static double law_grad(double loss, double C, unsigned lo, unsigned hi)
+{
+    double Llo = loss * C * pow(4.0, -(double)lo) * 4.0 / 3.0;
+    double Lhi = loss * C * pow(4.0, -(double)hi) * 4.0 / 3.0;
+    return Lhi - Llo;
+}
+
+/* exponent: bracket (j, j+1) is worth v[j] of relative loss */
+static double step_grad(double loss, const double *v, unsigned lo, unsigned hi)
+{
+    double g = 0;
+    for (unsigned j = lo; j < hi; j++)
+        g -= loss * v[j];
+    return g;
+}
+
+/* steps [from, to) of tensors following the laws above (ve: 9 per tensor) */
+static void feed_laws(sfp_policy *p, uint64_t from, uint64_t to, double loss,
+                      const double *Cm, const double *ve)
+{
+    size_t T = sfp_policy_ntensors(p);
+    sfp_width w[4];
+    double gn[4], ge[4];
+    for (uint64_t s = from; s < to; s++) {
+        CHECK_EQ_INT(sfp_policy_choose(p, s, w), 0);
+        for (size_t t = 0; t < T; t++) {
+            gn[t] = law_grad(loss, Cm[t], w[t].k_lo, w[t].k_hi);
+            ge[t] = step_grad(loss, ve + 9 * t, w[t].e_lo, w[t].e_hi);
+        }
+        CHECK_EQ_INT(sfp_policy_update(p, s, loss, gn, ge), 0);
+    }
+}
+
+/* a QM+QE policy with the adaptive rule over T tensors (T <= 4) */
+static sfp_policy *adaptive_policy(const uint64_t *numel, size_t T,
+                                   sfp_policy_config *c)
+{
+    sfp_policy *p = NULL;
+    CHECK_EQ_INT(sfp_policy_create(&p, c, T, numel), 0);
+    return p;
+}
+
+static void test_adaptive_calibration(void)
+{
+    /* tensors: lambda 0.75 and 0.25 (footprint shares) */
+    uint64_t numel[2] = { 3000, 1000 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    CHECK_EQ_INT(c.qm.rule, SFP_QM_RULE_ADAPTIVE);
+    c.qm.bit_cost = 0.01;
+    sfp_policy *p = NULL;
+    CHECK_EQ_INT(sfp_policy_create(&p, &c, 2, numel), 0);
+    if (!p)
+        return;
+    CHECK_EQ_INT(sfp_policy_calibrated(p), 0);
+    /* brackets: mantissa (0,1)..(7,8), exponent (3,4)..(6,7): 2 sweeps of 8 */
+    const uint64_t C = 16;
+    const double Cm[2] = { 4.0, 4.0 };
+    /* exponent value per bracket (relative loss): tensor 0 keeps the 4th
+     * bit (0.01 >= 0.0075), drops the 5th; tensor 1 (cost 0.0025) keeps 5 */
+    const double ve[2][9] = { { 0, 0, 0, 0.05, 0.01, 0.004, 0, 0, 0 },
+                              { 0, 0, 0, 0.05, 0.01, 0.004, 0, 0, 0 } };
+    for (uint64_t s = 0; s < C; s++) {
+        sfp_width w[2];
+        CHECK_EQ_INT(sfp_policy_choose(p, s, w), 0);
+        /* used widths stay at the start; the brackets sweep */
+        CHECK_EQ_INT(w[0].k, 7);
+        CHECK_EQ_INT(w[0].e, 6);
+        CHECK_EQ_INT(w[0].k_lo, s % 8);
+        CHECK_EQ_INT(w[0].k_hi, s % 8 + 1);
+        CHECK_EQ_INT(w[1].e_lo, 3 + s % 4);
+        CHECK_EQ_INT(w[1].e_hi, 4 + s % 4);
+        double loss = 2.0, gn[2], ge[2];
+        for (int t = 0; t < 2; t++) {
+            gn[t] = law_grad(loss, Cm[t], w[t].k_lo, w[t].k_hi);
+            ge[t] = step_grad(loss, ve[t], w[t].e_lo, w[t].e_hi);
+        }
+        CHECK_EQ_INT(sfp_policy_update(p, s, loss, gn, ge), 0);
+    }
+    CHECK_EQ_INT(sfp_policy_calibrated(p), 1);
+    /* balance C 4^-n = bit_cost * lambda */
+    double n0, e0, n1, e1;
+    sfp_policy_get(p, 0, &n0, &e0);
+    sfp_policy_get(p, 1, &n1, &e1);
+    CHECK_NEAR(n0, log(4.0 / (0.01 * 0.75)) / log(4.0), 1e-9);
+    CHECK_NEAR(n1 - n0, log(3.0) / log(4.0), 1e-9); /* 3x smaller share */
+    CHECK_NEAR(e0, 5, 1e-12);
+    CHECK_NEAR(e1, 6, 1e-12);
+    /* after the calibration the draws follow the widths again */
+    sfp_width w[2];
+    sfp_policy_choose(p, C, w);
+    CHECK(w[0].k_hi == w[0].k_lo + 1 && w[0].k_lo == (unsigned)floor(n0));
+    sfp_policy_destroy(&p);
+
+    /* the same run with the loss and the gradients x1000: same widths */
+    sfp_policy *q = adaptive_policy(numel, 2, &c);
+    if (q)
+        feed_laws(q, 0, C, 2000.0, Cm, &ve[0][0]);
+    double m0;
+    sfp_policy_get(q, 0, &m0, NULL);
+    CHECK_NEAR(m0, n0, 1e-9);
+    sfp_policy_destroy(&q);
+}
+
+static void test_adaptive_adam(void)
+{
+    /* lambda 0.9 and 0.1: with no task gradient both fall at `step` bits
+     * per step (Adam), however different their pull */
+    uint64_t numel[2] = { 9000, 1000 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.calib_steps = 8;
+    c.qm.step = 0.05;
+    sfp_policy *p = adaptive_policy(numel, 2, &c);
+    if (!p)
+        return;
+    /* calibration with strongly negative gradients everywhere: the top of
+     * the sweep (one bit above the start) */
+    double big[2] = { -1e3, -1e3 };
+    for (uint64_t s = 0; s < 8; s++)
+        CHECK_EQ_INT(sfp_policy_update(p, s, 1.0, big, big), 0);
+    double n0, n1, e0;
+    sfp_policy_get(p, 0, &n0, &e0);
+    sfp_policy_get(p, 1, &n1, NULL);
+    CHECK_NEAR(n0, 8, 1e-12); /* one above the start: the top bracket */
+    CHECK_NEAR(e0, 7, 1e-12);
+    double g0[2] = { 0, 0 };
+    for (uint64_t s = 8; s < 18; s++)
+        CHECK_EQ_INT(sfp_policy_update(p, s, 1.0, g0, g0), 0);
+    double a0, a1;
+    sfp_policy_get(p, 0, &a0, NULL);
+    sfp_policy_get(p, 1, &a1, NULL);
+    CHECK_NEAR(n0 - a0, 0.5, 1e-9);
+    CHECK_NEAR(n1 - a1, 0.5, 1e-9);
+    /* at the balance (task gradient = -bit_cost * lambda * loss) a width
+     * stops moving */
+    sfp_policy *q = NULL;
+    CHECK_EQ_INT(sfp_policy_create(&q, &c, 2, numel), 0);
+    for (uint64_t s = 0; s < 8; s++)
+        sfp_policy_update(q, s, 2.0, big, big);
+    double bal[2] = { -0.01 * 0.9 * 2.0, -0.01 * 0.1 * 2.0 };
+    for (uint64_t s = 8; s < 58; s++)
+        sfp_policy_update(q, s, 2.0, bal, bal);
+    sfp_policy_get(q, 0, &a0, NULL);
+    sfp_policy_get(q, 1, &a1, NULL);
+    CHECK_NEAR(a0, 8, 1e-9);
+    CHECK_NEAR(a1, 8, 1e-9);
+    sfp_policy_destroy(&q);
+    sfp_policy_destroy(&p);
+}
+
+/* closed loop: the gradient of the width's own bracket; the width settles
+ * where a bit is worth bit_cost * lambda, whatever the tensor's scale */
+static void test_adaptive_equilibrium(void)
+{
+    uint64_t numel[3] = { 5000, 4999, 1 };
+    const double Cm[3] = { 0.5, 50.0, 1e-3 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.bit_cost = 0.02;
+    sfp_policy *p = adaptive_policy(numel, 3, &c);
+    if (!p)
+        return;
+    const double ve[27] = { 0, 0, 0, 0.2, 0.1, 0.0, 0, 0, 0,
+                            0, 0, 0, 0.2, 0.1, 0.0, 0, 0, 0,
+                            0, 0, 0, 0.2, 0.1, 0.0, 0, 0, 0 };
+    feed_laws(p, 0, 3000, 0.5, Cm, ve);
+    for (int t = 0; t < 3; t++) {
+        double lambda = (double)numel[t] / 10000.0, n, e;
+        sfp_policy_get(p, (size_t)t, &n, &e);
+        /* integer balance: bit k+1 is kept while C 4^-k >= cost */
+        double want = ceil(log(Cm[t] / (0.02 * lambda)) / log(4.0));
+        if (want < 0)
+            want = 0;
+        if (!(n >= want - 1.05 && n <= want + 0.05))
+            fprintf(stderr, "tensor %d: n %.3f want %.0f\n", t, n, want);
+        CHECK(n >= want - 1.05 && n <= want + 0.05);
+        CHECK(n >= 0 && n <= 23);
+        /* exponent: the 5th bit is worth 0.1 > cost, the 6th nothing (a
+         * tensor with a tiny pull creeps down from an overshoot slowly) */
+        if (!(e >= 4.0 && e <= 5.5))
+            fprintf(stderr, "tensor %d: n %.3f e %.3f\n", t, n, e);
+        CHECK(e >= 4.0 && e <= 5.5);
+    }
+    sfp_policy_destroy(&p);
+}
+
+static void test_floors_and_state(void)
+{
+    uint64_t numel[2] = { 100, 100 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.e_min = 2;
+    c.qm.calib_steps = 4;
+    sfp_policy *p = adaptive_policy(numel, 2, &c);
+    if (!p)
+        return;
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, 0, 4), 0);
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, 0, 1), SFP_EINVAL); /* below config */
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 2, 0, 3), SFP_EINVAL);
+    /* zero gradients: the regularizer alone drives both to their floors */
+    double g0[2] = { 0, 0 };
+    unsigned char *mid = NULL;
+    size_t sz = sfp_policy_state_size(p);
+    for (uint64_t s = 0; s < 400; s++) {
+        CHECK_EQ_INT(sfp_policy_update(p, s, 1.0, g0, g0), 0);
+        if (s == 1) { /* mid-calibration checkpoint */
+            mid = malloc(sz);
+            CHECK_EQ_INT(sfp_policy_state_save(p, mid, sz), 0);
+        }
+    }
+    double n, e;
+    sfp_policy_get(p, 0, &n, &e);
+    CHECK_NEAR(n, 0, 0);
+    CHECK_NEAR(e, 2, 0);
+    sfp_policy_get(p, 1, &n, &e);
+    CHECK_NEAR(e, 4, 0);
+    sfp_width w[2];
+    sfp_policy_choose(p, 401, w);
+    CHECK(w[0].e == 2 && w[0].e_lo == 2 && w[0].e_hi == 3);
+    CHECK(w[1].e == 4 && w[1].e_lo == 4);
+    /* a resumed mid-calibration state ends where the uninterrupted run did */
+    sfp_policy *q = NULL;
+    CHECK_EQ_INT(sfp_policy_create(&q, &c, 2, numel), 0);
+    CHECK_EQ_INT(sfp_policy_set_floor(q, 1, 0, 4), 0);
+    CHECK_EQ_INT(sfp_policy_state_load(q, mid, sz), 0);
+    CHECK_EQ_INT(sfp_policy_calibrated(q), 0);
+    for (uint64_t s = 2; s < 400; s++)
+        sfp_policy_update(q, s, 1.0, g0, g0);
+    unsigned char *a = malloc(sz), *b = malloc(sz);
+    sfp_policy_state_save(p, a, sz);
+    sfp_policy_state_save(q, b, sz);
+    CHECK(memcmp(a, b, sz) == 0);
+    /* a state of the other rule is refused; corrupt moments too */
+    sfp_policy_config cs = c;
+    cs.qm.rule = SFP_QM_RULE_SGD;
+    sfp_policy *r = NULL;
+    CHECK_EQ_INT(sfp_policy_create(&r, &cs, 2, numel), 0);
+    CHECK_EQ_INT(sfp_policy_state_load(r, a, sz), SFP_EHEADER);
+    /* a version-1 image (widths and BitWave block only) still loads */
+    size_t v1 = 8 + 4 + 4 + 8 + 16 * 2 + (6 * 4 + 2 * 8 + 2 * 8 + SFP_BITWAVE_HISTORY);
+    unsigned char *old = calloc(1, v1);
+    memcpy(old, "SFPPOL01", 8);
+    old[8] = (unsigned char)SFP_POLICY_QMQE;
+    old[16] = 2;
+    double wv[4] = { 1.5, 2.5, 3.5, 4.5 };
+    for (int i = 0; i < 4; i++)
+        memcpy(old + 24 + 8 * i, &wv[i], 8); /* little endian host */
+    CHECK_EQ_INT(sfp_policy_state_load(r, old, v1), 0);
+    sfp_policy_get(r, 1, &n, &e);
+    CHECK_NEAR(n, 2.5, 0);
+    CHECK_NEAR(e, 4.5, 0);
+    CHECK_EQ_INT(sfp_policy_state_load(r, old, v1 - 1), SFP_ETRUNC);
+    free(old);
+    free(a);
+    free(b);
+    free(mid);
+    sfp_policy_destroy(&r);
+    sfp_policy_destroy(&q);
+    sfp_policy_destroy(&p);
+    /* names */
+    sfp_qm_rule rule;
+    CHECK_EQ_INT(sfp_qm_rule_parse("sgd", &rule), 0);
+    CHECK_EQ_INT(rule, SFP_QM_RULE_SGD);
+    CHECK_EQ_INT(sfp_qm_rule_parse("adam", &rule), SFP_EINVAL);
+    CHECK(strcmp(sfp_qm_rule_name(SFP_QM_RULE_ADAPTIVE), "adaptive") == 0);
 }
 
 static void test_bitwave(void)
@@ -226,6 +506,10 @@ int main(void)
     test_kinds();
     test_qmqe();
     test_qm_only();
+    test_adaptive_calibration();
+    test_adaptive_adam();
+    test_adaptive_equilibrium();
+    test_floors_and_state();
     test_bitwave();
     WCHECK_DONE();
 }

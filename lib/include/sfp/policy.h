@@ -11,7 +11,17 @@
  *               dL/dn_t = sum_i g_i (Q(x_i, hi) - Q(x_i, lo)) + gamma * lambda_t
  *             where g_i = dL/dx^_i, (lo, hi) is the bracket returned by
  *             sfp_policy_choose() and lambda_t = |t| / sum_u |u| weights the
- *             regularizer by footprint (method-spec §4).
+ *             regularizer by footprint (method-spec §4). Two rules move them
+ *             (docs/TRAINING.md has the equations):
+ *             SFP_QM_RULE_ADAPTIVE (default): gamma = bit_cost * (EMA of the
+ *             loss), so the knob is a relative loss per bit of footprint and
+ *             means the same on every model; the widths start from a
+ *             calibration (the first steps sweep the gradient brackets and
+ *             solve each tensor's balance) and move by Adam, so every tensor
+ *             moves at the same pace in bits per step whatever the scale of
+ *             its gradient;
+ *             SFP_QM_RULE_SGD: a fixed gamma (loss per bit), plain SGD with a
+ *             per-step clip, warm-up with gamma 0 (method-spec §4.5).
  *  - bitwave: one network-wide (k, e), moved by a controller that watches
  *             the training loss (method-spec §5.2).
  *
@@ -58,13 +68,33 @@ typedef struct sfp_width {
 
 /* ------------------------------------------------------ Quantum Mantissa */
 
+typedef enum sfp_qm_rule {
+    SFP_QM_RULE_ADAPTIVE = 0, /* calibrated start, loss-relative cost, Adam */
+    SFP_QM_RULE_SGD = 1,      /* fixed gamma, clipped SGD (method-spec §4.5) */
+} sfp_qm_rule;
+
+/* Name ("adaptive", "sgd") of a rule; "?" if unknown. */
+SFP_API const char *sfp_qm_rule_name(sfp_qm_rule rule);
+/* Parses a rule name; returns 0 and writes *rule, or SFP_EINVAL. */
+SFP_API int sfp_qm_rule_parse(const char *name, sfp_qm_rule *rule);
+
 typedef struct sfp_qm_config {
     double n_init, n_min, n_max; /* mantissa width: start and bounds (0..23) */
     double e_init, e_min, e_max; /* exponent width: start and bounds (1..8)  */
-    double lr;        /* SGD learning rate of the widths (bits per unit grad) */
-    double max_step;  /* largest change of a width in one step (bits)         */
+    sfp_qm_rule rule;
+    /* SGD rule */
+    double lr;        /* learning rate of the widths (bits per unit grad)     */
+    double max_step;  /* largest change of a width in one step (bits), both
+                         rules                                                */
     double gamma;     /* regularizer strength (loss per bit per value)        */
     uint64_t warmup;  /* steps during which gamma is 0                        */
+    /* adaptive rule */
+    double bit_cost;  /* relative loss increase worth one bit per value of
+                         footprint: gamma = bit_cost * loss EMA (0.01 = 1 %) */
+    double step;      /* Adam step size (bits per step)                       */
+    double beta1, beta2;  /* Adam moment decays                               */
+    double loss_beta; /* decay of the loss EMA                                */
+    uint64_t calib_steps; /* calibration steps; 0: 2 sweeps of the brackets   */
     int learn_e;      /* 0: QM (e stays e_init), 1: QM+QE                     */
 } sfp_qm_config;
 
@@ -166,11 +196,25 @@ SFP_API int sfp_policy_update(sfp_policy *p, uint64_t step, double loss,
                               const double *grad_n, const double *grad_e);
 
 /*
+ * QM/QE: raises the lower bounds of tensor t's widths to n_min / e_min
+ * (within the config's bounds; a width below them is raised). Call before
+ * the first update. SFP_EINVAL for other kinds or bounds outside the config.
+ */
+SFP_API int sfp_policy_set_floor(sfp_policy *p, size_t t, double n_min,
+                                 double e_min);
+
+/*
  * Current (continuous) widths of tensor t: the learned n/e for qm/qmqe, the
  * controller's (m, e) for bitwave, (23, 8) for fp32.
  */
 SFP_API int sfp_policy_get(const sfp_policy *p, size_t t, double *n,
                            double *e);
+
+/*
+ * Adaptive QM/QE rule: 1 once the calibration has set the widths, 0 while it
+ * runs; -1 for other kinds and rules.
+ */
+SFP_API int sfp_policy_calibrated(const sfp_policy *p);
 
 /* Footprint-weighted mean of n + e over the tensors (R of method-spec §4.5). */
 SFP_API double sfp_policy_regularizer(const sfp_policy *p);
