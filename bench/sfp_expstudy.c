@@ -14,6 +14,11 @@
  *                          tensor order (a coder with one code of context)
  *   zstd-3 / zstd-19 / lz4 / lz4hc   general-purpose compressors on the same
  *                          codes, one byte per value
+ *   ctx1                   the prototype context-modelled coder of ctx1.c
+ *                          (order-1 rANS, a table per previous code): its
+ *                          plane, the frame it would make (header, sign and
+ *                          mantissa planes, trailer) and its decode speed
+ *                          (codes and values), checked by a round trip
  *
  * and the encode+decode speed of each libsfp coder (median of --runs).
  * Output: one JSON object on stdout (schema sfp-expstudy/1) with a record per
@@ -35,10 +40,12 @@
 
 #include <sfp/sfp.h>
 
+#include "ctx1.h"
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: robust to preemption on a shared machine */
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
@@ -130,6 +137,93 @@ static int run_coder(const float *x, size_t n, const sfp_params *base,
     free(buf);
     free(te);
     free(td);
+    return rc;
+}
+
+typedef struct ctx1_res {
+    double plane_bits, frame_bits; /* per value                        */
+    double enc_ns, dec_ns, codes_ns; /* per value, median; dec = codes + values */
+} ctx1_res;
+
+/* Packs one bit per non-zero value (sign) and k bits (mantissa field). */
+static void pack_planes(const float *q, size_t n, unsigned k, uint8_t *sign,
+                        uint8_t *mant, size_t *nz_out)
+{
+    size_t nz = 0;
+    uint64_t mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &q[i], 4);
+        if ((b & 0x7fffffffu) == 0)
+            continue;
+        if (b >> 31)
+            sign[nz >> 3] |= (uint8_t)(1u << (nz & 7));
+        uint32_t m = (b & 0x7fffffu) >> (23 - k);
+        for (unsigned j = 0; j < k; j++, mb++)
+            if (m >> j & 1)
+                mant[mb >> 3] |= (uint8_t)(1u << (mb & 7));
+        nz++;
+    }
+    *nz_out = nz;
+}
+
+static int run_ctx1(const float *q, const uint8_t *codes, size_t n, unsigned k,
+                    unsigned e, int anchor, int runs, ctx1_res *r)
+{
+    size_t cap = 64 + 4 * n, nz = 0;
+    uint8_t *buf = xmalloc(cap), *sign = calloc(n / 8 + 16, 1),
+            *mant = calloc(n * k / 8 + 16, 1), *back = xmalloc(n);
+    float *vals = xmalloc(n * sizeof(float));
+    ctx1_dec *d = xmalloc(sizeof *d);
+    double *te = xmalloc(sizeof(double) * (size_t)runs),
+           *td = xmalloc(sizeof(double) * (size_t)runs),
+           *tc = xmalloc(sizeof(double) * (size_t)runs);
+    int rc = 0;
+    if (!sign || !mant) {
+        fprintf(stderr, "sfp-expstudy: out of memory\n");
+        exit(1);
+    }
+    pack_planes(q, n, k, sign, mant, &nz);
+    size_t len = 0;
+    for (int i = 0; i < runs && !rc; i++) {
+        double t0 = now();
+        len = ctx1_encode(codes, n, e, buf, cap);
+        double t1 = now();
+        if (!len || ctx1_dec_init(d, buf, len, e) || ctx1_decode(d, back, n))
+            rc = -1;
+        double t2 = now();
+        ctx1_assemble(back, n, k, e, anchor, sign, mant, vals);
+        double t3 = now();
+        te[i] = t1 - t0;
+        tc[i] = t2 - t1;
+        td[i] = t3 - t1;
+    }
+    /* the round trip must give back the codes and the values */
+    if (!rc && (memcmp(back, codes, n) || memcmp(vals, q, n * sizeof(float))))
+        for (size_t i = 0; i < n && !rc; i++) {
+            uint32_t a, b;
+            memcpy(&a, &vals[i], 4);
+            memcpy(&b, &q[i], 4);
+            if (back[i] != codes[i] || (a != b && ((a | b) & 0x7fffffffu)))
+                rc = -1; /* -0 reads back as +0: the prototype drops zero signs */
+        }
+    if (!rc) {
+        qsort(te, (size_t)runs, sizeof(double), cmp_d);
+        qsort(td, (size_t)runs, sizeof(double), cmp_d);
+        qsort(tc, (size_t)runs, sizeof(double), cmp_d);
+        r->plane_bits = 8.0 * (double)len / (double)n;
+        /* like libsfp's frames: no sign plane when no value is negative */
+        int neg = 0;
+        for (size_t i = 0; i < (nz + 7) / 8 && !neg; i++)
+            neg = sign[i] != 0;
+        r->frame_bits = 8.0 * (double)(64 + (neg ? (nz + 7) / 8 : 0) + (nz * k + 7) / 8 +
+                                       len + 8) / (double)n;
+        r->enc_ns = 1e9 * te[runs / 2] / (double)n;
+        r->dec_ns = 1e9 * td[runs / 2] / (double)n;
+        r->codes_ns = 1e9 * tc[runs / 2] / (double)n;
+    }
+    free(buf), free(sign), free(mant), free(back), free(vals), free(d);
+    free(te), free(td), free(tc);
     return rc;
 }
 
@@ -322,11 +416,21 @@ int main(int argc, char **argv)
             free(x), free(q), free(tmp), free(codes), free(zb);
             break;
         }
+        ctx1_res cx;
+        memset(&cx, 0, sizeof cx);
+        if (run_ctx1(q, codes, n, k, e, A, runs, &cx)) {
+            fprintf(stderr, "sfp-expstudy: %s: ctx1 prototype round trip failed\n", file);
+            bad = 1;
+            free(x), free(q), free(tmp), free(codes), free(zb);
+            break;
+        }
         printf("%s\n  {\"seq\": %llu, \"fn\": \"%s\", \"n\": %zu, \"k\": %u, \"e\": %u, "
                "\"anchor\": %d, \"zero_fraction\": %.6f,\n   \"bits\": {\"entropy\": %.5f, "
                "\"entropy1\": %.5f, \"entropy_nonzero\": %.5f, \"plain\": %.5f, \"gecko\": %.5f, \"rans\": %.5f, "
                "\"zstd3\": %.5f, \"zstd19\": %.5f, \"lz4\": %.5f, \"lz4hc\": %.5f},\n"
                "   \"frame_bits\": {\"plain\": %.5f, \"gecko\": %.5f, \"rans\": %.5f},\n"
+               "   \"ctx1\": {\"plane_bits\": %.5f, \"frame_bits\": %.5f, \"enc_ns\": %.3f, "
+               "\"dec_ns\": %.3f, \"dec_codes_ns\": %.3f},\n"
                "   \"zmap\": {\"plain\": %d, \"gecko\": %d, \"rans\": %d}, \"rans_used\": %d,\n"
                "   \"ns_per_value\": {\"plain\": [%.3f, %.3f], \"gecko\": [%.3f, %.3f], "
                "\"rans\": [%.3f, %.3f]},\n   \"below_anchor\": [",
@@ -335,6 +439,7 @@ int main(int argc, char **argv)
                8.0 * (double)z3 / (double)n, 8.0 * (double)z19 / (double)n,
                8.0 * l1 / (double)n, 8.0 * lh / (double)n,
                cr[0].frame_bits, cr[1].frame_bits, cr[2].frame_bits,
+               cx.plane_bits, cx.frame_bits, cx.enc_ns, cx.dec_ns, cx.codes_ns,
                cr[0].zmap, cr[1].zmap, cr[2].zmap, cr[2].coder_used == SFP_CODER_RANS,
                cr[0].enc_ns, cr[0].dec_ns, cr[1].enc_ns, cr[1].dec_ns,
                cr[2].enc_ns, cr[2].dec_ns);

@@ -982,7 +982,8 @@ static int run(int argc, char **argv)
             if (want_grad &&
                 (rc = sfpw_dist_weight_grads(dist, width, &base, po.gn, po.ge,
                                              o.seed, step, o.sample,
-                                             o.qm_grad == 2 ? (double)o.batch : 0.0))) {
+                                             o.qm_grad == 2 ? (double)o.batch : 0.0,
+                                             &o.opt))) {
                 err("weight width gradients: %s\n", sfp_strerror(rc));
                 goto out_loop;
             }
