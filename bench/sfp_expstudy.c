@@ -170,7 +170,8 @@ static void pack_planes(const float *q, size_t n, unsigned k, uint8_t *sign,
 static int run_ctx1(const float *q, const uint8_t *codes, size_t n, unsigned k,
                     unsigned e, int anchor, int runs, ctx1_res *r)
 {
-    size_t cap = 64 + 4 * n, nz = 0;
+    /* codes cost at most 2 bytes each, plus the tables and the states */
+    size_t cap = 2 * n + 2 + CTX1_MAX_CTX * (32 + 2 * 256) + 16, nz = 0;
     uint8_t *buf = xmalloc(cap), *sign = calloc(n / 8 + 16, 1),
             *mant = calloc(n * k / 8 + 16, 1), *back = xmalloc(n);
     float *vals = xmalloc(n * sizeof(float));

@@ -89,6 +89,8 @@ def main():
                 for k in ("entropy", "plain", "gecko", "rans", "zstd19", "lz4hc"):
                     if not (b[k] >= 0):
                         fail("%s: bits.%s = %r" % (n, k, b[k]))
+                if not (t["ctx1"]["plane_bits"] > 0 and t["ctx1"]["dec_ns"] > 0):
+                    fail("%s: ctx1 prototype not measured: %r" % (n, t["ctx1"]))
                 # rANS may fall back to plain, never worse than both plain
                 # and a hundred bits of table
                 if b["rans"] > b["plain"] + 1e-9 and t["n"] > 4096:
@@ -115,7 +117,10 @@ def main():
             fail("gen-results did not replace exactly the generated block")
         for head in ("### Accuracy and time", "### Footprint vs FP32", "### Against the paper",
                      "### Plain vs Gecko", "### Exponent coding on real training tensors",
-                     "### Learned widths over training"):
+                     "### Learned widths over training",
+                     "### Short data-parallel run (the issue's command)",
+                     "### Footprint / accuracy trade-off",
+                     "#### Exponent coding beyond order 0"):
             if head not in text:
                 fail("RESULTS.md lacks %r" % head)
         if "**differ**" in text:

@@ -423,9 +423,10 @@ static int write_report(const char *path, const opts *o, const sfpw_model *m,
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
     fprintf(f, ", \"qm_rule\": \"%s\", \"bit_cost\": %g, \"gamma\": %g, \"weight_cost\": %g, "
-               "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
-            sfp_qm_rule_name(o->qm_rule), o->bit_cost, o->gamma, o->weight_cost, o->qm_lr,
-            o->sample, o->qm_grad == 2 ? "second" : "first");
+               "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\", \"n_min\": %g, "
+               "\"e_min\": %g, \"e_min_act\": %g},\n",
+            sfp_qm_rule_name(o->qm_rule), 100 * o->bit_cost, o->gamma, o->weight_cost, o->qm_lr,
+            o->sample, o->qm_grad == 2 ? "second" : "first", o->n_min, o->e_min, o->e_min_act);
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");
     fprintf(f, ", \"job\": ");
