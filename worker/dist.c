@@ -1,6 +1,5 @@
 /* dist.c - see dist.h. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,46 +200,11 @@ int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G)
                                       d->comm));
 }
 
-/* The optimizer's moments as seen by step t (1-based), for curv(). */
-typedef struct moments {
-    int adam;
-    double b1, b2, bc1, bc2;
-} moments;
-
-/*
- * Per-sample second moment of a weight's gradient, E_b[g_b^2], the
- * diagonal curvature of the empirical Fisher. The batch-mean gradient g
- * alone gives B g^2 = B mu^2 + sigma^2, which overstates it by (B - 1) mu^2
- * wherever the mean gradient is not small against the per-sample noise.
- * With Adam's moments (updated with this step's g) the noise is estimated
- * apart: sigma^2 = B (v - m^2), mu^2 = m^2. Without them: B g^2.
- */
-static double curv(float g, float s1, float s2, double fisher, const moments *o)
-{
-    if (fisher <= 0)
-        return 0;
-    if (!o->adam)
-        return fisher * (double)g * g;
-    double m = (o->b1 * s1 + (1 - o->b1) * g) / o->bc1;
-    double v = (o->b2 * s2 + (1 - o->b2) * (double)g * g) / o->bc2;
-    double var = v - m * m;
-    return m * m + fisher * (var > 0 ? var : 0);
-}
-
 int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
                            const sfp_params *base, double *gn, double *ge,
                            uint64_t seed, uint64_t step, size_t budget,
-                           double fisher, const sfpw_opt_config *oc)
+                           double fisher)
 {
-    moments mo = { 0, 0, 0, 1, 1 };
-    if (oc && oc->kind == SFPW_OPT_ADAM && getenv("SFPX_WF")) {
-        mo.adam = 1;
-        mo.b1 = oc->beta1;
-        mo.b2 = oc->beta2;
-        mo.bc1 = 1 - pow(oc->beta1, (double)step + 1);
-        mo.bc2 = 1 - pow(oc->beta2, (double)step + 1);
-    }
-    const moments *opt = &mo;
     if (budget == 0 || budget > SCRATCH)
         budget = SCRATCH;
     const size_t my = d->off[d->rank];
@@ -254,8 +218,6 @@ int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
             start = (size_t)(sfp_policy_uniform(seed ^ 0x77, step, (uint64_t)s) * (sg->n - c + 1));
         const float *x = d->master + (sg->off - my) + start;
         const float *g = d->g + (sg->off - my) + start;
-        const float *m1 = d->s1 + (sg->off - my) + start;
-        const float *m2 = d->s2 + (sg->off - my) + start;
         double scale = (double)sg->n / c;
         sfp_params p = *base;
         p.anchor = d->anchor[sg->tensor];
@@ -279,24 +241,9 @@ int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
             for (size_t i = 0; i < c; i++) {
                 double dh = (double)a[i] - x[i], dl = (double)b[i] - x[i];
                 acc += (double)g[i] * (a[i] - b[i]);
-                acc2 += curv(g[i], m1[i], m2[i], fisher, opt) * 0.5 * (dh * dh - dl * dl);
+                acc2 += (double)g[i] * g[i] * 0.5 * (dh * dh - dl * dl);
             }
-            (which == 0 ? gn : ge)[sg->tensor] += scale * (acc + acc2);
-            if (getenv("SFPX_DIAG")) {
-                static double sa[2][32], sb[2][32];
-                static uint64_t last = 0;
-                sa[which][sg->tensor] += scale * acc;
-                sb[which][sg->tensor] += scale * acc2;
-                if (step / 100 != last / 100 && which == 1 && s == d->seg_first[d->rank + 1] - 1) {
-                    for (int t = 0; t < 32; t++)
-                        if (sa[0][t] != 0 || sb[0][t] != 0)
-                            fprintf(stderr, "diag step %llu t %d: n first %.3g second %.3g  e first %.3g second %.3g\n",
-                                    (unsigned long long)step, t, sa[0][t] / 100, sb[0][t] / 100, sa[1][t] / 100, sb[1][t] / 100);
-                    memset(sa, 0, sizeof sa);
-                    memset(sb, 0, sizeof sb);
-                    last = step;
-                }
-            }
+            (which == 0 ? gn : ge)[sg->tensor] += scale * (acc + fisher * acc2);
         }
     }
     return 0;

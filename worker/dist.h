@@ -42,7 +42,7 @@ int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G);
 int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,
                            const sfp_params *base, double *gn, double *ge,
                            uint64_t seed, uint64_t step, size_t budget,
-                           double fisher, const sfpw_opt_config *opt);
+                           double fisher);
 
 /* Optimizer step on the shard (t: 1-based step count). */
 void sfpw_dist_update(sfpw_dist *d, const sfpw_opt_config *c, uint64_t t);

@@ -324,11 +324,10 @@ const char *sfpw_net_strerror(sfpw_net *n, int err)
 
 /*
  * Over cnt values, with the anchor forced to the step's:
- *   d  = Q(x; k1, e1) - Q(x; k0, e0)    (first-order term)
- *   lo = Q(x; k0, e0) - x               (error of the narrower width; the
- *                                        wider one's is d + lo)
+ *   d  = Q(x; k1, e1) - Q(x; k0, e0)                 (first-order term)
+ *   sq = ((Q(x; k1, e1) - x)^2 - (Q(x; k0, e0) - x)^2) / 2  (second-order)
  */
-static int width_diff(const float *x, float *d, float *lo, float *tmp,
+static int width_diff(const float *x, float *d, float *sq, float *tmp,
                       size_t cnt, const sfp_params *base, unsigned k0,
                       unsigned e0, unsigned k1, unsigned e1, int anchor)
 {
@@ -345,7 +344,8 @@ static int width_diff(const float *x, float *d, float *lo, float *tmp,
     if (rc)
         return rc;
     for (size_t i = 0; i < cnt; i++) {
-        lo[i] = tmp[i] - x[i];
+        float hi = d[i] - x[i], lo = tmp[i] - x[i];
+        sq[i] = 0.5f * (hi * hi - lo * lo);
         d[i] -= tmp[i];
     }
     return 0;
@@ -548,34 +548,11 @@ static double dot_f(const float *a, const float *b, size_t n)
     return s;
 }
 
-/*
- * Second-order term of the loss change from the narrower to the wider
- * container, 0.5 * (dhi' H dhi - dlo' H dlo) with dhi = d + lo, over rows
- * of dim values (one image each). fisher_rows = 0: diagonal curvature
- * H_ii = fisher * g_i^2; 1: the per-image Gauss-Newton form
- * H = fisher * sum_rows g_r g_r', which also counts the cross terms of
- * errors that share a sign (flushing post-ReLU values to zero).
- */
-static double second_order(const float *g, const float *d, const float *lo,
-                           int rows, size_t dim, int fisher_rows)
+static double dot_sq(const float *g, const float *b, size_t n)
 {
     double s = 0;
-    for (int r = 0; r < rows; r++) {
-        const size_t o = (size_t)r * dim;
-        if (fisher_rows) {
-            double gh = 0, gl = 0;
-            for (size_t i = o; i < o + dim; i++) {
-                gh += (double)g[i] * (d[i] + lo[i]);
-                gl += (double)g[i] * lo[i];
-            }
-            s += 0.5 * (gh * gh - gl * gl);
-        } else {
-            for (size_t i = o; i < o + dim; i++) {
-                double h = (double)d[i] + lo[i], l = lo[i];
-                s += 0.5 * (double)g[i] * g[i] * (h * h - l * l);
-            }
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i] * b[i];
     return s;
 }
 
@@ -638,13 +615,8 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
             out->gn[i] += scale * dot_f(nxt, n->samp_dn[i], sc);
             out->ge[i] += scale * dot_f(nxt, n->samp_de[i], sc);
             if (ps->fisher > 0) {
-                int sr = n->samp_rows[i];
-                out->gn[i] += scale * ps->fisher *
-                              second_order(nxt, n->samp_dn[i], n->samp_sn[i], sr,
-                                           l->in_dim, ps->fisher_rows);
-                out->ge[i] += scale * ps->fisher *
-                              second_order(nxt, n->samp_de[i], n->samp_se[i], sr,
-                                           l->in_dim, ps->fisher_rows);
+                out->gn[i] += scale * ps->fisher * dot_sq(nxt, n->samp_sn[i], sc);
+                out->ge[i] += scale * ps->fisher * dot_sq(nxt, n->samp_se[i], sc);
             }
         }
         float *t = cur;

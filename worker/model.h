@@ -97,8 +97,6 @@ typedef struct sfpw_pass {
     double fisher;            /* > 0: add the second-order term with the
                                  Gauss-Newton curvature fisher * g^2 (the
                                  global batch size); 0: first order only   */
-    int fisher_rows;          /* second-order curvature per image (rank 1
-                                 per row) instead of diagonal              */
 } sfpw_pass;
 
 /* What a pass measured, per tensor (activations only). */

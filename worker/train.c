@@ -957,7 +957,6 @@ static int run(int argc, char **argv)
             ps.sample_budget = o.sample;
             ps.measure_coders = measure;
             ps.fisher = o.qm_grad == 2 ? (double)o.batch : 0.0;
-            ps.fisher_rows = getenv("SFPX_ROWS") != NULL;
             sfpw_pass_out po;
             for (int attempt = 0;; attempt++) {
                 /* a stash that lost the step's tensors (daemon gone, now
@@ -983,8 +982,7 @@ static int run(int argc, char **argv)
             if (want_grad &&
                 (rc = sfpw_dist_weight_grads(dist, width, &base, po.gn, po.ge,
                                              o.seed, step, o.sample,
-                                             o.qm_grad == 2 ? (double)o.batch : 0.0,
-                                             &o.opt))) {
+                                             o.qm_grad == 2 ? (double)o.batch : 0.0))) {
                 err("weight width gradients: %s\n", sfp_strerror(rc));
                 goto out_loop;
             }
