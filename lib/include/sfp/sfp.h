@@ -42,7 +42,7 @@ extern "C" {
  * below SFP_ERROR_MIN, so a code never means two things (libsfpclient's
  * SFPC_E* start at -1000).
  */
-#define SFP_ERROR_MIN (-999)
+#define SFP_ERROR_MIN (-99)
 #define SFP_ERRORS(X)                                                          \
     X(EINVAL,      -1,  "invalid argument")                                    \
     X(ENOMEM,      -2,  "out of memory")                                       \
