@@ -91,7 +91,7 @@ void sfp_qm_config_default(sfp_qm_config *c, int learn_e)
     c->max_step = 0.01;
     c->gamma = 0.02;
     c->warmup = 50;
-    c->bit_cost = 0.01;
+    c->bit_cost = 1.0;
     c->step = 0.02;
     c->beta1 = 0.9;
     c->beta2 = 0.99;
@@ -554,7 +554,7 @@ static void finish_calibration(sfp_policy *p)
 {
     const sfp_qm_config *q = &p->cfg.qm;
     for (size_t t = 0; t < p->n; t++) {
-        double cost = q->bit_cost * p->lambda[t];
+        double cost = q->bit_cost / 100 * p->lambda[t];
         /* no evidence beyond the brackets measured */
         double n = calib_mantissa(p->csn + t * KN_MAX, p->cnn, p->rn.lo,
                                   p->rn.sweep, cost);
@@ -609,7 +609,7 @@ static void update_adaptive(sfp_policy *p, uint64_t step, double loss,
         finish_calibration(p); /* resumed past the calibration window */
     p->adam_t++;
     for (size_t t = 0; t < p->n; t++) {
-        double reg = q->bit_cost * p->lambda[t];
+        double reg = q->bit_cost / 100 * p->lambda[t];
         double dn = adam_step(&p->mn[t], &p->vn[t], scale * grad_n[t] + reg, q, p->adam_t);
         p->wn[t] = clampd(p->wn[t] + dn, p->fn[t], q->n_max);
         if (q->learn_e) {

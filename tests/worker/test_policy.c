@@ -212,7 +212,7 @@ static void test_adaptive_calibration(void)
     sfp_policy_config c;
     sfp_policy_config_default(&c, SFP_POLICY_QMQE);
     CHECK_EQ_INT(c.qm.rule, SFP_QM_RULE_ADAPTIVE);
-    c.qm.bit_cost = 0.01;
+    c.qm.bit_cost = 1;
     sfp_policy *p = NULL;
     CHECK_EQ_INT(sfp_policy_create(&p, &c, 2, numel), 0);
     if (!p)
@@ -322,7 +322,7 @@ static void test_adaptive_equilibrium(void)
     const double Cm[3] = { 0.5, 50.0, 1e-3 };
     sfp_policy_config c;
     sfp_policy_config_default(&c, SFP_POLICY_QMQE);
-    c.qm.bit_cost = 0.02;
+    c.qm.bit_cost = 2;
     sfp_policy *p = adaptive_policy(numel, 3, &c);
     if (!p)
         return;

@@ -13,8 +13,8 @@
  *             sfp_policy_choose() and lambda_t = |t| / sum_u |u| weights the
  *             regularizer by footprint (method-spec §4). Two rules move them
  *             (docs/TRAINING.md has the equations):
- *             SFP_QM_RULE_ADAPTIVE (default): gamma = bit_cost * (EMA of the
- *             loss), so the knob is a relative loss per bit of footprint and
+ *             SFP_QM_RULE_ADAPTIVE (default): gamma = bit_cost % of the loss
+ *             (EMA), so the knob is a relative loss per bit of footprint and
  *             means the same on every model; the widths start from a
  *             calibration (the first steps sweep the gradient brackets and
  *             solve each tensor's balance) and move by Adam, so every tensor
@@ -89,8 +89,9 @@ typedef struct sfp_qm_config {
     double gamma;     /* regularizer strength (loss per bit per value)        */
     uint64_t warmup;  /* steps during which gamma is 0                        */
     /* adaptive rule */
-    double bit_cost;  /* relative loss increase worth one bit per value of
-                         footprint: gamma = bit_cost * loss EMA (0.01 = 1 %) */
+    double bit_cost;  /* percent of the loss that one bit per value of
+                         footprint is worth: gamma = bit_cost / 100 * loss
+                         EMA                                                  */
     double step;      /* Adam step size (bits per step)                       */
     double beta1, beta2;  /* Adam moment decays                               */
     double loss_beta; /* decay of the loss EMA                                */
