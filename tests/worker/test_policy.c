@@ -276,6 +276,7 @@ static void test_adaptive_adam(void)
     sfp_policy_config_default(&c, SFP_POLICY_QMQE);
     c.qm.calib_steps = 8;
     c.qm.step = 0.05;
+    c.qm.bit_cost = 1;
     sfp_policy *p = adaptive_policy(numel, 2, &c);
     if (!p)
         return;
