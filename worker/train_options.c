@@ -185,8 +185,9 @@ static const row rows[] = {
      "with --daemon, encode the weight pieces in the ranks", .value = 0),
     ROW("weight-cost", A_DBL, O(weight_cost), "F", "1", NULL, 0.001, 1e6,
      "QM/QE regularizer: a weight value counts as F activation values (λ of a "
-     "weight tensor ∝ F × its values; γ is rescaled so that activations keep "
-     "their pull; the report's gamma is the rescaled one). 1 = memory "
+     "weight tensor ∝ F × its values; γ and the bit cost are rescaled so that "
+     "activations keep their pull; the report's gamma and bit_cost are the "
+     "rescaled ones). 1 = memory "
      "footprint; raise it to pay for the bytes of the weight exchange "
      "(docs/BENCHMARKS.md \"Offload\")"),
     ROW("report", A_STR, O(report), "FILE.json", NULL, NULL, 0, 0,
