@@ -150,7 +150,7 @@ static const row rows[] = {
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
      "1% of the steps; adaptive QM/QE: 2 sweeps of the brackets", 0, 1e12,
      "steps before the regularizer (sgd rule) or the controller (BitWave) acts; "
-     "adaptive QM/QE: calibration steps"),
+     "adaptive QM/QE: calibration steps (0: the default)"),
     ROW("bw-period", A_POL_UINT, P(bw.period), "N", NULL, NULL, 1, 1e6,
      "BitWave: decide every N steps (method-spec §5.2)"),
     ROW("bw-tau", A_POL_DBL, P(bw.tau), "F", NULL, NULL, 0, 10,
