@@ -97,6 +97,10 @@ void sfp_qm_config_default(sfp_qm_config *c, int learn_e)
     c->beta2 = 0.99;
     c->loss_beta = 0.9;
     c->calib_steps = 0;
+    c->target_bits = 3.0; /* ~10.7x; effective only with observe_bits() */
+    c->bit_cost_min = 0.25;
+    c->bit_cost_max = 32;
+    c->target_gain = 0.02;
     c->learn_e = learn_e;
 }
 
@@ -138,6 +142,10 @@ static int qm_config_check(const sfp_qm_config *c)
     RETURN_IF(!(c->beta2 >= 0 && c->beta2 < 1), SFP_EINVAL);
     RETURN_IF(!(c->loss_beta >= 0 && c->loss_beta < 1), SFP_EINVAL);
     RETURN_IF(c->calib_steps > ((uint64_t)1 << 40), SFP_EINVAL);
+    RETURN_IF(!(c->target_bits >= 0 && c->target_bits <= 64), SFP_EINVAL);
+    RETURN_IF(!(c->bit_cost_min > 0 && c->bit_cost_min <= c->bit_cost_max &&
+                isfinite(c->bit_cost_max)), SFP_EINVAL);
+    RETURN_IF(!(c->target_gain >= 0 && c->target_gain <= 10), SFP_EINVAL);
     return 0;
 }
 
@@ -258,6 +266,9 @@ struct sfp_policy {
     double *mn, *vn, *me, *ve;  /* Adam moments per tensor        */
     double *csn, *cse;          /* calibration sums [t][bracket]  */
     uint32_t cnn[KN_MAX], cne[KE_MAX]; /* samples per bracket     */
+    double bit_cost;            /* in force (%)                    */
+    double bits_ema;            /* measured stored bits per value  */
+    int have_bits;
     sfp_bitwave bw;
 };
 
@@ -295,6 +306,11 @@ static int adaptive(const sfp_policy *p)
 {
     return (p->cfg.kind == SFP_POLICY_QM || p->cfg.kind == SFP_POLICY_QMQE) &&
            p->cfg.qm.rule == SFP_QM_RULE_ADAPTIVE;
+}
+
+static double clampd(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
 }
 
 int sfp_policy_create(sfp_policy **out, const sfp_policy_config *c,
@@ -360,6 +376,9 @@ int sfp_policy_create(sfp_policy **out, const sfp_policy_config *c,
     if (!q->learn_e)
         p->re.sweep = 0;
     p->calib_steps = q->calib_steps;
+    p->bit_cost = q->bit_cost;
+    if (q->target_bits > 0)
+        p->bit_cost = clampd(p->bit_cost, q->bit_cost_min, q->bit_cost_max);
     if (!p->calib_steps)
         p->calib_steps = 2 * (uint64_t)(p->rn.sweep > p->re.sweep ? p->rn.sweep
                                                                    : p->re.sweep);
@@ -405,6 +424,29 @@ int sfp_policy_wants_gradients(const sfp_policy *p)
 int sfp_policy_calibrated(const sfp_policy *p)
 {
     return p && adaptive(p) ? p->calibrated : -1;
+}
+
+static int calibrating(const sfp_policy *p, uint64_t step);
+
+int sfp_policy_observe_bits(sfp_policy *p, uint64_t step, double bits)
+{
+    RETURN_IF(!p || !(bits >= 0 && isfinite(bits)), SFP_EINVAL);
+    const sfp_qm_config *q = &p->cfg.qm;
+    if (!adaptive(p) || !(q->target_bits > 0) || calibrating(p, step) || !p->calibrated)
+        return 0;
+    /* ~20-step average: the per-step draws of ⌊n⌋/⌈n⌉ make single steps
+     * noisy; the widths follow a new cost within a few tens of steps */
+    p->bits_ema = p->have_bits ? 0.95 * p->bits_ema + 0.05 * bits : bits;
+    p->have_bits = 1;
+    double err = p->bits_ema / q->target_bits - 1;
+    p->bit_cost = clampd(p->bit_cost * exp(q->target_gain * clampd(err, -1, 1)),
+                         q->bit_cost_min, q->bit_cost_max);
+    return 0;
+}
+
+double sfp_policy_bit_cost(const sfp_policy *p)
+{
+    return p && adaptive(p) ? p->bit_cost : 0;
 }
 
 const sfp_bitwave *sfp_policy_bitwave(const sfp_policy *p)
@@ -491,11 +533,6 @@ int sfp_policy_choose(const sfp_policy *p, uint64_t step, sfp_width *out)
     return 0;
 }
 
-static double clampd(double v, double lo, double hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
 static void update_sgd(sfp_policy *p, uint64_t step, const double *grad_n,
                        const double *grad_e)
 {
@@ -554,7 +591,7 @@ static void finish_calibration(sfp_policy *p)
 {
     const sfp_qm_config *q = &p->cfg.qm;
     for (size_t t = 0; t < p->n; t++) {
-        double cost = q->bit_cost / 100 * p->lambda[t];
+        double cost = p->bit_cost / 100 * p->lambda[t];
         /* no evidence beyond the brackets measured */
         double n = calib_mantissa(p->csn + t * KN_MAX, p->cnn, p->rn.lo,
                                   p->rn.sweep, cost);
@@ -609,7 +646,7 @@ static void update_adaptive(sfp_policy *p, uint64_t step, double loss,
         finish_calibration(p); /* resumed past the calibration window */
     p->adam_t++;
     for (size_t t = 0; t < p->n; t++) {
-        double reg = q->bit_cost / 100 * p->lambda[t];
+        double reg = p->bit_cost / 100 * p->lambda[t];
         double dn = adam_step(&p->mn[t], &p->vn[t], scale * grad_n[t] + reg, q, p->adam_t);
         p->wn[t] = clampd(p->wn[t] + dn, p->fn[t], q->n_max);
         if (q->learn_e) {
@@ -703,7 +740,8 @@ double sfp_policy_regularizer(const sfp_policy *p)
  * Image (version 2): "SFPPOL02" | u32 kind | u32 rule | u64 ntensors |
  *        f64 wn[n] | f64 we[n] |
  *        adaptive: u32 calibrated, have_loss | u64 calib_steps, adam_t |
- *        f64 loss_ema | f64 mn[n], vn[n], me[n], ve[n] |
+ *        f64 loss_ema, bit_cost, bits_ema | u32 have_bits, pad |
+ *        f64 mn[n], vn[n], me[n], ve[n] |
  *        f64 csn[n][23] | f64 cse[n][7] | u32 cnn[23] | u32 cne[7] |
  *        bitwave: u32 m, e, have_avg, win_n, hist_n, pad | f64 avg, win_sum |
  *        u64 down, up | hist[64].
@@ -713,8 +751,8 @@ double sfp_policy_regularizer(const sfp_policy *p)
 #define POL_MAGIC "SFPPOL02"
 #define POL_MAGIC_V1 "SFPPOL01"
 #define POL_BW_BYTES (6 * 4 + 2 * 8 + 2 * 8 + SFP_BITWAVE_HISTORY)
-#define POL_AD_BYTES(n) (4 + 4 + 8 + 8 + 8 + 32 * (n) + 8 * (n) * (KN_MAX + KE_MAX) + \
-                         4 * (KN_MAX + KE_MAX))
+#define POL_AD_BYTES(n) (4 + 4 + 8 + 8 + 3 * 8 + 4 + 4 + 32 * (n) + \
+                         8 * (n) * (KN_MAX + KE_MAX) + 4 * (KN_MAX + KE_MAX))
 
 static size_t state_size_v1(size_t n)
 {
@@ -837,6 +875,10 @@ int sfp_policy_state_save(const sfp_policy *p, void *buf, size_t cap)
     put_u64(&w, p->calib_steps);
     put_u64(&w, p->adam_t);
     put_f64(&w, p->loss_ema);
+    put_f64(&w, p->bit_cost);
+    put_f64(&w, p->bits_ema);
+    put_u32(&w, (uint32_t)p->have_bits);
+    put_u32(&w, 0);
     put_f64s(&w, p->mn, 4 * p->n);
     put_f64s(&w, p->csn, p->n * (KN_MAX + KE_MAX));
     for (unsigned j = 0; j < KN_MAX; j++)
@@ -874,13 +916,21 @@ int sfp_policy_state_load(sfp_policy *p, const void *buf, size_t len)
             rc = SFP_EHEADER;
     uint32_t calibrated = 1, have_loss = 0, cnn[KN_MAX] = { 0 }, cne[KE_MAX] = { 0 };
     uint64_t calib_steps = p->calib_steps, adam_t = 0;
-    double loss_ema = 0;
+    double loss_ema = 0, bit_cost = p->bit_cost, bits_ema = 0;
+    uint32_t have_bits = 0;
     if (!rc && !v1) {
         calibrated = get_u32(&r);
         have_loss = get_u32(&r);
         calib_steps = get_u64(&r);
         adam_t = get_u64(&r);
         loss_ema = get_f64(&r);
+        bit_cost = get_f64(&r);
+        bits_ema = get_f64(&r);
+        have_bits = get_u32(&r);
+        r += 4;
+        if (!(bit_cost >= 0 && isfinite(bit_cost)) || !(bits_ema >= 0 && isfinite(bits_ema)) ||
+            have_bits > 1)
+            rc = SFP_EHEADER;
         if (calibrated > 1 || have_loss > 1 || !isfinite(loss_ema) ||
             calib_steps > ((uint64_t)1 << 40) || adam_t > ((uint64_t)1 << 50))
             rc = SFP_EHEADER;
@@ -916,6 +966,9 @@ int sfp_policy_state_load(sfp_policy *p, const void *buf, size_t len)
         p->calib_steps = calib_steps;
         p->adam_t = adam_t;
         p->loss_ema = loss_ema;
+        p->bit_cost = bit_cost;
+        p->bits_ema = bits_ema;
+        p->have_bits = (int)have_bits;
         p->bw = bw;
     }
     free(d);

@@ -71,6 +71,8 @@ typedef struct sfpt_opts {
 
 /* 0 ok, 1 --help / --print-options done (exit 0), -1 usage error (reported). */
 int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o);
+/* Whether the option row `name` was on the command line. */
+int sfpt_opts_given(const sfpt_opts *o, const char *name);
 /* Overrides the fields of pc that were given on the command line. */
 void sfpt_opts_apply_policy(const sfpt_opts *o, sfp_policy_config *pc);
 void sfpt_opts_help(FILE *f);
@@ -91,6 +93,7 @@ typedef struct sfpt_epoch {
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
+    double bit_cost;            /* QM/QE adaptive rule: bit cost in force at the end (%) */
     double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
     uint64_t steps;
@@ -131,6 +134,7 @@ typedef struct sfpt {
     double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
     double bit_cost;              /* in force (after --weight-cost), %     */
     double n_min;                 /* mantissa floor in force               */
+    double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     double retries, pieces_remote, pieces_local;
 } sfpt;

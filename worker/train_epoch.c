@@ -180,11 +180,14 @@ static void pack_figures(sfpt *r, const sfpw_pass_out *po)
 
 /* Per-tensor accounting of the summed figures (activations global,
  * weights once). */
-static void account(sfpt *r, sfpt_epoch *R, acc *a)
+/* Adds the step to the epoch's figures; returns the step's stored bits per
+ * value (all stash frames of all ranks and the weight frames). */
+static double account(sfpt *r, sfpt_epoch *R, acc *a)
 {
     const sfpw_model *m = &r->model;
     const int T = m->ntensors, NZ = RED_NZ(T);
     const double *red = r->red;
+    double bytes = 0, values = 0;
     for (int t = 0; t < T; t++) {
         sfpt_tensor_epoch *te = &R->t[t];
         te->k_sum += r->width[t].k;
@@ -196,6 +199,8 @@ static void account(sfpt *r, sfpt_epoch *R, acc *a)
             te->zeros += red[NZ + t];
             a->act_b += red[2 * T + t];
             a->act_v += vals;
+            bytes += red[2 * T + t];
+            values += vals;
             for (int c = 0; c < SFPW_NCODERS; c++)
                 a->cact[c] += red[3 * T + 4 + c * T + t];
         } else {
@@ -203,12 +208,15 @@ static void account(sfpt *r, sfpt_epoch *R, acc *a)
             te->values += (double)m->tensors[t].n;
             a->w_b += r->wbytes[t];
             a->w_v += (double)m->tensors[t].n;
+            bytes += r->wbytes[t];
+            values += (double)m->tensors[t].n;
             for (int c = 0; c < SFPW_NCODERS; c++)
                 a->cw[c] += r->wcb[c][t];
         }
     }
     a->loss_sum += red[3 * T];
     a->correct += red[3 * T + 1];
+    return values > 0 ? 8 * bytes / values : 0;
 }
 
 /* Steps s of the epoch (global step r->step): 0 or an error (reported). */
@@ -252,9 +260,14 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
         err("step %llu: loss is not finite; stopping\n", (unsigned long long)r->step);
         return SFP_ENONFINITE;
     }
-    account(r, R, a);
+    double bits = account(r, R, a);
     ovr_take(r, r->red + RED_NO(T));
     int was_calibrated = sfp_policy_calibrated(r->pol);
+    if (!r->ovr.freeze && r->quant &&
+        (rc = sfp_policy_observe_bits(r->pol, r->step, bits))) {
+        err("policy: %s\n", sfp_strerror(rc));
+        return rc;
+    }
     if (!r->ovr.freeze &&
         (rc = sfp_policy_update(r->pol, r->step, loss, r->red, r->red + T))) {
         err("policy update: %s\n", sfp_strerror(rc));

@@ -122,9 +122,19 @@ static const row rows[] = {
      .choices = roundings),
     ROW("gecko-group", A_UINT, O(gecko_group), "N", NULL, "libsfp's default", 8, 64,
      "Gecko group size: 8, 16, 32, 64"),
+    ROW("target-bits", A_POL_DBL, P(qm.target_bits), "B", NULL, NULL, 0, 64,
+     "QM/QE trade-off knob: the stored bits per value (all frames of a step) the "
+     "learned widths aim at, a footprint of about 32/B x; the bit cost moves "
+     "(within --bit-cost-max) to meet it; 0: no target, the bit cost stays at "
+     "--bit-cost (docs/TRAINING.md)"),
     ROW("bit-cost", A_POL_DBL, P(qm.bit_cost), "P", NULL, NULL, 0, 1e4,
-     "QM/QE trade-off knob: one bit per value of footprint is worth P % of the "
-     "training loss; larger P: smaller containers, more loss (docs/TRAINING.md)"),
+     "QM/QE: one bit per value of footprint is worth P % of the training loss; "
+     "the start of the moving cost with --target-bits, a fixed cost when given "
+     "without it"),
+    ROW("bit-cost-max", A_POL_DBL, P(qm.bit_cost_max), "P", NULL, NULL, 0.001, 1e4,
+     "with --target-bits: the largest bit cost (%) the target may ask for"),
+    ROW("target-gain", A_POL_DBL, P(qm.target_gain), "F", NULL, NULL, 0, 10,
+     "with --target-bits: ln(bit cost) moves by F × (bits / target − 1) per step"),
     ROW("qm-rule", A_CHOICE, O(qm_rule), NULL, "adaptive", NULL, 0, 0,
      "how QM/QE learn the widths: adaptive (calibrated start, loss-relative "
      "--bit-cost, Adam on the widths) or sgd (fixed --gamma, clipped SGD, "
@@ -318,6 +328,14 @@ static int set(sfpt_opts *o, const row *r, const char *a)
     return 0;
 }
 
+int sfpt_opts_given(const sfpt_opts *o, const char *name)
+{
+    for (size_t i = 0; i < NROWS; i++)
+        if (!strcmp(rows[i].name, name))
+            return given_row(o, i);
+    return 0;
+}
+
 void sfpt_opts_apply_policy(const sfpt_opts *o, sfp_policy_config *pc)
 {
     for (size_t i = 0; i < NROWS; i++) {
@@ -456,7 +474,8 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
 
     /* each QM/QE rule has its own knobs */
     static const char *const sgd_only[] = { "gamma", "qm-lr", "qm-max-step", NULL };
-    static const char *const adaptive_only[] = { "bit-cost", "qm-step", NULL };
+    static const char *const adaptive_only[] = { "bit-cost", "qm-step", "target-bits",
+                                                 "bit-cost-max", "target-gain", NULL };
     const char *const *bad = o->qm_rule == SFP_QM_RULE_SGD ? adaptive_only : sgd_only;
     for (size_t i = 0; i < NROWS; i++)
         for (const char *const *b = bad; *b; b++)

@@ -62,10 +62,11 @@ static int write_report(const char *path, const sfpt *r, int identical,
     fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
-    fprintf(f, ", \"qm_rule\": \"%s\", \"bit_cost\": %g, \"gamma\": %g, \"weight_cost\": %g, "
+    fprintf(f, ", \"qm_rule\": \"%s\", \"target_bits\": %g, \"bit_cost\": %g, \"gamma\": %g, \"weight_cost\": %g, "
                "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\", \"n_min\": %g, "
                "\"e_min\": %g, \"e_min_act\": %g},\n",
-            sfp_qm_rule_name((sfp_qm_rule)o->qm_rule), r->bit_cost, r->gamma, o->weight_cost,
+            sfp_qm_rule_name((sfp_qm_rule)o->qm_rule), r->target_bits, r->bit_cost, r->gamma,
+            o->weight_cost,
             r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first", r->n_min, o->e_min,
             o->e_min_act);
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
@@ -100,8 +101,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
                 1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
                 1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
                 1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
-        fprintf(f, ",\n     \"sfpd_policy_generation\": %llu",
-                (unsigned long long)ep->policy_generation);
+        fprintf(f, ",\n     \"sfpd_policy_generation\": %llu, \"bit_cost\": %g",
+                (unsigned long long)ep->policy_generation, ep->bit_cost);
         fprintf(f, ",\n     \"weight_exchange\": {\"bytes_per_step\": %.1f, "
                    "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
                 ep->x_bytes / ep->steps, ep->x_fp32 / ep->steps,
@@ -159,6 +160,7 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
     R->seconds = sfpw_now() - R->t_start;
     for (int t = 0; t < T; t++)
         sfp_policy_get(r->pol, t, &R->t[t].n, &R->t[t].e);
+    R->bit_cost = sfp_policy_bit_cost(r->pol);
     say("epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  bits/value act %.2f w %.2f  "
         "footprint %.2fx  time %.1fs (%.2f ms/step)\n",
         R->epoch, o->epochs, R->loss, R->train_acc, R->test_acc, R->act_bits,
@@ -178,6 +180,8 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
             1e3 * R->t_stash / R->steps, 1e3 * R->t_comm / R->steps,
             1e3 * R->t_opt / R->steps, 1e3 * R->t_publish / R->steps);
     if (!o->quiet && r->quant) {
+        if (R->bit_cost > 0)
+            say("  bit cost in force %.3g %%\n", R->bit_cost);
         say("  widths (n, e):");
         for (int t = 0; t < T; t++)
             if (m->tensors[t].kind != SFPW_TENSOR_BIAS)

@@ -70,6 +70,10 @@ static int make_policy(sfpt *r)
     pc.bw.warmup = warm;
     sfpt_opts_apply_policy(o, &pc);
     pc.qm.rule = (sfp_qm_rule)o->qm_rule;
+    /* a bit cost given alone is a fixed one; with --target-bits it is the
+     * starting point */
+    if (sfpt_opts_given(o, "bit-cost") && !sfpt_opts_given(o, "target-bits"))
+        pc.qm.target_bits = 0;
     if (o->warmup >= 0)
         pc.qm.calib_steps = (uint64_t)o->warmup;
     /* one floor per kind of tensor, set below; the config holds the lower */
@@ -93,6 +97,7 @@ static int make_policy(sfpt *r)
     r->qm_lr = pc.qm.rule == SFP_QM_RULE_SGD ? pc.qm.lr : pc.qm.step;
     r->bit_cost = pc.qm.bit_cost;
     r->n_min = pc.qm.n_min;
+    r->target_bits = pc.qm.rule == SFP_QM_RULE_ADAPTIVE ? pc.qm.target_bits : 0;
     int rc = sfp_policy_create(&r->pol, &pc, (size_t)m->ntensors, numel);
     for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++)
         rc = sfp_policy_set_floor(r->pol, (size_t)t, pc.qm.n_min,

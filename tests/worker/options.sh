@@ -52,9 +52,14 @@ done
 "$exe" --synthetic=256 --epochs 1 --batch 64 --policy qmqe --bit-cost 3.5 --e-min 2.5 \
     --e-min-act 4 --warmup 3 --no-progress --report "$tmp/q.json" > "$tmp/q.out" \
     || fail "qmqe run failed"
-for kv in '"qm_rule": "adaptive"' '"bit_cost": 3.5' '"e_min": 2.5' '"e_min_act": 4'; do
+# a bit cost given alone is fixed: no footprint target
+for kv in '"qm_rule": "adaptive"' '"target_bits": 0' '"bit_cost": 3.5' '"e_min": 2.5' '"e_min_act": 4'; do
     grep -q "$kv" "$tmp/q.json" || { cat "$tmp/q.json" | head -8; fail "report lacks $kv"; }
 done
+"$exe" --synthetic=256 --epochs 1 --batch 64 --policy qmqe --target-bits 2.5 --warmup 3 \
+    --no-progress --quiet --report "$tmp/t.json" > /dev/null || fail "target run failed"
+grep -q '"target_bits": 2.5' "$tmp/t.json" || fail "report lacks the target"
+grep -q '"bit_cost": [0-9]' "$tmp/t.json" || fail "report lacks the bit cost in force"
 # the calibration ends after --warmup steps and starts every width at or
 # above its floor
 grep -q "^calibrated widths after 3 steps" "$tmp/q.out" || fail "no calibration line"

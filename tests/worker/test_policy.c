@@ -351,6 +351,91 @@ static void test_adaptive_equilibrium(void)
     sfp_policy_destroy(&p);
 }
 
+/* the footprint target: a closed loop where the stored bits follow the
+ * widths (half of sign + mantissa + exponent bits, like a tensor with
+ * half zeros); the bit cost moves until the bits meet the target */
+static double sim_bits(const sfp_policy *p, const uint64_t *numel, size_t T)
+{
+    double b = 0, tot = 0;
+    for (size_t t = 0; t < T; t++) {
+        double n, e;
+        sfp_policy_get(p, t, &n, &e);
+        b += (double)numel[t] * 0.5 * (1 + n + e);
+        tot += (double)numel[t];
+    }
+    return b / tot;
+}
+
+static void run_target(sfp_policy *p, const uint64_t *numel, uint64_t steps,
+                       double *mean_bits)
+{
+    const double Cm[2] = { 0.5, 5.0 };
+    const double ve[18] = { 0, 0, 0, 0.3, 0.05, 0.01, 0.002, 0, 0,
+                            0, 0, 0, 0.3, 0.05, 0.01, 0.002, 0, 0 };
+    double acc = 0;
+    for (uint64_t s = 0; s < steps; s++) {
+        CHECK_EQ_INT(sfp_policy_observe_bits(p, s, sim_bits(p, numel, 2)), 0);
+        feed_laws(p, s, s + 1, 0.5, Cm, ve);
+        if (s >= steps - 300)
+            acc += sim_bits(p, numel, 2);
+    }
+    *mean_bits = acc / 300;
+}
+
+static void test_adaptive_target(void)
+{
+    uint64_t numel[2] = { 7000, 3000 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.calib_steps = 16;
+    c.qm.target_bits = 3.5;
+    sfp_policy *p = adaptive_policy(numel, 2, &c);
+    if (!p)
+        return;
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost, 0);
+    CHECK_EQ_INT(sfp_policy_observe_bits(p, 0, NAN), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_policy_observe_bits(p, 0, -1), SFP_EINVAL);
+    /* calibration steps do not move the cost */
+    CHECK_EQ_INT(sfp_policy_observe_bits(p, 0, 30.0), 0);
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost, 0);
+    double mb;
+    run_target(p, numel, 4000, &mb);
+    CHECK_NEAR(mb, 3.5, 0.15);
+    double cost = sfp_policy_bit_cost(p);
+    CHECK(cost >= c.qm.bit_cost_min && cost <= c.qm.bit_cost_max);
+    /* a checkpoint carries the cost in force */
+    size_t sz = sfp_policy_state_size(p);
+    unsigned char *buf = malloc(sz);
+    CHECK_EQ_INT(sfp_policy_state_save(p, buf, sz), 0);
+    sfp_policy *q = adaptive_policy(numel, 2, &c);
+    CHECK_EQ_INT(sfp_policy_state_load(q, buf, sz), 0);
+    CHECK_NEAR(sfp_policy_bit_cost(q), cost, 0);
+    free(buf);
+    sfp_policy_destroy(&q);
+    sfp_policy_destroy(&p);
+
+    /* a looser target lowers the cost and widens the tensors; one below
+     * what the floors allow pins the cost at its maximum */
+    c.qm.target_bits = 4.5;
+    p = adaptive_policy(numel, 2, &c);
+    double mb2;
+    run_target(p, numel, 4000, &mb2);
+    CHECK_NEAR(mb2, 4.5, 0.2);
+    CHECK(sfp_policy_bit_cost(p) < cost);
+    sfp_policy_destroy(&p);
+    c.qm.target_bits = 1.0;
+    p = adaptive_policy(numel, 2, &c);
+    run_target(p, numel, 4000, &mb2);
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost_max, 1e-9);
+    sfp_policy_destroy(&p);
+    /* no target: the cost stays */
+    c.qm.target_bits = 0;
+    p = adaptive_policy(numel, 2, &c);
+    run_target(p, numel, 200, &mb2);
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost, 0);
+    sfp_policy_destroy(&p);
+}
+
 static void test_floors_and_state(void)
 {
     uint64_t numel[2] = { 100, 100 };
@@ -511,6 +596,7 @@ int main(void)
     test_adaptive_adam();
     test_adaptive_equilibrium();
     test_floors_and_state();
+    test_adaptive_target();
     test_bitwave();
     WCHECK_DONE();
 }

@@ -96,6 +96,12 @@ typedef struct sfp_qm_config {
     double beta1, beta2;  /* Adam moment decays                               */
     double loss_beta; /* decay of the loss EMA                                */
     uint64_t calib_steps; /* calibration steps; 0: 2 sweeps of the brackets   */
+    double target_bits;   /* > 0: move the bit cost so that the stored bits
+                             per value fed to sfp_policy_observe_bits() meet
+                             this target; 0: the bit cost stays fixed         */
+    double bit_cost_min, bit_cost_max; /* bounds of the moving bit cost (%)  */
+    double target_gain;   /* ln(bit cost) moves by gain * (bits / target - 1)
+                             per step                                         */
     int learn_e;      /* 0: QM (e stays e_init), 1: QM+QE                     */
 } sfp_qm_config;
 
@@ -216,6 +222,22 @@ SFP_API int sfp_policy_get(const sfp_policy *p, size_t t, double *n,
  * runs; -1 for other kinds and rules.
  */
 SFP_API int sfp_policy_calibrated(const sfp_policy *p);
+
+/*
+ * Adaptive QM/QE rule with a footprint target (target_bits > 0): bits is
+ * the stored bits per value of step `step`, measured from the real frames
+ * (every stash and weight frame of the step, headers included); call it
+ * before sfp_policy_update() of that step. After the calibration, an
+ * average of these (over ~20 steps) steers the bit cost: up while the
+ * footprint is above the target, down while below, within [bit_cost_min,
+ * bit_cost_max]. No effect for other kinds and rules or without a target.
+ * SFP_EINVAL for a non-finite or negative bits (state unchanged).
+ */
+SFP_API int sfp_policy_observe_bits(sfp_policy *p, uint64_t step, double bits);
+
+/* The bit cost in force (%): the config's, or the moving one with a target;
+ * 0 for other kinds and rules. */
+SFP_API double sfp_policy_bit_cost(const sfp_policy *p);
 
 /* Footprint-weighted mean of n + e over the tensors (R of method-spec §4.5). */
 SFP_API double sfp_policy_regularizer(const sfp_policy *p);
