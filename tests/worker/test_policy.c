@@ -389,6 +389,7 @@ static void test_adaptive_target(void)
     sfp_policy_config_default(&c, SFP_POLICY_QMQE);
     c.qm.calib_steps = 16;
     c.qm.target_bits = 3.5;
+    c.qm.bit_cost_max = 64;
     sfp_policy *p = adaptive_policy(numel, 2, &c);
     if (!p)
         return;
