@@ -52,7 +52,7 @@ static inline uint64_t sfp__mix64(uint64_t z)
 /* Random bits for stochastic rounding of element index i. */
 static inline uint32_t sfp__rand32(uint64_t seed, uint64_t i)
 {
-    return (uint32_t)sfp__mix64(seed + (i + 1) * UINT64_C(0x9e3779b97f4a7c15));
+    return (uint32_t)sfp__mix64(seed + (i + 1) * SFP_STOCHASTIC_STEP);
 }
 
 /*

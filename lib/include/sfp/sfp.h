@@ -117,6 +117,15 @@ SFP_API size_t sfp_dtype_size(sfp_dtype t);
 /* ------------------------------------------------------------ quantizer */
 
 /*
+ * Stochastic rounding is counter based: value i of a tensor with seed S
+ * gets the random bits that value 0 gets with seed S + i *
+ * SFP_STOCHASTIC_STEP (mod 2^64). So a tensor quantized in pieces, the
+ * piece starting at value o with seed S + o * SFP_STOCHASTIC_STEP, is
+ * rounded exactly as the whole tensor (sfp-codec's chunks do this).
+ */
+#define SFP_STOCHASTIC_STEP UINT64_C(0x9e3779b97f4a7c15)
+
+/*
  * What a quantization or an encode saw. Counts refer to the values after
  * quantization.
  */
@@ -220,6 +229,15 @@ SFP_API int sfp_encode_q(const void *src, size_t n, const sfp_params *p,
  */
 SFP_API int sfp_frame_parse(const void *frame, size_t len,
                             sfp_frame_info *info);
+
+/*
+ * sfp_frame_parse() of a frame whose first len bytes (at least the 64-byte
+ * header) are all that has been read so far, as when reading a stream:
+ * every header rule, no length check. Fills *info with info->checksum 0;
+ * info->frame_bytes says how many bytes the whole frame has.
+ */
+SFP_API int sfp_frame_parse_header(const void *frame, size_t len,
+                                   sfp_frame_info *info);
 
 /* Validates the header, then the checksum over header and payload. */
 SFP_API int sfp_frame_verify(const void *frame, size_t len,
