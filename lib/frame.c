@@ -531,9 +531,9 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
             }
         }
         RETURN_IF((rc = kt->dec_codes(&s, need)) < 0, rc);
-        /* The SIMD decoder loads 8 codes at a time and masks what it does
+        /* The SIMD decoder loads 8 or 16 codes at a time and masks what it does
          * not use; keep those bytes defined (valgrind cannot see the mask). */
-        memset(s.cbuf + s.cn, 0, 8);
+        memset(s.cbuf + s.cn, 0, 16);
         uint32_t *y = fi.dtype == SFP_DTYPE_F32 ? (uint32_t *)dst + i : tmp;
         kt->dec_values(&s, y, c, zw);
         RETURN_IF(s.bad || sfp__br_overrun(&s.rsign) || sfp__br_overrun(&s.rmant),
