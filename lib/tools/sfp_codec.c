@@ -171,35 +171,6 @@ static int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-static int parse_dtype(const char *s, sfp_dtype *t)
-{
-    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0 || strcmp(s, "float32") == 0)
-        *t = SFP_DTYPE_F32;
-    else if (strcmp(s, "bf16") == 0 || strcmp(s, "bfloat16") == 0)
-        *t = SFP_DTYPE_BF16;
-    else
-        return -1;
-    return 0;
-}
-
-static const char *dtype_name(sfp_dtype t)
-{
-    return t == SFP_DTYPE_F32 ? "f32" : t == SFP_DTYPE_BF16 ? "bf16" : "?";
-}
-
-static const char *coder_name(sfp_coder c)
-{
-    switch (c) {
-    case SFP_CODER_PLAIN:
-        return "plain";
-    case SFP_CODER_GECKO:
-        return "gecko";
-    case SFP_CODER_RANS:
-        return "rans";
-    }
-    return "?";
-}
-
 /* Resets getopt for a subcommand's argv. */
 static void getopt_reset(void)
 {
@@ -550,7 +521,7 @@ static int cmd_encode(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:C:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (parse_dtype(optarg, &p.dtype) < 0)
+            if (sfp_dtype_parse(optarg, &p.dtype) < 0)
                 return usage_error("encode: --dtype must be f32 or bf16, not '%s'", optarg);
             break;
         case 'k':
@@ -571,13 +542,7 @@ static int cmd_encode(int argc, char **argv)
             p.coder = SFP_CODER_RANS;
             break;
         case 'c':
-            if (strcmp(optarg, "plain") == 0)
-                p.coder = SFP_CODER_PLAIN;
-            else if (strcmp(optarg, "gecko") == 0)
-                p.coder = SFP_CODER_GECKO;
-            else if (strcmp(optarg, "rans") == 0)
-                p.coder = SFP_CODER_RANS;
-            else
+            if (sfp_coder_parse(optarg, &p.coder) < 0)
                 return usage_error("encode: --coder must be plain, gecko or rans, not '%s'", optarg);
             break;
         case 'G':
@@ -677,7 +642,7 @@ static int cmd_encode(int argc, char **argv)
             break;
         if (got % esz != 0) {
             msg("%s: size %" PRIu64 " bytes is not a multiple of %zu (the %s element size); "
-                "is --dtype right?", in.name, in.off, esz, dtype_name(p.dtype));
+                "is --dtype right?", in.name, in.off, esz, sfp_dtype_name(p.dtype));
             goto fail;
         }
         const size_t n = got / esz;
@@ -733,10 +698,10 @@ static int cmd_encode(int argc, char **argv)
                 "%s: %" PRIu64 " %s values, %" PRIu64 " -> %" PRIu64 " bytes in %" PRIu64
                 " frame%s, ratio %.3f, %.3f bits/value; k=%u e=%u %s anchor=%s; zeros %" PRIu64
                 " (flushed %" PRIu64 "), saturated %" PRIu64 ", negative %" PRIu64 "\n",
-                in.name, values, dtype_name(p.dtype), in.off, bytes_out, frames,
+                in.name, values, sfp_dtype_name(p.dtype), in.off, bytes_out, frames,
                 frames == 1 ? "" : "s", bytes_out ? (double)in.off / (double)bytes_out : 0.0,
                 values ? 8.0 * (double)bytes_out / (double)values : 0.0, p.mbits, p.ebits,
-                coder_name(p.coder), anchors, zeros, flushed, saturated, negative);
+                sfp_coder_name(p.coder), anchors, zeros, flushed, saturated, negative);
     }
     status = 0;
 fail:
@@ -784,7 +749,7 @@ static int cmd_decode(int argc, char **argv)
             dtype = fi.dtype;
         } else if (fi.dtype != dtype) {
             msg("%s: frame %u at byte %" PRIu64 ": dtype %s differs from the first frame's %s "
-                "(%s)", r.in.name, r.idx, r.frame_off, dtype_name(fi.dtype), dtype_name(dtype),
+                "(%s)", r.in.name, r.idx, r.frame_off, sfp_dtype_name(fi.dtype), sfp_dtype_name(dtype),
                 sfp_strerror_name(SFP_EHEADER));
             goto fail;
         }
@@ -813,7 +778,7 @@ static int cmd_decode(int argc, char **argv)
         goto fail;
     if (verbose)
         fprintf(stderr, "%s: %" PRIu64 " %s values in %u frame%s, %" PRIu64 " -> %" PRIu64
-                " bytes\n", r.in.name, values, dtype_name(dtype), r.idx, r.idx == 1 ? "" : "s",
+                " bytes\n", r.in.name, values, sfp_dtype_name(dtype), r.idx, r.idx == 1 ? "" : "s",
                 r.in.off, bytes_out);
     status = 0;
 fail:
@@ -900,8 +865,8 @@ static void frame_json(const frec *f)
            ", \"sign_bytes\": %" PRIu64 ", \"mantissa_bytes\": %" PRIu64
            ", \"zero_map_bytes\": %" PRIu64 ", \"exponent_bytes\": %" PRIu64
            ", \"frame_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64,
-           fi->version, dtype_name(fi->dtype), fi->mbits, fi->ebits, fi->anchor, lo,
-           coder_name(fi->coder), fi->gecko_group, fi->flags, fi->count, fi->nonzero,
+           fi->version, sfp_dtype_name(fi->dtype), fi->mbits, fi->ebits, fi->anchor, lo,
+           sfp_coder_name(fi->coder), fi->gecko_group, fi->flags, fi->count, fi->nonzero,
            fi->count - fi->nonzero, fi->sign_bytes, fi->mant_bytes, fi->zmap_bytes,
            fi->exp_bytes, fi->frame_bytes, fi->count * esz);
     printf(", \"bits_per_value\": %.4f, \"payload_bits_per_value\": %.4f, \"ratio\": %.4f"
@@ -923,7 +888,7 @@ static void single_text(const char *path, const frec *f)
     flags_text(fi->flags, flags, sizeof(flags));
     printf("file:            %s\n", path);
     printf("version:         %u\n", fi->version);
-    printf("dtype:           %s (%zu bytes/value)\n", dtype_name(fi->dtype), esz);
+    printf("dtype:           %s (%zu bytes/value)\n", sfp_dtype_name(fi->dtype), esz);
     printf("mantissa bits:   %u\n", fi->mbits);
     printf("exponent bits:   %u\n", fi->ebits);
     printf("anchor:          %u (2^%d); window %d..%u\n", fi->anchor, (int)fi->anchor - 127,
@@ -931,7 +896,7 @@ static void single_text(const char *path, const frec *f)
     if (fi->coder == SFP_CODER_GECKO)
         printf("coder:           gecko (group %u)\n", fi->gecko_group);
     else
-        printf("coder:           %s\n", coder_name(fi->coder));
+        printf("coder:           %s\n", sfp_coder_name(fi->coder));
     printf("flags:           0x%02x (%s)\n", fi->flags, flags);
     printf("count:           %" PRIu64 "\n", fi->count);
     printf("nonzero:         %" PRIu64 "\n", fi->nonzero);
@@ -947,7 +912,7 @@ static void single_text(const char *path, const frec *f)
            fi->count ? 8.0 * (double)fi->frame_bytes / (double)fi->count : 0.0,
            fi->count ? 8.0 * (double)(body - SFP_FRAME_HEADER_SIZE) / (double)fi->count : 0.0);
     printf("ratio:           %.4f (vs raw %s)\n",
-           (double)(fi->count * esz) / (double)fi->frame_bytes, dtype_name(fi->dtype));
+           (double)(fi->count * esz) / (double)fi->frame_bytes, sfp_dtype_name(fi->dtype));
     printf("checksum:        %016" PRIx64 " %s\n", fi->checksum, f->sum_ok ? "OK" : "bad");
     if (!f->sum_ok)
         printf("payload:         not checked (checksum bad)\n");
@@ -968,10 +933,10 @@ static void frame_row(unsigned idx, const frec *f)
     if (fi->coder == SFP_CODER_GECKO)
         snprintf(coder, sizeof(coder), "gecko%u", fi->gecko_group);
     else
-        snprintf(coder, sizeof(coder), "%s", coder_name(fi->coder));
+        snprintf(coder, sizeof(coder), "%s", sfp_coder_name(fi->coder));
     printf("frame %-10u offset %" PRIu64 ", %s k%u e%u %s anchor %u flags %s, %" PRIu64
            " values (%" PRIu64 " nonzero), %" PRIu64 " bytes, checksum %s, payload %s\n",
-           idx, f->off, dtype_name(fi->dtype), fi->mbits, fi->ebits, coder, fi->anchor, flags,
+           idx, f->off, sfp_dtype_name(fi->dtype), fi->mbits, fi->ebits, coder, fi->anchor, flags,
            fi->count, fi->nonzero, fi->frame_bytes, f->sum_ok ? "OK" : "bad",
            !f->sum_ok || f->payload_rc == 1 ? "not checked"
            : f->payload_rc == SFP_ENOMEM    ? "not checked (SFP_ENOMEM)"

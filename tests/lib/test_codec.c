@@ -768,8 +768,57 @@ static void test_ratios(void)
     free(x), free(f);
 }
 
+/* The dtype and coder vocabulary: names, parse, counts and sizes agree. */
+static void test_vocabulary(void)
+{
+    sfp_dtype t;
+    sfp_coder c;
+    CHECK_EQ_INT(SFP_DTYPE_COUNT, 2);
+    CHECK_EQ_INT(SFP_CODER_COUNT, 3);
+    for (unsigned i = 1; i <= SFP_DTYPE_COUNT; i++) {
+        t = (sfp_dtype)0;
+        CHECK_EQ_INT(sfp_dtype_parse(sfp_dtype_name((sfp_dtype)i), &t), 0);
+        CHECK_EQ_INT((int)t, (int)i);
+        CHECK(sfp_dtype_size((sfp_dtype)i) > 0);
+    }
+    for (unsigned i = 0; i < SFP_CODER_COUNT; i++) {
+        sfp_params p = params(SFP_DTYPE_F32, 23, 8, (sfp_coder)i);
+        c = (sfp_coder)99;
+        CHECK_EQ_INT(sfp_coder_parse(sfp_coder_name((sfp_coder)i), &c), 0);
+        CHECK_EQ_INT((int)c, (int)i);
+        CHECK_EQ_INT(sfp_params_check(&p), 0);
+    }
+    CHECK(strcmp(sfp_dtype_name(SFP_DTYPE_F32), "f32") == 0);
+    CHECK(strcmp(sfp_dtype_name(SFP_DTYPE_BF16), "bf16") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_PLAIN), "plain") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_GECKO), "gecko") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_RANS), "rans") == 0);
+    CHECK_EQ_INT(sfp_dtype_parse("float32", &t), 0);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_F32);
+    CHECK_EQ_INT(sfp_dtype_parse("bfloat16", &t), 0);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_BF16);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits(SFP_DTYPE_F32), 23);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits(SFP_DTYPE_BF16), 7);
+    /* unknown values and names */
+    CHECK(strcmp(sfp_dtype_name((sfp_dtype)0), "?") == 0);
+    CHECK(strcmp(sfp_dtype_name((sfp_dtype)(SFP_DTYPE_COUNT + 1)), "?") == 0);
+    CHECK(strcmp(sfp_coder_name((sfp_coder)SFP_CODER_COUNT), "?") == 0);
+    CHECK(strcmp(sfp_coder_name((sfp_coder)-1), "?") == 0);
+    t = SFP_DTYPE_BF16;
+    CHECK_EQ_INT(sfp_dtype_parse("F32", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse("", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse("fp", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse(NULL, &t), SFP_EINVAL);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_BF16);
+    CHECK_EQ_INT(sfp_coder_parse("gecko ", &c), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_coder_parse("?", &c), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_size((sfp_dtype)3), 0);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits((sfp_dtype)0), 0);
+}
+
 int main(void)
 {
+    test_vocabulary();
     test_vectors();
     test_stochastic();
     test_roundtrip_all_widths();
