@@ -27,7 +27,8 @@
 #define MAX_RUNS 1000
 
 static const char usage_text[] =
-    "usage: sfp-bench codec [--sizes LIST] [--runs N] [--impl c|avx2|avx512|auto]\n"
+    "usage: sfp-bench tensor KIND SIZE FILE\n"
+    "       sfp-bench codec [--sizes LIST] [--runs N] [--impl c|avx2|avx512|auto]\n"
     "                       [--tensors LIST] [--input FILE.f32]... [--no-synthetic]\n"
     "                       [--clock monotonic|thread]\n"
     "\n"
@@ -43,7 +44,11 @@ static const char usage_text[] =
     "  --input FILE     also benchmark a raw little-endian FP32 file (repeatable)\n"
     "  --no-synthetic   only the --input files\n"
     "  --clock CLOCK    monotonic (default: wall time) or thread (the thread's\n"
-    "                   CPU time: excludes preemption on a shared machine)\n";
+    "                   CPU time: excludes preemption on a shared machine)\n"
+    "\n"
+    "  tensor writes the synthetic tensor KIND (weights, preact, relu50, relu75)\n"
+    "  of SIZE bytes (K/M/G suffixes), exactly the one 'codec' measures, as raw\n"
+    "  little-endian FP32 to FILE (for whole-process benchmarks)\n";
 
 /* ------------------------------------------------------------- timing */
 
@@ -549,6 +554,37 @@ static int usage(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+static const char *const tensor_arg[] = {"weights", "preact", "relu50", "relu75"};
+
+/* sfp-bench tensor KIND SIZE FILE */
+static int write_tensor(int argc, char **argv)
+{
+    size_t bytes;
+    int k = 0;
+    if (argc != 5)
+        return usage("tensor: expected KIND SIZE FILE%s", "");
+    while (k < 4 && strcmp(argv[2], tensor_arg[k]) != 0)
+        k++;
+    if (k == 4)
+        return usage("tensor: unknown KIND '%s' (weights, preact, relu50, relu75)", argv[2]);
+    if (parse_size(argv[3], &bytes) < 0)
+        return usage("tensor: bad SIZE '%s'", argv[3]);
+    float *x = malloc(bytes);
+    FILE *f = fopen(argv[4], "wb");
+    int rc = EXIT_FAIL;
+    if (x && f) {
+        gen_tensor(x, bytes / 4, (tensor_kind)k, UINT64_C(0x5f9) + (uint64_t)k);
+        if (fwrite(x, 1, bytes, f) == bytes)
+            rc = 0;
+    }
+    if (f && fclose(f) != 0)
+        rc = EXIT_FAIL;
+    if (rc != 0)
+        fprintf(stderr, "sfp-bench: tensor: %s: %s\n", argv[4], x ? strerror(errno) : "out of memory");
+    free(x);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     size_t sizes[MAX_SIZES] = {1u << 20, 4u << 20, 16u << 20, 64u << 20};
@@ -567,8 +603,10 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "tensor") == 0)
+        return write_tensor(argc, argv);
     if (strcmp(argv[1], "codec") != 0)
-        return usage("unknown benchmark '%s' (only 'codec')", argv[1]);
+        return usage("unknown benchmark '%s' (codec or tensor)", argv[1]);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -616,7 +654,7 @@ int main(int argc, char **argv)
                 return EXIT_FAIL;
             }
         } else if (strcmp(a, "--tensors") == 0) {
-            static const char *const tn[] = {"weights", "preact", "relu50", "relu75"};
+            const char *const *tn = tensor_arg;
             char buf[256];
             snprintf(buf, sizeof(buf), "%s", v);
             tensors = 0;
