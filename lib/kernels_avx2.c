@@ -246,6 +246,8 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     const uint64_t km8 = bytemask(k), em8 = bytemask(e);
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
+    const __m256i lo32 = _mm256_set1_epi64x(0xffffffff);
+    const __m128i kc = _mm_cvtsi32_si128((int)k);
     /* Local copies keep the writers in registers (no aliasing with cbuf). */
     sfp__bw ws = c->wsign, wm = c->wmant, we = c->wexp;
     uint8_t *cb = c->cbuf;
@@ -293,13 +295,19 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                     sfp__bw_put(&wm, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 2), m1),
                                 (unsigned)__builtin_popcount(nz8 >> 4) * k);
                 } else {
+                    /* left-pack the non-zero lanes (vpermd by pext of the
+                     * lane numbers), then two fields per 64-bit lane */
+                    __m256i idx = _mm256_cvtepu8_epi32(
+                        _mm_cvtsi64_si128((long long)_pext_u64(LANES8, nzb)));
+                    __m256i cm = _mm256_permutevar8x32_epi32(mt, idx);
+                    __m256i pr = _mm256_or_si256(_mm256_and_si256(cm, lo32),
+                                                 _mm256_sll_epi64(_mm256_srli_epi64(cm, 32), kc));
                     uint64_t t[4];
-                    _mm256_storeu_si256((__m256i *)t, mt);
-                    for (int qq = 0; qq < 4; qq++) {
-                        unsigned two = (nz8 >> (2 * qq)) & 3;
-                        uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
-                        sfp__bw_put(&wm, _pext_u64(t[qq], mask),
-                                    (unsigned)__builtin_popcount(two) * k);
+                    _mm256_storeu_si256((__m256i *)t, pr);
+                    for (unsigned qq = 0, left = cnt; left; qq++) {
+                        unsigned f = left < 2 ? left : 2;
+                        sfp__bw_put(&wm, t[qq] & (f == 2 ? ~UINT64_C(0) : km32), f * k);
+                        left -= f;
                     }
                 }
             }

@@ -10,6 +10,8 @@
 
 #define ONES8 UINT64_C(0x0101010101010101)
 #define ONES16 UINT64_C(0x0001000100010001)
+/* Byte i holds i: lane numbers for left-packing (pext) and expanding (pdep). */
+#define LANES8 UINT64_C(0x0706050403020100)
 
 /* Per-byte mask of the low k bits (k <= 8). */
 static inline uint64_t bytemask(unsigned k)
