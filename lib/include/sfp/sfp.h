@@ -273,8 +273,10 @@ SFP_API int sfp_encode_q(const void *src, size_t n, const sfp_params *p,
 
 /*
  * Validates the header of frame[0..len) (magic, version, every field and
- * every size, consistency with len) without reading the payload and without
- * checking the checksum. Fills *info on success.
+ * every size, the count against the payload size (SFP_FRAME_MAX_DENSITY),
+ * consistency with len) without reading the payload and without checking
+ * the checksum (docs/FORMAT.md 2.6, stage 1). Fills *info on success; a
+ * caller may allocate info->count values after it.
  */
 SFP_API int sfp_frame_parse(const void *frame, size_t len,
                             sfp_frame_info *info);
