@@ -314,9 +314,11 @@ SFP_API uint64_t sfp_checksum(const void *data, size_t len);
 
 /*
  * Implementation selection for the hot loops. SFP_IMPL_AUTO picks the best
- * the CPU supports (default). Forcing an implementation the CPU lacks returns
- * SFP_EUNSUPPORTED. Not thread safe against concurrent encodes: call it at
- * start-up or in tests.
+ * the CPU supports (default: AVX-512, else AVX2, else C). Forcing an
+ * implementation the CPU lacks returns SFP_EUNSUPPORTED. Without a call,
+ * SFP_IMPL=c|avx2|avx512 in the environment picks the first choice (one the
+ * CPU lacks falls back to auto). All give bit-identical results. Not thread
+ * safe against concurrent encodes: call it at start-up or in tests.
  */
 typedef enum sfp_impl {
     SFP_IMPL_AUTO = 0,
