@@ -33,6 +33,10 @@ extern int sfpt_rank;
 #define say(...) do { if (sfpt_rank == 0) fprintf(stdout, __VA_ARGS__); } while (0)
 #define err(...) do { fprintf(stderr, "sfp-train[%d]: ", sfpt_rank); fprintf(stderr, __VA_ARGS__); } while (0)
 
+/* --grad-container policy: floors of the gradient widths */
+#define SFPT_GRAD_K_MIN 2u
+#define SFPT_GRAD_E_MIN 4u
+
 /* ---------------------------------------------------------------- options */
 
 /* The settings of a run; filled from the option table (train_options.c). */

@@ -239,8 +239,21 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     if ((rc = pass(r, &po)))
         return rc;
     double tc = sfpw_now();
-    const sfp_width *gw = o->grad_mode == SFPT_GRAD_POLICY ? r->width :
-                          o->grad_mode == SFPT_GRAD_FIXED ? r->gwidth : NULL;
+    const sfp_width *gw = o->grad_mode == SFPT_GRAD_FIXED ? r->gwidth : NULL;
+    if (o->grad_mode == SFPT_GRAD_POLICY) {
+        /* the weights' widths of the step, at least SFPT_GRAD_K_MIN /
+         * SFPT_GRAD_E_MIN: the adaptive rule takes large weight tensors to
+         * 0 mantissa and 2 exponent bits (powers of two, small weights
+         * flushed), too coarse for their gradients (docs/TRAINING.md) */
+        for (int t = 0; t < T; t++) {
+            r->gwidth[t] = r->width[t];
+            if (r->gwidth[t].e < SFPT_GRAD_E_MIN)
+                r->gwidth[t].e = SFPT_GRAD_E_MIN;
+            if (r->gwidth[t].k < SFPT_GRAD_K_MIN)
+                r->gwidth[t].k = SFPT_GRAD_K_MIN;
+        }
+        gw = r->gwidth;
+    }
     if ((rc = sfpw_dist_reduce_grads_q(r->dist, sfpw_net_grads(r->net), gw, &r->base))) {
         err("reduce-scatter failed: %s\n", rc < 0 && rc >= SFP_ERROR_MIN ? sfp_strerror(rc) : "MPI error");
         return rc;
