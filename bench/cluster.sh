@@ -37,8 +37,8 @@ flags() { # CONFIG
     common="--model $model --batch 128 --lr-decay 0.85 --no-daemon --no-progress --quiet ${EXTRA:-}"
     case $1 in
     fp32) echo "$common --policy fp32" ;;
-    sfp) echo "$common --policy qmqe --gecko --gamma 0.005 --weight-cost 64" ;;
-    sfp+grad) echo "$common --policy qmqe --gecko --gamma 0.005 --weight-cost 64 --grad-container $grad" ;;
+    sfp) echo "$common --policy qmqe --gecko --qm-rule sgd --gamma 0.005 --weight-cost 64" ;;
+    sfp+grad) echo "$common --policy qmqe --gecko --qm-rule sgd --gamma 0.005 --weight-cost 64 --grad-container $grad" ;;
     *) echo "unknown configuration $1" >&2; exit 2 ;;
     esac
 }
