@@ -99,7 +99,7 @@ void sfp_qm_config_default(sfp_qm_config *c, int learn_e)
     c->calib_steps = 0;
     c->target_bits = 3.0; /* ~10.7x; effective only with observe_bits() */
     c->bit_cost_min = 0.25;
-    c->bit_cost_max = 8;
+    c->bit_cost_max = 16;
     c->target_gain = 0.02;
     c->learn_e = learn_e;
 }
