@@ -29,6 +29,7 @@
 #include <grpc/support/time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "rpc.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 #define DEFAULT_ADDR "127.0.0.1:50051"
@@ -68,100 +69,45 @@ static gpr_timespec deadline_in(double s)
                         gpr_time_from_millis((int64_t)(s * 1000), GPR_TIMESPAN));
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
+static void report_status(const ctl *c, const char *method, grpc_status_code st, const char *d)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
-{
-    grpc_byte_buffer_reader r;
-    grpc_slice s;
-    ProtobufCMessage *m;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-static const char *status_name(grpc_status_code c)
-{
-    static const char *const n[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-                                    "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-    return (unsigned)c < sizeof(n) / sizeof(n[0]) ? n[c] : "?";
-}
-
-static void report_status(const ctl *c, const char *method, grpc_status_code st, grpc_slice details)
-{
-    char *d = grpc_slice_to_c_string(details);
     if (st == GRPC_STATUS_UNAVAILABLE || st == GRPC_STATUS_DEADLINE_EXCEEDED)
         fprintf(stderr, "sfpctl: cannot reach sfpd at %s: %s (%s)\n", c->addr,
-                d && d[0] ? d : "no answer", status_name(st));
+                d && d[0] ? d : "no answer", sfp_rpc_status_name(st));
     else
         fprintf(stderr, "sfpctl: %s at %s failed: %s (%s)\n", method, c->addr,
-                d && d[0] ? d : "no detail", status_name(st));
-    gpr_free(d);
-}
-
-/* Whole small file as a NUL-terminated string (free()), NULL on error. */
-static char *read_file(const char *what, const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rbe");
-    char *buf;
-    size_t n;
-    if (!f) {
-        fprintf(stderr, "sfpctl: %s %s: %s\n", what, path, strerror(errno));
-        return NULL;
-    }
-    if (!(buf = malloc(max + 1))) {
-        fclose(f);
-        return NULL;
-    }
-    n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        fprintf(stderr, "sfpctl: %s %s: larger than %zu bytes\n", what, path, max);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
+                d && d[0] ? d : "no detail", sfp_rpc_status_name(st));
 }
 
 /* The admin token (first line of --admin-token-file) as "Bearer <token>". */
 static int load_token(ctl *c)
 {
-    char *t;
-    size_t n;
+    char *t = NULL;
+    size_t n = 0;
+    const char *why = NULL;
     if (!c->token_file)
         return 0;
-    if (!(t = read_file("--admin-token-file", c->token_file, 4096, NULL)))
+    if (sfp_rpc_read_token(c->token_file, 1, &t, &n, NULL, &why) < 0) {
+        fprintf(stderr, "sfpctl: --admin-token-file %s: %s\n", c->token_file, why);
         return -1;
-    t[strcspn(t, "\r\n")] = 0;
-    n = strlen(t);
-    if (n == 0 || !(c->auth = malloc(n + 8))) {
-        fprintf(stderr, "sfpctl: --admin-token-file %s: empty\n", c->token_file);
-        free(t);
+    }
+    if (!(c->auth = malloc(n + 8))) {
+        sfp_rpc_free_secret(t, n);
         return -1;
     }
     snprintf(c->auth, n + 8, "Bearer %s", t);
-    explicit_bzero(t, n);
-    free(t);
+    sfp_rpc_free_secret(t, n);
     return 0;
+}
+
+/* A PEM file of a --tls-* option, or NULL after a message. */
+static char *load_pem(const char *opt, const char *path, size_t *len)
+{
+    char *p = NULL;
+    const char *why = NULL;
+    if (sfp_rpc_read_pem(path, &p, len, NULL, &why) < 0)
+        fprintf(stderr, "sfpctl: %s %s: %s\n", opt, path, why);
+    return p;
 }
 
 static int ctl_open(ctl *c)
@@ -175,29 +121,25 @@ static int ctl_open(ctl *c)
         return -1;
     if (c->tls_ca || c->tls_cert || c->tls_key) {
         char *ca = NULL, *cert = NULL, *key = NULL;
-        size_t key_n = 0;
+        size_t ca_n = 0, cert_n = 0, key_n = 0;
         grpc_ssl_pem_key_cert_pair pair;
+        bool bad;
         if (!c->tls_cert != !c->tls_key) {
             fprintf(stderr, "sfpctl: --tls-cert and --tls-key go together\n");
             return -1;
         }
-        if ((c->tls_ca && !(ca = read_file("--tls-ca", c->tls_ca, 1u << 20, NULL))) ||
-            (c->tls_cert && !(cert = read_file("--tls-cert", c->tls_cert, 1u << 20, NULL))) ||
-            (c->tls_key && !(key = read_file("--tls-key", c->tls_key, 1u << 20, &key_n)))) {
-            free(ca);
-            free(cert);
-            free(key);
-            return -1;
-        }
+        bad = (c->tls_ca && !(ca = load_pem("--tls-ca", c->tls_ca, &ca_n))) ||
+              (c->tls_cert && !(cert = load_pem("--tls-cert", c->tls_cert, &cert_n))) ||
+              (c->tls_key && !(key = load_pem("--tls-key", c->tls_key, &key_n)));
         pair.private_key = key;
         pair.cert_chain = cert;
         /* without --tls-ca gRPC uses the system's root certificates */
-        creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
-        if (key)
-            explicit_bzero(key, key_n);
-        free(ca);
-        free(cert);
-        free(key);
+        creds = bad ? NULL : grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+        sfp_rpc_free_secret(ca, ca_n);
+        sfp_rpc_free_secret(cert, cert_n);
+        sfp_rpc_free_secret(key, key_n);
+        if (bad)
+            return -1;
     } else {
         creds = grpc_insecure_credentials_create();
     }
@@ -251,67 +193,34 @@ static void wait_tag(ctl *c, grpc_call *call, void *tag)
 static int unary(ctl *c, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
 {
-    grpc_call *call;
-    grpc_op ops[6];
-    grpc_metadata_array imd, tmd;
-    grpc_byte_buffer *send = pack(req), *recv = NULL;
-    grpc_status_code st = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    const char *err_str = NULL;
     grpc_metadata auth;
-    int r = -1;
+    sfp_rpc_call call = {
+        .method = method, .req = req, .reply_desc = rd, .deadline = deadline_in(c->timeout),
+        .cancel = &interrupted,
+    };
+    grpc_status_code st;
 
-    grpc_metadata_array_init(&imd);
-    grpc_metadata_array_init(&tmd);
-    call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
-                                    grpc_slice_from_static_string(method), NULL,
-                                    deadline_in(c->timeout), NULL);
-    memset(ops, 0, sizeof(ops));
-    memset(&auth, 0, sizeof(auth));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     /* the admin token goes only to the control calls that need it */
     if (c->auth && strncmp(method, "/sfp.v1.Control/", 16) == 0) {
+        memset(&auth, 0, sizeof(auth));
         auth.key = grpc_slice_from_static_string("authorization");
         auth.value = grpc_slice_from_static_string(c->auth);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &auth;
+        call.md = &auth;
+        call.n_md = 1;
     }
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-    ops[5].data.recv_status_on_client.status = &st;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    ops[5].data.recv_status_on_client.error_string = &err_str;
-    if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) != GRPC_CALL_OK) {
-        fprintf(stderr, "sfpctl: internal error starting %s\n", method);
-        goto out;
-    }
-    wait_tag(c, call, (void *)1);
+    st = sfp_rpc_unary(c->ch, c->cq, &call);
     if (st != GRPC_STATUS_OK) {
-        report_status(c, method, st, details);
-        goto out;
+        if (st == GRPC_STATUS_INTERNAL && call.details && !strcmp(call.details, "malformed reply"))
+            fprintf(stderr, "sfpctl: malformed reply to %s from %s\n", method, c->addr);
+        else
+            report_status(c, method, st, call.details);
+        sfp_rpc_call_clear(&call);
+        return -1;
     }
-    if (!recv || !(*resp = unpack(recv, rd))) {
-        fprintf(stderr, "sfpctl: malformed reply to %s from %s\n", method, c->addr);
-        goto out;
-    }
-    r = 0;
-out:
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_slice_unref(details);
-    gpr_free((void *)err_str);
-    grpc_metadata_array_destroy(&imd);
-    grpc_metadata_array_destroy(&tmd);
-    grpc_call_unref(call);
-    return r;
+    *resp = call.reply;
+    call.reply = NULL;
+    sfp_rpc_call_clear(&call);
+    return 0;
 }
 
 /* ------------------------------------------------------------ formatting */
@@ -676,7 +585,7 @@ static int cmd_watch(ctl *c, int argc, char **argv)
     }
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
-    send = pack(&req.base);
+    send = sfp_rpc_pack(&req.base);
     grpc_metadata_array_init(&imd);
     grpc_metadata_array_init(&tmd);
     call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
@@ -702,7 +611,7 @@ static int cmd_watch(ctl *c, int argc, char **argv)
         wait_tag(c, call, (void *)2);
         if (!recv)
             break; /* end of stream */
-        m = unpack(recv, &sfp__v1__stats_snapshot__descriptor);
+        m = sfp_rpc_unpack(recv, &sfp__v1__stats_snapshot__descriptor);
         grpc_byte_buffer_destroy(recv);
         recv = NULL;
         if (!m) {
@@ -736,8 +645,11 @@ static int cmd_watch(ctl *c, int argc, char **argv)
     wait_tag(c, call, (void *)3);
     if (st == GRPC_STATUS_OK || (interrupted && st == GRPC_STATUS_CANCELLED))
         r = 0;
-    else
-        report_status(c, "WatchStats", st, details);
+    else {
+        char *d = grpc_slice_to_c_string(details);
+        report_status(c, "WatchStats", st, d);
+        gpr_free(d);
+    }
 out:
     grpc_byte_buffer_destroy(send);
     grpc_slice_unref(details);

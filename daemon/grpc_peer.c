@@ -12,7 +12,7 @@
  * limit (SFPD_PEER_MAX_MESSAGE) and the per-node limit; at most MAX_NODES
  * client nodes are tracked.
  */
-#include "grpc_msg.h"
+#include "rpc.h"
 #include "grpc_req.h"
 #include "peer.h"
 #include "sfpd.h"
@@ -31,61 +31,6 @@
 #include "sfp/v1/sfp.pb-c.h"
 
 #define MAX_NODES 64u
-#define TOKEN_MAX 4096u
-
-/* ------------------------------------------------------------- token */
-
-int sfpd_peer_read_token(const char *path, char **out)
-{
-    char buf[TOKEN_MAX + 2];
-    struct stat sb;
-    ssize_t n;
-    size_t len;
-    int fd;
-
-    *out = NULL;
-    if (!path || !path[0]) {
-        sfpd_err("peer: peer_token_file is required for peering and peers");
-        return -EINVAL;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        int e = errno;
-        sfpd_err("peer: cannot open peer_token_file %s: %s", path, strerror(e));
-        return -e;
-    }
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        sfpd_err("peer: peer_token_file %s is not a regular file", path);
-        return -EINVAL;
-    }
-    if (sb.st_mode & 0077)
-        sfpd_warn("peer: peer_token_file %s is readable by group or others", path);
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n < 0) {
-        sfpd_err("peer: cannot read %s: %s", path, strerror(errno));
-        return -EIO;
-    }
-    len = (size_t)n;
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
-                   buf[len - 1] == '\t'))
-        len--;
-    if (len == 0 || len > TOKEN_MAX) {
-        sfpd_err("peer: peer_token_file %s must hold 1..%u bytes", path, TOKEN_MAX);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)buf[i];
-        if (ch < 0x21 || ch > 0x7e) { /* a gRPC metadata value must be printable */
-            sfpd_err("peer: peer_token_file %s: token must be printable ASCII without spaces", path);
-            return -EINVAL;
-        }
-    }
-    buf[len] = 0;
-    *out = sfpd_strdup(buf);
-    return *out ? 0 : -ENOMEM;
-}
 
 /* ----------------------------------------------------------- storage */
 
@@ -346,7 +291,7 @@ static void do_put(sfpd_peer_srv *p, const Sfp__V1__PutFrameRequest *r, grpc_sta
     m.free_bytes = node_free_bytes(p, n);
     m.held_bytes = n->bytes;
     *code = GRPC_STATUS_OK;
-    *resp = sfpd_grpc_pack(&m.base);
+    *resp = sfp_rpc_pack(&m.base);
 }
 
 static void do_get(sfpd_peer_srv *p, const Sfp__V1__GetFrameRequest *r, grpc_status_code *code,
@@ -373,7 +318,7 @@ static void do_get(sfpd_peer_srv *p, const Sfp__V1__GetFrameRequest *r, grpc_sta
     m.frame.len = h->len;
     n->bytes_sent += h->len;
     *code = GRPC_STATUS_OK;
-    *resp = sfpd_grpc_pack(&m.base);
+    *resp = sfp_rpc_pack(&m.base);
 }
 
 static void do_drop(sfpd_peer_srv *p, const Sfp__V1__DropFrameRequest *r, grpc_status_code *code,
@@ -401,7 +346,7 @@ static void do_drop(sfpd_peer_srv *p, const Sfp__V1__DropFrameRequest *r, grpc_s
     if (n && !r->all)
         m.free_bytes = node_free_bytes(p, n);
     *code = GRPC_STATUS_OK;
-    *resp = sfpd_grpc_pack(&m.base);
+    *resp = sfp_rpc_pack(&m.base);
 }
 
 static void do_capacity(sfpd_peer_srv *p, const Sfp__V1__CapacityRequest *r,
@@ -426,7 +371,7 @@ static void do_capacity(sfpd_peer_srv *p, const Sfp__V1__CapacityRequest *r,
     m.held_frames = n->n;
     m.limit_bytes = p->limit;
     *code = GRPC_STATUS_OK;
-    *resp = sfpd_grpc_pack(&m.base);
+    *resp = sfp_rpc_pack(&m.base);
 }
 
 void sfpd_peer_handle(sfpd_peer_srv *p, int method, grpc_byte_buffer *req,
@@ -441,7 +386,7 @@ void sfpd_peer_handle(sfpd_peer_srv *p, int method, grpc_byte_buffer *req,
         *code = GRPC_STATUS_UNIMPLEMENTED;
         return;
     }
-    m = sfpd_grpc_unpack(req, pm_desc[method]);
+    m = sfp_rpc_unpack(req, pm_desc[method]);
     if (!m) {
         *code = GRPC_STATUS_INVALID_ARGUMENT;
         *msg = "malformed request message";
@@ -473,11 +418,11 @@ int sfpd_peer_srv_create(const sfpd_config *cfg, sfpd_peer_srv **out)
         return 0;
     if (!(p = sfpd_calloc(1, sizeof(*p))))
         return -ENOMEM;
-    if ((r = sfpd_peer_read_token(cfg->peer_token_file, &p->token)) < 0) {
+    if ((r = sfpd_load_token("peer_token_file", cfg->peer_token_file, 1, &p->token,
+                             &p->token_len)) < 0) {
         sfpd_free(p);
         return r;
     }
-    p->token_len = strlen(p->token);
     p->limit = cfg->peer_serve_max_bytes;
     sfpd_list_init(&p->nodes);
     g_srv = p;
@@ -497,10 +442,7 @@ void sfpd_peer_srv_destroy(sfpd_peer_srv **pp)
         g_srv = NULL;
     while (!sfpd_list_empty(&p->nodes))
         node_free(p, sfpd_container_of(p->nodes.next, pnode, link));
-    if (p->token) {
-        memset(p->token, 0, p->token_len);
-        sfpd_free(p->token);
-    }
+    sfpd_free_secret(p->token, p->token_len);
     sfpd_free(p);
 }
 

@@ -11,8 +11,8 @@
  *  7. the CQ is shut down only when the shutdown tag has arrived AND no call
  *     or request slot is left.
  */
-#include "grpc_msg.h"
 #include "grpc_server.h"
+#include "rpc.h"
 #include "grpc_req.h"
 #include "sfpd.h"
 #include "sfpd_build.h"
@@ -358,7 +358,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.counters = cep;
 
     peer_pk = sfpd_peer_stats_fill(s, &m); /* network tier (grpc_peer.c) */
-    bb = sfpd_grpc_pack(&m.base);
+    bb = sfp_rpc_pack(&m.base);
     sfpd_peer_stats_free(peer_pk);
 out:
     sfpd_free(jobs);
@@ -511,7 +511,7 @@ void sfpd_grpc_job_policy(const sfpd_grpc *g, const char *job_id, sfpd_job_polic
 
 static void reply(gcall *c, const ProtobufCMessage *m)
 {
-    grpc_byte_buffer *bb = sfpd_grpc_pack(m);
+    grpc_byte_buffer *bb = sfp_rpc_pack(m);
     if (!bb)
         call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     else
@@ -736,7 +736,7 @@ static ProtobufCMessage *decode_request(grpc_byte_buffer *bb, enum method m, con
 
     *why = "malformed request message";
     if (k == SFPD_REQ_COUNT)
-        return request_desc(m) ? sfpd_grpc_unpack(bb, request_desc(m)) : NULL;
+        return request_desc(m) ? sfp_rpc_unpack(bb, request_desc(m)) : NULL;
     if (!grpc_byte_buffer_reader_init(&r, bb))
         return NULL;
     s = grpc_byte_buffer_reader_readall(&r);
@@ -1145,9 +1145,7 @@ int sfpd_grpc_port(const sfpd_grpc *g)
 
 static void free_admin_token(sfpd_grpc *g)
 {
-    if (g->admin_token)
-        explicit_bzero(g->admin_token, g->admin_token_len);
-    sfpd_free(g->admin_token);
+    sfpd_free_secret(g->admin_token, g->admin_token_len);
     g->admin_token = NULL;
 }
 
@@ -1168,89 +1166,23 @@ static void release_core(sfpd_grpc *g)
     g->cq = NULL;
 }
 
-/*
- * Reads a whole small file (at most max bytes) into a NUL-terminated
- * buffer (sfpd_free; wipe secrets first). Logs and returns -errno.
- */
-static int read_small_file(const char *what, const char *path, size_t max, char **out, size_t *len,
-                           struct stat *st)
-{
-    FILE *f = fopen(path, "rbe");
-    char *buf;
-    size_t n;
-
-    *out = NULL;
-    if (!f) {
-        int e = errno;
-        sfpd_err("grpc: %s %s: %s", what, path, strerror(e));
-        return -e;
-    }
-    if (fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode)) {
-        sfpd_err("grpc: %s %s: not a regular file", what, path);
-        fclose(f);
-        return -EINVAL;
-    }
-    if (!(buf = sfpd_malloc(max + 1))) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        sfpd_err("grpc: %s %s: larger than %zu bytes", what, path, max);
-        explicit_bzero(buf, max + 1);
-        sfpd_free(buf);
-        return -EFBIG;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 #define ADMIN_TOKEN_MIN 16
-#define ADMIN_TOKEN_MAX 4096
-#define PEM_MAX (1u << 20)
 
 /* Option admin_token_file: the token is the file's first line. */
 static int load_admin_token(sfpd_grpc *g, const sfpd_config *cfg)
 {
-    struct stat st;
-    char *buf;
-    size_t n;
     int r;
 
     if (!cfg->admin_token_file[0])
         return 0;
-    if ((r = read_small_file("admin_token_file", cfg->admin_token_file, ADMIN_TOKEN_MAX, &buf, &n,
-                             &st)) < 0)
+    if ((r = sfpd_load_token("admin_token_file", cfg->admin_token_file, ADMIN_TOKEN_MIN,
+                             &g->admin_token, &g->admin_token_len)) < 0)
         return r;
-    n = strcspn(buf, "\r\n");
-    buf[n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f) {
-            n = 0; /* header values are visible ASCII: this token could never match */
-            break;
-        }
-    if (n < ADMIN_TOKEN_MIN) {
-        sfpd_err("grpc: admin_token_file %s: want one line of at least %d visible ASCII "
-                 "characters (e.g. openssl rand -hex 32)", cfg->admin_token_file, ADMIN_TOKEN_MIN);
-        explicit_bzero(buf, ADMIN_TOKEN_MAX + 1);
-        sfpd_free(buf);
-        return -EINVAL;
-    }
-    /* group read is fine when the group is the daemon's own (a Kubernetes
-     * Secret volume: root-owned, group fsGroup, mode 0440) */
-    if ((st.st_mode & 0007) || ((st.st_mode & 0070) && st.st_gid != getegid()))
-        sfpd_warn("grpc: admin_token_file %s is readable by group or others (mode %03o)",
-                  cfg->admin_token_file, (unsigned)(st.st_mode & 0777));
     if (!cfg->grpc_tls_cert[0] && strncmp(cfg->grpc_listen, "127.", 4) != 0 &&
         strncmp(cfg->grpc_listen, "[::1]", 5) != 0 && strncmp(cfg->grpc_listen, "localhost:", 10) != 0 &&
         strncmp(cfg->grpc_listen, "unix:", 5) != 0)
         sfpd_warn("grpc: the admin token travels in clear text: %s is not loopback and TLS is off",
                   cfg->grpc_listen);
-    g->admin_token = buf;
-    g->admin_token_len = n;
     sfpd_info("grpc: SetPolicy and EndJob require the admin token");
     return 0;
 }
@@ -1261,7 +1193,6 @@ static int server_credentials(const sfpd_config *cfg, grpc_server_credentials **
 {
     char *cert = NULL, *key = NULL, *ca = NULL;
     size_t cert_n = 0, key_n = 0, ca_n = 0;
-    struct stat st;
     grpc_ssl_pem_key_cert_pair pair;
     int r;
 
@@ -1275,21 +1206,11 @@ static int server_credentials(const sfpd_config *cfg, grpc_server_credentials **
                  cfg->grpc_tls_client_ca[0] ? " (grpc_tls_client_ca alone is not enough)" : "");
         return -EINVAL;
     }
-    if ((r = read_small_file("grpc_tls_cert", cfg->grpc_tls_cert, PEM_MAX, &cert, &cert_n, &st)) < 0 ||
-        (r = read_small_file("grpc_tls_key", cfg->grpc_tls_key, PEM_MAX, &key, &key_n, &st)) < 0)
+    if ((r = sfpd_load_pem("grpc_tls_cert", cfg->grpc_tls_cert, false, &cert, &cert_n)) < 0 ||
+        (r = sfpd_load_pem("grpc_tls_key", cfg->grpc_tls_key, true, &key, &key_n)) < 0 ||
+        (cfg->grpc_tls_client_ca[0] &&
+         (r = sfpd_load_pem("grpc_tls_client_ca", cfg->grpc_tls_client_ca, false, &ca, &ca_n)) < 0))
         goto out;
-    if (st.st_mode & 0077)
-        sfpd_warn("grpc: grpc_tls_key %s is readable by group or others (mode %03o)",
-                  cfg->grpc_tls_key, (unsigned)(st.st_mode & 0777));
-    if (cfg->grpc_tls_client_ca[0] &&
-        (r = read_small_file("grpc_tls_client_ca", cfg->grpc_tls_client_ca, PEM_MAX, &ca, &ca_n,
-                             &st)) < 0)
-        goto out;
-    if (!strstr(cert, "-----BEGIN ") || !strstr(key, "-----BEGIN ") || (ca && !strstr(ca, "-----BEGIN "))) {
-        sfpd_err("grpc: grpc_tls_cert, grpc_tls_key and grpc_tls_client_ca must be PEM files");
-        r = -EINVAL;
-        goto out;
-    }
     pair.private_key = key;
     pair.cert_chain = cert;
     /* the credentials keep their own copies of the PEM texts */
@@ -1305,11 +1226,9 @@ static int server_credentials(const sfpd_config *cfg, grpc_server_credentials **
         sfpd_err("grpc: TLS credentials could not be created from %s / %s", cfg->grpc_tls_cert,
                  cfg->grpc_tls_key);
 out:
-    if (key)
-        explicit_bzero(key, key_n);
-    sfpd_free(key);
-    sfpd_free(cert);
-    sfpd_free(ca);
+    sfpd_free_secret(key, key_n);
+    sfpd_free_secret(cert, cert_n);
+    sfpd_free_secret(ca, ca_n);
     return r;
 }
 

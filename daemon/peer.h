@@ -31,10 +31,6 @@
 #define SFPD_PEER_MAX_MESSAGE ((int)(SFPD_PEER_MAX_FRAME + 64 * 1024))
 #define SFPD_PEER_NODE_MAX 255u
 
-/* Reads the shared secret (trailing white space stripped, 1..4096 bytes).
- * 0 and *out (sfpd_free) or -errno with a logged reason. */
-int sfpd_peer_read_token(const char *path, char **out);
-
 /* ------------------------------------------------------- serving side */
 
 typedef struct sfpd_peer_srv sfpd_peer_srv;

@@ -26,7 +26,7 @@
  * id); a restarted daemon has a new instance and the peer drops the old
  * frames. The write-through directory is emptied at start-up.
  */
-#include "grpc_msg.h"
+#include "rpc.h"
 #include "peer.h"
 #include "sfpd.h"
 
@@ -82,6 +82,7 @@ typedef struct ptier {
     uint64_t limit;           /* peer_max_bytes per peer       */
     int timeout_ms;
     char *token;
+    size_t token_len;
     char node[SFPD_PEER_NODE_MAX + 1];
     uint64_t instance;
     uint64_t next_id;         /* loop thread */
@@ -131,85 +132,35 @@ static void mark_up(peer *p)
 /* ------------------------------------------------------------- calls */
 
 /*
- * One blocking unary call (pool thread). *resp is unpacked with rdesc when
- * the status is OK. Returns the gRPC status (a transport failure gives
- * UNAVAILABLE or DEADLINE_EXCEEDED).
+ * One blocking unary call (pool thread) with the peer token, on a private
+ * completion queue with a deadline of peer_timeout. *resp is the reply when
+ * the status is OK (caller frees). Returns the gRPC status (a transport
+ * failure gives UNAVAILABLE or DEADLINE_EXCEEDED).
  */
 static grpc_status_code call(ptier *t, peer *p, const char *method, const ProtobufCMessage *req,
                              const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp)
 {
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(t->timeout_ms, GPR_TIMESPAN));
-    grpc_call *c;
     grpc_metadata md;
-    grpc_metadata_array md_in, md_trail;
-    grpc_byte_buffer *send_bb, *recv_bb = NULL;
-    grpc_status_code status = GRPC_STATUS_UNAVAILABLE;
-    grpc_slice details = grpc_empty_slice();
-    const char *err_str = NULL;
-    grpc_op ops[6];
-    grpc_event ev;
+    sfp_rpc_call c = {
+        .method = method, .md = &md, .n_md = 1, .req = req, .reply_desc = rdesc,
+        .deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                 gpr_time_from_millis(t->timeout_ms, GPR_TIMESPAN)),
+    };
+    grpc_status_code status;
     uint64_t t0 = now_ns();
 
-    *resp = NULL;
-    send_bb = sfpd_grpc_pack(req);
-
-    c = grpc_channel_create_call(p->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                 grpc_slice_from_static_string(method), NULL, deadline, NULL);
-    grpc_metadata_array_init(&md_in);
-    grpc_metadata_array_init(&md_trail);
     memset(&md, 0, sizeof(md));
     md.key = grpc_slice_from_static_string(SFPD_PEER_TOKEN_MD);
-    md.value = grpc_slice_from_copied_string(t->token);
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    ops[5].data.recv_status_on_client.error_string = &err_str;
-    if (c && grpc_call_start_batch(c, ops, 6, (void *)1, NULL) == GRPC_CALL_OK) {
-        ev = grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (ev.type != GRPC_OP_COMPLETE || !ev.success)
-            status = GRPC_STATUS_UNAVAILABLE;
-    } else {
-        status = GRPC_STATUS_INTERNAL;
-    }
-    if (status == GRPC_STATUS_OK) {
-        *resp = sfpd_grpc_unpack(recv_bb, rdesc);
-        if (!*resp)
-            status = GRPC_STATUS_INTERNAL; /* malformed reply */
-    }
+    md.value = grpc_slice_from_static_string(t->token);
+    status = sfp_rpc_unary(p->ch, NULL, &c);
+    *resp = c.reply;
+    c.reply = NULL;
+    sfp_rpc_call_clear(&c);
     /* smoothed round trip: 7/8 old + 1/8 new */
     {
         uint64_t dt = now_ns() - t0, old = atomic_load(&p->rtt_ns);
         atomic_store(&p->rtt_ns, old ? (old * 7 + dt) / 8 : dt);
     }
-    if (recv_bb)
-        grpc_byte_buffer_destroy(recv_bb);
-    grpc_byte_buffer_destroy(send_bb);
-    grpc_slice_unref(md.value);
-    grpc_slice_unref(details);
-    gpr_free((void *)err_str);
-    grpc_metadata_array_destroy(&md_in);
-    grpc_metadata_array_destroy(&md_trail);
-    if (c)
-        grpc_call_unref(c);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
     return status;
 }
 
@@ -607,10 +558,7 @@ static void pt_destroy(sfpd_tier *tt)
     }
     if (t->wt)
         t->wt->ops->destroy(t->wt);
-    if (t->token) {
-        memset(t->token, 0, strlen(t->token));
-        sfpd_free(t->token);
-    }
+    sfpd_free_secret(t->token, t->token_len);
     sfpd_free(t);
     grpc_shutdown();
 }
@@ -631,43 +579,6 @@ static const sfpd_tier_ops peer_ops = {
 
 /* ---------------------------------------------------------- creation */
 
-/* Whole small file as a NUL-terminated string (sfpd_free) or NULL. */
-static char *slurp(const char *what, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *b = NULL;
-    size_t n = 0, cap = 0;
-    if (!f) {
-        sfpd_err("peer: cannot open %s %s: %s", what, path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        size_t got;
-        if (n + 4096 + 1 > cap) {
-            char *nb;
-            if (cap >= (1u << 20))
-                break; /* 1 MiB of PEM is plenty */
-            cap = cap ? cap * 2 : 8192;
-            if (!(nb = sfpd_realloc(b, cap)))
-                break;
-            b = nb;
-        }
-        got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0; /* n < cap: the loop keeps one byte free */
-    if (!b || !strstr(b, "-----BEGIN ")) {
-        sfpd_err("peer: %s %s is not a PEM file", what, path);
-        sfpd_free(b);
-        return NULL;
-    }
-    return b;
-}
-
 /*
  * Channel credentials to the peers. When this daemon serves gRPC with TLS
  * (grpc_tls_cert/grpc_tls_key), it talks TLS to its peers too: it checks
@@ -678,32 +589,24 @@ static char *slurp(const char *what, const char *path)
 static grpc_channel_credentials *peer_credentials(const sfpd_config *cfg, bool *tls)
 {
     grpc_ssl_pem_key_cert_pair pair;
-    grpc_channel_credentials *c;
-    char *cert, *key, *ca = NULL;
+    grpc_channel_credentials *c = NULL;
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    size_t cert_n = 0, key_n = 0, ca_n = 0;
 
     *tls = false;
     if (!cfg->grpc_tls_cert || !cfg->grpc_tls_cert[0] || !cfg->grpc_tls_key || !cfg->grpc_tls_key[0])
         return grpc_insecure_credentials_create();
-    cert = slurp("grpc_tls_cert", cfg->grpc_tls_cert);
-    key = cert ? slurp("grpc_tls_key", cfg->grpc_tls_key) : NULL;
-    if (key && cfg->grpc_tls_client_ca && cfg->grpc_tls_client_ca[0] &&
-        !(ca = slurp("grpc_tls_client_ca", cfg->grpc_tls_client_ca))) {
-        sfpd_free(cert);
-        sfpd_free(key);
-        return NULL;
+    if (sfpd_load_pem("grpc_tls_cert", cfg->grpc_tls_cert, false, &cert, &cert_n) == 0 &&
+        sfpd_load_pem("grpc_tls_key", cfg->grpc_tls_key, true, &key, &key_n) == 0 &&
+        (!cfg->grpc_tls_client_ca || !cfg->grpc_tls_client_ca[0] ||
+         sfpd_load_pem("grpc_tls_client_ca", cfg->grpc_tls_client_ca, false, &ca, &ca_n) == 0)) {
+        pair.cert_chain = cert;
+        pair.private_key = key;
+        c = grpc_ssl_credentials_create(ca, &pair, NULL, NULL); /* keeps copies */
     }
-    if (!cert || !key) {
-        sfpd_free(cert);
-        sfpd_free(key);
-        return NULL;
-    }
-    pair.cert_chain = cert;
-    pair.private_key = key;
-    c = grpc_ssl_credentials_create(ca, &pair, NULL, NULL); /* keeps copies */
-    memset(key, 0, strlen(key));
-    sfpd_free(cert);
-    sfpd_free(key);
-    sfpd_free(ca);
+    sfpd_free_secret(cert, cert_n);
+    sfpd_free_secret(key, key_n);
+    sfpd_free_secret(ca, ca_n);
     *tls = c != NULL;
     return c;
 }
@@ -732,7 +635,8 @@ int sfpd_tier_peer_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_tier **o
     t->timeout_ms = (int)(cfg->peer_timeout * 1000 + 0.5);
     if (t->timeout_ms < 10)
         t->timeout_ms = 10;
-    if ((r = sfpd_peer_read_token(cfg->peer_token_file, &t->token)) < 0)
+    if ((r = sfpd_load_token("peer_token_file", cfg->peer_token_file, 1, &t->token,
+                             &t->token_len)) < 0)
         goto fail;
     if (cfg->peer_node_name && cfg->peer_node_name[0]) {
         snprintf(t->node, sizeof(t->node), "%s", cfg->peer_node_name);
@@ -847,7 +751,7 @@ fail:
     }
     if (t->wt)
         t->wt->ops->destroy(t->wt);
-    sfpd_free(t->token);
+    sfpd_free_secret(t->token, t->token_len);
     sfpd_free(t);
     grpc_shutdown();
     return r;

@@ -31,6 +31,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "rpc.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 #define NT 48
@@ -216,61 +217,20 @@ static grpc_status_code raw_call(const char *addr, const char *method, const cha
 {
     grpc_channel_credentials *cr = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(addr, cr, NULL);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(10, GPR_TIMESPAN));
-    grpc_call *c = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                            grpc_slice_from_static_string(method), NULL, dl, NULL);
     grpc_metadata md;
-    grpc_metadata_array mi, mt;
-    grpc_byte_buffer *sb, *rb = NULL;
-    grpc_status_code st = GRPC_STATUS_UNKNOWN;
-    grpc_slice det = grpc_empty_slice();
-    const char *es = NULL;
-    grpc_op ops[6];
-    size_t n = protobuf_c_message_get_packed_size(req);
-    grpc_slice s = grpc_slice_malloc(n);
+    sfp_rpc_call c = {
+        .method = method, .md = token ? &md : NULL, .n_md = token ? 1 : 0, .req = req,
+        /* no reply_desc: the status is what counts */
+        .deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(10, GPR_TIMESPAN)),
+    };
+    grpc_status_code st;
 
     grpc_channel_credentials_release(cr);
-    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(s));
-    sb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_metadata_array_init(&mi);
-    grpc_metadata_array_init(&mt);
     memset(&md, 0, sizeof(md));
     md.key = grpc_slice_from_static_string("sfp-peer-token");
-    md.value = grpc_slice_from_copied_string(token ? token : "");
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = token ? 1 : 0;
-    ops[0].data.send_initial_metadata.metadata = token ? &md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = sb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &mi;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &mt;
-    ops[5].data.recv_status_on_client.status = &st;
-    ops[5].data.recv_status_on_client.status_details = &det;
-    ops[5].data.recv_status_on_client.error_string = &es;
-    TH_CHECK(grpc_call_start_batch(c, ops, 6, (void *)1, NULL) == GRPC_CALL_OK, "start_batch");
-    grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (rb)
-        grpc_byte_buffer_destroy(rb);
-    grpc_byte_buffer_destroy(sb);
-    grpc_slice_unref(md.value);
-    grpc_slice_unref(det);
-    gpr_free((void *)es);
-    grpc_metadata_array_destroy(&mi);
-    grpc_metadata_array_destroy(&mt);
-    grpc_call_unref(c);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    md.value = grpc_slice_from_static_string(token ? token : "");
+    st = sfp_rpc_unary(ch, NULL, &c);
+    sfp_rpc_call_clear(&c);
     grpc_channel_destroy(ch);
     return st;
 }
