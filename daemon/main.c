@@ -1,9 +1,9 @@
 /* main.c - sfpd entry point: configuration, locks, thread pool, run. */
-#include "config.h"
-#include "server.h"
-#include "sfpd.h"
+#include "base/config.h"
+#include "edges/ipc/ipc_server.h"
+#include "base/sfpd.h"
 #include "sfpd_build.h"
-#include "stats.h"
+#include "base/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>

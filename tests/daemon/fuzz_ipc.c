@@ -1,11 +1,11 @@
 /*
- * fuzz_ipc: the daemon's IPC message parser (daemon/ipc.c). The input is a
+ * fuzz_ipc: the daemon's IPC message parser (daemon/edges/ipc/ipc.c). The input is a
  * byte stream as a client would send it: length-prefixed messages, parsed,
  * validated and converted exactly as the daemon does before dispatch, and a
  * reply serialized for each. Built with libFuzzer under -Dfuzzing=true, else
  * with tests/fuzz/replay_main.c replaying corpus/fuzz_ipc/.
  */
-#include "ipc.h"
+#include "edges/ipc/ipc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
  * fuzz_grpc_req: the decoding path of one sfp.v1 gRPC request type, as the
- * server runs it on the request message's bytes (daemon/grpc_req.c:
+ * server runs it on the request message's bytes (daemon/edges/grpc/grpc_req.c:
  * protobuf-c unpack, then validation). Built once per request type with
  * -DFUZZ_REQ=SFPD_REQ_<TYPE>: fuzz_grpc_get_stats, _watch_stats,
  * _list_tensors, _get_policy, _set_policy, _end_job.
@@ -15,8 +15,8 @@
  * Built with libFuzzer under -Dfuzzing=true (CC=clang), else with
  * tests/fuzz/replay_main.c replaying corpus/<target>/ under meson test.
  */
-#include "grpc_req.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "base/sfpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
 /*
- * test_grpc_req: unit checks of daemon/grpc_req.c, the gRPC request
+ * test_grpc_req: unit checks of daemon/edges/grpc/grpc_req.c, the gRPC request
  * validation the server and the fuzz targets share, and of the admin
  * token comparison.
  */
-#include "grpc_req.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "base/sfpd.h"
 
 #include <math.h>
 #include <stdio.h>

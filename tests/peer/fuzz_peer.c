@@ -1,5 +1,5 @@
 /*
- * fuzz_peer: the serving side of sfp.v1.Peer (daemon/grpc_peer.c) fed with
+ * fuzz_peer: the serving side of sfp.v1.Peer (daemon/edges/grpc/grpc_peer.c) fed with
  * untrusted request bytes, in-process (the token check is in front of it and
  * is tested by test_peer; this covers what an authenticated peer can send).
  *
@@ -10,8 +10,8 @@
  * tails, corrupt frames), checking after each that the per-node limit holds
  * and that every frame returned by GetFrame passes sfp_frame_verify.
  */
-#include "peer.h"
-#include "sfpd.h"
+#include "edges/grpc/peer.h"
+#include "base/sfpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,9 +18,9 @@
 #ifndef SFPD_PEER_H
 #define SFPD_PEER_H
 
-#include "config.h"
-#include "stats.h"
-#include "tier.h"
+#include "base/config.h"
+#include "base/stats.h"
+#include "core/tier.h"
 
 #include <grpc/grpc.h>
 

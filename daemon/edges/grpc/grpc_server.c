@@ -11,14 +11,14 @@
  *  7. the CQ is shut down only when the shutdown tag has arrived AND no call
  *     or request slot is left.
  */
-#include "grpc_server.h"
+#include "edges/grpc/grpc_server.h"
 #include "rpc.h"
-#include "grpc_req.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "base/sfpd.h"
 #include "sfpd_build.h"
-#include "store.h"
-#include "stats.h"
-#include "peer.h" /* sfp.v1.Peer handlers: grpc_peer.c */
+#include "core/store.h"
+#include "base/stats.h"
+#include "edges/grpc/peer.h" /* sfp.v1.Peer handlers: grpc_peer.c */
 
 #include <errno.h>
 #include <math.h>

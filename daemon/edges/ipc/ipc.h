@@ -9,7 +9,7 @@
 
 #include <sfp/sfp.h>
 #include "sfp/ipc/v1/ipc.pb-c.h"
-#include "sfpd.h"
+#include "base/sfpd.h"
 
 typedef Sfp__Ipc__V1__Request sfpd_request;
 typedef Sfp__Ipc__V1__Response sfpd_response;

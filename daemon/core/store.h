@@ -11,10 +11,10 @@
 #define SFPD_STORE_H
 
 #include <sfp/sfp.h>
-#include "config.h"
-#include "sfpd.h"
-#include "stats.h"
-#include "tier.h"
+#include "base/config.h"
+#include "base/sfpd.h"
+#include "base/stats.h"
+#include "core/tier.h"
 
 struct uv_loop_s;
 typedef struct sfpd_store sfpd_store;

@@ -36,8 +36,8 @@
  * "write" (a record write), "read" (a frame read back) or "open" (creating
  * or opening a segment file). There is no fsync to fail (see above).
  */
-#include "tier.h"
-#include "stats.h"
+#include "core/tier.h"
+#include "base/stats.h"
 
 #include <dirent.h>
 #include <errno.h>

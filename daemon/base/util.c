@@ -1,6 +1,6 @@
 /* util.c - logging, counted allocation, clock. */
-#include "sfpd.h"
-#include "stats.h"
+#include "base/sfpd.h"
+#include "base/stats.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

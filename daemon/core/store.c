@@ -22,9 +22,9 @@
  * entries are resident ahead of the reader, using free budget only (and
  * evicting already-read entries). Every Get and Drop pumps it again.
  */
-#include "store.h"
-#include "ipc.h"
-#include "peer.h"
+#include "core/store.h"
+#include "edges/ipc/ipc.h"
+#include "edges/grpc/peer.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,8 +25,8 @@
 #ifndef SFPD_GRPC_SERVER_H
 #define SFPD_GRPC_SERVER_H
 
-#include "config.h"
-#include "server.h"
+#include "base/config.h"
+#include "edges/ipc/ipc_server.h"
 
 struct uv_loop_s;
 struct sfpd_store;

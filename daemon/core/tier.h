@@ -14,7 +14,7 @@
 #ifndef SFPD_TIER_H
 #define SFPD_TIER_H
 
-#include "sfpd.h"
+#include "base/sfpd.h"
 
 typedef struct sfpd_tier sfpd_tier;
 

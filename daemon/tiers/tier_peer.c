@@ -27,8 +27,8 @@
  * frames. The write-through directory is emptied at start-up.
  */
 #include "rpc.h"
-#include "peer.h"
-#include "sfpd.h"
+#include "edges/grpc/peer.h"
+#include "base/sfpd.h"
 
 #include <errno.h>
 #include <pthread.h>

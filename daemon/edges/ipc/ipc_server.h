@@ -5,8 +5,8 @@
 #ifndef SFPD_SERVER_H
 #define SFPD_SERVER_H
 
-#include "config.h"
-#include "stats.h"
+#include "base/config.h"
+#include "base/stats.h"
 
 typedef struct sfpd_server sfpd_server;
 

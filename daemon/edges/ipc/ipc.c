@@ -1,5 +1,5 @@
 /* ipc.c - framing, validation and serialization of IPC messages. */
-#include "ipc.h"
+#include "edges/ipc/ipc.h"
 
 #include <errno.h>
 #include <string.h>

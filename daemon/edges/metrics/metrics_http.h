@@ -14,9 +14,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "config.h"
-#include "server.h"
-#include "stats.h"
+#include "base/config.h"
+#include "edges/ipc/ipc_server.h"
+#include "base/stats.h"
 
 struct uv_loop_s;
 typedef struct sfpd_metrics sfpd_metrics;

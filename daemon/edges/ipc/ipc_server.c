@@ -8,13 +8,13 @@
  * pipeline); connections run concurrently. Nothing here blocks: encode,
  * decode and disk I/O run on the libuv pool.
  */
-#include "server.h"
-#include "ipc.h"
-#include "sfpd.h"
+#include "edges/ipc/ipc_server.h"
+#include "edges/ipc/ipc.h"
+#include "base/sfpd.h"
 #include "sfpd_build.h"
-#include "store.h"
-#include "grpc_server.h"
-#include "metrics_http.h"
+#include "core/store.h"
+#include "edges/grpc/grpc_server.h"
+#include "edges/metrics/metrics_http.h"
 
 #include <errno.h>
 #include <fcntl.h>

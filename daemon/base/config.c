@@ -1,6 +1,6 @@
 /* config.c - option table, INI file (inih), environment and flags. */
-#include "config.h"
-#include "sfpd.h"
+#include "base/config.h"
+#include "base/sfpd.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -7,9 +7,9 @@
  * the metrics endpoint never keeps the loop alive, it serves until the daemon
  * has drained and is stopped after uv_run returns.
  */
-#include "metrics_http.h"
-#include "ipc.h"
-#include "sfpd.h"
+#include "edges/metrics/metrics_http.h"
+#include "edges/ipc/ipc.h"
+#include "base/sfpd.h"
 #include "sfpd_build.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 /* grpc_req.c - sfp.v1 request decoding and validation (see grpc_req.h). */
-#include "grpc_req.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "base/sfpd.h"
 
 #include <errno.h>
 #include <math.h>

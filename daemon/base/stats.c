@@ -1,6 +1,6 @@
 /* stats.c - per-thread counters summed on read. */
-#include "stats.h"
-#include "sfpd.h"
+#include "base/stats.h"
+#include "base/sfpd.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -13,9 +13,9 @@
  * client nodes are tracked.
  */
 #include "rpc.h"
-#include "grpc_req.h"
-#include "peer.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "edges/grpc/peer.h"
+#include "base/sfpd.h"
 
 #include <errno.h>
 #include <fcntl.h>
