@@ -1,6 +1,6 @@
 /* main.c - sfpd entry point: configuration, locks, thread pool, run. */
 #include "base/config.h"
-#include "edges/ipc/ipc_server.h"
+#include "daemon.h"
 #include "base/sfpd.h"
 #include "sfpd_build.h"
 #include "base/stats.h"
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     sfpd_free(path);
     path = NULL;
 
-    code = sfpd_server_run(cfg, argc, argv); /* owns cfg */
+    code = sfpd_daemon_run(cfg, argc, argv); /* owns cfg */
     cfg = NULL;
 out:
     sfpd_free(path);

@@ -104,6 +104,8 @@ typedef enum sfpd_opt_type {
       "1: serve the Peer gRPC service (hold frames of other daemons)")           \
     X(peer_serve_max_bytes, SIZE, "1G", 0, UINT64_C(1) << 50, false,              \
       "frame bytes held for each peer that spills here (Peer service)")          \
+    X(peer_serve_budget, SIZE, "0", 0, UINT64_C(1) << 50, true,                   \
+      "frame bytes held for all peers together (Peer service; 0: no total bound)") \
     X(log_level, LEVEL, "info", 0, 3, true,                                       \
       "error, warn, info or debug")
 

@@ -69,6 +69,12 @@ void sfpd_free_secret(char *s, size_t len);
 
 #define SFPD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* 1 if [off, off+len) lies within a region of size bytes (overflow safe). */
+static inline int sfpd_range_ok(uint64_t size, uint64_t off, uint64_t len)
+{
+    return off <= size && len <= size - off;
+}
+
 /* Monotonic clock in nanoseconds. */
 uint64_t sfpd_now_ns(void);
 

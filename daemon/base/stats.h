@@ -153,6 +153,9 @@ typedef struct sfpd_snapshot {
     double uptime_seconds;
     uint64_t counters[SFPD_C_COUNT];
     uint64_t errors_by_status[SFPD_STATUS_SLOTS];
+    /* label of each slot (the IPC status name, static text), filled by the
+     * IPC edge; NULL: a slot no status uses */
+    const char *status_names[SFPD_STATUS_SLOTS];
     sfpd_hist hists[SFPD_H_COUNT];
     /* gauges */
     uint64_t bytes_in;       /* uncompressed bytes currently stored */
@@ -171,7 +174,23 @@ typedef struct sfpd_snapshot {
     sfpd_peer_snapshot *peers;
     size_t n_peer_clients;
     sfpd_peer_client_snapshot *peer_clients;
+    /* frames held for other daemons, all nodes together (Peer service) */
+    struct {
+        int on;                  /* peering = 1 */
+        uint64_t bytes, frames, budget_bytes, high_water;
+    } held;
 } sfpd_snapshot;
+
+/*
+ * Where a reporter gets snapshots: take() fills *out (owned by the caller,
+ * sfpd_snapshot_free) and returns 0 or a negative code. Loop thread only:
+ * a reporter on another thread hops onto the loop first. The composition
+ * root (daemon.c) provides it; the edges only call it.
+ */
+typedef struct sfpd_snapshot_source {
+    int (*take)(void *arg, sfpd_snapshot **out);
+    void *arg;
+} sfpd_snapshot_source;
 
 void sfpd_snapshot_sum_counters(sfpd_snapshot *s);
 void sfpd_snapshot_free(sfpd_snapshot **s);

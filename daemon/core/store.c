@@ -23,8 +23,9 @@
  * evicting already-read entries). Every Get and Drop pumps it again.
  */
 #include "core/store.h"
-#include "edges/ipc/ipc.h"
-#include "edges/grpc/peer.h"
+#include "core/held.h"
+#include "core/status.h"
+#include "tiers/tiers.h" /* until the tier registry */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,11 +38,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define ST(x) SFP__IPC__V1__STATUS__##x
 
 /* ------------------------------------------------------------------ shm */
 
-int sfpd_shm_map(int fd, uint64_t max, sfpd_shm **out)
+int sfpd_shm_map(int fd, uint64_t max, sfpd_shm **out, const char **why)
 {
     struct stat sb;
     int seals;
@@ -50,21 +50,24 @@ int sfpd_shm_map(int fd, uint64_t max, sfpd_shm **out)
 
     /* A client that could shrink the region would make our reads fault. */
     seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0)
-        return -EINVAL; /* not a memfd */
-    if (!(seals & F_SEAL_SHRINK))
-        return -EPERM;
+    *why = "shared memory must be a memfd sealed against shrinking";
+    if (seals < 0 || !(seals & F_SEAL_SHRINK))
+        return SFPD_E_NO_SHM;
+    *why = "cannot map the shared memory";
     if (fstat(fd, &sb) < 0)
-        return -errno;
-    if (sb.st_size <= 0 || (uint64_t)sb.st_size > max)
-        return -E2BIG;
+        return SFPD_E_NO_SHM;
+    if (sb.st_size <= 0 || (uint64_t)sb.st_size > max) {
+        *why = sb.st_size > 0 ? "shared memory larger than max_shm" : "cannot map the shared memory";
+        return SFPD_E_NO_SHM;
+    }
     p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
-        return -errno;
+        return SFPD_E_NO_SHM;
     s = sfpd_calloc(1, sizeof(*s));
     if (!s) {
         munmap(p, (size_t)sb.st_size);
-        return -ENOMEM;
+        *why = "out of memory";
+        return SFPD_E_NO_MEMORY;
     }
     s->base = p;
     s->size = (uint64_t)sb.st_size;
@@ -153,6 +156,7 @@ struct sfpd_store {
     uv_loop_t *loop;
     sfpd_tier *disk;
     sfpd_tier *peer;             /* network tier, NULL without peers     */
+    sfpd_held *held;             /* frames held for peers, NULL unless peering */
     sfpd_tier *lower[SFPD_MAX_LOWER]; /* below DRAM, in tier_order       */
     unsigned n_lower;
     int disk_ti, peer_ti;        /* their indexes in lower (-1: absent)  */
@@ -660,9 +664,9 @@ static entry *global_victim(sfpd_store *st)
 
 static int spill_error_status(int err)
 {
-    return err == -ENOSPC || err == -EDQUOT || err == -EFBIG ? ST(E_DISK_FULL)
-           : err == -ENOMEM                                   ? ST(E_NO_MEMORY)
-                                                              : ST(E_IO);
+    return err == -ENOSPC || err == -EDQUOT || err == -EFBIG ? SFPD_E_DISK_FULL
+           : err == -ENOMEM                                   ? SFPD_E_NO_MEMORY
+                                                              : SFPD_E_IO;
 }
 
 /* ----------------------------------------------------------------- put */
@@ -744,7 +748,7 @@ static void direct_write_done(uv_work_t *w, int status)
     st->inflight--;
     if (op->io_err == 0 && job->free_pending) {
         t->ops->release(t, &op->loc, true);
-        put_finish(op, ST(E_NOT_FOUND), "job ended during the Put", 1);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 1);
         check_shutdown(st);
         return;
     }
@@ -766,7 +770,7 @@ static void direct_write_done(uv_work_t *w, int status)
     if (!e || index_insert(st, e) < 0) {
         sfpd_free(e);
         t->ops->release(t, &op->loc, true);
-        put_finish(op, ST(E_NO_MEMORY), "out of memory", 1);
+        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", 1);
         check_shutdown(st);
         return;
     }
@@ -797,7 +801,7 @@ static void put_direct_from(put_op *op, unsigned first)
     op->io_err = 0;
     if (uv_queue_work(st->loop, &op->w, direct_write_run, direct_write_done) != 0) {
         st->lower[op->ti]->ops->release(st->lower[op->ti], &op->loc, false);
-        put_finish(op, ST(E_INTERNAL), "cannot queue work", 1);
+        put_finish(op, SFPD_E_INTERNAL, "cannot queue work", 1);
         return;
     }
     st->inflight++; /* the job reference of the put op covers this write */
@@ -816,7 +820,7 @@ static void put_install(put_op *op)
 
     if (!e || index_insert(st, e) < 0) {
         sfpd_free(e);
-        put_finish(op, ST(E_NO_MEMORY), "out of memory", 0);
+        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", 0);
         return;
     }
     e->dram = op->frame;
@@ -844,7 +848,7 @@ static int admit_try(put_op *op)
     uint64_t need = op->frame_len;
 
     if (job->free_pending) {
-        put_finish(op, ST(E_NOT_FOUND), "job ended during the Put", 0);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 0);
         return ADMIT_DONE;
     }
     if (need > job_cap(st)) {
@@ -923,12 +927,12 @@ static void encode_done(uv_work_t *w, int status)
     st->inflight--;
     sfpd_shm_unref(&op->shm);
     if (op->codec_err) {
-        put_finish(op, op->codec_err == SFP_ENOMEM ? ST(E_NO_MEMORY) : ST(E_CODEC),
+        put_finish(op, op->codec_err == SFP_ENOMEM ? SFPD_E_NO_MEMORY : SFPD_E_CODEC,
                    sfp_strerror(op->codec_err), 0);
     } else if (job->free_pending) {
-        put_finish(op, ST(E_NOT_FOUND), "job ended during the Put", 0);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 0);
     } else if (st->job_quota && job->stored_bytes + op->frame_len > st->job_quota) {
-        put_finish(op, ST(E_QUOTA), "job quota exceeded", 0);
+        put_finish(op, SFPD_E_QUOTA, "job quota exceeded", 0);
     } else if (admit_try(op) == ADMIT_WAIT) {
         sfpd_list_push_back(&st->admit_wait, &op->wait_link);
     }
@@ -942,18 +946,18 @@ int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     put_op *op;
 
     if (st->shutting_down)
-        return -ST(E_SHUTTING_DOWN);
+        return SFPD_E_SHUTTING_DOWN;
     if (!shm)
-        return -ST(E_NO_SHM);
-    if (!sfpd_ipc_range_ok(shm->size, off, len))
-        return -ST(E_RANGE);
+        return SFPD_E_NO_SHM;
+    if (!sfpd_range_ok(shm->size, off, len))
+        return SFPD_E_RANGE;
     if (len > st->max_tensor)
-        return -ST(E_TOO_LARGE);
+        return SFPD_E_TOO_LARGE;
     if (st->job_quota && job->stored_bytes >= st->job_quota)
-        return -ST(E_QUOTA);
+        return SFPD_E_QUOTA;
     op = sfpd_calloc(1, sizeof(*op));
     if (!op)
-        return -ST(E_NO_MEMORY);
+        return SFPD_E_NO_MEMORY;
     op->st = st;
     op->job = job;
     op->key = *key;
@@ -969,7 +973,7 @@ int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     if (uv_queue_work(st->loop, &op->w, encode_run, encode_done) != 0) {
         sfpd_shm_unref(&op->shm);
         sfpd_free(op);
-        return -ST(E_INTERNAL);
+        return SFPD_E_INTERNAL;
     }
     st->inflight++;
     job->io_inflight++;
@@ -1070,13 +1074,13 @@ static void decode_done(uv_work_t *w, int status)
         /* held only by a peer that is unreachable or lost it: never guess */
         sfpd_err("job %s rank %u step %llu tensor %s: frame lost with its peer", e->job->id,
                  e->key.rank, (unsigned long long)e->key.step, e->key.name);
-        get_complete(op, ST(E_LOST), "frame lost: its peer is unreachable or lost it");
+        get_complete(op, SFPD_E_LOST, "frame lost: its peer is unreachable or lost it");
     } else if (op->io_err == -EBADMSG) {
-        get_complete(op, ST(E_CORRUPT), "frame from the peer failed verification");
+        get_complete(op, SFPD_E_CORRUPT, "frame from the peer failed verification");
     } else if (op->io_err) {
         sfpd_err("job %s tensor %s: spill read failed: %s", e->job->id, e->key.name,
                  strerror(-op->io_err));
-        get_complete(op, op->io_err == -ENOMEM ? ST(E_NO_MEMORY) : ST(E_IO), "spill read failed");
+        get_complete(op, op->io_err == -ENOMEM ? SFPD_E_NO_MEMORY : SFPD_E_IO, "spill read failed");
     } else if (op->codec_err == SFP_ECHECKSUM || (op->from_disk && op->codec_err &&
                                                    op->codec_err != SFP_ENOSPC)) {
         if (!e->corrupt) {
@@ -1086,9 +1090,9 @@ static void decode_done(uv_work_t *w, int status)
                      e->job->id, e->key.rank, (unsigned long long)e->key.step, e->key.name,
                      sfp_strerror(op->codec_err), op->from_disk ? " in the spill file" : "");
         }
-        get_complete(op, ST(E_CORRUPT), "stored frame failed verification");
+        get_complete(op, SFPD_E_CORRUPT, "stored frame failed verification");
     } else if (op->codec_err) {
-        get_complete(op, op->codec_err == SFP_ENOSPC ? ST(E_RANGE) : ST(E_CODEC),
+        get_complete(op, op->codec_err == SFP_ENOSPC ? SFPD_E_RANGE : SFPD_E_CODEC,
                      sfp_strerror(op->codec_err));
     } else {
         get_complete(op, 0, NULL);
@@ -1103,7 +1107,7 @@ static void get_start(get_op *op)
 
     op->from_disk = e->dram == NULL;
     if (uv_queue_work(st->loop, &op->w, decode_run, decode_done) != 0) {
-        get_complete(op, ST(E_INTERNAL), "cannot queue work");
+        get_complete(op, SFPD_E_INTERNAL, "cannot queue work");
         return;
     }
     st->inflight++;
@@ -1116,21 +1120,21 @@ int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     get_op *op;
 
     if (st->shutting_down)
-        return -ST(E_SHUTTING_DOWN);
+        return SFPD_E_SHUTTING_DOWN;
     if (!shm)
-        return -ST(E_NO_SHM);
+        return SFPD_E_NO_SHM;
     e = lookup(st, job, key);
     if (!e)
-        return -ST(E_NOT_FOUND);
+        return SFPD_E_NOT_FOUND;
     if (e->corrupt)
-        return -ST(E_CORRUPT);
-    if (!sfpd_ipc_range_ok(shm->size, off, cap))
-        return -ST(E_RANGE);
+        return SFPD_E_CORRUPT;
+    if (!sfpd_range_ok(shm->size, off, cap))
+        return SFPD_E_RANGE;
     if (cap < e->raw_bytes)
-        return -ST(E_RANGE);
+        return SFPD_E_RANGE;
     op = sfpd_calloc(1, sizeof(*op));
     if (!op)
-        return -ST(E_NO_MEMORY);
+        return SFPD_E_NO_MEMORY;
     op->st = st;
     op->e = e;
     op->shm = sfpd_shm_ref(shm);
@@ -1171,7 +1175,7 @@ int sfpd_store_drop(sfpd_store *st, sfpd_job *job, const sfpd_key *key)
 {
     entry *e = lookup(st, job, key);
     if (!e)
-        return -ST(E_NOT_FOUND);
+        return SFPD_E_NOT_FOUND;
     drop_entry(e);
     sfpd_stat_inc(SFPD_C_DROPS, 1);
     pump_prefetch(job);
@@ -1260,7 +1264,7 @@ static void load_done(uv_work_t *w, int status)
         get_op *op = sfpd_container_of(waiters.next, get_op, wait_link);
         sfpd_list_remove(&op->wait_link);
         if (e->corrupt) {
-            get_complete(op, ST(E_CORRUPT), "stored frame failed verification");
+            get_complete(op, SFPD_E_CORRUPT, "stored frame failed verification");
         } else {
             get_start(op);
         }
@@ -1414,11 +1418,11 @@ int sfpd_store_job_attach(sfpd_store *st, const char *job_id, uint32_t uid, uint
     bool seen = false;
 
     if (st->shutting_down)
-        return -ST(E_SHUTTING_DOWN);
+        return SFPD_E_SHUTTING_DOWN;
     if (j && j->uid != uid && uid != 0)
-        return -ST(E_PERMISSION);
+        return SFPD_E_PERMISSION;
     if (!j && !(j = job_new(st, job_id, uid)))
-        return -ST(E_NO_MEMORY);
+        return SFPD_E_NO_MEMORY;
     if (j->conns == 0 && j->orphan_deadline_ns)
         sfpd_info("job %s re-attached (%llu frames kept)", j->id, (unsigned long long)j->frames);
     j->conns++;
@@ -1599,6 +1603,7 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *c)
     st->max_tensor = c->max_tensor;
     st->prefetch_depth = (unsigned)c->prefetch_depth;
     st->grace_ns = (uint64_t)(c->grace_period * 1e9);
+    sfpd_held_configure(st->held, c);
     st->disk->budget = c->disk_budget;
     st->disk->segment_size = c->segment_size;
     /* a smaller budget: evict down to it now, not at the next Put */
@@ -1695,6 +1700,14 @@ int sfpd_store_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store **out)
         sfpd_free(st);
         return r;
     }
+    if ((r = sfpd_held_create(cfg, &st->held)) < 0) {
+        st->disk->ops->destroy(st->disk);
+        if (st->peer)
+            st->peer->ops->destroy(st->peer);
+        sfpd_free(st->tab);
+        sfpd_free(st);
+        return -ENOMEM;
+    }
     sfpd_store_configure(st, cfg);
     uv_timer_init(loop, &st->sweep);
     st->sweep.data = st;
@@ -1760,9 +1773,12 @@ void sfpd_store_destroy(sfpd_store **pst)
     st->disk->ops->destroy(st->disk);
     if (st->peer)
         st->peer->ops->destroy(st->peer);
+    sfpd_held_destroy(&st->held);
     sfpd_free(st->tab);
     sfpd_free(st);
 }
+
+sfpd_held *sfpd_store_held(sfpd_store *st) { return st->held; }
 
 int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
 {
@@ -1794,16 +1810,16 @@ int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
         s->tiers[2].high_water = st->peer->high_water;
         s->n_tiers = 3;
         if (sfpd_tier_peer_fill_snapshot(st->peer, s) < 0)
-            return -ENOMEM;
+            return SFPD_E_NO_MEMORY;
     }
-    if (sfpd_peer_srv_fill_snapshot(s) < 0)
-        return -ENOMEM;
+    if (sfpd_held_fill_snapshot(st->held, s) < 0)
+        return SFPD_E_NO_MEMORY;
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next)
         n++;
     s->n_jobs = 0;
     s->jobs = n ? sfpd_calloc(n, sizeof(*s->jobs)) : NULL;
     if (n && !s->jobs)
-        return -ENOMEM;
+        return SFPD_E_NO_MEMORY;
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next)
         sfpd_store_job_snapshot(sfpd_container_of(p, sfpd_job, link), &s->jobs[s->n_jobs++]);
     return 0;
@@ -1826,7 +1842,7 @@ int sfpd_store_list_tensors(sfpd_store *st, const char *job_id, size_t max,
     }
     k = matches < max ? (size_t)matches : max;
     if (k && !(v = sfpd_calloc(k, sizeof(*v))))
-        return -ENOMEM;
+        return SFPD_E_NO_MEMORY;
     k = 0;
     for (sfpd_list *p = st->jobs.next; p != &st->jobs && k < max; p = p->next) {
         sfpd_job *j = sfpd_container_of(p, sfpd_job, link);
@@ -1860,7 +1876,7 @@ int sfpd_store_end_job_id(sfpd_store *st, const char *job_id, uint64_t *frames,
 {
     sfpd_job *j = job_find(st, job_id);
     if (!j)
-        return -ENOENT;
+        return SFPD_E_NOT_FOUND;
     *frames = j->frames;
     *bytes = j->stored_bytes;
     sfpd_store_job_end(st, j);

@@ -3,15 +3,17 @@
  * global and per-job budgets, spill to lower tiers by farthest next use,
  * prefetch in backward order.
  *
- * Loop thread only. Put and Get are asynchronous: they return 0 when the
- * work has started and later call done() exactly once on the loop thread;
- * a negative ipc Status return means done() will not be called.
+ * Loop thread only. Every call returns 0 or a negative SFPD_E_* code
+ * (core/status.h), unless it says otherwise. Put and Get are asynchronous:
+ * they return 0 when the work has started and later call done() exactly
+ * once on the loop thread; an error return means done() will not be called.
  */
 #ifndef SFPD_STORE_H
 #define SFPD_STORE_H
 
 #include <sfp/sfp.h>
 #include "base/config.h"
+#include "core/status.h"
 #include "base/sfpd.h"
 #include "base/stats.h"
 #include "core/tier.h"
@@ -31,13 +33,15 @@ typedef struct sfpd_shm {
     int refs;
 } sfpd_shm;
 
-/* Maps fd (not consumed) after checking it is a sealed memfd; 0 or -errno. */
-int sfpd_shm_map(int fd, uint64_t max, sfpd_shm **out);
+/* Maps fd (not consumed) after checking it is a memfd sealed against
+ * shrinking and at most max bytes. SFPD_E_NO_SHM (or SFPD_E_NO_MEMORY)
+ * with *why a static reason. */
+int sfpd_shm_map(int fd, uint64_t max, sfpd_shm **out, const char **why);
 sfpd_shm *sfpd_shm_ref(sfpd_shm *s);
 void sfpd_shm_unref(sfpd_shm **s);
 
 typedef struct sfpd_result {
-    int status;         /* ipc Status (0 ok)                   */
+    int status;         /* 0 or SFPD_E_*                       */
     int codec_err;      /* libsfp error when relevant          */
     const char *msg;    /* static detail or NULL               */
     uint64_t stored_bytes;
@@ -55,8 +59,8 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *cfg);
 /* Start-up: re-adopts spill files; their jobs wait grace_period for a Hello. */
 int sfpd_store_adopt(sfpd_store *st);
 
-/* Attaches a connection to a job (created if new). -E_PERMISSION if the job
- * belongs to another uid and uid is not 0. */
+/* Attaches a connection to a job (created if new). SFPD_E_PERMISSION if
+ * the job belongs to another uid and uid is not 0. */
 int sfpd_store_job_attach(sfpd_store *st, const char *job_id, uint32_t uid, uint32_t rank,
                           sfpd_job **out);
 void sfpd_store_job_detach(sfpd_store *st, sfpd_job *job);
@@ -76,17 +80,19 @@ void sfpd_store_prefetch(sfpd_store *st, sfpd_job *job, unsigned depth);
 /* Fills gauges, tiers and jobs of a snapshot (counters: stats.c). */
 int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s);
 uint32_t sfpd_store_inflight(const sfpd_store *st);
+/* The frames this daemon holds for peers (NULL unless peering = 1). */
+struct sfpd_held *sfpd_store_held(sfpd_store *st);
 
 /* --- reporters (gRPC, metrics); loop thread only --- */
 /*
  * Lists the stashes of job_id (NULL or "": every job), oldest first, at most
  * max of them into *out (caller frees with sfpd_free; NULL when none) and
- * their number into *n; *total counts every match. 0 or -ENOMEM.
+ * their number into *n; *total counts every match. 0 or SFPD_E_NO_MEMORY.
  */
 int sfpd_store_list_tensors(sfpd_store *st, const char *job_id, size_t max,
                             sfpd_tensor_snapshot **out, size_t *n, uint64_t *total);
 /* EndJob by id (admin path): frees every stash of the job. Reports what was
- * freed. -ENOENT if no such job. */
+ * freed. SFPD_E_NOT_FOUND if no such job. */
 int sfpd_store_end_job_id(sfpd_store *st, const char *job_id, uint64_t *frames,
                           uint64_t *bytes);
 

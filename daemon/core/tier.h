@@ -76,9 +76,5 @@ struct sfpd_tier {
     uint64_t high_water;
 };
 
-struct uv_loop_s;
-/* Disk tier over dir (created if missing). */
-int sfpd_tier_disk_create(struct uv_loop_s *loop, const char *dir, uint64_t budget,
-                          uint64_t segment_size, sfpd_tier **out);
 
 #endif /* SFPD_TIER_H */

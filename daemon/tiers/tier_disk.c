@@ -36,7 +36,7 @@
  * "write" (a record write), "read" (a frame read back) or "open" (creating
  * or opening a segment file). There is no fsync to fail (see above).
  */
-#include "core/tier.h"
+#include "tiers/tiers.h"
 #include "base/stats.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 /*
  * tier_peer.c - the network tier: frames placed in the memory of peer sfpd
- * daemons over sfp.v1.Peer (see peer.h, docs/DAEMON.md "Network tier").
+ * daemons over sfp.v1.Peer (docs/DAEMON.md "Network tier").
  *
  * Threads. reserve/release/job_open/job_close run on the loop and only do
  * bookkeeping; write/read/kill run on the pool and make blocking unary gRPC
@@ -27,7 +27,8 @@
  * frames. The write-through directory is emptied at start-up.
  */
 #include "rpc.h"
-#include "edges/grpc/peer.h"
+#include "core/held.h"
+#include "tiers/tiers.h"
 #include "base/sfpd.h"
 
 #include <errno.h>

@@ -42,14 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             case SFP__IPC__V1__REQUEST__BODY_PUT:
                 if (sfpd_ipc_key(req->put->key, &k) < 0 || sfpd_ipc_params(req->put->params, &p) < 0)
                     abort(); /* validated requests must convert */
-                (void)sfpd_ipc_range_ok(1u << 20, req->put->offset, req->put->length);
+                (void)sfpd_range_ok(1u << 20, req->put->offset, req->put->length);
                 if (req->put->length != req->put->count * sfp_dtype_size(p.dtype))
                     abort();
                 break;
             case SFP__IPC__V1__REQUEST__BODY_GET:
                 if (sfpd_ipc_key(req->get->key, &k) < 0)
                     abort();
-                (void)sfpd_ipc_range_ok(1u << 20, req->get->offset, req->get->capacity);
+                (void)sfpd_range_ok(1u << 20, req->get->offset, req->get->capacity);
                 break;
             case SFP__IPC__V1__REQUEST__BODY_DROP:
                 if (sfpd_ipc_key(req->drop->key, &k) < 0)

@@ -1,26 +1,194 @@
-/* grpc_req.c - sfp.v1 request decoding and validation (see grpc_req.h). */
+/* grpc_req.c - gRPC request decoding and validation (see grpc_req.h). */
 #include "edges/grpc/grpc_req.h"
 #include "base/sfpd.h"
+#include "core/held.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
-#include "grpc/health/v1/health.pb-c.h"
+#include <sfp/sfp.h>
 
-const ProtobufCMessageDescriptor *sfpd_grpc_req_descriptor(sfpd_grpc_req k)
+/* The proto's Coder enum is libsfp's coder list shifted by one. */
+#define SFPD__CODER_MATCHES(id, value, name)                                          \
+    _Static_assert(SFP__V1__CODER__CODER_##id == (value) + 1,                          \
+                   "sfp.proto Coder CODER_" #id " must be sfp_coder + 1");
+SFP_CODERS(SFPD__CODER_MATCHES)
+#undef SFPD__CODER_MATCHES
+
+/* ------------------------------------------------------------- checks */
+
+typedef const char *(*check_fn)(const void *req);
+
+static const char *job_opt(const char *id)
 {
-    switch (k) {
-    case SFPD_REQ_GET_STATS: return &sfp__v1__get_stats_request__descriptor;
-    case SFPD_REQ_WATCH_STATS: return &sfp__v1__watch_stats_request__descriptor;
-    case SFPD_REQ_LIST_TENSORS: return &sfp__v1__list_tensors_request__descriptor;
-    case SFPD_REQ_GET_POLICY: return &sfp__v1__get_policy_request__descriptor;
-    case SFPD_REQ_SET_POLICY: return &sfp__v1__set_policy_request__descriptor;
-    case SFPD_REQ_END_JOB: return &sfp__v1__end_job_request__descriptor;
-    case SFPD_REQ_HEALTH_CHECK: return &grpc__health__v1__health_check_request__descriptor;
-    default: return NULL;
-    }
+    return sfpd_grpc_job_id_ok(id, false) ? NULL : "job_id too long";
 }
+
+static const char *job_req(const char *id)
+{
+    return sfpd_grpc_job_id_ok(id, true) ? NULL : "job_id must be 1..128 bytes";
+}
+
+static const char *check_get_stats(const void *m)
+{
+    return job_opt(((const Sfp__V1__GetStatsRequest *)m)->job_id);
+}
+
+static const char *check_watch_stats(const void *m)
+{
+    const Sfp__V1__WatchStatsRequest *r = m;
+    if (sfpd_grpc_watch_interval_ms(r->interval_seconds) == 0)
+        return "interval_seconds must be >= 0";
+    return job_opt(r->job_id);
+}
+
+static const char *check_list_tensors(const void *m)
+{
+    return job_opt(((const Sfp__V1__ListTensorsRequest *)m)->job_id);
+}
+
+static const char *check_get_policy(const void *m)
+{
+    return job_req(((const Sfp__V1__GetPolicyRequest *)m)->job_id);
+}
+
+static const char *check_set_policy(const void *m)
+{
+    const Sfp__V1__SetPolicyRequest *r = m;
+    sfpd_policy p;
+    const char *why = job_req(r->job_id);
+    if (!why && r->policy)
+        why = sfpd_grpc_policy_from_proto(r->policy, &p);
+    return why;
+}
+
+static const char *check_end_job(const void *m)
+{
+    return job_req(((const Sfp__V1__EndJobRequest *)m)->job_id);
+}
+
+static const char *check_health_check(const void *m)
+{
+    (void)m;
+    return NULL; /* unknown services are answered NOT_FOUND */
+}
+
+static const char *node_must_be_ok(const char *node)
+{
+    return sfpd_peer_node_ok(node) ? NULL : "node must be 1..255 printable bytes";
+}
+
+static const char *check_put_frame(const void *m)
+{
+    return node_must_be_ok(((const Sfp__V1__PutFrameRequest *)m)->node);
+}
+
+static const char *check_capacity(const void *m)
+{
+    return node_must_be_ok(((const Sfp__V1__CapacityRequest *)m)->node);
+}
+
+/* a node or frame the server does not hold is answered NOT_FOUND / no-op */
+static const char *check_get_frame(const void *m)
+{
+    (void)m;
+    return NULL;
+}
+
+static const char *check_drop_frame(const void *m)
+{
+    (void)m;
+    return NULL;
+}
+
+/* -------------------------------------------------------------- table */
+
+static const struct row {
+    const char *path, *name;
+    const ProtobufCMessageDescriptor *desc;
+    sfpd_grpc_auth auth;
+    bool streams;
+    check_fn check;
+} rows[SFPD_M_COUNT] = {
+#define SFPD__STREAMS_UNARY false
+#define SFPD__STREAMS_STREAM true
+#define SFPD__M_ROW(id, path, req, auth, kind, name) \
+    [SFPD_M_##id] = {path, #name, &req##__descriptor, SFPD_AUTH_##auth, SFPD__STREAMS_##kind, check_##name},
+    SFPD_GRPC_METHODS(SFPD__M_ROW)
+#undef SFPD__M_ROW
+#undef SFPD__STREAMS_UNARY
+#undef SFPD__STREAMS_STREAM
+};
+
+const char *sfpd_grpc_method_path(sfpd_grpc_method m)
+{
+    return (unsigned)m < SFPD_M_COUNT ? rows[m].path : NULL;
+}
+
+const char *sfpd_grpc_method_name(sfpd_grpc_method m)
+{
+    return (unsigned)m < SFPD_M_COUNT ? rows[m].name : NULL;
+}
+
+const ProtobufCMessageDescriptor *sfpd_grpc_req_descriptor(sfpd_grpc_method m)
+{
+    return (unsigned)m < SFPD_M_COUNT ? rows[m].desc : NULL;
+}
+
+sfpd_grpc_auth sfpd_grpc_method_auth(sfpd_grpc_method m)
+{
+    return (unsigned)m < SFPD_M_COUNT ? rows[m].auth : SFPD_AUTH_PEER;
+}
+
+bool sfpd_grpc_method_streams(sfpd_grpc_method m)
+{
+    return (unsigned)m < SFPD_M_COUNT && rows[m].streams;
+}
+
+sfpd_grpc_method sfpd_grpc_method_find(const char *path, size_t len)
+{
+    for (unsigned i = 0; i < SFPD_M_COUNT; i++)
+        if (strlen(rows[i].path) == len && memcmp(rows[i].path, path, len) == 0)
+            return (sfpd_grpc_method)i;
+    return SFPD_M_COUNT;
+}
+
+const char *sfpd_grpc_req_check(sfpd_grpc_method m, const ProtobufCMessage *msg)
+{
+    if ((unsigned)m >= SFPD_M_COUNT)
+        return "unknown request type";
+    return rows[m].check(msg);
+}
+
+int sfpd_grpc_req_decode(sfpd_grpc_method m, const uint8_t *data, size_t len, ProtobufCMessage **msg,
+                         const char **why)
+{
+    const ProtobufCMessageDescriptor *d = sfpd_grpc_req_descriptor(m);
+    ProtobufCMessage *p;
+    const char *bad;
+
+    *msg = NULL;
+    if (!d) {
+        *why = "unknown request type";
+        return -EINVAL;
+    }
+    p = protobuf_c_message_unpack(d, NULL, len, data);
+    if (!p) {
+        *why = "malformed request message";
+        return -EINVAL;
+    }
+    if ((bad = sfpd_grpc_req_check(m, p))) {
+        protobuf_c_message_free_unpacked(p, NULL);
+        *why = bad;
+        return -EINVAL;
+    }
+    *msg = p;
+    *why = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
 
 bool sfpd_grpc_job_id_ok(const char *id, bool required)
 {
@@ -33,24 +201,37 @@ bool sfpd_grpc_job_id_ok(const char *id, bool required)
     return n <= SFPD_JOB_ID_MAX;
 }
 
-const char *sfpd_grpc_policy_invalid(const Sfp__V1__Policy *p)
+const char *sfpd_grpc_policy_from_proto(const Sfp__V1__Policy *in, sfpd_policy *out)
 {
-    uint32_t mmax = p->max_mantissa_bits ? p->max_mantissa_bits : 23;
-    uint32_t emin = p->min_exponent_bits ? p->min_exponent_bits : 1;
-    uint32_t emax = p->max_exponent_bits ? p->max_exponent_bits : 8;
-    if (p->min_mantissa_bits > 23 || mmax > 23)
-        return "mantissa bits must lie in 0..23";
-    if (emin > 8 || emax > 8)
-        return "exponent bits must lie in 1..8";
-    if (p->min_mantissa_bits > mmax || emin > emax)
-        return "min bits above max bits";
-    if (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
-                   p->pinned_exponent_bits > 8))
-        return "pinned widths out of range (mantissa 0..23, exponent 1..8)";
-    if (p->coder != SFP__V1__CODER__CODER_UNSPECIFIED && p->coder != SFP__V1__CODER__CODER_PLAIN &&
-        p->coder != SFP__V1__CODER__CODER_GECKO)
+    memset(out, 0, sizeof(*out));
+    out->min_mbits = in->min_mantissa_bits;
+    out->max_mbits = in->max_mantissa_bits;
+    out->min_ebits = in->min_exponent_bits;
+    out->max_ebits = in->max_exponent_bits;
+    out->pin = in->pin;
+    out->pin_mbits = in->pinned_mantissa_bits;
+    out->pin_ebits = in->pinned_exponent_bits;
+    out->freeze = in->freeze;
+    out->generation = in->generation;
+    if ((unsigned)in->coder > SFP_CODER_COUNT)
         return "unknown coder";
-    return NULL;
+    out->coder = (int)in->coder - 1; /* CODER_UNSPECIFIED -> -1 */
+    return sfpd_policy_invalid(out);
+}
+
+void sfpd_grpc_policy_to_proto(const sfpd_policy *in, Sfp__V1__Policy *out)
+{
+    sfp__v1__policy__init(out);
+    out->min_mantissa_bits = in->min_mbits;
+    out->max_mantissa_bits = in->max_mbits;
+    out->min_exponent_bits = in->min_ebits;
+    out->max_exponent_bits = in->max_ebits;
+    out->pin = in->pin;
+    out->pinned_mantissa_bits = in->pin_mbits;
+    out->pinned_exponent_bits = in->pin_ebits;
+    out->coder = (Sfp__V1__Coder)(in->coder + 1);
+    out->freeze = in->freeze;
+    out->generation = in->generation;
 }
 
 uint64_t sfpd_grpc_watch_interval_ms(double iv)
@@ -64,71 +245,6 @@ uint64_t sfpd_grpc_watch_interval_ms(double iv)
     if (iv > 3600)
         iv = 3600;
     return (uint64_t)(iv * 1000 + 0.5);
-}
-
-const char *sfpd_grpc_req_check(sfpd_grpc_req k, const ProtobufCMessage *m)
-{
-    switch (k) {
-    case SFPD_REQ_GET_STATS:
-        return sfpd_grpc_job_id_ok(((const Sfp__V1__GetStatsRequest *)m)->job_id, false)
-                   ? NULL
-                   : "job_id too long";
-    case SFPD_REQ_WATCH_STATS: {
-        const Sfp__V1__WatchStatsRequest *r = (const void *)m;
-        if (sfpd_grpc_watch_interval_ms(r->interval_seconds) == 0)
-            return "interval_seconds must be >= 0";
-        return sfpd_grpc_job_id_ok(r->job_id, false) ? NULL : "job_id too long";
-    }
-    case SFPD_REQ_LIST_TENSORS:
-        return sfpd_grpc_job_id_ok(((const Sfp__V1__ListTensorsRequest *)m)->job_id, false)
-                   ? NULL
-                   : "job_id too long";
-    case SFPD_REQ_GET_POLICY:
-        return sfpd_grpc_job_id_ok(((const Sfp__V1__GetPolicyRequest *)m)->job_id, true)
-                   ? NULL
-                   : "job_id must be 1..128 bytes";
-    case SFPD_REQ_SET_POLICY: {
-        const Sfp__V1__SetPolicyRequest *r = (const void *)m;
-        if (!sfpd_grpc_job_id_ok(r->job_id, true))
-            return "job_id must be 1..128 bytes";
-        return r->policy ? sfpd_grpc_policy_invalid(r->policy) : NULL;
-    }
-    case SFPD_REQ_END_JOB:
-        return sfpd_grpc_job_id_ok(((const Sfp__V1__EndJobRequest *)m)->job_id, true)
-                   ? NULL
-                   : "job_id must be 1..128 bytes";
-    case SFPD_REQ_HEALTH_CHECK:
-        return NULL; /* unknown services are answered NOT_FOUND */
-    default:
-        return "unknown request type";
-    }
-}
-
-int sfpd_grpc_req_decode(sfpd_grpc_req k, const uint8_t *data, size_t len, ProtobufCMessage **msg,
-                         const char **why)
-{
-    const ProtobufCMessageDescriptor *d = sfpd_grpc_req_descriptor(k);
-    ProtobufCMessage *m;
-    const char *bad;
-
-    *msg = NULL;
-    if (!d) {
-        *why = "unknown request type";
-        return -EINVAL;
-    }
-    m = protobuf_c_message_unpack(d, NULL, len, data);
-    if (!m) {
-        *why = "malformed request message";
-        return -EINVAL;
-    }
-    if ((bad = sfpd_grpc_req_check(k, m))) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        *why = bad;
-        return -EINVAL;
-    }
-    *msg = m;
-    *why = NULL;
-    return 0;
 }
 
 bool sfpd_secret_eq(const void *given, size_t given_len, const char *secret, size_t secret_len)

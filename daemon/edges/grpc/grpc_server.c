@@ -12,13 +12,11 @@
  *     or request slot is left.
  */
 #include "edges/grpc/grpc_server.h"
-#include "rpc.h"
 #include "edges/grpc/grpc_req.h"
 #include "base/sfpd.h"
+#include "core/status.h"
+#include "rpc.h"
 #include "sfpd_build.h"
-#include "core/store.h"
-#include "base/stats.h"
-#include "edges/grpc/peer.h" /* sfp.v1.Peer handlers: grpc_peer.c */
 
 #include <errno.h>
 #include <math.h>
@@ -26,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -47,34 +44,8 @@
 #define MAX_SEND_MESSAGE (64 * 1024 * 1024) /* big listings              */
 #define LIST_DEFAULT 10000u
 #define LIST_MAX 100000u
-#define MAX_POLICIES 4096u
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define MAX_IDLE_MS (5 * 60 * 1000)
-
-enum method {
-    M_UNKNOWN = 0,
-    M_GET_STATS,
-    M_WATCH_STATS,
-    M_LIST_TENSORS,
-    M_GET_POLICY,
-    M_SET_POLICY,
-    M_END_JOB,
-    M_HEALTH_CHECK,
-    M_PEER,            /* the sfp.v1.Peer methods: grpc_peer.c (gcall.peer_method) */
-};
-
-static const struct {
-    const char *path;
-    enum method m;
-} methods[] = {
-    {"/sfp.v1.Stats/GetStats", M_GET_STATS},
-    {"/sfp.v1.Stats/WatchStats", M_WATCH_STATS},
-    {"/sfp.v1.Stats/ListTensors", M_LIST_TENSORS},
-    {"/sfp.v1.Control/GetPolicy", M_GET_POLICY},
-    {"/sfp.v1.Control/SetPolicy", M_SET_POLICY},
-    {"/sfp.v1.Control/EndJob", M_END_JOB},
-    {"/grpc.health.v1.Health/Check", M_HEALTH_CHECK},
-};
 
 /* What a completion-queue tag points at. */
 enum tag_op { OP_REQUEST, OP_CLOSE, OP_RECV, OP_SEND, OP_STATUS, OP_SHUTDOWN };
@@ -88,12 +59,6 @@ typedef struct ev {
     int success;
 } ev;
 
-typedef struct policy_rec {
-    char job_id[SFPD_JOB_ID_MAX + 1];
-    Sfp__V1__Policy p; /* scalar fields only */
-    sfpd_list link;
-} policy_rec;
-
 typedef struct request_slot {
     sfpd_grpc *g;
     gtag tag;
@@ -106,7 +71,7 @@ typedef struct request_slot {
 typedef struct gcall {
     sfpd_grpc *g;
     grpc_call *call;
-    enum method method;
+    sfpd_grpc_method method;     /* SFPD_M_COUNT: unknown path       */
     gtag t_close, t_recv, t_send, t_status;
     int cancelled;               /* written by RECV_CLOSE_ON_SERVER       */
     grpc_byte_buffer *recv_bb;   /* written by RECV_MESSAGE               */
@@ -118,15 +83,13 @@ typedef struct gcall {
     bool timer_init, timer_closed;
     uint64_t interval_ms;
     uint32_t remaining;          /* 0: unbounded */
-    int peer_method;             /* M_PEER: sfpd_peer_method() index     */
     char job[SFPD_JOB_ID_MAX + 1];
     sfpd_list link;
 } gcall;
 
 struct sfpd_grpc {
     uv_loop_t *loop;
-    sfpd_server *srv;
-    sfpd_store *store;
+    sfpd_grpc_ctx ctx;           /* what the handlers work with     */
     grpc_server *server;
     grpc_completion_queue *cq;
     int port;
@@ -148,12 +111,12 @@ struct sfpd_grpc {
     gtag shutdown_tag;
     uv_timer_t grace_timer;
     bool grace_init;
-    sfpd_list policies;
-    sfpd_peer_srv *peer;         /* Peer service, NULL unless peering=1  */
-    uint32_t n_policies;
     /* admin_token_file: SetPolicy/EndJob need "authorization: Bearer <t>" */
     char *admin_token; /* NULL: no check */
     size_t admin_token_len;
+    /* peer_token_file: the Peer methods need "sfp-peer-token: <t>" */
+    char *peer_token;  /* NULL: no Peer service */
+    size_t peer_token_len;
 };
 
 static void call_maybe_finish(gcall *c);
@@ -249,6 +212,77 @@ static const char *const hist_names[] = {
     SFPD_HISTOGRAMS(SFPD__GH_NAME)
 #undef SFPD__GH_NAME
 };
+
+/* Network tier: StatsSnapshot.peers and .peer_clients. */
+typedef struct peer_pack {
+    Sfp__V1__PeerStats *ps;
+    Sfp__V1__PeerStats **psp;
+    Sfp__V1__PeerClientStats *pc;
+    Sfp__V1__PeerClientStats **pcp;
+} peer_pack;
+
+static void *peer_stats_fill(const sfpd_snapshot *s, Sfp__V1__StatsSnapshot *m)
+{
+    peer_pack *k = sfpd_calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    if (s->n_peers && (k->ps = sfpd_calloc(s->n_peers, sizeof(*k->ps))) &&
+        (k->psp = sfpd_calloc(s->n_peers, sizeof(*k->psp)))) {
+        for (size_t i = 0; i < s->n_peers; i++) {
+            const sfpd_peer_snapshot *p = &s->peers[i];
+            Sfp__V1__PeerStats *o = &k->ps[i];
+            sfp__v1__peer_stats__init(o);
+            o->address = (char *)p->address;
+            o->up = p->up != 0;
+            o->bytes_sent = p->bytes_sent;
+            o->bytes_received = p->bytes_received;
+            o->held_bytes = p->held_bytes;
+            o->held_frames = p->held_frames;
+            o->frames_sent = p->frames_sent;
+            o->frames_received = p->frames_received;
+            o->rtt_seconds = p->rtt_seconds;
+            o->failures = p->failures;
+            o->refusals = p->refusals;
+            o->lost_frames = p->lost_frames;
+            o->limit_bytes = p->limit_bytes;
+            o->advertised_free_bytes = p->advertised_free;
+            k->psp[i] = o;
+        }
+        m->n_peers = s->n_peers;
+        m->peers = k->psp;
+    }
+    if (s->n_peer_clients && (k->pc = sfpd_calloc(s->n_peer_clients, sizeof(*k->pc))) &&
+        (k->pcp = sfpd_calloc(s->n_peer_clients, sizeof(*k->pcp)))) {
+        for (size_t i = 0; i < s->n_peer_clients; i++) {
+            const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
+            Sfp__V1__PeerClientStats *o = &k->pc[i];
+            sfp__v1__peer_client_stats__init(o);
+            o->node = (char *)p->node;
+            o->held_bytes = p->held_bytes;
+            o->held_frames = p->held_frames;
+            o->bytes_received = p->bytes_received;
+            o->bytes_sent = p->bytes_sent;
+            o->refusals = p->refusals;
+            o->limit_bytes = p->limit_bytes;
+            k->pcp[i] = o;
+        }
+        m->n_peer_clients = s->n_peer_clients;
+        m->peer_clients = k->pcp;
+    }
+    return k;
+}
+
+static void peer_stats_free(void *pk)
+{
+    peer_pack *k = pk;
+    if (!k)
+        return;
+    sfpd_free(k->ps);
+    sfpd_free(k->psp);
+    sfpd_free(k->pc);
+    sfpd_free(k->pcp);
+    sfpd_free(k);
+}
 
 /*
  * Builds the StatsSnapshot message of s (jobs filtered by job if not empty)
@@ -357,18 +391,13 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.n_counters = SFPD_C_COUNT;
     m.counters = cep;
 
-    peer_pk = sfpd_peer_stats_fill(s, &m); /* network tier (grpc_peer.c) */
+    peer_pk = peer_stats_fill(s, &m); /* network tier */
     bb = sfp_rpc_pack(&m.base);
-    sfpd_peer_stats_free(peer_pk);
+    peer_stats_free(peer_pk);
 out:
     sfpd_free(jobs);
     sfpd_free(jobp);
     return bb;
-}
-
-static bool job_id_ok(const char *id, bool required)
-{
-    return sfpd_grpc_job_id_ok(id, required); /* grpc_req.c */
 }
 
 /* ------------------------------------------------------------- WatchStats */
@@ -399,7 +428,7 @@ static void watch_tick(uv_timer_t *t)
 
     if (c->ending || c->send_pending)
         return; /* slow reader: skip this tick (back-pressure) */
-    if (sfpd_server_snapshot(c->g->srv, &s) < 0) {
+    if (c->g->ctx.snap.take(c->g->ctx.snap.arg, &s) < 0) {
         watch_stop(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -422,18 +451,11 @@ static void watch_tick(uv_timer_t *t)
         watch_stop(c, GRPC_STATUS_INTERNAL, "send failed");
 }
 
-static void start_watch(gcall *c, const Sfp__V1__WatchStatsRequest *r)
+/* WatchStats: the request is checked (grpc_req.c); a stream of snapshots. */
+static void start_watch_stats(gcall *c, const void *req)
 {
-    double iv = r->interval_seconds;
-    if (!isfinite(iv) || iv < 0) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "interval_seconds must be >= 0", NULL);
-        return;
-    }
-    if (!job_id_ok(r->job_id, false)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
-        return;
-    }
-    c->interval_ms = sfpd_grpc_watch_interval_ms(iv);
+    const Sfp__V1__WatchStatsRequest *r = req;
+    c->interval_ms = sfpd_grpc_watch_interval_ms(r->interval_seconds);
     c->remaining = r->count;
     snprintf(c->job, sizeof(c->job), "%s", r->job_id);
     if (uv_timer_init(c->g->loop, &c->timer) != 0) {
@@ -445,133 +467,78 @@ static void start_watch(gcall *c, const Sfp__V1__WatchStatsRequest *r)
     uv_timer_start(&c->timer, watch_tick, 0, c->interval_ms);
 }
 
-/* ---------------------------------------------------------------- policy */
+/* --------------------------------------------------------------- handlers */
 
-static policy_rec *policy_find(sfpd_grpc *g, const char *job)
+grpc_status_code sfpd_grpc_status_of(int e)
 {
-    for (sfpd_list *p = g->policies.next; p != &g->policies; p = p->next) {
-        policy_rec *r = sfpd_container_of(p, policy_rec, link);
-        if (strcmp(r->job_id, job) == 0)
-            return r;
+    switch (e) {
+    case 0: return GRPC_STATUS_OK;
+    case SFPD_E_INVALID: return GRPC_STATUS_INVALID_ARGUMENT;
+    case SFPD_E_NOT_FOUND: return GRPC_STATUS_NOT_FOUND;
+    case SFPD_E_PERMISSION: return GRPC_STATUS_PERMISSION_DENIED;
+    case SFPD_E_QUOTA: case SFPD_E_LIMIT: case SFPD_E_NO_MEMORY: case SFPD_E_DISK_FULL:
+    case SFPD_E_TOO_LARGE: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case SFPD_E_CORRUPT: case SFPD_E_LOST: return GRPC_STATUS_DATA_LOSS;
+    case SFPD_E_SHUTTING_DOWN: return GRPC_STATUS_UNAVAILABLE;
+    default: return GRPC_STATUS_INTERNAL;
     }
-    return NULL;
 }
 
-static void policy_copy(Sfp__V1__Policy *dst, const Sfp__V1__Policy *src)
+grpc_status_code sfpd_grpc_reply(const ProtobufCMessage *m, grpc_byte_buffer **reply, const char **msg)
 {
-    sfp__v1__policy__init(dst);
-    dst->min_mantissa_bits = src->min_mantissa_bits;
-    dst->max_mantissa_bits = src->max_mantissa_bits;
-    dst->min_exponent_bits = src->min_exponent_bits;
-    dst->max_exponent_bits = src->max_exponent_bits;
-    dst->pin = src->pin;
-    dst->pinned_mantissa_bits = src->pinned_mantissa_bits;
-    dst->pinned_exponent_bits = src->pinned_exponent_bits;
-    dst->coder = src->coder;
-    dst->freeze = src->freeze;
-    dst->generation = src->generation;
+    if ((*reply = sfp_rpc_pack(m)))
+        return GRPC_STATUS_OK;
+    *msg = "out of memory";
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
 }
 
-/* NULL if p is valid, else why not (grpc_req.c). */
-static const char *policy_invalid(const Sfp__V1__Policy *p)
+grpc_status_code sfpd_grpc_do_get_stats(sfpd_grpc_ctx *ctx, const void *req, grpc_byte_buffer **reply,
+                                        const char **msg)
 {
-    return sfpd_grpc_policy_invalid(p);
-}
-
-void sfpd_grpc_job_policy(const sfpd_grpc *g, const char *job_id, sfpd_job_policy *out)
-{
-    const policy_rec *rec = g ? policy_find((sfpd_grpc *)g, job_id) : NULL;
-    memset(out, 0, sizeof(*out));
-    out->max_mbits = 23;
-    out->min_ebits = 1;
-    out->max_ebits = 8;
-    out->coder = -1;
-    if (!rec)
-        return;
-    out->generation = rec->p.generation;
-    out->min_mbits = rec->p.min_mantissa_bits;
-    if (rec->p.max_mantissa_bits)
-        out->max_mbits = rec->p.max_mantissa_bits;
-    if (rec->p.min_exponent_bits)
-        out->min_ebits = rec->p.min_exponent_bits;
-    if (rec->p.max_exponent_bits)
-        out->max_ebits = rec->p.max_exponent_bits;
-    out->pin = rec->p.pin;
-    out->pin_mbits = rec->p.pinned_mantissa_bits;
-    out->pin_ebits = rec->p.pinned_exponent_bits;
-    if (rec->p.coder == SFP__V1__CODER__CODER_PLAIN)
-        out->coder = SFP_CODER_PLAIN;
-    else if (rec->p.coder == SFP__V1__CODER__CODER_GECKO)
-        out->coder = SFP_CODER_GECKO;
-    out->freeze = rec->p.freeze;
-}
-
-/* ---------------------------------------------------------------- handlers */
-
-
-static void reply(gcall *c, const ProtobufCMessage *m)
-{
-    grpc_byte_buffer *bb = sfp_rpc_pack(m);
-    if (!bb)
-        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-    else
-        call_end(c, GRPC_STATUS_OK, NULL, bb);
-}
-
-static void do_get_stats(gcall *c, const Sfp__V1__GetStatsRequest *r)
-{
+    const Sfp__V1__GetStatsRequest *r = req;
     sfpd_snapshot *s = NULL;
-    grpc_byte_buffer *bb;
-    if (!job_id_ok(r->job_id, false)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
-        return;
+
+    if (ctx->snap.take(ctx->snap.arg, &s) < 0) {
+        *msg = "out of memory";
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }
-    if (sfpd_server_snapshot(c->g->srv, &s) < 0) {
-        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        return;
-    }
-    bb = pack_snapshot(s, r->job_id, c->g->draining);
+    *reply = pack_snapshot(s, r->job_id, ctx->draining);
     sfpd_snapshot_free(&s);
-    if (!bb)
-        call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-    else
-        call_end(c, GRPC_STATUS_OK, NULL, bb);
+    if (*reply)
+        return GRPC_STATUS_OK;
+    *msg = "out of memory";
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
 }
 
-static const char *dtype_name(uint32_t d)
+grpc_status_code sfpd_grpc_do_list_tensors(sfpd_grpc_ctx *ctx, const void *req,
+                                           grpc_byte_buffer **reply, const char **msg)
 {
-    return d == SFP_DTYPE_F32 ? "f32" : d == SFP_DTYPE_BF16 ? "bf16" : "unknown";
-}
-
-static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
-{
+    const Sfp__V1__ListTensorsRequest *r = req;
     Sfp__V1__ListTensorsResponse m = SFP__V1__LIST_TENSORS_RESPONSE__INIT;
     sfpd_tensor_snapshot *v = NULL;
     Sfp__V1__TensorInfo *ti = NULL, **tip = NULL;
     size_t n = 0, limit = r->limit ? r->limit : LIST_DEFAULT;
     uint64_t total = 0;
+    grpc_status_code st = GRPC_STATUS_RESOURCE_EXHAUSTED;
 
-    if (!job_id_ok(r->job_id, false)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id too long", NULL);
-        return;
-    }
+    *msg = "out of memory";
     if (limit > LIST_MAX)
         limit = LIST_MAX;
-    if (sfpd_store_list_tensors(c->g->store, r->job_id, limit, &v, &n, &total) < 0)
-        goto nomem;
+    if (sfpd_store_list_tensors(ctx->store, r->job_id, limit, &v, &n, &total) < 0)
+        goto out;
     if (n && (!(ti = sfpd_calloc(n, sizeof(*ti))) || !(tip = sfpd_calloc(n, sizeof(*tip)))))
-        goto nomem;
+        goto out;
     for (size_t i = 0; i < n; i++) {
         sfp__v1__tensor_info__init(&ti[i]);
         ti[i].job_id = v[i].job_id;
         ti[i].rank = v[i].rank;
         ti[i].tensor = v[i].name;
         ti[i].step = v[i].step;
-        ti[i].dtype = (char *)dtype_name(v[i].dtype);
+        ti[i].dtype = (char *)sfp_dtype_name((sfp_dtype)v[i].dtype);
         ti[i].count = v[i].count;
         ti[i].mantissa_bits = v[i].mbits;
         ti[i].exponent_bits = v[i].ebits;
-        ti[i].coder = (char *)(v[i].coder == SFP_CODER_GECKO ? "gecko" : v[i].coder == SFP_CODER_RANS ? "rans" : "plain");
+        ti[i].coder = (char *)sfp_coder_name((sfp_coder)v[i].coder);
         ti[i].bytes_in = v[i].raw_bytes;
         ti[i].stored_bytes = v[i].frame_bytes;
         ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");
@@ -581,178 +548,148 @@ static void do_list_tensors(gcall *c, const Sfp__V1__ListTensorsRequest *r)
     m.tensors = tip;
     m.total = total;
     m.truncated = total > n;
-    reply(c, &m.base);
+    st = sfpd_grpc_reply(&m.base, reply, msg);
+out:
     sfpd_free(tip);
     sfpd_free(ti);
     sfpd_free(v);
-    return;
-nomem:
-    sfpd_free(tip);
-    sfpd_free(ti);
-    sfpd_free(v);
-    call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return st;
 }
 
-static void do_get_policy(gcall *c, const Sfp__V1__GetPolicyRequest *r)
+grpc_status_code sfpd_grpc_do_get_policy(sfpd_grpc_ctx *ctx, const void *req, grpc_byte_buffer **reply,
+                                         const char **msg)
 {
+    const Sfp__V1__GetPolicyRequest *r = req;
     Sfp__V1__GetPolicyResponse m = SFP__V1__GET_POLICY_RESPONSE__INIT;
-    Sfp__V1__Policy p = SFP__V1__POLICY__INIT;
-    policy_rec *rec;
+    Sfp__V1__Policy p;
+    sfpd_policy pol;
 
-    if (!job_id_ok(r->job_id, true)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
-        return;
-    }
-    rec = policy_find(c->g, r->job_id);
-    if (rec)
-        policy_copy(&p, &rec->p);
+    m.is_default = !sfpd_policy_get(ctx->policies, r->job_id, &pol);
+    sfpd_grpc_policy_to_proto(&pol, &p);
     m.job_id = r->job_id;
     m.policy = &p;
-    m.is_default = rec == NULL;
-    reply(c, &m.base);
+    return sfpd_grpc_reply(&m.base, reply, msg);
 }
 
-static void do_set_policy(gcall *c, const Sfp__V1__SetPolicyRequest *r)
+grpc_status_code sfpd_grpc_do_set_policy(sfpd_grpc_ctx *ctx, const void *req, grpc_byte_buffer **reply,
+                                         const char **msg)
 {
+    const Sfp__V1__SetPolicyRequest *r = req;
     Sfp__V1__SetPolicyResponse m = SFP__V1__SET_POLICY_RESPONSE__INIT;
-    Sfp__V1__Policy out;
-    Sfp__V1__Policy empty = SFP__V1__POLICY__INIT;
-    const Sfp__V1__Policy *in = r->policy ? r->policy : &empty;
-    policy_rec *rec;
-    const char *why;
-
-    if (!job_id_ok(r->job_id, true)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
-        return;
-    }
-    if ((why = policy_invalid(in))) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
-        return;
-    }
-    rec = policy_find(c->g, r->job_id);
-    if (!rec) {
-        if (c->g->n_policies >= MAX_POLICIES) {
-            call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many job policies", NULL);
-            return;
-        }
-        if (!(rec = sfpd_calloc(1, sizeof(*rec)))) {
-            call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-            return;
-        }
-        snprintf(rec->job_id, sizeof(rec->job_id), "%s", r->job_id);
-        sfp__v1__policy__init(&rec->p);
-        sfpd_list_push_back(&c->g->policies, &rec->link);
-        c->g->n_policies++;
-    }
-    {
-        uint64_t gen = rec->p.generation + 1;
-        policy_copy(&rec->p, in);
-        rec->p.generation = gen;
-    }
-    sfpd_info("grpc: SetPolicy job %s generation %llu", rec->job_id,
-              (unsigned long long)rec->p.generation);
-    policy_copy(&out, &rec->p);
-    m.job_id = rec->job_id;
-    m.policy = &out;
-    reply(c, &m.base);
-}
-
-static void do_end_job(gcall *c, const Sfp__V1__EndJobRequest *r)
-{
-    Sfp__V1__EndJobResponse m = SFP__V1__END_JOB_RESPONSE__INIT;
-    uint64_t frames = 0, bytes = 0;
+    Sfp__V1__Policy out, empty = SFP__V1__POLICY__INIT;
+    sfpd_policy in, stored;
     int e;
 
-    if (!job_id_ok(r->job_id, true)) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "job_id must be 1..128 bytes", NULL);
-        return;
+    if ((*msg = sfpd_grpc_policy_from_proto(r->policy ? r->policy : &empty, &in)))
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    if ((e = sfpd_policy_set(ctx->policies, r->job_id, &in, &stored)) < 0) {
+        *msg = e == SFPD_E_LIMIT ? "too many job policies" : sfpd_strerror(e);
+        return sfpd_grpc_status_of(e);
     }
-    e = sfpd_store_end_job_id(c->g->store, r->job_id, &frames, &bytes);
-    if (e == -ENOENT) {
-        call_end(c, GRPC_STATUS_NOT_FOUND, "no such job", NULL);
-        return;
+    sfpd_info("grpc: SetPolicy job %s generation %llu", r->job_id,
+              (unsigned long long)stored.generation);
+    sfpd_grpc_policy_to_proto(&stored, &out);
+    m.job_id = r->job_id;
+    m.policy = &out;
+    return sfpd_grpc_reply(&m.base, reply, msg);
+}
+
+grpc_status_code sfpd_grpc_do_end_job(sfpd_grpc_ctx *ctx, const void *req, grpc_byte_buffer **reply,
+                                      const char **msg)
+{
+    const Sfp__V1__EndJobRequest *r = req;
+    Sfp__V1__EndJobResponse m = SFP__V1__END_JOB_RESPONSE__INIT;
+    uint64_t frames = 0, bytes = 0;
+
+    if (sfpd_store_end_job_id(ctx->store, r->job_id, &frames, &bytes) < 0) {
+        *msg = "no such job";
+        return GRPC_STATUS_NOT_FOUND;
     }
     sfpd_info("grpc: EndJob %s: %llu frames, %llu bytes freed", r->job_id,
               (unsigned long long)frames, (unsigned long long)bytes);
     m.job_id = r->job_id;
     m.frames_freed = frames;
     m.bytes_freed = bytes;
-    reply(c, &m.base);
+    return sfpd_grpc_reply(&m.base, reply, msg);
 }
 
-static void do_health(gcall *c, const Grpc__Health__V1__HealthCheckRequest *r)
+grpc_status_code sfpd_grpc_do_health_check(sfpd_grpc_ctx *ctx, const void *req,
+                                           grpc_byte_buffer **reply, const char **msg)
 {
+    const Grpc__Health__V1__HealthCheckRequest *r = req;
     Grpc__Health__V1__HealthCheckResponse m = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     if (r->service[0] && strcmp(r->service, "sfp.v1.Stats") != 0 &&
         strcmp(r->service, "sfp.v1.Control") != 0) {
-        call_end(c, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
-        return;
+        *msg = "unknown service";
+        return GRPC_STATUS_NOT_FOUND;
     }
-    m.status = c->g->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-                              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    reply(c, &m.base);
+    m.status = ctx->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    return sfpd_grpc_reply(&m.base, reply, msg);
 }
 
-static const ProtobufCMessageDescriptor *request_desc(enum method m)
-{
-    switch (m) {
-    case M_GET_STATS: return &sfp__v1__get_stats_request__descriptor;
-    case M_WATCH_STATS: return &sfp__v1__watch_stats_request__descriptor;
-    case M_LIST_TENSORS: return &sfp__v1__list_tensors_request__descriptor;
-    case M_GET_POLICY: return &sfp__v1__get_policy_request__descriptor;
-    case M_SET_POLICY: return &sfp__v1__set_policy_request__descriptor;
-    case M_END_JOB: return &sfp__v1__end_job_request__descriptor;
-    case M_HEALTH_CHECK: return &grpc__health__v1__health_check_request__descriptor;
-    default: return NULL;
-    }
-}
+/* ---------------------------------------------------------------- dispatch */
 
-/* The sfp.v1 request kind of m (grpc_req.h), SFPD_REQ_COUNT for others. */
-static sfpd_grpc_req req_kind(enum method m)
-{
-    switch (m) {
-    case M_GET_STATS: return SFPD_REQ_GET_STATS;
-    case M_WATCH_STATS: return SFPD_REQ_WATCH_STATS;
-    case M_LIST_TENSORS: return SFPD_REQ_LIST_TENSORS;
-    case M_GET_POLICY: return SFPD_REQ_GET_POLICY;
-    case M_SET_POLICY: return SFPD_REQ_SET_POLICY;
-    case M_END_JOB: return SFPD_REQ_END_JOB;
-    case M_HEALTH_CHECK: return SFPD_REQ_HEALTH_CHECK;
-    default: return SFPD_REQ_COUNT;
-    }
-}
+typedef grpc_status_code (*unary_fn)(sfpd_grpc_ctx *, const void *, grpc_byte_buffer **, const char **);
+typedef void (*stream_fn)(gcall *c, const void *req);
 
-/*
- * Decodes bb (not consumed) as the request of method m and, for the sfp.v1
- * and health requests, validates it with sfpd_grpc_req_decode (the code the
- * tests/fuzz_grpc targets run). NULL with *why when it is not acceptable.
- */
-static ProtobufCMessage *decode_request(grpc_byte_buffer *bb, enum method m, const char **why)
+/* The handlers of grpc_methods.h's rows. */
+static const struct {
+    unary_fn unary;
+    stream_fn stream;
+} handlers[SFPD_M_COUNT] = {
+#define SFPD__HANDLER_UNARY(name) .unary = sfpd_grpc_do_##name
+#define SFPD__HANDLER_STREAM(name) .stream = start_##name
+#define SFPD__HANDLER(id, path, req, auth, kind, name) [SFPD_M_##id] = {SFPD__HANDLER_##kind(name)},
+    SFPD_GRPC_METHODS(SFPD__HANDLER)
+#undef SFPD__HANDLER
+#undef SFPD__HANDLER_UNARY
+#undef SFPD__HANDLER_STREAM
+};
+
+/* Decodes and checks the request bytes of method m (grpc_req.c). */
+static ProtobufCMessage *decode_request(sfpd_grpc_method m, const uint8_t *data, size_t len,
+                                        const char **why)
 {
-    grpc_byte_buffer_reader r;
-    grpc_slice s;
     ProtobufCMessage *msg = NULL;
-    sfpd_grpc_req k = req_kind(m);
-
-    *why = "malformed request message";
-    if (k == SFPD_REQ_COUNT)
-        return request_desc(m) ? sfp_rpc_unpack(bb, request_desc(m)) : NULL;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
+    if (sfpd_grpc_req_decode(m, data, len, &msg, why) < 0)
         return NULL;
-    s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    if (sfpd_grpc_req_decode(k, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &msg, why) < 0)
-        msg = NULL;
-    grpc_slice_unref(s);
     return msg;
+}
+
+grpc_status_code sfpd_grpc_serve_unary(sfpd_grpc_ctx *ctx, sfpd_grpc_method m, const uint8_t *data,
+                                       size_t len, grpc_byte_buffer **reply, const char **msg)
+{
+    ProtobufCMessage *req;
+    grpc_status_code st;
+
+    *reply = NULL;
+    *msg = NULL;
+    if ((unsigned)m >= SFPD_M_COUNT || !handlers[m].unary ||
+        (sfpd_grpc_method_auth(m) == SFPD_AUTH_PEER && !ctx->held)) {
+        *msg = "unknown method";
+        return GRPC_STATUS_UNIMPLEMENTED;
+    }
+    if (!(req = decode_request(m, data, len, msg)))
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    st = handlers[m].unary(ctx, req, reply, msg);
+    protobuf_c_message_free_unpacked(req, NULL);
+    if (st != GRPC_STATUS_OK && *reply) {
+        grpc_byte_buffer_destroy(*reply);
+        *reply = NULL;
+    }
+    return st;
 }
 
 /* The request message of c has arrived (or not: bb NULL). */
 static void on_request_message(gcall *c, int success)
 {
     grpc_byte_buffer *bb = c->recv_bb;
-    ProtobufCMessage *msg;
+    grpc_byte_buffer *reply = NULL;
+    grpc_byte_buffer_reader r;
+    grpc_status_code st;
     const char *why = NULL;
+    grpc_slice s;
 
     c->recv_bb = NULL;
     if (!success || !bb) {
@@ -762,31 +699,31 @@ static void on_request_message(gcall *c, int success)
                  success ? "request message missing" : "call failed", NULL);
         return;
     }
-    if (c->method == M_PEER) {
-        grpc_status_code code;
-        grpc_byte_buffer *resp = NULL;
-        sfpd_peer_handle(c->g->peer, c->peer_method, bb, &code, &why, &resp);
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
         grpc_byte_buffer_destroy(bb);
-        call_end(c, code, why, resp);
+        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message", NULL);
         return;
     }
-    msg = decode_request(bb, c->method, &why);
+    s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
     grpc_byte_buffer_destroy(bb);
-    if (!msg) {
-        call_end(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+    c->g->ctx.draining = c->g->draining;
+    if (handlers[c->method].stream) {
+        ProtobufCMessage *msg = decode_request(c->method, GRPC_SLICE_START_PTR(s),
+                                               GRPC_SLICE_LENGTH(s), &why);
+        grpc_slice_unref(s);
+        if (!msg) {
+            call_end(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+            return;
+        }
+        handlers[c->method].stream(c, msg);
+        protobuf_c_message_free_unpacked(msg, NULL);
         return;
     }
-    switch (c->method) {
-    case M_GET_STATS: do_get_stats(c, (void *)msg); break;
-    case M_WATCH_STATS: start_watch(c, (void *)msg); break;
-    case M_LIST_TENSORS: do_list_tensors(c, (void *)msg); break;
-    case M_GET_POLICY: do_get_policy(c, (void *)msg); break;
-    case M_SET_POLICY: do_set_policy(c, (void *)msg); break;
-    case M_END_JOB: do_end_job(c, (void *)msg); break;
-    case M_HEALTH_CHECK: do_health(c, (void *)msg); break;
-    default: call_end(c, GRPC_STATUS_UNIMPLEMENTED, NULL, NULL); break;
-    }
-    protobuf_c_message_free_unpacked(msg, NULL);
+    st = sfpd_grpc_serve_unary(&c->g->ctx, c->method, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s),
+                               &reply, &why);
+    grpc_slice_unref(s);
+    call_end(c, st, why, reply);
 }
 
 /* ------------------------------------------------------------------ calls */
@@ -847,21 +784,36 @@ static grpc_status_code admin_check(const sfpd_grpc *g, const grpc_metadata_arra
     return GRPC_STATUS_OK;
 }
 
+/* Whether the metadata carries the peer token (constant time). */
+static bool peer_authorized(const sfpd_grpc *g, const grpc_metadata_array *md)
+{
+    bool ok = false;
+    if (!g->peer_token)
+        return false;
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_metadata *m = &md->metadata[i];
+        if (grpc_slice_str_cmp(m->key, SFPD_PEER_TOKEN_MD) != 0)
+            continue;
+        ok |= sfpd_secret_eq(GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value),
+                             g->peer_token, g->peer_token_len);
+    }
+    return ok;
+}
+
 /* A new call arrived in slot s; takes over its call. */
 static void call_accept(request_slot *s)
 {
     sfpd_grpc *g = s->g;
-    enum method m = M_UNKNOWN;
+    sfpd_grpc_method m = sfpd_grpc_method_find((const char *)GRPC_SLICE_START_PTR(s->details.method),
+                                               GRPC_SLICE_LENGTH(s->details.method));
+    sfpd_grpc_auth auth = sfpd_grpc_method_auth(m);
     grpc_op ops[2];
     gcall *c;
     grpc_status_code admin_code;
     const char *admin_why = NULL;
 
-    for (size_t i = 0; i < SFPD_ARRAY_SIZE(methods); i++)
-        if (grpc_slice_str_cmp(s->details.method, methods[i].path) == 0)
-            m = methods[i].m;
-    if (m == M_UNKNOWN && g->peer && sfpd_peer_method(s->details.method) >= 0)
-        m = M_PEER;
+    if (auth == SFPD_AUTH_PEER && !g->ctx.held)
+        m = SFPD_M_COUNT; /* no Peer service without peering = 1 */
     c = sfpd_calloc(1, sizeof(*c));
     if (!c) {
         /* cannot track it: cancel and let gRPC clean up */
@@ -874,7 +826,6 @@ static void call_accept(request_slot *s)
     c->call = s->call;
     s->call = NULL;
     c->method = m;
-    c->peer_method = m == M_PEER ? sfpd_peer_method(s->details.method) : -1;
     c->t_close = (gtag){OP_CLOSE, c};
     c->t_recv = (gtag){OP_RECV, c};
     c->t_send = (gtag){OP_SEND, c};
@@ -890,12 +841,12 @@ static void call_accept(request_slot *s)
     else
         c->close_done = true;
 
-    if (m == M_UNKNOWN) {
+    if (m == SFPD_M_COUNT) {
         call_end(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
-    } else if (m == M_PEER && !sfpd_peer_authorized(g->peer, &s->md)) {
+    } else if (auth == SFPD_AUTH_PEER && !peer_authorized(g, &s->md)) {
         /* before the (possibly large) message is read */
         call_end(c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong peer token", NULL);
-    } else if ((m == M_SET_POLICY || m == M_END_JOB) &&
+    } else if (auth == SFPD_AUTH_ADMIN &&
                (admin_code = admin_check(g, &s->md, &admin_why)) != GRPC_STATUS_OK) {
         call_end(c, admin_code, admin_why, NULL);
     } else if (g->n_calls > g->max_calls) {
@@ -1138,15 +1089,12 @@ static void async_cb(uv_async_t *a)
 
 /* ----------------------------------------------------------- life cycle */
 
-int sfpd_grpc_port(const sfpd_grpc *g)
-{
-    return g ? g->port : 0;
-}
-
 static void free_admin_token(sfpd_grpc *g)
 {
     sfpd_free_secret(g->admin_token, g->admin_token_len);
     g->admin_token = NULL;
+    sfpd_free_secret(g->peer_token, g->peer_token_len);
+    g->peer_token = NULL;
 }
 
 static void release_core(sfpd_grpc *g)
@@ -1232,8 +1180,8 @@ out:
     return r;
 }
 
-int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const sfpd_config *cfg,
-                    sfpd_grpc **out)
+int sfpd_grpc_start(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store *store,
+                    sfpd_policies *policies, sfpd_snapshot_source snap, sfpd_grpc **out)
 {
     sfpd_grpc *g;
     grpc_arg args[5];
@@ -1249,13 +1197,14 @@ int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const 
     if (!(g = sfpd_calloc(1, sizeof(*g))))
         return -ENOMEM;
     g->loop = loop;
-    g->srv = srv;
-    g->store = store;
+    g->ctx.store = store;
+    g->ctx.policies = policies;
+    g->ctx.held = sfpd_store_held(store);
+    g->ctx.snap = snap;
     g->max_calls = (uint32_t)cfg->grpc_max_calls;
     g->grace = cfg->grpc_drain_grace;
     g->shutdown_tag = (gtag){OP_SHUTDOWN, g};
     sfpd_list_init(&g->calls);
-    sfpd_list_init(&g->policies);
     pthread_mutex_init(&g->mu, NULL);
 
     gpr_set_log_function(grpc_log_cb);
@@ -1267,9 +1216,10 @@ int sfpd_grpc_start(uv_loop_t *loop, sfpd_server *srv, sfpd_store *store, const 
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[1].value.integer = MAX_RECV_MESSAGE;
-    if ((r = sfpd_peer_srv_create(cfg, &g->peer)) < 0)
+    if (g->ctx.held && (r = sfpd_load_token("peer_token_file", cfg->peer_token_file, 1,
+                                            &g->peer_token, &g->peer_token_len)) < 0)
         goto fail_peer;
-    if (g->peer) /* frames arrive in PutFrame */
+    if (g->ctx.held) /* frames arrive in PutFrame */
         args[1].value.integer = SFPD_PEER_MAX_MESSAGE;
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
@@ -1338,7 +1288,6 @@ fail_peer:
     grpc_shutdown();
     pthread_mutex_destroy(&g->mu);
     free_admin_token(g);
-    sfpd_peer_srv_destroy(&g->peer);
     sfpd_free(g);
     return r;
 }
@@ -1360,15 +1309,9 @@ void sfpd_grpc_destroy(sfpd_grpc **pg)
         pthread_join(g->thread, NULL);
     }
     release_core(g);
-    while (!sfpd_list_empty(&g->policies)) {
-        policy_rec *r = sfpd_container_of(g->policies.next, policy_rec, link);
-        sfpd_list_remove(&r->link);
-        sfpd_free(r);
-    }
     free(g->q);
     pthread_mutex_destroy(&g->mu);
     grpc_shutdown();
     free_admin_token(g);
-    sfpd_peer_srv_destroy(&g->peer);
     sfpd_free(g);
 }

@@ -38,11 +38,6 @@ void sfpd_ipc_request_free(sfpd_request *r);
 int sfpd_ipc_key(const Sfp__Ipc__V1__Key *k, sfpd_key *out);
 int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out);
 
-/* 1 if [off, off+len) lies within a region of size bytes (overflow safe). */
-static inline int sfpd_ipc_range_ok(uint64_t size, uint64_t off, uint64_t len)
-{
-    return off <= size && len <= size - off;
-}
 
 /*
  * Serializes a response with its length prefix into a new buffer.

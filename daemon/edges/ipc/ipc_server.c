@@ -1,5 +1,5 @@
 /*
- * server.c - the libuv loop of sfpd.
+ * ipc_server.c - the worker edge: listener, connections, request dispatch.
  *
  * Sockets are driven with uv_poll and plain recvmsg/send, because the
  * shared-memory fd arrives as SCM_RIGHTS ancillary data with Hello and
@@ -11,15 +11,12 @@
 #include "edges/ipc/ipc_server.h"
 #include "edges/ipc/ipc.h"
 #include "base/sfpd.h"
+#include "core/status.h"
 #include "sfpd_build.h"
-#include "core/store.h"
-#include "edges/grpc/grpc_server.h"
-#include "edges/metrics/metrics_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,41 +25,33 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
-#if HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #define ST(x) SFP__IPC__V1__STATUS__##x
 #define MAX_PROTOCOL_ERRORS 16
 #define WBUF_HIGH (1u << 20)
-#define DRAIN_TIMEOUT_MS 10000
-
 typedef struct conn conn;
 
-struct sfpd_server {
-    uv_loop_t loop;
-    sfpd_config *cfg;
-    int argc;
-    char **argv;
+struct sfpd_ipc_server {
+    uv_loop_t *loop;
+    const sfpd_config *cfg;
     sfpd_store *store;
+    const sfpd_policies *policies;
+    sfpd_snapshot_source snap;
     int listen_fd;
     uv_poll_t listen_poll;
     bool listening;
-    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
-    uv_timer_t tick, watchdog, drain_timer, accept_retry;
-    bool watchdog_on, drain_timer_on;
+    uv_timer_t tick, drain_timer, accept_retry;
     sfpd_list conns;
     uint32_t n_conns;
     uint32_t inflight; /* server-level pool work (Encode/Decode) */
-    bool draining, store_down, handles_init;
-    struct sfpd_grpc *grpc;       /* gRPC API, NULL if disabled      */
-    struct sfpd_metrics *metrics; /* /metrics, NULL if disabled      */
+    bool draining, drained;
+    void (*drained_cb)(void *);
+    void *drained_arg;
     uid_t self_uid;
-    uint64_t start_ns;
 };
 
 struct conn {
-    sfpd_server *srv;
+    sfpd_ipc_server *srv;
     int fd;
     uv_poll_t poll;
     int events;
@@ -93,7 +82,7 @@ struct conn {
 static void conn_process(conn *c);
 static void conn_update_poll(conn *c);
 static void conn_close(conn *c);
-static void maybe_finish_drain(sfpd_server *srv);
+static void maybe_finish_drain(sfpd_ipc_server *srv);
 
 /* -------------------------------------------------------------- replies */
 
@@ -160,6 +149,25 @@ static void conn_send(conn *c, const sfpd_response *r)
     conn_flush(c);
 }
 
+/* The IPC Status of a core status (core/status.h): the one place the two
+ * meet. */
+static int ipc_status(int core)
+{
+    static const int map[SFPD_E_COUNT + 1] = {
+        [-SFPD_E_INVALID] = ST(E_INVALID),       [-SFPD_E_NOT_FOUND] = ST(E_NOT_FOUND),
+        [-SFPD_E_PERMISSION] = ST(E_PERMISSION), [-SFPD_E_QUOTA] = ST(E_QUOTA),
+        [-SFPD_E_NO_MEMORY] = ST(E_NO_MEMORY),   [-SFPD_E_DISK_FULL] = ST(E_DISK_FULL),
+        [-SFPD_E_IO] = ST(E_IO),                 [-SFPD_E_CORRUPT] = ST(E_CORRUPT),
+        [-SFPD_E_RANGE] = ST(E_RANGE),           [-SFPD_E_SHUTTING_DOWN] = ST(E_SHUTTING_DOWN),
+        [-SFPD_E_CODEC] = ST(E_CODEC),           [-SFPD_E_NO_SHM] = ST(E_NO_SHM),
+        [-SFPD_E_TOO_LARGE] = ST(E_TOO_LARGE),   [-SFPD_E_INTERNAL] = ST(E_INTERNAL),
+        [-SFPD_E_LOST] = ST(E_LOST),             [-SFPD_E_LIMIT] = ST(E_BUSY),
+    };
+    if (core == 0)
+        return 0;
+    return core < 0 && -core <= SFPD_E_COUNT && map[-core] ? map[-core] : ST(E_INTERNAL);
+}
+
 static void reply_status(conn *c, uint64_t id, int status, const char *msg, int codec_err)
 {
     sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
@@ -178,7 +186,7 @@ static void reply_status(conn *c, uint64_t id, int status, const char *msg, int 
 /* Called when an asynchronous request of c is over (reply already queued). */
 static void request_done(conn *c)
 {
-    sfpd_server *srv = c->srv;
+    sfpd_ipc_server *srv = c->srv;
     c->busy = false;
     if (!c->dead) {
         conn_flush(c);
@@ -195,12 +203,12 @@ static void put_done(void *arg, const sfpd_result *res)
 {
     conn *c = arg;
     if (res->status) {
-        reply_status(c, c->req_id, res->status, res->msg, res->codec_err);
+        reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
     } else {
         sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
         Sfp__Ipc__V1__PutReply pr = SFP__IPC__V1__PUT_REPLY__INIT;
-        sfpd_job_policy pol;
-        sfpd_grpc_job_policy(c->srv->grpc, c->job_id, &pol);
+        sfpd_policy pol;
+        sfpd_policy_get(c->srv->policies, c->job_id, &pol);
         pr.stored_bytes = res->stored_bytes;
         pr.tier = (uint32_t)res->tier;
         pr.policy_generation = pol.generation;
@@ -216,7 +224,7 @@ static void get_done(void *arg, const sfpd_result *res)
 {
     conn *c = arg;
     if (res->status) {
-        reply_status(c, c->req_id, res->status, res->msg, res->codec_err);
+        reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
     } else {
         sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
         Sfp__Ipc__V1__GetReply gr = SFP__IPC__V1__GET_REPLY__INIT;
@@ -317,10 +325,10 @@ static int start_codec(conn *c, const sfpd_request *req)
     uint64_t max_tensor = c->srv->cfg->max_tensor;
 
     if (!c->shm)
-        return -ST(E_NO_SHM);
+        return SFPD_E_NO_SHM;
     op = sfpd_calloc(1, sizeof(*op));
     if (!op)
-        return -ST(E_NO_MEMORY);
+        return SFPD_E_NO_MEMORY;
     if (req->body_case == SFP__IPC__V1__REQUEST__BODY_ENCODE) {
         const Sfp__Ipc__V1__Encode *e = req->encode;
         op->encode = true;
@@ -328,64 +336,38 @@ static int start_codec(conn *c, const sfpd_request *req)
         op->out_off = e->out_offset, op->out_cap = e->out_capacity;
         if (sfpd_ipc_params(e->params, &op->params) < 0) {
             sfpd_free(op);
-            return -ST(E_INVALID);
+            return SFPD_E_INVALID;
         }
     } else {
         const Sfp__Ipc__V1__Decode *d = req->decode;
         op->off = d->offset, op->len = d->length;
         op->out_off = d->out_offset, op->out_cap = d->out_capacity;
     }
-    if (!sfpd_ipc_range_ok(c->shm->size, op->off, op->len) ||
-        !sfpd_ipc_range_ok(c->shm->size, op->out_off, op->out_cap)) {
+    if (!sfpd_range_ok(c->shm->size, op->off, op->len) ||
+        !sfpd_range_ok(c->shm->size, op->out_off, op->out_cap)) {
         sfpd_free(op);
-        return -ST(E_RANGE);
+        return SFPD_E_RANGE;
     }
     if (overlap(op->off, op->len, op->out_off, op->out_cap)) {
         sfpd_free(op);
-        return -ST(E_INVALID);
+        return SFPD_E_INVALID;
     }
     if (op->len > max_tensor + (max_tensor >> 2) || op->out_cap > UINT64_C(1) << 44) {
         sfpd_free(op);
-        return -ST(E_TOO_LARGE);
+        return SFPD_E_TOO_LARGE;
     }
     op->c = c;
     op->shm = sfpd_shm_ref(c->shm);
-    if (uv_queue_work(&c->srv->loop, &op->w, codec_run, codec_done) != 0) {
+    if (uv_queue_work(c->srv->loop, &op->w, codec_run, codec_done) != 0) {
         sfpd_shm_unref(&op->shm);
         sfpd_free(op);
-        return -ST(E_INTERNAL);
+        return SFPD_E_INTERNAL;
     }
     c->srv->inflight++;
     return 0;
 }
 
 /* ---------------------------------------------------------------- stats */
-
-int sfpd_server_snapshot(sfpd_server *srv, sfpd_snapshot **out)
-{
-    sfpd_snapshot *s = sfpd_calloc(1, sizeof(*s));
-    struct timespec ts;
-    int r;
-
-    if (!s)
-        return -ENOMEM;
-    sfpd_snapshot_sum_counters(s);
-    if ((r = sfpd_store_fill_snapshot(srv->store, s)) < 0) {
-        sfpd_snapshot_free(&s);
-        return r;
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->taken_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    s->uptime_seconds = (double)(sfpd_now_ns() - srv->start_ns) / 1e9;
-    s->connections = srv->n_conns;
-    s->inflight += srv->inflight;
-    *out = s;
-    return 0;
-}
-
-struct uv_loop_s *sfpd_server_loop(sfpd_server *srv) { return &srv->loop; }
-struct sfpd_store *sfpd_server_store(sfpd_server *srv) { return srv->store; }
-int sfpd_server_draining(const sfpd_server *srv) { return srv->draining; }
 
 /* per-tensor lines of the IPC stats text (the job's own stashes only) */
 static void tensor_lines(sfpd_store *st, const char *job_id, FILE *f)
@@ -412,7 +394,7 @@ static void reply_stats(conn *c)
     sfpd_job_snapshot js;
     char *text = NULL;
 
-    if (sfpd_server_snapshot(c->srv, &s) < 0) {
+    if (c->srv->snap.take(c->srv->snap.arg, &s) < 0) {
         reply_status(c, c->req_id, ST(E_NO_MEMORY), "out of memory", 0);
         return;
     }
@@ -459,9 +441,9 @@ static void reply_policy(conn *c)
 {
     sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
     Sfp__Ipc__V1__PolicyReply pr = SFP__IPC__V1__POLICY_REPLY__INIT;
-    sfpd_job_policy p;
+    sfpd_policy p;
 
-    sfpd_grpc_job_policy(c->srv->grpc, c->job_id, &p);
+    sfpd_policy_resolved(c->srv->policies, c->job_id, &p);
     pr.generation = p.generation;
     pr.min_mantissa_bits = p.min_mbits;
     pr.max_mantissa_bits = p.max_mbits;
@@ -496,14 +478,12 @@ static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
         return 0;
     }
     if (c->pending_fd >= 0) {
-        int e = sfpd_shm_map(c->pending_fd, c->srv->cfg->max_shm, &c->shm);
+        const char *why = NULL;
+        int e = sfpd_shm_map(c->pending_fd, c->srv->cfg->max_shm, &c->shm, &why);
         close(c->pending_fd);
         c->pending_fd = -1;
         if (e < 0) {
-            reply_status(c, c->req_id, ST(E_NO_SHM),
-                         e == -EPERM ? "shared memory must be a memfd sealed against shrinking"
-                         : e == -E2BIG ? "shared memory larger than max_shm"
-                                       : "cannot map the shared memory", 0);
+            reply_status(c, c->req_id, ipc_status(e), why, 0);
             return 0;
         }
     } else if (h->shm_size) {
@@ -513,8 +493,8 @@ static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
     st = sfpd_store_job_attach(c->srv->store, h->job_id, c->uid, h->rank, &c->job);
     if (st < 0) {
         sfpd_shm_unref(&c->shm);
-        reply_status(c, c->req_id, -st,
-                     -st == ST(E_PERMISSION) ? "job belongs to another user" : "cannot attach job", 0);
+        reply_status(c, c->req_id, ipc_status(st),
+                     st == SFPD_E_PERMISSION ? "job belongs to another user" : "cannot attach job", 0);
         return 0;
     }
     c->rank = h->rank;
@@ -535,7 +515,7 @@ static int do_hello(conn *c, const Sfp__Ipc__V1__Hello *h)
 /* Handles one decoded request. Returns 1 if it went asynchronous. */
 static int dispatch(conn *c, sfpd_request *req)
 {
-    sfpd_server *srv = c->srv;
+    sfpd_ipc_server *srv = c->srv;
     sfpd_key key;
     sfp_params p;
     int st = 0;
@@ -612,14 +592,14 @@ static int dispatch(conn *c, sfpd_request *req)
         return 0;
 
     default:
-        st = -ST(E_UNKNOWN_TYPE);
-        break;
+        reply_status(c, req->id, ST(E_UNKNOWN_TYPE), sfpd_status_name(ST(E_UNKNOWN_TYPE)), 0);
+        return 0;
     }
     if (st < 0) {
-        const char *msg = sfpd_status_name(-st);
-        if (-st == ST(E_RANGE))
+        const char *msg = sfpd_status_name(ipc_status(st));
+        if (st == SFPD_E_RANGE)
             msg = "offset/length outside the shared memory or capacity too small";
-        reply_status(c, req->id, -st, msg, 0);
+        reply_status(c, req->id, ipc_status(st), msg, 0);
     } else {
         sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
         r.id = req->id;
@@ -630,7 +610,7 @@ static int dispatch(conn *c, sfpd_request *req)
 
 static void conn_process(conn *c)
 {
-    sfpd_server *srv = c->srv;
+    sfpd_ipc_server *srv = c->srv;
     size_t off = 0;
 
     while (!c->dead && !c->busy && !c->closing && c->wlen < WBUF_HIGH) {
@@ -815,7 +795,7 @@ static void conn_update_poll(conn *c)
 static void conn_closed_cb(uv_handle_t *h)
 {
     conn *c = h->data;
-    sfpd_server *srv = c->srv;
+    sfpd_ipc_server *srv = c->srv;
     close(c->fd);
     c->fd = -1;
     conn_unref(c);
@@ -824,7 +804,7 @@ static void conn_closed_cb(uv_handle_t *h)
 
 static void conn_close(conn *c)
 {
-    sfpd_server *srv = c->srv;
+    sfpd_ipc_server *srv = c->srv;
     if (c->dead)
         return;
     c->dead = true;
@@ -844,7 +824,7 @@ static void conn_close(conn *c)
     uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
 }
 
-static bool peer_allowed(const sfpd_server *srv, uint32_t uid, uint32_t gid)
+static bool peer_allowed(const sfpd_ipc_server *srv, uint32_t uid, uint32_t gid)
 {
     const sfpd_config *cfg = srv->cfg;
     if (uid == 0 || uid == srv->self_uid)
@@ -862,14 +842,14 @@ static void listen_cb(uv_poll_t *h, int status, int events);
 
 static void accept_retry_cb(uv_timer_t *t)
 {
-    sfpd_server *srv = t->data;
+    sfpd_ipc_server *srv = t->data;
     if (srv->listening)
         uv_poll_start(&srv->listen_poll, UV_READABLE, listen_cb);
 }
 
 static void listen_cb(uv_poll_t *h, int status, int events)
 {
-    sfpd_server *srv = h->data;
+    sfpd_ipc_server *srv = h->data;
     (void)events;
     if (status < 0)
         return;
@@ -921,7 +901,7 @@ static void listen_cb(uv_poll_t *h, int status, int events)
         } else {
             sfpd_stat_inc(SFPD_C_CONN_ACCEPTED, 1);
         }
-        if (uv_poll_init(&srv->loop, &c->poll, fd) != 0) {
+        if (uv_poll_init(srv->loop, &c->poll, fd) != 0) {
             close(fd);
             sfpd_free(c);
             continue;
@@ -935,42 +915,27 @@ static void listen_cb(uv_poll_t *h, int status, int events)
 
 /* ------------------------------------------------------------ lifecycle */
 
+#define DRAIN_TIMEOUT_MS 10000
+
 static void close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
         uv_close(h, NULL);
 }
 
-static void store_down_cb(void *arg)
+static void maybe_finish_drain(sfpd_ipc_server *srv)
 {
-    sfpd_server *srv = arg;
-    srv->store_down = true;
-    sfpd_grpc_daemon_drained(srv->grpc); /* gRPC may stop once its grace is over */
-    if (!srv->handles_init)
+    if (!srv->draining || srv->drained || srv->n_conns || srv->inflight ||
+        !sfpd_list_empty(&srv->conns))
         return;
-    close_handle((uv_handle_t *)&srv->sig_term);
-    close_handle((uv_handle_t *)&srv->sig_int);
-    close_handle((uv_handle_t *)&srv->sig_hup);
-    close_handle((uv_handle_t *)&srv->sig_usr1);
-    close_handle((uv_handle_t *)&srv->tick);
-    close_handle((uv_handle_t *)&srv->watchdog);
-    close_handle((uv_handle_t *)&srv->drain_timer);
-    close_handle((uv_handle_t *)&srv->accept_retry);
-}
-
-static void maybe_finish_drain(sfpd_server *srv)
-{
-    if (!srv->draining || srv->store_down || srv->n_conns || srv->inflight)
-        return;
-    if (!sfpd_list_empty(&srv->conns))
-        return;
-    sfpd_store_shutdown(srv->store, store_down_cb, srv);
-    srv->store_down = true; /* shutdown requested; callback closes handles */
+    srv->drained = true;
+    uv_timer_stop(&srv->drain_timer);
+    srv->drained_cb(srv->drained_arg);
 }
 
 static void drain_timeout_cb(uv_timer_t *t)
 {
-    sfpd_server *srv = t->data;
+    sfpd_ipc_server *srv = t->data;
     sfpd_warn("drain: %u connections still busy after %d ms; closing them", srv->n_conns,
               DRAIN_TIMEOUT_MS);
     while (!sfpd_list_empty(&srv->conns))
@@ -978,19 +943,14 @@ static void drain_timeout_cb(uv_timer_t *t)
     maybe_finish_drain(srv);
 }
 
-static void start_drain(sfpd_server *srv, const char *why)
+void sfpd_ipc_server_drain(sfpd_ipc_server *srv, void (*done)(void *), void *arg)
 {
     sfpd_list *p;
     if (srv->draining)
         return;
     srv->draining = true;
-    sfpd_info("%s: draining (%u connections, %u requests in flight)", why, srv->n_conns,
-              srv->inflight + sfpd_store_inflight(srv->store));
-#if HAVE_LIBSYSTEMD
-    sd_notify(0, "STOPPING=1");
-#endif
-    sfpd_grpc_drain(srv->grpc); /* health NOT_SERVING from now on */
-    sfpd_metrics_set_draining(srv->metrics);
+    srv->drained_cb = done;
+    srv->drained_arg = arg;
     if (srv->listening) {
         srv->listening = false;
         uv_close((uv_handle_t *)&srv->listen_poll, NULL);
@@ -1008,63 +968,29 @@ static void start_drain(sfpd_server *srv, const char *why)
         else
             conn_update_poll(c);
     }
-    srv->drain_timer.data = srv;
     uv_timer_start(&srv->drain_timer, drain_timeout_cb, DRAIN_TIMEOUT_MS, 0);
     maybe_finish_drain(srv);
 }
 
-static void dump_stats(sfpd_server *srv)
+void sfpd_ipc_server_counts(const sfpd_ipc_server *srv, uint32_t *conns, uint32_t *inflight)
 {
-    sfpd_snapshot *s = NULL;
-    if (sfpd_server_snapshot(srv, &s) < 0)
-        return;
-    fprintf(stderr, "--- sfpd stats ---\n");
-    sfpd_snapshot_print(s, stderr);
-    fprintf(stderr, "--- end ---\n");
-    fflush(stderr);
-    sfpd_snapshot_free(&s);
+    *conns = srv->n_conns;
+    *inflight = srv->inflight;
 }
 
-static void reload(sfpd_server *srv)
+void sfpd_ipc_server_fill_snapshot(const sfpd_ipc_server *srv, sfpd_snapshot *s)
 {
-    sfpd_config *n = NULL;
-#if HAVE_LIBSYSTEMD
-    sd_notify(0, "RELOADING=1");
-#endif
-    if (sfpd_config_reload(srv->cfg, srv->argc, srv->argv, &n) < 0) {
-        sfpd_err("SIGHUP: configuration invalid; keeping the old one");
-    } else {
-        sfpd_config_apply_live(srv->cfg, n);
-        sfpd_config_free(&n);
-        sfpd_log_set_level((int)srv->cfg->log_level);
-        sfpd_store_configure(srv->store, srv->cfg);
-        sfpd_info("SIGHUP: configuration reloaded");
-    }
-#if HAVE_LIBSYSTEMD
-    sd_notify(0, "READY=1");
-#endif
-}
-
-static void signal_cb(uv_signal_t *h, int signum)
-{
-    sfpd_server *srv = h->data;
-    switch (signum) {
-    case SIGTERM:
-    case SIGINT:
-        start_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
-    case SIGHUP:
-        reload(srv);
-        break;
-    case SIGUSR1:
-        dump_stats(srv);
-        break;
+    s->connections = srv->n_conns;
+    s->inflight += srv->inflight;
+    for (int i = 1; i < SFPD_STATUS_SLOTS; i++) {
+        const char *n = i == SFPD_STATUS_SLOTS - 1 ? "OTHER" : sfpd_status_name(i);
+        s->status_names[i] = strcmp(n, "?") != 0 ? n : NULL;
     }
 }
 
 static void tick_cb(uv_timer_t *t)
 {
-    sfpd_server *srv = t->data;
+    sfpd_ipc_server *srv = t->data;
     uint64_t now = sfpd_now_ns();
     uint64_t limit = (uint64_t)(srv->cfg->io_timeout * 1e9);
     sfpd_list *p = srv->conns.next;
@@ -1089,14 +1015,6 @@ static void tick_cb(uv_timer_t *t)
 }
 
 
-#if HAVE_LIBSYSTEMD
-static void watchdog_cb(uv_timer_t *t)
-{
-    (void)t;
-    sd_notify(0, "WATCHDOG=1");
-}
-#endif
-
 static int make_parent_dir(const char *path)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
@@ -1111,7 +1029,7 @@ static int make_parent_dir(const char *path)
     return 0;
 }
 
-static int listen_socket(sfpd_server *srv)
+static int listen_socket(sfpd_ipc_server *srv)
 {
     const sfpd_config *cfg = srv->cfg;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -1156,114 +1074,60 @@ static int listen_socket(sfpd_server *srv)
     return 0;
 }
 
-int sfpd_server_run(sfpd_config *cfg, int argc, char **argv)
+int sfpd_ipc_server_start(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store *store,
+                          const sfpd_policies *policies, sfpd_snapshot_source snap,
+                          sfpd_ipc_server **out)
 {
-    sfpd_server *srv = sfpd_calloc(1, sizeof(*srv));
-    int r, code = 1;
+    sfpd_ipc_server *srv = sfpd_calloc(1, sizeof(*srv));
+    int r;
 
-    if (!srv) {
-        sfpd_config_free(&cfg);
-        return 1;
-    }
+    if (!srv)
+        return -ENOMEM;
+    srv->loop = loop;
     srv->cfg = cfg;
-    srv->argc = argc;
-    srv->argv = argv;
+    srv->store = store;
+    srv->policies = policies;
+    srv->snap = snap;
     srv->listen_fd = -1;
     srv->self_uid = geteuid();
-    srv->start_ns = sfpd_now_ns();
     sfpd_list_init(&srv->conns);
-    signal(SIGPIPE, SIG_IGN);
-    /* a file-size limit (LimitFSIZE=, ulimit -f) must fail a spill write
-     * with EFBIG (-> E_DISK_FULL), not kill the daemon */
-    signal(SIGXFSZ, SIG_IGN);
-
-    if ((r = uv_loop_init(&srv->loop)) != 0) {
-        sfpd_err("uv_loop_init: %s", uv_strerror(r));
-        goto out_free;
+    if ((r = listen_socket(srv)) < 0) {
+        sfpd_free(srv);
+        return r;
     }
-    if ((r = sfpd_store_create(&srv->loop, cfg, &srv->store)) < 0) {
-        sfpd_err("cannot open spill directory %s: %s", cfg->spill_dir, strerror(-r));
-        goto out_loop;
-    }
-    if ((r = sfpd_store_adopt(srv->store)) < 0)
-        sfpd_warn("re-adoption scan of %s failed: %s", cfg->spill_dir, strerror(-r));
-    if ((r = listen_socket(srv)) < 0)
-        goto out_store;
-
-    uv_poll_init(&srv->loop, &srv->listen_poll, srv->listen_fd);
+    uv_poll_init(loop, &srv->listen_poll, srv->listen_fd);
     srv->listen_poll.data = srv;
     uv_poll_start(&srv->listen_poll, UV_READABLE, listen_cb);
     srv->listening = true;
-
-    uv_signal_init(&srv->loop, &srv->sig_term);
-    uv_signal_init(&srv->loop, &srv->sig_int);
-    uv_signal_init(&srv->loop, &srv->sig_hup);
-    uv_signal_init(&srv->loop, &srv->sig_usr1);
-    srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv->sig_usr1.data = srv;
-    uv_signal_start(&srv->sig_term, signal_cb, SIGTERM);
-    uv_signal_start(&srv->sig_int, signal_cb, SIGINT);
-    uv_signal_start(&srv->sig_hup, signal_cb, SIGHUP);
-    uv_signal_start(&srv->sig_usr1, signal_cb, SIGUSR1);
-    uv_timer_init(&srv->loop, &srv->tick);
+    uv_timer_init(loop, &srv->tick);
     srv->tick.data = srv;
     uv_timer_start(&srv->tick, tick_cb, 1000, 1000);
-    uv_timer_init(&srv->loop, &srv->watchdog);
-    uv_timer_init(&srv->loop, &srv->drain_timer);
-    uv_timer_init(&srv->loop, &srv->accept_retry);
+    uv_timer_init(loop, &srv->drain_timer);
+    srv->drain_timer.data = srv;
+    uv_timer_init(loop, &srv->accept_retry);
     srv->accept_retry.data = srv;
-    srv->handles_init = true;
-    /* gRPC API and /metrics: listening before READY=1 */
-    if (sfpd_metrics_start(&srv->loop, srv, cfg, &srv->metrics) < 0 ||
-        sfpd_grpc_start(&srv->loop, srv, srv->store, cfg, &srv->grpc) < 0) {
-        start_drain(srv, "start-up failed");
-        uv_run(&srv->loop, UV_RUN_DEFAULT);
-        goto out_store; /* code stays 1 */
-    }
-#if HAVE_LIBSYSTEMD
-    {
-        uint64_t usec = 0;
-        if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
-            uv_timer_start(&srv->watchdog, watchdog_cb, usec / 2000, usec / 2000);
-            sfpd_info("systemd watchdog every %llu ms", (unsigned long long)(usec / 2000));
-        }
-    }
-    sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%lu", cfg->socket, (unsigned long)getpid());
-#endif
-    sfpd_info("sfpd %s serving on %s (pid %ld, dram_budget %llu, spill %s, %s threads)",
-              SFP_VERSION_STRING, cfg->socket, (long)getpid(), (unsigned long long)cfg->dram_budget,
-              cfg->spill_dir, getenv("UV_THREADPOOL_SIZE") ? getenv("UV_THREADPOOL_SIZE") : "4");
+    *out = srv;
+    return 0;
+}
 
-    {
-        /* fault injection for tests: fail the n-th allocation from now */
-        const char *fa = getenv("SFPD_TEST_FAIL_ALLOC_AT");
-        if (fa && fa[0]) {
-            sfpd_warn("test mode: allocation %s from now will fail", fa);
-            sfpd_alloc_fail_at(strtoull(fa, NULL, 10));
-        }
-    }
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    code = 0;
-    sfpd_info("stopped");
-    goto out_store;
+void sfpd_ipc_server_close(sfpd_ipc_server *srv)
+{
+    if (!srv)
+        return;
+    close_handle((uv_handle_t *)&srv->tick);
+    close_handle((uv_handle_t *)&srv->drain_timer);
+    close_handle((uv_handle_t *)&srv->accept_retry);
+}
 
-out_store:
+void sfpd_ipc_server_destroy(sfpd_ipc_server **psrv)
+{
+    sfpd_ipc_server *srv = psrv ? *psrv : NULL;
+    if (!srv)
+        return;
+    *psrv = NULL;
     if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
-        unlink(cfg->socket);
+        unlink(srv->cfg->socket);
     }
-    if (!srv->store_down) {
-        /* start-up failure: no handles besides the store's timer */
-        sfpd_store_shutdown(srv->store, store_down_cb, srv);
-    }
-    sfpd_metrics_stop(&srv->metrics);
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    sfpd_grpc_destroy(&srv->grpc);
-    sfpd_store_destroy(&srv->store);
-out_loop:
-    if (uv_loop_close(&srv->loop) != 0)
-        sfpd_warn("loop closed with live handles");
-out_free:
-    sfpd_config_free(&srv->cfg);
     sfpd_free(srv);
-    return code;
 }

@@ -8,7 +8,6 @@
  * has drained and is stopped after uv_run returns.
  */
 #include "edges/metrics/metrics_http.h"
-#include "edges/ipc/ipc.h"
 #include "base/sfpd.h"
 #include "sfpd_build.h"
 
@@ -39,7 +38,7 @@ typedef struct scrape {
 
 struct sfpd_metrics {
     uv_loop_t *loop;
-    sfpd_server *srv;
+    sfpd_snapshot_source snap;
     struct MHD_Daemon *mhd;
     int port;
     uv_async_t *async;           /* own allocation: freed by its close callback */
@@ -304,10 +303,9 @@ char *sfpd_metrics_render(const sfpd_snapshot *s, bool draining, size_t *len)
     }
     head(&o, "sfp_error_replies_total", "counter", "Error replies to workers by IPC status.");
     for (int i = 1; i < SFPD_STATUS_SLOTS; i++) {
-        const char *sn = i == SFPD_STATUS_SLOTS - 1 ? "OTHER" : sfpd_status_name(i);
-        if (!strcmp(sn, "?"))
+        if (!s->status_names[i])
             continue;
-        outf(&o, "sfp_error_replies_total{status=\"%s\"} %llu\n", sn,
+        outf(&o, "sfp_error_replies_total{status=\"%s\"} %llu\n", s->status_names[i],
              (unsigned long long)s->errors_by_status[i]);
     }
 
@@ -404,7 +402,7 @@ static void async_cb(uv_async_t *a)
         scrape *r = m->pending;
         sfpd_snapshot *s = NULL;
         m->pending = r->next;
-        if (sfpd_server_snapshot(m->srv, &s) == 0) {
+        if (m->snap.take(m->snap.arg, &s) == 0) {
             r->text = sfpd_metrics_render(s, m->draining, &r->len);
             sfpd_snapshot_free(&s);
         }
@@ -549,7 +547,8 @@ static void async_closed(uv_handle_t *h)
     sfpd_free(h);
 }
 
-int sfpd_metrics_start(uv_loop_t *loop, sfpd_server *srv, const sfpd_config *cfg, sfpd_metrics **out)
+int sfpd_metrics_start(uv_loop_t *loop, const sfpd_config *cfg, sfpd_snapshot_source snap,
+                       sfpd_metrics **out)
 {
     struct sockaddr_storage ss;
     socklen_t sl = 0;
@@ -571,7 +570,7 @@ int sfpd_metrics_start(uv_loop_t *loop, sfpd_server *srv, const sfpd_config *cfg
     if (!(m = sfpd_calloc(1, sizeof(*m))))
         return -ENOMEM;
     m->loop = loop;
-    m->srv = srv;
+    m->snap = snap;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     if (!(m->async = sfpd_malloc(sizeof(*m->async))) || uv_async_init(loop, m->async, async_cb) != 0) {
@@ -603,11 +602,6 @@ fail:
     pthread_mutex_destroy(&m->mu);
     sfpd_free(m);
     return -EADDRINUSE;
-}
-
-int sfpd_metrics_port(const sfpd_metrics *m)
-{
-    return m ? m->port : 0;
 }
 
 void sfpd_metrics_set_draining(sfpd_metrics *m)

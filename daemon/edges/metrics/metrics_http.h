@@ -3,19 +3,18 @@
  *
  * Threading: libmicrohttpd serves HTTP on its own internal thread. A scrape
  * hands a request to the loop thread (uv_async_send) and waits, bounded, on
- * a condition variable; the loop takes the snapshot (sfpd_server_snapshot is
+ * a condition variable; the loop takes the snapshot (the snapshot source is
  * loop-only) and renders the text there. Names are sfp_* with base units,
  * counters end in _total, labels are per job and per tier only (never per
  * tensor); process_* metrics follow the Prometheus client conventions.
  * docs/OPERATIONS.md lists every metric.
  */
-#ifndef SFPD_METRICS_HTTP_H
-#define SFPD_METRICS_HTTP_H
+#ifndef SFPD_EDGES_METRICS_HTTP_H
+#define SFPD_EDGES_METRICS_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include "base/config.h"
-#include "edges/ipc/ipc_server.h"
 #include "base/stats.h"
 
 struct uv_loop_s;
@@ -26,10 +25,8 @@ typedef struct sfpd_metrics sfpd_metrics;
  * returns 0). On success *out is owned by the caller. On failure logs why,
  * leaves nothing running and returns a negative errno.
  */
-int sfpd_metrics_start(struct uv_loop_s *loop, sfpd_server *srv, const sfpd_config *cfg,
+int sfpd_metrics_start(struct uv_loop_s *loop, const sfpd_config *cfg, sfpd_snapshot_source snap,
                        sfpd_metrics **out);
-/* Bound port (useful with port 0). */
-int sfpd_metrics_port(const sfpd_metrics *m);
 /* SIGTERM: scrapes answer with the draining gauge set to 1 from now on. */
 void sfpd_metrics_set_draining(sfpd_metrics *m);
 /* Loop thread: stops serving and closes the loop handle. Accepts NULL;
@@ -42,4 +39,4 @@ void sfpd_metrics_stop(sfpd_metrics **m);
  */
 char *sfpd_metrics_render(const sfpd_snapshot *s, bool draining, size_t *len);
 
-#endif /* SFPD_METRICS_HTTP_H */
+#endif /* SFPD_EDGES_METRICS_HTTP_H */
