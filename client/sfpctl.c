@@ -398,6 +398,25 @@ static void json_message(FILE *f, const ProtobufCMessage *m)
 
 /* --------------------------------------------------------------- output */
 
+/* s in upper case into buf (table headings). */
+static const char *upper(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        buf[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    buf[i] = 0;
+    return buf;
+}
+
+/* What job j keeps in the tier called name (JobStats.tiers). */
+static uint64_t job_tier_bytes(const Sfp__V1__JobStats *j, const char *name)
+{
+    for (size_t i = 0; i < j->n_tiers; i++)
+        if (!strcmp(j->tiers[i]->name, name))
+            return j->tiers[i]->bytes;
+    return 0;
+}
+
 static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
 {
     char a[32], b[32], d[32], e[32];
@@ -421,13 +440,20 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
                human_bytes(t->high_water_bytes, d, sizeof(d)));
     }
     if (s->n_jobs) {
-        printf("\n%-24s %6s %12s %12s %7s %9s %6s\n", "JOB", "RANKS", "IN", "STORED", "RATIO",
-               "FRAMES", "CONNS");
+        /* one column per tier, named like the TIER table's rows */
+        printf("\n%-24s %6s %12s %12s %7s %9s %6s", "JOB", "RANKS", "IN", "STORED", "RATIO", "FRAMES",
+               "CONNS");
+        for (size_t t = 0; t < s->n_tiers; t++)
+            printf(" %10s", upper(s->tiers[t]->name, d, sizeof(d)));
+        putchar('\n');
         for (size_t i = 0; i < s->n_jobs; i++) {
             const Sfp__V1__JobStats *j = s->jobs[i];
-            printf("%-24s %6u %12s %12s %7.2f %9" PRIu64 " %6u%s\n", j->job_id, j->ranks,
+            printf("%-24s %6u %12s %12s %7.2f %9" PRIu64 " %6u", j->job_id, j->ranks,
                    human_bytes(j->bytes_in, a, sizeof(a)), human_bytes(j->bytes_stored, b, sizeof(b)),
-                   j->compression_ratio, j->frames, j->connections, j->orphaned ? " (orphaned)" : "");
+                   j->compression_ratio, j->frames, j->connections);
+            for (size_t t = 0; t < s->n_tiers; t++)
+                printf(" %10s", human_bytes(job_tier_bytes(j, s->tiers[t]->name), d, sizeof(d)));
+            printf("%s\n", j->orphaned ? " (orphaned)" : "");
         }
     }
     if (s->n_peers) { /* network tier: peers this daemon spills to */
@@ -463,25 +489,18 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
 
 static void print_stats_line(const Sfp__V1__StatsSnapshot *s)
 {
-    char a[32], b[32], d[32], e[32];
+    char a[32], b[32], d[32];
     time_t t = (time_t)(s->taken_unix_nanos / 1000000000u);
     struct tm tm;
     char ts[32];
-    uint64_t dram = 0, disk = 0;
-    for (size_t i = 0; i < s->n_tiers; i++) {
-        if (!strcmp(s->tiers[i]->name, "dram"))
-            dram = s->tiers[i]->bytes;
-        else
-            disk += s->tiers[i]->bytes;
-    }
     gmtime_r(&t, &tm);
     strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-    printf("%s in %s stored %s ratio %.2f bpv %.2f puts %" PRIu64 " gets %" PRIu64 " spills %" PRIu64
-           " dram %s disk %s errors %" PRIu64 "%s\n",
+    printf("%s in %s stored %s ratio %.2f bpv %.2f puts %" PRIu64 " gets %" PRIu64 " spills %" PRIu64,
            ts, human_bytes(s->bytes_in, a, sizeof(a)), human_bytes(s->bytes_stored, b, sizeof(b)),
-           s->compression_ratio, s->bits_per_value, s->puts, s->gets, s->spills,
-           human_bytes(dram, d, sizeof(d)), human_bytes(disk, e, sizeof(e)), s->errors,
-           s->draining ? " DRAINING" : "");
+           s->compression_ratio, s->bits_per_value, s->puts, s->gets, s->spills);
+    for (size_t i = 0; i < s->n_tiers; i++) /* "dram 1.0 MiB disk 2.0 MiB ..." */
+        printf(" %s %s", s->tiers[i]->name, human_bytes(s->tiers[i]->bytes, d, sizeof(d)));
+    printf(" errors %" PRIu64 "%s\n", s->errors, s->draining ? " DRAINING" : "");
     fflush(stdout);
 }
 

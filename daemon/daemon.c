@@ -16,6 +16,7 @@
 #include "edges/grpc/grpc_server.h"
 #include "edges/ipc/ipc_server.h"
 #include "edges/metrics/metrics_http.h"
+#include "tiers/tiers.h"
 #include "sfpd_build.h"
 
 #include <signal.h>
@@ -244,12 +245,9 @@ int sfpd_daemon_run(sfpd_config *cfg, int argc, char **argv)
     }
     if (sfpd_policies_create(&d->policies) < 0)
         goto out_loop;
-    if ((r = sfpd_store_create(&d->loop, cfg, &d->store)) < 0) {
-        sfpd_err("cannot open spill directory %s: %s", cfg->spill_dir, strerror(-r));
+    if (sfpd_store_create(&d->loop, cfg, sfpd_tier_kinds, sfpd_n_tier_kinds, &d->store) < 0)
         goto out_loop;
-    }
-    if ((r = sfpd_store_adopt(d->store)) < 0)
-        sfpd_warn("re-adoption scan of %s failed: %s", cfg->spill_dir, strerror(-r));
+    sfpd_store_adopt(d->store); /* logs what it could not scan */
     if (sfpd_ipc_server_start(&d->loop, cfg, d->store, d->policies, snapshot_source(d), &d->ipc) < 0)
         goto out_store;
     init_handles(d);

@@ -116,6 +116,14 @@ void sfpd_snapshot_sum_counters(sfpd_snapshot *s)
     add_block(s, &fallback);
 }
 
+int sfpd_snapshot_tier(const sfpd_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_tiers; i++)
+        if (strcmp(s->tiers[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
 void sfpd_snapshot_free(sfpd_snapshot **s)
 {
     if (!s || !*s)
@@ -175,11 +183,13 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
     for (size_t i = 0; i < s->n_jobs; i++) {
         const sfpd_job_snapshot *j = &s->jobs[i];
         fprintf(f, "job{job=\"%s\"} uid=%u connections=%u ranks=%u orphaned=%d bytes_in=%llu "
-                   "bytes_stored=%llu dram_bytes=%llu disk_bytes=%llu dram_high_water=%llu frames=%llu\n",
+                   "bytes_stored=%llu",
                 j->job_id, j->uid, j->connections, j->ranks, j->orphaned,
-                (unsigned long long)j->bytes_in, (unsigned long long)j->bytes_stored,
-                (unsigned long long)j->dram_bytes, (unsigned long long)j->disk_bytes,
-                (unsigned long long)j->dram_high_water, (unsigned long long)j->frames);
+                (unsigned long long)j->bytes_in, (unsigned long long)j->bytes_stored);
+        for (size_t t = 0; t < s->n_tiers; t++) /* <tier>_bytes=, labelled by tier name */
+            fprintf(f, " %s_bytes=%llu", s->tiers[t].name, (unsigned long long)j->tiers[t].bytes);
+        fprintf(f, " dram_high_water=%llu frames=%llu\n", (unsigned long long)j->dram_high_water,
+                (unsigned long long)j->frames);
     }
     for (size_t i = 0; i < s->n_peers; i++) {
         const sfpd_peer_snapshot *p = &s->peers[i];
@@ -201,24 +211,6 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
                 (unsigned long long)p->bytes_received, (unsigned long long)p->bytes_sent,
                 (unsigned long long)p->refusals, (unsigned long long)p->limit_bytes);
     }
-}
-
-char *sfpd_snapshot_text(const sfpd_snapshot *s)
-{
-    char *buf = NULL, *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
-    sfpd_snapshot_print(s, f);
-    fclose(f);
-    if (buf) {
-        out = sfpd_malloc(len + 1);
-        if (out)
-            memcpy(out, buf, len + 1);
-        free(buf);
-    }
-    return out;
 }
 
 void sfpd_stats_shutdown(void)

@@ -87,6 +87,14 @@ typedef struct sfpd_hist {
 /* Value at quantile q (0..1) as the upper edge of its bucket, in us. */
 double sfpd_hist_quantile_us(const sfpd_hist *h, double q);
 
+/* Tiers in a snapshot: DRAM and up to four below it (core/tier.h). */
+#define SFPD_MAX_TIERS 5
+
+/* What a job keeps in one tier. */
+typedef struct sfpd_tier_use {
+    uint64_t bytes, frames;
+} sfpd_tier_use;
+
 typedef struct sfpd_job_snapshot {
     char job_id[129];
     uint32_t uid;
@@ -96,10 +104,10 @@ typedef struct sfpd_job_snapshot {
     uint64_t bytes_in;      /* uncompressed bytes currently stored        */
     uint64_t bytes_stored;  /* frame bytes currently stored (all tiers)   */
     uint64_t values;        /* elements currently stored                  */
-    uint64_t dram_bytes, disk_bytes;
     uint64_t dram_high_water;
-    uint64_t frames, dram_frames, disk_frames;
-    uint64_t peer_bytes, peer_frames; /* network tier */
+    uint64_t frames;
+    /* per tier, in the order (and with the names) of sfpd_snapshot.tiers */
+    sfpd_tier_use tiers[SFPD_MAX_TIERS];
 } sfpd_job_snapshot;
 
 /* A peer this daemon spills to (network tier, client side). */
@@ -122,7 +130,7 @@ typedef struct sfpd_peer_client_snapshot {
 } sfpd_peer_client_snapshot;
 
 typedef struct sfpd_tier_snapshot {
-    char name[16];
+    char name[16];           /* "dram", then the tier_order words */
     uint64_t bytes, budget_bytes, frames, high_water;
 } sfpd_tier_snapshot;
 
@@ -135,11 +143,11 @@ typedef struct sfpd_tensor_snapshot {
     uint64_t step;
     uint32_t dtype;          /* sfp_dtype                     */
     uint8_t mbits, ebits;
-    uint8_t coder;           /* sfp coder (0 plain, 1 gecko)  */
+    uint8_t coder;           /* sfp_coder                     */
     uint64_t count;          /* elements                      */
     uint64_t raw_bytes;      /* uncompressed bytes            */
     uint64_t frame_bytes;    /* stored frame bytes            */
-    int tier;                /* 0 DRAM, 1 disk, 2 peer        */
+    const char *tier;        /* name of the tier it is read from (static) */
 } sfpd_tensor_snapshot;
 
 /*
@@ -166,7 +174,7 @@ typedef struct sfpd_snapshot {
     uint32_t connections;
     uint32_t inflight;
     size_t n_tiers;
-    sfpd_tier_snapshot tiers[4];
+    sfpd_tier_snapshot tiers[SFPD_MAX_TIERS]; /* DRAM first, then tier_order */
     size_t n_jobs;
     sfpd_job_snapshot *jobs;
     /* network tier (owned, freed by sfpd_snapshot_free) */
@@ -193,11 +201,11 @@ typedef struct sfpd_snapshot_source {
 } sfpd_snapshot_source;
 
 void sfpd_snapshot_sum_counters(sfpd_snapshot *s);
+/* Index of the tier called name in s->tiers, or -1. */
+int sfpd_snapshot_tier(const sfpd_snapshot *s, const char *name);
 void sfpd_snapshot_free(sfpd_snapshot **s);
 /* "name value" lines; per-job lines as job.<field>{job="id"} value. */
 void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f);
-/* Same into a malloc'd string (caller frees with sfpd_free) or NULL. */
-char *sfpd_snapshot_text(const sfpd_snapshot *s);
 
 const char *sfpd_counter_name(int counter);
 /* Frees every per-thread block; only at exit, after the pool is idle. */

@@ -12,7 +12,8 @@
  * Budget. dram_bytes counts frames in DRAM plus reservations for prefetch
  * reads in flight; it never exceeds dram_budget (nor a job's share). A Put
  * whose frame does not fit starts spills of victims and waits in a FIFO until
- * they complete; if nothing can be evicted, the frame itself goes to disk.
+ * they complete; if nothing can be evicted, the frame itself goes to the
+ * first lower tier that takes it.
  * Frames being encoded or read on the pool are staging memory of the
  * requests in flight, outside the tier budget (docs/DAEMON.md).
  *
@@ -25,7 +26,6 @@
 #include "core/store.h"
 #include "core/held.h"
 #include "core/status.h"
-#include "tiers/tiers.h" /* until the tier registry */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,9 +114,9 @@ struct entry {
     uint64_t count, raw_bytes;
     uint64_t frame_len, checksum;
     void *dram;          /* frame in DRAM (owned) or NULL                */
-    sfpd_loc loc;        /* lower-tier copy if on_disk                   */
+    sfpd_loc loc;        /* lower-tier copy if in_lower                  */
     uint8_t lt;          /* index in st->lower of that copy              */
-    bool on_disk;        /* has a copy in a lower tier (disk or peer)    */
+    bool in_lower;       /* has a copy in a lower tier (st->lower[lt])  */
     bool spilling;       /* write in flight                              */
     bool loading;        /* prefetch read in flight (bytes reserved)     */
     bool dropped;        /* out of the index; freed when idle            */
@@ -152,14 +152,13 @@ struct sfpd_job {
     sfpd_list link;
 };
 
+_Static_assert(1 + SFPD_MAX_LOWER <= SFPD_MAX_TIERS, "a snapshot holds every tier");
+
 struct sfpd_store {
     uv_loop_t *loop;
-    sfpd_tier *disk;
-    sfpd_tier *peer;             /* network tier, NULL without peers     */
     sfpd_held *held;             /* frames held for peers, NULL unless peering */
     sfpd_tier *lower[SFPD_MAX_LOWER]; /* below DRAM, in tier_order       */
     unsigned n_lower;
-    int disk_ti, peer_ti;        /* their indexes in lower (-1: absent)  */
     uint64_t dram_budget, job_dram_budget, job_quota, max_tensor;
     unsigned prefetch_depth;
     uint64_t grace_ns;
@@ -190,7 +189,7 @@ struct put_op {
     size_t frame_len;
     int codec_err;
     uint64_t t0;
-    sfpd_loc loc;        /* direct-to-disk path */
+    sfpd_loc loc;        /* direct-to-lower-tier path */
     unsigned ti;         /* its tier (index in st->lower) */
     int io_err;
     sfpd_list wait_link;
@@ -204,7 +203,7 @@ struct get_op {
     entry *e;
     sfpd_shm *shm;
     uint64_t off, cap;
-    bool drop, from_disk, hit;
+    bool drop, from_lower, hit;
     int codec_err, io_err;
     size_t n;
     uint64_t t0;
@@ -367,7 +366,7 @@ static bool entry_idle(const entry *e)
     return e->pins == 0 && !e->spilling && !e->loading;
 }
 
-/* ------------------------------------------------------------ disk ops */
+/* ------------------------------------------------------ lower-tier ops */
 
 static int tier_job_state(sfpd_job *job, unsigned ti)
 {
@@ -392,8 +391,6 @@ static void lower_count(entry *e, unsigned ti, int sign)
         t->frames--;
     }
 }
-
-static bool is_disk(const sfpd_store *st, unsigned ti) { return (int)ti == st->disk_ti; }
 
 typedef struct kill_op {
     uv_work_t w;
@@ -424,16 +421,16 @@ static void kill_done(uv_work_t *w, int status)
     check_shutdown(st);
 }
 
-/* Forgets e's disk copy; marks the record dead on the pool first. */
-static void disk_forget(entry *e)
+/* Forgets e's lower-tier copy; marks the record dead on the pool first. */
+static void lower_forget(entry *e)
 {
     sfpd_store *st = e->job->st;
     sfpd_job *job = e->job;
     kill_op *k;
 
-    if (!e->on_disk)
+    if (!e->in_lower)
         return;
-    e->on_disk = false;
+    e->in_lower = false;
     lower_count(e, e->lt, -1);
     k = sfpd_calloc(1, sizeof(*k));
     if (k && !st->shutting_down) {
@@ -480,7 +477,7 @@ static void entry_maybe_free(entry *e)
     if (!e->dropped || !entry_idle(e))
         return;
     dram_release(e);
-    disk_forget(e);
+    lower_forget(e);
     sfpd_free(e);
 }
 
@@ -492,7 +489,6 @@ typedef struct spill_op {
     sfpd_loc loc;
     unsigned ti;
     int err;
-    uint64_t t0;
 } spill_op;
 
 static int spill_from(entry *e, unsigned first);
@@ -509,8 +505,6 @@ static void spill_run(uv_work_t *w)
         .coder = e->coder,
     };
     s->err = t->ops->write(t, &s->loc, &m, e->dram);
-    if (is_disk(st, s->ti))
-        sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - s->t0);
 }
 
 static void spill_done(uv_work_t *w, int status)
@@ -528,12 +522,8 @@ static void spill_done(uv_work_t *w, int status)
     if (s->err == 0) {
         e->loc = s->loc;
         e->lt = (uint8_t)s->ti;
-        e->on_disk = true;
+        e->in_lower = true;
         lower_count(e, s->ti, 1);
-        if (is_disk(st, s->ti)) {
-            sfpd_stat_inc(SFPD_C_SPILLS, 1);
-            sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
-        }
         if (e->pins == 0)
             dram_release(e);
     } else {
@@ -544,7 +534,7 @@ static void spill_done(uv_work_t *w, int status)
             sfpd_debug("spill of job %s tensor %s to %s failed (%s): next tier", job->id,
                        e->key.name, st->lower[s->ti]->ops->name, strerror(-s->err));
         } else {
-            /* the frame stays in DRAM; never picked again, so a broken disk
+            /* the frame stays in DRAM; never picked again, so a broken tier
              * cannot make admission spin: waiting Puts fail with the code */
             sfpd_err("spill of job %s tensor %s failed: %s", job->id, e->key.name, strerror(-s->err));
             e->spill_failed = true;
@@ -588,7 +578,7 @@ static int lower_reserve(sfpd_job *job, const sfpd_key *key, uint64_t len, unsig
  */
 static int spill(entry *e)
 {
-    if (e->on_disk) {
+    if (e->in_lower) {
         if (e->prefetched && !e->consumed)
             sfpd_stat_inc(SFPD_C_PREFETCH_WASTED, 1);
         e->prefetched = false;
@@ -616,7 +606,6 @@ static int spill_from(entry *e, unsigned first)
         return r;
     }
     s->e = e;
-    s->t0 = sfpd_now_ns();
     if (uv_queue_work(st->loop, &s->w, spill_run, spill_done) != 0) {
         st->lower[s->ti]->ops->release(st->lower[s->ti], &s->loc, false);
         sfpd_free(s);
@@ -633,7 +622,7 @@ static int spill_from(entry *e, unsigned first)
 static bool evictable(const entry *e)
 {
     return e->dram && !e->spilling && e->pins == 0 && !e->dropped &&
-           (!e->spill_failed || e->on_disk);
+           (!e->spill_failed || e->in_lower);
 }
 
 static entry *job_victim(sfpd_job *job, bool consumed_only)
@@ -725,13 +714,10 @@ static void direct_write_run(uv_work_t *w)
         .mbits = (uint8_t)op->params.mbits, .ebits = (uint8_t)op->params.ebits,
         .coder = (uint8_t)op->params.coder,
     };
-    uint64_t t0 = sfpd_now_ns();
     m.seq = st->seq + 1; /* approximate; only orders duplicates at re-adoption */
     if (sfp_frame_parse(op->frame, op->frame_len, &info) == 0)
         m.frame_checksum = info.checksum;
     op->io_err = st->lower[op->ti]->ops->write(st->lower[op->ti], &op->loc, &m, op->frame);
-    if (is_disk(st, op->ti))
-        sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - t0);
 }
 
 static void put_direct_from(put_op *op, unsigned first);
@@ -776,12 +762,8 @@ static void direct_write_done(uv_work_t *w, int status)
     }
     e->loc = op->loc;
     e->lt = (uint8_t)op->ti;
-    e->on_disk = true;
+    e->in_lower = true;
     lower_count(e, op->ti, 1);
-    if (is_disk(st, op->ti)) {
-        sfpd_stat_inc(SFPD_C_SPILLS, 1);
-        sfpd_stat_inc(SFPD_C_SPILL_BYTES, e->frame_len);
-    }
     job->last_was_put = true;
     job->prefetch_active = false; /* forward: no reading back until a Get */
     put_finish(op, 0, NULL, 1);
@@ -795,7 +777,7 @@ static void put_direct_from(put_op *op, unsigned first)
 
     if ((r = lower_reserve(op->job, &op->key, op->frame_len, first, &op->ti, &op->loc)) < 0) {
         put_finish(op, spill_error_status(r),
-                   r == -ENOSPC ? "DRAM full and disk tier over its budget" : "cannot reserve disk space", 1);
+                   r == -ENOSPC ? "DRAM full and no lower tier has room" : "cannot reserve room in a lower tier", 1);
         return;
     }
     op->io_err = 0;
@@ -807,7 +789,7 @@ static void put_direct_from(put_op *op, unsigned first)
     st->inflight++; /* the job reference of the put op covers this write */
 }
 
-static void put_direct_to_disk(put_op *op)
+static void put_direct_lower(put_op *op)
 {
     put_direct_from(op, 0);
 }
@@ -852,7 +834,7 @@ static int admit_try(put_op *op)
         return ADMIT_DONE;
     }
     if (need > job_cap(st)) {
-        put_direct_to_disk(op);
+        put_direct_lower(op);
         return ADMIT_DONE;
     }
     while (!fits(st, job, need, false)) {
@@ -872,7 +854,7 @@ static int admit_try(put_op *op)
     }
     if (st->spilling_bytes > 0)
         return ADMIT_WAIT;
-    put_direct_to_disk(op);
+    put_direct_lower(op);
     return ADMIT_DONE;
 }
 
@@ -992,23 +974,17 @@ static void decode_run(uv_work_t *w)
     uint64_t t0 = sfpd_now_ns();
     int r;
 
-    if (op->from_disk) {
+    if (op->from_lower) {
         buf = sfpd_malloc(e->frame_len);
         if (!buf) {
             op->io_err = -ENOMEM;
             return;
         }
         r = st->lower[e->lt]->ops->read(st->lower[e->lt], &e->loc, buf);
-        if (is_disk(st, e->lt))
-            sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
         if (r < 0) {
             op->io_err = r;
             sfpd_free(buf);
             return;
-        }
-        if (is_disk(st, e->lt)) {
-            sfpd_stat_inc(SFPD_C_DISK_READS, 1);
-            sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
         }
         frame = buf;
         t0 = sfpd_now_ns();
@@ -1071,24 +1047,25 @@ static void decode_done(uv_work_t *w, int status)
     (void)status;
     st->inflight--;
     if (op->io_err == -ENOLINK) {
-        /* held only by a peer that is unreachable or lost it: never guess */
-        sfpd_err("job %s rank %u step %llu tensor %s: frame lost with its peer", e->job->id,
-                 e->key.rank, (unsigned long long)e->key.step, e->key.name);
-        get_complete(op, SFPD_E_LOST, "frame lost: its peer is unreachable or lost it");
+        /* the tier that held it (a peer) is unreachable or lost it: never guess */
+        sfpd_err("job %s rank %u step %llu tensor %s: frame lost with its %s", e->job->id,
+                 e->key.rank, (unsigned long long)e->key.step, e->key.name,
+                 st->lower[e->lt]->ops->name);
+        get_complete(op, SFPD_E_LOST, "frame lost: the tier that held it is unreachable or lost it");
     } else if (op->io_err == -EBADMSG) {
-        get_complete(op, SFPD_E_CORRUPT, "frame from the peer failed verification");
+        get_complete(op, SFPD_E_CORRUPT, "frame from a lower tier failed verification");
     } else if (op->io_err) {
         sfpd_err("job %s tensor %s: spill read failed: %s", e->job->id, e->key.name,
                  strerror(-op->io_err));
         get_complete(op, op->io_err == -ENOMEM ? SFPD_E_NO_MEMORY : SFPD_E_IO, "spill read failed");
-    } else if (op->codec_err == SFP_ECHECKSUM || (op->from_disk && op->codec_err &&
+    } else if (op->codec_err == SFP_ECHECKSUM || (op->from_lower && op->codec_err &&
                                                    op->codec_err != SFP_ENOSPC)) {
         if (!e->corrupt) {
             e->corrupt = true;
             sfpd_stat_inc(SFPD_C_CORRUPT, 1);
             sfpd_err("job %s rank %u step %llu tensor %s: stored frame is corrupt (%s)%s",
                      e->job->id, e->key.rank, (unsigned long long)e->key.step, e->key.name,
-                     sfp_strerror(op->codec_err), op->from_disk ? " in the spill file" : "");
+                     sfp_strerror(op->codec_err), op->from_lower ? " in a lower tier" : "");
         }
         get_complete(op, SFPD_E_CORRUPT, "stored frame failed verification");
     } else if (op->codec_err) {
@@ -1105,7 +1082,7 @@ static void get_start(get_op *op)
     entry *e = op->e;
     sfpd_store *st = e->job->st;
 
-    op->from_disk = e->dram == NULL;
+    op->from_lower = e->dram == NULL;
     if (uv_queue_work(st->loop, &op->w, decode_run, decode_done) != 0) {
         get_complete(op, SFPD_E_INTERNAL, "cannot queue work");
         return;
@@ -1197,7 +1174,6 @@ static void load_run(uv_work_t *w)
     load_op *l = (load_op *)w;
     entry *e = l->e;
     sfpd_store *st = e->job->st;
-    uint64_t t0 = sfpd_now_ns();
     int r;
 
     l->buf = sfpd_malloc(e->frame_len);
@@ -1206,16 +1182,8 @@ static void load_run(uv_work_t *w)
         return;
     }
     r = st->lower[e->lt]->ops->read(st->lower[e->lt], &e->loc, l->buf);
-    if (r == 0) {
-        if (is_disk(st, e->lt)) {
-            sfpd_stat_inc(SFPD_C_DISK_READS, 1);
-            sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, e->frame_len);
-        }
-        if (sfp_frame_verify(l->buf, (size_t)e->frame_len, NULL) != 0)
-            r = -EBADMSG;
-    }
-    if (is_disk(st, e->lt))
-        sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
+    if (r == 0 && sfp_frame_verify(l->buf, (size_t)e->frame_len, NULL) != 0)
+        r = -EBADMSG;
     if (r < 0) {
         sfpd_free(l->buf);
         l->buf = NULL;
@@ -1253,7 +1221,7 @@ static void load_done(uv_work_t *w, int status)
     }
     sfpd_free(l->buf);
     sfpd_free(l);
-    /* waiters go on: from DRAM now, or from disk (which reports the error) */
+    /* waiters go on: from DRAM now, or from the tier (which reports the error) */
     sfpd_list_init(&waiters);
     while (!sfpd_list_empty(&e->waiters)) {
         sfpd_list *p = e->waiters.next;
@@ -1311,7 +1279,7 @@ static void pump_prefetch(sfpd_job *job)
         if (e->consumed || e->corrupt)
             continue;
         ahead++;
-        if (e->dram || e->loading || e->pins || !e->on_disk || e->load_failed)
+        if (e->dram || e->loading || e->pins || !e->in_lower || e->load_failed)
             continue;
         /* room: free budget, else evict stashes already read */
         while (!fits(st, job, e->frame_len, false)) {
@@ -1496,14 +1464,15 @@ void sfpd_store_job_snapshot(const sfpd_job *j, sfpd_job_snapshot *o)
     o->bytes_in = j->raw_bytes;
     o->bytes_stored = j->stored_bytes;
     o->values = j->values;
-    o->dram_bytes = j->dram_bytes;
-    o->disk_bytes = j->lt_bytes[j->st->disk_ti];
-    o->peer_bytes = j->st->peer_ti >= 0 ? j->lt_bytes[j->st->peer_ti] : 0;
-    o->peer_frames = j->st->peer_ti >= 0 ? j->lt_frames[j->st->peer_ti] : 0;
     o->dram_high_water = j->dram_hwm;
     o->frames = j->frames;
-    o->dram_frames = j->dram_frames;
-    o->disk_frames = j->lt_frames[j->st->disk_ti];
+    /* tier 0 is DRAM, then the lower tiers in tier_order (fill_snapshot) */
+    o->tiers[0].bytes = j->dram_bytes;
+    o->tiers[0].frames = j->dram_frames;
+    for (unsigned i = 0; i < j->st->n_lower; i++) {
+        o->tiers[1 + i].bytes = j->lt_bytes[i];
+        o->tiers[1 + i].frames = j->lt_frames[i];
+    }
 }
 
 static void sweep_cb(uv_timer_t *t)
@@ -1522,10 +1491,17 @@ static void sweep_cb(uv_timer_t *t)
 
 /* --------------------------------------------------------------- adopt */
 
+/* Where adopt() records go: the store and the tier that found them. */
+typedef struct adopt_ctx {
+    sfpd_store *st;
+    unsigned ti;
+} adopt_ctx;
+
 static int adopt_cb(void *arg, const char *job_id, uint32_t owner, void *job_state,
                     const sfpd_rec_meta *m, const sfpd_loc *loc)
 {
-    sfpd_store *st = arg;
+    const adopt_ctx *ac = arg;
+    sfpd_store *st = ac->st;
     sfpd_job *j = job_find(st, job_id);
     entry *e, *old;
 
@@ -1538,7 +1514,7 @@ static int adopt_cb(void *arg, const char *job_id, uint32_t owner, void *job_sta
         j->orphan_deadline_ns = sfpd_now_ns() + st->grace_ns;
         sfpd_stat_inc(SFPD_C_JOBS_READOPTED, 1);
     }
-    if (m->dtype != SFP_DTYPE_F32 && m->dtype != SFP_DTYPE_BF16)
+    if (sfp_dtype_size((sfp_dtype)m->dtype) == 0)
         return -1;
     if (m->count == 0 || m->count > SFP_FRAME_MAX_COUNT)
         return -1;
@@ -1572,22 +1548,30 @@ static int adopt_cb(void *arg, const char *job_id, uint32_t owner, void *job_sta
         sfpd_list_insert_after(pos, &e->all);
     }
     e->loc = *loc;
-    e->on_disk = true;
-    if (!j->tier_state[st->disk_ti])
-        j->tier_state[st->disk_ti] = job_state; /* only once a record is really kept */
-    e->lt = (uint8_t)st->disk_ti;
-    lower_count(e, (unsigned)st->disk_ti, 1);
+    e->in_lower = true;
+    if (!j->tier_state[ac->ti])
+        j->tier_state[ac->ti] = job_state; /* only once a record is really kept */
+    e->lt = (uint8_t)ac->ti;
+    lower_count(e, ac->ti, 1);
     sfpd_stat_inc(SFPD_C_FRAMES_READOPTED, 1);
     return 0;
 }
 
 int sfpd_store_adopt(sfpd_store *st)
 {
-    int r = st->disk->ops->adopt(st->disk, adopt_cb, st);
+    int r = 0;
+    for (unsigned i = 0; i < st->n_lower; i++) {
+        adopt_ctx ac = {st, i};
+        int e = st->lower[i]->ops->adopt(st->lower[i], adopt_cb, &ac);
+        if (e < 0) {
+            sfpd_warn("%s: re-adoption scan failed: %s", st->lower[i]->ops->name, strerror(-e));
+            r = SFPD_E_IO;
+        }
+    }
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next) {
         sfpd_job *j = sfpd_container_of(p, sfpd_job, link);
-        sfpd_info("re-adopted job %s (uid %u): %llu spilled frames, %llu bytes; waiting %.0f s for it",
-                  j->id, j->uid, (unsigned long long)j->frames, (unsigned long long)j->lt_bytes[st->disk_ti],
+        sfpd_info("re-adopted job %s (uid %u): %llu stored frames, %llu bytes; waiting %.0f s for it",
+                  j->id, j->uid, (unsigned long long)j->frames, (unsigned long long)j->stored_bytes,
                   (double)st->grace_ns / 1e9);
     }
     return r;
@@ -1604,8 +1588,9 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *c)
     st->prefetch_depth = (unsigned)c->prefetch_depth;
     st->grace_ns = (uint64_t)(c->grace_period * 1e9);
     sfpd_held_configure(st->held, c);
-    st->disk->budget = c->disk_budget;
-    st->disk->segment_size = c->segment_size;
+    for (unsigned i = 0; i < st->n_lower; i++)
+        if (st->lower[i]->ops->configure)
+            st->lower[i]->ops->configure(st->lower[i], c);
     /* a smaller budget: evict down to it now, not at the next Put */
     while (st->dram_bytes - st->spilling_bytes > st->dram_budget) {
         entry *v = global_victim(st);
@@ -1623,90 +1608,86 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *c)
     run_admissions(st);
 }
 
-/*
- * tier_order: "dram" first, then "disk" and optionally "peer" in the order
- * frames should go down. The peer tier is made here (it needs peers).
- */
-static int parse_tier_order(sfpd_store *st, const sfpd_config *cfg)
+static void destroy_tiers(sfpd_store *st)
 {
-    char buf[64];
+    for (unsigned i = 0; i < st->n_lower; i++)
+        st->lower[i]->ops->destroy(st->lower[i]);
+    st->n_lower = 0;
+}
+
+/* The tier_order words the registry knows, for messages. */
+static void kind_names(const sfpd_tier_kind *kinds, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", kinds[i].name);
+}
+
+/*
+ * tier_order: "dram" first, then lower tiers of the registry, each at most
+ * once, in the order frames go down. Builds them into st->lower.
+ */
+static int make_tiers(sfpd_store *st, const sfpd_config *cfg, const sfpd_tier_kind *kinds, size_t n_kinds)
+{
+    char buf[256], names[128];
     char *save = NULL;
+    bool used[16] = {false};
     unsigned k = 0;
-    bool want_peer = false;
     const char *order = cfg->tier_order && cfg->tier_order[0] ? cfg->tier_order : "dram,disk";
 
-    st->disk_ti = st->peer_ti = -1;
-    if (strlen(order) >= sizeof(buf))
+    if (strlen(order) >= sizeof(buf) || n_kinds > SFPD_ARRAY_SIZE(used))
         goto bad;
     snprintf(buf, sizeof(buf), "%s", order);
     for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save), k++) {
+        size_t i;
+        int r;
         if (k == 0) {
             if (strcmp(t, "dram") != 0)
                 goto bad;
-        } else if (strcmp(t, "disk") == 0 && st->disk_ti < 0 && st->n_lower < SFPD_MAX_LOWER) {
-            st->disk_ti = (int)st->n_lower;
-            st->lower[st->n_lower++] = st->disk;
-        } else if (strcmp(t, "peer") == 0 && st->peer_ti < 0 && st->n_lower < SFPD_MAX_LOWER) {
-            st->peer_ti = (int)st->n_lower;
-            st->lower[st->n_lower++] = NULL; /* made below */
-            want_peer = true;
-        } else {
-            goto bad;
+            continue;
         }
+        for (i = 0; i < n_kinds && strcmp(t, kinds[i].name) != 0; i++)
+            ;
+        if (i == n_kinds || used[i] || st->n_lower == SFPD_MAX_LOWER)
+            goto bad;
+        used[i] = true;
+        if ((r = kinds[i].create(st->loop, cfg, &st->lower[st->n_lower])) < 0)
+            return r == -ENOMEM ? SFPD_E_NO_MEMORY : r == -EINVAL ? SFPD_E_INVALID : SFPD_E_IO;
+        st->n_lower++;
     }
-    if (st->disk_ti < 0)
+    if (st->n_lower == 0)
         goto bad;
-    if (!want_peer) {
-        if (cfg->peers && cfg->peers[0])
-            sfpd_warn("peers is set but tier_order (%s) has no peer tier: not used", order);
-        return 0;
-    }
-    if (!cfg->peers || !cfg->peers[0]) {
-        sfpd_err("tier_order %s needs the option peers", order);
-        return -EINVAL;
-    }
-    {
-        int r = sfpd_tier_peer_create(st->loop, cfg, &st->peer);
-        if (r < 0)
-            return r;
-        st->lower[st->peer_ti] = st->peer;
-    }
+    for (size_t i = 0; i < n_kinds; i++)
+        if (!used[i] && kinds[i].unused)
+            kinds[i].unused(cfg);
     return 0;
 bad:
-    sfpd_err("tier_order '%s': expected dram,disk or dram,peer,disk or dram,disk,peer", order);
-    return -EINVAL;
+    kind_names(kinds, n_kinds, names, sizeof(names));
+    sfpd_err("tier_order '%s': expected dram, then one or more of %s (each at most once, "
+             "at most %u)", order, names, SFPD_MAX_LOWER);
+    return SFPD_E_INVALID;
 }
 
-int sfpd_store_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store **out)
+int sfpd_store_create(uv_loop_t *loop, const sfpd_config *cfg, const sfpd_tier_kind *kinds,
+                      size_t n_kinds, sfpd_store **out)
 {
     sfpd_store *st = sfpd_calloc(1, sizeof(*st));
     int r;
 
     if (!st)
-        return -ENOMEM;
+        return SFPD_E_NO_MEMORY;
     st->loop = loop;
     sfpd_list_init(&st->jobs);
     sfpd_list_init(&st->admit_wait);
     st->start_ns = sfpd_now_ns();
-    if ((r = sfpd_tier_disk_create(loop, cfg->spill_dir, cfg->disk_budget, cfg->segment_size,
-                                   &st->disk)) < 0) {
-        sfpd_free(st);
-        return r;
-    }
-    if ((r = parse_tier_order(st, cfg)) < 0 || (r = tab_grow(st)) < 0) {
-        st->disk->ops->destroy(st->disk);
-        if (st->peer)
-            st->peer->ops->destroy(st->peer);
-        sfpd_free(st);
-        return r;
-    }
-    if ((r = sfpd_held_create(cfg, &st->held)) < 0) {
-        st->disk->ops->destroy(st->disk);
-        if (st->peer)
-            st->peer->ops->destroy(st->peer);
+    if ((r = make_tiers(st, cfg, kinds, n_kinds)) < 0 ||
+        (r = tab_grow(st) < 0 ? SFPD_E_NO_MEMORY : 0) < 0 ||
+        (r = sfpd_held_create(cfg, &st->held)) < 0) {
+        destroy_tiers(st);
         sfpd_free(st->tab);
         sfpd_free(st);
-        return -ENOMEM;
+        return r;
     }
     sfpd_store_configure(st, cfg);
     uv_timer_init(loop, &st->sweep);
@@ -1749,12 +1730,12 @@ void sfpd_store_destroy(sfpd_store **pst)
     if (!st)
         return;
     *pst = NULL;
-    /* shutting_down: disk_forget and job_free keep spill files for re-adoption */
+    /* shutting_down: lower_forget and job_free keep what the tiers hold for re-adoption */
     for (size_t i = 0; i < st->tab_size; i++) {
         entry *e = st->tab[i];
         while (e) {
             entry *next = e->hnext;
-            /* disk copies stay: job_close(.., false) below keeps the files */
+            /* lower-tier copies stay: job_close(.., false) below keeps them */
             if (e->dram)
                 sfpd_free(e->dram);
             sfpd_free(e);
@@ -1770,15 +1751,23 @@ void sfpd_store_destroy(sfpd_store **pst)
                 st->lower[i]->ops->job_close(st->lower[i], j->tier_state[i], false);
         sfpd_free(j);
     }
-    st->disk->ops->destroy(st->disk);
-    if (st->peer)
-        st->peer->ops->destroy(st->peer);
+    destroy_tiers(st);
     sfpd_held_destroy(&st->held);
     sfpd_free(st->tab);
     sfpd_free(st);
 }
 
 sfpd_held *sfpd_store_held(sfpd_store *st) { return st->held; }
+
+static void tier_snapshot(sfpd_tier_snapshot *o, const char *name, uint64_t bytes, uint64_t budget,
+                          uint64_t frames, uint64_t high_water)
+{
+    snprintf(o->name, sizeof(o->name), "%s", name);
+    o->bytes = bytes;
+    o->budget_bytes = budget;
+    o->frames = frames;
+    o->high_water = high_water;
+}
 
 int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
 {
@@ -1790,28 +1779,16 @@ int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
     s->compression_ratio = st->stored_bytes ? (double)st->raw_bytes / (double)st->stored_bytes : 0;
     s->bits_per_value = st->values ? 8.0 * (double)st->stored_bytes / (double)st->values : 0;
     s->inflight = st->inflight;
-    s->n_tiers = 2;
-    snprintf(s->tiers[0].name, sizeof(s->tiers[0].name), "dram");
-    s->tiers[0].bytes = st->dram_bytes;
-    s->tiers[0].budget_bytes = st->dram_budget;
-    s->tiers[0].frames = st->dram_frames;
-    s->tiers[0].high_water = st->dram_hwm;
-    snprintf(s->tiers[1].name, sizeof(s->tiers[1].name), "%s", st->disk->ops->name);
-    s->tiers[1].bytes = st->disk->ops->used(st->disk);
-    s->tiers[1].budget_bytes = st->disk->budget;
-    s->tiers[1].frames = st->disk->frames;
-    s->tiers[1].high_water = st->disk->high_water;
-    if (st->peer) {
-        /* fixed order dram, disk, peer whatever tier_order says */
-        snprintf(s->tiers[2].name, sizeof(s->tiers[2].name), "%s", st->peer->ops->name);
-        s->tiers[2].bytes = st->peer->ops->used(st->peer);
-        s->tiers[2].budget_bytes = st->peer->budget;
-        s->tiers[2].frames = st->peer->frames;
-        s->tiers[2].high_water = st->peer->high_water;
-        s->n_tiers = 3;
-        if (sfpd_tier_peer_fill_snapshot(st->peer, s) < 0)
+    /* DRAM, then the lower tiers in tier_order */
+    tier_snapshot(&s->tiers[0], "dram", st->dram_bytes, st->dram_budget, st->dram_frames, st->dram_hwm);
+    for (unsigned i = 0; i < st->n_lower; i++) {
+        sfpd_tier *t = st->lower[i];
+        tier_snapshot(&s->tiers[1 + i], t->ops->name, t->ops->used(t), t->budget, t->frames,
+                      t->high_water);
+        if (t->ops->fill_snapshot && t->ops->fill_snapshot(t, s) < 0)
             return SFPD_E_NO_MEMORY;
     }
+    s->n_tiers = 1 + st->n_lower;
     if (sfpd_held_fill_snapshot(st->held, s) < 0)
         return SFPD_E_NO_MEMORY;
     for (sfpd_list *p = st->jobs.next; p != &st->jobs; p = p->next)
@@ -1862,7 +1839,7 @@ int sfpd_store_list_tensors(sfpd_store *st, const char *job_id, size_t max,
             t->count = e->count;
             t->raw_bytes = e->raw_bytes;
             t->frame_bytes = e->frame_len;
-            t->tier = e->dram ? 0 : e->on_disk && (int)e->lt == st->peer_ti ? 2 : 1;
+            t->tier = e->dram || !e->in_lower ? "dram" : st->lower[e->lt]->ops->name;
         }
     }
     *out = v;

@@ -53,10 +53,20 @@ typedef struct sfpd_result {
 
 typedef void (*sfpd_done_fn)(void *arg, const sfpd_result *r);
 
-int sfpd_store_create(struct uv_loop_s *loop, const sfpd_config *cfg, sfpd_store **out);
+/*
+ * Builds the store and its lower tiers: tier_order names them (after
+ * "dram"), kinds[0..n_kinds) is the registry they are made from
+ * (tiers/registry.c, handed in by the composition root). Logs why it
+ * fails: SFPD_E_INVALID (tier_order), SFPD_E_IO (a tier cannot start),
+ * SFPD_E_NO_MEMORY.
+ */
+int sfpd_store_create(struct uv_loop_s *loop, const sfpd_config *cfg, const sfpd_tier_kind *kinds,
+                      size_t n_kinds, sfpd_store **out);
 /* Applies live limits (budgets, quota, prefetch depth, grace). */
 void sfpd_store_configure(sfpd_store *st, const sfpd_config *cfg);
-/* Start-up: re-adopts spill files; their jobs wait grace_period for a Hello. */
+/* Start-up: re-adopts what the lower tiers kept (the disk tier's spill
+ * files); their jobs wait grace_period for a Hello. SFPD_E_IO (logged) if
+ * a tier's scan failed; what was found is kept either way. */
 int sfpd_store_adopt(sfpd_store *st);
 
 /* Attaches a connection to a job (created if new). SFPD_E_PERMISSION if

@@ -92,6 +92,8 @@ struct disk {
     uv_loop_t *loop;
     char *dir;
     uint64_t used;
+    uint64_t segment_size;
+    bool counted;          /* the spill tier: its I/O is the spills, disk_* stats */
     sfpd_list jobs;
 };
 
@@ -444,7 +446,7 @@ static int disk_reserve(sfpd_tier *t, void *state, const sfpd_key *key, uint64_t
     if (t->budget && d->used + rec > t->budget)
         return -ENOSPC;
     s = j->cur;
-    if (s && s->size > 0 && s->size + rec > t->segment_size) {
+    if (s && s->size > 0 && s->size + rec > d->segment_size) {
         s->sealed = true;
         j->cur = NULL;
         seg_maybe_free(s);
@@ -559,7 +561,24 @@ static int full_pread(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+static int write_record(const sfpd_loc *loc, const sfpd_rec_meta *m, const void *frame);
+
 static int disk_write(sfpd_tier *t, const sfpd_loc *loc, const sfpd_rec_meta *m, const void *frame)
+{
+    disk *d = (disk *)t;
+    uint64_t t0 = sfpd_now_ns();
+    int r = write_record(loc, m, frame);
+    if (d->counted) {
+        sfpd_stat_latency(SFPD_H_DISK_WRITE, sfpd_now_ns() - t0);
+        if (r == 0) {
+            sfpd_stat_inc(SFPD_C_SPILLS, 1);
+            sfpd_stat_inc(SFPD_C_SPILL_BYTES, loc->frame_len);
+        }
+    }
+    return r;
+}
+
+static int write_record(const sfpd_loc *loc, const sfpd_rec_meta *m, const void *frame)
 {
     dseg *s = loc->handle;
     uint8_t hdr[REC_HDR + SFPD_TENSOR_NAME_MAX + 8] = {0};
@@ -569,7 +588,6 @@ static int disk_write(sfpd_tier *t, const sfpd_loc *loc, const sfpd_rec_meta *m,
     uint64_t tail = loc->rec_len - loc->data_off - loc->frame_len;
     int r;
 
-    (void)t;
     if ((r = open_seg(s, true)) < 0)
         return r;
     if ((r = fault_hit(FAULT_WRITE)) < 0)
@@ -602,14 +620,20 @@ static int disk_write(sfpd_tier *t, const sfpd_loc *loc, const sfpd_rec_meta *m,
 
 static int disk_read(sfpd_tier *t, const sfpd_loc *loc, void *buf)
 {
+    disk *d = (disk *)t;
     dseg *s = loc->handle;
+    uint64_t t0 = sfpd_now_ns();
     int r;
-    (void)t;
-    if ((r = open_seg(s, false)) < 0)
-        return r;
-    if ((r = fault_hit(FAULT_READ)) < 0)
-        return r;
-    return full_pread(s->fd, buf, loc->frame_len, loc->off + loc->data_off);
+    if ((r = open_seg(s, false)) == 0 && (r = fault_hit(FAULT_READ)) == 0)
+        r = full_pread(s->fd, buf, loc->frame_len, loc->off + loc->data_off);
+    if (d->counted) {
+        sfpd_stat_latency(SFPD_H_DISK_READ, sfpd_now_ns() - t0);
+        if (r == 0) {
+            sfpd_stat_inc(SFPD_C_DISK_READS, 1);
+            sfpd_stat_inc(SFPD_C_DISK_READ_BYTES, loc->frame_len);
+        }
+    }
+    return r;
 }
 
 static int disk_kill(sfpd_tier *t, const sfpd_loc *loc)
@@ -807,6 +831,12 @@ static int disk_adopt(sfpd_tier *t, sfpd_adopt_fn fn, void *arg)
 
 static uint64_t disk_used(const sfpd_tier *t) { return ((const disk *)t)->used; }
 
+static void disk_configure(sfpd_tier *t, const sfpd_config *cfg)
+{
+    t->budget = cfg->disk_budget;
+    ((disk *)t)->segment_size = cfg->segment_size;
+}
+
 static void disk_destroy(sfpd_tier *t)
 {
     disk *d = (disk *)t;
@@ -829,11 +859,12 @@ static const sfpd_tier_ops disk_ops = {
     .kill = disk_kill,
     .adopt = disk_adopt,
     .used = disk_used,
+    .configure = disk_configure,
     .destroy = disk_destroy,
 };
 
-int sfpd_tier_disk_create(uv_loop_t *loop, const char *dir, uint64_t budget,
-                          uint64_t segment_size, sfpd_tier **out)
+int sfpd_tier_disk_open(uv_loop_t *loop, const char *dir, uint64_t budget, uint64_t segment_size,
+                        bool counted, sfpd_tier **out)
 {
     disk *d = sfpd_calloc(1, sizeof(*d));
     if (!d)
@@ -853,8 +884,17 @@ int sfpd_tier_disk_create(uv_loop_t *loop, const char *dir, uint64_t budget,
     d->loop = loop;
     d->base.ops = &disk_ops;
     d->base.budget = budget;
-    d->base.segment_size = segment_size;
+    d->segment_size = segment_size;
+    d->counted = counted;
     sfpd_list_init(&d->jobs);
     *out = &d->base;
     return 0;
+}
+
+int sfpd_tier_disk_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_tier **out)
+{
+    int r = sfpd_tier_disk_open(loop, cfg->spill_dir, cfg->disk_budget, cfg->segment_size, true, out);
+    if (r < 0)
+        sfpd_err("cannot open spill directory %s: %s", cfg->spill_dir, strerror(-r));
+    return r;
 }

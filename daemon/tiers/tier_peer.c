@@ -28,6 +28,7 @@
  */
 #include "rpc.h"
 #include "core/held.h"
+#include "core/status.h"
 #include "tiers/tiers.h"
 #include "base/sfpd.h"
 
@@ -564,6 +565,8 @@ static void pt_destroy(sfpd_tier *tt)
     grpc_shutdown();
 }
 
+static int pt_fill_snapshot(const sfpd_tier *tt, sfpd_snapshot *s);
+
 static const sfpd_tier_ops peer_ops = {
     .name = "peer",
     .job_open = pt_job_open,
@@ -575,6 +578,7 @@ static const sfpd_tier_ops peer_ops = {
     .kill = pt_kill,
     .adopt = pt_adopt,
     .used = pt_used,
+    .fill_snapshot = pt_fill_snapshot,
     .destroy = pt_destroy,
 };
 
@@ -728,7 +732,7 @@ int sfpd_tier_peer_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_tier **o
             goto fail;
         }
         snprintf(dir, n, "%s/peer-wt", cfg->spill_dir);
-        r = sfpd_tier_disk_create(loop, dir, cfg->disk_budget, cfg->segment_size, &t->wt);
+        r = sfpd_tier_disk_open(loop, dir, cfg->disk_budget, cfg->segment_size, false, &t->wt);
         if (r < 0)
             sfpd_err("peer: cannot use the write-through directory %s: %s", dir, strerror(-r));
         sfpd_free(dir);
@@ -758,14 +762,14 @@ fail:
     return r;
 }
 
-int sfpd_tier_peer_fill_snapshot(const sfpd_tier *tt, sfpd_snapshot *s)
+static int pt_fill_snapshot(const sfpd_tier *tt, sfpd_snapshot *s)
 {
     const ptier *t = (const ptier *)tt;
     if (!t || !t->n)
         return 0;
     s->peers = sfpd_calloc(t->n, sizeof(*s->peers));
     if (!s->peers)
-        return -ENOMEM;
+        return SFPD_E_NO_MEMORY;
     for (size_t i = 0; i < t->n; i++) {
         const peer *p = &t->peers[i];
         sfpd_peer_snapshot *o = &s->peers[i];
@@ -787,4 +791,10 @@ int sfpd_tier_peer_fill_snapshot(const sfpd_tier *tt, sfpd_snapshot *s)
     }
     s->n_peers = t->n;
     return 0;
+}
+
+void sfpd_tier_peer_unused(const sfpd_config *cfg)
+{
+    if (cfg->peers && cfg->peers[0])
+        sfpd_warn("peers is set but tier_order (%s) has no peer tier: not used", cfg->tier_order);
 }

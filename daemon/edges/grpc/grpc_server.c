@@ -213,92 +213,31 @@ static const char *const hist_names[] = {
 #undef SFPD__GH_NAME
 };
 
-/* Network tier: StatsSnapshot.peers and .peer_clients. */
-typedef struct peer_pack {
-    Sfp__V1__PeerStats *ps;
-    Sfp__V1__PeerStats **psp;
-    Sfp__V1__PeerClientStats *pc;
-    Sfp__V1__PeerClientStats **pcp;
-} peer_pack;
-
-static void *peer_stats_fill(const sfpd_snapshot *s, Sfp__V1__StatsSnapshot *m)
-{
-    peer_pack *k = sfpd_calloc(1, sizeof(*k));
-    if (!k)
-        return NULL;
-    if (s->n_peers && (k->ps = sfpd_calloc(s->n_peers, sizeof(*k->ps))) &&
-        (k->psp = sfpd_calloc(s->n_peers, sizeof(*k->psp)))) {
-        for (size_t i = 0; i < s->n_peers; i++) {
-            const sfpd_peer_snapshot *p = &s->peers[i];
-            Sfp__V1__PeerStats *o = &k->ps[i];
-            sfp__v1__peer_stats__init(o);
-            o->address = (char *)p->address;
-            o->up = p->up != 0;
-            o->bytes_sent = p->bytes_sent;
-            o->bytes_received = p->bytes_received;
-            o->held_bytes = p->held_bytes;
-            o->held_frames = p->held_frames;
-            o->frames_sent = p->frames_sent;
-            o->frames_received = p->frames_received;
-            o->rtt_seconds = p->rtt_seconds;
-            o->failures = p->failures;
-            o->refusals = p->refusals;
-            o->lost_frames = p->lost_frames;
-            o->limit_bytes = p->limit_bytes;
-            o->advertised_free_bytes = p->advertised_free;
-            k->psp[i] = o;
-        }
-        m->n_peers = s->n_peers;
-        m->peers = k->psp;
-    }
-    if (s->n_peer_clients && (k->pc = sfpd_calloc(s->n_peer_clients, sizeof(*k->pc))) &&
-        (k->pcp = sfpd_calloc(s->n_peer_clients, sizeof(*k->pcp)))) {
-        for (size_t i = 0; i < s->n_peer_clients; i++) {
-            const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
-            Sfp__V1__PeerClientStats *o = &k->pc[i];
-            sfp__v1__peer_client_stats__init(o);
-            o->node = (char *)p->node;
-            o->held_bytes = p->held_bytes;
-            o->held_frames = p->held_frames;
-            o->bytes_received = p->bytes_received;
-            o->bytes_sent = p->bytes_sent;
-            o->refusals = p->refusals;
-            o->limit_bytes = p->limit_bytes;
-            k->pcp[i] = o;
-        }
-        m->n_peer_clients = s->n_peer_clients;
-        m->peer_clients = k->pcp;
-    }
-    return k;
-}
-
-static void peer_stats_free(void *pk)
-{
-    peer_pack *k = pk;
-    if (!k)
-        return;
-    sfpd_free(k->ps);
-    sfpd_free(k->psp);
-    sfpd_free(k->pc);
-    sfpd_free(k->pcp);
-    sfpd_free(k);
-}
-
 /*
- * Builds the StatsSnapshot message of s (jobs filtered by job if not empty)
- * and packs it. Returns a byte buffer owned by the caller, or NULL.
+ * The StatsSnapshot message of s (jobs filtered by job if not empty),
+ * packed. Every array of the snapshot maps to a repeated field here, in
+ * one place; the arrays the message points into live in one allocation.
+ * Returns a byte buffer owned by the caller, or NULL.
  */
 static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, bool draining)
 {
     Sfp__V1__StatsSnapshot m = SFP__V1__STATS_SNAPSHOT__INIT;
-    Sfp__V1__TierStats tiers[4], *tierp[4];
-    Sfp__V1__JobStats *jobs = NULL, **jobp = NULL;
+    Sfp__V1__TierStats tiers[SFPD_MAX_TIERS], *tierp[SFPD_MAX_TIERS];
     Sfp__V1__LatencyStats lat[SFPD_H_COUNT], *latp[SFPD_H_COUNT];
     Sfp__V1__StatsSnapshot__CountersEntry ce[SFPD_C_COUNT], *cep[SFPD_C_COUNT];
+    Sfp__V1__PeerServeStats serve = SFP__V1__PEER_SERVE_STATS__INIT;
     char lat_names[SFPD_H_COUNT][32];
+    const size_t nt = s->n_tiers;
+    const int t_dram = sfpd_snapshot_tier(s, "dram"), t_disk = sfpd_snapshot_tier(s, "disk"),
+              t_peer = sfpd_snapshot_tier(s, "peer");
+    struct {
+        Sfp__V1__JobStats *jobs, **jobp;
+        Sfp__V1__JobTierStats *jt, **jtp;
+        Sfp__V1__PeerStats *ps, **psp;
+        Sfp__V1__PeerClientStats *pc, **pcp;
+    } a = {0};
     grpc_byte_buffer *bb = NULL;
     size_t nj = 0;
-    void *peer_pk;
 
     m.bytes_in = s->bytes_in;
     m.bytes_stored = s->bytes_stored;
@@ -322,7 +261,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.daemon_version = (char *)SFP_VERSION_STRING;
     m.draining = draining;
 
-    for (size_t i = 0; i < s->n_tiers && i < 4; i++) {
+    for (size_t i = 0; i < nt; i++) {
         sfp__v1__tier_stats__init(&tiers[i]);
         tiers[i].name = (char *)s->tiers[i].name;
         tiers[i].bytes = s->tiers[i].bytes;
@@ -330,19 +269,18 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         tiers[i].frames = s->tiers[i].frames;
         tiers[i].high_water_bytes = s->tiers[i].high_water;
         tierp[i] = &tiers[i];
-        m.n_tiers++;
     }
+    m.n_tiers = nt;
     m.tiers = tierp;
 
-    if (s->n_jobs) {
-        jobs = sfpd_calloc(s->n_jobs, sizeof(*jobs));
-        jobp = sfpd_calloc(s->n_jobs, sizeof(*jobp));
-        if (!jobs || !jobp)
-            goto out;
-    }
+    if (s->n_jobs && (!(a.jobs = sfpd_calloc(s->n_jobs, sizeof(*a.jobs))) ||
+                      !(a.jobp = sfpd_calloc(s->n_jobs, sizeof(*a.jobp))) ||
+                      !(a.jt = sfpd_calloc(s->n_jobs * nt, sizeof(*a.jt))) ||
+                      !(a.jtp = sfpd_calloc(s->n_jobs * nt, sizeof(*a.jtp)))))
+        goto out;
     for (size_t i = 0; i < s->n_jobs; i++) {
         const sfpd_job_snapshot *j = &s->jobs[i];
-        Sfp__V1__JobStats *o = &jobs[nj];
+        Sfp__V1__JobStats *o = &a.jobs[nj];
         if (job && job[0] && strcmp(job, j->job_id) != 0)
             continue;
         sfp__v1__job_stats__init(o);
@@ -355,14 +293,25 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         o->connections = j->connections;
         o->orphaned = j->orphaned != 0;
         o->frames = j->frames;
-        o->dram_bytes = j->dram_bytes;
-        o->disk_bytes = j->disk_bytes;
         o->values = j->values;
-        o->peer_bytes = j->peer_bytes;
-        jobp[nj++] = o;
+        for (size_t t = 0; t < nt; t++) {
+            Sfp__V1__JobTierStats *x = &a.jt[nj * nt + t];
+            sfp__v1__job_tier_stats__init(x);
+            x->name = (char *)s->tiers[t].name;
+            x->bytes = j->tiers[t].bytes;
+            x->frames = j->tiers[t].frames;
+            a.jtp[nj * nt + t] = x;
+        }
+        o->n_tiers = nt;
+        o->tiers = &a.jtp[nj * nt];
+        /* the fields before JobStats.tiers existed */
+        o->dram_bytes = t_dram >= 0 ? j->tiers[t_dram].bytes : 0;
+        o->disk_bytes = t_disk >= 0 ? j->tiers[t_disk].bytes : 0;
+        o->peer_bytes = t_peer >= 0 ? j->tiers[t_peer].bytes : 0;
+        a.jobp[nj++] = o;
     }
     m.n_jobs = nj;
-    m.jobs = jobp;
+    m.jobs = a.jobp;
 
     for (int i = 0; i < SFPD_H_COUNT; i++) {
         const sfpd_hist *h = &s->hists[i];
@@ -391,12 +340,69 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     m.n_counters = SFPD_C_COUNT;
     m.counters = cep;
 
-    peer_pk = peer_stats_fill(s, &m); /* network tier */
+    /* network tier: the peers this daemon spills to */
+    if (s->n_peers && (!(a.ps = sfpd_calloc(s->n_peers, sizeof(*a.ps))) ||
+                       !(a.psp = sfpd_calloc(s->n_peers, sizeof(*a.psp)))))
+        goto out;
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const sfpd_peer_snapshot *p = &s->peers[i];
+        Sfp__V1__PeerStats *o = &a.ps[i];
+        sfp__v1__peer_stats__init(o);
+        o->address = (char *)p->address;
+        o->up = p->up != 0;
+        o->bytes_sent = p->bytes_sent;
+        o->bytes_received = p->bytes_received;
+        o->held_bytes = p->held_bytes;
+        o->held_frames = p->held_frames;
+        o->frames_sent = p->frames_sent;
+        o->frames_received = p->frames_received;
+        o->rtt_seconds = p->rtt_seconds;
+        o->failures = p->failures;
+        o->refusals = p->refusals;
+        o->lost_frames = p->lost_frames;
+        o->limit_bytes = p->limit_bytes;
+        o->advertised_free_bytes = p->advertised_free;
+        a.psp[i] = o;
+    }
+    m.n_peers = s->n_peers;
+    m.peers = a.psp;
+    /* and the daemons whose frames it holds */
+    if (s->n_peer_clients && (!(a.pc = sfpd_calloc(s->n_peer_clients, sizeof(*a.pc))) ||
+                              !(a.pcp = sfpd_calloc(s->n_peer_clients, sizeof(*a.pcp)))))
+        goto out;
+    for (size_t i = 0; i < s->n_peer_clients; i++) {
+        const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
+        Sfp__V1__PeerClientStats *o = &a.pc[i];
+        sfp__v1__peer_client_stats__init(o);
+        o->node = (char *)p->node;
+        o->held_bytes = p->held_bytes;
+        o->held_frames = p->held_frames;
+        o->bytes_received = p->bytes_received;
+        o->bytes_sent = p->bytes_sent;
+        o->refusals = p->refusals;
+        o->limit_bytes = p->limit_bytes;
+        a.pcp[i] = o;
+    }
+    m.n_peer_clients = s->n_peer_clients;
+    m.peer_clients = a.pcp;
+    if (s->held.on) {
+        serve.bytes = s->held.bytes;
+        serve.frames = s->held.frames;
+        serve.budget_bytes = s->held.budget_bytes;
+        serve.high_water_bytes = s->held.high_water;
+        m.peer_serve = &serve;
+    }
+
     bb = sfp_rpc_pack(&m.base);
-    peer_stats_free(peer_pk);
 out:
-    sfpd_free(jobs);
-    sfpd_free(jobp);
+    sfpd_free(a.jobs);
+    sfpd_free(a.jobp);
+    sfpd_free(a.jt);
+    sfpd_free(a.jtp);
+    sfpd_free(a.ps);
+    sfpd_free(a.psp);
+    sfpd_free(a.pc);
+    sfpd_free(a.pcp);
     return bb;
 }
 
@@ -541,7 +547,7 @@ grpc_status_code sfpd_grpc_do_list_tensors(sfpd_grpc_ctx *ctx, const void *req,
         ti[i].coder = (char *)sfp_coder_name((sfp_coder)v[i].coder);
         ti[i].bytes_in = v[i].raw_bytes;
         ti[i].stored_bytes = v[i].frame_bytes;
-        ti[i].tier = (char *)(v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");
+        ti[i].tier = (char *)v[i].tier;
         tip[i] = &ti[i];
     }
     m.n_tensors = n;

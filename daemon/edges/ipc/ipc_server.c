@@ -382,7 +382,7 @@ static void tensor_lines(sfpd_store *st, const char *job_id, FILE *f)
                    "mbits=%u ebits=%u coder=%u stored_bytes=%llu tier=%s\n",
                 v[i].job_id, v[i].rank, (unsigned long long)v[i].step, v[i].name, v[i].dtype,
                 (unsigned long long)v[i].count, v[i].mbits, v[i].ebits, v[i].coder,
-                (unsigned long long)v[i].frame_bytes, v[i].tier == 0 ? "dram" : v[i].tier == 2 ? "peer" : "disk");
+                (unsigned long long)v[i].frame_bytes, v[i].tier);
     sfpd_free(v);
 }
 
@@ -393,15 +393,18 @@ static void reply_stats(conn *c)
     Sfp__Ipc__V1__StatsReply sr = SFP__IPC__V1__STATS_REPLY__INIT;
     sfpd_job_snapshot js;
     char *text = NULL;
+    int disk;
 
     if (c->srv->snap.take(c->srv->snap.arg, &s) < 0) {
         reply_status(c, c->req_id, ST(E_NO_MEMORY), "out of memory", 0);
         return;
     }
-    sr.dram_bytes = s->tiers[0].bytes;
+    sr.dram_bytes = s->tiers[0].bytes; /* tier 0 is always DRAM */
     sr.dram_high_water = s->tiers[0].high_water;
     sr.dram_budget = s->tiers[0].budget_bytes;
-    sr.disk_bytes = s->tiers[1].bytes;
+    /* a field of protocol version 1: the tier named "disk" (the text has
+     * every tier) */
+    sr.disk_bytes = (disk = sfpd_snapshot_tier(s, "disk")) >= 0 ? s->tiers[disk].bytes : 0;
     sr.spills = s->counters[SFPD_C_SPILLS];
     sr.prefetch_hits = s->counters[SFPD_C_PREFETCH_HITS];
     sr.prefetch_misses = s->counters[SFPD_C_PREFETCH_MISSES];

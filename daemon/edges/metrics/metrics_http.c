@@ -131,10 +131,7 @@ static double j_ratio(const sfpd_job_snapshot *j)
     return j->bytes_stored ? (double)j->bytes_in / (double)j->bytes_stored : 0;
 }
 static double j_frames(const sfpd_job_snapshot *j) { return (double)j->frames; }
-static double j_dram(const sfpd_job_snapshot *j) { return (double)j->dram_bytes; }
-static double j_disk(const sfpd_job_snapshot *j) { return (double)j->disk_bytes; }
 static double j_ranks(const sfpd_job_snapshot *j) { return (double)j->ranks; }
-static double j_peer(const sfpd_job_snapshot *j) { return (double)j->peer_bytes; }
 
 /* Network tier: per-peer families (label peer), per-client ones (node). */
 static void peer_metrics(obuf *o, const sfpd_snapshot *s)
@@ -177,6 +174,16 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
             outf(o, "\"} %.17g\n", v);
         }
     }
+    if (s->held.on) {
+        head(o, "sfp_peer_serve_bytes", "gauge", "Frame bytes held for all client nodes together.");
+        outf(o, "sfp_peer_serve_bytes %llu\n", (unsigned long long)s->held.bytes);
+        head(o, "sfp_peer_serve_frames", "gauge", "Frames held for all client nodes together.");
+        outf(o, "sfp_peer_serve_frames %llu\n", (unsigned long long)s->held.frames);
+        head(o, "sfp_peer_serve_budget_bytes", "gauge", "peer_serve_budget (0: no total bound).");
+        outf(o, "sfp_peer_serve_budget_bytes %llu\n", (unsigned long long)s->held.budget_bytes);
+        head(o, "sfp_peer_serve_high_water_bytes", "gauge", "Most frame bytes held for client nodes at once.");
+        outf(o, "sfp_peer_serve_high_water_bytes %llu\n", (unsigned long long)s->held.high_water);
+    }
     for (size_t k = 0; s->n_peer_clients && k < SFPD_ARRAY_SIZE(cf); k++) {
         head(o, cf[k].name, cf[k].type, cf[k].help);
         for (size_t i = 0; i < s->n_peer_clients; i++) {
@@ -190,6 +197,42 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
     }
 }
 static double j_conns(const sfpd_job_snapshot *j) { return (double)j->connections; }
+
+/*
+ * Per job and tier, labelled by the tier's name: sfp_job_tier_bytes and
+ * sfp_job_tier_frames {job, tier}. Also sfp_job_<tier>_bytes{job} for each
+ * tier (dram, disk, peer, ...): the names dashboards used before the tier
+ * label, made from the same numbers.
+ */
+static void job_tier_metrics(obuf *o, const sfpd_snapshot *s)
+{
+    char name[64], help[128];
+    for (int k = 0; k < 2; k++) {
+        head(o, k ? "sfp_job_tier_frames" : "sfp_job_tier_bytes", "gauge",
+             k ? "Frames of the job in the tier." : "Frame bytes of the job in the tier.");
+        for (size_t i = 0; i < s->n_jobs; i++) {
+            for (size_t t = 0; t < s->n_tiers; t++) {
+                outf(o, "%s{job=\"", k ? "sfp_job_tier_frames" : "sfp_job_tier_bytes");
+                label_value(o, s->jobs[i].job_id);
+                outf(o, "\",tier=\"");
+                label_value(o, s->tiers[t].name);
+                outf(o, "\"} %llu\n", (unsigned long long)(k ? s->jobs[i].tiers[t].frames
+                                                          : s->jobs[i].tiers[t].bytes));
+            }
+        }
+    }
+    for (size_t t = 0; t < s->n_tiers; t++) {
+        snprintf(name, sizeof(name), "sfp_job_%s_bytes", s->tiers[t].name);
+        snprintf(help, sizeof(help), "Frame bytes of the job in tier %s (sfp_job_tier_bytes{tier=\"%s\"}).",
+                 s->tiers[t].name, s->tiers[t].name);
+        head(o, name, "gauge", help);
+        for (size_t i = 0; i < s->n_jobs; i++) {
+            outf(o, "%s{job=\"", name);
+            label_value(o, s->jobs[i].job_id);
+            outf(o, "\"} %llu\n", (unsigned long long)s->jobs[i].tiers[t].bytes);
+        }
+    }
+}
 
 static void process_metrics(obuf *o)
 {
@@ -369,12 +412,9 @@ char *sfpd_metrics_render(const sfpd_snapshot *s, bool draining, size_t *len)
     job_gauge(&o, s, "sfp_job_stored_bytes", "Frame bytes of the job's stashes held now.", j_stored);
     job_gauge(&o, s, "sfp_job_compression_ratio", "Uncompressed over stored bytes of the job.", j_ratio);
     job_gauge(&o, s, "sfp_job_frames", "Frames of the job held now.", j_frames);
-    job_gauge(&o, s, "sfp_job_dram_bytes", "Frame bytes of the job in DRAM.", j_dram);
-    job_gauge(&o, s, "sfp_job_disk_bytes", "Frame bytes of the job on disk.", j_disk);
     job_gauge(&o, s, "sfp_job_ranks", "Distinct ranks of the job seen.", j_ranks);
     job_gauge(&o, s, "sfp_job_connections", "Worker connections of the job.", j_conns);
-    if (s->n_peers)
-        job_gauge(&o, s, "sfp_job_peer_bytes", "Frame bytes of the job on peers (network tier).", j_peer);
+    job_tier_metrics(&o, s);
     peer_metrics(&o, s);
 
     process_metrics(&o);
