@@ -423,7 +423,7 @@ static int cmd_encode(int argc, char **argv)
         goto fail;
     }
     if ((frame = malloc(cap)) == NULL) {
-        msg("%s: out of memory (%zu bytes for the frame)", inname, cap);
+        status = codec_error(inname, "encode", SFP_ENOMEM);
         goto fail;
     }
     size_t flen = 0;
@@ -507,8 +507,7 @@ static int cmd_decode(int argc, char **argv)
     }
     const size_t out_len = (size_t)fi.count * esz;
     if ((out = malloc(out_len ? out_len : 1)) == NULL) {
-        msg("%s: out of memory (%zu bytes for %" PRIu64 " values)", inname, out_len,
-            fi.count);
+        status = codec_error(inname, "decode", SFP_ENOMEM);
         goto fail;
     }
     size_t n = 0;
@@ -591,7 +590,7 @@ static int cmd_info(int argc, char **argv)
         size_t out_len = fi.count <= SIZE_MAX / esz ? (size_t)fi.count * esz : SIZE_MAX;
         void *tmp = out_len < SIZE_MAX ? malloc(out_len ? out_len : 1) : NULL;
         if (tmp == NULL) {
-            payload_note = "not checked (out of memory)";
+            payload_rc = SFP_ENOMEM; /* not vouched for: exit 1 */
         } else {
             payload_rc = sfp_decode(in, in_len, tmp, out_len, NULL);
             payload_note = payload_rc == 0 ? "OK" : "bad";
@@ -656,7 +655,9 @@ static int cmd_info(int argc, char **argv)
         printf("ratio:           %.4f (vs raw %s)\n", ratio, sfp_dtype_name(fi.dtype));
         printf("checksum:        %016" PRIx64 " %s\n", fi.checksum,
                sum_ok ? "OK" : "bad");
-        if (payload_rc < 0)
+        if (payload_rc == SFP_ENOMEM)
+            printf("payload:         not checked (%s)\n", sfp_strerror_name(payload_rc));
+        else if (payload_rc < 0)
             printf("payload:         bad (%s)\n", sfp_strerror_name(payload_rc));
         else
             printf("payload:         %s\n", payload_note);

@@ -207,6 +207,15 @@ SFP_API int sfp_quantize(void *dst, const void *src, size_t n,
 /* Largest element count a frame may declare (2^40). */
 #define SFP_FRAME_MAX_COUNT (UINT64_C(1) << 40)
 
+/*
+ * Largest number of values a frame may declare per byte of its planes (the
+ * bytes between header and trailer): count <= 512 * payload bytes
+ * (docs/FORMAT.md 2.1). Every plain and Gecko layout meets it by
+ * construction; it bounds what a decoder allocates from a frame's header to
+ * 2048 times the frame's size (FP32), so sfp_frame_parse() refuses more.
+ */
+#define SFP_FRAME_MAX_DENSITY 512u
+
 /* Everything the header of a frame says, after validation. */
 typedef struct sfp_frame_info {
     unsigned version;
@@ -291,8 +300,9 @@ SFP_API uint64_t sfp_checksum(const void *data, size_t len);
  */
 typedef enum sfp_impl {
     SFP_IMPL_AUTO = 0,
-    SFP_IMPL_C = 1,
-    SFP_IMPL_AVX2 = 2,
+    SFP_IMPL_C = 1,      /* portable C reference                          */
+    SFP_IMPL_AVX2 = 2,   /* AVX2 + BMI2                                   */
+    SFP_IMPL_AVX512 = 3, /* AVX-512 F/BW/VL/VBMI/VBMI2 (+ BMI2)           */
 } sfp_impl;
 
 SFP_API int sfp_set_impl(sfp_impl impl);
