@@ -613,7 +613,7 @@ int sfpc_policy_get(sfpc *c, sfpc_policy *out)
         p->min_exponent_bits > p->max_exponent_bits ||
         (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
                     p->pinned_exponent_bits > 8)) ||
-        p->coder < -1 || p->coder > SFP_CODER_RANS) {
+        p->coder < -1 || p->coder >= SFP_CODER_COUNT) {
         sfp__ipc__v1__response__free_unpacked(r, NULL);
         return fail(c, SFPC_EPROTO);
     }

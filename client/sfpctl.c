@@ -753,16 +753,58 @@ static int cmd_health(ctl *c, int argc, char **argv)
     return r;
 }
 
+/*
+ * Coder names come from the public proto's Coder enum (CODER_GECKO ->
+ * "gecko"), which sfpd keeps equal to libsfp's coder list; "auto" is
+ * CODER_UNSPECIFIED, the workers' own choice.
+ */
+static const char *coder_name(const ProtobufCEnumValue *ev, char *buf, size_t n)
+{
+    size_t i = 0;
+    const char *s = ev->value == 0 ? "auto" : ev->name + 6; /* past "CODER_" */
+    for (; s[i] && i + 1 < n; i++)
+        buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    buf[i] = 0;
+    return buf;
+}
+
+/* The enum value of a coder name, or -1. */
+static int coder_value(const char *name)
+{
+    const ProtobufCEnumDescriptor *d = &sfp__v1__coder__descriptor;
+    char buf[64];
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (!strcmp(coder_name(&d->values[i], buf, sizeof(buf)), name))
+            return d->values[i].value;
+    return -1;
+}
+
+/* "plain, gecko, rans, auto" */
+static const char *coder_names(char *out, size_t n)
+{
+    const ProtobufCEnumDescriptor *d = &sfp__v1__coder__descriptor;
+    char buf[64];
+    size_t o = 0;
+    out[0] = 0;
+    for (unsigned k = 0; k < d->n_values && o < n; k++) {
+        unsigned i = (k + 1) % d->n_values; /* "auto" last */
+        o += (size_t)snprintf(out + o, n - o, "%s%s", k ? ", " : "",
+                              coder_name(&d->values[i], buf, sizeof(buf)));
+    }
+    return out;
+}
+
 static void print_policy(const char *job, const Sfp__V1__Policy *p, bool is_default)
 {
     const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(&sfp__v1__coder__descriptor, p->coder);
+    char cn[64];
     printf("job %s%s (generation %" PRIu64 ")\n", job, is_default ? ": default policy" : "", p->generation);
     printf("  mantissa bits  %u..%u\n", p->min_mantissa_bits, p->max_mantissa_bits ? p->max_mantissa_bits : 23);
     printf("  exponent bits  %u..%u\n", p->min_exponent_bits ? p->min_exponent_bits : 1,
            p->max_exponent_bits ? p->max_exponent_bits : 8);
     if (p->pin)
         printf("  pinned         m=%u e=%u\n", p->pinned_mantissa_bits, p->pinned_exponent_bits);
-    printf("  coder          %s\n", ev ? ev->name + 6 : "?");
+    printf("  coder          %s\n", ev ? coder_name(ev, cn, sizeof(cn)) : "?");
     printf("  learning       %s\n", p->freeze ? "frozen" : "on");
 }
 
@@ -801,16 +843,14 @@ static int cmd_policy(ctl *c, int argc, char **argv)
             pol.pinned_mantissa_bits = m;
             pol.pinned_exponent_bits = e;
         } else if (set && opt_value(argc, argv, &i, "--coder", &v)) {
-            if (!strcmp(v, "plain"))
-                pol.coder = SFP__V1__CODER__CODER_PLAIN;
-            else if (!strcmp(v, "gecko"))
-                pol.coder = SFP__V1__CODER__CODER_GECKO;
-            else if (!strcmp(v, "auto"))
-                pol.coder = SFP__V1__CODER__CODER_UNSPECIFIED;
-            else {
-                fprintf(stderr, "sfpctl policy set: --coder wants plain, gecko or auto\n");
+            int cv = coder_value(v);
+            if (cv < 0) {
+                char names[128];
+                fprintf(stderr, "sfpctl policy set: --coder wants one of: %s\n",
+                        coder_names(names, sizeof(names)));
                 return EXIT_USAGE;
             }
+            pol.coder = (Sfp__V1__Coder)cv;
         } else if (set && !strcmp(argv[i], "--freeze"))
             pol.freeze = 1;
         else if (set && !strcmp(argv[i], "--no-freeze"))
@@ -916,7 +956,7 @@ static void usage(FILE *f)
             "                                       NOT_SERVING exits 3\n"
             "  policy get --job J\n"
             "  policy set --job J [--min-mbits N] [--max-mbits N] [--min-ebits N]\n"
-            "             [--max-ebits N] [--pin M,E] [--coder plain|gecko|auto]\n"
+            "             [--max-ebits N] [--pin M,E] [--coder plain|gecko|rans|auto]\n"
             "             [--freeze|--no-freeze]\n"
             "  end-job --job J                      frees every stash of job J\n"
             "\n"

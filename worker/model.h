@@ -22,7 +22,8 @@
 
 #define SFPW_MAX_LAYERS 8
 #define SFPW_MAX_TENSORS (3 * SFPW_MAX_LAYERS)
-#define SFPW_NCODERS 3 /* plain, gecko, rans: sizes measured side by side */
+/* every libsfp coder: sizes measured side by side (sfp.h, SFP_CODERS) */
+#define SFPW_NCODERS SFP_CODER_COUNT
 
 /*
  * Frame size of n on-grid values p would produce with coder c (encoded into

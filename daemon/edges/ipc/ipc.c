@@ -48,9 +48,9 @@ int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out)
     if (!p)
         return -ST(E_INVALID);
     sfp_params_default(&q);
-    if (p->dtype != SFP_DTYPE_F32 && p->dtype != SFP_DTYPE_BF16)
+    if (sfp_dtype_size((sfp_dtype)p->dtype) == 0)
         return -ST(E_INVALID);
-    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder > SFP_CODER_RANS ||
+    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder >= SFP_CODER_COUNT ||
         p->anchor < -1 || p->anchor > 254 || p->gecko_group > 64)
         return -ST(E_INVALID);
     q.dtype = (sfp_dtype)p->dtype;
