@@ -150,9 +150,6 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *pass, int rows,
 int sfpw_net_eval(sfpw_net *n, const sfpw_pass *pass, const float *x,
                   const uint8_t *y, int rows, uint64_t *correct);
 
-/* Message for an engine error (SFP_E*, stash errors). */
-const char *sfpw_net_strerror(sfpw_net *n, int err);
-
 double sfpw_now(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* secrets.c - token and PEM files of the daemon's options, read by the one
  * reader sfpd and sfpctl share (rpc/rpc.h), with the daemon's log lines. */
 #include "rpc.h"
+#include "base/secrets.h"
 #include "base/sfpd.h"
 
 #include <errno.h>

@@ -24,7 +24,6 @@ typedef enum sfpd_log_level {
 
 /* Thread safe; writes one line to stderr with a level prefix. */
 void sfpd_log_set_level(int level);
-int sfpd_log_get_level(void);
 void sfpd_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 #define sfpd_err(...) sfpd_log(SFPD_LOG_ERROR, __VA_ARGS__)
@@ -46,21 +45,6 @@ void *sfpd_realloc(void *p, size_t n);
 char *sfpd_strdup(const char *s);
 void sfpd_free(void *p);
 void sfpd_alloc_fail_at(uint64_t n);
-
-/* -------------------------------------------------------------- secrets */
-
-/*
- * The token and PEM files named by options (admin_token_file,
- * peer_token_file, grpc_tls_*), read by the reader sfpd and sfpctl share
- * (rpc/rpc.h: token = first line, printable ASCII without blanks, min..4096
- * bytes; PEM = at most 1 MiB with a BEGIN line). Logs why a file is not
- * usable (and warns when a secret is readable by group or others). Returns
- * 0 with *out (release with sfpd_free_secret) or a negative errno.
- */
-int sfpd_load_token(const char *option, const char *path, size_t min, char **out, size_t *len);
-int sfpd_load_pem(const char *option, const char *path, bool secret, char **out, size_t *len);
-/* Wipes and frees what the loaders returned (NULL is a no-op). */
-void sfpd_free_secret(char *s, size_t len);
 
 /* -------------------------------------------------------------- helpers */
 

@@ -6,10 +6,12 @@
  * path) and summed on read into a snapshot. Gauges (bytes per tier, frames,
  * jobs, connections) are owned by the loop thread and copied into the same
  * snapshot. sfpd_snapshot is the one structure that every reporter reads:
- * the SIGUSR1 dump, the IPC Stats reply, and later gRPC and Prometheus.
+ * the SIGUSR1 dump, the IPC Stats reply, gRPC and Prometheus; the
+ * composition root (daemon.c) hands them a sfpd_snapshot_source. What
+ * comes in several (tiers, jobs, peers) is an array labelled by name.
  */
-#ifndef SFPD_STATS_H
-#define SFPD_STATS_H
+#ifndef SFPD_BASE_STATS_H
+#define SFPD_BASE_STATS_H
 
 #include <stdint.h>
 #include <stddef.h>
@@ -211,4 +213,4 @@ const char *sfpd_counter_name(int counter);
 /* Frees every per-thread block; only at exit, after the pool is idle. */
 void sfpd_stats_shutdown(void);
 
-#endif /* SFPD_STATS_H */
+#endif /* SFPD_BASE_STATS_H */

@@ -55,7 +55,7 @@ typedef int (*sfpd_adopt_fn)(void *arg, const char *job_id, uint32_t owner_uid,
 
 typedef struct sfpd_tier_ops {
     const char *name;
-    /* loop: per-job state; job_tag names the job in the tier (stable). */
+    /* loop: the tier's state for one job (*job_state; NULL is allowed). */
     int (*job_open)(sfpd_tier *t, const char *job_id, uint32_t owner_uid, void **job_state);
     /* loop: forget a job; its data is deleted asynchronously. */
     void (*job_close)(sfpd_tier *t, void *job_state, bool delete_data);

@@ -30,6 +30,7 @@
 #include "core/held.h"
 #include "core/status.h"
 #include "tiers/tiers.h"
+#include "base/secrets.h"
 #include "base/sfpd.h"
 
 #include <errno.h>

@@ -107,7 +107,8 @@ typedef struct sfpc_key {
 
 typedef struct sfpc_put_info {
     uint64_t stored_bytes;   /* frame size                    */
-    int tier;                /* 0 DRAM, 1 disk; -1 not known yet (async) */
+    int tier;                /* 0 DRAM, 1 a tier below it (disk, a peer, ...);
+                                -1 not known yet (async) */
     uint64_t policy_generation; /* of the job's operator policy (0: none) */
 } sfpc_put_info;
 

@@ -13,6 +13,7 @@
  */
 #include "edges/grpc/grpc_server.h"
 #include "edges/grpc/grpc_req.h"
+#include "base/secrets.h"
 #include "base/sfpd.h"
 #include "core/status.h"
 #include "rpc.h"

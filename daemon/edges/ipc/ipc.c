@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <xxhash.h>
 
 #define ST(x) SFP__IPC__V1__STATUS__##x
 
@@ -189,16 +188,4 @@ const char *sfpd_status_name(int status)
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&sfp__ipc__v1__status__descriptor, status < 0 ? -status : status);
     return v ? v->name : "?";
-}
-
-uint64_t sfpd_key_hash(const sfpd_key *k, const void *job)
-{
-    uint64_t h = XXH3_64bits_withSeed(k->name, k->name_len, k->step * 0x9E3779B97F4A7C15ull ^ k->rank);
-    return h ^ ((uint64_t)(uintptr_t)job * 0xff51afd7ed558ccdull);
-}
-
-bool sfpd_key_equal(const sfpd_key *a, const sfpd_key *b)
-{
-    return a->rank == b->rank && a->step == b->step && a->name_len == b->name_len &&
-           memcmp(a->name, b->name, a->name_len) == 0;
 }

@@ -1,4 +1,5 @@
-/* util.c - logging, counted allocation, clock. */
+/* sfpd.c - what base/sfpd.h declares: logging, counted allocation, clock,
+ * keys. */
 #include "base/sfpd.h"
 #include "base/stats.h"
 
@@ -7,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 static atomic_int log_level = SFPD_LOG_INFO;
 
 void sfpd_log_set_level(int level) { atomic_store(&log_level, level); }
-int sfpd_log_get_level(void) { return atomic_load(&log_level); }
 
 void sfpd_log(int level, const char *fmt, ...)
 {
@@ -98,4 +99,16 @@ uint64_t sfpd_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sfpd_key_hash(const sfpd_key *k, const void *job)
+{
+    uint64_t h = XXH3_64bits_withSeed(k->name, k->name_len, k->step * 0x9E3779B97F4A7C15ull ^ k->rank);
+    return h ^ ((uint64_t)(uintptr_t)job * 0xff51afd7ed558ccdull);
+}
+
+bool sfpd_key_equal(const sfpd_key *a, const sfpd_key *b)
+{
+    return a->rank == b->rank && a->step == b->step && a->name_len == b->name_len &&
+           memcmp(a->name, b->name, a->name_len) == 0;
 }
