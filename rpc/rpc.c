@@ -39,6 +39,16 @@ ProtobufCMessage *sfp_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDes
     return m;
 }
 
+grpc_arg sfp_rpc_int_arg(const char *key, int v)
+{
+    grpc_arg a;
+    memset(&a, 0, sizeof(a));
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)key;
+    a.value.integer = v;
+    return a;
+}
+
 /* ------------------------------------------------------------ unary call */
 
 static void drain_and_destroy(grpc_completion_queue *cq)

@@ -26,6 +26,9 @@ grpc_byte_buffer *sfp_rpc_pack(const ProtobufCMessage *m);
  * The message is the caller's (protobuf_c_message_free_unpacked). */
 ProtobufCMessage *sfp_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d);
 
+/* An integer channel or server argument {key, v}. */
+grpc_arg sfp_rpc_int_arg(const char *key, int v);
+
 /* -------------------------------------------------------- unary call */
 
 typedef struct sfp_rpc_call {

@@ -655,30 +655,16 @@ int sfpd_tier_peer_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_tier **o
     if (getrandom(&t->instance, sizeof(t->instance), 0) != (ssize_t)sizeof(t->instance))
         t->instance = now_ns() ^ ((uint64_t)getpid() << 32);
 
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = SFPD_PEER_MAX_MESSAGE;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[1].value.integer = SFPD_PEER_MAX_MESSAGE;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
-    args[2].value.integer = 100;
+    args[0] = sfp_rpc_int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, SFPD_PEER_MAX_MESSAGE);
+    args[1] = sfp_rpc_int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, SFPD_PEER_MAX_MESSAGE);
+    args[2] = sfp_rpc_int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     /* gRPC core takes this as the connect timeout (TCP + TLS handshakes):
      * keep it generous; refused connects still retry after 0.1-1 s */
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-    args[3].value.integer = 10000;
-    args[4].type = GRPC_ARG_INTEGER;
-    args[4].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[4].value.integer = 1000;
+    args[3] = sfp_rpc_int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10000);
+    args[4] = sfp_rpc_int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     /* a frame (about 1 MiB) fits the receive window at once */
-    args[5].type = GRPC_ARG_INTEGER;
-    args[5].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
-    args[5].value.integer = 8 << 20;
-    args[6].type = GRPC_ARG_INTEGER;
-    args[6].key = (char *)GRPC_ARG_HTTP2_MAX_FRAME_SIZE;
-    args[6].value.integer = 4 << 20;
+    args[5] = sfp_rpc_int_arg(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+    args[6] = sfp_rpc_int_arg(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 4 << 20);
     cargs.num_args = SFPD_ARRAY_SIZE(args);
     cargs.args = args;
 

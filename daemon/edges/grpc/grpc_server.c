@@ -15,6 +15,7 @@
 #include "edges/grpc/grpc_req.h"
 #include "base/secrets.h"
 #include "base/sfpd.h"
+#include "base/stats_msg.h"
 #include "core/status.h"
 #include "rpc.h"
 #include "sfpd_build.h"
@@ -240,22 +241,17 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
     grpc_byte_buffer *bb = NULL;
     size_t nj = 0;
 
+    /* puts, gets, drops, spills, prefetch_hits/misses, errors,
+     * corrupt_frames; bytes_in too, which the gauge below replaces */
+    sfpd_snapshot_fill_counters(s, &m.base);
     m.bytes_in = s->bytes_in;
     m.bytes_stored = s->bytes_stored;
     m.compression_ratio = s->compression_ratio;
     m.bits_per_value = s->bits_per_value;
-    m.puts = s->counters[SFPD_C_PUTS];
-    m.gets = s->counters[SFPD_C_GETS];
-    m.drops = s->counters[SFPD_C_DROPS];
-    m.spills = s->counters[SFPD_C_SPILLS];
-    m.prefetch_hits = s->counters[SFPD_C_PREFETCH_HITS];
-    m.prefetch_misses = s->counters[SFPD_C_PREFETCH_MISSES];
-    m.errors = s->counters[SFPD_C_ERRORS];
     m.uptime_seconds = s->uptime_seconds;
     m.bytes_in_total = s->counters[SFPD_C_BYTES_IN];
     m.bytes_out_total = s->counters[SFPD_C_BYTES_OUT];
     m.values_held = s->values;
-    m.corrupt_frames = s->counters[SFPD_C_CORRUPT];
     m.connections = s->connections;
     m.inflight = s->inflight;
     m.taken_unix_nanos = s->taken_unix_ns;
@@ -1217,28 +1213,18 @@ int sfpd_grpc_start(uv_loop_t *loop, const sfpd_config *cfg, sfpd_store *store,
     gpr_set_log_function(grpc_log_cb);
     grpc_init();
     g->cq = grpc_completion_queue_create_for_next(NULL);
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-    args[0].value.integer = 0;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = MAX_RECV_MESSAGE;
+    args[0] = sfp_rpc_int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    args[1] = sfp_rpc_int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, MAX_RECV_MESSAGE);
     if (g->ctx.held && (r = sfpd_load_token("peer_token_file", cfg->peer_token_file, 1,
                                             &g->peer_token, &g->peer_token_len)) < 0)
         goto fail_peer;
     if (g->ctx.held) /* frames arrive in PutFrame */
         args[1].value.integer = SFPD_PEER_MAX_MESSAGE;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[2].value.integer = MAX_SEND_MESSAGE;
+    args[2] = sfp_rpc_int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, MAX_SEND_MESSAGE);
     /* connections that never finish the HTTP/2 handshake, or sit idle
      * without a call, are closed instead of piling up */
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = (char *)GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
-    args[3].value.integer = HANDSHAKE_TIMEOUT_MS;
-    args[4].type = GRPC_ARG_INTEGER;
-    args[4].key = (char *)GRPC_ARG_MAX_CONNECTION_IDLE_MS;
-    args[4].value.integer = MAX_IDLE_MS;
+    args[3] = sfp_rpc_int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS);
+    args[4] = sfp_rpc_int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, MAX_IDLE_MS);
     cargs.num_args = SFPD_ARRAY_SIZE(args);
     cargs.args = args;
     g->server = grpc_server_create(&cargs, NULL);

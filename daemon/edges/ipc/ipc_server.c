@@ -11,6 +11,7 @@
 #include "edges/ipc/ipc_server.h"
 #include "edges/ipc/ipc.h"
 #include "base/sfpd.h"
+#include "base/stats_msg.h"
 #include "core/status.h"
 #include "sfpd_build.h"
 
@@ -405,12 +406,8 @@ static void reply_stats(conn *c)
     /* a field of protocol version 1: the tier named "disk" (the text has
      * every tier) */
     sr.disk_bytes = (disk = sfpd_snapshot_tier(s, "disk")) >= 0 ? s->tiers[disk].bytes : 0;
-    sr.spills = s->counters[SFPD_C_SPILLS];
-    sr.prefetch_hits = s->counters[SFPD_C_PREFETCH_HITS];
-    sr.prefetch_misses = s->counters[SFPD_C_PREFETCH_MISSES];
-    sr.puts = s->counters[SFPD_C_PUTS];
-    sr.gets = s->counters[SFPD_C_GETS];
-    sr.errors = s->counters[SFPD_C_ERRORS];
+    /* spills, prefetch_hits/misses, puts, gets, errors */
+    sfpd_snapshot_fill_counters(s, &sr.base);
     sr.corrupt = s->counters[SFPD_C_CORRUPT];
     if (c->job) {
         sfpd_store_job_snapshot(c->job, &js);
