@@ -153,6 +153,18 @@ static const char *const hist_names[] = {
 #undef SFPD__H_NAME
 };
 
+void sfpd_print_label(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
 void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
 {
     fprintf(f, "uptime_seconds %.3f\n", s->uptime_seconds);
@@ -184,9 +196,10 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
     }
     for (size_t i = 0; i < s->n_jobs; i++) {
         const sfpd_job_snapshot *j = &s->jobs[i];
-        fprintf(f, "job{job=\"%s\"} uid=%u connections=%u ranks=%u orphaned=%d bytes_in=%llu "
-                   "bytes_stored=%llu",
-                j->job_id, j->uid, j->connections, j->ranks, j->orphaned,
+        fputs("job{job=\"", f);
+        sfpd_print_label(f, j->job_id);
+        fprintf(f, "\"} uid=%u connections=%u ranks=%u orphaned=%d bytes_in=%llu bytes_stored=%llu",
+                j->uid, j->connections, j->ranks, j->orphaned,
                 (unsigned long long)j->bytes_in, (unsigned long long)j->bytes_stored);
         for (size_t t = 0; t < s->n_tiers; t++) /* <tier>_bytes=, labelled by tier name */
             fprintf(f, " %s_bytes=%llu", s->tiers[t].name, (unsigned long long)j->tiers[t].bytes);

@@ -206,8 +206,11 @@ void sfpd_snapshot_sum_counters(sfpd_snapshot *s);
 /* Index of the tier called name in s->tiers, or -1. */
 int sfpd_snapshot_tier(const sfpd_snapshot *s, const char *name);
 void sfpd_snapshot_free(sfpd_snapshot **s);
-/* "name value" lines; per-job lines as job.<field>{job="id"} value. */
+/* "name value" lines; per-job lines as job{job="id"} field=value ...;
+ * names inside quotes are escaped as Prometheus label values are (\\ \"). */
 void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f);
+/* s with backslash, quote and newline escaped (a label value's escaping). */
+void sfpd_print_label(FILE *f, const char *s);
 
 const char *sfpd_counter_name(int counter);
 /* Frees every per-thread block; only at exit, after the pool is idle. */

@@ -1507,6 +1507,13 @@ static int adopt_cb(void *arg, const char *job_id, uint32_t owner, void *job_sta
 
     if (j && j->uid != owner)
         return -1;
+    /* names from files of older versions may not be text: never adopt them
+     * (no Hello can name them any more); their records are dropped */
+    if (sfp_text_check(job_id, strlen(job_id)) != 0 ||
+        sfp_text_check(m->key->name, m->key->name_len) != 0) {
+        sfpd_warn("re-adoption: a stash whose job id or tensor name is not text is dropped");
+        return -1;
+    }
     if (!j) {
         j = job_new(st, job_id, owner);
         if (!j)

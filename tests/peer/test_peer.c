@@ -83,28 +83,6 @@ static uint64_t stat_of(sfpc *c, const char *prefix, const char *key)
     return v;
 }
 
-/* The strict exposition checker (tests/grpc/check_metrics.py): names,
- * labels, types, and every family documented in docs/OPERATIONS.md. */
-static void check_exposition(const gt_daemon *g, const char *body, const char *name)
-{
-    const char *py = getenv("CHECK_METRICS_PY");
-    char path[400], doc[512], *out = NULL;
-    FILE *f;
-    if (!py)
-        return;
-    snprintf(path, sizeof(path), "%s/%s", g->d.dir, name);
-    f = fopen(path, "w");
-    TH_CHECK(f && fputs(body, f) >= 0, "write %s", path);
-    fclose(f);
-    snprintf(doc, sizeof(doc), "%s/docs/OPERATIONS.md", gt_env("SFP_SOURCE_ROOT"));
-    {
-        const char *argv[] = {"/usr/bin/python3", py, path, doc, NULL};
-        int r = gt_run_capture(argv, &g->d, 30, &out);
-        TH_CHECK(r == 0, "check_metrics.py %s: exit %d:\n%s", name, r, out);
-    }
-    free(out);
-}
-
 /* The per-peer stats over gRPC (sfpctl, text and JSON) and /metrics. */
 static void check_reporters(const gt_daemon *A, const gt_daemon *B, uint64_t on_peer)
 {
@@ -118,12 +96,12 @@ static void check_reporters(const gt_daemon *A, const gt_daemon *B, uint64_t on_
     TH_CHECK(code == 200 && body && strstr(body, want), "A /metrics lacks %s", want);
     snprintf(want, sizeof(want), "sfp_peer_sent_frames_total{peer=\"%s\"} ", B->addr);
     TH_CHECK(strstr(body, want) && strstr(body, "sfp_tier_frames{tier=\"peer\"}"), "A /metrics: %s", want);
-    check_exposition(A, body, "metrics-a.txt");
+    gt_validate_metrics(A, body, "metrics-a.txt");
     free(body);
     body = gt_http_get(B->metrics_port, "/metrics", &code);
     snprintf(want, sizeof(want), "sfp_peer_client_held_frames{node=\"");
     TH_CHECK(code == 200 && body && strstr(body, want), "B /metrics lacks %s", want);
-    check_exposition(B, body, "metrics-b.txt");
+    gt_validate_metrics(B, body, "metrics-b.txt");
     free(body);
 
     if (!ctl) {

@@ -1,6 +1,7 @@
 /* grpc_req.c - gRPC request decoding and validation (see grpc_req.h). */
 #include "edges/grpc/grpc_req.h"
 #include "base/sfpd.h"
+#include "base/wire.h"
 #include "core/held.h"
 
 #include <errno.h>
@@ -178,7 +179,8 @@ int sfpd_grpc_req_decode(sfpd_grpc_method m, const uint8_t *data, size_t len, Pr
         *why = "malformed request message";
         return -EINVAL;
     }
-    if ((bad = sfpd_grpc_req_check(m, p))) {
+    /* protobuf-c cuts a string at a NUL and takes any bytes for UTF-8 */
+    if (sfpd_wire_strings_ok(d, data, len, &bad) < 0 || (bad = sfpd_grpc_req_check(m, p))) {
         protobuf_c_message_free_unpacked(p, NULL);
         *why = bad;
         return -EINVAL;

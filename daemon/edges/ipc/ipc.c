@@ -1,5 +1,6 @@
 /* ipc.c - framing, validation and serialization of IPC messages. */
 #include "edges/ipc/ipc.h"
+#include "base/wire.h"
 
 #include <errno.h>
 #include <string.h>
@@ -149,7 +150,10 @@ int sfpd_ipc_decode(const uint8_t *payload, size_t len, sfpd_request **out,
         return -ST(E_INVALID);
     }
     *req_id = r->id;
-    st = validate(r, why);
+    /* protobuf-c cuts a string at a NUL and takes any bytes for UTF-8 */
+    st = sfpd_wire_strings_ok(&sfp__ipc__v1__request__descriptor, payload, len, why) < 0
+             ? -ST(E_INVALID)
+             : validate(r, why);
     if (st < 0) {
         sfp__ipc__v1__request__free_unpacked(r, &pb_allocator);
         return st;

@@ -378,12 +378,15 @@ static void tensor_lines(sfpd_store *st, const char *job_id, FILE *f)
     uint64_t total = 0;
     if (sfpd_store_list_tensors(st, job_id, 4096, &v, &n, &total) < 0)
         return;
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "tensor{job=\"%s\",rank=\"%u\",step=\"%llu\",tensor=\"%s\"} dtype=%u count=%llu "
-                   "mbits=%u ebits=%u coder=%u stored_bytes=%llu tier=%s\n",
-                v[i].job_id, v[i].rank, (unsigned long long)v[i].step, v[i].name, v[i].dtype,
-                (unsigned long long)v[i].count, v[i].mbits, v[i].ebits, v[i].coder,
+    for (size_t i = 0; i < n; i++) {
+        fputs("tensor{job=\"", f);
+        sfpd_print_label(f, v[i].job_id);
+        fprintf(f, "\",rank=\"%u\",step=\"%llu\",tensor=\"", v[i].rank, (unsigned long long)v[i].step);
+        sfpd_print_label(f, v[i].name);
+        fprintf(f, "\"} dtype=%u count=%llu mbits=%u ebits=%u coder=%u stored_bytes=%llu tier=%s\n",
+                v[i].dtype, (unsigned long long)v[i].count, v[i].mbits, v[i].ebits, v[i].coder,
                 (unsigned long long)v[i].frame_bytes, v[i].tier);
+    }
     sfpd_free(v);
 }
 
