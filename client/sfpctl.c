@@ -432,10 +432,12 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
            s->connections, s->inflight);
     printf("spills     %" PRIu64 "   prefetch hits %" PRIu64 "  misses %" PRIu64 "\n\n", s->spills,
            s->prefetch_hits, s->prefetch_misses);
-    printf("%-10s %12s %12s %10s %12s\n", "TIER", "BYTES", "BUDGET", "FRAMES", "HIGH WATER");
+    printf("%-10s %12s %12s %12s %10s %12s\n", "TIER", "BYTES", "USED", "BUDGET", "FRAMES",
+           "HIGH WATER");
     for (size_t i = 0; i < s->n_tiers; i++) {
         const Sfp__V1__TierStats *t = s->tiers[i];
-        printf("%-10s %12s %12s %10" PRIu64 " %12s\n", t->name, human_bytes(t->bytes, a, sizeof(a)),
+        printf("%-10s %12s %12s %12s %10" PRIu64 " %12s\n", t->name, human_bytes(t->bytes, a, sizeof(a)),
+               human_bytes(t->used_bytes, e, sizeof(e)),
                t->budget_bytes ? human_bytes(t->budget_bytes, b, sizeof(b)) : "unlimited", t->frames,
                human_bytes(t->high_water_bytes, d, sizeof(d)));
     }

@@ -190,6 +190,7 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
     for (size_t i = 0; i < s->n_tiers; i++) {
         const sfpd_tier_snapshot *t = &s->tiers[i];
         fprintf(f, "tier_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->bytes);
+        fprintf(f, "tier_used_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->used_bytes);
         fprintf(f, "tier_budget_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->budget_bytes);
         fprintf(f, "tier_frames{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->frames);
         fprintf(f, "tier_high_water_bytes{tier=\"%s\"} %llu\n", t->name, (unsigned long long)t->high_water);

@@ -44,7 +44,7 @@
     X(CONN_REJECTED,   "connections_rejected", "connections", "connections refused (credentials, limits)") \
     X(PROTOCOL_ERRORS, "protocol_errors",    "events",   "malformed messages and framing violations") \
     X(ALLOC_FAILS,     "alloc_fails",        "events",   "failed allocations") \
-    X(JOBS_ENDED,      "jobs_ended",         "jobs",     "jobs freed by EndJob or after their grace period") \
+    X(JOBS_ENDED,      "jobs_ended",         "jobs",     "jobs ended, once each: at their first EndJob, or at the end of their grace period if they held stashes") \
     X(JOBS_READOPTED,  "jobs_readopted",     "jobs",     "jobs whose spill files were re-adopted after a restart") \
     X(FRAMES_READOPTED,"frames_readopted",   "frames",   "spilled frames recovered at start-up")
 
@@ -133,7 +133,12 @@ typedef struct sfpd_peer_client_snapshot {
 
 typedef struct sfpd_tier_snapshot {
     char name[16];           /* "dram", then the tier_order words */
-    uint64_t bytes, budget_bytes, frames, high_water;
+    uint64_t bytes;          /* frame bytes the tier holds (DRAM: with the
+                                reservations of prefetch reads in flight) */
+    uint64_t used_bytes;     /* what it occupies for them, what budget_bytes
+                                limits (disk: records, see docs)           */
+    uint64_t budget_bytes, frames;
+    uint64_t high_water;     /* of used_bytes                               */
 } sfpd_tier_snapshot;
 
 /* One stash, for per-tensor listings (gRPC ListTensors only, never

@@ -144,6 +144,8 @@ struct sfpd_job {
     struct grave { unsigned ti; void *state; } *graves; /* ended incarnations */
     size_t n_graves;             /* closed once the job's I/O drains  */
     bool free_pending;           /* grace expired while I/O      */
+    bool held_data;              /* ever stored a stash           */
+    bool ended;                  /* counted in jobs_ended         */
     bool prefetch_active;
     bool last_was_put;
     unsigned prefetch_depth;
@@ -309,6 +311,7 @@ static int index_insert(sfpd_store *st, entry *e)
     st->n_entries++;
     e->seq = ++st->seq;
     sfpd_list_push_back(&job->all, &e->all);
+    job->held_data = true;
     job->frames++;
     job->stored_bytes += e->frame_len;
     job->raw_bytes += e->raw_bytes;
@@ -385,10 +388,12 @@ static void lower_count(entry *e, unsigned ti, int sign)
         job->lt_bytes[ti] += e->frame_len;
         job->lt_frames[ti]++;
         t->frames++;
+        t->frame_bytes += e->frame_len;
     } else {
         job->lt_bytes[ti] -= e->frame_len;
         job->lt_frames[ti]--;
         t->frames--;
+        t->frame_bytes -= e->frame_len;
     }
 }
 
@@ -1403,12 +1408,22 @@ int sfpd_store_job_attach(sfpd_store *st, const char *job_id, uint32_t uid, uint
     return 0;
 }
 
+/* jobs_ended counts a job once: at its first EndJob, or when its grace
+ * period expires if it held stashes and no EndJob came. */
+static void count_ended(sfpd_job *job)
+{
+    if (job->ended || !job->held_data)
+        return;
+    job->ended = true;
+    sfpd_stat_inc(SFPD_C_JOBS_ENDED, 1);
+}
+
 static void job_expire(sfpd_job *job)
 {
     sfpd_info("job %s: no connection for its grace period, freeing %llu frames",
               job->id, (unsigned long long)job->frames);
     job_drop_all(job);
-    sfpd_stat_inc(SFPD_C_JOBS_ENDED, 1);
+    count_ended(job);
     if (job->io_inflight)
         job->free_pending = true;
     else
@@ -1432,7 +1447,8 @@ void sfpd_store_job_end(sfpd_store *st, sfpd_job *job)
     job_drop_all(job);
     job->prefetch_active = false;
     job->last_was_put = false;
-    sfpd_stat_inc(SFPD_C_JOBS_ENDED, 1);
+    job->held_data = true; /* an EndJob ends the job, data or not */
+    count_ended(job);
     for (unsigned i = 0; i < st->n_lower; i++) {
         if (job->io_inflight && job->tier_state[i]) {
             /* pool work still uses the old segments: retire them when it is done;
@@ -1766,11 +1782,12 @@ void sfpd_store_destroy(sfpd_store **pst)
 
 sfpd_held *sfpd_store_held(sfpd_store *st) { return st->held; }
 
-static void tier_snapshot(sfpd_tier_snapshot *o, const char *name, uint64_t bytes, uint64_t budget,
-                          uint64_t frames, uint64_t high_water)
+static void tier_snapshot(sfpd_tier_snapshot *o, const char *name, uint64_t bytes, uint64_t used,
+                          uint64_t budget, uint64_t frames, uint64_t high_water)
 {
     snprintf(o->name, sizeof(o->name), "%s", name);
     o->bytes = bytes;
+    o->used_bytes = used;
     o->budget_bytes = budget;
     o->frames = frames;
     o->high_water = high_water;
@@ -1787,11 +1804,12 @@ int sfpd_store_fill_snapshot(sfpd_store *st, sfpd_snapshot *s)
     s->bits_per_value = st->values ? 8.0 * (double)st->stored_bytes / (double)st->values : 0;
     s->inflight = st->inflight;
     /* DRAM, then the lower tiers in tier_order */
-    tier_snapshot(&s->tiers[0], "dram", st->dram_bytes, st->dram_budget, st->dram_frames, st->dram_hwm);
+    tier_snapshot(&s->tiers[0], "dram", st->dram_bytes, st->dram_bytes, st->dram_budget,
+                  st->dram_frames, st->dram_hwm);
     for (unsigned i = 0; i < st->n_lower; i++) {
         sfpd_tier *t = st->lower[i];
-        tier_snapshot(&s->tiers[1 + i], t->ops->name, t->ops->used(t), t->budget, t->frames,
-                      t->high_water);
+        tier_snapshot(&s->tiers[1 + i], t->ops->name, t->frame_bytes, t->ops->used(t), t->budget,
+                      t->frames, t->high_water);
         if (t->ops->fill_snapshot && t->ops->fill_snapshot(t, s) < 0)
             return SFPD_E_NO_MEMORY;
     }

@@ -88,7 +88,8 @@ struct sfpd_tier {
     const sfpd_tier_ops *ops;
     uint64_t budget;     /* bytes; 0: unlimited (the tier's configure sets it) */
     uint64_t frames;     /* live records, maintained by the store */
-    uint64_t high_water;
+    uint64_t frame_bytes;/* their frame bytes, maintained by the store */
+    uint64_t high_water; /* of used() */
 };
 
 /*

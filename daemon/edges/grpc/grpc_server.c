@@ -262,6 +262,7 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         sfp__v1__tier_stats__init(&tiers[i]);
         tiers[i].name = (char *)s->tiers[i].name;
         tiers[i].bytes = s->tiers[i].bytes;
+        tiers[i].used_bytes = s->tiers[i].used_bytes;
         tiers[i].budget_bytes = s->tiers[i].budget_bytes;
         tiers[i].frames = s->tiers[i].frames;
         tiers[i].high_water_bytes = s->tiers[i].high_water;

@@ -390,17 +390,19 @@ char *sfpd_metrics_render(const sfpd_snapshot *s, bool draining, size_t *len)
     outf(&o, "sfp_jobs %zu\n", s->n_jobs);
 
     {
-        static const char *const tn[] = {"sfp_tier_bytes", "sfp_tier_budget_bytes", "sfp_tier_frames",
-                                         "sfp_tier_high_water_bytes"};
+        static const char *const tn[] = {"sfp_tier_bytes", "sfp_tier_used_bytes", "sfp_tier_budget_bytes",
+                                         "sfp_tier_frames", "sfp_tier_high_water_bytes"};
         static const char *const th[] = {"Frame bytes held in the tier.",
-                                         "Byte budget of the tier (0: unlimited).",
+                                         "Bytes the tier occupies for its frames (disk: records with headers).",
+                                         "Byte budget of the tier, on its used bytes (0: unlimited).",
                                          "Frames held in the tier.",
-                                         "Highest frame bytes the tier has held."};
-        for (int k = 0; k < 4; k++) {
+                                         "Most used bytes the tier has occupied."};
+        for (int k = 0; k < 5; k++) {
             head(&o, tn[k], "gauge", th[k]);
             for (size_t i = 0; i < s->n_tiers; i++) {
                 const sfpd_tier_snapshot *t = &s->tiers[i];
-                uint64_t v = k == 0 ? t->bytes : k == 1 ? t->budget_bytes : k == 2 ? t->frames : t->high_water;
+                uint64_t v = k == 0 ? t->bytes : k == 1 ? t->used_bytes : k == 2 ? t->budget_bytes
+                           : k == 3 ? t->frames : t->high_water;
                 outf(&o, "%s{tier=\"", tn[k]);
                 label_value(&o, t->name);
                 outf(&o, "\"} %llu\n", (unsigned long long)v);
