@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sfpd_request *req = NULL;
         uint64_t id = 0;
         const char *why = NULL;
+        bool hello = false;
         sfpd_response resp = SFP__IPC__V1__RESPONSE__INIT;
         uint8_t *out = NULL;
         size_t out_len = 0;
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (r <= 0)
             break;
-        r = sfpd_ipc_decode(data + off + SFPD_IPC_PREFIX, len, &req, &id, &why);
+        r = sfpd_ipc_decode(data + off + SFPD_IPC_PREFIX, len, &req, &id, &hello, &why);
         off += SFPD_IPC_PREFIX + len;
         resp.id = id;
         if (r < 0) {

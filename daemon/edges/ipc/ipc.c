@@ -138,18 +138,20 @@ static int validate(const sfpd_request *r, const char **why)
 }
 
 int sfpd_ipc_decode(const uint8_t *payload, size_t len, sfpd_request **out,
-                    uint64_t *req_id, const char **why)
+                    uint64_t *req_id, bool *hello, const char **why)
 {
     sfpd_request *r;
     int st;
 
     *req_id = 0;
+    *hello = false;
     r = sfp__ipc__v1__request__unpack(&pb_allocator, len, payload);
     if (!r) {
         *why = "cannot parse request";
         return -ST(E_INVALID);
     }
     *req_id = r->id;
+    *hello = r->body_case == SFP__IPC__V1__REQUEST__BODY_HELLO;
     /* protobuf-c cuts a string at a NUL and takes any bytes for UTF-8 */
     st = sfpd_wire_strings_ok(&sfp__ipc__v1__request__descriptor, payload, len, why) < 0
              ? -ST(E_INVALID)

@@ -28,10 +28,13 @@ int sfpd_ipc_frame(const uint8_t *buf, size_t len, size_t max_message, size_t *m
  * Unpacks and validates one message payload (without its prefix). On success
  * returns 0 and *out owns the request (free with sfpd_ipc_request_free). On
  * failure returns a negative ipc Status, sets *why to a static message, and
- * *req_id to the request id if it could be read (else 0).
+ * *req_id to the request id if it could be read (else 0). In both cases
+ * *hello tells whether the payload parsed as a Request whose body is a
+ * Hello (a connection without one answers everything else with
+ * E_HELLO_REQUIRED, docs/PROTOCOL.md).
  */
 int sfpd_ipc_decode(const uint8_t *payload, size_t len, sfpd_request **out,
-                    uint64_t *req_id, const char **why);
+                    uint64_t *req_id, bool *hello, const char **why);
 void sfpd_ipc_request_free(sfpd_request *r);
 
 /* Converts a validated Key / Params. Return 0 or a negative ipc Status. */

@@ -621,6 +621,7 @@ static void conn_process(conn *c)
         sfpd_request *req = NULL;
         uint64_t id = 0;
         const char *why = NULL;
+        bool hello = false;
         int r = sfpd_ipc_frame(c->rbuf + off, c->rlen - off, (size_t)srv->cfg->max_message, &msg_len);
         if (r == 0)
             break;
@@ -632,8 +633,18 @@ static void conn_process(conn *c)
             off = c->rlen;
             break;
         }
-        r = sfpd_ipc_decode(c->rbuf + off + SFPD_IPC_PREFIX, msg_len, &req, &id, &why);
+        r = sfpd_ipc_decode(c->rbuf + off + SFPD_IPC_PREFIX, msg_len, &req, &id, &hello, &why);
         off += SFPD_IPC_PREFIX + msg_len;
+        if (r == -ST(E_UNKNOWN_TYPE) && !c->job && !c->deny_status && !hello) {
+            /* before Hello, a request of no (or no known) type is just one
+             * more request that is not Hello */
+            if (c->pending_fd >= 0) {
+                close(c->pending_fd); /* an fd only makes sense with Hello */
+                c->pending_fd = -1;
+            }
+            reply_status(c, id, ST(E_HELLO_REQUIRED), "first request must be Hello", 0);
+            continue;
+        }
         if (r < 0) {
             sfpd_stat_inc(SFPD_C_PROTOCOL_ERRORS, 1);
             reply_status(c, id, -r, why, 0);
