@@ -106,6 +106,8 @@ typedef enum sfpd_opt_type {
       "frame bytes held for each peer that spills here (Peer service)")          \
     X(peer_serve_budget, SIZE, "0", 0, UINT64_C(1) << 50, true,                   \
       "frame bytes held for all peers together (Peer service; 0: no total bound)") \
+    X(peer_lease, SECONDS, "300", 0, 86400 * 7, true,                             \
+      "seconds a client node's frames are kept without a call from it (Peer service; 0: until restart)") \
     X(log_level, LEVEL, "info", 0, 3, true,                                       \
       "error, warn, info or debug")
 

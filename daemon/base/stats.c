@@ -211,13 +211,14 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
         const sfpd_peer_snapshot *p = &s->peers[i];
         fprintf(f, "peer{peer=\"%s\"} up=%d bytes_sent=%llu bytes_received=%llu frames_sent=%llu "
                    "frames_received=%llu held_bytes=%llu held_frames=%llu rtt_us=%.0f failures=%llu "
-                   "refusals=%llu lost_frames=%llu limit_bytes=%llu\n",
+                   "refusals=%llu lost_frames=%llu limit_bytes=%llu lease_renewals=%llu lease_ms=%.0f\n",
                 p->address, p->up, (unsigned long long)p->bytes_sent,
                 (unsigned long long)p->bytes_received, (unsigned long long)p->frames_sent,
                 (unsigned long long)p->frames_received, (unsigned long long)p->held_bytes,
                 (unsigned long long)p->held_frames, p->rtt_seconds * 1e6,
                 (unsigned long long)p->failures, (unsigned long long)p->refusals,
-                (unsigned long long)p->lost_frames, (unsigned long long)p->limit_bytes);
+                (unsigned long long)p->lost_frames, (unsigned long long)p->limit_bytes,
+                (unsigned long long)p->lease_renewals, p->lease_seconds * 1e3);
     }
     for (size_t i = 0; i < s->n_peer_clients; i++) {
         const sfpd_peer_client_snapshot *p = &s->peer_clients[i];
@@ -227,6 +228,13 @@ void sfpd_snapshot_print(const sfpd_snapshot *s, FILE *f)
                 (unsigned long long)p->bytes_received, (unsigned long long)p->bytes_sent,
                 (unsigned long long)p->refusals, (unsigned long long)p->limit_bytes);
     }
+    if (s->held.on)
+        fprintf(f, "peer_serve bytes=%llu frames=%llu budget_bytes=%llu high_water=%llu lease_ms=%.0f "
+                   "leases_expired=%llu expired_frames=%llu expired_bytes=%llu\n",
+                (unsigned long long)s->held.bytes, (unsigned long long)s->held.frames,
+                (unsigned long long)s->held.budget_bytes, (unsigned long long)s->held.high_water,
+                s->held.lease_seconds * 1e3, (unsigned long long)s->held.leases_expired,
+                (unsigned long long)s->held.expired_frames, (unsigned long long)s->held.expired_bytes);
 }
 
 void sfpd_stats_shutdown(void)

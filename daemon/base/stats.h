@@ -122,6 +122,8 @@ typedef struct sfpd_peer_snapshot {
     double rtt_seconds;                      /* smoothed call round trip     */
     uint64_t failures, refusals, lost_frames;
     uint64_t limit_bytes, advertised_free;
+    double lease_seconds;                    /* the peer's, 0: none/unknown */
+    uint64_t lease_renewals;
 } sfpd_peer_snapshot;
 
 /* A daemon whose frames this daemon holds (Peer service, serving side). */
@@ -193,6 +195,8 @@ typedef struct sfpd_snapshot {
     struct {
         int on;                  /* peering = 1 */
         uint64_t bytes, frames, budget_bytes, high_water;
+        double lease_seconds;    /* peer_lease (0: none) */
+        uint64_t leases_expired, expired_frames, expired_bytes;
     } held;
 } sfpd_snapshot;
 

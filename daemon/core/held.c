@@ -24,6 +24,7 @@ typedef struct node {
     size_t tab_size, n;
     uint64_t bytes;
     uint64_t bytes_received, bytes_sent, refusals;
+    uint64_t last_call_ns;       /* the lease runs from here */
     sfpd_list link;
 } node;
 
@@ -31,6 +32,8 @@ struct sfpd_held {
     uint64_t node_limit;         /* peer_serve_max_bytes (0: none)       */
     uint64_t budget;             /* peer_serve_budget (0: none)          */
     uint64_t bytes, frames, high_water;
+    uint64_t lease_ns;           /* peer_lease (0: none)                 */
+    uint64_t leases_expired, expired_frames, expired_bytes;
     sfpd_list nodes;
     uint32_t n_nodes;
 };
@@ -136,8 +139,10 @@ static node *node_get(sfpd_held *h, const char *name, uint64_t instance, bool cr
             break;
         }
     }
-    if (n && n->instance == instance)
+    if (n && n->instance == instance) {
+        n->last_call_ns = sfpd_now_ns(); /* any call of the node renews its lease */
         return n;
+    }
     if (!create)
         return NULL;
     if (n) {
@@ -145,6 +150,7 @@ static node *node_get(sfpd_held *h, const char *name, uint64_t instance, bool cr
                   n->name, n->n, (unsigned long long)n->bytes);
         node_clear(h, n);
         n->instance = instance;
+        n->last_call_ns = sfpd_now_ns();
         return n;
     }
     if (h->n_nodes >= SFPD_HELD_MAX_NODES) {
@@ -157,6 +163,7 @@ static node *node_get(sfpd_held *h, const char *name, uint64_t instance, bool cr
     }
     snprintf(n->name, sizeof(n->name), "%s", name);
     n->instance = instance;
+    n->last_call_ns = sfpd_now_ns();
     sfpd_list_push_back(&h->nodes, &n->link);
     h->n_nodes++;
     sfpd_info("peer: holding frames for node %s", n->name);
@@ -184,6 +191,7 @@ static void room_of(const sfpd_held *h, const node *n, sfpd_held_room *r)
     r->held_bytes = n->bytes;
     r->held_frames = n->n;
     r->limit_bytes = h->node_limit;
+    r->lease_seconds = (double)h->lease_ns / 1e9;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -262,6 +270,7 @@ void sfpd_held_drop(sfpd_held *h, const char *name, uint64_t instance, const uin
     room->free_bytes = h->node_limit ? h->node_limit : UINT64_MAX;
     room->held_bytes = room->held_frames = 0;
     room->limit_bytes = h->node_limit;
+    room->lease_seconds = (double)h->lease_ns / 1e9;
     if (!n)
         return;
     if (all) {
@@ -301,16 +310,42 @@ int sfpd_held_create(const sfpd_config *cfg, sfpd_held **out)
     sfpd_list_init(&h->nodes);
     h->node_limit = cfg->peer_serve_max_bytes;
     sfpd_held_configure(h, cfg);
-    sfpd_info("peer: serving sfp.v1.Peer, up to %llu bytes per node, %llu in all (0: no total bound)",
-              (unsigned long long)h->node_limit, (unsigned long long)h->budget);
+    sfpd_info("peer: serving sfp.v1.Peer, up to %llu bytes per node, %llu in all (0: no total "
+              "bound), lease %.1f s (0: none)", (unsigned long long)h->node_limit,
+              (unsigned long long)h->budget, (double)h->lease_ns / 1e9);
     *out = h;
     return 0;
 }
 
 void sfpd_held_configure(sfpd_held *h, const sfpd_config *cfg)
 {
-    if (h)
-        h->budget = cfg->peer_serve_budget;
+    if (!h)
+        return;
+    h->budget = cfg->peer_serve_budget;
+    h->lease_ns = (uint64_t)(cfg->peer_lease * 1e9);
+}
+
+void sfpd_held_sweep(sfpd_held *h, uint64_t now_ns)
+{
+    sfpd_list *l;
+    if (!h || !h->lease_ns)
+        return;
+    l = h->nodes.next;
+    while (l != &h->nodes) {
+        node *n = sfpd_container_of(l, node, link);
+        l = l->next;
+        if (now_ns - n->last_call_ns < h->lease_ns)
+            continue;
+        if (n->n) { /* a node that only registered holds nothing to count */
+            sfpd_info("peer: lease of node %s ran out (no call for %.1f s): dropping %zu frames "
+                      "(%llu bytes)", n->name, (double)(now_ns - n->last_call_ns) / 1e9, n->n,
+                      (unsigned long long)n->bytes);
+            h->leases_expired++;
+            h->expired_frames += n->n;
+            h->expired_bytes += n->bytes;
+        }
+        node_free(h, n);
+    }
 }
 
 void sfpd_held_destroy(sfpd_held **ph)
@@ -334,6 +369,10 @@ int sfpd_held_fill_snapshot(const sfpd_held *h, sfpd_snapshot *s)
     s->held.frames = h->frames;
     s->held.budget_bytes = h->budget;
     s->held.high_water = h->high_water;
+    s->held.lease_seconds = (double)h->lease_ns / 1e9;
+    s->held.leases_expired = h->leases_expired;
+    s->held.expired_frames = h->expired_frames;
+    s->held.expired_bytes = h->expired_bytes;
     if (!h->n_nodes)
         return 0;
     s->peer_clients = sfpd_calloc(h->n_nodes, sizeof(*s->peer_clients));

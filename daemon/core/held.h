@@ -39,8 +39,10 @@ static inline bool sfpd_peer_node_ok(const char *s)
  * nodes. Frames must pass sfp_frame_verify on the way in and again on the
  * way out. A node names itself with a random instance at each start: a new
  * instance of a known node replaces the old one, whose frames are dropped
- * (frames on peers are never re-adopted by a restarted client). Loop
- * thread only. Every call returns 0 or a negative SFPD_E_* (core/status.h).
+ * (frames on peers are never re-adopted by a restarted client). Every
+ * call of a node renews its lease; the frames of a node that makes no call
+ * for peer_lease seconds are dropped (sfpd_held_sweep). Loop thread only.
+ * Every call returns 0 or a negative SFPD_E_* (core/status.h).
  */
 
 struct sfpd_config;
@@ -51,14 +53,17 @@ typedef struct sfpd_held sfpd_held;
 
 /* *out = NULL and 0 when cfg->peering is 0. */
 int sfpd_held_create(const struct sfpd_config *cfg, sfpd_held **out);
-/* Live options (peer_serve_budget). Accepts NULL. */
+/* Live options (peer_serve_budget, peer_lease). Accepts NULL. */
 void sfpd_held_configure(sfpd_held *h, const struct sfpd_config *cfg);
+/* Drops the frames of every node whose lease has run out. Accepts NULL. */
+void sfpd_held_sweep(sfpd_held *h, uint64_t now_ns);
 /* Accepts NULL; sets *h to NULL. */
 void sfpd_held_destroy(sfpd_held **h);
 
 /* What a client may still place here, and what it holds (for replies). */
 typedef struct sfpd_held_room {
     uint64_t free_bytes, held_bytes, held_frames, limit_bytes;
+    double lease_seconds;
 } sfpd_held_room;
 
 /*

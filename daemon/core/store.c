@@ -1496,6 +1496,10 @@ static void sweep_cb(uv_timer_t *t)
     sfpd_store *st = t->data;
     uint64_t now = sfpd_now_ns();
     sfpd_list *p = st->jobs.next;
+    sfpd_held_sweep(st->held, now);
+    for (unsigned i = 0; i < st->n_lower; i++)
+        if (st->lower[i]->ops->tick)
+            st->lower[i]->ops->tick(st->lower[i]);
     while (p != &st->jobs) {
         sfpd_job *j = sfpd_container_of(p, sfpd_job, link);
         p = p->next;

@@ -78,6 +78,10 @@ typedef struct sfpd_tier_ops {
     uint64_t (*used)(const sfpd_tier *t);
     /* loop, optional: apply the live options (SIGHUP) */
     void (*configure)(sfpd_tier *t, const sfpd_config *cfg);
+    /* loop, optional: called every 100 ms by the store's timer (not while
+     * it shuts down); the tier may start pool work of its own from here
+     * (e.g. the network tier's lease renewals) */
+    void (*tick)(sfpd_tier *t);
     /* loop, optional: the tier's own detail in a snapshot (e.g. s->peers);
      * 0 or SFPD_E_NO_MEMORY */
     int (*fill_snapshot)(const sfpd_tier *t, sfpd_snapshot *s);

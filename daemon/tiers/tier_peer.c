@@ -24,7 +24,15 @@
  *
  * Restart. A peer's frames belong to one instance of this daemon (random
  * id); a restarted daemon has a new instance and the peer drops the old
- * frames. The write-through directory is emptied at start-up.
+ * frames: the tier calls Capacity on every peer as soon as it starts (and
+ * again each second until the peer answers), so that happens at once. The
+ * write-through directory is emptied at start-up.
+ *
+ * Lease. A peer drops the frames of a node that makes no call for its
+ * peer_lease (it says how long in every reply); while frames are on a
+ * peer, the tier calls Capacity when a third of the lease has passed since
+ * its last call that worked (tick(), from the store's timer; the call runs
+ * on the pool).
  */
 #include "rpc.h"
 #include "core/held.h"
@@ -34,6 +42,7 @@
 #include "base/sfpd.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,6 +80,12 @@ typedef struct peer {
     _Atomic int down_code;             /* status of the last failure     */
     _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
     _Atomic uint64_t failures, refusals, lost, rtt_ns;
+    _Atomic uint64_t last_ok_ns;       /* last call that worked          */
+    _Atomic uint64_t lease_ms;         /* the peer's lease, 0: none/unknown */
+    _Atomic uint64_t renewals;
+    /* loop thread */
+    bool renewing;                     /* a renewal call is under way     */
+    bool registered;                   /* this instance told the peer     */
     /* ids whose DropFrame could not be sent; flushed when the peer is back */
     pthread_mutex_t mu;
     uint64_t *orphans;
@@ -79,6 +94,7 @@ typedef struct peer {
 
 typedef struct ptier {
     sfpd_tier base;
+    uv_loop_t *loop;
     peer peers[MAX_PEERS];
     size_t n;
     size_t rr;
@@ -156,6 +172,8 @@ static grpc_status_code call(ptier *t, peer *p, const char *method, const Protob
     md.key = grpc_slice_from_static_string(SFPD_PEER_TOKEN_MD);
     md.value = grpc_slice_from_static_string(t->token);
     status = sfp_rpc_unary(p->ch, NULL, &c);
+    if (status == GRPC_STATUS_OK)
+        atomic_store(&p->last_ok_ns, now_ns());
     *resp = c.reply;
     c.reply = NULL;
     sfp_rpc_call_clear(&c);
@@ -165,6 +183,13 @@ static grpc_status_code call(ptier *t, peer *p, const char *method, const Protob
         atomic_store(&p->rtt_ns, old ? (old * 7 + dt) / 8 : dt);
     }
     return status;
+}
+
+/* The lease a peer's reply announced (seconds, 0: none). */
+static void note_lease(peer *p, double lease_seconds)
+{
+    atomic_store(&p->lease_ms, isfinite(lease_seconds) && lease_seconds > 0
+                                   ? (uint64_t)(lease_seconds * 1000 + 0.5) : 0);
 }
 
 /* Transport-level failures make the peer "down" for a while. */
@@ -257,6 +282,7 @@ static int probe(ptier *t, peer *p, uint64_t need)
         return s == GRPC_STATUS_RESOURCE_EXHAUSTED ? -ENOSPC : -EHOSTUNREACH;
     }
     atomic_store(&p->advertised_free, ((Sfp__V1__CapacityResponse *)m)->free_bytes);
+    note_lease(p, ((Sfp__V1__CapacityResponse *)m)->lease_seconds);
     protobuf_c_message_free_unpacked(m, NULL);
     atomic_store(&p->probe_after_ns, now_ns() + RETRY_NS);
     atomic_store(&p->need_probe, false);
@@ -398,6 +424,7 @@ static int pt_write(sfpd_tier *tt, const sfpd_loc *loc, const sfpd_rec_meta *met
     s = call(t, p, "/sfp.v1.Peer/PutFrame", &q.base, &sfp__v1__put_frame_response__descriptor, &m);
     if (s == GRPC_STATUS_OK) {
         atomic_store(&p->advertised_free, ((Sfp__V1__PutFrameResponse *)m)->free_bytes);
+        note_lease(p, ((Sfp__V1__PutFrameResponse *)m)->lease_seconds);
         protobuf_c_message_free_unpacked(m, NULL);
         atomic_fetch_add(&p->bytes_sent, loc->frame_len);
         atomic_fetch_add(&p->frames_sent, 1);
@@ -516,6 +543,63 @@ static int pt_kill(sfpd_tier *tt, const sfpd_loc *loc)
     return e;
 }
 
+typedef struct renew_op {
+    uv_work_t w;
+    ptier *t;
+    size_t i;
+    int rc;
+} renew_op;
+
+static void renew_run(uv_work_t *w)
+{
+    renew_op *r = (renew_op *)w;
+    r->rc = probe(r->t, &r->t->peers[r->i], 0);
+}
+
+static void renew_done(uv_work_t *w, int status)
+{
+    renew_op *r = (renew_op *)w;
+    peer *p = &r->t->peers[r->i];
+    (void)status;
+    p->renewing = false;
+    if (r->rc == 0 || r->rc == -ENOSPC) { /* it answered: lease renewed */
+        p->registered = true;
+        atomic_fetch_add(&p->renewals, 1);
+    }
+    sfpd_free(r);
+}
+
+/*
+ * Loop, every 100 ms: a Capacity call to each peer this instance has not
+ * yet registered with (the peer drops the frames of our earlier instance),
+ * and to each peer holding our frames once a third of its lease has passed
+ * since the last call that worked. One call per peer at a time, and none to
+ * a peer that is down until its retry time.
+ */
+static void pt_tick(sfpd_tier *tt)
+{
+    ptier *t = (ptier *)tt;
+    uint64_t now = now_ns();
+    for (size_t i = 0; i < t->n; i++) {
+        peer *p = &t->peers[i];
+        uint64_t lease = atomic_load(&p->lease_ms) * 1000000u;
+        renew_op *r;
+        if (p->renewing || !peer_up(p))
+            continue;
+        if (p->registered && (!p->frames || !lease || now - atomic_load(&p->last_ok_ns) < lease / 3))
+            continue;
+        if (!(r = sfpd_calloc(1, sizeof(*r))))
+            return;
+        r->t = t;
+        r->i = i;
+        if (uv_queue_work(t->loop, &r->w, renew_run, renew_done) != 0) {
+            sfpd_free(r);
+            return;
+        }
+        p->renewing = true;
+    }
+}
+
 static int pt_adopt(sfpd_tier *tt, sfpd_adopt_fn fn, void *arg)
 {
     (void)tt;
@@ -579,6 +663,7 @@ static const sfpd_tier_ops peer_ops = {
     .kill = pt_kill,
     .adopt = pt_adopt,
     .used = pt_used,
+    .tick = pt_tick,
     .fill_snapshot = pt_fill_snapshot,
     .destroy = pt_destroy,
 };
@@ -637,6 +722,7 @@ int sfpd_tier_peer_create(uv_loop_t *loop, const sfpd_config *cfg, sfpd_tier **o
         return -ENOMEM;
     grpc_init();
     t->base.ops = &peer_ops;
+    t->loop = loop;
     t->limit = cfg->peer_max_bytes;
     t->timeout_ms = (int)(cfg->peer_timeout * 1000 + 0.5);
     if (t->timeout_ms < 10)
@@ -775,6 +861,8 @@ static int pt_fill_snapshot(const sfpd_tier *tt, sfpd_snapshot *s)
         o->lost_frames = atomic_load(&p->lost);
         o->limit_bytes = t->limit;
         o->advertised_free = adv == UINT64_MAX ? 0 : adv;
+        o->lease_seconds = (double)atomic_load(&p->lease_ms) / 1e3;
+        o->lease_renewals = atomic_load(&p->renewals);
     }
     s->n_peers = t->n;
     return 0;

@@ -457,6 +457,119 @@ static void part_auth(void)
 /* 7. A peer that stalls (SIGSTOP): calls hit peer_timeout, A keeps serving
  *    from its other tiers, and the drops it could not send reach the peer
  *    once it answers again (no frame is left behind on it). */
+/* Waits until B (through obs) holds want frames for its client nodes. */
+static void wait_held(sfpc *obs, uint64_t want, double seconds, const char *what)
+{
+    double dl = th_now() + seconds;
+    uint64_t v;
+    while ((v = stat_of(obs, "peer_client{", "held_frames")) != want && th_now() < dl)
+        usleep(50000);
+    TH_CHECK(v == want, "%s: B holds %llu frames, want %llu", what, (unsigned long long)v,
+             (unsigned long long)want);
+}
+
+/* The client daemon of a lease part: node name fixed, so that a restart is
+ * the same node. */
+static void start_named_client(gt_daemon *a, const gt_daemon *b, const char *node)
+{
+    const char *args[] = {"--peers", b->addr, "--tier-order", "dram,peer,disk",
+                          "--peer-token-file", tok_good, "--dram-budget", "512K",
+                          "--peer-timeout", scaled_timeout(3), "--peer-node-name", node, NULL};
+    gt_start(a, args);
+}
+
+/*
+ * Leases (issue 15 item 7): a client that is alive but idle keeps its
+ * frames on the peer (it renews the lease with Capacity calls); a client
+ * that dies and never comes back loses them once the peer's lease runs out
+ * (counted on both /metrics); a client that restarts makes the peer drop
+ * its last instance's frames at once (it registers at start-up), long
+ * before the lease.
+ */
+static void part_lease(void)
+{
+    gt_daemon A, B, B2;
+    sfpc *c, *obs;
+    char pfx[128], *t, *body;
+    const char *lease = scaled_timeout(1.5);
+    double lease_s = atof(lease);
+    uint64_t on_peer;
+    int code;
+
+    {
+        const char *args[] = {"--peering", "1", "--peer-token-file", tok_good, "--peer-serve-max-bytes",
+                              "64M", "--peer-lease", lease, NULL};
+        gt_start(&B, args);
+    }
+    start_named_client(&A, &B, "lease-node");
+    snprintf(pfx, sizeof(pfx), "peer{peer=\"%s\"}", B.addr);
+    c = tc_connect(&A.d, "leasejob", 0, 4u << 20);
+    obs = tc_connect(&B.d, "observer", 0, 1u << 20);
+    put_all(c, 1);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "nothing placed on the peer");
+    /* idle for three leases: the renewals keep the frames there */
+    usleep((useconds_t)(3 * lease_s * 1e6));
+    TH_CHECK(stat_of(obs, "peer_client{", "held_frames") == on_peer,
+             "B dropped frames of a live client");
+    TH_CHECK(stat_of(c, pfx, "lease_renewals") >= 3, "A renewed %llu times in three leases",
+             (unsigned long long)stat_of(c, pfx, "lease_renewals"));
+    TH_CHECK(get_all(c, 1) == 0, "frames lost while the client was alive");
+    printf("lease %.1f s: an idle live client kept its %llu frames (%llu renewals)\n", lease_s,
+           (unsigned long long)on_peer, (unsigned long long)stat_of(c, pfx, "lease_renewals"));
+    body = gt_http_get(A.metrics_port, "/metrics", &code);
+    TH_CHECK(body && strstr(body, "\nsfp_peer_lease_renewals_total{peer="), "A: no renewal counter");
+    free(body);
+
+    /* the client dies and never comes back: the lease runs out */
+    put_all(c, 2);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "step 2 placed nothing on the peer");
+    sfpc_close(&c);
+    th_stop(&A.d, SIGKILL, 10);
+    th_cleanup(&A.d);
+    wait_held(obs, 0, 4 * lease_s + 5, "after the client died");
+    t = stats_text(obs);
+    TH_CHECK(field(t, "peer_serve ", "leases_expired") == 1 &&
+                 field(t, "peer_serve ", "expired_frames") == on_peer,
+             "B's lease counters:\n%s", t);
+    free(t);
+    body = gt_http_get(B.metrics_port, "/metrics", &code);
+    TH_CHECK(body && strstr(body, "\nsfp_peer_serve_leases_expired_total 1\n"), "B /metrics: no expiry");
+    gt_validate_metrics(&B, body, "metrics-lease.txt");
+    free(body);
+    printf("the client died: B dropped its %llu frames when the lease ran out\n", (unsigned long long)on_peer);
+    sfpc_close(&obs);
+    stop_and_clean(&B);
+
+    /* the client restarts: its last instance's frames go at once */
+    {
+        const char *args[] = {"--peering", "1", "--peer-token-file", tok_good, "--peer-serve-max-bytes",
+                              "64M", "--peer-lease", "3600", NULL};
+        gt_start(&B2, args);
+    }
+    start_named_client(&A, &B2, "restart-node");
+    snprintf(pfx, sizeof(pfx), "peer{peer=\"%s\"}", B2.addr);
+    c = tc_connect(&A.d, "restartjob", 0, 4u << 20);
+    obs = tc_connect(&B2.d, "observer", 0, 1u << 20);
+    put_all(c, 1);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "nothing placed on the peer");
+    sfpc_close(&c);
+    th_stop(&A.d, SIGKILL, 10);
+    th_cleanup(&A.d);
+    TH_CHECK(stat_of(obs, "peer_client{", "held_frames") == on_peer, "B2 dropped frames early");
+    start_named_client(&A, &B2, "restart-node"); /* no traffic at all */
+    wait_held(obs, 0, 10, "after the client restarted");
+    TH_CHECK(th_log_contains(&B2.d, "node restart-node restarted: dropping"), "no log line");
+    TH_CHECK(stat_of(obs, "peer_serve ", "leases_expired") == 0, "counted as a lease expiry");
+    printf("the client restarted: B2 dropped its %llu old frames at its first call, lease 3600 s\n",
+           (unsigned long long)on_peer);
+    sfpc_close(&obs);
+    stop_and_clean(&A);
+    stop_and_clean(&B2);
+}
+
 static void part_stall(void)
 {
     gt_daemon A, B;
@@ -625,6 +738,7 @@ int main(int argc, char **argv)
     part_order_and_full();
     part_stall();
     part_tls();
+    part_lease();
 
     unlink(tok_good);
     unlink(tok_bad);

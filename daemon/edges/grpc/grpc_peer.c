@@ -29,6 +29,7 @@ grpc_status_code sfpd_grpc_do_put_frame(sfpd_grpc_ctx *ctx, const void *req, grp
     }
     m.free_bytes = room.free_bytes;
     m.held_bytes = room.held_bytes;
+    m.lease_seconds = room.lease_seconds;
     return sfpd_grpc_reply(&m.base, reply, msg);
 }
 
@@ -65,6 +66,7 @@ grpc_status_code sfpd_grpc_do_drop_frame(sfpd_grpc_ctx *ctx, const void *req, gr
                        false, &more, &room);
     m.frames_dropped = dropped + more;
     m.free_bytes = room.free_bytes;
+    m.lease_seconds = room.lease_seconds;
     return sfpd_grpc_reply(&m.base, reply, msg);
 }
 
@@ -84,5 +86,6 @@ grpc_status_code sfpd_grpc_do_capacity(sfpd_grpc_ctx *ctx, const void *req, grpc
     m.held_bytes = room.held_bytes;
     m.held_frames = room.held_frames;
     m.limit_bytes = room.limit_bytes;
+    m.lease_seconds = room.lease_seconds;
     return sfpd_grpc_reply(&m.base, reply, msg);
 }

@@ -360,6 +360,8 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         o->lost_frames = p->lost_frames;
         o->limit_bytes = p->limit_bytes;
         o->advertised_free_bytes = p->advertised_free;
+        o->lease_seconds = p->lease_seconds;
+        o->lease_renewals = p->lease_renewals;
         a.psp[i] = o;
     }
     m.n_peers = s->n_peers;
@@ -388,6 +390,10 @@ static grpc_byte_buffer *pack_snapshot(const sfpd_snapshot *s, const char *job, 
         serve.frames = s->held.frames;
         serve.budget_bytes = s->held.budget_bytes;
         serve.high_water_bytes = s->held.high_water;
+        serve.lease_seconds = s->held.lease_seconds;
+        serve.leases_expired = s->held.leases_expired;
+        serve.expired_frames = s->held.expired_frames;
+        serve.expired_bytes = s->held.expired_bytes;
         m.peer_serve = &serve;
     }
 

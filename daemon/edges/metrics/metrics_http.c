@@ -150,6 +150,8 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
         {"sfp_peer_failures_total", "counter", "Calls to the peer that failed."},
         {"sfp_peer_refusals_total", "counter", "Frames the peer refused (full)."},
         {"sfp_peer_lost_frames_total", "counter", "Reads (Get or prefetch) that found a frame gone with the peer."},
+        {"sfp_peer_lease_renewals_total", "counter", "Capacity calls that renewed the lease on the peer (or registered this instance)."},
+        {"sfp_peer_lease_seconds", "gauge", "The peer's lease from its last reply (0: none or not known)."},
     };
     static const struct {
         const char *name, *type, *help;
@@ -168,7 +170,8 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
                      : k == 3 ? (double)p->frames_sent : k == 4 ? (double)p->frames_received
                      : k == 5 ? (double)p->held_bytes : k == 6 ? (double)p->held_frames
                      : k == 7 ? p->rtt_seconds : k == 8 ? (double)p->failures
-                     : k == 9 ? (double)p->refusals : (double)p->lost_frames;
+                     : k == 9 ? (double)p->refusals : k == 10 ? (double)p->lost_frames
+                     : k == 11 ? (double)p->lease_renewals : p->lease_seconds;
             outf(o, "%s{peer=\"", pf[k].name);
             label_value(o, p->address);
             outf(o, "\"} %.17g\n", v);
@@ -183,6 +186,14 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
         outf(o, "sfp_peer_serve_budget_bytes %llu\n", (unsigned long long)s->held.budget_bytes);
         head(o, "sfp_peer_serve_high_water_bytes", "gauge", "Most frame bytes held for client nodes at once.");
         outf(o, "sfp_peer_serve_high_water_bytes %llu\n", (unsigned long long)s->held.high_water);
+        head(o, "sfp_peer_serve_lease_seconds", "gauge", "peer_lease: a client node's frames go after this long without a call (0: never).");
+        outf(o, "sfp_peer_serve_lease_seconds %.3f\n", s->held.lease_seconds);
+        head(o, "sfp_peer_serve_leases_expired_total", "counter", "Client nodes whose lease ran out with frames held.");
+        outf(o, "sfp_peer_serve_leases_expired_total %llu\n", (unsigned long long)s->held.leases_expired);
+        head(o, "sfp_peer_serve_expired_frames_total", "counter", "Frames dropped because their node's lease ran out.");
+        outf(o, "sfp_peer_serve_expired_frames_total %llu\n", (unsigned long long)s->held.expired_frames);
+        head(o, "sfp_peer_serve_expired_bytes_total", "counter", "Frame bytes dropped because their node's lease ran out.");
+        outf(o, "sfp_peer_serve_expired_bytes_total %llu\n", (unsigned long long)s->held.expired_bytes);
     }
     for (size_t k = 0; s->n_peer_clients && k < SFPD_ARRAY_SIZE(cf); k++) {
         head(o, cf[k].name, cf[k].type, cf[k].help);
