@@ -177,23 +177,33 @@ static void peer_metrics(obuf *o, const sfpd_snapshot *s)
             outf(o, "\"} %.17g\n", v);
         }
     }
-    if (s->held.on) {
-        head(o, "sfp_peer_serve_bytes", "gauge", "Frame bytes held for all client nodes together.");
-        outf(o, "sfp_peer_serve_bytes %llu\n", (unsigned long long)s->held.bytes);
-        head(o, "sfp_peer_serve_frames", "gauge", "Frames held for all client nodes together.");
-        outf(o, "sfp_peer_serve_frames %llu\n", (unsigned long long)s->held.frames);
-        head(o, "sfp_peer_serve_budget_bytes", "gauge", "peer_serve_budget (0: no total bound).");
-        outf(o, "sfp_peer_serve_budget_bytes %llu\n", (unsigned long long)s->held.budget_bytes);
-        head(o, "sfp_peer_serve_high_water_bytes", "gauge", "Most frame bytes held for client nodes at once.");
-        outf(o, "sfp_peer_serve_high_water_bytes %llu\n", (unsigned long long)s->held.high_water);
-        head(o, "sfp_peer_serve_lease_seconds", "gauge", "peer_lease: a client node's frames go after this long without a call (0: never).");
-        outf(o, "sfp_peer_serve_lease_seconds %.3f\n", s->held.lease_seconds);
-        head(o, "sfp_peer_serve_leases_expired_total", "counter", "Client nodes whose lease ran out with frames held.");
-        outf(o, "sfp_peer_serve_leases_expired_total %llu\n", (unsigned long long)s->held.leases_expired);
-        head(o, "sfp_peer_serve_expired_frames_total", "counter", "Frames dropped because their node's lease ran out.");
-        outf(o, "sfp_peer_serve_expired_frames_total %llu\n", (unsigned long long)s->held.expired_frames);
-        head(o, "sfp_peer_serve_expired_bytes_total", "counter", "Frame bytes dropped because their node's lease ran out.");
-        outf(o, "sfp_peer_serve_expired_bytes_total %llu\n", (unsigned long long)s->held.expired_bytes);
+    if (s->held.on) { /* frames held for all client nodes together */
+        const struct {
+            const char *name, *type, *help;
+            double v;
+        } hf[] = {
+            {"sfp_peer_serve_bytes", "gauge", "Frame bytes held for all client nodes together.",
+             (double)s->held.bytes},
+            {"sfp_peer_serve_frames", "gauge", "Frames held for all client nodes together.",
+             (double)s->held.frames},
+            {"sfp_peer_serve_budget_bytes", "gauge", "peer_serve_budget (0: no total bound).",
+             (double)s->held.budget_bytes},
+            {"sfp_peer_serve_high_water_bytes", "gauge", "Most frame bytes held for client nodes at once.",
+             (double)s->held.high_water},
+            {"sfp_peer_serve_lease_seconds", "gauge",
+             "peer_lease: a client node's frames go after this long without a call (0: never).",
+             s->held.lease_seconds},
+            {"sfp_peer_serve_leases_expired_total", "counter",
+             "Client nodes whose lease ran out with frames held.", (double)s->held.leases_expired},
+            {"sfp_peer_serve_expired_frames_total", "counter",
+             "Frames dropped because their node's lease ran out.", (double)s->held.expired_frames},
+            {"sfp_peer_serve_expired_bytes_total", "counter",
+             "Frame bytes dropped because their node's lease ran out.", (double)s->held.expired_bytes},
+        };
+        for (size_t k = 0; k < SFPD_ARRAY_SIZE(hf); k++) {
+            head(o, hf[k].name, hf[k].type, hf[k].help);
+            outf(o, "%s %.17g\n", hf[k].name, hf[k].v);
+        }
     }
     for (size_t k = 0; s->n_peer_clients && k < SFPD_ARRAY_SIZE(cf); k++) {
         head(o, cf[k].name, cf[k].type, cf[k].help);
