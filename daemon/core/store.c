@@ -739,7 +739,7 @@ static void direct_write_done(uv_work_t *w, int status)
     st->inflight--;
     if (op->io_err == 0 && job->free_pending) {
         t->ops->release(t, &op->loc, true);
-        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 1);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", SFPD_PUT_LOWER);
         check_shutdown(st);
         return;
     }
@@ -753,7 +753,7 @@ static void direct_write_done(uv_work_t *w, int status)
         }
         sfpd_err("direct spill of job %s tensor %s failed: %s", job->id, op->key.name,
                  strerror(-op->io_err));
-        put_finish(op, spill_error_status(op->io_err), "spill write failed", 1);
+        put_finish(op, spill_error_status(op->io_err), "spill write failed", SFPD_PUT_LOWER);
         check_shutdown(st);
         return;
     }
@@ -761,7 +761,7 @@ static void direct_write_done(uv_work_t *w, int status)
     if (!e || index_insert(st, e) < 0) {
         sfpd_free(e);
         t->ops->release(t, &op->loc, true);
-        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", 1);
+        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", SFPD_PUT_LOWER);
         check_shutdown(st);
         return;
     }
@@ -771,7 +771,7 @@ static void direct_write_done(uv_work_t *w, int status)
     lower_count(e, op->ti, 1);
     job->last_was_put = true;
     job->prefetch_active = false; /* forward: no reading back until a Get */
-    put_finish(op, 0, NULL, 1);
+    put_finish(op, 0, NULL, SFPD_PUT_LOWER);
     check_shutdown(st);
 }
 
@@ -782,13 +782,13 @@ static void put_direct_from(put_op *op, unsigned first)
 
     if ((r = lower_reserve(op->job, &op->key, op->frame_len, first, &op->ti, &op->loc)) < 0) {
         put_finish(op, spill_error_status(r),
-                   r == -ENOSPC ? "DRAM full and no lower tier has room" : "cannot reserve room in a lower tier", 1);
+                   r == -ENOSPC ? "DRAM full and no lower tier has room" : "cannot reserve room in a lower tier", SFPD_PUT_LOWER);
         return;
     }
     op->io_err = 0;
     if (uv_queue_work(st->loop, &op->w, direct_write_run, direct_write_done) != 0) {
         st->lower[op->ti]->ops->release(st->lower[op->ti], &op->loc, false);
-        put_finish(op, SFPD_E_INTERNAL, "cannot queue work", 1);
+        put_finish(op, SFPD_E_INTERNAL, "cannot queue work", SFPD_PUT_LOWER);
         return;
     }
     st->inflight++; /* the job reference of the put op covers this write */
@@ -807,7 +807,7 @@ static void put_install(put_op *op)
 
     if (!e || index_insert(st, e) < 0) {
         sfpd_free(e);
-        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", 0);
+        put_finish(op, SFPD_E_NO_MEMORY, "out of memory", SFPD_PUT_DRAM);
         return;
     }
     e->dram = op->frame;
@@ -816,7 +816,7 @@ static void put_install(put_op *op)
     dram_list_insert(e);
     job->last_was_put = true;
     job->prefetch_active = false; /* forward: no reading back until a Get */
-    put_finish(op, 0, NULL, 0);
+    put_finish(op, 0, NULL, SFPD_PUT_DRAM);
 }
 
 enum { ADMIT_DONE, ADMIT_WAIT };
@@ -835,7 +835,7 @@ static int admit_try(put_op *op)
     uint64_t need = op->frame_len;
 
     if (job->free_pending) {
-        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 0);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", SFPD_PUT_DRAM);
         return ADMIT_DONE;
     }
     if (need > job_cap(st)) {
@@ -915,11 +915,11 @@ static void encode_done(uv_work_t *w, int status)
     sfpd_shm_unref(&op->shm);
     if (op->codec_err) {
         put_finish(op, op->codec_err == SFP_ENOMEM ? SFPD_E_NO_MEMORY : SFPD_E_CODEC,
-                   sfp_strerror(op->codec_err), 0);
+                   sfp_strerror(op->codec_err), SFPD_PUT_DRAM);
     } else if (job->free_pending) {
-        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", 0);
+        put_finish(op, SFPD_E_NOT_FOUND, "job ended during the Put", SFPD_PUT_DRAM);
     } else if (st->job_quota && job->stored_bytes + op->frame_len > st->job_quota) {
-        put_finish(op, SFPD_E_QUOTA, "job quota exceeded", 0);
+        put_finish(op, SFPD_E_QUOTA, "job quota exceeded", SFPD_PUT_DRAM);
     } else if (admit_try(op) == ADMIT_WAIT) {
         sfpd_list_push_back(&st->admit_wait, &op->wait_link);
     }

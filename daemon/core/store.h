@@ -45,11 +45,14 @@ typedef struct sfpd_result {
     int codec_err;      /* libsfp error when relevant          */
     const char *msg;    /* static detail or NULL               */
     uint64_t stored_bytes;
-    int tier;           /* 0 DRAM, 1 lower tier (disk or peer) */
+    int tier;           /* Put: SFPD_PUT_DRAM or SFPD_PUT_LOWER    */
     uint64_t count, length;
     uint32_t dtype;
     bool hit;
 } sfpd_result;
+
+/* Where a Put's frame went (sfpd_result.tier; the IPC PutReply.tier). */
+enum { SFPD_PUT_DRAM = 0, SFPD_PUT_LOWER = 1 };
 
 typedef void (*sfpd_done_fn)(void *arg, const sfpd_result *r);
 
