@@ -312,7 +312,9 @@ int sfpc_connect(const sfpc_options *o, sfpc **out)
     Sfp__Ipc__V1__Hello h = SFP__IPC__V1__HELLO__INIT;
     resp_t *r = NULL;
 
-    if (!o || !o->job_id || !o->job_id[0] || strlen(o->job_id) > 128)
+    if (!o || !o->job_id || !o->job_id[0] || strlen(o->job_id) > 128 ||
+        sfp_text_check(o->job_id, strlen(o->job_id)) != 0 ||
+        (o->client_name && sfp_text_check(o->client_name, strlen(o->client_name)) != 0))
         return SFPC_EINVAL;
     path = o->socket_path ? o->socket_path : getenv("SFP_SOCKET");
     if (!path || !path[0])
@@ -432,7 +434,8 @@ static void fill_params(Sfp__Ipc__V1__Params *pp, const sfp_params *p)
 
 static int fill_key(Sfp__Ipc__V1__Key *kk, const sfpc_key *k)
 {
-    if (!k || !k->tensor || !k->tensor[0] || strlen(k->tensor) > 255)
+    if (!k || !k->tensor || !k->tensor[0] || strlen(k->tensor) > 255 ||
+        sfp_text_check(k->tensor, strlen(k->tensor)) != 0)
         return SFPC_EINVAL;
     kk->rank = k->rank;
     kk->step = k->step;
@@ -613,7 +616,7 @@ int sfpc_policy_get(sfpc *c, sfpc_policy *out)
         p->min_exponent_bits > p->max_exponent_bits ||
         (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
                     p->pinned_exponent_bits > 8)) ||
-        p->coder < -1 || p->coder > SFP_CODER_RANS) {
+        p->coder < -1 || p->coder >= SFP_CODER_COUNT) {
         sfp__ipc__v1__response__free_unpacked(r, NULL);
         return fail(c, SFPC_EPROTO);
     }

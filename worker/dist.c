@@ -172,11 +172,6 @@ fail:
     return SFP_ENOMEM;
 }
 
-int sfpw_dist_rank(const sfpw_dist *d)
-{
-    return d->rank;
-}
-
 int sfpw_dist_size(const sfpw_dist *d)
 {
     return d->size;

@@ -316,12 +316,6 @@ float *sfpw_net_grads(sfpw_net *n)
     return n->G;
 }
 
-const char *sfpw_net_strerror(sfpw_net *n, int err)
-{
-    (void)n;
-    return sfp_strerror(err);
-}
-
 /*
  * Over cnt values, with the anchor forced to the step's:
  *   d  = Q(x; k1, e1) - Q(x; k0, e0)                 (first-order term)
@@ -379,7 +373,6 @@ static int grid_stats(const float *a, size_t n, sfp_qstats *st)
 
 /*
  * Puts activation tensor t (the input of layer t, rows x dim in a) on its
-
  * grid, prepares its width-gradient sample and stashes it.
  */
 static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,

@@ -22,7 +22,8 @@
 
 #define SFPW_MAX_LAYERS 8
 #define SFPW_MAX_TENSORS (3 * SFPW_MAX_LAYERS)
-#define SFPW_NCODERS 3 /* plain, gecko, rans: sizes measured side by side */
+/* every libsfp coder: sizes measured side by side (sfp.h, SFP_CODERS) */
+#define SFPW_NCODERS SFP_CODER_COUNT
 
 /*
  * Frame size of n on-grid values p would produce with coder c (encoded into
@@ -148,9 +149,6 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *pass, int rows,
 /* Forward only (evaluation): returns correct predictions in *correct. */
 int sfpw_net_eval(sfpw_net *n, const sfpw_pass *pass, const float *x,
                   const uint8_t *y, int rows, uint64_t *correct);
-
-/* Message for an engine error (SFP_E*, stash errors). */
-const char *sfpw_net_strerror(sfpw_net *n, int err);
 
 double sfpw_now(void);
 

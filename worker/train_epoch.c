@@ -79,7 +79,6 @@ void sfpt_override_apply(const sfpw_override *v, sfp_width *w, int T)
 
 static void ovr_say(const sfpw_override *v, uint64_t step)
 {
-    static const char *cn[] = { "plain", "gecko", "rans" };
     if (v->pin)
         say("sfpd policy generation %llu from step %llu: widths pinned at k=%u e=%u",
             (unsigned long long)v->generation, (unsigned long long)step, v->pin_k, v->pin_e);
@@ -87,7 +86,7 @@ static void ovr_say(const sfpw_override *v, uint64_t step)
         say("sfpd policy generation %llu from step %llu: mantissa bits %u..%u, exponent bits %u..%u",
             (unsigned long long)v->generation, (unsigned long long)step, v->min_k, v->max_k,
             v->min_e, v->max_e);
-    say(", coder %s%s\n", v->coder >= 0 && v->coder <= 2 ? cn[v->coder] : "as configured",
+    say(", coder %s%s\n", v->coder >= 0 ? sfp_coder_name((sfp_coder)v->coder) : "as configured",
         v->freeze ? ", widths frozen" : "");
 }
 

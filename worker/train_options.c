@@ -55,8 +55,10 @@ static const choice policies[] = {
     {"qmqe", SFP_POLICY_QMQE}, {"bitwave", SFP_POLICY_BITWAVE}, {NULL, 0},
 };
 static const choice coders[] = {
-    {"plain", SFP_CODER_PLAIN}, {"gecko", SFP_CODER_GECKO},
-    {"rans", SFP_CODER_RANS}, {NULL, 0},
+#define SFPW__CODER_CHOICE(id, value, name) {name, SFP_CODER_##id},
+    SFP_CODERS(SFPW__CODER_CHOICE)
+#undef SFPW__CODER_CHOICE
+    {NULL, 0},
 };
 static const choice optimizers[] = {
     {"sgd", SFPW_OPT_SGD}, {"adam", SFPW_OPT_ADAM}, {NULL, 0},

@@ -65,7 +65,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
                "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
                "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
             sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
-            o->coder == SFP_CODER_RANS ? "rans" : o->coder == SFP_CODER_GECKO ? "gecko" : "plain",
+            sfp_coder_name((sfp_coder)o->coder),
             o->epochs, o->batch, nranks,
             o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
             (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,
@@ -139,11 +139,10 @@ static int write_report(const char *path, const sfpt *r, int identical,
             fprintf(f, "null}");
         if (ep->measured) {
 
-            static const char *cn[SFPW_NCODERS] = { "plain", "gecko", "rans" };
             fprintf(f, ",\n     \"coders\": {");
             for (int c = 0; c < SFPW_NCODERS; c++)
                 fprintf(f, "%s\"%s\": {\"footprint_ratio\": %.4f, \"act_bits\": %.4f, "
-                           "\"weight_bits\": %.4f}", c ? ", " : "", cn[c], ep->c_ratio[c],
+                           "\"weight_bits\": %.4f}", c ? ", " : "", sfp_coder_name((sfp_coder)c), ep->c_ratio[c],
                         ep->c_act_bits[c], ep->c_w_bits[c]);
             fprintf(f, "}");
         }

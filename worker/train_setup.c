@@ -231,10 +231,10 @@ static int exchange_setup(sfpt *r)
 static void banner(const sfpt *r)
 {
     const sfpt_opts *o = &r->o;
-    say("sfp-train %s: %d rank%s, policy %s%s, %s batch %d, %s lr %g, seed %llu\n",
+    say("sfp-train %s: %d rank%s, policy %s%s%s, %s batch %d, %s lr %g, seed %llu\n",
         sfp_version(), r->nranks, r->nranks > 1 ? "s" : "",
-        sfp_policy_kind_name((sfp_policy_kind)o->policy),
-        o->coder == SFP_CODER_GECKO ? "+gecko" : o->coder == SFP_CODER_RANS ? "+rans" : "",
+        sfp_policy_kind_name((sfp_policy_kind)o->policy), o->coder == SFP_CODER_PLAIN ? "" : "+",
+        o->coder == SFP_CODER_PLAIN ? "" : sfp_coder_name((sfp_coder)o->coder),
         o->synthetic ? "synthetic" : "fashion-mnist", o->batch,
         o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
         (unsigned long long)o->seed);
