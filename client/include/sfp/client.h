@@ -61,6 +61,13 @@ enum {
 };
 
 const char *sfpc_strerror(int err);
+/* Name of an error code ("SFPC_ETIMEDOUT"); "SFPC_?" if unknown. */
+const char *sfpc_strerror_name(int err);
+/*
+ * For an error that carries a status of the daemon: that status's name in
+ * the IPC protocol ("E_NOT_FOUND", docs/PROTOCOL.md); NULL for local errors.
+ */
+const char *sfpc_status_name(int err);
 
 typedef struct sfpc sfpc;
 
