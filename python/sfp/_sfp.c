@@ -88,6 +88,14 @@ PyObject *sfppy_raise_inval(const char *fmt, ...)
                        sfp_strerror(SFP_EINVAL), buf);
 }
 
+PyObject *sfppy_raise_nospc(const char *what, Py_ssize_t have, size_t want)
+{
+    char text[160];
+    snprintf(text, sizeof text, "%s (out holds %zd bytes, the values need %zu)",
+             sfp_strerror(SFP_ENOSPC), have, want);
+    return sfppy_raise(SFP_ENOSPC, sfp_strerror_name(SFP_ENOSPC), NULL, what, text);
+}
+
 const char *sfppy_dtype_name(sfp_dtype t)
 {
     return t == SFP_DTYPE_BF16 ? "bfloat16" : "float32";
@@ -357,8 +365,7 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kw)
             goto done;
         have_ob = 1;
         if ((size_t)ob.len < want) {
-            sfppy_raise(SFP_ENOSPC, sfp_strerror_name(SFP_ENOSPC), NULL,
-                        sfp_strerror(SFP_ENOSPC), "out is smaller than the decoded values");
+            sfppy_raise_nospc("decode", ob.len, want);
             goto done;
         }
         dst = ob.buf;

@@ -46,6 +46,8 @@ static PyObject *client_error(Client *self, int rc, const char *what)
     const char *status = sfpc_status_name(rc);
     const char *dm = self->c ? sfpc_last_message(self->c) : "";
     char text[512];
+    if (!status || !strcmp(dm, status))
+        dm = ""; /* a local error, or no more than the status name */
     snprintf(text, sizeof text, "%s (%s)%s%s", sfpc_strerror(rc),
              status ? status : sfpc_strerror_name(rc), dm[0] ? ": " : "", dm);
     return sfppy_error_new(rc, sfpc_strerror_name(rc), status, what, text);
@@ -294,8 +296,7 @@ static PyObject *client_get(Client *self, PyObject *args, PyObject *kw)
             goto done;
         have_ob = 1;
         if ((size_t)ob.len < want) {
-            sfppy_raise(SFP_ENOSPC, sfp_strerror_name(SFP_ENOSPC), NULL, "get",
-                        "out is smaller than the stored tensor");
+            sfppy_raise_nospc("get", ob.len, want);
             goto done;
         }
         dst = ob.buf;

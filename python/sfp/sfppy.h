@@ -32,6 +32,9 @@ PyObject *sfppy_raise_sfp(int code, const char *what);
 /* sfp.Error with a formatted message, code SFP_EINVAL. */
 PyObject *sfppy_raise_inval(const char *fmt, ...);
 
+/* sfp.Error SFP_ENOSPC: an out buffer of `have` bytes, `want` needed. */
+PyObject *sfppy_raise_nospc(const char *what, Py_ssize_t have, size_t want);
+
 /* Element type from a dtype argument (None or str); 0 and *out, or -1. */
 int sfppy_dtype_arg(PyObject *arg, int *out /* 0: not given */);
 /* "float32" or "bfloat16". */

@@ -220,7 +220,13 @@ class offload:
     def __exit__(self, *exc):
         self._hooks.pop().__exit__(*exc)
         with self._lock:
-            self._settle_drops()
+            if self._client is not None and self._lost is None:
+                try:
+                    self._sync()
+                    self._settle_drops()
+                except DaemonLost:
+                    if exc[0] is None:
+                        raise
         return False
 
     def _connect(self):
@@ -418,11 +424,26 @@ class offload:
     # ---------------------------------------------------------------- hooks
 
     def _pack(self, x):
+        # What autograd keeps must not reference x itself: a saved output
+        # holds its grad_fn, and node -> hook object -> x -> node is a
+        # cycle through C++ that is never freed. x.detach() shares the data
+        # and the version counter.
+        h = self._stash(x)
+        if h is None:
+            self._s["passed"] += 1
+        elif h is False:
+            self._s["in_process"] += 1
+        else:
+            return h
+        return x.detach()
+
+    def _stash(self, x):
+        """A _Stash for x; None if x is not eligible, False if it stays in
+        process memory."""
         info = _DTYPES.get(x.dtype)
         if (info is None or x.device.type != "cpu" or x.layout != torch.strided or
                 x.numel() * info[1] < self.min_bytes or (x.is_leaf and x.requires_grad)):
-            self._s["passed"] += 1
-            return x
+            return None
         with self._lock:
             if self._backward:
                 # first save after a backward pass: a new step
@@ -435,8 +456,7 @@ class offload:
             if self._lost is not None or self._client is None:
                 if self.on_loss == "raise" and self._lost is not None:
                     self._lose(self._lost, "put")
-                self._s["in_process"] += 1
-                return x
+                return False
             r = self._recent.get(id(x))
             if r is not None and r[0]() is x and r[1] == x._version:
                 h = r[2]()
@@ -445,23 +465,19 @@ class offload:
             layout = _layout(x)
             nbytes = x.numel() * info[1]
             if layout == "overlapping":
-                self._s["passed"] += 1
-                return x
+                return None
             if (nbytes + 63) & ~63 > self._size:
                 self._warn_once("large", "a %d-byte tensor does not fit the %d bytes of shared "
                                 "memory; it stays in process memory (raise shm_size)"
                                 % (nbytes, self._size))
-                self._s["in_process"] += 1
-                return x
+                return False
             t0 = time.perf_counter()
             src = x.contiguous() if layout == "gappy" else x
             off = self._alloc(nbytes)
             if self._lost is not None:        # lost while waiting for the ring
-                self._s["in_process"] += 1
-                return x
+                return False
             if not self._client._stage(off, src.data_ptr(), nbytes, info[1]):
-                self._s["in_process"] += 1    # NaN or Inf: sfp refuses them
-                return x
+                return False                  # NaN or Inf: sfp refuses them
             h = _Stash()
             h.owner = self
             h.name = "%sa%d:%s" % (self._prefix, self._seq, "x".join(map(str, x.shape)))
@@ -485,8 +501,7 @@ class offload:
                 if not _is_loss(err):
                     raise
                 self._lose(err, "put")
-                self._s["in_process"] += 1
-                return x
+                return False
             h.state = "pending"
             self._pending.append(h)
             self._ring.append((self._lap, off, weakref.ref(h)))
