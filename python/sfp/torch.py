@@ -31,10 +31,15 @@ import torch
 
 from . import _sfp, Error
 
-__all__ = ["offload", "DaemonLostWarning", "DaemonLost", "StashLost"]
+__all__ = ["offload", "OffloadWarning", "DaemonLostWarning", "DaemonLost", "StashLost"]
 
 
-class DaemonLostWarning(RuntimeWarning):
+class OffloadWarning(RuntimeWarning):
+    """Some tensors stay in process memory (sfpd refused them, or they do not
+    fit the shared memory)."""
+
+
+class DaemonLostWarning(OffloadWarning):
     """sfpd could not be reached or was lost: activations stay in process memory."""
 
 
@@ -44,9 +49,11 @@ class DaemonLost(Error):
 
 class StashLost(Error):
     """An activation was held only by an sfpd that is gone (or that could not
-    return it); this backward pass cannot complete. Catch it, skip the step
-    (zero the gradients), and go on: later steps keep their activations in
-    process memory."""
+    return it); this backward pass cannot complete. PyTorch 1.13 re-raises
+    errors of saved-tensor hooks as RuntimeError, so backward() raises a
+    RuntimeError whose message starts with "StashLost:". Skip the step (zero
+    the gradients) and go on: later steps keep their activations in process
+    memory."""
 
 
 # libsfpclient errors after which the connection is unusable, and daemon
@@ -209,6 +216,8 @@ class offload:
     def __enter__(self):
         if self._closed:
             raise Error("invalid argument: this offload is closed")
+        if self._lost is not None and self.on_loss == "raise":
+            raise self._lost_error()
         with self._lock:
             if self._client is None and self._lost is None:
                 self._connect()
@@ -217,16 +226,21 @@ class offload:
         self._hooks.append(h)
         return self
 
-    def __exit__(self, *exc):
-        self._hooks.pop().__exit__(*exc)
+    def __exit__(self, et, ev, tb):
+        self._hooks.pop().__exit__(et, ev, tb)
         with self._lock:
             if self._client is not None and self._lost is None:
                 try:
                     self._sync()
                     self._settle_drops()
                 except DaemonLost:
-                    if exc[0] is None:
+                    if et is None:
                         raise
+        # PyTorch re-raises what a hook raised as a RuntimeError: give the
+        # with block the DaemonLost it stands for
+        if et is not None and self._lost is not None and self.on_loss == "raise" and \
+                not isinstance(ev, DaemonLost):
+            raise self._lost_error() from ev
         return False
 
     def _connect(self):
@@ -234,7 +248,7 @@ class offload:
             self._client = _sfp.Client(self.socket, self.job, self.rank, self.timeout,
                                        self.shm_size, "sfp.torch")
         except Error as e:
-            self._lose(e, "connect")
+            self._lose(e)
             return
         self._connected_once = True
         self.socket = self._client.socket
@@ -242,7 +256,7 @@ class offload:
         try:
             self._spills0 = self._client.stats()["spills"]
         except Error as e:
-            self._lose(e, "stats")
+            self._lose(e)
 
     def close(self):
         """Waits for outstanding puts, frees this offload's stashes in sfpd
@@ -310,7 +324,7 @@ class offload:
                 try:
                     d["spills"] = self._client.stats()["spills"] - (self._spills0 or 0)
                 except Error as e:
-                    self._lose(e, "stats")
+                    self._lose(e)
             d["mantissa"], d["exponent"], d["coder"] = self.widths()
             d["lost"] = None if self._lost is None else str(self._lost)
             d.update(job=self.job, rank=self.rank, socket=self.socket)
@@ -318,30 +332,42 @@ class offload:
 
     # ---------------------------------------------------------- internals
 
-    def _warn_once(self, key, msg):
+    def _warn_once(self, key, msg, category=OffloadWarning):
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(msg, DaemonLostWarning, stacklevel=4)
+            warnings.warn(msg, category, stacklevel=4)
 
-    def _lose(self, err, what):
-        """sfpd is gone (err from call what): warn once or raise."""
+    def _lose(self, err):
+        """sfpd is gone (err is the failed call's sfp.Error): warn once, or
+        raise DaemonLost with on_loss="raise"."""
         if self._lost is None:
             self._lost = err
             self._pending = []
         if self.on_loss == "raise":
-            exc = DaemonLost("sfpd lost (%s: %s)" % (what, self._lost))
-            exc.code, exc.name = getattr(err, "code", -1), getattr(err, "name", "")
-            exc.status = getattr(err, "status", None)
-            raise exc from err
-        self._warn_once("lost", "sfpd lost (%s: %s); activations stay in process memory "
-                        "from now on" % (what, err))
+            raise self._lost_error()
+        self._warn_once("lost", "sfpd lost (%s); activations stay in process memory from "
+                        "now on" % err, DaemonLostWarning)
+
+    def _lost_error(self):
+        err = self._lost
+        exc = DaemonLost("sfpd lost: %s" % err)
+        exc.code, exc.name = getattr(err, "code", -1), getattr(err, "name", "")
+        exc.status = getattr(err, "status", None)
+        exc.__cause__ = err
+        return exc
 
     def _alloc(self, n):
         """Offset of n bytes of shared memory. Wrapping around first waits
         for every put in flight (they read the ring); what the new range
         overwrites is no longer readable from the ring."""
         n = (n + 63) & ~63
-        if self._pos + n > self._size:
+        if not self._live and not self._pending:
+            # nothing in the ring is needed any more: start over, so that
+            # the shared memory in use stays one step's worth
+            self._ring.clear()
+            self._lap += 1
+            self._pos = 0
+        elif self._pos + n > self._size:
             if self._pending:
                 self._sync()
             self._lap += 1
@@ -375,7 +401,7 @@ class offload:
                 self._keep(h)
         if err is not None:
             if _is_loss(err):
-                self._lose(err, "put")
+                self._lose(err)
             else:
                 self._s["refused"] += sum(1 for r in results if r[1] < 0)
                 self._warn_once(("refused", err.status or err.name),
@@ -386,7 +412,7 @@ class offload:
             try:
                 self._op = self._client.policy()
             except Error as e:
-                self._lose(e, "policy")
+                self._lose(e)
 
     def _keep(self, h):
         """Copies a stash whose bytes are still in the ring into process memory."""
@@ -418,7 +444,7 @@ class offload:
             except Error as e:
                 if e.status != "E_NOT_FOUND":
                     if _is_loss(e):
-                        self._lose(e, "drop")
+                        self._lose(e)
                         return
 
     # ---------------------------------------------------------------- hooks
@@ -455,7 +481,7 @@ class offload:
                 self._settle_drops()
             if self._lost is not None or self._client is None:
                 if self.on_loss == "raise" and self._lost is not None:
-                    self._lose(self._lost, "put")
+                    self._lose(self._lost)
                 return False
             r = self._recent.get(id(x))
             if r is not None and r[0]() is x and r[1] == x._version:
@@ -500,7 +526,7 @@ class offload:
             except Error as err:
                 if not _is_loss(err):
                     raise
-                self._lose(err, "put")
+                self._lose(err)
                 return False
             h.state = "pending"
             self._pending.append(h)
@@ -526,7 +552,7 @@ class offload:
                     try:
                         self._client.prefetch(self.prefetch)
                     except Error as e:
-                        self._lose(e, "prefetch")
+                        self._lose(e)
             elif h.state == "pending":
                 self._sync()
             if h.state == "stored" and self._lost is None:
@@ -544,7 +570,7 @@ class offload:
         except Error as e:
             h.in_ring = h.in_ring and off != h.off  # sfpd may still write there
             if _is_loss(e):
-                self._lose(e, "get")
+                self._lose(e)
             else:
                 h.state = "gone"
                 self._live.discard(h)

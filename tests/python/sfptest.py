@@ -129,9 +129,11 @@ class Daemon:
             return r.read().decode()
 
 
-def rss_bytes(pid="self"):
+def rss_bytes(pid="self", field="VmRSS"):
+    """Resident bytes of a process: VmRSS, or RssAnon (without the shared
+    memory the process maps, e.g. the ring shared with sfpd), RssShmem."""
     with open("/proc/%s/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
