@@ -125,7 +125,8 @@ class offload:
     may choose the coder.
 
     What is stashed: float32 and bfloat16 tensors on the CPU of at least
-    min_bytes, except parameters (leaf tensors that require grad).
+    min_bytes, except parameters and views of them (leaf tensors that
+    require grad: they stay in memory anyway).
     Contiguous and gap-free permuted layouts (channels_last, transposes) come
     back with their strides; views with gaps are stored as a contiguous copy
     and come back contiguous; expanded or overlapping tensors, other dtypes,
@@ -468,8 +469,11 @@ class offload:
         process memory."""
         info = _DTYPES.get(x.dtype)
         if (info is None or x.device.type != "cpu" or x.layout != torch.strided or
-                x.numel() * info[1] < self.min_bytes or (x.is_leaf and x.requires_grad)):
+                x.numel() * info[1] < self.min_bytes):
             return None
+        base = x if x._base is None else x._base
+        if base.is_leaf and base.requires_grad:
+            return None     # a parameter, or a view of one: it stays alive anyway
         with self._lock:
             if self._backward:
                 # first save after a backward pass: a new step
