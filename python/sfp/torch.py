@@ -572,7 +572,8 @@ class offload:
         try:
             count, nb, dname, hit = self._client._get_shm(h.name, h.step, off, h.nbytes, True)
         except Error as e:
-            h.in_ring = h.in_ring and off != h.off  # sfpd may still write there
+            if off == h.off and e.status not in ("E_NOT_FOUND", "E_CORRUPT", "E_LOST"):
+                h.in_ring = False   # a daemon that did not answer may still write there
             if _is_loss(e):
                 self._lose(e)
             else:

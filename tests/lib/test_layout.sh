@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every public header compiles on its own, and the dependency direction of
-# DESIGN.md holds: lib <- client <- worker, lib <- daemon. libsfp includes no
+# DESIGN.md holds: lib <- client <- worker, lib <- client <- python,
+# lib <- daemon. libsfp includes no
 # gRPC, libuv, MPI or protobuf header.
 set -u
 src=${SFP_SOURCE_ROOT:?}
@@ -29,5 +30,7 @@ check lib '\.\./(daemon|client|worker)/' "libsfp must not include daemon, client
 check client '\.\./(daemon|worker)/|daemon/|worker/' "client must not include daemon or worker headers"
 check daemon '\.\./worker/|worker/' "daemon must not include worker headers"
 check worker '\.\./daemon/' "worker must not include daemon internals"
+check python '\.\./|daemon/|worker/|uv\.h|grpc/|mpi\.h|protobuf-c/|.*\.pb-c\.h' \
+    "the Python extension uses only the public headers of libsfp and libsfpclient"
 [[ $fail == 0 ]] && echo "layout: headers self-contained, include direction holds"
 exit $fail
