@@ -7,7 +7,7 @@
  * libsfpclient does for data outside it). The underscore methods are the
  * zero-copy path of sfp.torch: it owns the layout of the shared memory
  * and places tensors there itself (_stage, _put_async, _flush, _get_shm,
- * _unstage).
+ * _unstage, _release).
  */
 #include "sfppy.h"
 
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <pythread.h>
@@ -522,6 +523,31 @@ static PyObject *client_unstage(Client *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * Gives the whole pages inside [off, off + len) back to the kernel: the
+ * shared memory is a sparse memfd, so released pages cost no memory in
+ * either process until they are written again (and then read as zeros).
+ */
+static PyObject *client_release(Client *self, PyObject *args)
+{
+    unsigned long long off, len, a, b, page = (unsigned long long)sysconf(_SC_PAGESIZE);
+    int rc = 0;
+    if (!PyArg_ParseTuple(args, "KK", &off, &len) || lock(self) < 0)
+        return NULL;
+    if (check_range(self, off, len) < 0) {
+        unlock(self);
+        return NULL;
+    }
+    a = (off + page - 1) / page * page;
+    b = (off + len) / page * page;
+    if (a < b)
+        rc = madvise(self->shm + a, (size_t)(b - a), MADV_REMOVE);
+    unlock(self);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyObject *client_put_async(Client *self, PyObject *args)
 {
     PyObject *tensor, *mantissa, *dtype_o;
@@ -675,6 +701,8 @@ static PyMethodDef client_methods[] = {
      "_stage(offset, address, nbytes, itemsize) -> all finite: copy into the shm."},
     {"_unstage", (PyCFunction)client_unstage, METH_VARARGS,
      "_unstage(offset, address, nbytes): copy out of the shm."},
+    {"_release", (PyCFunction)client_release, METH_VARARGS,
+     "_release(offset, nbytes): frees the whole pages of a range of the shm."},
     {"_put_async", (PyCFunction)client_put_async, METH_VARARGS,
      "_put_async(tensor, step, offset, count, dtype, mantissa, exponent, coder, rounding, seed)"},
     {"_flush", (PyCFunction)client_flush_async, METH_NOARGS,

@@ -20,6 +20,7 @@ how views are handled, how widths are chosen, what happens when sfpd is lost.
 
 import collections
 import itertools
+import mmap
 import os
 import socket as _socket
 import threading
@@ -63,6 +64,7 @@ _LOSS_NAMES = {"SFPC_ETIMEDOUT", "SFPC_EDISCONNECTED", "SFPC_EPROTO", "SFPC_ECON
 _LOSS_STATUS = {"E_SHUTTING_DOWN", "E_INTERNAL", "E_HELLO_REQUIRED", "E_NO_SHM", "E_VERSION",
                 "E_PERMISSION", "E_BUSY", "E_UNKNOWN_TYPE", "E_INVALID", "E_RANGE"}
 
+_PAGE = mmap.PAGESIZE
 _DTYPES = {torch.float32: ("float32", 4, 23), torch.bfloat16: ("bfloat16", 2, 7)}
 _sessions = itertools.count()
 
@@ -94,7 +96,12 @@ class _Stash:
     """What autograd keeps instead of a stashed tensor."""
 
     __slots__ = ("owner", "name", "step", "shape", "stride", "dtype", "dname", "count",
-                 "nbytes", "off", "in_ring", "state", "tensor", "__weakref__")
+                 "nbytes", "off", "entry", "state", "tensor", "__weakref__")
+
+    @property
+    def in_ring(self):
+        """Its bytes are still readable in the shared memory."""
+        return self.entry is not None and self.entry[3]
 
     def __del__(self):
         # freed by autograd without being read (no backward, or an error):
@@ -106,8 +113,8 @@ class _Stash:
 class offload:
     """offload(socket=None, mantissa=None, exponent=None, coder="gecko",
     min_bytes=65536, job=None, on_loss="fallback", *, policy=None,
-    bitwave=None, rank=None, timeout=30.0, shm_size=256 MiB, prefetch=0,
-    rounding="rne")
+    bitwave=None, rank=None, timeout=30.0, shm_size=1 GiB, recovery=64 MiB,
+    prefetch=0, rounding="rne")
 
     A reusable context manager: tensors autograd saves while it is entered
     are stashed in sfpd (the node-local daemon at socket, None meaning
@@ -130,14 +137,20 @@ class offload:
     Contiguous and gap-free permuted layouts (channels_last, transposes) come
     back with their strides; views with gaps are stored as a contiguous copy
     and come back contiguous; expanded or overlapping tensors, other dtypes,
-    other devices (CUDA), sparse tensors and tensors larger than shm_size
-    pass through untouched.
+    other devices (CUDA) and sparse tensors pass through untouched; tensors
+    larger than shm_size stay in process memory.
+
+    Memory: stashed tensors travel through shared memory with sfpd, shm_size
+    bytes of address space (a sparse memfd: only pages in use are resident).
+    The newest `recovery` bytes put stay resident after sfpd has read them;
+    older pages are given back to the kernel.
 
     Daemon loss: with on_loss="fallback" one DaemonLostWarning is issued and
     every later tensor stays in process memory; tensors sfpd held are read
-    back from the shared memory while their bytes are still there (the last
-    shm_size bytes put), else unpacking raises StashLost. With
-    on_loss="raise" the failing call raises DaemonLost.
+    back from the shared memory while their bytes are still there (the
+    newest `recovery` bytes put, and puts not yet acknowledged), else
+    unpacking raises StashLost. With on_loss="raise" the failing call raises
+    DaemonLost.
 
     job: the sfpd job id (default "torch-<host>-<pid>"), shown by sfpctl
     stats/tensors and on /metrics; rank: default the torch.distributed rank
@@ -147,16 +160,16 @@ class offload:
 
     def __init__(self, socket=None, mantissa=None, exponent=None, coder="gecko",
                  min_bytes=65536, job=None, on_loss="fallback", *, policy=None,
-                 bitwave=None, rank=None, timeout=30.0, shm_size=256 << 20, prefetch=0,
-                 rounding="rne"):
+                 bitwave=None, rank=None, timeout=30.0, shm_size=1 << 30,
+                 recovery=64 << 20, prefetch=0, rounding="rne"):
         if on_loss not in ("fallback", "raise"):
             raise Error("invalid argument: on_loss must be 'fallback' or 'raise'")
         if policy not in (None, "fixed", "bitwave"):
             raise Error("invalid argument: policy must be None, 'fixed' or 'bitwave'")
         if bitwave is not None and policy != "bitwave":
             raise Error("invalid argument: bitwave settings need policy='bitwave'")
-        if min_bytes < 0:
-            raise Error("invalid argument: min_bytes must be >= 0")
+        if min_bytes < 0 or recovery < 0:
+            raise Error("invalid argument: min_bytes and recovery must be >= 0")
         # check the widths, coder and rounding the way every put will use them
         _sfp.encode(b"", mantissa, 8 if exponent is None else exponent, coder, rounding,
                     dtype="float32")
@@ -193,8 +206,9 @@ class offload:
         self._prefix = "" if self._sid == 0 else "s%d." % self._sid
         # shared memory ring: [0, size) handed out in order, wrapping around
         self._pos = 0
-        self._lap = 0
-        self._ring = collections.deque()   # (lap, off, weakref) in allocation order
+        self._ring = collections.deque()   # [off, bytes, weakref, resident] in order
+        self._window = 0                   # resident bytes of the ring entries
+        self._recovery = int(recovery)
         self._pending = []                 # stashes whose put is not acknowledged
         self._drops = []                   # (name, step) freed unread
         self._recent = {}                  # id(tensor) -> (weakref, version, weakref)
@@ -358,29 +372,48 @@ class offload:
         return exc
 
     def _alloc(self, n):
-        """Offset of n bytes of shared memory. Wrapping around first waits
-        for every put in flight (they read the ring); what the new range
-        overwrites is no longer readable from the ring."""
-        n = (n + 63) & ~63
+        """Offset of n bytes of shared memory (whole pages). The ring starts
+        over when nothing in it is needed, or when it is full (after the puts
+        in flight have read it)."""
+        n = (n + _PAGE - 1) & ~(_PAGE - 1)
         if not self._live and not self._pending:
-            # nothing in the ring is needed any more: start over, so that
-            # the shared memory in use stays one step's worth
-            self._ring.clear()
-            self._lap += 1
+            self._unring_all()
             self._pos = 0
         elif self._pos + n > self._size:
-            if self._pending:
-                self._sync()
-            self._lap += 1
+            self._sync()
+            self._unring_all()
             self._pos = 0
         off = self._pos
         self._pos += n
-        ring, lap = self._ring, self._lap
-        while ring and (ring[0][0] < lap - 1 or (ring[0][0] == lap - 1 and ring[0][1] < off + n)):
-            h = ring.popleft()[2]()
-            if h is not None:
-                h.in_ring = False
         return off
+
+    def _ring_add(self, h):
+        """h's bytes stay readable while they are among the newest
+        `recovery` bytes put; older ones are given back to the kernel."""
+        e = h.entry = [h.off, (h.nbytes + _PAGE - 1) & ~(_PAGE - 1), weakref.ref(h), True]
+        self._ring.append(e)
+        self._window += e[1]
+        while self._window > self._recovery and self._ring and self._lost is None:
+            e = self._ring[0]
+            h = e[2]()
+            if h is not None and h.state == "pending" and e[3]:
+                self._sync()      # a put in flight still reads these bytes
+                continue
+            self._ring.popleft()
+            self._unring(e)
+
+    def _unring(self, e):
+        """Gives a ring entry's pages back (its stash no longer needs them)."""
+        if e[3]:
+            e[3] = False
+            self._window -= e[1]
+            if self._client is not None and not self._client.closed:
+                self._client._release(e[0], e[1])
+
+    def _unring_all(self):
+        for e in self._ring:
+            self._unring(e)
+        self._ring.clear()
 
     def _sync(self):
         """Collects the acknowledgements of the puts in flight. Tensors sfpd
@@ -421,6 +454,8 @@ class offload:
             t = self._empty(h)
             self._client._unstage(h.off, t.data_ptr(), h.nbytes)
             h.tensor = t
+        if h.entry is not None and self._lost is None:
+            self._unring(h.entry)
         h.state = "local"
         self._live.discard(h)
         self._s["in_process"] += 1
@@ -496,7 +531,7 @@ class offload:
             nbytes = x.numel() * info[1]
             if layout == "overlapping":
                 return None
-            if (nbytes + 63) & ~63 > self._size:
+            if (nbytes + _PAGE - 1) & ~(_PAGE - 1) > self._size:
                 self._warn_once("large", "a %d-byte tensor does not fit the %d bytes of shared "
                                 "memory; it stays in process memory (raise shm_size)"
                                 % (nbytes, self._size))
@@ -519,7 +554,7 @@ class offload:
             h.count = x.numel()
             h.nbytes = nbytes
             h.off = off
-            h.in_ring = True
+            h.entry = None
             h.tensor = None
             h.state = "local"
             self._seq += 1
@@ -534,8 +569,8 @@ class offload:
                 return False
             h.state = "pending"
             self._pending.append(h)
-            self._ring.append((self._lap, off, weakref.ref(h)))
             self._live.add(h)
+            self._ring_add(h)
             self._recent[id(x)] = (weakref.ref(x), x._version, weakref.ref(h))
             if len(self._pending) >= _sfp._PENDING_MAX:
                 self._sync()
@@ -568,12 +603,13 @@ class offload:
 
     def _get(self, h):
         t = self._empty(h)
-        off = h.off if h.in_ring else self._alloc(h.nbytes)
+        own = h.in_ring
+        off = h.off if own else self._alloc(h.nbytes)
         try:
             count, nb, dname, hit = self._client._get_shm(h.name, h.step, off, h.nbytes, True)
         except Error as e:
-            if off == h.off and e.status not in ("E_NOT_FOUND", "E_CORRUPT", "E_LOST"):
-                h.in_ring = False   # a daemon that did not answer may still write there
+            if own and e.status not in ("E_NOT_FOUND", "E_CORRUPT", "E_LOST"):
+                h.entry[3] = False  # a daemon that did not answer may still write there
             if _is_loss(e):
                 self._lose(e)
             else:
@@ -588,6 +624,10 @@ class offload:
             self._warn_once("mismatch", "sfpd returned a stash of another size or type")
             return
         self._client._unstage(off, t.data_ptr(), h.nbytes)
+        if own:
+            self._unring(h.entry)
+        else:
+            self._client._release(off, h.nbytes)
         h.tensor = t
         h.state = "got"
         self._s["prefetch_hits" if hit else "prefetch_misses"] += 1

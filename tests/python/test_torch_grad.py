@@ -3,7 +3,8 @@ init, a batch of 8 random 3x64x64 images) gives gradients bit-identical to
 the same step without it; sfpctl tensors, sfpctl stats and /metrics show the
 job while its activations are stashed; every saved-tensor layout and dtype
 is handled as docs/PYTORCH.md says; retain_graph, a backward outside the
-context and a forward without backward work.
+context and a forward without backward work; the shared memory resident
+stays within the recovery window.
 """
 import copy
 import gc
@@ -166,5 +167,22 @@ while time.time() < deadline and frames != 0:
     time.sleep(0.05)
 check(off.stats()["live"] == 0 and frames == 0, "freed unread stashes are dropped in sfpd")
 off.close()
+
+# the shared memory resident stays within the recovery window
+shm0 = sfptest.rss_bytes(field="RssShmem")
+small = sfp.torch.offload(socket=d.socket, job=JOB + "-window", recovery=2 << 20)
+m3 = copy.deepcopy(model)
+with small:
+    loss3 = torch.nn.functional.cross_entropy(m3(x), y)
+    shm1 = sfptest.rss_bytes(field="RssShmem")
+st = small.stats()
+loss3.backward()
+shm2 = sfptest.rss_bytes(field="RssShmem")
+check(all(torch.equal(a, b) for a, b in zip(g0, grads(m3))) and
+      shm1 - shm0 <= (2 << 20) + 2 * (1536 << 10) and shm2 - shm0 <= 64 << 10,
+      "recovery=2 MiB: %.1f MiB of %.1f MiB stashed resident after the forward, %.2f MiB "
+      "after backward; gradients bit-identical" % ((shm1 - shm0) / 2**20, st["bytes_in"] / 2**20,
+                                                   (shm2 - shm0) / 2**20))
+small.close()
 check(repr(off).startswith("<sfp.torch.offload job='pytest-grad'"), repr(off))
 sfptest.done()

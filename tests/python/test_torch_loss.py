@@ -7,8 +7,9 @@ A. killed during the forward pass of a resnet18 step (from a forward hook):
 B. killed between forward and backward: the same;
 C. on_loss="raise": the step raises DaemonLost (an sfp.Error);
 D. no sfpd at all: fallback warns once and trains; "raise" raises at enter;
-E. a ring smaller than the step (shm_size 6 MiB) and sfpd killed before the
-   backward: StashLost for what only sfpd held; the next step trains.
+E. a recovery window smaller than the step (recovery=1 MiB) and sfpd killed
+   before the backward: StashLost for what only sfpd held; the next step
+   trains.
 """
 import copy
 import warnings
@@ -130,7 +131,7 @@ except sfp.torch.DaemonLost as e:
 
 # E. ring smaller than the step, sfpd killed before backward
 d = sfptest.Daemon()
-off = sfp.torch.offload(socket=d.socket, job="pytest-loss-e", shm_size=6 << 20)
+off = sfp.torch.offload(socket=d.socket, job="pytest-loss-e", recovery=1 << 20)
 m = copy.deepcopy(small)
 err = None
 with warnings.catch_warnings(record=True) as ws:
