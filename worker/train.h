@@ -1,0 +1,158 @@
+/*
+ * train.h - the parts of sfp-train (not a library interface).
+ *
+ *   train_options.c  the option table: parsing, --help, --print-options
+ *   train_setup.c    data, width policy, engine, shards, stash, start banner
+ *   train_ckpt.c     --resume and --save
+ *   train_epoch.c    one epoch of training steps, the operator policy
+ *   train_eval.c     evaluation on the test set
+ *   train_report.c   the per-epoch lines and the JSON report
+ *   train.c          main(): the order of the parts above
+ *
+ * Every part works on one sfpt (the run's state). Functions return 0 or a
+ * code already reported on stderr (err()).
+ */
+#ifndef SFPT_TRAIN_H
+#define SFPT_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sfp/policy.h>
+#include <sfp/sfp.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "dist.h"
+#include "model.h"
+#include "stash.h"
+
+extern int sfpt_rank;
+
+#define say(...) do { if (sfpt_rank == 0) fprintf(stdout, __VA_ARGS__); } while (0)
+#define err(...) do { fprintf(stderr, "sfp-train[%d]: ", sfpt_rank); fprintf(stderr, __VA_ARGS__); } while (0)
+
+/* ---------------------------------------------------------------- options */
+
+/* The settings of a run; filled from the option table (train_options.c). */
+typedef struct sfpt_opts {
+    const char *model, *data_dir, *report, *save, *resume;
+    int policy;                /* sfp_policy_kind */
+    int coder;                 /* sfp_coder       */
+    int gecko;                 /* coder == gecko  */
+    int synthetic, check_replicas, progress, quiet, timing;
+    int epochs, batch;
+    size_t train_limit, test_limit, synth_train, synth_test;
+    uint64_t seed;
+    int optimizer;             /* sfpw_opt_kind   */
+    double lr, lr_decay, momentum, weight_decay;
+    int rounding;              /* sfp_rounding    */
+    unsigned gecko_group;
+    size_t sample;
+    long warmup;               /* -1: 1% of the steps */
+    sfp_policy_config pol;     /* the policy fields given on the command
+                                * line (sfpt_opts_apply_policy)          */
+    int stop_after;            /* testing: stop after this many epochs of this run */
+    int impl;                  /* sfp_impl        */
+    int qm_grad;               /* 1: first-order only, 2: first + second order */
+    int measure_coders;
+    const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
+    int on_loss;               /* sfpw_on_loss                         */
+    int daemon_timeout_ms, daemon_encode;
+    double weight_cost;        /* regularizer weight of a weight value vs an activation value */
+    size_t daemon_shm;         /* bytes */
+    int help, print_options;
+    uint64_t given[2];         /* bit i: option row i was on the command line */
+    sfpw_opt_config opt;       /* derived from the fields above          */
+} sfpt_opts;
+
+/* 0 ok, 1 --help / --print-options done (exit 0), -1 usage error (reported). */
+int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o);
+/* Overrides the fields of pc that were given on the command line. */
+void sfpt_opts_apply_policy(const sfpt_opts *o, sfp_policy_config *pc);
+void sfpt_opts_help(FILE *f);
+/* One line per option: flag, argument, default, meaning (tab-separated). */
+void sfpt_opts_print(FILE *f);
+
+/* ----------------------------------------------------------------- report */
+
+typedef struct sfpt_tensor_epoch {
+    double n, e;          /* learned / controller widths at epoch end */
+    double k_sum, e_sum;  /* sum of used widths over steps            */
+    double bytes, values, zeros;
+} sfpt_tensor_epoch;
+
+typedef struct sfpt_epoch {
+    int epoch;
+    double t_start;             /* sfpw_now() at the epoch's start */
+    double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
+    double step_ms;
+    uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
+    double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
+    double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
+    uint64_t steps;
+    int measured;
+    double c_act_bits[SFPW_NCODERS], c_w_bits[SFPW_NCODERS], c_ratio[SFPW_NCODERS];
+    sfpt_tensor_epoch t[SFPW_MAX_TENSORS];
+} sfpt_epoch;
+
+/* ------------------------------------------------------------- run state */
+
+typedef struct sfpt {
+    sfpt_opts o;
+    int nranks;
+    sfpw_model model;
+    sfpw_dataset train, test;
+    sfpw_net *net;
+    sfpw_dist *dist;
+    sfpw_stash *stash;
+    sfp_policy *pol;
+    sfp_params base;
+    int quant, want_grad, measure;
+    int max_rows, r0, rows;       /* this rank's rows of the global batch */
+    uint64_t steps_per_epoch, step;
+    int first_epoch, epochs_run, nrec;
+    sfpt_epoch *recs;             /* o.epochs                              */
+    float *full, *full2;          /* nparams: checkpoint gathers           */
+    uint32_t *perm;
+    unsigned char *pstate;        /* policy state image (checkpoints)      */
+    size_t pstate_len;
+    sfpw_ckpt ck;
+    float *xb;                    /* max_rows images                       */
+    uint8_t *yb;
+    double *red;                  /* the step's allreduce vector           */
+    sfp_width width[SFPW_MAX_TENSORS], ewidth[SFPW_MAX_TENSORS];
+    double wbytes[SFPW_MAX_TENSORS];
+    double wcb[SFPW_NCODERS][SFPW_MAX_TENSORS];
+    sfpw_override ovr;            /* operator policy, applied by every rank */
+    double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
+    char job[160];
+    double retries, pieces_remote, pieces_local;
+} sfpt;
+
+/* train_setup.c: everything before the first step (and its undoing). */
+int sfpt_setup(sfpt *r);
+void sfpt_teardown(sfpt *r);
+const char *sfpt_stash_err(const sfpt *r, int rc);
+
+/* train_ckpt.c */
+int sfpt_resume(sfpt *r);
+int sfpt_save(sfpt *r, int epoch);
+
+/* train_epoch.c: the training steps of one epoch into R. */
+int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R);
+/* Doubles in the step's allreduce vector (r->red) for T tensors. */
+size_t sfpt_red_size(int T);
+void sfpt_override_apply(const sfpw_override *v, sfp_width *w, int T);
+
+/* train_eval.c: test accuracy with conservative widths into R->test_acc. */
+int sfpt_evaluate(sfpt *r, sfpt_epoch *R);
+
+/* train_report.c */
+void sfpt_report_epoch(sfpt *r, sfpt_epoch *R);
+/* The run's totals, the final line and --report; 0, 3 (replicas differ
+ * under --check-replicas) or 1. */
+int sfpt_report_final(sfpt *r);
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * train_options.c - sfp-train's options as one declarative table: name,
+ * type, bounds, default and help. Parsing, --help, --print-options (which
+ * scripts/gen-options-doc turns into the table of docs/TRAINING.md) all
+ * come from it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train.h"
+
+typedef enum arg_type {
+    A_STR,        /* const char *; lo..hi: length bounds when hi > 0     */
+    A_CLEAR,      /* const char * set to NULL; no argument               */
+    A_FLAG,       /* int set to .value; no argument                      */
+    A_FLAG_NUM,   /* int set to 1; optional =N into the size_t at .off2  */
+    A_INT,
+    A_UINT,
+    A_LONG,
+    A_SIZE,
+    A_U64,
+    A_DBL,
+    A_MIB,        /* size_t bytes from an argument in MiB                */
+    A_CHOICE,     /* int from .choices                                   */
+    A_POL_DBL,    /* double in sfp_policy_config (.off), library default */
+    A_POL_UINT,   /* unsigned in sfp_policy_config                       */
+} arg_type;
+
+typedef struct choice {
+    const char *name;
+    int value;
+} choice;
+
+typedef struct row {
+    const char *name;
+    arg_type type;
+    size_t off;            /* field in sfpt_opts (A_POL_*: sfp_policy_config) */
+    const char *arg;       /* argument in --help; NULL for flags             */
+    const char *def;       /* default, read like an argument (NULL: none)    */
+    const char *shown;     /* default as shown when it is computed           */
+    double lo, hi;
+    const char *help;
+    int value;             /* A_FLAG                                         */
+    const choice *choices; /* A_CHOICE, NULL-terminated                      */
+    size_t off2;           /* A_FLAG_NUM                                     */
+} row;
+
+static const choice policies[] = {
+    {"fp32", SFP_POLICY_FP32}, {"qm", SFP_POLICY_QM},
+    {"qmqe", SFP_POLICY_QMQE}, {"bitwave", SFP_POLICY_BITWAVE}, {NULL, 0},
+};
+static const choice coders[] = {
+    {"plain", SFP_CODER_PLAIN}, {"gecko", SFP_CODER_GECKO},
+    {"rans", SFP_CODER_RANS}, {NULL, 0},
+};
+static const choice optimizers[] = {
+    {"sgd", SFPW_OPT_SGD}, {"adam", SFPW_OPT_ADAM}, {NULL, 0},
+};
+static const choice roundings[] = {
+    {"rne", SFP_ROUND_RNE}, {"trunc", SFP_ROUND_TRUNC},
+    {"stochastic", SFP_ROUND_STOCHASTIC}, {NULL, 0},
+};
+static const choice orders[] = { {"first", 1}, {"second", 2}, {NULL, 0} };
+static const choice losses[] = {
+    {"fallback", SFPW_ON_LOSS_FALLBACK}, {"fail", SFPW_ON_LOSS_FAIL}, {NULL, 0},
+};
+static const choice impls[] = {
+    {"auto", SFP_IMPL_AUTO}, {"c", SFP_IMPL_C}, {"avx2", SFP_IMPL_AVX2}, {NULL, 0},
+};
+
+#define O(f) offsetof(sfpt_opts, f)
+#define P(f) offsetof(sfp_policy_config, f)
+/* name, type, field, argument, default, default as shown, lo, hi, help[, extras] */
+#define ROW(n, t, f, a, d, s, l, h, hp, ...) \
+    {.name = n, .type = t, .off = f, .arg = a, .def = d, .shown = s, .lo = l, \
+     .hi = h, .help = hp, __VA_ARGS__}
+
+static const row rows[] = {
+    ROW("model", A_STR, O(model), "mlp|cnn", "mlp", NULL, 0, 0,
+     "mlp: 784-512-256-10 (ReLU); cnn: conv3x3(16)+pool, conv3x3(32)+pool, "
+     "dense 1568-128, dense 128-10"),
+    ROW("policy", A_CHOICE, O(policy), NULL, "qmqe", NULL, 0, 0, "width policy",
+     .choices = policies),
+    ROW("gecko", A_FLAG, O(coder), NULL, NULL, "off", 0, 0,
+     "Gecko-code the exponent planes of all frames (same as --coder gecko)",
+     .value = SFP_CODER_GECKO),
+    ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
+     "exponent-plane coder of all frames (rans: libsfp's entropy coder, see "
+     "docs/FORMAT.md)", .choices = coders),
+    ROW("epochs", A_INT, O(epochs), "N", "5", NULL, 1, 10000, "epochs"),
+    ROW("batch", A_INT, O(batch), "N", "128", NULL, 1, 65536,
+     "global minibatch, split across the ranks"),
+    ROW("optimizer", A_CHOICE, O(optimizer), NULL, "adam", NULL, 0, 0, "optimizer",
+     .choices = optimizers),
+    ROW("lr", A_DBL, O(lr), "F", NULL, "1e-3 (adam), 0.05 (sgd)", 0, 100,
+     "learning rate"),
+    ROW("lr-decay", A_DBL, O(lr_decay), "F", "1", NULL, 0, 1,
+     "learning rate × F after each epoch"),
+    ROW("momentum", A_DBL, O(momentum), "F", "0.9", NULL, 0, 1, "SGD momentum"),
+    ROW("weight-decay", A_DBL, O(weight_decay), "F", NULL,
+     "1e-4 (adam, decoupled), 5e-4 (sgd, L2)", 0, 1,
+     "decay of the weights, not the biases"),
+    ROW("seed", A_U64, O(seed), "N", "1", NULL, 0, 1e18,
+     "init, shuffling, width draws, stochastic rounding"),
+    ROW("data", A_STR, O(data_dir), "DIR", SFPW_DATA_DEFAULT_DIR, NULL, 0, 0,
+     "Fashion-MNIST IDX gzip files"),
+    ROW("train-limit", A_SIZE, O(train_limit), "N", NULL, "all", 1, 1e9,
+     "use the first N training images (tuning on subsets)"),
+    ROW("test-limit", A_SIZE, O(test_limit), "N", NULL, "all", 1, 1e9,
+     "use the first N test images"),
+    ROW("synthetic", A_FLAG_NUM, O(synthetic), "[=N]", "4096", "off (N = 4096)", 16, 1e7,
+     "generated 28×28 10-class data, N training and N/4 test images; no files",
+     .off2 = O(synth_train)),
+    ROW("rounding", A_CHOICE, O(rounding), NULL, "rne", NULL, 0, 0, "mantissa rounding",
+     .choices = roundings),
+    ROW("gecko-group", A_UINT, O(gecko_group), "N", NULL, "libsfp's default", 8, 64,
+     "Gecko group size: 8, 16, 32, 64"),
+    ROW("gamma", A_POL_DBL, P(qm.gamma), "F", NULL, NULL, 0, 1e6,
+     "QM/QE regularizer strength (docs/RESULTS.md gives the values per model)"),
+    ROW("qm-lr", A_POL_DBL, P(qm.lr), "F", NULL, NULL, 0, 1e6, "width learning rate"),
+    ROW("qm-max-step", A_POL_DBL, P(qm.max_step), "F", NULL, NULL, 1e-6, 23,
+     "largest width change per step (bits)"),
+    ROW("n-init", A_POL_DBL, P(qm.n_init), "F", NULL, NULL, 0, 23,
+     "initial mantissa width (QM/QE)"),
+    ROW("e-init", A_POL_DBL, P(qm.e_init), "F", NULL, NULL, 1, 8,
+     "initial exponent width (QM/QE; qm keeps it fixed at 8)"),
+    ROW("n-min", A_POL_DBL, P(qm.n_min), "F", NULL, NULL, 0, 22,
+     "lower bound of the learned mantissa widths"),
+    ROW("e-min", A_POL_DBL, P(qm.e_min), "F", NULL, NULL, 1, 8,
+     "lower bound of the learned exponent widths"),
+    ROW("warmup", A_LONG, O(warmup), "N", NULL, "1% of the steps", 0, 1e12,
+     "steps before the regularizer (QM/QE) or the controller (BitWave) acts"),
+    ROW("bw-period", A_POL_UINT, P(bw.period), "N", NULL, NULL, 1, 1e6,
+     "BitWave: decide every N steps (method-spec §5.2)"),
+    ROW("bw-tau", A_POL_DBL, P(bw.tau), "F", NULL, NULL, 0, 10,
+     "BitWave: relative loss threshold"),
+    ROW("bw-m-init", A_POL_UINT, P(bw.m_init), "N", NULL, NULL, 0, 23,
+     "BitWave: initial mantissa bits"),
+    ROW("bw-m-min", A_POL_UINT, P(bw.m_min), "N", NULL, NULL, 0, 23,
+     "BitWave: fewest mantissa bits"),
+    ROW("bw-e-min", A_POL_UINT, P(bw.e_min), "N", NULL, NULL, 1, 8,
+     "BitWave: fewest exponent bits"),
+    ROW("sample", A_SIZE, O(sample), "N", "4096", NULL, 1, 1 << 20,
+     "values per tensor for the bitlength gradient"),
+    ROW("qm-grad", A_CHOICE, O(qm_grad), NULL, "second", NULL, 0, 0,
+     "bitlength gradient: first-order term only (method-spec §4.4), or first + "
+     "second-order term (Gauss-Newton curvature; docs/TRAINING.md)",
+     .choices = orders),
+    ROW("daemon", A_STR, O(daemon), "PATH", NULL, "$SFP_SOCKET if set, else none", 0, 0,
+     "stash activations in sfpd at this Unix socket and have it encode the "
+     "weight shards (\"Offload to sfpd\")"),
+    ROW("no-daemon", A_CLEAR, O(daemon), NULL, NULL, NULL, 0, 0,
+     "in-process stash even when $SFP_SOCKET is set"),
+    ROW("job", A_STR, O(job), "ID", NULL, "sfp-train-HOST-PID-TIME", 1, 128,
+     "sfpd job id shared by the ranks (1 to 128 bytes)"),
+    ROW("on-daemon-loss", A_CHOICE, O(on_loss), NULL, "fallback", NULL, 0, 0,
+     "on a lost daemon: continue in-process (the interrupted step runs again), "
+     "or exit non-zero", .choices = losses),
+    ROW("daemon-timeout", A_INT, O(daemon_timeout_ms), "MS", "5000", NULL, 10, 3600000,
+     "bound of every sfpd call"),
+    ROW("daemon-shm", A_MIB, O(daemon_shm), "MIB", NULL, "one step's stashes + 1 MiB",
+     1, 65536, "shared memory per rank"),
+    ROW("no-daemon-encode", A_FLAG, O(daemon_encode), NULL, NULL, NULL, 0, 0,
+     "with --daemon, encode the weight pieces in the ranks", .value = 0),
+    ROW("weight-cost", A_DBL, O(weight_cost), "F", "1", NULL, 0.001, 1e6,
+     "QM/QE regularizer: a weight value counts as F activation values (λ of a "
+     "weight tensor ∝ F × its values; γ is rescaled so that activations keep "
+     "their pull; the report's gamma is the rescaled one). 1 = memory "
+     "footprint; raise it to pay for the bytes of the weight exchange "
+     "(docs/BENCHMARKS.md \"Offload\")"),
+    ROW("report", A_STR, O(report), "FILE.json", NULL, NULL, 0, 0,
+     "write the run report (schema sfp-train-report/1)"),
+    ROW("save", A_STR, O(save), "FILE", NULL, NULL, 0, 0,
+     "checkpoint after every epoch (atomic: temp file + rename)"),
+    ROW("resume", A_STR, O(resume), "FILE", NULL, NULL, 0, 0,
+     "continue from a checkpoint (same model, policy, optimizer, batch, seed)"),
+    ROW("check-replicas", A_FLAG, O(check_replicas), NULL, NULL, NULL, 0, 0,
+     "exit status 3 unless all ranks end with identical weights", .value = 1),
+    ROW("timing", A_FLAG, O(timing), NULL, NULL, NULL, 0, 0,
+     "per-epoch breakdown of the step time", .value = 1),
+    ROW("measure-coders", A_FLAG, O(measure_coders), NULL, NULL, NULL, 0, 0,
+     "also encode every stash and weight piece with each coder (plain, gecko, "
+     "rans) and report each footprint; the values, hence accuracy, do not "
+     "depend on the coder (slower: for measurements, not timing)", .value = 1),
+    ROW("impl", A_CHOICE, O(impl), NULL, "auto", NULL, 0, 0, "libsfp kernels",
+     .choices = impls),
+    ROW("progress", A_FLAG, O(progress), NULL, NULL, "when stderr is a terminal", 0, 0,
+     "progress line on stderr", .value = 1),
+    ROW("no-progress", A_FLAG, O(progress), NULL, NULL, NULL, 0, 0,
+     "no progress line", .value = 0),
+    ROW("quiet", A_FLAG, O(quiet), NULL, NULL, NULL, 0, 0,
+     "only the per-epoch lines and the final line", .value = 1),
+    ROW("stop-after", A_INT, O(stop_after), "N", NULL, NULL, 1, 10000,
+     "stop after N epochs of this invocation (tests of --save/--resume)"),
+    ROW("help", A_FLAG, O(help), NULL, NULL, NULL, 0, 0, "this text", .value = 1),
+    ROW("print-options", A_FLAG, O(print_options), NULL, NULL, NULL, 0, 0,
+     "the option table, tab-separated (scripts/gen-options-doc)", .value = 1),
+};
+
+#define NROWS (sizeof rows / sizeof rows[0])
+_Static_assert(NROWS <= 128, "sfpt_opts.given has 128 bits");
+
+static void *field(sfpt_opts *o, const row *r)
+{
+    return (char *)o + r->off;
+}
+
+static int given_row(const sfpt_opts *o, size_t i)
+{
+    return (int)((o->given[i / 64] >> (i % 64)) & 1);
+}
+
+/* Whether any option that writes the field at off was on the command line. */
+static int given(const sfpt_opts *o, size_t off)
+{
+    for (size_t i = 0; i < NROWS; i++)
+        if (rows[i].off == off && rows[i].type != A_POL_DBL &&
+            rows[i].type != A_POL_UINT && given_row(o, i))
+            return 1;
+    return 0;
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *choice_list(const choice *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (; c->name && n < cap; c++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "|" : "", c->name);
+    return buf;
+}
+
+/* Stores argument a of row r into o; -1 (reported) when it is bad. */
+static int set(sfpt_opts *o, const row *r, const char *a)
+{
+    double v = 0;
+    void *f = field(o, r);
+    char list[128];
+    switch (r->type) {
+    case A_STR:
+        if (r->hi > 0 && (strlen(a) < (size_t)r->lo || strlen(a) > (size_t)r->hi)) {
+            err("--%s: %g to %g bytes\n", r->name, r->lo, r->hi);
+            return -1;
+        }
+        *(const char **)f = a;
+        return 0;
+    case A_CLEAR:
+        *(const char **)f = NULL;
+        return 0;
+    case A_FLAG:
+        *(int *)f = r->value;
+        return 0;
+    case A_CHOICE:
+        for (const choice *c = r->choices; c->name; c++)
+            if (!strcmp(a, c->name)) {
+                *(int *)f = c->value;
+                return 0;
+            }
+        err("unknown --%s '%s' (%s)\n", r->name, a, choice_list(r->choices, list, sizeof list));
+        return -1;
+    case A_FLAG_NUM:
+        *(int *)f = 1;
+        if (!a)
+            return 0;
+        break;
+    default:
+        break;
+    }
+    if (parse_num(a, r->lo, r->hi, &v)) {
+        err("bad value '%s' for --%s (%g to %g)\n", a, r->name, r->lo, r->hi);
+        return -1;
+    }
+    switch (r->type) {
+    case A_INT: *(int *)f = (int)v; break;
+    case A_UINT: *(unsigned *)f = (unsigned)v; break;
+    case A_LONG: *(long *)f = (long)v; break;
+    case A_SIZE: *(size_t *)f = (size_t)v; break;
+    case A_U64: *(uint64_t *)f = (uint64_t)v; break;
+    case A_DBL: *(double *)f = v; break;
+    case A_MIB: *(size_t *)f = (size_t)v << 20; break;
+    case A_FLAG_NUM: *(size_t *)((char *)o + r->off2) = (size_t)v; break;
+    case A_POL_DBL: *(double *)((char *)&o->pol + r->off) = v; break;
+    case A_POL_UINT: *(unsigned *)((char *)&o->pol + r->off) = (unsigned)v; break;
+    default: break;
+    }
+    return 0;
+}
+
+void sfpt_opts_apply_policy(const sfpt_opts *o, sfp_policy_config *pc)
+{
+    for (size_t i = 0; i < NROWS; i++) {
+        const row *r = &rows[i];
+        if (!given_row(o, i))
+            continue;
+        if (r->type == A_POL_DBL)
+            *(double *)((char *)pc + r->off) = *(const double *)((const char *)&o->pol + r->off);
+        else if (r->type == A_POL_UINT)
+            *(unsigned *)((char *)pc + r->off) = *(const unsigned *)((const char *)&o->pol + r->off);
+    }
+}
+
+/* The default of r as text: its own, computed, or the library's. */
+static const char *shown_default(const row *r, char *buf, size_t cap)
+{
+    if (r->shown)
+        return r->shown;
+    if (r->type == A_POL_DBL || r->type == A_POL_UINT) {
+        sfp_policy_config pc;
+        /* the BitWave fields from bitwave's defaults, the rest from qmqe's */
+        int bw = r->off >= P(bw) && r->off < P(bw) + sizeof pc.bw;
+        sfp_policy_config_default(&pc, bw ? SFP_POLICY_BITWAVE : SFP_POLICY_QMQE);
+        if (r->type == A_POL_DBL)
+            snprintf(buf, cap, "%g", *(const double *)((const char *)&pc + r->off));
+        else
+            snprintf(buf, cap, "%u", *(const unsigned *)((const char *)&pc + r->off));
+        return buf;
+    }
+    return r->def ? r->def : "";
+}
+
+/* "--name ARG" as in --help and the docs. */
+static const char *flag_text(const row *r, char *buf, size_t cap)
+{
+    char list[128];
+    if (r->type == A_CHOICE)
+        snprintf(buf, cap, "--%s %s", r->name, choice_list(r->choices, list, sizeof list));
+    else if (r->type == A_FLAG_NUM)
+        snprintf(buf, cap, "--%s%s", r->name, r->arg);
+    else if (r->arg)
+        snprintf(buf, cap, "--%s %s", r->name, r->arg);
+    else
+        snprintf(buf, cap, "--%s", r->name);
+    return buf;
+}
+
+void sfpt_opts_help(FILE *f)
+{
+    fprintf(f, "usage: [mpirun -np N] sfp-train [options]\n");
+    for (size_t i = 0; i < NROWS; i++) {
+        const row *r = &rows[i];
+        char flag[160], def[64], text[1024];
+        const char *d = shown_default(r, def, sizeof def);
+        snprintf(text, sizeof text, "%s%s%s%s", r->help, d[0] ? " (default " : "", d,
+                 d[0] ? ")" : "");
+        flag_text(r, flag, sizeof flag);
+        /* flag in a 26-column gutter, the text wrapped at 80 columns */
+        int col = fprintf(f, "  %s", flag);
+        const char *p = text;
+        while (*p) {
+            if (col > 24) {
+                fputc('\n', f);
+                col = 0;
+            }
+            col += fprintf(f, "%*s", 26 - col, "");
+            size_t n = strlen(p), room = 80 - 26;
+            if (n > room) {
+                n = room;
+                while (n > 0 && p[n] != ' ')
+                    n--;
+                if (!n)
+                    n = room;
+            }
+            fprintf(f, "%.*s\n", (int)n, p);
+            col = 0;
+            p += n;
+            while (*p == ' ')
+                p++;
+        }
+    }
+}
+
+void sfpt_opts_print(FILE *f)
+{
+    for (size_t i = 0; i < NROWS; i++) {
+        char flag[160], def[64];
+        fprintf(f, "%s\t%s\t%s\n", flag_text(&rows[i], flag, sizeof flag),
+                shown_default(&rows[i], def, sizeof def), rows[i].help);
+    }
+}
+
+int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
+{
+    struct option lo[NROWS + 1];
+    memset(o, 0, sizeof *o);
+    memset(lo, 0, sizeof lo);
+    for (size_t i = 0; i < NROWS; i++) {
+        const row *r = &rows[i];
+        lo[i].name = r->name;
+        lo[i].has_arg = r->type == A_FLAG_NUM ? optional_argument :
+                        r->type == A_FLAG || r->type == A_CLEAR ? no_argument :
+                        required_argument;
+        lo[i].val = 256 + (int)i;
+        if (r->def && set(o, r, r->def))
+            return -1; /* a bad default in the table */
+        if (r->type == A_FLAG_NUM)
+            *(int *)field(o, r) = 0;
+    }
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c < 256 || c >= 256 + (int)NROWS) {
+            if (sfpt_rank == 0)
+                sfpt_opts_help(stderr);
+            return -1;
+        }
+        size_t i = (size_t)(c - 256);
+        if (set(o, &rows[i], optarg))
+            return -1;
+        o->given[i / 64] |= UINT64_C(1) << (i % 64);
+    }
+    if (o->help || o->print_options) {
+        if (sfpt_rank == 0) {
+            if (o->print_options)
+                sfpt_opts_print(stdout);
+            else
+                sfpt_opts_help(stdout);
+        }
+        return 1;
+    }
+    if (optind < argc) {
+        err("unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+
+    /* computed defaults */
+    o->gecko = o->coder == SFP_CODER_GECKO;
+    o->synth_test = o->synth_train / 4;
+    if (!given(o, O(daemon))) {
+        o->daemon = getenv("SFP_SOCKET");
+        if (o->daemon && !o->daemon[0])
+            o->daemon = NULL;
+    }
+    if (!given(o, O(daemon_encode)))
+        o->daemon_encode = 1;
+    if (!given(o, O(progress)))
+        o->progress = isatty(STDERR_FILENO);
+    if (!given(o, O(warmup)))
+        o->warmup = -1;
+    int adam = o->optimizer == SFPW_OPT_ADAM;
+    if (!given(o, O(lr)))
+        o->lr = adam ? 1e-3 : 0.05;
+    if (!given(o, O(weight_decay)))
+        o->weight_decay = adam ? 1e-4 : 5e-4;
+    memset(&o->opt, 0, sizeof o->opt);
+    o->opt.kind = (sfpw_opt_kind)o->optimizer;
+    o->opt.lr = (float)o->lr;
+    o->opt.momentum = (float)o->momentum;
+    o->opt.weight_decay = (float)o->weight_decay;
+    o->opt.beta1 = 0.9f;
+    o->opt.beta2 = 0.999f;
+    o->opt.eps = 1e-8f;
+    return 0;
+}

@@ -1,0 +1,215 @@
+/* train_report.c - sfp-train's per-epoch lines, final line and JSON report
+ * (docs/TRAINING.md describes both). */
+#include <stdio.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "train.h"
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct run_info {
+    const char *stash;      /* stash implementation name         */
+    const char *job;        /* sfpd job id, or NULL               */
+    int daemon_lost;        /* 1 if any rank lost sfpd            */
+    double retries;         /* steps run again, summed over ranks */
+    double remote, local;   /* weight pieces encoded by sfpd / in-process */
+} run_info;
+
+static int write_report(const char *path, const sfpt *r, int identical,
+                        uint64_t whash, const run_info *ri)
+{
+    const sfpt_opts *o = &r->o;
+    const sfpw_model *m = &r->model;
+    const sfpt_epoch *rec = r->recs;
+    const int nranks = r->nranks, nrec = r->nrec;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{\n  \"schema\": \"sfp-train-report/1\",\n");
+    fprintf(f, "  \"sfp_version\": ");
+    json_str(f, sfp_version());
+    fprintf(f, ",\n  \"settings\": {\"model\": ");
+    json_str(f, m->name);
+    fprintf(f, ", \"policy\": \"%s\", \"gecko\": %s, \"coder\": \"%s\", \"epochs\": %d, \"batch\": %d, "
+               "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
+               "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
+            sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
+            o->coder == SFP_CODER_RANS ? "rans" : o->coder == SFP_CODER_GECKO ? "gecko" : "plain",
+            o->epochs, o->batch, nranks,
+            o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
+            (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,
+            (unsigned long long)o->seed);
+    if (o->synthetic)
+        json_str(f, "synthetic");
+    else
+        json_str(f, o->data_dir);
+    fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
+            o->train_limit, o->test_limit);
+    json_str(f, ri->stash);
+    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
+            r->gamma, o->weight_cost, r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
+    fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
+    json_str(f, o->daemon ? o->daemon : "");
+    fprintf(f, ", \"job\": ");
+    json_str(f, ri->job ? ri->job : "");
+    fprintf(f, ", \"on_loss\": \"%s\", \"lost\": %s, \"steps_rerun\": %.0f, "
+               "\"weight_pieces_encoded_by_sfpd\": %.0f, \"weight_pieces_encoded_in_process\": %.0f},\n",
+            o->on_loss == SFPW_ON_LOSS_FAIL ? "fail" : "fallback",
+            ri->daemon_lost ? "true" : "false", ri->retries, ri->remote, ri->local);
+    fprintf(f, "  \"tensors\": [");
+    for (int t = 0; t < m->ntensors; t++) {
+        const sfpw_tensor *T = &m->tensors[t];
+        fprintf(f, "%s\n    {\"name\": ", t ? "," : "");
+        json_str(f, T->name);
+        fprintf(f, ", \"kind\": \"%s\", \"values\": %zu}",
+                T->kind == SFPW_TENSOR_ACT ? "activation" :
+                T->kind == SFPW_TENSOR_WEIGHT ? "weight" : "bias", T->n);
+    }
+    fprintf(f, "\n  ],\n  \"epochs\": [");
+    for (int i = 0; i < nrec; i++) {
+        const sfpt_epoch *ep = &rec[i];
+        fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": %.6f, \"train_acc\": %.4f, "
+                   "\"test_acc\": %.4f, \"act_bits\": %.4f, \"weight_bits\": %.4f, "
+                   "\"footprint_ratio\": %.4f, \"seconds\": %.3f, \"steps\": %llu, "
+                   "\"step_ms\": %.4f,\n     \"time_ms_per_step\": {\"compute\": %.4f, "
+                   "\"quantize\": %.4f, \"stash\": %.4f, \"comm\": %.4f, "
+                   "\"optimizer\": %.4f, \"weights\": %.4f}",
+                i ? "," : "", ep->epoch, ep->loss, ep->train_acc, ep->test_acc,
+                ep->act_bits, ep->weight_bits, ep->ratio, ep->seconds,
+                (unsigned long long)ep->steps, ep->step_ms,
+                1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
+                1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
+                1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
+        fprintf(f, ",\n     \"sfpd_policy_generation\": %llu",
+                (unsigned long long)ep->policy_generation);
+        fprintf(f, ",\n     \"weight_exchange\": {\"bytes_per_step\": %.1f, "
+                   "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
+                ep->x_bytes / ep->steps, ep->x_fp32 / ep->steps,
+                ep->x_bytes > 0 ? ep->x_fp32 / ep->x_bytes : 0);
+        if (ep->measured) {
+
+            static const char *cn[SFPW_NCODERS] = { "plain", "gecko", "rans" };
+            fprintf(f, ",\n     \"coders\": {");
+            for (int c = 0; c < SFPW_NCODERS; c++)
+                fprintf(f, "%s\"%s\": {\"footprint_ratio\": %.4f, \"act_bits\": %.4f, "
+                           "\"weight_bits\": %.4f}", c ? ", " : "", cn[c], ep->c_ratio[c],
+                        ep->c_act_bits[c], ep->c_w_bits[c]);
+            fprintf(f, "}");
+        }
+        fprintf(f, ",\n     \"tensors\": [");
+        for (int t = 0; t < m->ntensors; t++) {
+            const sfpt_tensor_epoch *te = &ep->t[t];
+            double st = ep->steps ? (double)ep->steps : 1;
+            fprintf(f, "%s\n       {\"name\": ", t ? "," : "");
+            json_str(f, m->tensors[t].name);
+            fprintf(f, ", \"n\": %.4f, \"e\": %.4f, \"k_mean\": %.4f, \"e_mean\": %.4f, "
+                       "\"bits_per_value\": %.4f, \"zero_fraction\": %.4f}",
+                    te->n, te->e, te->k_sum / st, te->e_sum / st,
+                    te->values ? 8 * te->bytes / te->values : 0,
+                    te->values ? te->zeros / te->values : 0);
+        }
+        fprintf(f, "]}");
+    }
+    const sfpt_epoch *last = nrec ? &rec[nrec - 1] : NULL;
+    fprintf(f, "\n  ],\n  \"final\": {");
+    if (last)
+        fprintf(f, "\"loss\": %.6f, \"train_acc\": %.4f, \"test_acc\": %.4f, "
+                   "\"act_bits\": %.4f, \"weight_bits\": %.4f, \"footprint_ratio\": %.4f, "
+                   "\"step_ms\": %.4f, ",
+                last->loss, last->train_acc, last->test_acc, last->act_bits,
+                last->weight_bits, last->ratio, last->step_ms);
+    double total = 0;
+    for (int i = 0; i < nrec; i++)
+        total += rec[i].seconds;
+    fprintf(f, "\"seconds\": %.3f, \"replicas_identical\": %s, \"weights_hash\": \"%016llx\"}\n}\n",
+            total, identical ? "true" : "false", (unsigned long long)whash);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
+{
+    const sfpt_opts *o = &r->o;
+    const sfpw_model *m = &r->model;
+    const int T = m->ntensors;
+    R->seconds = sfpw_now() - R->t_start;
+    for (int t = 0; t < T; t++)
+        sfp_policy_get(r->pol, t, &R->t[t].n, &R->t[t].e);
+    say("epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  bits/value act %.2f w %.2f  "
+        "footprint %.2fx  time %.1fs (%.2f ms/step)\n",
+        R->epoch, o->epochs, R->loss, R->train_acc, R->test_acc, R->act_bits,
+        R->weight_bits, R->ratio, R->seconds, R->step_ms);
+    if (R->measured)
+        say("  footprint by coder: plain %.2fx (act %.2f w %.2f)  gecko %.2fx (act %.2f w %.2f)  "
+            "rans %.2fx (act %.2f w %.2f)\n", R->c_ratio[0], R->c_act_bits[0], R->c_w_bits[0],
+            R->c_ratio[1], R->c_act_bits[1], R->c_w_bits[1], R->c_ratio[2],
+            R->c_act_bits[2], R->c_w_bits[2]);
+    if (R->steps)
+        say("  weight exchange: %.1f KiB/step all-gathered vs %.1f KiB as FP32 (%.2fx fewer bytes)\n",
+            R->x_bytes / R->steps / 1024, R->x_fp32 / R->steps / 1024,
+            R->x_bytes > 0 ? R->x_fp32 / R->x_bytes : 0);
+    if (o->timing)
+        say("  ms/step: compute %.3f  quantize %.3f  stash %.3f  comm %.3f  optimizer %.3f  weights %.3f\n",
+            1e3 * R->t_compute / R->steps, 1e3 * R->t_quant / R->steps,
+            1e3 * R->t_stash / R->steps, 1e3 * R->t_comm / R->steps,
+            1e3 * R->t_opt / R->steps, 1e3 * R->t_publish / R->steps);
+    if (!o->quiet && r->quant) {
+        say("  widths (n, e):");
+        for (int t = 0; t < T; t++)
+            if (m->tensors[t].kind != SFPW_TENSOR_BIAS)
+                say(" %s %.2f,%.2f", m->tensors[t].name, R->t[t].n, R->t[t].e);
+        say("\n");
+    }
+    fflush(stdout);
+}
+
+int sfpt_report_final(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    /* the run's totals over ranks, then free the job's data in sfpd */
+    double tot[4] = { r->retries, r->pieces_remote, r->pieces_local, 0 };
+    tot[3] = o->daemon && !sfpw_stash_daemon_alive(r->stash);
+    sfpw_dist_allreduce_sum(r->dist, tot, 4);
+    if (r->job[0]) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (sfpt_rank == 0 && sfpw_stash_daemon_alive(r->stash) &&
+            sfpw_stash_daemon_end_job(r->stash))
+            err("sfpd: ending job %s failed\n", r->job);
+        say("sfpd: %s; %.0f step%s run again; weight pieces encoded by sfpd %.0f, in-process %.0f\n",
+            tot[3] > 0 ? "LOST during the run (continued in-process)" : "served the whole run",
+            tot[0], tot[0] == 1 ? "" : "s", tot[1], tot[2]);
+    }
+    run_info ri = { r->stash->ops->name, r->job[0] ? r->job : NULL, tot[3] > 0, tot[0],
+                    tot[1], tot[2] };
+    uint64_t h;
+    int same = sfpw_dist_check_identical(r->dist, sfpw_net_weights(r->net),
+                                         r->model.nparams, &h);
+    say("final: working weights %s across %d rank%s (hash %016llx)\n",
+        same ? "identical" : "DIFFER", r->nranks, r->nranks > 1 ? "s" : "",
+        (unsigned long long)h);
+    if (o->report && sfpt_rank == 0 && write_report(o->report, r, same, h, &ri)) {
+        err("--report %s: cannot write\n", o->report);
+        return 1;
+    }
+    return (o->check_replicas && !same) ? 3 : 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * train_setup.c - everything before sfp-train's first step: data, width
+ * policy, engine and shards, the stash (in-process or sfpd), the buffers of
+ * the step, the start banner and the first weight publish.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpi.h>
+#ifdef SFPW_HAVE_DAEMON
+#include <sfp/client.h>
+#endif
+
+#include "train.h"
+
+const char *sfpt_stash_err(const sfpt *r, int rc)
+{
+    return r->stash ? r->stash->ops->strerror(r->stash, rc) : sfp_strerror(rc);
+}
+
+static int load_data(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    int rc;
+    if (o->synthetic) {
+        rc = sfpw_data_synthetic(&r->train, &r->test, o->synth_train, o->synth_test, o->seed);
+        if (rc) {
+            err("synthetic data: %s\n", sfpw_data_strerror(rc));
+            return -1;
+        }
+    } else {
+        char bad[4096] = "";
+        rc = sfpw_data_load(&r->train, &r->test, o->data_dir, o->train_limit,
+                            o->test_limit, bad, sizeof bad);
+        if (rc) {
+            err("cannot load Fashion-MNIST: %s: %s\n"
+                "  (install the Debian package dataset-fashion-mnist, pass --data DIR,\n"
+                "   or use --synthetic for a run without data)\n",
+                bad, sfpw_data_strerror(rc));
+            return -1;
+        }
+    }
+    if (r->train.n < (size_t)o->batch) {
+        err("training set (%zu) smaller than the batch (%d)\n", r->train.n, o->batch);
+        return -1;
+    }
+    return 0;
+}
+
+/* The width policy over the model's tensors, from the library's defaults
+ * for the kind and the options given. */
+static int make_policy(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    const sfpw_model *m = &r->model;
+    uint64_t numel[SFPW_MAX_TENSORS];
+    for (int t = 0; t < m->ntensors; t++)
+        numel[t] = m->tensors[t].kind == SFPW_TENSOR_ACT
+                       ? (uint64_t)m->tensors[t].n * o->batch
+                       : (uint64_t)llround(m->tensors[t].n * o->weight_cost);
+    const uint64_t total_steps = r->steps_per_epoch * o->epochs;
+    sfp_policy_config pc;
+    sfp_policy_config_default(&pc, (sfp_policy_kind)o->policy);
+    pc.seed = o->seed;
+    uint64_t warm = o->warmup >= 0 ? (uint64_t)o->warmup : total_steps / 100;
+    pc.qm.warmup = warm;
+    pc.bw.warmup = warm;
+    sfpt_opts_apply_policy(o, &pc);
+    if (o->weight_cost != 1.0) {
+        /* The regularizer weighs tensor t by numel[t] / sum(numel): scale
+         * gamma so that an activation value keeps its pull and only the
+         * weights' grows by --weight-cost. */
+        double t0 = 0, t1 = 0;
+        for (int t = 0; t < m->ntensors; t++) {
+            t1 += (double)numel[t];
+            t0 += m->tensors[t].kind == SFPW_TENSOR_ACT ? (double)numel[t]
+                                                         : (double)m->tensors[t].n;
+        }
+        pc.qm.gamma *= t1 / t0;
+    }
+    if (pc.bw.m_init < pc.bw.m_min)
+        pc.bw.m_init = pc.bw.m_min;
+    r->gamma = pc.qm.gamma;
+    r->qm_lr = pc.qm.lr;
+    int rc = sfp_policy_create(&r->pol, &pc, (size_t)m->ntensors, numel);
+    if (rc) {
+        err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
+        return -1;
+    }
+    r->quant = o->policy != SFP_POLICY_FP32;
+    r->want_grad = sfp_policy_wants_gradients(r->pol);
+    sfp_params_default(&r->base);
+    r->base.rounding = (sfp_rounding)o->rounding;
+    r->base.coder = (sfp_coder)o->coder;
+    if (o->gecko_group)
+        r->base.gecko_group = o->gecko_group;
+    r->base.seed = o->seed;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ stash */
+
+static void daemon_log(const char *msg)
+{
+    err("%s\n", msg);
+    fflush(stderr);
+}
+
+#ifdef SFPW_HAVE_DAEMON
+static int encode_via_daemon(void *ctx, const float *src, size_t n,
+                             const sfp_params *p, void *dst, size_t cap,
+                             size_t *len)
+{
+    return sfpw_stash_daemon_encode(ctx, src, n, p, dst, cap, len);
+}
+#endif
+
+/*
+ * Opens the stash: sfpd when o->daemon is set (job id agreed on by all
+ * ranks), else in-process. A daemon that cannot be reached at start is a
+ * daemon loss: fallback continues in-process, fail stops.
+ */
+static int open_stash(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    r->job[0] = 0;
+    if (!o->daemon)
+        return sfpw_stash_local_open(&r->stash) ? -1 : 0;
+#ifndef SFPW_HAVE_DAEMON
+    (void)daemon_log;
+    err("--daemon: this sfp-train was built without libsfpclient\n");
+    return -1;
+#else
+    const sfpw_model *m = &r->model;
+    char buf[160] = "";
+    if (o->job) {
+        snprintf(buf, sizeof buf, "%s", o->job);
+    } else if (sfpt_rank == 0) {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = 0;
+        snprintf(buf, sizeof buf, "sfp-train-%s-%ld-%ld", host, (long)getpid(),
+                 (long)time(NULL));
+    }
+    MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
+    buf[sizeof buf - 1] = 0;
+    snprintf(r->job, sizeof r->job, "%s", buf);
+
+    /* one step's stashes (64-byte aligned) plus room to encode a shard */
+    size_t acts = 0, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
+    for (int t = 0; t < m->ntensors; t++)
+        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
+            acts += ((size_t)m->tensors[t].n * r->max_rows * sizeof(float) + 63) & ~(size_t)63;
+    /* the stashed activations live in the shared memory (no copies), the
+     * rest is the put ring and the staging of weight encodes */
+    size_t enc = 2 * shard * sizeof(float) + 65536;
+    size_t shm = acts + enc + (1u << 20);
+    shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
+
+    sfpw_daemon_config dc;
+    memset(&dc, 0, sizeof dc);
+    dc.socket_path = o->daemon;
+    dc.job_id = r->job;
+    dc.rank = (uint32_t)sfpt_rank;
+    dc.shm_size = o->daemon_shm ? o->daemon_shm : shm;
+    dc.timeout_ms = o->daemon_timeout_ms;
+    dc.on_loss = (sfpw_on_loss)o->on_loss;
+    dc.log = daemon_log;
+    int rc = sfpw_stash_daemon_open(&r->stash, &dc);
+    if (rc) {
+        err("cannot use sfpd at %s: %s\n", o->daemon,
+            sfpc_strerror(rc)); /* SFPC_E* or SFP_E*: disjoint ranges */
+        if (o->on_loss == SFPW_ON_LOSS_FAIL)
+            return -1;
+        err("continuing with the in-process stash (--on-daemon-loss=fallback)\n");
+        return sfpw_stash_local_open(&r->stash) ? -1 : 0;
+    }
+    if (o->daemon_encode)
+        sfpw_dist_set_encoder(r->dist, encode_via_daemon, r->stash);
+    return 0;
+#endif
+}
+
+static void *stash_alloc(void *ctx, size_t bytes)
+{
+    sfpw_stash *st = ctx;
+    return st->ops->alloc(st, bytes);
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void banner(const sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    say("sfp-train %s: %d rank%s, policy %s%s, %s batch %d, %s lr %g, seed %llu\n",
+        sfp_version(), r->nranks, r->nranks > 1 ? "s" : "",
+        sfp_policy_kind_name((sfp_policy_kind)o->policy),
+        o->coder == SFP_CODER_GECKO ? "+gecko" : o->coder == SFP_CODER_RANS ? "+rans" : "",
+        o->synthetic ? "synthetic" : "fashion-mnist", o->batch,
+        o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
+        (unsigned long long)o->seed);
+    say("data: %zu train / %zu test images; %llu steps per epoch; stash %s\n",
+        r->train.n, r->test.n, (unsigned long long)r->steps_per_epoch,
+        r->stash->ops->name);
+    if (r->job[0])
+        say("sfpd: socket %s, job %s, weight shards encoded by %s, on loss: %s\n",
+            o->daemon, r->job, o->daemon_encode ? "sfpd" : "the ranks",
+            o->on_loss == SFPW_ON_LOSS_FAIL ? "fail" : "fallback");
+    if (sfpt_rank == 0)
+        sfpw_model_print(&r->model, stdout);
+    fflush(stdout);
+}
+
+int sfpt_setup(sfpt *r)
+{
+    sfpt_opts *o = &r->o;
+    const sfpw_model *m = &r->model;
+    int rc;
+    MPI_Comm_size(MPI_COMM_WORLD, &r->nranks);
+    if (o->impl != SFP_IMPL_AUTO && (rc = sfp_set_impl((sfp_impl)o->impl))) {
+        err("--impl: %s\n", sfp_strerror(rc));
+        return 2;
+    }
+    if (sfpw_model_build(&r->model, o->model)) {
+        err("unknown model '%s' (mlp|cnn)\n", o->model);
+        return 2;
+    }
+    if (o->batch < r->nranks) {
+        err("--batch %d is smaller than the number of ranks %d\n", o->batch, r->nranks);
+        return 2;
+    }
+    if (load_data(r))
+        return 1;
+    r->steps_per_epoch = r->train.n / o->batch;
+    if (make_policy(r))
+        return 1;
+
+    /* engine, shards, stash */
+    r->max_rows = (o->batch + r->nranks - 1) / r->nranks;
+    r->r0 = (int)((int64_t)o->batch * sfpt_rank / r->nranks);
+    r->rows = (int)((int64_t)o->batch * (sfpt_rank + 1) / r->nranks) - r->r0;
+    if ((rc = sfpw_net_create(&r->net, m, r->max_rows)) ||
+        (rc = sfpw_dist_create(&r->dist, MPI_COMM_WORLD, m))) {
+        err("setup: %s\n", sfp_strerror(rc));
+        return 1;
+    }
+    if (open_stash(r))
+        return 1;
+    if (r->stash->ops->alloc && !sfpw_net_place_acts(r->net, stash_alloc, r->stash))
+        say("note: the stashed activations do not fit the shared memory; puts and gets copy\n");
+    r->full = malloc(m->nparams * sizeof(float));
+    r->full2 = malloc(m->nparams * sizeof(float));
+    r->perm = malloc(r->train.n * sizeof(uint32_t));
+    r->recs = calloc((size_t)o->epochs, sizeof *r->recs);
+    r->pstate_len = sfp_policy_state_size(r->pol);
+    r->pstate = malloc(r->pstate_len);
+    r->xb = malloc(sizeof(float) * (size_t)r->max_rows * m->in_dim);
+    r->yb = malloc((size_t)r->max_rows);
+    r->red = malloc(sizeof(double) * sfpt_red_size(m->ntensors));
+    if (!r->full || !r->full2 || !r->perm || !r->recs || !r->pstate || !r->xb ||
+        !r->yb || !r->red) {
+        err("out of memory\n");
+        return 1;
+    }
+
+    if (o->resume) {
+        if (sfpt_resume(r))
+            return 1;
+    } else {
+        sfpw_model_init_params(m, r->full, o->seed);
+        sfpw_dist_set_master(r->dist, r->full);
+        sfpw_dist_set_state(r->dist, NULL, NULL);
+    }
+    if (!o->quiet)
+        banner(r);
+
+    r->measure = o->measure_coders && r->quant;
+    sfpw_dist_measure_coders(r->dist, r->measure);
+    if ((rc = sfp_policy_choose(r->pol, r->step, r->width)) ||
+        (rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, &r->base,
+                                sfpw_net_weights(r->net), r->wbytes)) ||
+        (r->measure && (rc = sfpw_dist_coder_bytes(r->dist, &r->wcb[0][0])))) {
+        err("publishing weights: %s\n", sfpt_stash_err(r, rc));
+        return 1;
+    }
+    return 0;
+}
+
+void sfpt_teardown(sfpt *r)
+{
+    free(r->xb);
+    free(r->yb);
+    free(r->red);
+    sfpw_ckpt_free(&r->ck);
+    free(r->pstate);
+    free(r->recs);
+    free(r->perm);
+    free(r->full);
+    free(r->full2);
+    sfp_policy_destroy(&r->pol);
+    sfpw_stash_close(&r->stash);
+    sfpw_dist_destroy(&r->dist);
+    sfpw_net_destroy(&r->net);
+    sfpw_dataset_free(&r->train);
+    sfpw_dataset_free(&r->test);
+}
