@@ -26,6 +26,15 @@ def skip(why):
     sys.exit(SKIP)
 
 
+def need_numpy():
+    """Imports numpy or skips the test visibly."""
+    try:
+        import numpy
+    except ImportError as e:
+        skip("these tests need python3-numpy (%s)" % e)
+    return numpy
+
+
 def need_torch():
     """Imports torch and torchvision or skips the test visibly."""
     try:

@@ -9,12 +9,12 @@ import signal
 import threading
 import time
 
-import numpy as np
-
 import sfptest
 from sfptest import check
 
-import sfp
+np = sfptest.need_numpy()
+
+import sfp  # noqa: E402
 
 d = sfptest.Daemon()
 rng = np.random.default_rng(3)

@@ -16,12 +16,12 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 import sfptest
 from sfptest import check
 
-import sfp
+np = sfptest.need_numpy()
+
+import sfp  # noqa: E402
 
 codec = os.environ.get("SFP_CODEC_BIN")
 golden = os.path.join(os.environ.get("SFP_SOURCE_ROOT", "."), "tests", "golden")
