@@ -142,14 +142,13 @@ class offload:
 
     Memory: stashed tensors travel through shared memory with sfpd, shm_size
     bytes of address space (a sparse memfd: only pages in use are resident).
-    The newest `recovery` bytes put stay resident after sfpd has read them;
-    older pages are given back to the kernel.
+    The first `recovery` bytes are reused as a ring and stay resident; a
+    tensor larger than that uses the space beyond, which is given back.
 
     Daemon loss: with on_loss="fallback" one DaemonLostWarning is issued and
     every later tensor stays in process memory; tensors sfpd held are read
-    back from the shared memory while their bytes are still there (the
-    newest `recovery` bytes put, and puts not yet acknowledged), else
-    unpacking raises StashLost. With on_loss="raise" the failing call raises
+    back from the shared memory while the ring has not overwritten them
+    (up to the last `recovery` bytes put), else unpacking raises StashLost. With on_loss="raise" the failing call raises
     DaemonLost.
 
     job: the sfpd job id (default "torch-<host>-<pid>"), shown by sfpctl
@@ -206,9 +205,10 @@ class offload:
         self._prefix = "" if self._sid == 0 else "s%d." % self._sid
         # shared memory ring: [0, size) handed out in order, wrapping around
         self._pos = 0
-        self._ring = collections.deque()   # [off, bytes, weakref, resident] in order
-        self._window = 0                   # resident bytes of the ring entries
-        self._recovery = int(recovery)
+        self._ring = collections.deque()   # [lap, off, end, readable] in order
+        self._lap = 0
+        self._high = 0                     # end of the ring's use beyond `recovery`
+        self._recovery = (max(int(recovery), _PAGE) + _PAGE - 1) & ~(_PAGE - 1)
         self._pending = []                 # stashes whose put is not acknowledged
         self._drops = []                   # (name, step) freed unread
         self._recent = {}                  # id(tensor) -> (weakref, version, weakref)
@@ -372,48 +372,39 @@ class offload:
         return exc
 
     def _alloc(self, n):
-        """Offset of n bytes of shared memory (whole pages). The ring starts
-        over when nothing in it is needed, or when it is full (after the puts
-        in flight have read it)."""
+        """Offset of n bytes (whole pages) of shared memory.
+
+        The ring reuses the first `recovery` bytes, which stay resident (a
+        page fault costs more than copying the page). It starts over when
+        nothing in it is needed, or when the next range would pass
+        `recovery` (then after the puts in flight have read it). A range
+        larger than `recovery` starts at 0 and uses the sparse space beyond;
+        those pages are given back when the ring starts over. Entries the
+        new range overwrites are no longer readable."""
         n = (n + _PAGE - 1) & ~(_PAGE - 1)
-        if not self._live and not self._pending:
-            self._unring_all()
+        fresh = not self._live and not self._pending
+        if fresh or (self._pos and self._pos + n > self._recovery):
+            if not fresh:
+                self._sync()        # the puts in flight read the ring
+            self._lap += 1
             self._pos = 0
-        elif self._pos + n > self._size:
-            self._sync()
-            self._unring_all()
-            self._pos = 0
+            ring = self._ring
+            if fresh or self._high:
+                # beyond `recovery`, or nothing needed: forget all of it
+                for e in ring:
+                    e[3] = False
+                ring.clear()
+                if self._high and self._client is not None and not self._client.closed:
+                    self._client._release(self._recovery, self._high - self._recovery)
+                self._high = 0
         off = self._pos
-        self._pos += n
+        self._pos = end = off + n
+        if end > self._recovery:
+            self._high = max(self._high, end)
+        ring, lap = self._ring, self._lap
+        while ring and (ring[0][0] < lap - 1 or (ring[0][0] == lap - 1 and ring[0][1] < end)):
+            ring.popleft()[3] = False
         return off
-
-    def _ring_add(self, h):
-        """h's bytes stay readable while they are among the newest
-        `recovery` bytes put; older ones are given back to the kernel."""
-        e = h.entry = [h.off, (h.nbytes + _PAGE - 1) & ~(_PAGE - 1), weakref.ref(h), True]
-        self._ring.append(e)
-        self._window += e[1]
-        while self._window > self._recovery and self._ring and self._lost is None:
-            e = self._ring[0]
-            h = e[2]()
-            if h is not None and h.state == "pending" and e[3]:
-                self._sync()      # a put in flight still reads these bytes
-                continue
-            self._ring.popleft()
-            self._unring(e)
-
-    def _unring(self, e):
-        """Gives a ring entry's pages back (its stash no longer needs them)."""
-        if e[3]:
-            e[3] = False
-            self._window -= e[1]
-            if self._client is not None and not self._client.closed:
-                self._client._release(e[0], e[1])
-
-    def _unring_all(self):
-        for e in self._ring:
-            self._unring(e)
-        self._ring.clear()
 
     def _sync(self):
         """Collects the acknowledgements of the puts in flight. Tensors sfpd
@@ -454,8 +445,6 @@ class offload:
             t = self._empty(h)
             self._client._unstage(h.off, t.data_ptr(), h.nbytes)
             h.tensor = t
-        if h.entry is not None and self._lost is None:
-            self._unring(h.entry)
         h.state = "local"
         self._live.discard(h)
         self._s["in_process"] += 1
@@ -570,7 +559,8 @@ class offload:
             h.state = "pending"
             self._pending.append(h)
             self._live.add(h)
-            self._ring_add(h)
+            h.entry = [self._lap, off, off + nbytes, True]
+            self._ring.append(h.entry)
             self._recent[id(x)] = (weakref.ref(x), x._version, weakref.ref(h))
             if len(self._pending) >= _sfp._PENDING_MAX:
                 self._sync()
@@ -624,10 +614,6 @@ class offload:
             self._warn_once("mismatch", "sfpd returned a stash of another size or type")
             return
         self._client._unstage(off, t.data_ptr(), h.nbytes)
-        if own:
-            self._unring(h.entry)
-        else:
-            self._client._release(off, h.nbytes)
         h.tensor = t
         h.state = "got"
         self._s["prefetch_hits" if hit else "prefetch_misses"] += 1

@@ -4,7 +4,7 @@ Between step 50 and step 200: Python objects (gc), allocated blocks
 (sys.getallocatedblocks), the reference counts of the model's parameters
 and of the offload object, and the resident anonymous memory of the process
 and of sfpd (RssAnon: without the shared memory both map) stay flat; the
-shared memory in use stays one step's worth; after every step sfpd holds
+shared memory resident stays one step's worth; after every step sfpd holds
 none of the job's stashes. Bounds: +200 gc objects, +500 blocks, refcounts
 equal, +8 MiB RssAnon of either process (glibc arenas: MALLOC_ARENA_MAX=2
 in the test environment), RssShmem under 8 MiB.

@@ -7,7 +7,7 @@ A. killed during the forward pass of a resnet18 step (from a forward hook):
 B. killed between forward and backward: the same;
 C. on_loss="raise": the step raises DaemonLost (an sfp.Error);
 D. no sfpd at all: fallback warns once and trains; "raise" raises at enter;
-E. a recovery window smaller than the step (recovery=1 MiB) and sfpd killed
+E. a ring smaller than the step (recovery=1 MiB) and sfpd killed
    before the backward: StashLost for what only sfpd held; the next step
    trains.
 """
