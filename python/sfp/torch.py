@@ -200,10 +200,9 @@ class offload:
         self._lock = threading.RLock()
         self._hooks = []
         self._client = None
-        self._connected_once = False
         self._sid = next(_sessions)
         self._prefix = "" if self._sid == 0 else "s%d." % self._sid
-        # shared memory ring: [0, size) handed out in order, wrapping around
+        # shared memory: a ring over [0, recovery) (see _alloc)
         self._pos = 0
         self._ring = collections.deque()   # [lap, off, end, readable] in order
         self._lap = 0
@@ -265,7 +264,6 @@ class offload:
         except Error as e:
             self._lose(e)
             return
-        self._connected_once = True
         self.socket = self._client.socket
         self._size = self._client.shm_size
         try:
