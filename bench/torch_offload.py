@@ -143,13 +143,14 @@ def bench_step(a):
     import torch
     print()
     print("resnet18, batch %d x 3x%dx%d, SGD; %d torch threads; %d rounds x %d steps after %d "
-          "warm-up; torch %s; load %s before, %s after" % (
+          "warm-up; torch %s; MALLOC_MMAP_THRESHOLD_=%s; load %s before, %s after" % (
               a.batch, a.size, a.size, a.threads, a.rounds, a.steps, a.warmup,
-              torch.__version__, " ".join(load0), " ".join(load1)))
+              torch.__version__, os.environ.get("MALLOC_MMAP_THRESHOLD_", "(glibc default)"),
+              " ".join(load0), " ".join(load1)))
     print()
     print("| config | step time (median) | vs none | peak RSS trainer | vs none | peak RSS sfpd "
-          "| stashed / step | stored / step | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| stashed / step | stored / step | ratio | put+get in hooks |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base_t = base_m = None
     for c in configs:
         t = statistics.median(x for r in rows[c] for x in r["times"])
@@ -159,10 +160,12 @@ def bench_step(a):
             base_t, base_m = t, m
         bi = rows[c][0].get("bytes_in")
         bs = rows[c][0].get("bytes_stored")
-        print("| %s | %.2f s | %.2fx | %.0f MiB | %.2fx | %.0f MiB | %s | %s | %s |" % (
+        hook = [r["put_seconds"] + r["get_seconds"] for r in rows[c] if "put_seconds" in r]
+        print("| %s | %.2f s | %.2fx | %.0f MiB | %.2fx | %.0f MiB | %s | %s | %s | %s |" % (
             c, t, t / base_t, m / 2**20, m / base_m, s / 2**20,
             "%.0f MiB" % (bi / 2**20) if bi else "-", "%.0f MiB" % (bs / 2**20) if bs else "-",
-            "%.2f" % (bi / bs) if bi and bs else "-"))
+            "%.2f" % (bi / bs) if bi and bs else "-",
+            "%.2f s" % statistics.median(hook) if hook else "-"))
     print()
     print(json.dumps(rows))
 

@@ -612,6 +612,10 @@ class offload:
             self._warn_once("mismatch", "sfpd returned a stash of another size or type")
             return
         self._client._unstage(off, t.data_ptr(), h.nbytes)
+        if not own and off + h.nbytes > self._recovery:
+            # a get target beyond the ring: nothing needs those pages now
+            a = max(off, self._recovery)
+            self._client._release(a, off + h.nbytes - a)
         h.tensor = t
         h.state = "got"
         self._s["prefetch_hits" if hit else "prefetch_misses"] += 1
