@@ -13,7 +13,8 @@ own: "none" (no offload), "lossless" (offload(), Gecko) and "k2e4"
 configurations (the order rotates every round); each child runs --warmup
 steps, resets the peak RSS of itself and of sfpd (/proc/PID/clear_refs),
 then times --steps steps. Printed: the median step time and its ratio to
-"none", the median peak RSS of the training process (VmHWM, which counts the
+"none", the CPU time per step of the training process and of sfpd (less
+distorted by a loaded machine than wall time), the median peak RSS of the training process (VmHWM, which counts the
 shared memory it touched) and of sfpd, the bytes stashed per step, the frame
 bytes sfpd stored and their ratio, and the load (uptime) before and after.
 
@@ -34,6 +35,12 @@ import time
 
 def uptime():
     return open("/proc/loadavg").read().split()[:3]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads)."""
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def status(pid, field):
@@ -99,11 +106,17 @@ def child(a):
         with open("/proc/%s/clear_refs" % pid, "w") as f:
             f.write("5")     # resets VmHWM
     s0 = off.stats() if off else None
+    c0, d0 = cpu_seconds("self"), cpu_seconds(a.sfpd_pid)
     for _ in range(a.steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    out = dict(config=a.child, times=times, rss_peak=status("self", "VmHWM"),
+    if off:
+        off._sync()     # sfpd's work for these steps is done
+    cpu = (cpu_seconds("self") - c0) / a.steps
+    dcpu = (cpu_seconds(a.sfpd_pid) - d0) / a.steps
+    out = dict(config=a.child, times=times, cpu=cpu, sfpd_cpu=dcpu,
+               rss_peak=status("self", "VmHWM"),
                shm=status("self", "RssShmem"), sfpd_peak=status(a.sfpd_pid, "VmHWM"))
     if off:
         s1 = off.stats()
@@ -148,21 +161,25 @@ def bench_step(a):
               torch.__version__, os.environ.get("MALLOC_MMAP_THRESHOLD_", "(glibc default)"),
               " ".join(load0), " ".join(load1)))
     print()
-    print("| config | step time (median) | vs none | peak RSS trainer | vs none | peak RSS sfpd "
-          "| stashed / step | stored / step | ratio | put+get in hooks |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    base_t = base_m = None
+    print("| config | step time (median) | vs none | CPU / step trainer + sfpd | vs none "
+          "| peak RSS trainer | vs none | peak RSS sfpd | stashed / step | stored / step | ratio "
+          "| put+get in hooks |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base_t = base_m = base_c = None
     for c in configs:
         t = statistics.median(x for r in rows[c] for x in r["times"])
+        cp = statistics.median(r["cpu"] for r in rows[c])
+        dc = statistics.median(r["sfpd_cpu"] for r in rows[c])
         m = statistics.median(r["rss_peak"] for r in rows[c])
         s = statistics.median(r["sfpd_peak"] for r in rows[c])
         if c == configs[0]:
-            base_t, base_m = t, m
+            base_t, base_m, base_c = t, m, cp + dc
         bi = rows[c][0].get("bytes_in")
         bs = rows[c][0].get("bytes_stored")
         hook = [r["put_seconds"] + r["get_seconds"] for r in rows[c] if "put_seconds" in r]
-        print("| %s | %.2f s | %.2fx | %.0f MiB | %.2fx | %.0f MiB | %s | %s | %s | %s |" % (
-            c, t, t / base_t, m / 2**20, m / base_m, s / 2**20,
+        print("| %s | %.2f s | %.2fx | %.2f + %.2f s | %.2fx | %.0f MiB | %.2fx | %.0f MiB "
+              "| %s | %s | %s | %s |" % (
+            c, t, t / base_t, cp, dc, (cp + dc) / base_c, m / 2**20, m / base_m, s / 2**20,
             "%.0f MiB" % (bi / 2**20) if bi else "-", "%.0f MiB" % (bs / 2**20) if bs else "-",
             "%.2f" % (bi / bs) if bi and bs else "-",
             "%.2f s" % statistics.median(hook) if hook else "-"))
