@@ -378,12 +378,15 @@ class offload:
         `recovery` (then after the puts in flight have read it). A range
         larger than `recovery` starts at 0 and uses the sparse space beyond;
         those pages are given back when the ring starts over. Entries the
-        new range overwrites are no longer readable."""
+        new range overwrites are no longer readable. None when sfpd was
+        lost while waiting (the ring is then left as it is, for recovery)."""
         n = (n + _PAGE - 1) & ~(_PAGE - 1)
         fresh = not self._live and not self._pending
         if fresh or (self._pos and self._pos + n > self._recovery):
             if not fresh:
                 self._sync()        # the puts in flight read the ring
+                if self._lost is not None:
+                    return None
             self._lap += 1
             self._pos = 0
             ring = self._ring
@@ -526,7 +529,7 @@ class offload:
             t0 = time.perf_counter()
             src = x.contiguous() if layout == "gappy" else x
             off = self._alloc(nbytes)
-            if self._lost is not None:        # lost while waiting for the ring
+            if off is None:                   # lost while waiting for the ring
                 return False
             if not self._client._stage(off, src.data_ptr(), nbytes, info[1]):
                 return False                  # NaN or Inf: sfp refuses them
@@ -593,6 +596,8 @@ class offload:
         t = self._empty(h)
         own = h.in_ring
         off = h.off if own else self._alloc(h.nbytes)
+        if off is None:
+            return
         try:
             count, nb, dname, hit = self._client._get_shm(h.name, h.step, off, h.nbytes, True)
         except Error as e:
