@@ -57,6 +57,19 @@ const char *sfpc_strerror(int err)
     }
 }
 
+const char *sfpc_strerror_name(int err)
+{
+    switch (err) {
+    case 0:
+        return "SFPC_OK";
+#define SFPC__ERR_NAME(name, value, text) case value: return "SFPC_" #name;
+        SFPC_ERRORS(SFPC__ERR_NAME)
+#undef SFPC__ERR_NAME
+    default:
+        return err < 0 && err >= SFP_ERROR_MIN ? sfp_strerror_name(err) : "SFPC_?";
+    }
+}
+
 void sfpc_options_default(sfpc_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -194,6 +207,23 @@ static int status_err(int status)
     default:
         return SFPC_EPROTO;
     }
+}
+
+/* The daemon Status an error mirrors, or -1 for local errors. */
+static int err_status(int err)
+{
+    int s = SFPC_STATUS_BASE - err;
+    return s > 0 && s <= 99 && status_err(s) == err ? s : -1;
+}
+
+const char *sfpc_status_name(int err)
+{
+    const ProtobufCEnumValue *v;
+    int s = err_status(err);
+    if (s < 0)
+        return NULL;
+    v = protobuf_c_enum_descriptor_get_value(&sfp__ipc__v1__status__descriptor, s);
+    return v ? v->name : NULL;
 }
 
 static int read_response(sfpc *c, resp_t **out, int64_t deadline)

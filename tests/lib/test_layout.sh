@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every public header compiles on its own, and the dependency rules of
 # DESIGN.md and docs/DAEMON.md ("Rooms") hold, by the include lines:
-#   lib <- client <- worker, lib <- daemon; libsfp includes no gRPC, libuv,
+#   lib <- client <- worker, lib <- client <- python, lib <- daemon; libsfp includes no gRPC, libuv,
 #   MPI or protobuf header; rpc/ (shared by sfpd and sfpctl) includes
 #   nothing of sfp's own.
 #   Inside daemon/: base <- core <- tiers, core <- edges, and only the
@@ -44,6 +44,8 @@ check client '\.\./(daemon|worker)/|daemon/|worker/|base/|core/|tiers/|edges/' "
 check daemon '\.\./worker/|worker/' "daemon must not include worker headers"
 check worker '\.\./daemon/|base/|core/|tiers/|edges/' "worker must not include daemon internals"
 check rpc 'sfp/|base/|core/|tiers/|edges/|\.\./' "rpc/ must not include sfp's own headers"
+check python '\.\./|daemon/|worker/|base/|core/|tiers/|edges/|uv\.h|grpc/|mpi\.h|protobuf-c/|.*\.pb-c\.h' \
+    "the Python extension uses only the public headers of libsfp and libsfpclient"
 
 # rooms of daemon/
 check daemon/base '(core|tiers|edges)/|daemon\.h' "daemon/base must not include another room"

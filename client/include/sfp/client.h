@@ -75,6 +75,14 @@ enum {
 /* Message of an SFPC_E* code, or of an SFP_E* code (the ranges are
  * disjoint); never NULL. */
 const char *sfpc_strerror(int err);
+/* Name of an SFPC_E* code ("SFPC_ETIMEDOUT") or of an SFP_E* code
+ * ("SFP_EINVAL"); "SFPC_?" if unknown. */
+const char *sfpc_strerror_name(int err);
+/*
+ * For an error that carries a status of the daemon: that status's name in
+ * the IPC protocol ("E_NOT_FOUND", docs/PROTOCOL.md); NULL for local errors.
+ */
+const char *sfpc_status_name(int err);
 
 typedef struct sfpc sfpc;
 
