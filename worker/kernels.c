@@ -70,33 +70,33 @@ void sfpw_rng_shuffle(sfpw_rng *r, uint32_t *idx, size_t n)
 void sfpw_dense_fwd(const float *X, const float *W, const float *b, float *Y,
                     int B, int in, int out)
 {
-    for (int i = 0; i < B; i++)
+    for (int i = 0; b && i < B; i++)
         memcpy(Y + (size_t)i * out, b, sizeof(float) * out);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, X,
-                in, W, in, 1.0f, Y, out);
+                in, W, in, b ? 1.0f : 0.0f, Y, out);
 }
 
 void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
-                    float *dX, int dx_rows, float *dW, float *db, int B,
-                    int in, int out)
+                    float *dX, int dx_rows, int dx_add, float *dW, float *db,
+                    int B, int in, int out)
 {
     /* dW[out,in] += dY^T[out,B] X[B,in] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dY,
                 out, X, in, 1.0f, dW, in);
-    for (int i = 0; i < B; i++) {
+    for (int i = 0; db && i < B; i++) {
         const float *r = dY + (size_t)i * out;
         for (int j = 0; j < out; j++)
             db[j] += r[j];
     }
     if (dX && dx_rows > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dx_rows, in,
-                    out, 1.0f, dY, out, W, in, 0.0f, dX, in);
+                    out, 1.0f, dY, out, W, in, dx_add ? 1.0f : 0.0f, dX, in);
 }
 
 /* ---------------------------------------------------------------- conv2d */
 
 void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
-                          int k, int pad)
+                          int k, int pad, int stride)
 {
     s->c = c;
     s->h = h;
@@ -104,8 +104,9 @@ void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
     s->oc = oc;
     s->k = k;
     s->pad = pad;
-    s->oh = h + 2 * pad - k + 1;
-    s->ow = w + 2 * pad - k + 1;
+    s->stride = stride;
+    s->oh = (h + 2 * pad - k) / stride + 1;
+    s->ow = (w + 2 * pad - k) / stride + 1;
 }
 
 size_t sfpw_conv_col_size(const sfpw_conv_shape *s)
@@ -113,17 +114,17 @@ size_t sfpw_conv_col_size(const sfpw_conv_shape *s)
     return (size_t)s->c * s->k * s->k * s->oh * s->ow;
 }
 
-/* col[(c*k+ki)*k+kj][oy*ow+ox] = x[c][oy+ki-pad][ox+kj-pad] */
+/* col[(c*k+ki)*k+kj][oy*ow+ox] = x[c][oy*S+ki-pad][ox*S+kj-pad] */
 static void im2col(const sfpw_conv_shape *s, const float *x, float *col)
 {
-    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow;
+    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow, S = s->stride;
     for (int c = 0; c < s->c; c++) {
         const float *xc = x + (size_t)c * s->h * s->w;
         for (int ki = 0; ki < K; ki++) {
             for (int kj = 0; kj < K; kj++) {
                 float *row = col + ((size_t)(c * K + ki) * K + kj) * OH * OW;
                 for (int oy = 0; oy < OH; oy++) {
-                    int iy = oy + ki - P;
+                    int iy = oy * S + ki - P;
                     float *dst = row + (size_t)oy * OW;
                     if (iy < 0 || iy >= s->h) {
                         memset(dst, 0, sizeof(float) * OW);
@@ -131,7 +132,7 @@ static void im2col(const sfpw_conv_shape *s, const float *x, float *col)
                     }
                     const float *src = xc + (size_t)iy * s->w;
                     for (int ox = 0; ox < OW; ox++) {
-                        int ix = ox + kj - P;
+                        int ix = ox * S + kj - P;
                         dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
                     }
                 }
@@ -140,23 +141,25 @@ static void im2col(const sfpw_conv_shape *s, const float *x, float *col)
     }
 }
 
-static void col2im(const sfpw_conv_shape *s, const float *col, float *x)
+/* x (+)= the columns summed back onto the image (add: keep x's values) */
+static void col2im(const sfpw_conv_shape *s, const float *col, float *x, int add)
 {
-    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow;
-    memset(x, 0, sizeof(float) * s->c * s->h * s->w);
+    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow, S = s->stride;
+    if (!add)
+        memset(x, 0, sizeof(float) * s->c * s->h * s->w);
     for (int c = 0; c < s->c; c++) {
         float *xc = x + (size_t)c * s->h * s->w;
         for (int ki = 0; ki < K; ki++) {
             for (int kj = 0; kj < K; kj++) {
                 const float *row = col + ((size_t)(c * K + ki) * K + kj) * OH * OW;
                 for (int oy = 0; oy < OH; oy++) {
-                    int iy = oy + ki - P;
+                    int iy = oy * S + ki - P;
                     if (iy < 0 || iy >= s->h)
                         continue;
                     const float *src = row + (size_t)oy * OW;
                     float *dst = xc + (size_t)iy * s->w;
                     for (int ox = 0; ox < OW; ox++) {
-                        int ix = ox + kj - P;
+                        int ix = ox * S + kj - P;
                         if (ix >= 0 && ix < s->w)
                             dst[ix] += src[ox];
                     }
@@ -174,17 +177,17 @@ void sfpw_conv_fwd(const sfpw_conv_shape *s, const float *X, const float *W,
     for (int i = 0; i < B; i++) {
         float *y = Y + i * out_sz;
         im2col(s, X + i * in_sz, col);
-        for (int o = 0; o < s->oc; o++)
+        for (int o = 0; b && o < s->oc; o++)
             for (int p = 0; p < HW; p++)
                 y[(size_t)o * HW + p] = b[o];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, HW, CKK,
-                    1.0f, W, CKK, col, HW, 1.0f, y, HW);
+                    1.0f, W, CKK, col, HW, b ? 1.0f : 0.0f, y, HW);
     }
 }
 
 void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
-                   const float *dY, float *dX, int dx_rows, float *dW,
-                   float *db, int B, float *col, float *dcol)
+                   const float *dY, float *dX, int dx_rows, int dx_add,
+                   float *dW, float *db, int B, float *col, float *dcol)
 {
     const int CKK = s->c * s->k * s->k, HW = s->oh * s->ow;
     const size_t in_sz = (size_t)s->c * s->h * s->w, out_sz = (size_t)s->oc * HW;
@@ -194,7 +197,7 @@ void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
         /* dW[OC,CKK] += dy[OC,HW] col^T[HW,CKK] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->oc, CKK, HW,
                     1.0f, dy, HW, col, HW, 1.0f, dW, CKK);
-        for (int o = 0; o < s->oc; o++) {
+        for (int o = 0; db && o < s->oc; o++) {
             float acc = 0;
             const float *r = dy + (size_t)o * HW;
             for (int p = 0; p < HW; p++)
@@ -205,7 +208,7 @@ void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
             /* dcol[CKK,HW] = W^T[CKK,OC] dy[OC,HW] */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HW,
                         s->oc, 1.0f, W, CKK, dy, HW, 0.0f, dcol, HW);
-            col2im(s, dcol, dX + i * in_sz);
+            col2im(s, dcol, dX + i * in_sz, dx_add);
         }
     }
 }
@@ -235,14 +238,15 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
 }
 
 void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
-                   int C, int H, int W)
+                   int dx_add, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
     for (size_t bc = 0; bc < (size_t)dx_rows * C; bc++) {
         const float *x = X + bc * H * W;
         const float *dy = dY + bc * OH * OW;
         float *dx = dX + bc * H * W;
-        memset(dx, 0, sizeof(float) * H * W);
+        if (!dx_add)
+            memset(dx, 0, sizeof(float) * H * W);
         for (int i = 0; i < OH; i++) {
             for (int j = 0; j < OW; j++) {
                 size_t best = (size_t)(2 * i) * W + 2 * j;
@@ -254,7 +258,10 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
                         best = cand[c];
                     }
                 }
-                dx[best] = dy[i * OW + j];
+                if (dx_add)
+                    dx[best] += dy[i * OW + j];
+                else
+                    dx[best] = dy[i * OW + j];
             }
         }
     }

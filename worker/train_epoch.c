@@ -13,15 +13,19 @@
  * The step's allreduce vector, T tensors:
  *   [0, T) gn, [T, 2T) ge, [2T, 3T) frame bytes, 3T loss sum, 3T+1 correct,
  *   3T+2 values, 3T+3 zeros, [3T+4, 3T+4+NC*T) bytes per coder,
- *   [NZ, NZ+T) zeros per tensor, [NO, NO+NOVR) rank 0's operator policy.
+ *   [NZ, NZ+T) zeros per tensor, [NV, NV+T) values per tensor,
+ *   [NO, NO+NOVR) rank 0's operator policy, [NB, NB+nbuf) the running
+ *   statistics (averaged: every rank ends the step with the same).
  */
 #define NOVR 10 /* doubles of an sfpw_override */
 #define RED_NZ(T) (3 * (T) + 4 + SFPW_NCODERS * (T))
-#define RED_NO(T) (RED_NZ(T) + (T))
+#define RED_NV(T) (RED_NZ(T) + (T))
+#define RED_NO(T) (RED_NV(T) + (T))
+#define RED_NB(T) (RED_NO(T) + NOVR)
 
-size_t sfpt_red_size(int T)
+size_t sfpt_red_size(int T, size_t nbuf)
 {
-    return (size_t)RED_NO(T) + NOVR;
+    return (size_t)RED_NB(T) + nbuf;
 }
 
 /* ------------------------------------------------------- operator policy */
@@ -165,8 +169,13 @@ static void pack_figures(sfpt *r, const sfpw_pass_out *po)
         red[3 * T + 2] += po->values[t];
         red[3 * T + 3] += po->zeros[t];
     }
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
         red[NZ + t] = po->zeros[t];
+        red[RED_NV(T) + t] = po->values[t];
+    }
+    const float *buf = sfpw_net_buffers(r->net);
+    for (size_t i = 0; i < r->model.nbuffers; i++)
+        red[RED_NB(T) + i] = buf[i];
     for (int c = 0; c < SFPW_NCODERS; c++)
         for (int t = 0; t < T; t++)
             red[3 * T + 4 + c * T + t] = po->coder_bytes[c][t];
@@ -189,8 +198,8 @@ static void account(sfpt *r, sfpt_epoch *R, acc *a)
         sfpt_tensor_epoch *te = &R->t[t];
         te->k_sum += r->width[t].k;
         te->e_sum += r->width[t].e;
-        if (m->tensors[t].kind == SFPW_TENSOR_ACT) {
-            double vals = (double)m->tensors[t].n * r->o.batch;
+        if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {
+            double vals = red[RED_NV(T) + t];
             te->bytes += red[2 * T + t];
             te->values += vals;
             te->zeros += red[NZ + t];
@@ -242,10 +251,14 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     }
     double tr = sfpw_now();
     pack_figures(r, &po);
-    if ((rc = sfpw_dist_allreduce_sum(r->dist, r->red, (int)sfpt_red_size(T)))) {
+    if ((rc = sfpw_dist_allreduce_sum(r->dist, r->red,
+                                      (int)sfpt_red_size(T, m->nbuffers)))) {
         err("allreduce failed\n");
         return rc;
     }
+    float *buf = sfpw_net_buffers(r->net);
+    for (size_t i = 0; i < m->nbuffers; i++)
+        buf[i] = (float)(r->red[RED_NB(T) + i] / r->nranks);
     double tcomm = sfpw_now();
     double loss = r->red[3 * T] / o->batch;
     if (!isfinite(loss)) {
