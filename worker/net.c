@@ -812,7 +812,8 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
         out->t_stash += sfpw_now() - t0;
     }
     const int tin = m->values[0].tensor;
-    const int in_rows = ps->want_grad && ps->quantize && tin >= 0 ? n->samp_rows[tin] : 0;
+    const int in_rows = ps->input_grad ? rows
+                        : ps->want_grad && ps->quantize && tin >= 0 ? n->samp_rows[tin] : 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         const sfpw_layer *l = &m->layers[i];
         const int vo = l->out;
@@ -858,5 +859,7 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
     }
     if (in_rows > 0)
         width_grad(n, tin, n->grad[0]); /* the image's, on its sampled rows */
+    if (in_rows > 0 && !n->written[0])
+        memset(n->grad[0], 0, sizeof(float) * rows * m->in_dim); /* reads nothing */
     return 0;
 }

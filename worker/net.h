@@ -40,6 +40,8 @@ typedef struct sfpw_pass {
     double fisher;            /* > 0: add the second-order term with the
                                  Gauss-Newton curvature fisher * g^2 (the
                                  global batch size); 0: first order only   */
+    int input_grad;           /* backward also computes dL/d(image) for
+                                 every row (sfpw_net_value(n, 0, 1)): tests */
 } sfpw_pass;
 
 /* What a pass measured, per tensor (stashed tensors only). */

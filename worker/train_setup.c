@@ -200,7 +200,7 @@ static int open_stash(sfpt *r)
     size_t keep, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
     sfpw_net_sizes(r->net, &keep, NULL, NULL);
     size_t enc = 2 * shard * sizeof(float) + 65536;
-    size_t shm = keep + enc + (1u << 20);
+    size_t shm = keep + keep / 3 + enc + (1u << 20); /* alloc takes up to 3/4 */
     if (shm > SHM_DEFAULT_MAX)
         shm = SHM_DEFAULT_MAX > enc + (1u << 20) ? SHM_DEFAULT_MAX : enc + (64u << 20);
     shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
