@@ -40,6 +40,7 @@ typedef struct sfpw_layer_ops {
     int min_in, max_in;          /* number of inputs                       */
     const sfpw_opt_spec *opts;   /* NULL-terminated; values in l->opt[]    */
     int can_relu;                /* accepts act=relu                       */
+    int fuses_relu;              /* its forward applies act=relu itself    */
     int subset;                  /* output values are a subset of the input's
                                     (max-pool): stored with no more bits    */
     unsigned needs;              /* SFPW_NEEDS_*                            */

@@ -69,6 +69,7 @@ struct sfpw_net {
     int rows, layer;
     int rc;
     unsigned char fetched[SFPW_MAX_VALUES], written[SFPW_MAX_VALUES];
+    double t_fwd[SFPW_MAX_LAYERS], t_bwd[SFPW_MAX_LAYERS]; /* seconds, all passes */
 };
 
 static int bwd_time(const sfpw_net *n, int layer)
@@ -380,6 +381,27 @@ float *sfpw_net_value(sfpw_net *n, int v, int grad)
     if (v < 0 || v >= n->m->nvalues)
         return NULL;
     return grad ? n->grad[v] : n->fwd[v];
+}
+
+void sfpw_net_profile(const sfpw_net *n, FILE *f)
+{
+    double tot = 0;
+    for (int i = 0; i < n->L; i++)
+        tot += n->t_fwd[i] + n->t_bwd[i];
+    fprintf(f, "  %-10s %9s %9s %6s\n", "kind", "fwd s", "bwd s", "share");
+    for (int k = 0; sfpw_layer_kinds[k]; k++) {
+        double tf = 0, tb = 0;
+        int seen = 0;
+        for (int i = 0; i < n->L; i++)
+            if (n->m->layers[i].ops == sfpw_layer_kinds[k]) {
+                tf += n->t_fwd[i];
+                tb += n->t_bwd[i];
+                seen = 1;
+            }
+        if (seen)
+            fprintf(f, "  %-10s %9.3f %9.3f %5.1f%%\n", sfpw_layer_kinds[k]->kind, tf, tb,
+                    tot > 0 ? 100 * (tf + tb) / tot : 0);
+    }
 }
 
 const char *sfpw_net_strerror(sfpw_net *n, int err)
@@ -710,9 +732,11 @@ static int run_forward(sfpw_net *n, const sfpw_pass *ps, const float *x,
         rc = l->ops->forward(l, &c);
         if (rc)
             return rc;
-        if (l->relu)
+        if (l->relu && !l->ops->fuses_relu)
             sfpw_relu_fwd(c.y, (size_t)rows * m->values[l->out].n);
-        out->t_compute += sfpw_now() - t0;
+        double dt = sfpw_now() - t0;
+        out->t_compute += dt;
+        n->t_fwd[i] += dt;
         /* the time of the slots' hooks is theirs, not compute's */
         int t = m->values[l->out].tensor;
         if (t >= 0 && (rc = act_produced(n, t, c.y, rows)))
@@ -855,7 +879,9 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
         for (int s = 0; s < l->nslots; s++)
             c.slot[s] = n->slot_b[i][s];
         l->ops->backward(l, &c);
-        out->t_compute += sfpw_now() - t0;
+        double dt = sfpw_now() - t0;
+        out->t_compute += dt;
+        n->t_bwd[i] += dt;
     }
     if (in_rows > 0)
         width_grad(n, tin, n->grad[0]); /* the image's, on its sampled rows */

@@ -12,6 +12,8 @@
 #ifndef SFPW_NET_H
 #define SFPW_NET_H
 
+#include <stdio.h>
+
 #include <sfp/policy.h>
 #include <sfp/sfp.h>
 
@@ -115,6 +117,10 @@ int sfpw_net_run(sfpw_net *n, const sfpw_pass *pass, const float *x, int rows);
 /* The buffer of value v after a forward (keep mode), or its gradient after
  * a backward (grad = 1; NULL when not kept). For tests. */
 float *sfpw_net_value(sfpw_net *n, int v, int grad);
+
+/* Time spent in each layer kind's forward and backward since the net was
+ * created (the relu of act=relu included), one line per kind. */
+void sfpw_net_profile(const sfpw_net *n, FILE *f);
 
 /* Message for an engine error (SFP_E*, stash errors). */
 const char *sfpw_net_strerror(sfpw_net *n, int err);

@@ -1,5 +1,6 @@
 /* add.c - elementwise sum of two values of one shape (residual add).
  * Backward reads nothing. */
+#include "hot.h"
 #include "layer.h"
 
 static int setup(sfpw_layer *l, char *err, size_t cap)
@@ -16,11 +17,18 @@ static int setup(sfpw_layer *l, char *err, size_t cap)
     return 0;
 }
 
+SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
     size_t n = (size_t)c->rows * sfpw_shape_size(&l->out_shape);
-    for (size_t i = 0; i < n; i++)
-        c->y[i] = c->x[0][i] + c->x[1][i];
+    if (l->relu)
+        for (size_t i = 0; i < n; i++) {
+            float v = c->x[0][i] + c->x[1][i];
+            c->y[i] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            c->y[i] = c->x[0][i] + c->x[1][i];
     return 0;
 }
 
@@ -35,7 +43,7 @@ static void backward(const sfpw_layer *l, sfpw_run *c)
 const sfpw_layer_ops sfpw_layer_add = {
     .kind = "add",
     .help = "sum of two inputs of one shape (residual connection)",
-    .min_in = 2, .max_in = 2, .can_relu = 1,
+    .min_in = 2, .max_in = 2, .can_relu = 1, .fuses_relu = 1,
     .setup = setup, .forward = forward, .backward = backward,
     .out_role = SFPW_ROLE_RESIDUAL,
 };

@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 
+#include "hot.h"
 #include "layer.h"
 
 enum { O_HEADS };
@@ -47,20 +48,31 @@ static int setup(sfpw_layer *l, char *err, size_t cap)
     return 0;
 }
 
+SFPW_HOT
 static void softmax_rows(float *s, int T)
 {
     for (int i = 0; i < T; i++) {
         float *r = s + (size_t)i * T, m = r[0];
         for (int j = 1; j < T; j++)
             m = r[j] > m ? r[j] : m;
-        float sum = 0;
-        for (int j = 0; j < T; j++) {
-            r[j] = expf(r[j] - m);
-            sum += r[j];
-        }
-        float inv = 1.0f / sum;
+        for (int j = 0; j < T; j++)
+            r[j] = sfpw_exp(r[j] - m);
+        float inv = (float)(1.0 / sfpw_sum(r, (size_t)T));
         for (int j = 0; j < T; j++)
             r[j] *= inv;
+    }
+}
+
+/* dS = P (dP - rowsum(dP P)), in place of dP */
+SFPW_HOT
+static void softmax_bwd_rows(const float *P, float *d, int T)
+{
+    for (int i = 0; i < T; i++) {
+        const float *p = P + (size_t)i * T;
+        float *r = d + (size_t)i * T;
+        float dot = (float)sfpw_sum_dydev(r, p, (size_t)T, 0.0);
+        for (int j = 0; j < T; j++)
+            r[j] = p[j] * (r[j] - dot);
     }
 }
 
@@ -107,15 +119,7 @@ static void backward(const sfpw_layer *l, sfpw_run *c)
         for (int h = 0; h < H; h++) {
             const float *P = c->slot[0] + r * pimg + (size_t)h * T * T;
             float *dS = dP + r * pimg + (size_t)h * T * T;
-            /* dS = P (dP - rowsum(dP P)) */
-            for (int i = 0; i < T; i++) {
-                const float *p = P + (size_t)i * T;
-                float *d = dS + (size_t)i * T, dot = 0;
-                for (int j = 0; j < T; j++)
-                    dot += d[j] * p[j];
-                for (int j = 0; j < T; j++)
-                    d[j] = p[j] * (d[j] - dot);
-            }
+            softmax_bwd_rows(P, dS, T);
             const size_t o = r * img + h * dh;
             /* in input order, so that one value given twice accumulates */
             if (c->dx[0] && r < c->dx_rows[0]) /* dQ = scale dS K */

@@ -1,5 +1,6 @@
 /* avgpool.c - global average pooling [C, H, W] -> [C]. Backward reads
  * nothing. */
+#include "hot.h"
 #include "layer.h"
 
 static int setup(sfpw_layer *l, char *err, size_t cap)
@@ -17,11 +18,7 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     const size_t hw = (size_t)s->d[1] * s->d[2], nc = (size_t)c->rows * s->d[0];
     const float inv = 1.0f / (float)hw;
     for (size_t i = 0; i < nc; i++) {
-        const float *x = c->x[0] + i * hw;
-        float acc = 0;
-        for (size_t p = 0; p < hw; p++)
-            acc += x[p];
-        c->y[i] = acc * inv;
+        c->y[i] = (float)sfpw_sum(c->x[0] + i * hw, hw) * inv;
     }
     return 0;
 }

@@ -12,6 +12,7 @@
  */
 #include <math.h>
 
+#include "hot.h"
 #include "layer.h"
 
 #define EPS 1e-5
@@ -46,6 +47,7 @@ static void init(const sfpw_layer *l, float *w, float *b, float *buf, sfpw_rng *
     }
 }
 
+SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
     int C;
@@ -60,19 +62,11 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
             continue;
         }
         double s = 0, ss = 0;
-        for (int r = 0; r < c->rows; r++) {
-            const float *x = c->x[0] + r * per + ch * hw;
-            for (size_t p = 0; p < hw; p++)
-                s += x[p];
-        }
+        for (int r = 0; r < c->rows; r++)
+            s += sfpw_sum(c->x[0] + r * per + ch * hw, hw);
         double mu = s / (double)N;
-        for (int r = 0; r < c->rows; r++) {
-            const float *x = c->x[0] + r * per + ch * hw;
-            for (size_t p = 0; p < hw; p++) {
-                double d = x[p] - mu;
-                ss += d * d;
-            }
-        }
+        for (int r = 0; r < c->rows; r++)
+            ss += sfpw_sum_dev2(c->x[0] + r * per + ch * hw, hw, mu);
         double var = ss / (double)N;
         mean[ch] = (float)mu;
         istd[ch] = (float)(1.0 / sqrt(var + EPS));
@@ -85,12 +79,19 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
             const float *x = c->x[0] + r * per + ch * hw;
             float *y = c->y + r * per + ch * hw;
             const float a = istd[ch] * c->W[ch], b = c->b[ch] - mean[ch] * a;
-            for (size_t p = 0; p < hw; p++)
-                y[p] = x[p] * a + b;
+            if (l->relu)
+                for (size_t p = 0; p < hw; p++) {
+                    float v = x[p] * a + b;
+                    y[p] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t p = 0; p < hw; p++)
+                    y[p] = x[p] * a + b;
         }
     return c->train ? c->slot_ready(c, 0) : 0;
 }
 
+SFPW_HOT
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
     int C;
@@ -104,23 +105,24 @@ static void backward(const sfpw_layer *l, sfpw_run *c)
         const float mu = mean[ch], is = istd[ch];
         for (int r = 0; r < c->rows; r++) {
             const float *x = c->x[0] + r * per + ch * hw, *dy = c->dy + r * per + ch * hw;
-            for (size_t p = 0; p < hw; p++) {
-                sg += dy[p];
-                sgx += (double)dy[p] * ((x[p] - mu) * is);
-            }
+            sg += sfpw_sum(dy, hw);
+            sgx += sfpw_sum_dydev(dy, x, hw, mu);
         }
+        sgx *= is;
         c->db[ch] += (float)sg;
         c->dW[ch] += (float)sgx;
         if (!c->dx[0])
             continue;
-        const float a = c->W[ch] * is, mg = (float)(sg / N), mgx = (float)(sgx / N);
+        const float a = c->W[ch] * is, mg = (float)(sg / N), k = (float)(sgx / N) * is;
         for (int r = 0; r < c->dx_rows[0]; r++) {
             const float *x = c->x[0] + r * per + ch * hw, *dy = c->dy + r * per + ch * hw;
             float *dx = c->dx[0] + r * per + ch * hw;
-            for (size_t p = 0; p < hw; p++) {
-                float g = a * (dy[p] - mg - (x[p] - mu) * is * mgx);
-                sfpw_put(&dx[p], c->dx_add[0], g);
-            }
+            if (c->dx_add[0])
+                for (size_t p = 0; p < hw; p++)
+                    dx[p] += a * (dy[p] - mg - (x[p] - mu) * k);
+            else
+                for (size_t p = 0; p < hw; p++)
+                    dx[p] = a * (dy[p] - mg - (x[p] - mu) * k);
         }
     }
 }
@@ -128,7 +130,7 @@ static void backward(const sfpw_layer *l, sfpw_run *c)
 const sfpw_layer_ops sfpw_layer_batchnorm = {
     .kind = "batchnorm",
     .help = "BatchNorm2d (batch statistics in training, running in evaluation)",
-    .min_in = 1, .max_in = 1, .can_relu = 1,
+    .min_in = 1, .max_in = 1, .can_relu = 1, .fuses_relu = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = init, .forward = forward, .backward = backward,
     .out_role = SFPW_ROLE_NORM_OUT,

@@ -29,27 +29,26 @@ static int setup(sfpw_layer *l, char *err, size_t cap)
     l->out_shape = (sfpw_shape){ 3, { l->conv.oc, l->conv.oh, l->conv.ow } };
     size_t fan_in = (size_t)l->conv.c * k * k;
     sfpw_setup_linear(l, fan_in * l->conv.oc, fan_in, l->conv.oc, l->opt[O_BIAS]);
-    l->scratch_fixed = 2 * sfpw_conv_col_size(&l->conv);
+    l->scratch_fixed = sfpw_conv_scratch(&l->conv);
     return 0;
 }
 
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
-    sfpw_conv_fwd(&l->conv, c->x[0], c->W, c->b, c->y, c->rows, c->scratch);
+    sfpw_conv_fwd(&l->conv, c->x[0], c->W, c->b, c->y, c->rows, l->relu, c->scratch);
     return 0;
 }
 
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
-    size_t col = sfpw_conv_col_size(&l->conv);
     sfpw_conv_bwd(&l->conv, c->x[0], c->W, c->dy, c->dx[0], c->dx[0] ? c->dx_rows[0] : 0,
-                  c->dx_add[0], c->dW, c->db, c->rows, c->scratch, c->scratch + col);
+                  c->dx_add[0], c->dW, c->db, c->rows, c->scratch);
 }
 
 const sfpw_layer_ops sfpw_layer_conv = {
     .kind = "conv",
     .help = "2-D convolution, square kernel, stride, zero padding",
-    .min_in = 1, .max_in = 1, .opts = opts, .can_relu = 1,
+    .min_in = 1, .max_in = 1, .opts = opts, .can_relu = 1, .fuses_relu = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = sfpw_init_linear, .forward = forward, .backward = backward,
     .out_role = -1,

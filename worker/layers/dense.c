@@ -39,7 +39,7 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
 {
     int per, in;
     geometry(l, &per, &in);
-    sfpw_dense_fwd(c->x[0], c->W, c->b, c->y, c->rows * per, in, l->opt[O_OUT]);
+    sfpw_dense_fwd(c->x[0], c->W, c->b, c->y, c->rows * per, in, l->opt[O_OUT], l->relu);
     return 0;
 }
 
@@ -54,7 +54,7 @@ static void backward(const sfpw_layer *l, sfpw_run *c)
 const sfpw_layer_ops sfpw_layer_dense = {
     .kind = "dense",
     .help = "fully connected (per token on a TxD input, else flattened)",
-    .min_in = 1, .max_in = 1, .opts = opts, .can_relu = 1,
+    .min_in = 1, .max_in = 1, .opts = opts, .can_relu = 1, .fuses_relu = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = sfpw_init_linear, .forward = forward, .backward = backward,
     .out_role = -1,

@@ -1,32 +1,40 @@
 /* gelu.c - GELU, the erf form (PyTorch's default): x * Phi(x). Backward
- * reads its input. */
-#include <math.h>
-
+ * reads its input. Vectorized (hot.h): erf to 1.5e-7. */
+#include "hot.h"
 #include "layer.h"
+
+SFPW_HOT
+static void gelu_fwd(const float *x, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float cdf, pdf;
+        sfpw_normal_cdf_pdf(x[i], &cdf, &pdf);
+        y[i] = x[i] * cdf;
+    }
+}
+
+SFPW_HOT
+static void gelu_bwd(const float *x, const float *dy, float *dx, size_t n, int add)
+{
+    for (size_t i = 0; i < n; i++) {
+        float cdf, pdf;
+        sfpw_normal_cdf_pdf(x[i], &cdf, &pdf);
+        float g = dy[i] * (cdf + x[i] * pdf);
+        dx[i] = add ? dx[i] + g : g;
+    }
+}
 
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
-    size_t n = (size_t)c->rows * sfpw_shape_size(&l->out_shape);
-    for (size_t i = 0; i < n; i++) {
-        float x = c->x[0][i];
-        c->y[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    }
+    gelu_fwd(c->x[0], c->y, (size_t)c->rows * sfpw_shape_size(&l->out_shape));
     return 0;
 }
 
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
-    if (!c->dx[0])
-        return;
-    size_t n = (size_t)c->dx_rows[0] * sfpw_shape_size(&l->out_shape);
-    float *dx = c->dx[0];
-    for (size_t i = 0; i < n; i++) {
-        float x = c->x[0][i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-        float g = c->dy[i] * (cdf + x * pdf);
-        sfpw_put(&dx[i], c->dx_add[0], g);
-    }
+    if (c->dx[0])
+        gelu_bwd(c->x[0], c->dy, c->dx[0], (size_t)c->dx_rows[0] * sfpw_shape_size(&l->out_shape),
+                 c->dx_add[0]);
 }
 
 const sfpw_layer_ops sfpw_layer_gelu = {

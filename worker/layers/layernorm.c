@@ -9,6 +9,7 @@
  */
 #include <math.h>
 
+#include "hot.h"
 #include "layer.h"
 
 #define EPS 1e-5
@@ -29,9 +30,11 @@ static int setup(sfpw_layer *l, char *err, size_t cap)
     geometry(l, &T, &D);
     l->out_shape = *s;
     sfpw_setup_norm(l, D, 2 * (size_t)T, 0);
+    l->scratch_fixed = 2 * (size_t)D;
     return 0;
 }
 
+SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
     int T, D;
@@ -40,15 +43,9 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     for (size_t t = 0; t < n; t++) {
         const float *x = c->x[0] + t * D;
         float *y = c->y + t * D;
-        double s = 0, ss = 0;
-        for (int i = 0; i < D; i++)
-            s += x[i];
-        double mu = s / D;
-        for (int i = 0; i < D; i++) {
-            double d = x[i] - mu;
-            ss += d * d;
-        }
-        float m = (float)mu, is = (float)(1.0 / sqrt(ss / D + EPS));
+        double mu = sfpw_sum(x, (size_t)D) / D;
+        double var = sfpw_sum_dev2(x, (size_t)D, mu) / D;
+        float m = (float)mu, is = (float)(1.0 / sqrt(var + EPS));
         c->slot[0][2 * t] = m;
         c->slot[0][2 * t + 1] = is;
         for (int i = 0; i < D; i++)
@@ -57,31 +54,33 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     return c->slot_ready(c, 0);
 }
 
+SFPW_HOT
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
     int T, D;
     geometry(l, &T, &D);
     const size_t n = (size_t)c->rows * T, ndx = c->dx[0] ? (size_t)c->dx_rows[0] * T : 0;
+    float *g = c->scratch, *xh = c->scratch + D;
     for (size_t t = 0; t < n; t++) {
         const float *x = c->x[0] + t * D, *dy = c->dy + t * D;
         const float m = c->slot[0][2 * t], is = c->slot[0][2 * t + 1];
-        double sg = 0, sgx = 0;
         for (int i = 0; i < D; i++) {
-            float xh = (x[i] - m) * is, g = dy[i] * c->W[i];
-            c->dW[i] += dy[i] * xh;
+            xh[i] = (x[i] - m) * is;
+            g[i] = dy[i] * c->W[i];
+            c->dW[i] += dy[i] * xh[i];
             c->db[i] += dy[i];
-            sg += g;
-            sgx += (double)g * xh;
         }
         if (t >= ndx)
             continue;
-        const float mg = (float)(sg / D), mgx = (float)(sgx / D);
+        const float mg = (float)(sfpw_sum(g, (size_t)D) / D);
+        const float mgx = (float)(sfpw_sum_dydev(g, xh, (size_t)D, 0.0) / D);
         float *dx = c->dx[0] + t * D;
-        for (int i = 0; i < D; i++) {
-            float xh = (x[i] - m) * is;
-            float g = is * (dy[i] * c->W[i] - mg - xh * mgx);
-            sfpw_put(&dx[i], c->dx_add[0], g);
-        }
+        if (c->dx_add[0])
+            for (int i = 0; i < D; i++)
+                dx[i] += is * (g[i] - mg - xh[i] * mgx);
+        else
+            for (int i = 0; i < D; i++)
+                dx[i] = is * (g[i] - mg - xh[i] * mgx);
     }
 }
 

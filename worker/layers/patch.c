@@ -58,7 +58,7 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     const int T = l->out_shape.d[0], cpp = (int)(img / (size_t)T);
     for (int r = 0; r < c->rows; r++)
         patchify(&l->conv, c->x[0] + r * img, c->scratch + r * img, 0, 0);
-    sfpw_dense_fwd(c->scratch, c->W, c->b, c->y, c->rows * T, cpp, l->opt[O_OUT]);
+    sfpw_dense_fwd(c->scratch, c->W, c->b, c->y, c->rows * T, cpp, l->opt[O_OUT], 0);
     return 0;
 }
 

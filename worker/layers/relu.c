@@ -1,8 +1,10 @@
 /* relu.c - max(x, 0). Backward reads its output (the mask). */
 #include <string.h>
 
+#include "hot.h"
 #include "layer.h"
 
+SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
     size_t n = (size_t)c->rows * sfpw_shape_size(&l->out_shape);
@@ -11,6 +13,7 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     return 0;
 }
 
+SFPW_HOT
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
     if (!c->dx[0])
