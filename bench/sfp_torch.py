@@ -136,6 +136,8 @@ class SfpModel(nn.Module):
         self.output = self.order[-1]["name"]
         if init == "sfp":
             self.init_like_sfp(seed)
+        # sfp-train's BatchNorm in evaluation: running statistics (also when
+        # the net is in training mode for a test that compares layers)
 
     def init_like_sfp(self, seed=None):
         """sfp-train's distributions: He-normal (fan in) weights and zero
