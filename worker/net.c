@@ -467,12 +467,18 @@ static int grid_stats(const float *a, size_t n, sfp_qstats *st)
     return 0;
 }
 
-static int samples_ready(sfpw_net *n, int t)
+/* Sample buffers of tensor t for up to budget values (at least one row). */
+static int samples_ready(sfpw_net *n, int t, size_t budget)
 {
     size_t dim = n->m->tensors[t].n;
-    size_t cap = dim > SAMPLE_MAX ? dim : SAMPLE_MAX;
+    size_t cap = dim > budget ? dim : budget;
     if (n->samp_cap[t] >= cap)
         return 0;
+    free(n->samp_dn[t]);
+    free(n->samp_de[t]);
+    free(n->samp_sn[t]);
+    free(n->samp_se[t]);
+    n->samp_cap[t] = 0;
     n->samp_dn[t] = malloc(sizeof(float) * cap);
     n->samp_de[t] = malloc(sizeof(float) * cap);
     n->samp_sn[t] = malloc(sizeof(float) * cap);
@@ -544,11 +550,11 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     const sfp_width *w = &ps->width[t];
     int srows = 0, rc;
     if (ps->want_grad) {
-        if ((rc = samples_ready(n, t)))
-            return rc;
         size_t budget = ps->sample_budget ? ps->sample_budget : 4096;
-        if (budget > n->samp_cap[t])
-            budget = n->samp_cap[t];
+        if (budget > SAMPLE_MAX && budget > dim)
+            budget = dim > SAMPLE_MAX ? dim : SAMPLE_MAX;
+        if ((rc = samples_ready(n, t, budget)))
+            return rc;
         srows = (int)(budget / dim);
         if (srows < 1)
             srows = 1;

@@ -196,8 +196,9 @@ static void account(sfpt *r, sfpt_epoch *R, acc *a)
     const double *red = r->red;
     for (int t = 0; t < T; t++) {
         sfpt_tensor_epoch *te = &R->t[t];
-        te->k_sum += r->width[t].k;
-        te->e_sum += r->width[t].e;
+        const int raw = m->tensors[t].kind == SFPW_TENSOR_STATS || !r->quant;
+        te->k_sum += raw ? 23 : r->width[t].k; /* statistics are stored as FP32 */
+        te->e_sum += raw ? 8 : r->width[t].e;
         if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {
             double vals = red[RED_NV(T) + t];
             te->bytes += red[2 * T + t];

@@ -194,15 +194,21 @@ static int open_stash(sfpt *r)
     snprintf(r->job, sizeof r->job, "%s", buf);
 
     /* the engine's arena (keep mode: every stashed tensor has its own
-     * place, so puts and gets copy nothing) plus room to encode a shard;
-     * beyond SHM_DEFAULT_MAX the arena stays private (release mode) and
-     * puts copy into a ring of that size */
-    size_t keep, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
+     * place, so puts and gets copy nothing) plus room to encode a shard; if
+     * that exceeds SHM_DEFAULT_MAX the arena stays private (release mode)
+     * and puts copy into a ring of two of the largest stashed tensors
+     * (sfpd reads a put before the ring comes round) */
+    size_t keep, largest = 0, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
     sfpw_net_sizes(r->net, &keep, NULL, NULL);
+    for (int t = 0; t < m->ntensors; t++)
+        if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {
+            size_t b = sizeof(float) * (m->tensors[t].n * (size_t)r->max_rows + m->tensors[t].fixed);
+            largest = b > largest ? b : largest;
+        }
     size_t enc = 2 * shard * sizeof(float) + 65536;
     size_t shm = keep + keep / 3 + enc + (1u << 20); /* alloc takes up to 3/4 */
     if (shm > SHM_DEFAULT_MAX)
-        shm = SHM_DEFAULT_MAX > enc + (1u << 20) ? SHM_DEFAULT_MAX : enc + (64u << 20);
+        shm = 2 * largest + enc + (1u << 20);
     shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
 
     sfpw_daemon_config dc;
