@@ -37,6 +37,13 @@ struct sfpc {
     char msg[256];
 };
 
+#define SFPC__ERR_IN_RANGE(name, value, msg)                                   \
+    _Static_assert((value) >= SFPC_ERROR_MIN && (value) <= SFPC_ERROR_MAX,     \
+                   "SFPC_" #name " outside the client's range");
+SFPC_ERRORS(SFPC__ERR_IN_RANGE)
+#undef SFPC__ERR_IN_RANGE
+_Static_assert(SFPC_ERROR_MAX < SFP_ERROR_MIN, "client and libsfp error ranges overlap");
+
 const char *sfpc_strerror(int err)
 {
     switch (err) {
@@ -46,7 +53,7 @@ const char *sfpc_strerror(int err)
         SFPC_ERRORS(SFPC__ERR_MSG)
 #undef SFPC__ERR_MSG
     default:
-        return "unknown error";
+        return err < 0 && err >= SFP_ERROR_MIN ? sfp_strerror(err) : "unknown error";
     }
 }
 
@@ -172,15 +179,15 @@ static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
     return r;
 }
 
-/* Daemon Status n maps to SFPC error -100 - n; codes this client does not
- * know are a protocol error. */
+/* Daemon Status n maps to SFPC error SFPC_STATUS_BASE - n; codes this
+ * client does not know are a protocol error. */
 static int status_err(int status)
 {
     if (status == 0)
         return 0;
     if (status < 0 || status > 99)
         return SFPC_EPROTO;
-    switch (-100 - status) {
+    switch (SFPC_STATUS_BASE - status) {
 #define SFPC__ERR_CASE(name, value, msg) case value: return value;
         SFPC_ERRORS(SFPC__ERR_CASE)
 #undef SFPC__ERR_CASE
@@ -780,11 +787,4 @@ void sfpc_stats_free(sfpc_stats *s)
         free(s->text);
         s->text = NULL;
     }
-}
-
-int sfpc_send_raw(sfpc *c, const void *buf, size_t len)
-{
-    if (!c || c->broken)
-        return SFPC_EDISCONNECTED;
-    return send_all(c, buf, len, -1, now_ms() + c->timeout_ms);
 }

@@ -42,6 +42,8 @@ int sfp_set_impl(sfp_impl impl)
 #else
         return SFP_EUNSUPPORTED;
 #endif
+    case SFP_IMPL_AVX512:
+        return SFP_EUNSUPPORTED;
     }
     return SFP_EINVAL;
 }

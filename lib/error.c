@@ -28,3 +28,9 @@ const char *sfp_strerror_name(int err)
     }
     return "SFP_EUNKNOWN";
 }
+
+/* Every code stays in libsfp's range (sfp.h, SFP_ERROR_MIN). */
+#define SFP__ERR_IN_RANGE(name, value, msg)                                    \
+    _Static_assert((value) < 0 && (value) >= SFP_ERROR_MIN, "SFP_" #name " out of range");
+SFP_ERRORS(SFP__ERR_IN_RANGE)
+#undef SFP__ERR_IN_RANGE

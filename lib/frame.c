@@ -77,6 +77,76 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
 
 /* ---------------------------------------------------------- encoder */
 
+/*
+ * The rANS request: the gathered code sequence (s->rscratch, one code per
+ * value, 0 for zeros) becomes the smallest valid layout among a rANS plane,
+ * plain codes, and plain codes of the non-zero values behind a zero map;
+ * rANS only when strictly smaller and within SFP_FRAME_MAX_DENSITY. Writes
+ * at p (emax bytes before the scratch): the zero map (if chosen) and the
+ * exponent plane. Returns the end of the zero map (p when there is none),
+ * sets *coder, *ebeg (start of the exponent plane) and s->wexp.p (its end).
+ */
+static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
+                                uint64_t n, uint64_t nonzero, uint64_t fixed,
+                                sfp_coder *coder, uint8_t **ebeg)
+{
+    const unsigned e = s->ebits;
+    const uint8_t *codes = s->rscratch;
+    uint64_t count[256] = {0};
+    sfp__rans_table rt;
+    for (uint64_t i = 0; i < s->rn; i++)
+        count[codes[i]]++;
+    sfp__rans_build(&rt, count, 1u << e);
+    const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax);
+    const uint64_t plain = ceil8(n * e);
+    uint64_t best = plain;
+    int pick = 0; /* 0 plain, 1 plain + zero map, 2 rANS */
+    const uint64_t l1 = zmap_l1(n);
+    if (nonzero < n && l1 + ceil8(nonzero * e) < plain) {
+        uint64_t words = 0;
+        for (uint64_t b = 0; b < n; b += 64) {
+            uint64_t m = n - b < 64 ? n - b : 64, any = 0;
+            for (uint64_t j = 0; j < m; j++)
+                any |= codes[b + j];
+            words += any != 0;
+        }
+        uint64_t zb = l1 + 8 * words + ceil8(nonzero * e);
+        if (zb < best)
+            best = zb, pick = 1;
+    }
+    if (rb < best && n <= (uint64_t)SFP_FRAME_MAX_DENSITY * (fixed + rb))
+        pick = 2;
+    *coder = pick == 2 ? SFP_CODER_RANS : SFP_CODER_PLAIN;
+    *ebeg = p;
+    if (pick == 2) {
+        s->wexp.p = p + rb;
+        return p;
+    }
+    uint8_t *zl2 = p;
+    if (pick == 1) {
+        /* level 1, then one word per block holding a non-zero value */
+        memset(p, 0, l1);
+        zl2 = p + l1;
+        for (uint64_t b = 0; b < n; b += 64) {
+            uint64_t m = n - b < 64 ? n - b : 64, w = 0;
+            for (uint64_t j = 0; j < m; j++)
+                w |= (uint64_t)(codes[b + j] != 0) << j;
+            if (w) {
+                p[b / 512] |= (uint8_t)(1u << ((b / 64) & 7));
+                sfp__store64le(zl2, w);
+                zl2 += 8;
+            }
+        }
+        *ebeg = zl2;
+    }
+    sfp__bw_init(&s->wexp, *ebeg);
+    for (uint64_t i = 0; i < s->rn; i++)
+        if (pick == 0 || codes[i])
+            sfp__bw_put(&s->wexp, codes[i], e);
+    sfp__bw_flush(&s->wexp);
+    return zl2;
+}
+
 int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
                size_t cap, size_t *out_len, sfp_qstats *stats)
 {
@@ -197,31 +267,23 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     sfp__bw_flush(&s.wsign);
     sfp__bw_flush(&s.wmant);
     sfp_coder coder = p->coder;
-    uint8_t *eend;
+    uint8_t *ebeg = out + off_expw, *eend;
     if (coder == SFP_CODER_RANS) {
-        /* Entropy-code the gathered sequence; plain when that is smaller. */
-        uint64_t count[256] = {0};
-        sfp__rans_table rt;
-        for (uint64_t i = 0; i < s.rn; i++)
-            count[s.rscratch[i]]++;
-        sfp__rans_build(&rt, count, 1u << p->ebits);
-        uint64_t rb = sfp__rans_encode(&rt, s.rscratch, s.rn, out + off_expw, emax);
-        if (rb >= ceil8(s.rn * p->ebits)) {
-            coder = SFP_CODER_PLAIN;
-            sfp__bw_init(&s.wexp, out + off_expw);
-            for (uint64_t i = 0; i < s.rn; i++)
-                sfp__bw_put(&s.wexp, s.rscratch[i], p->ebits);
-            eend = sfp__bw_flush(&s.wexp);
-        } else {
-            eend = out + off_expw + rb;
+        const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
+        zl2 = rans_or_smaller(&s, out + off_expw, emax, nn, pl.nonzero,
+                              sign_bytes + ceil8(pl.nonzero * p->mbits), &coder, &ebeg);
+        if (zl2 != zl1) {
+            flags |= SFP_FLAG_ZMAP;
+            s.zmap = 1;
         }
+        eend = s.wexp.p;
     } else {
         eend = sfp__bw_flush(&s.wexp);
     }
     const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
     const uint64_t mant_bytes = ceil8(pl.nonzero * p->mbits);
     const uint64_t zmap_bytes = (uint64_t)(zl2 - zl1);
-    const uint64_t exp_bytes = (uint64_t)(eend - (out + off_expw));
+    const uint64_t exp_bytes = (uint64_t)(eend - ebeg);
     const uint64_t off_mant = off_sign + sign_bytes;
     const uint64_t off_zmap = off_mant + mant_bytes;
     const uint64_t off_exp = off_zmap + zmap_bytes;
@@ -229,8 +291,8 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
         memmove(out + off_mant, out + off_mantw, mant_bytes);
     if (off_zmap != off_zmapw)
         memmove(out + off_zmap, out + off_zmapw, zmap_bytes);
-    if (off_exp != off_expw)
-        memmove(out + off_exp, out + off_expw, exp_bytes);
+    if (out + off_exp != ebeg)
+        memmove(out + off_exp, ebeg, exp_bytes);
 
     uint8_t *h = out;
     memset(h, 0, SFP_FRAME_HEADER_SIZE);
@@ -293,6 +355,8 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
     RETURN_IF(sfp__load32le(h + 12) != 0, SFP_EHEADER);
     RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP), SFP_EHEADER);
     RETURN_IF((fi.flags & SFP_FLAG_ZSIGN) && !(fi.flags & SFP_FLAG_SIGN), SFP_EHEADER);
+    /* rANS codes zeros as a symbol: a zero map with it is not a layout */
+    RETURN_IF(fi.coder == SFP_CODER_RANS && (fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
     if (fi.coder == SFP_CODER_PLAIN || fi.coder == SFP_CODER_RANS) {
         RETURN_IF(h[10] != 0, SFP_EHEADER);
     } else if (fi.coder == SFP_CODER_GECKO) {
@@ -333,9 +397,13 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
                   SFP_EHEADER);
     }
 
-    /* All four sizes are < 2^44 now, so the sum cannot overflow. */
-    fi.frame_bytes = SFP_FRAME_HEADER_SIZE + fi.sign_bytes + fi.mant_bytes +
-                     fi.zmap_bytes + fi.exp_bytes + SFP_FRAME_TRAILER_SIZE;
+    /* All four sizes are < 2^44 now, so the sums cannot overflow. */
+    const uint64_t payload = fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes + fi.exp_bytes;
+    /* The count is bounded by the payload (a rANS plane of one symbol
+     * costs nothing per value): what a decoder allocates from the header
+     * stays a bounded multiple of the frame's size. */
+    RETURN_IF(fi.count > (uint64_t)SFP_FRAME_MAX_DENSITY * payload, SFP_EHEADER);
+    fi.frame_bytes = SFP_FRAME_HEADER_SIZE + payload + SFP_FRAME_TRAILER_SIZE;
     RETURN_IF(fi.frame_bytes > len, SFP_ETRUNC);
     fi.checksum = sfp__load64le(h + fi.frame_bytes - SFP_FRAME_TRAILER_SIZE);
     *info = fi;
@@ -356,6 +424,15 @@ int sfp_frame_verify(const void *frame, size_t len, sfp_frame_info *info)
 }
 
 /* ---------------------------------------------------------- decoder */
+
+/* A plane of `bytes` bytes that was read up to bit `bits`: nothing after
+ * the last byte read, and the padding bits of that byte are 0. */
+static int plane_exact(const uint8_t *p, uint64_t bytes, uint64_t bits)
+{
+    if (ceil8(bits) != bytes)
+        return 0;
+    return (bits & 7) == 0 || (p[bytes - 1] >> (bits & 7)) == 0;
+}
 
 int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
                size_t *out_n)
@@ -388,6 +465,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     s.zsign = (fi.flags & SFP_FLAG_ZSIGN) != 0;
     s.lo = (int)fi.anchor - (1 << fi.ebits) + 2;
     s.cmin = s.lo >= 0 ? 1u : (unsigned)(1 - s.lo);
+    s.csub = s.lo <= 0 ? s.cmin : 256u;
     s.prev_base = (1u << fi.ebits) - 1;
     s.codes_left = s.zmap ? fi.nonzero : fi.count;
     sfp__br_init(&s.rsign, f + off_sign, fi.sign_bytes);
@@ -459,6 +537,12 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     }
     RETURN_IF(s.nonzero != fi.nonzero || s.codes_left != 0 || s.cpos != s.cn,
               SFP_ECORRUPT);
+    /* Every plane read to its last byte, padding bits zero. */
+    RETURN_IF(!plane_exact(f + off_sign, fi.sign_bytes, s.rsign.pos) ||
+                  !plane_exact(f + off_mant, fi.mant_bytes, s.rmant.pos),
+              SFP_ECORRUPT);
+    if (fi.coder != SFP_CODER_RANS)
+        RETURN_IF(!plane_exact(f + off_exp, fi.exp_bytes, s.rexp.pos), SFP_ECORRUPT);
     if (s.rd)
         RETURN_IF((rc = sfp__rans_dec_finish(s.rd)) < 0, rc);
     if (out_n)

@@ -370,6 +370,8 @@ typedef struct sfp__codec {
     unsigned k, ebits, shift;
     int lo;              /* lowest biased exponent of the window          */
     unsigned cmin;       /* smallest valid non-zero code                  */
+    unsigned csub;       /* code of E = 0 (needs a non-zero mantissa), or
+                            256 when the window does not reach E = 0      */
     int zmap, hsign, zsign;
     sfp_coder coder;
     unsigned G;          /* Gecko group size                              */
@@ -429,9 +431,10 @@ static inline uint32_t sfp__dec_value(sfp__codec *c, uint64_t word, unsigned j,
         code = c->cbuf[c->cpos++];
         nz = code != 0;
     }
-    *bad |= nz && code < c->cmin;
     uint32_t s = (c->hsign && (nz || c->zsign)) ? (uint32_t)sfp__br_get(&c->rsign, 1) : 0;
     uint32_t mt = (nz && c->k) ? (uint32_t)sfp__br_get(&c->rmant, c->k) : 0;
+    /* a code below the window, or E = 0 with a zero mantissa (a zero) */
+    *bad |= nz && (code < c->cmin || (code == c->csub && mt == 0));
     uint32_t v = s << 31;
     if (nz)
         v |= (uint32_t)((int)code + c->lo - 1) << 23 | mt << c->shift;

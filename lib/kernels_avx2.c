@@ -614,6 +614,8 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
     const __m256i zero = _mm256_setzero_si256();
     const __m256i cmin = _mm256_set1_epi32((int)c->cmin);
+    const __m256i csub = _mm256_set1_epi32((int)c->csub);
+    const int sub = c->csub < 256; /* the window reaches E = 0 */
     const __m256i bitsel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
     const unsigned k = c->k;
@@ -647,7 +649,10 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
                 cnt = (unsigned)__builtin_popcount(nz8);
             }
             __m256i cd = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)codes));
-            __m256i isz = _mm256_cmpeq_epi32(cd, zero);
+            /* With a zero map the map says which values are zero; a code
+             * 0 where it says non-zero is invalid (cmin >= 1). */
+            __m256i isz = zmap ? _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)nz8), bitsel), zero)
+                               : _mm256_cmpeq_epi32(cd, zero);
             badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpgt_epi32(cmin, cd)));
 
             __m256i sv = zero;
@@ -679,6 +684,9 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
                     mt = _mm256_loadu_si256((const __m256i *)t);
                 }
             }
+            if (sub) /* E = 0 with a zero mantissa is a zero, not a code */
+                badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_and_si256(
+                    _mm256_cmpeq_epi32(cd, csub), _mm256_cmpeq_epi32(mt, zero))));
             __m256i v = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(cd, lo1), 23),
                                         _mm256_sll_epi32(mt, sh));
             v = _mm256_andnot_si256(isz, v);

@@ -15,22 +15,82 @@ void sfp_params_default(sfp_params *p)
     p->gecko_group = SFP_GECKO_GROUP_DEFAULT;
 }
 
-size_t sfp_dtype_size(sfp_dtype t)
+static const struct {
+    const char *name, *aliases;
+    size_t size;
+    unsigned fbits;
+} dtypes[SFP_DTYPE_COUNT + 1] = {
+    [0] = {"?", "", 0, 0},
+#define SFP__DTYPE_ROW(id, value, name, aliases, size, fbits) [value] = {name, aliases, size, fbits},
+    SFP_DTYPES(SFP__DTYPE_ROW)
+#undef SFP__DTYPE_ROW
+};
+
+static const char *const coders[SFP_CODER_COUNT] = {
+#define SFP__CODER_ROW(id, value, name) [value] = name,
+    SFP_CODERS(SFP__CODER_ROW)
+#undef SFP__CODER_ROW
+};
+
+static unsigned dtype_index(sfp_dtype t)
 {
-    switch (t) {
-    case SFP_DTYPE_F32:
-        return 4;
-    case SFP_DTYPE_BF16:
-        return 2;
+    return (unsigned)t <= SFP_DTYPE_COUNT ? (unsigned)t : 0;
+}
+
+size_t sfp_dtype_size(sfp_dtype t) { return dtypes[dtype_index(t)].size; }
+
+unsigned sfp_dtype_fraction_bits(sfp_dtype t) { return dtypes[dtype_index(t)].fbits; }
+
+const char *sfp_dtype_name(sfp_dtype t) { return dtypes[dtype_index(t)].name; }
+
+const char *sfp_coder_name(sfp_coder c)
+{
+    return (unsigned)c < SFP_CODER_COUNT ? coders[c] : "?";
+}
+
+/* Whether word is one of the blank-separated words of list. */
+static int in_list(const char *word, const char *list)
+{
+    size_t n = strlen(word);
+    while (*list) {
+        size_t l = strcspn(list, " ");
+        if (l == n && n && memcmp(word, list, n) == 0)
+            return 1;
+        list += l;
+        list += strspn(list, " ");
     }
     return 0;
+}
+
+int sfp_dtype_parse(const char *name, sfp_dtype *out)
+{
+    RETURN_IF(!name || !out, SFP_EINVAL);
+    for (unsigned i = 1; i <= SFP_DTYPE_COUNT; i++) {
+        if (strcmp(name, dtypes[i].name) == 0 || in_list(name, dtypes[i].aliases)) {
+            *out = (sfp_dtype)i;
+            return SFP_OK;
+        }
+    }
+    return SFP_EINVAL;
+}
+
+int sfp_coder_parse(const char *name, sfp_coder *out)
+{
+    RETURN_IF(!name || !out, SFP_EINVAL);
+    for (unsigned i = 0; i < SFP_CODER_COUNT; i++) {
+        if (strcmp(name, coders[i]) == 0) {
+            *out = (sfp_coder)i;
+            return SFP_OK;
+        }
+    }
+    return SFP_EINVAL;
 }
 
 int sfp_params_check(const sfp_params *p)
 {
     RETURN_IF(p == NULL, SFP_EINVAL);
-    RETURN_IF(p->dtype != SFP_DTYPE_F32 && p->dtype != SFP_DTYPE_BF16, SFP_EINVAL);
-    RETURN_IF(p->mbits > (p->dtype == SFP_DTYPE_F32 ? 23u : 7u), SFP_EINVAL);
+    RETURN_IF(sfp_dtype_size(p->dtype) == 0, SFP_EINVAL);
+    RETURN_IF(p->mbits > sfp_dtype_fraction_bits(p->dtype), SFP_EINVAL);
     RETURN_IF(p->ebits < 1 || p->ebits > 8, SFP_EINVAL);
     RETURN_IF(p->rounding != SFP_ROUND_RNE && p->rounding != SFP_ROUND_TRUNC &&
                   p->rounding != SFP_ROUND_STOCHASTIC,
@@ -38,8 +98,7 @@ int sfp_params_check(const sfp_params *p)
     RETURN_IF(p->anchor < -1 || p->anchor > 254, SFP_EINVAL);
     /* Fixed anchor 0 with no mantissa bits: the grid has no non-zero value. */
     RETURN_IF(p->anchor == 0 && p->mbits == 0, SFP_EINVAL);
-    RETURN_IF(p->coder != SFP_CODER_PLAIN && p->coder != SFP_CODER_GECKO &&
-                  p->coder != SFP_CODER_RANS, SFP_EINVAL);
+    RETURN_IF((unsigned)p->coder >= SFP_CODER_COUNT, SFP_EINVAL);
     if (p->coder == SFP_CODER_GECKO) {
         unsigned g = p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
         RETURN_IF(g != 8 && g != 16 && g != 32 && g != 64, SFP_EINVAL);

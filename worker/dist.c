@@ -402,7 +402,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             if (!rc && got != sg->n)
                 rc = SFP_ECORRUPT;
             d->last.remote++;
-        } else if (rc == 1) {
+        } else if (rc == SFPW_ENCODE_IN_PROCESS) {
             /* The working copy of my own pieces comes out of the encoder
              * (the values its frame decodes to, bit for bit). */
             rc = sfp_encode_q(src, sg->n, &p, frame, d->scap - pos - 8, &len,

@@ -62,9 +62,10 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
 
 /*
  * Where this rank's weight frames are encoded. fn returns 0 with the frame
- * in dst (*len bytes; it must be byte-identical to sfp_encode's), 1 to have
- * the piece encoded in-process, or a negative error that fails the publish.
- * Default (fn NULL): in-process.
+ * in dst (*len bytes; it must be byte-identical to sfp_encode's),
+ * SFPW_ENCODE_IN_PROCESS to have the piece encoded in-process, or a
+ * negative error that fails the publish. Default (fn NULL): in-process.
+ * (SFPW_ENCODE_IN_PROCESS: stash.h.)
  */
 typedef int (*sfpw_encode_fn)(void *ctx, const float *src, size_t n,
                               const sfp_params *p, void *dst, size_t cap,

@@ -91,6 +91,10 @@ enum {
     SFPW_STASH_EDAEMON = -205,/* the daemon was lost and fallback is off    */
 };
 
+/* What a weight encoder (dist.h, sfpw_encode_fn) returns when the piece
+ * must be encoded in-process instead: not an error. */
+#define SFPW_ENCODE_IN_PROCESS 1
+
 /* Text of a stash or libsfp error code (what every strerror falls back to). */
 const char *sfpw_stash_errstr(int err);
 
@@ -133,9 +137,9 @@ int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg);
 /*
  * Weight encoding through the daemon that backs a daemon stash (the frames
  * are byte-identical to sfp_encode's). Returns 0, a libsfp error for bad
- * input, SFPW_STASH_EDAEMON if the daemon is lost and fallback is off, or 1
- * when the daemon is not (or no longer) usable and the caller must encode
- * in-process.
+ * input, SFPW_STASH_EDAEMON if the daemon is lost and fallback is off, or
+ * SFPW_ENCODE_IN_PROCESS (dist.h) when the daemon is not (or no longer)
+ * usable and the caller must encode in-process.
  */
 int sfpw_stash_daemon_encode(sfpw_stash *s, const float *src, size_t n,
                              const sfp_params *p, void *dst, size_t cap,

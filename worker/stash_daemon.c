@@ -314,20 +314,20 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
                              size_t *len)
 {
     if (!st || st->ops != &daemon_ops)
-        return 1;
+        return SFPW_ENCODE_IN_PROCESS;
     dstash *d = st->impl;
     if (d->lost)
-        return d->local ? 1 : SFPW_STASH_EDAEMON;
+        return d->local ? SFPW_ENCODE_IN_PROCESS : SFPW_STASH_EDAEMON;
     /* stage in the put ring (empty between steps): [values | frame] */
     size_t fl = 0, in = n * sizeof(float), in_al = (in + 63) & ~(size_t)63;
     size_t bound = sfp_frame_bound(n, p);
     int rc;
     if (!bound || n > SIZE_MAX / sizeof(float) / 2 ||
         in_al + bound > d->shm_size - d->act_end)
-        return 1; /* does not fit: encode in-process */
+        return SFPW_ENCODE_IN_PROCESS; /* does not fit: encode in-process */
     if (d->npend && (rc = sfpc_flush(d->c)) < 0) {
         rc = lose(d, rc, "put (acknowledgement)");
-        return rc == SFPW_STASH_ERETRY ? 1 : rc;
+        return rc == SFPW_STASH_ERETRY ? SFPW_ENCODE_IN_PROCESS : rc;
     }
     d->npend = 0;
     d->pos = d->act_end;
@@ -335,13 +335,13 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
     memcpy(in_p, src, in);
     rc = sfpc_encode(d->c, in_p, n, p, out_p, bound, &fl);
     if (rc == SFPC_EINVAL)
-        return 1; /* not the daemon's fault: encode in-process */
+        return SFPW_ENCODE_IN_PROCESS; /* not the daemon's fault: encode in-process */
     if (rc < 0) {
         rc = lose(d, rc, "encode");
-        return rc == SFPW_STASH_ERETRY ? 1 : rc;
+        return rc == SFPW_STASH_ERETRY ? SFPW_ENCODE_IN_PROCESS : rc;
     }
     if (fl > cap || fl > bound)
-        return 1;
+        return SFPW_ENCODE_IN_PROCESS;
     if (d->act_end + in_al + fl > d->pos_peak)
         d->pos_peak = d->act_end + in_al + fl;
     memcpy(dst, out_p, fl);
@@ -376,7 +376,7 @@ int sfpw_stash_daemon_policy(sfpw_stash *st, sfpw_override *out)
     if (!d->policy.generation)
         return 0;
     *out = d->policy;
-    return 1;
+    return SFPW_ENCODE_IN_PROCESS;
 }
 
 int sfpw_stash_daemon_alive(const sfpw_stash *st)

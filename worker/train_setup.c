@@ -21,7 +21,7 @@ const char *sfpt_stash_err(const sfpt *r, int rc)
     return r->stash ? r->stash->ops->strerror(r->stash, rc) : sfp_strerror(rc);
 }
 
-/* --model or --model-file; 1 after --print-model, 2 on a usage error. */
+/* --model or --model-file; -1 after --print-model, 2 on a usage error. */
 static int load_model(sfpt *r)
 {
     const sfpt_opts *o = &r->o;
@@ -223,7 +223,7 @@ static int open_stash(sfpt *r)
     int rc = sfpw_stash_daemon_open(&r->stash, &dc);
     if (rc) {
         err("cannot use sfpd at %s: %s\n", o->daemon,
-            rc < 0 && rc > -200 ? sfpc_strerror(rc) : sfp_strerror(rc));
+            sfpc_strerror(rc)); /* SFPC_E* or SFP_E*: disjoint ranges */
         if (o->on_loss == SFPW_ON_LOSS_FAIL)
             return -1;
         err("continuing with the in-process stash (--on-daemon-loss=fallback)\n");

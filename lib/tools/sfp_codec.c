@@ -274,35 +274,6 @@ static int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-static int parse_dtype(const char *s, sfp_dtype *t)
-{
-    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0 || strcmp(s, "float32") == 0)
-        *t = SFP_DTYPE_F32;
-    else if (strcmp(s, "bf16") == 0 || strcmp(s, "bfloat16") == 0)
-        *t = SFP_DTYPE_BF16;
-    else
-        return -1;
-    return 0;
-}
-
-static const char *dtype_name(sfp_dtype t)
-{
-    return t == SFP_DTYPE_F32 ? "f32" : t == SFP_DTYPE_BF16 ? "bf16" : "?";
-}
-
-static const char *coder_name(sfp_coder c)
-{
-    switch (c) {
-    case SFP_CODER_PLAIN:
-        return "plain";
-    case SFP_CODER_GECKO:
-        return "gecko";
-    case SFP_CODER_RANS:
-        return "rans";
-    }
-    return "?";
-}
-
 /* Resets getopt for a subcommand's argv. */
 static void getopt_reset(void)
 {
@@ -361,7 +332,7 @@ static int cmd_encode(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (parse_dtype(optarg, &p.dtype) < 0)
+            if (sfp_dtype_parse(optarg, &p.dtype) < 0)
                 return usage_error("encode: --dtype must be f32 or bf16, not '%s'", optarg);
             break;
         case 'k':
@@ -382,13 +353,7 @@ static int cmd_encode(int argc, char **argv)
             p.coder = SFP_CODER_RANS;
             break;
         case 'c':
-            if (strcmp(optarg, "plain") == 0)
-                p.coder = SFP_CODER_PLAIN;
-            else if (strcmp(optarg, "gecko") == 0)
-                p.coder = SFP_CODER_GECKO;
-            else if (strcmp(optarg, "rans") == 0)
-                p.coder = SFP_CODER_RANS;
-            else
+            if (sfp_coder_parse(optarg, &p.coder) < 0)
                 return usage_error("encode: --coder must be plain, gecko or rans, not '%s'", optarg);
             break;
         case 'G':
@@ -448,7 +413,7 @@ static int cmd_encode(int argc, char **argv)
         goto fail;
     if (in_len % esz != 0) {
         msg("%s: size %zu bytes is not a multiple of %zu (the %s element size); "
-            "is --dtype right?", inname, in_len, esz, dtype_name(p.dtype));
+            "is --dtype right?", inname, in_len, esz, sfp_dtype_name(p.dtype));
         goto fail;
     }
     const size_t n = in_len / esz;
@@ -458,7 +423,7 @@ static int cmd_encode(int argc, char **argv)
         goto fail;
     }
     if ((frame = malloc(cap)) == NULL) {
-        msg("%s: out of memory (%zu bytes for the frame)", inname, cap);
+        status = codec_error(inname, "encode", SFP_ENOMEM);
         goto fail;
     }
     size_t flen = 0;
@@ -475,10 +440,10 @@ static int cmd_encode(int argc, char **argv)
                 "%s: %zu %s values, %zu -> %zu bytes, ratio %.3f, %.3f bits/value; "
                 "k=%u e=%u %s anchor=%d; zeros %" PRIu64 " (flushed %" PRIu64
                 "), saturated %" PRIu64 ", negative %" PRIu64 "\n",
-                inname, n, dtype_name(p.dtype), in_len, flen,
+                inname, n, sfp_dtype_name(p.dtype), in_len, flen,
                 flen ? (double)in_len / (double)flen : 0.0,
                 n ? 8.0 * (double)flen / (double)n : 0.0, p.mbits, p.ebits,
-                coder_name(p.coder), st.anchor, st.zeros, st.flushed, st.saturated,
+                sfp_coder_name(p.coder), st.anchor, st.zeros, st.flushed, st.saturated,
                 st.negative);
     }
     status = 0;
@@ -542,8 +507,7 @@ static int cmd_decode(int argc, char **argv)
     }
     const size_t out_len = (size_t)fi.count * esz;
     if ((out = malloc(out_len ? out_len : 1)) == NULL) {
-        msg("%s: out of memory (%zu bytes for %" PRIu64 " values)", inname, out_len,
-            fi.count);
+        status = codec_error(inname, "decode", SFP_ENOMEM);
         goto fail;
     }
     size_t n = 0;
@@ -556,7 +520,7 @@ static int cmd_decode(int argc, char **argv)
         goto fail;
     if (verbose)
         fprintf(stderr, "%s: %zu %s values, %zu -> %zu bytes\n", inname, n,
-                dtype_name(fi.dtype), in_len, out_len);
+                sfp_dtype_name(fi.dtype), in_len, out_len);
     status = 0;
 fail:
     free(in);
@@ -626,7 +590,7 @@ static int cmd_info(int argc, char **argv)
         size_t out_len = fi.count <= SIZE_MAX / esz ? (size_t)fi.count * esz : SIZE_MAX;
         void *tmp = out_len < SIZE_MAX ? malloc(out_len ? out_len : 1) : NULL;
         if (tmp == NULL) {
-            payload_note = "not checked (out of memory)";
+            payload_rc = SFP_ENOMEM; /* not vouched for: exit 1 */
         } else {
             payload_rc = sfp_decode(in, in_len, tmp, out_len, NULL);
             payload_note = payload_rc == 0 ? "OK" : "bad";
@@ -656,8 +620,8 @@ static int cmd_info(int argc, char **argv)
                ", \"payload_bits_per_value\": %.4f, \"ratio\": %.4f"
                ", \"checksum\": \"%016" PRIx64 "\", \"checksum_ok\": %s"
                ", \"payload_ok\": %s}\n",
-               fi.version, dtype_name(fi.dtype), fi.mbits, fi.ebits, fi.anchor, lo,
-               coder_name(fi.coder), fi.gecko_group, fi.flags, fi.count, fi.nonzero,
+               fi.version, sfp_dtype_name(fi.dtype), fi.mbits, fi.ebits, fi.anchor, lo,
+               sfp_coder_name(fi.coder), fi.gecko_group, fi.flags, fi.count, fi.nonzero,
                fi.count - fi.nonzero, fi.sign_bytes, fi.mant_bytes, fi.zmap_bytes,
                fi.exp_bytes, fi.frame_bytes, fi.count * esz, trailing, bpv,
                payload_bpv, ratio, fi.checksum, sum_ok ? "true" : "false",
@@ -665,7 +629,7 @@ static int cmd_info(int argc, char **argv)
     } else {
         printf("file:            %s\n", path);
         printf("version:         %u\n", fi.version);
-        printf("dtype:           %s (%zu bytes/value)\n", dtype_name(fi.dtype), esz);
+        printf("dtype:           %s (%zu bytes/value)\n", sfp_dtype_name(fi.dtype), esz);
         printf("mantissa bits:   %u\n", fi.mbits);
         printf("exponent bits:   %u\n", fi.ebits);
         printf("anchor:          %u (2^%d); window %d..%u\n", fi.anchor,
@@ -673,7 +637,7 @@ static int cmd_info(int argc, char **argv)
         if (fi.coder == SFP_CODER_GECKO)
             printf("coder:           gecko (group %u)\n", fi.gecko_group);
         else
-            printf("coder:           %s\n", coder_name(fi.coder));
+            printf("coder:           %s\n", sfp_coder_name(fi.coder));
         printf("flags:           0x%02x (%s)\n", fi.flags, flags);
         printf("count:           %" PRIu64 "\n", fi.count);
         printf("nonzero:         %" PRIu64 "\n", fi.nonzero);
@@ -688,10 +652,12 @@ static int cmd_info(int argc, char **argv)
             printf("trailing bytes:  %" PRIu64 " (after the frame)\n", trailing);
         printf("raw bytes:       %" PRIu64 "\n", fi.count * esz);
         printf("bits/value:      %.4f (payload %.4f)\n", bpv, payload_bpv);
-        printf("ratio:           %.4f (vs raw %s)\n", ratio, dtype_name(fi.dtype));
+        printf("ratio:           %.4f (vs raw %s)\n", ratio, sfp_dtype_name(fi.dtype));
         printf("checksum:        %016" PRIx64 " %s\n", fi.checksum,
                sum_ok ? "OK" : "bad");
-        if (payload_rc < 0)
+        if (payload_rc == SFP_ENOMEM)
+            printf("payload:         not checked (%s)\n", sfp_strerror_name(payload_rc));
+        else if (payload_rc < 0)
             printf("payload:         bad (%s)\n", sfp_strerror_name(payload_rc));
         else
             printf("payload:         %s\n", payload_note);

@@ -237,10 +237,10 @@ static int as_nobody(const th_daemon *d, const char *job)
         o.timeout_ms = 5000;
         e = sfpc_connect(&o, &c);
         sfpc_close(&c);
-        _exit(-e);
+        _exit(e == 0 ? 0 : SFPC_ERROR_MAX - e); /* 1..999 fits an exit status */
     }
     waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? -WEXITSTATUS(st) : -999;
+    return !WIFEXITED(st) ? -999 : WEXITSTATUS(st) ? SFPC_ERROR_MAX - WEXITSTATUS(st) : 0;
 }
 
 static void peercred(th_daemon *d)

@@ -50,6 +50,17 @@ static void decode_bounded(const uint8_t *frame, size_t len,
     if (rc == SFP_OK) {
         must(n == fi->count);
         must(want <= cap);
+        /* what the header promised: z non-zero values, -0 only with ZSIGN */
+        uint64_t nz = 0, negz = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = esz == 4 ? (uint32_t)dst[4 * i] | (uint32_t)dst[4 * i + 1] << 8 |
+                                        (uint32_t)dst[4 * i + 2] << 16 | (uint32_t)dst[4 * i + 3] << 24
+                                  : ((uint32_t)dst[2 * i] | (uint32_t)dst[2 * i + 1] << 8) << 16;
+            nz += (v & 0x7fffffffu) != 0;
+            negz += v == 0x80000000u;
+        }
+        must(nz == fi->nonzero);
+        must(negz == 0 || (fi->flags & SFP_FLAG_ZSIGN));
     } else {
         must(is_error_code(rc));
         must(n == (size_t)-1); /* out-parameter untouched on failure */
@@ -86,6 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     must(fi.frame_bytes <= size);
+    /* the count is bounded by the payload (docs/FORMAT.md 2.1) */
+    must(fi.count <= (uint64_t)SFP_FRAME_MAX_DENSITY *
+                         (fi.frame_bytes - SFP_FRAME_HEADER_SIZE - SFP_FRAME_TRAILER_SIZE));
     must(fi.frame_bytes >= SFP_FRAME_HEADER_SIZE + SFP_FRAME_TRAILER_SIZE);
     must(vrc == SFP_OK || vrc == SFP_ECHECKSUM);
 

@@ -312,7 +312,7 @@ static const mutation muts[] = {
     {"bad_flags", 0, SFP_EHEADER, 0, 11, 0x80, -1, 0, "unknown flag bit"},
     {"zsign_no_sign", 10, SFP_EHEADER, 0, 11, 0x01, -1, 0, "ZSIGN without SIGN"},
     {"reserved", 0, SFP_EHEADER, 0, 13, 0x01, -1, 0, "reserved bytes not zero"},
-    {"count_huge", 0, SFP_EHEADER, 0, 21, 0x01, -1, 0, "count >= 2^40"},
+    {"count_huge", 0, SFP_EHEADER, 0, 21, 0x01, -1, 0, "count > 2^40"},
     {"nonzero_gt_count", 0, SFP_EHEADER, 0, 31, 0x01, -1, 0, "nonzero > count"},
     {"sign_size", 0, SFP_EHEADER, 0, 32, 0x01, -1, 0, "sign plane size does not follow from count"},
     {"mant_size", 0, SFP_EHEADER, 0, 40, 0x01, -1, 0, "mantissa plane size wrong"},
@@ -324,9 +324,139 @@ static const mutation muts[] = {
     {"gecko_width", 5, SFP_ECORRUPT, 1, 0, 0, -1, 0, "first Gecko group: same-base bit, width 7 > e = 4 (checksum fixed)"},
     {"zmap_word_zero", 6, SFP_ECORRUPT, 1, 0, 0, -1, 0, "zero-map word all zero (checksum fixed)"},
     {"rans_group", 17, SFP_EHEADER, 0, 10, 0, 4, 0, "rANS coder with a group field"},
-    {"rans_zmap", 17, SFP_EHEADER, 0, 11, 0x04, -1, 0, "rANS coder with the ZMAP flag"},
+    {"rans_zmap", 4, SFP_EHEADER, 1, 0, 0, -1, 0, "rANS coder with a zero map: a ZMAP frame whose exponent plane is the rANS plane of its non-zero codes (decodable but for the rule)"},
     {"rans_word", 17, SFP_ECORRUPT, 1, -9, 0x5a, -1, 0, "last rANS renormalisation byte changed (checksum fixed)"},
+    {"rans_dense", 0, SFP_EHEADER, 1, 0, 0, -1, 0, "83 bytes declaring 2^40 zeros (rANS, one symbol): more than 512 values per payload byte"},
+    {"zmap_code_zero", 4, SFP_ECORRUPT, 1, 0, 0, -1, 0, "ZMAP: exponent code 0 for a value the zero map marks non-zero (checksum fixed)"},
+    {"gecko_exp_extra", 5, SFP_ECORRUPT, 1, 0, 0, -1, 0, "Gecko exponent plane one byte longer than its groups (checksum fixed)"},
+    {"pad_sign", 0, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit of the sign plane set (checksum fixed)"},
+    {"pad_mant", 0, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit of the mantissa plane set (checksum fixed)"},
+    {"pad_exp", 7, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit of a plain exponent plane set (checksum fixed)"},
+    {"sub_zero", 0, SFP_ECORRUPT, 1, 0, 0, -1, 0, "the code of E = 0 with mantissa 0: a zero coded as a non-zero (checksum fixed)"},
+    {"pad_exp_gecko", 5, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit after the last Gecko group set (checksum fixed)"},
 };
+
+/* Plane offsets of a parsed frame. */
+static size_t off_mant(const sfp_frame_info *fi) { return 64 + (size_t)fi->sign_bytes; }
+static size_t off_zmap(const sfp_frame_info *fi) { return off_mant(fi) + (size_t)fi->mant_bytes; }
+static size_t off_exp(const sfp_frame_info *fi) { return off_zmap(fi) + (size_t)fi->zmap_bytes; }
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Sets the highest padding bit of a plane of `bits` bits at p; -1 if the
+ * plane has no padding. */
+static int set_pad(uint8_t *p, uint64_t bits)
+{
+    if (bits % 8 == 0)
+        return -1;
+    p[bits / 8] |= 0x80;
+    return 0;
+}
+
+/*
+ * Mutations that need more than a byte change. Works on work_buf (frame of
+ * *len bytes, parsed as fi); returns 0 or -1 (base frame unsuitable).
+ */
+static int special_mutation(const mutation *mu, size_t *len)
+{
+    sfp_frame_info fi;
+    uint8_t *f = work_buf;
+    if (sfp_frame_parse(f, *len, &fi) < 0)
+        return -1;
+    if (strcmp(mu->name, "zmap_word_zero") == 0) {
+        /* First level-2 word sits right after level 1. */
+        if (!(fi.flags & SFP_FLAG_ZMAP))
+            return -1;
+        uint64_t l1 = ((fi.count + 63) / 64 + 7) / 8;
+        memset(f + off_zmap(&fi) + l1, 0, 8);
+    } else if (strcmp(mu->name, "gecko_width") == 0) {
+        if (fi.coder != SFP_CODER_GECKO || fi.exp_bytes == 0)
+            return -1;
+        /* Bit 0 = 1 (keep base 2^e - 1), next bits: width all ones. */
+        f[off_exp(&fi)] = 0xff;
+    } else if (strcmp(mu->name, "zmap_code_zero") == 0) {
+        if (!(fi.flags & SFP_FLAG_ZMAP) || fi.coder != SFP_CODER_PLAIN || fi.ebits != 4)
+            return -1;
+        f[off_exp(&fi)] &= 0xf0; /* first code: 0 */
+    } else if (strcmp(mu->name, "gecko_exp_extra") == 0) {
+        if (fi.coder != SFP_CODER_GECKO)
+            return -1;
+        memmove(f + fi.frame_bytes - 7, f + fi.frame_bytes - 8, 8);
+        f[fi.frame_bytes - 8] = 0;
+        put64(f + 56, fi.exp_bytes + 1);
+        *len += 1;
+    } else if (strcmp(mu->name, "pad_sign") == 0) {
+        uint64_t bits = (fi.flags & SFP_FLAG_ZSIGN) ? fi.count : fi.nonzero;
+        if (!(fi.flags & SFP_FLAG_SIGN) || set_pad(f + 64, bits) < 0)
+            return -1;
+    } else if (strcmp(mu->name, "pad_mant") == 0) {
+        if (set_pad(f + off_mant(&fi), fi.nonzero * fi.mbits) < 0)
+            return -1;
+    } else if (strcmp(mu->name, "pad_exp") == 0) {
+        uint64_t S = (fi.flags & SFP_FLAG_ZMAP) ? fi.nonzero : fi.count;
+        if (fi.coder != SFP_CODER_PLAIN || set_pad(f + off_exp(&fi), S * fi.ebits) < 0)
+            return -1;
+    } else if (strcmp(mu->name, "pad_exp_gecko") == 0) {
+        /* the last byte's top bit: padding unless the groups fill it */
+        if (fi.coder != SFP_CODER_GECKO || fi.exp_bytes == 0)
+            return -1;
+        f[off_exp(&fi) + fi.exp_bytes - 1] |= 0x80;
+    } else if (strcmp(mu->name, "sub_zero") == 0) {
+        /* one subnormal (k 23, e 8, plain), then its mantissa cleared */
+        uint32_t one = 1;
+        sfp_params p;
+        sfp_params_default(&p);
+        if (sfp_encode(&one, 1, &p, f, sizeof(work_buf), len, NULL) < 0 ||
+            sfp_frame_parse(f, *len, &fi) < 0 || fi.mant_bytes != 3 || fi.sign_bytes != 0)
+            return -1;
+        memset(f + 64, 0, 3);
+    } else if (strcmp(mu->name, "rans_dense") == 0) {
+        /* header: f32, k 0, e 1, anchor 127, rANS, 2^40 values, all +0;
+         * plane: symbol 0 only (freq 4096), both states L */
+        memset(f, 0, 83);
+        memcpy(f, "SFPF", 4);
+        f[4] = 1, f[5] = SFP_DTYPE_F32, f[6] = 0, f[7] = 1, f[8] = 127;
+        f[9] = SFP_CODER_RANS;
+        put64(f + 16, UINT64_C(1) << 40);
+        put64(f + 56, 11);
+        f[64] = 0x01;
+        f[65] = 0xff, f[66] = 0x0f;
+        put64(f + 67, UINT64_C(0x0001000000010000));
+        *len = 83;
+    } else if (strcmp(mu->name, "rans_zmap") == 0) {
+        /* The base frame's non-zero values, coded alone with rANS (same
+         * anchor), give the rANS plane of exactly its non-zero codes. */
+        static uint32_t v[MAXV];
+        static uint8_t r[1 << 16];
+        size_t n = 0, z = 0, rl = 0;
+        sfp_frame_info ri;
+        sfp_params p;
+        if (!(fi.flags & SFP_FLAG_ZMAP) || fi.dtype != SFP_DTYPE_F32 ||
+            (fi.flags & SFP_FLAG_SIGN) || sfp_decode(f, *len, v, sizeof(v), &n) < 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (v[i])
+                v[z++] = v[i];
+        sfp_params_default(&p);
+        p.mbits = fi.mbits, p.ebits = fi.ebits, p.anchor = (int)fi.anchor;
+        p.coder = SFP_CODER_RANS;
+        if (sfp_encode(v, z, &p, r, sizeof(r), &rl, NULL) < 0 ||
+            sfp_frame_parse(r, rl, &ri) < 0 || ri.coder != SFP_CODER_RANS ||
+            ri.flags != 0 || ri.mant_bytes != fi.mant_bytes)
+            return -1;
+        size_t oe = off_exp(&fi);
+        memcpy(f + oe, r + off_exp(&ri), (size_t)ri.exp_bytes);
+        f[9] = SFP_CODER_RANS;
+        f[10] = 0;
+        put64(f + 56, ri.exp_bytes);
+        *len = oe + (size_t)ri.exp_bytes + 8;
+    }
+    return 0;
+}
 
 static int gen_golden(const char *root)
 {
@@ -367,26 +497,12 @@ static int gen_golden(const char *root)
             rc = -1;
             break;
         }
-        if (strcmp(mu->name, "zmap_word_zero") == 0) {
-            /* First level-2 word sits right after level 1. */
-            sfp_frame_info fi;
-            if (sfp_frame_parse(work_buf, len, &fi) < 0 || !(fi.flags & SFP_FLAG_ZMAP)) {
-                fprintf(stderr, "gen_corpus: %s: base frame has no zero map\n", mu->name);
+        if (mu->set < 0 && mu->xor_mask == 0 && mu->newlen == 0) {
+            if (special_mutation(mu, &len) < 0) {
+                fprintf(stderr, "gen_corpus: %s: base frame unsuitable\n", mu->name);
                 rc = -1;
                 break;
             }
-            uint64_t l1 = ((fi.count + 63) / 64 + 7) / 8;
-            memset(work_buf + 64 + fi.sign_bytes + fi.mant_bytes + l1, 0, 8);
-        } else if (strcmp(mu->name, "gecko_width") == 0) {
-            sfp_frame_info fi;
-            if (sfp_frame_parse(work_buf, len, &fi) < 0 || fi.coder != SFP_CODER_GECKO ||
-                fi.exp_bytes == 0) {
-                fprintf(stderr, "gen_corpus: %s: base frame has no Gecko plane\n", mu->name);
-                rc = -1;
-                break;
-            }
-            /* Bit 0 = 1 (keep base 2^e - 1), next bits: width all ones. */
-            work_buf[64 + fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes] = 0xff;
         } else if (mu->set >= 0 || mu->xor_mask) {
             long off = mu->off < 0 ? (long)len + mu->off : mu->off;
             if (mu->set >= 0)

@@ -85,6 +85,15 @@ cmp -s "$tmp/r.q" "$tmp/rans.q" && ok || bad "k2e4 rans and gecko decode to diff
 expect_exit 0 "" "$codec" info "$tmp/rans.sfp"
 grep -Eq "^coder: +(rans|plain)$" "$tmp/out" && ok || bad "info coder of a rans frame"
 
+# --- --rans is never larger than the default layout (issue 15, item 4)
+python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<100I", *[0x80000000]*100))' >"$tmp/negz.f32"
+expect_exit 0 "" "$codec" encode -k 23 -e 8 "$tmp/negz.f32" "$tmp/nz_plain.sfp"
+expect_exit 0 "" "$codec" encode -k 23 -e 8 --rans "$tmp/negz.f32" "$tmp/nz_rans.sfp"
+[[ $(stat -c %s "$tmp/nz_rans.sfp") -le $(stat -c %s "$tmp/nz_plain.sfp") ]] && ok ||
+    bad "--rans of 100 x -0.0: $(stat -c %s "$tmp/nz_rans.sfp") bytes > default $(stat -c %s "$tmp/nz_plain.sfp")"
+expect_exit 0 "" "$codec" decode "$tmp/nz_rans.sfp" "$tmp/nz.out"
+cmp -s "$tmp/negz.f32" "$tmp/nz.out" && ok || bad "--rans -0.0 round trip"
+
 # --- info: every field, text and JSON
 expect_exit 0 "" "$codec" info "$tmp/r.sfp"
 for f in "file:" "version: +1" "dtype: +f32" "mantissa bits: +2" "exponent bits: +4" \

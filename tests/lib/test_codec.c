@@ -515,6 +515,215 @@ static void test_rans_hostile(void)
     free(f), free(g);
 }
 
+/* ------------------------------------------- frames the format forbids */
+
+/* Encodes x into a fresh buffer with room for one extra byte. */
+static uint8_t *enc(const float *x, size_t n, const sfp_params *p, size_t *len,
+                    sfp_frame_info *fi)
+{
+    size_t cap = sfp_frame_bound(n, p) + 1;
+    uint8_t *f = malloc(cap);
+    CHECK_EQ_INT(sfp_encode(x, n, p, f, cap, len, NULL), 0);
+    CHECK_EQ_INT(sfp_frame_parse(f, *len, fi), 0);
+    return f;
+}
+
+static void resum(uint8_t *f, size_t len)
+{
+    sfp__store64le(f + len - 8, sfp_checksum(f, len - 8));
+}
+
+/* Decodes f under every kernel implementation the CPU has; each must give
+ * want. */
+static void decode_all_impls(const uint8_t *f, size_t len, int want, const char *what)
+{
+    static float y[4096];
+    for (int impl = SFP_IMPL_C; impl <= SFP_IMPL_AVX512; impl++) {
+        if (sfp_set_impl((sfp_impl)impl) != 0)
+            continue;
+        int rc = sfp_decode(f, len, y, sizeof(y), NULL);
+        CHECK_EQ_INT(rc, want);
+        if (rc != want)
+            fprintf(stderr, "  %s (impl %d)\n", what, impl);
+    }
+    sfp_set_impl(SFP_IMPL_AUTO);
+}
+
+/* Bits the groups of a Gecko plane take (found by decoding it). */
+static uint64_t gecko_plane_bits(const uint8_t *plane, const sfp_frame_info *fi)
+{
+    sfp__br br;
+    uint8_t codes[64];
+    unsigned prev = (1u << fi->ebits) - 1;
+    uint64_t left = (fi->flags & SFP_FLAG_ZMAP) ? fi->nonzero : fi->count;
+    sfp__br_init(&br, plane, fi->exp_bytes);
+    while (left) {
+        unsigned g = left < fi->gecko_group ? (unsigned)left : fi->gecko_group;
+        CHECK_EQ_INT(sfp__gecko_get(&br, fi->ebits, &prev, codes, g), 0);
+        left -= g;
+    }
+    return br.pos;
+}
+
+static void test_forbidden(void)
+{
+    enum { N = 1000 };
+    float x[N];
+    trng r = {31};
+    size_t len;
+    sfp_frame_info fi;
+
+    /* (a) ZMAP: code 0 where the zero map says non-zero (e = 4, plain:
+     * the first code is the low nibble of the first exponent byte). */
+    fill_mixed(x, N, &r, 0.6);
+    x[0] = -1.5f; /* first non-zero value negative: the old bug gave -0 */
+    sfp_params p = params(SFP_DTYPE_F32, 3, 4, SFP_CODER_PLAIN);
+    uint8_t *f = enc(x, N, &p, &len, &fi);
+    CHECK(fi.flags & SFP_FLAG_ZMAP);
+    size_t oe = 64 + fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes;
+    decode_all_impls(f, len, 0, "ZMAP valid");
+    f[oe] &= 0xf0;
+    resum(f, len);
+    decode_all_impls(f, len, SFP_ECORRUPT, "ZMAP code 0 at a non-zero");
+    free(f);
+    /* the same through the Gecko coder (a group of one code: delta = B) */
+    p.coder = SFP_CODER_GECKO;
+    f = enc(x, 8, &p, &len, &fi);
+    decode_all_impls(f, len, 0, "Gecko valid");
+    free(f);
+
+    /* (b) Gecko plane one byte longer than its groups */
+    f = enc(x, N, &p, &len, &fi);
+    memmove(f + len - 7, f + len - 8, 8);
+    f[len - 8] = 0;
+    sfp__store64le(f + 56, fi.exp_bytes + 1);
+    resum(f, len + 1);
+    CHECK_EQ_INT(sfp_frame_parse(f, len + 1, &fi), 0);
+    decode_all_impls(f, len + 1, SFP_ECORRUPT, "Gecko plane + 1 byte");
+    free(f);
+
+    /* (c) padding bits: sign (ZSIGN, n = 1001 bits), mantissa, exponent */
+    float z[N + 1];
+    memcpy(z, x, sizeof(x));
+    z[N] = -0.0f;
+    const unsigned ks[] = {3, 5};
+    for (int c = 0; c < 2; c++) {
+        p = params(SFP_DTYPE_F32, ks[c], 5, c ? SFP_CODER_GECKO : SFP_CODER_PLAIN);
+        f = enc(z, N + 1, &p, &len, &fi);
+        CHECK(fi.flags & SFP_FLAG_ZSIGN);
+        uint64_t sbits = fi.count, mbits = fi.nonzero * fi.mbits;
+        uint64_t ebits = fi.nonzero * fi.ebits; /* plain with ZMAP */
+        size_t om = 64 + fi.sign_bytes, ox = om + fi.mant_bytes + fi.zmap_bytes;
+        uint8_t *g = malloc(len);
+        struct { size_t off; uint64_t bits; const char *what; } pads[] = {
+            {64, sbits, "sign padding"},
+            {om, mbits, "mantissa padding"},
+            {ox, c ? gecko_plane_bits(f + ox, &fi) : ebits, "exponent padding"},
+        };
+        for (int i = 0; i < 3; i++) {
+            if (pads[i].bits % 8 == 0)
+                continue;
+            memcpy(g, f, len);
+            g[pads[i].off + pads[i].bits / 8] |= 0x80;
+            resum(g, len);
+            decode_all_impls(g, len, SFP_ECORRUPT, pads[i].what);
+        }
+        free(g), free(f);
+    }
+
+    /* E = 0 with a zero mantissa: a zero coded as a non-zero value */
+    {
+        uint32_t sub[16];
+        for (int i = 0; i < 16; i++)
+            sub[i] = 1 + (uint32_t)i;
+        p = params(SFP_DTYPE_F32, 23, 8, SFP_CODER_PLAIN);
+        f = enc((const float *)sub, 16, &p, &len, &fi);
+        decode_all_impls(f, len, 0, "subnormals");
+        memset(f + 64 + fi.sign_bytes, 0, fi.mant_bytes);
+        resum(f, len);
+        decode_all_impls(f, len, SFP_ECORRUPT, "E = 0 with mantissa 0");
+        free(f);
+    }
+
+    /* (d) rANS with a zero map: refused from the header alone */
+    p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_RANS);
+    fill_mixed(x, N, &r, 0.1);
+    f = enc(x, N, &p, &len, &fi);
+    CHECK_EQ_INT(fi.coder, SFP_CODER_RANS);
+    f[11] |= SFP_FLAG_ZMAP;
+    CHECK_EQ_INT(sfp_frame_parse(f, len, &fi), SFP_EHEADER);
+    decode_all_impls(f, len, SFP_EHEADER, "rANS + ZMAP");
+    free(f);
+
+    /* 3: 83 bytes declaring 2^40 zeros, and the density limit exactly */
+    uint8_t d[83] = {'S', 'F', 'P', 'F', 1, SFP_DTYPE_F32, 0, 1, 127, SFP_CODER_RANS};
+    sfp__store64le(d + 16, UINT64_C(1) << 40);
+    sfp__store64le(d + 56, 11);
+    d[64] = 1, d[65] = 0xff, d[66] = 0x0f;
+    sfp__store32le(d + 67, SFP__RANS_L);
+    sfp__store32le(d + 71, SFP__RANS_L);
+    resum(d, sizeof(d));
+    CHECK_EQ_INT(sfp_frame_parse(d, sizeof(d), &fi), SFP_EHEADER);
+    sfp__store64le(d + 16, 11 * SFP_FRAME_MAX_DENSITY + 1);
+    CHECK_EQ_INT(sfp_frame_parse(d, sizeof(d), &fi), SFP_EHEADER);
+    sfp__store64le(d + 16, 11 * SFP_FRAME_MAX_DENSITY);
+    resum(d, sizeof(d));
+    CHECK_EQ_INT(sfp_frame_parse(d, sizeof(d), &fi), 0);
+    decode_all_impls(d, sizeof(d), SFP_ENOSPC, "5632 zeros into 16 KiB");
+    {
+        float *y = malloc(11 * SFP_FRAME_MAX_DENSITY * 4);
+        size_t n = 0;
+        CHECK_EQ_INT(sfp_decode(d, sizeof(d), y, 11 * SFP_FRAME_MAX_DENSITY * 4, &n), 0);
+        CHECK_EQ_INT(n, 11 * SFP_FRAME_MAX_DENSITY);
+        free(y);
+    }
+}
+
+/* 4: the rANS request never writes more than the smallest valid layout
+ * (what the plain coder writes, with or without a zero map). */
+static void test_rans_smallest(void)
+{
+    enum { N = 3000 };
+    static float x[N];
+    trng r = {41};
+    int tried = 0, worse = 0;
+    for (int t = 0; t < 200; t++) {
+        size_t n = 1 + trng_next(&r) % (t < 100 ? 200 : N);
+        unsigned k = (unsigned)(trng_next(&r) % 24), e = 1 + (unsigned)(trng_next(&r) % 8);
+        int kind = t % 5;
+        for (size_t i = 0; i < n; i++)
+            x[i] = kind == 0 ? -0.0f : kind == 1 ? 0.0f : kind == 2 ? 1.0f
+                 : (trng_unit(&r) < 0.3 * (kind - 2)) ? 0.0f : trng_gauss(&r);
+        sfp_params pp = params(SFP_DTYPE_F32, k, e, SFP_CODER_PLAIN);
+        sfp_params pr = params(SFP_DTYPE_F32, k, e, SFP_CODER_RANS);
+        size_t cap = sfp_frame_bound(n, &pr), lp = 0, lr = 0, got = 0;
+        uint8_t *fp = malloc(cap), *fr = malloc(cap);
+        CHECK_EQ_INT(sfp_encode(x, n, &pp, fp, cap, &lp, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(x, n, &pr, fr, cap, &lr, NULL), 0);
+        float *y1 = malloc(n * 4), *y2 = malloc(n * 4);
+        CHECK_EQ_INT(sfp_decode(fp, lp, y1, n * 4, &got), 0);
+        CHECK_EQ_INT(sfp_decode(fr, lr, y2, n * 4, &got), 0);
+        CHECK(memcmp(y1, y2, n * 4) == 0);
+        tried++;
+        if (lr > lp) {
+            worse++;
+            fprintf(stderr, "  rANS %zu > plain %zu bytes (n %zu k %u e %u kind %d)\n",
+                    lr, lp, n, k, e, kind);
+        }
+        free(fp), free(fr), free(y1), free(y2);
+    }
+    CHECK_EQ_INT(worse, 0);
+    /* the issue's case: 100 x -0.0, k 23, e 8 */
+    for (int i = 0; i < 100; i++)
+        x[i] = -0.0f;
+    sfp_params pr = params(SFP_DTYPE_F32, 23, 8, SFP_CODER_RANS);
+    uint8_t f[1024];
+    size_t len = 0;
+    CHECK_EQ_INT(sfp_encode(x, 100, &pr, f, sizeof(f), &len, NULL), 0);
+    CHECK_EQ_INT(len, 86);
+    printf("rANS never larger than plain: %d cases\n", tried);
+}
+
 /* The ratios the issue asks for (deterministic data, no timing). */
 static void test_ratios(void)
 {
@@ -551,8 +760,57 @@ static void test_ratios(void)
     free(x), free(f);
 }
 
+/* The dtype and coder vocabulary: names, parse, counts and sizes agree. */
+static void test_vocabulary(void)
+{
+    sfp_dtype t;
+    sfp_coder c;
+    CHECK_EQ_INT(SFP_DTYPE_COUNT, 2);
+    CHECK_EQ_INT(SFP_CODER_COUNT, 3);
+    for (unsigned i = 1; i <= SFP_DTYPE_COUNT; i++) {
+        t = (sfp_dtype)0;
+        CHECK_EQ_INT(sfp_dtype_parse(sfp_dtype_name((sfp_dtype)i), &t), 0);
+        CHECK_EQ_INT((int)t, (int)i);
+        CHECK(sfp_dtype_size((sfp_dtype)i) > 0);
+    }
+    for (unsigned i = 0; i < SFP_CODER_COUNT; i++) {
+        sfp_params p = params(SFP_DTYPE_F32, 23, 8, (sfp_coder)i);
+        c = (sfp_coder)99;
+        CHECK_EQ_INT(sfp_coder_parse(sfp_coder_name((sfp_coder)i), &c), 0);
+        CHECK_EQ_INT((int)c, (int)i);
+        CHECK_EQ_INT(sfp_params_check(&p), 0);
+    }
+    CHECK(strcmp(sfp_dtype_name(SFP_DTYPE_F32), "f32") == 0);
+    CHECK(strcmp(sfp_dtype_name(SFP_DTYPE_BF16), "bf16") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_PLAIN), "plain") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_GECKO), "gecko") == 0);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_RANS), "rans") == 0);
+    CHECK_EQ_INT(sfp_dtype_parse("float32", &t), 0);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_F32);
+    CHECK_EQ_INT(sfp_dtype_parse("bfloat16", &t), 0);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_BF16);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits(SFP_DTYPE_F32), 23);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits(SFP_DTYPE_BF16), 7);
+    /* unknown values and names */
+    CHECK(strcmp(sfp_dtype_name((sfp_dtype)0), "?") == 0);
+    CHECK(strcmp(sfp_dtype_name((sfp_dtype)(SFP_DTYPE_COUNT + 1)), "?") == 0);
+    CHECK(strcmp(sfp_coder_name((sfp_coder)SFP_CODER_COUNT), "?") == 0);
+    CHECK(strcmp(sfp_coder_name((sfp_coder)-1), "?") == 0);
+    t = SFP_DTYPE_BF16;
+    CHECK_EQ_INT(sfp_dtype_parse("F32", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse("", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse("fp", &t), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_parse(NULL, &t), SFP_EINVAL);
+    CHECK_EQ_INT((int)t, SFP_DTYPE_BF16);
+    CHECK_EQ_INT(sfp_coder_parse("gecko ", &c), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_coder_parse("?", &c), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_dtype_size((sfp_dtype)3), 0);
+    CHECK_EQ_INT(sfp_dtype_fraction_bits((sfp_dtype)0), 0);
+}
+
 int main(void)
 {
+    test_vocabulary();
     test_vectors();
     test_stochastic();
     test_roundtrip_all_widths();
@@ -562,6 +820,8 @@ int main(void)
     test_hostile();
     test_rans_division();
     test_rans_hostile();
+    test_forbidden();
+    test_rans_smallest();
     test_ratios();
     return check_report("test_codec");
 }

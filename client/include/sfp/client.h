@@ -23,35 +23,47 @@
 extern "C" {
 #endif
 
-/* X(name, value, message). Values -101..-119 mirror the daemon's Status. */
+/*
+ * X(name, value, message). Every code lies in [SFPC_ERROR_MIN,
+ * SFPC_ERROR_MAX], below libsfp's range (sfp.h: SFP_ERROR_MIN..-1), so an
+ * SFPC_E* value never equals an SFP_E* value of another meaning: local
+ * errors are -1001..-1099, and daemon IPC Status s arrives as
+ * SFPC_STATUS_BASE - s (-1101..-1119, docs/PROTOCOL.md).
+ *
+ * These values replaced -1..-8 and -101..-119, which overlapped SFP_E*:
+ * callers that compare with the names are unaffected, stored numbers are.
+ */
+#define SFPC_ERROR_MAX (-1000)
+#define SFPC_ERROR_MIN (-1999)
+#define SFPC_STATUS_BASE (-1100)
 #define SFPC_ERRORS(X)                                                        \
-    X(EINVAL,        -1,   "invalid argument")                                \
-    X(ENOMEM,        -2,   "out of memory")                                   \
-    X(ECONNECT,      -3,   "cannot connect to sfpd")                          \
-    X(ETIMEDOUT,     -4,   "sfpd did not answer in time")                     \
-    X(EDISCONNECTED, -5,   "connection to sfpd lost")                         \
-    X(EPROTO,        -6,   "malformed reply from sfpd")                       \
-    X(ESHMSIZE,      -7,   "data does not fit the shared memory")            \
-    X(ESYS,          -8,   "system call failed (see errno)")                  \
-    X(EREQUEST,      -101, "sfpd: invalid request")                           \
-    X(ENOTFOUND,     -102, "sfpd: key not found")                             \
-    X(EVERSION,      -103, "sfpd: unsupported protocol version")              \
-    X(EUNKNOWN,      -104, "sfpd: unknown request type")                      \
-    X(EPERM,         -105, "sfpd: permission denied")                         \
-    X(EQUOTA,        -106, "sfpd: job quota exceeded")                        \
-    X(EDNOMEM,       -107, "sfpd: daemon out of memory")                      \
-    X(EDISKFULL,     -108, "sfpd: spill tier full")                           \
-    X(EIO,           -109, "sfpd: spill tier I/O error")                      \
-    X(ECORRUPT,      -110, "sfpd: stored frame is corrupt")                   \
-    X(ERANGE,        -111, "sfpd: offset or size outside the shared memory")  \
-    X(EBUSY,         -112, "sfpd: too many connections")                      \
-    X(ESHUTDOWN,     -113, "sfpd: shutting down")                             \
-    X(ECODEC,        -114, "sfpd: codec error")                               \
-    X(ENOSHM,        -115, "sfpd: no usable shared memory")                   \
-    X(ETOOLARGE,     -116, "sfpd: message or tensor too large")               \
-    X(EHELLO,        -117, "sfpd: Hello required")                            \
-    X(EINTERNAL,     -118, "sfpd: internal error")                            \
-    X(ELOST,         -119, "sfpd: frame lost with an unreachable peer")
+    X(EINVAL,        -1001, "invalid argument")                               \
+    X(ENOMEM,        -1002, "out of memory")                                  \
+    X(ECONNECT,      -1003, "cannot connect to sfpd")                         \
+    X(ETIMEDOUT,     -1004, "sfpd did not answer in time")                    \
+    X(EDISCONNECTED, -1005, "connection to sfpd lost")                        \
+    X(EPROTO,        -1006, "malformed reply from sfpd")                      \
+    X(ESHMSIZE,      -1007, "data does not fit the shared memory")           \
+    X(ESYS,          -1008, "system call failed (see errno)")                 \
+    X(EREQUEST,      -1101, "sfpd: invalid request")                          \
+    X(ENOTFOUND,     -1102, "sfpd: key not found")                            \
+    X(EVERSION,      -1103, "sfpd: unsupported protocol version")             \
+    X(EUNKNOWN,      -1104, "sfpd: unknown request type")                     \
+    X(EPERM,         -1105, "sfpd: permission denied")                        \
+    X(EQUOTA,        -1106, "sfpd: job quota exceeded")                       \
+    X(EDNOMEM,       -1107, "sfpd: daemon out of memory")                     \
+    X(EDISKFULL,     -1108, "sfpd: spill tier full")                          \
+    X(EIO,           -1109, "sfpd: spill tier I/O error")                     \
+    X(ECORRUPT,      -1110, "sfpd: stored frame is corrupt")                  \
+    X(ERANGE,        -1111, "sfpd: offset or size outside the shared memory") \
+    X(EBUSY,         -1112, "sfpd: too many connections")                     \
+    X(ESHUTDOWN,     -1113, "sfpd: shutting down")                            \
+    X(ECODEC,        -1114, "sfpd: codec error")                              \
+    X(ENOSHM,        -1115, "sfpd: no usable shared memory")                  \
+    X(ETOOLARGE,     -1116, "sfpd: message or tensor too large")              \
+    X(EHELLO,        -1117, "sfpd: Hello required")                           \
+    X(EINTERNAL,     -1118, "sfpd: internal error")                           \
+    X(ELOST,         -1119, "sfpd: frame lost with an unreachable peer")
 
 enum {
     SFPC_OK = 0,
@@ -60,6 +72,8 @@ enum {
 #undef SFPC__ERR_ENUM
 };
 
+/* Message of an SFPC_E* code, or of an SFP_E* code (the ranges are
+ * disjoint); never NULL. */
 const char *sfpc_strerror(int err);
 
 typedef struct sfpc sfpc;
@@ -168,9 +182,6 @@ typedef struct sfpc_stats {
 
 int sfpc_stats_get(sfpc *c, sfpc_stats *out);
 void sfpc_stats_free(sfpc_stats *s);
-
-/* Low level: send raw bytes (tests and tools); no reply is read. */
-int sfpc_send_raw(sfpc *c, const void *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -37,8 +37,12 @@ extern "C" {
 
 /*
  * X(name, value, message). Every error has a stable value, a name
- * (sfp_strerror_name) and a message (sfp_strerror).
+ * (sfp_strerror_name) and a message (sfp_strerror). Every value lies in
+ * [SFP_ERROR_MIN, -1]: the libraries built on libsfp keep their own codes
+ * below SFP_ERROR_MIN, so a code never means two things (libsfpclient's
+ * SFPC_E* start at -1000).
  */
+#define SFP_ERROR_MIN (-99)
 #define SFP_ERRORS(X)                                                          \
     X(EINVAL,      -1,  "invalid argument")                                    \
     X(ENOMEM,      -2,  "out of memory")                                       \
@@ -67,10 +71,28 @@ SFP_API const char *sfp_strerror_name(int err);
 
 /* ---------------------------------------------------------------- params */
 
+/*
+ * The vocabulary of element types and exponent coders: one row each, from
+ * which the enums, the counts and the name/parse functions below are made.
+ * Code elsewhere (tools, the daemon, the APIs) takes names and tables from
+ * here, so a new coder is added in lib/ and appears everywhere by itself.
+ *
+ * SFP_DTYPES: X(ID, value, "name", "aliases", size in bytes, fraction bits)
+ * (values are 1..SFP_DTYPE_COUNT; 0 is never a dtype).
+ */
+#define SFP_DTYPES(X)                                                          \
+    X(F32,  1, "f32",  "fp32 float32", 4, 23) /* IEEE binary32, little endian */ \
+    X(BF16, 2, "bf16", "bfloat16",     2, 7)  /* upper half of binary32       */
+
 typedef enum sfp_dtype {
-    SFP_DTYPE_F32 = 1,  /* IEEE binary32, little endian, 23 fraction bits */
-    SFP_DTYPE_BF16 = 2, /* bfloat16 (upper half of binary32), 7 fraction bits */
+#define SFP__DTYPE_ENUM(id, value, name, aliases, size, fbits) SFP_DTYPE_##id = value,
+    SFP_DTYPES(SFP__DTYPE_ENUM)
+#undef SFP__DTYPE_ENUM
 } sfp_dtype;
+
+#define SFP__COUNT_ROW(...) +1
+/* Number of dtypes; the valid values are 1..SFP_DTYPE_COUNT. */
+enum { SFP_DTYPE_COUNT = 0 SFP_DTYPES(SFP__COUNT_ROW) };
 
 typedef enum sfp_rounding {
     SFP_ROUND_RNE = 0,        /* round to nearest, ties to even */
@@ -78,13 +100,28 @@ typedef enum sfp_rounding {
     SFP_ROUND_STOCHASTIC = 2, /* stochastic, seeded, counter-based */
 } sfp_rounding;
 
+/*
+ * SFP_CODERS: X(ID, value, "name") of every exponent plane coder (values
+ * are 0..SFP_CODER_COUNT-1, the byte of the frame header, docs/FORMAT.md).
+ *  PLAIN: fixed-width exponent codes;
+ *  GECKO: grouped base + delta exponent codes;
+ *  RANS:  static rANS over the exponent codes (zeros included): within ~1%
+ *         of their entropy; the encoder falls back to plain when that is
+ *         smaller.
+ */
+#define SFP_CODERS(X)                                                          \
+    X(PLAIN, 0, "plain")                                                       \
+    X(GECKO, 1, "gecko")                                                       \
+    X(RANS,  2, "rans")
+
 typedef enum sfp_coder {
-    SFP_CODER_PLAIN = 0, /* fixed-width exponent codes */
-    SFP_CODER_GECKO = 1, /* Gecko: grouped base + delta exponent codes */
-    SFP_CODER_RANS = 2,  /* static rANS over the exponent codes (zeros
-                            included): within ~1% of their entropy; the
-                            encoder falls back to plain when that is smaller */
+#define SFP__CODER_ENUM(id, value, name) SFP_CODER_##id = value,
+    SFP_CODERS(SFP__CODER_ENUM)
+#undef SFP__CODER_ENUM
 } sfp_coder;
+
+/* Number of coders; the valid values are 0..SFP_CODER_COUNT-1. */
+enum { SFP_CODER_COUNT = 0 SFP_CODERS(SFP__COUNT_ROW) };
 
 /*
  * Container and coding parameters. Fill with sfp_params_default() and then
@@ -113,6 +150,18 @@ SFP_API int sfp_params_check(const sfp_params *p);
 
 /* Bytes per element of a dtype (4 or 2), 0 for an unknown dtype. */
 SFP_API size_t sfp_dtype_size(sfp_dtype t);
+/* Fraction bits of a dtype (23 or 7; the largest mbits), 0 if unknown. */
+SFP_API unsigned sfp_dtype_fraction_bits(sfp_dtype t);
+
+/* Name of a dtype ("f32", "bf16") or coder ("plain", "gecko", "rans");
+ * "?" for a value that is not one. Never NULL. */
+SFP_API const char *sfp_dtype_name(sfp_dtype t);
+SFP_API const char *sfp_coder_name(sfp_coder c);
+/* Parses a name (a dtype also by its aliases: "fp32", "float32",
+ * "bfloat16"); exact, lower case. Returns 0 and writes *out, or SFP_EINVAL
+ * (*out untouched). */
+SFP_API int sfp_dtype_parse(const char *name, sfp_dtype *out);
+SFP_API int sfp_coder_parse(const char *name, sfp_coder *out);
 
 /* ------------------------------------------------------------ quantizer */
 
@@ -157,6 +206,15 @@ SFP_API int sfp_quantize(void *dst, const void *src, size_t n,
 
 /* Largest element count a frame may declare (2^40). */
 #define SFP_FRAME_MAX_COUNT (UINT64_C(1) << 40)
+
+/*
+ * Largest number of values a frame may declare per byte of its planes (the
+ * bytes between header and trailer): count <= 512 * payload bytes
+ * (docs/FORMAT.md 2.1). Every plain and Gecko layout meets it by
+ * construction; it bounds what a decoder allocates from a frame's header to
+ * 2048 times the frame's size (FP32), so sfp_frame_parse() refuses more.
+ */
+#define SFP_FRAME_MAX_DENSITY 512u
 
 /* Everything the header of a frame says, after validation. */
 typedef struct sfp_frame_info {
@@ -242,8 +300,9 @@ SFP_API uint64_t sfp_checksum(const void *data, size_t len);
  */
 typedef enum sfp_impl {
     SFP_IMPL_AUTO = 0,
-    SFP_IMPL_C = 1,
-    SFP_IMPL_AVX2 = 2,
+    SFP_IMPL_C = 1,      /* portable C reference                          */
+    SFP_IMPL_AVX2 = 2,   /* AVX2 + BMI2                                   */
+    SFP_IMPL_AVX512 = 3, /* AVX-512 F/BW/VL/VBMI/VBMI2 (+ BMI2)           */
 } sfp_impl;
 
 SFP_API int sfp_set_impl(sfp_impl impl);
