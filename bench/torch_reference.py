@@ -122,9 +122,9 @@ def main():
         sched.step()
         net.eval()
         with torch.no_grad():
-            correct = sum((net(xte[j:j + 1000]).argmax(1) == yte[j:j + 1000]).sum().item()
-                          for j in range(0, len(xte), 1000))
-            acc = correct / len(xte)
+            tcorrect = sum((net(xte[j:j + 1000]).argmax(1) == yte[j:j + 1000]).sum().item()
+                           for j in range(0, len(xte), 1000))
+            acc = tcorrect / len(xte)
         print(f"epoch {ep}/{a.epochs}  loss {tot / seen:.4f}  train {100 * correct / seen:.2f}%  "
               f"test {100 * acc:.2f}%  {seen / dt:.0f} images/s", flush=True)
     print(json.dumps({"framework": "pytorch " + torch.__version__,

@@ -254,12 +254,15 @@ void sfpw_opt_update(const sfpw_opt_config *c, float *w, const float *g,
         }
         return;
     }
+    /* PyTorch's AdamW, operation for operation: decay first, then
+     * m / (sqrt(v) / sqrt(1 - beta2^t) + eps) times lr / (1 - beta1^t) */
     const double bc1 = 1.0 - pow(c->beta1, (double)t);
     const double bc2 = 1.0 - pow(c->beta2, (double)t);
-    const float step = (float)(c->lr * sqrt(bc2) / bc1);
+    const float step = (float)(c->lr / bc1), ibc2 = (float)(1.0 / sqrt(bc2));
+    const float keep = 1.0f - c->lr * wd;
     for (size_t i = 0; i < n; i++) {
         s1[i] = c->beta1 * s1[i] + (1 - c->beta1) * g[i];
         s2[i] = c->beta2 * s2[i] + (1 - c->beta2) * g[i] * g[i];
-        w[i] -= step * s1[i] / (sqrtf(s2[i]) + c->eps) + c->lr * wd * w[i];
+        w[i] = w[i] * keep - step * s1[i] / (sqrtf(s2[i]) * ibc2 + c->eps);
     }
 }

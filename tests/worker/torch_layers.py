@@ -4,7 +4,10 @@ on fixed inputs: tests/worker/layer_dump runs one training-mode forward and
 backward of a model file in sfp-train's engine, bench/sfp_torch.py builds
 the same network in PyTorch with the same parameters and running
 statistics, and the logits, loss, parameter gradients, input gradient,
-updated running statistics and evaluation-mode logits must agree.
+updated running statistics and evaluation-mode logits must agree. PyTorch
+computes in float64 (the exact answer to FP32 precision): its float32
+BatchNorm is about 300x less accurate than sfp-train's (which sums in double)
+on resnet at batch 64, which would hide what is sfp-train's own error.
 Exit 77 (skipped, with the reason) where python3-torch is not installed.
 
     torch_layers.py PATH/TO/layer_dump
@@ -62,10 +65,10 @@ def load(d, name):
     return torch.from_numpy(np.fromfile(os.path.join(d, name + ".f32"), dtype="<f4").copy())
 
 
-def close(what, a, b, rtol=2e-4, atol=None):
+def close(what, a, b, rtol=3e-5, atol=None):
     a, b = a.double().flatten(), b.double().flatten()
     scale = max(a.abs().max().item(), b.abs().max().item(), 1e-12)
-    tol = max(atol or 0.0, 2e-5 * scale)
+    tol = max(atol or 0.0, 3e-6 * scale)
     err = (a - b).abs().max().item()
     ok = err <= tol + rtol * scale
     if not ok:
@@ -79,19 +82,19 @@ def check(exe, name, text, batch):
         open(path, "w").write(text)
         subprocess.run([exe, path, d, str(batch)], check=True)
         meta = json.load(open(os.path.join(d, "meta.json")))
-        net = SfpModel(text, init=None)
-        params = load(d, "params")
+        net = SfpModel(text, init=None).double()
+        params = load(d, "params").double()
         with torch.no_grad():
             for t in meta["tensors"]:
                 p = net.param_of(t["layer"], t["which"])
                 p.copy_(params[t["off"]:t["off"] + t["n"]].view_as(p))
             if meta["buffers"]:
-                b0 = load(d, "buffers0")
+                b0 = load(d, "buffers0").double()
                 for b in meta["buffers"]:
                     m, c = net.mods[b["layer"]], b["n"] // 2
                     m.running_mean.copy_(b0[b["off"]:b["off"] + c])
                     m.running_var.copy_(b0[b["off"] + c:b["off"] + 2 * c])
-        x = load(d, "x").view(batch, *net.in_shape).requires_grad_(True)
+        x = load(d, "x").double().view(batch, *net.in_shape).requires_grad_(True)
         y = load(d, "y").long()
         net.train()
         out = net(x)
@@ -137,7 +140,7 @@ def main():
         bad += not check(exe, name, text, 3)
     for name in ("resnet", "vit", "cnn", "mlp"):
         text = open(os.path.join(ROOT, "worker", "models", name + ".model")).read()
-        bad += not check(exe, name, text, 4)
+        bad += not check(exe, name, text, 16)
     print("%d case(s) differ" % bad if bad else "all agree")
     return 1 if bad else 0
 
