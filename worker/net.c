@@ -14,6 +14,13 @@ double sfpw_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double sfpw_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* One scratch buffer per process: measurement only, single-threaded. */
 static unsigned char *measure_buf;
 static size_t measure_cap;

@@ -126,5 +126,7 @@ void sfpw_net_profile(const sfpw_net *n, FILE *f);
 const char *sfpw_net_strerror(sfpw_net *n, int err);
 
 double sfpw_now(void);
+/* CPU time of the process (all threads), seconds */
+double sfpw_cpu_now(void);
 
 #endif

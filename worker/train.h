@@ -89,6 +89,7 @@ typedef struct sfpt_epoch {
     double t_start;             /* sfpw_now() at the epoch's start */
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
+    double cpu_ms;              /* process CPU time per training step (all threads) */
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
     double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;

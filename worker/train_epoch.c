@@ -317,7 +317,7 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     for (size_t i = 0; i < r->train.n; i++)
         r->perm[i] = (uint32_t)i;
     sfpw_rng_shuffle(&sh, r->perm, r->train.n);
-    double t_epoch = sfpw_now();
+    double t_epoch = sfpw_now(), c_epoch = sfpw_cpu_now();
     acc a;
     memset(&a, 0, sizeof a);
     for (uint64_t s = 0; s < r->steps_per_epoch; s++, r->step++) {
@@ -328,6 +328,7 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     if (o->progress && sfpt_rank == 0)
         fprintf(stderr, "\r%60s\r", "");
     double train_secs = sfpw_now() - t_epoch;
+    R->cpu_ms = 1e3 * (sfpw_cpu_now() - c_epoch) / r->steps_per_epoch;
 
     double n_img = (double)r->steps_per_epoch * o->batch;
     R->t_start = t_epoch;

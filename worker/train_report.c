@@ -104,12 +104,12 @@ static int write_report(const char *path, const sfpt *r, int identical,
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": %.6f, \"train_acc\": %.4f, "
                    "\"test_acc\": %.4f, \"act_bits\": %.4f, \"weight_bits\": %.4f, "
                    "\"footprint_ratio\": %.4f, \"seconds\": %.3f, \"steps\": %llu, "
-                   "\"step_ms\": %.4f,\n     \"time_ms_per_step\": {\"compute\": %.4f, "
+                   "\"step_ms\": %.4f, \"cpu_ms_per_step\": %.4f,\n     \"time_ms_per_step\": {\"compute\": %.4f, "
                    "\"quantize\": %.4f, \"stash\": %.4f, \"comm\": %.4f, "
                    "\"optimizer\": %.4f, \"weights\": %.4f}",
                 i ? "," : "", ep->epoch, ep->loss, ep->train_acc, ep->test_acc,
                 ep->act_bits, ep->weight_bits, ep->ratio, ep->seconds,
-                (unsigned long long)ep->steps, ep->step_ms,
+                (unsigned long long)ep->steps, ep->step_ms, ep->cpu_ms,
                 1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
                 1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
                 1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
