@@ -6,9 +6,8 @@
 
 #include "hot.h"
 #include "kernels.h"
-#if HAVE_AVX2
 #include "conv_kernels.h"
-#endif
+
 
 /* ------------------------------------------------------ implementation */
 
@@ -335,19 +334,8 @@ static void scatter(const float *t, int O, int G, size_t hw, const float *b, int
     const size_t ld = (size_t)G * hw;
     for (int g = 0; g < G; g++)
         for (int o = 0; o < O; o++) {
-            const float *src = t + (size_t)o * ld + (size_t)g * hw;
-            float *dst = y + ((size_t)g * O + o) * hw, bo = b ? b[o] : 0.0f;
-            if (add)
-                for (size_t p = 0; p < hw; p++)
-                    dst[p] += src[p];
-            else if (relu)
-                for (size_t p = 0; p < hw; p++) {
-                    float v = src[p] + bo;
-                    dst[p] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (size_t p = 0; p < hw; p++)
-                    dst[p] = src[p] + bo;
+            sfpw_conv_row(y + ((size_t)g * O + o) * hw, t + (size_t)o * ld + (size_t)g * hw,
+                          hw, b ? b[o] : 0.0f, relu, add);
         }
 }
 

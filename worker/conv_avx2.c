@@ -77,20 +77,9 @@ void sfpw_conv_igemm_avx2(int M, int K, int np, int wp, int ow, const float *Apa
                     run = pend - p;
                 int keep = ox < ow ? (ow - ox < run ? ow - ox : run) : 0;
                 for (int i = 0; i < mr; i++) {
-                    const float *t = tile[i] + (p - p0);
-                    float *dst = y + (size_t)(m0 + i) * ldy + (size_t)oy * ow + ox;
-                    const float bi = bias ? bias[m0 + i] : 0.0f;
-                    if (add)
-                        for (int j = 0; j < keep; j++)
-                            dst[j] += t[j];
-                    else if (relu)
-                        for (int j = 0; j < keep; j++) {
-                            float v = t[j] + bi;
-                            dst[j] = v > 0.0f ? v : 0.0f;
-                        }
-                    else
-                        for (int j = 0; j < keep; j++)
-                            dst[j] = t[j] + bi;
+                    sfpw_conv_row(y + (size_t)(m0 + i) * ldy + (size_t)oy * ow + ox,
+                                  tile[i] + (p - p0), (size_t)keep,
+                                  bias ? bias[m0 + i] : 0.0f, relu, add);
                 }
                 p += run;
                 ox += run;
@@ -102,6 +91,25 @@ void sfpw_conv_igemm_avx2(int M, int K, int np, int wp, int ow, const float *Apa
         }
     }
 }
+
+/* the 16 x 6 accumulators c{0..5}{l,h} into float tile[6][16] */
+#define STORE16(tile)                                                      \
+    do {                                                                   \
+        _mm256_storeu_ps(tile[0], c0l), _mm256_storeu_ps(tile[0] + 8, c0h); \
+        _mm256_storeu_ps(tile[1], c1l), _mm256_storeu_ps(tile[1] + 8, c1h); \
+        _mm256_storeu_ps(tile[2], c2l), _mm256_storeu_ps(tile[2] + 8, c2h); \
+        _mm256_storeu_ps(tile[3], c3l), _mm256_storeu_ps(tile[3] + 8, c3h); \
+        _mm256_storeu_ps(tile[4], c4l), _mm256_storeu_ps(tile[4] + 8, c4h); \
+        _mm256_storeu_ps(tile[5], c5l), _mm256_storeu_ps(tile[5] + 8, c5h); \
+    } while (0)
+
+/* c{j}{l,h} += A rows (al, ah) times the broadcast of src value b[j] */
+#define FMA16(j, bj)                                                       \
+    do {                                                                   \
+        __m256 v_ = _mm256_broadcast_ss(bj);                               \
+        c##j##l = _mm256_fmadd_ps(al, v_, c##j##l);                        \
+        c##j##h = _mm256_fmadd_ps(ah, v_, c##j##h);                        \
+    } while (0)
 
 /*
  * The same product with the output channels in the vector: M a multiple
@@ -124,37 +132,14 @@ void sfpw_conv_igemm16_avx2(int M, int K, int np, int wp, int ow, const float *A
                 const float *b = s + koff[k];
                 const __m256 al = _mm256_load_ps(A + (size_t)k * 16),
                              ah = _mm256_load_ps(A + (size_t)k * 16 + 8);
-                __m256 v = _mm256_broadcast_ss(b);
-                c0l = _mm256_fmadd_ps(al, v, c0l);
-                c0h = _mm256_fmadd_ps(ah, v, c0h);
-                v = _mm256_broadcast_ss(b + 1);
-                c1l = _mm256_fmadd_ps(al, v, c1l);
-                c1h = _mm256_fmadd_ps(ah, v, c1h);
-                v = _mm256_broadcast_ss(b + 2);
-                c2l = _mm256_fmadd_ps(al, v, c2l);
-                c2h = _mm256_fmadd_ps(ah, v, c2h);
-                v = _mm256_broadcast_ss(b + 3);
-                c3l = _mm256_fmadd_ps(al, v, c3l);
-                c3h = _mm256_fmadd_ps(ah, v, c3h);
-                v = _mm256_broadcast_ss(b + 4);
-                c4l = _mm256_fmadd_ps(al, v, c4l);
-                c4h = _mm256_fmadd_ps(ah, v, c4h);
-                v = _mm256_broadcast_ss(b + 5);
-                c5l = _mm256_fmadd_ps(al, v, c5l);
-                c5h = _mm256_fmadd_ps(ah, v, c5h);
+                FMA16(0, b);
+                FMA16(1, b + 1);
+                FMA16(2, b + 2);
+                FMA16(3, b + 3);
+                FMA16(4, b + 4);
+                FMA16(5, b + 5);
             }
-            _mm256_storeu_ps(tile[0], c0l);
-            _mm256_storeu_ps(tile[0] + 8, c0h);
-            _mm256_storeu_ps(tile[1], c1l);
-            _mm256_storeu_ps(tile[1] + 8, c1h);
-            _mm256_storeu_ps(tile[2], c2l);
-            _mm256_storeu_ps(tile[2] + 8, c2h);
-            _mm256_storeu_ps(tile[3], c3l);
-            _mm256_storeu_ps(tile[3] + 8, c3h);
-            _mm256_storeu_ps(tile[4], c4l);
-            _mm256_storeu_ps(tile[4] + 8, c4h);
-            _mm256_storeu_ps(tile[5], c5l);
-            _mm256_storeu_ps(tile[5] + 8, c5h);
+            STORE16(tile);
             const int pend = p0 + 6 < np ? p0 + 6 : np;
             for (int p = p0; p < pend; p++) {
                 int oy = p / wp, ox = p - oy * wp;
@@ -274,37 +259,14 @@ void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *
             for (int p = 0; p < np; p++) {
                 const __m256 al = _mm256_load_ps(At + (size_t)p * M + m0),
                              ah = _mm256_load_ps(At + (size_t)p * M + m0 + 8);
-                __m256 v = _mm256_broadcast_ss(b[0] + p);
-                c0l = _mm256_fmadd_ps(al, v, c0l);
-                c0h = _mm256_fmadd_ps(ah, v, c0h);
-                v = _mm256_broadcast_ss(b[1] + p);
-                c1l = _mm256_fmadd_ps(al, v, c1l);
-                c1h = _mm256_fmadd_ps(ah, v, c1h);
-                v = _mm256_broadcast_ss(b[2] + p);
-                c2l = _mm256_fmadd_ps(al, v, c2l);
-                c2h = _mm256_fmadd_ps(ah, v, c2h);
-                v = _mm256_broadcast_ss(b[3] + p);
-                c3l = _mm256_fmadd_ps(al, v, c3l);
-                c3h = _mm256_fmadd_ps(ah, v, c3h);
-                v = _mm256_broadcast_ss(b[4] + p);
-                c4l = _mm256_fmadd_ps(al, v, c4l);
-                c4h = _mm256_fmadd_ps(ah, v, c4h);
-                v = _mm256_broadcast_ss(b[5] + p);
-                c5l = _mm256_fmadd_ps(al, v, c5l);
-                c5h = _mm256_fmadd_ps(ah, v, c5h);
+                FMA16(0, b[0] + p);
+                FMA16(1, b[1] + p);
+                FMA16(2, b[2] + p);
+                FMA16(3, b[3] + p);
+                FMA16(4, b[4] + p);
+                FMA16(5, b[5] + p);
             }
-            _mm256_storeu_ps(tile[0], c0l);
-            _mm256_storeu_ps(tile[0] + 8, c0h);
-            _mm256_storeu_ps(tile[1], c1l);
-            _mm256_storeu_ps(tile[1] + 8, c1h);
-            _mm256_storeu_ps(tile[2], c2l);
-            _mm256_storeu_ps(tile[2] + 8, c2h);
-            _mm256_storeu_ps(tile[3], c3l);
-            _mm256_storeu_ps(tile[3] + 8, c3h);
-            _mm256_storeu_ps(tile[4], c4l);
-            _mm256_storeu_ps(tile[4] + 8, c4h);
-            _mm256_storeu_ps(tile[5], c5l);
-            _mm256_storeu_ps(tile[5] + 8, c5h);
+            STORE16(tile);
             for (int j = 0; j < nn; j++)
                 for (int i = 0; i < 16; i++)
                     C[(size_t)(m0 + i) * ldc + n0 + j] += tile[j][i];

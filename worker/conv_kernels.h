@@ -5,6 +5,24 @@
 
 #include <stddef.h>
 
+/* dst[j] (+)= src[j] (+ bias, then ReLU) for j < n: add 1 adds (bias and
+ * relu ignored), else writes */
+static inline void sfpw_conv_row(float *dst, const float *src, size_t n, float bias, int relu,
+                                 int add)
+{
+    if (add)
+        for (size_t j = 0; j < n; j++)
+            dst[j] += src[j];
+    else if (relu)
+        for (size_t j = 0; j < n; j++) {
+            float v = src[j] + bias;
+            dst[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t j = 0; j < n; j++)
+            dst[j] = src[j] + bias;
+}
+
 void sfpw_conv_igemm_avx2(int M, int K, int np, int wp, int ow, const float *Apack,
                           const float *src, const int *koff, const float *bias, int relu,
                           int add, float *y, size_t ldy);
