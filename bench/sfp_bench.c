@@ -27,21 +27,28 @@
 #define MAX_RUNS 1000
 
 static const char usage_text[] =
-    "usage: sfp-bench codec [--sizes LIST] [--runs N] [--impl c|avx2|auto]\n"
-    "                       [--input FILE.f32]... [--no-synthetic]\n"
+    "usage: sfp-bench tensor KIND SIZE FILE\n"
+    "       sfp-bench codec [--sizes LIST] [--runs N] [--impl c|avx2|avx512|auto]\n"
+    "                       [--tensors LIST] [--input FILE.f32]... [--no-synthetic]\n"
     "                       [--clock monotonic|thread]\n"
     "\n"
     "  --sizes LIST     comma-separated FP32 input sizes per synthetic tensor,\n"
     "                   with K/M/G suffixes (KiB, MiB, GiB); default 1M,4M,16M,64M\n"
     "  --runs N         timed runs per measurement (median reported; one\n"
     "                   warm-up run first); default 7\n"
-    "  --impl IMPL      kernels for the main table: c, avx2 or auto (default);\n"
-    "                   a second table always compares c and avx2 where the CPU\n"
-    "                   has AVX2\n"
+    "  --impl IMPL      kernels for the main table: c, avx2, avx512 or auto\n"
+    "                   (default); a second table compares c, avx2 and avx512\n"
+    "                   (those the CPU has) on the largest size\n"
+    "  --tensors LIST   synthetic tensors: comma-separated weights, preact,\n"
+    "                   relu50, relu75 (default all)\n"
     "  --input FILE     also benchmark a raw little-endian FP32 file (repeatable)\n"
     "  --no-synthetic   only the --input files\n"
     "  --clock CLOCK    monotonic (default: wall time) or thread (the thread's\n"
-    "                   CPU time: excludes preemption on a shared machine)\n";
+    "                   CPU time: excludes preemption on a shared machine)\n"
+    "\n"
+    "  tensor writes the synthetic tensor KIND (weights, preact, relu50, relu75)\n"
+    "  of SIZE bytes (K/M/G suffixes), exactly the one 'codec' measures, as raw\n"
+    "  little-endian FP32 to FILE (for whole-process benchmarks)\n";
 
 /* ------------------------------------------------------------- timing */
 
@@ -377,7 +384,7 @@ static int bench_sfp(bench_ctx *c, const float *x, size_t n, const setting *s,
 
 static const char *impl_name(sfp_impl i)
 {
-    return i == SFP_IMPL_C ? "c" : i == SFP_IMPL_AVX2 ? "avx2" : "auto";
+    return i == SFP_IMPL_C ? "c" : i == SFP_IMPL_AVX2 ? "avx2" : i == SFP_IMPL_AVX512 ? "avx512" : "auto";
 }
 
 static void size_text(size_t bytes, char *buf, size_t cap)
@@ -440,36 +447,48 @@ static int bench_tensor(bench_ctx *c, const char *label, const float *x, size_t 
     return fail ? -1 : 0;
 }
 
-/* C reference vs AVX2 kernels on a few settings, same tensor, same run. */
+/* C reference vs AVX2 vs AVX-512 kernels on a few settings, same tensor,
+ * same run; "n/a" where the CPU or the build lacks a set. */
 static int bench_impls(bench_ctx *c, const char *label, const float *x, size_t n)
 {
     static const size_t pick[] = {0, 1, 3, 8, 11};
+    static const sfp_impl impls[3] = {SFP_IMPL_C, SFP_IMPL_AVX2, SFP_IMPL_AVX512};
     char sz[32];
-    int fail = 0;
+    int fail = 0, have[3];
 
-    if (sfp_set_impl(SFP_IMPL_AVX2) < 0) {
-        printf("\n(no AVX2 on this CPU or in this build: kernel comparison skipped)\n");
-        return 0;
-    }
+    for (int m = 0; m < 3; m++)
+        have[m] = sfp_set_impl(impls[m]) == 0;
     size_text(n * 4, sz, sizeof(sz));
-    printf("\n### kernels: c vs avx2, %s, %s\n\n", label, sz);
-    printf("| %-24s | %8s | %8s | %8s | %8s | %7s | %7s |\n", "codec", "enc c",
-           "enc avx2", "dec c", "dec avx2", "enc x", "dec x");
-    printf("|--------------------------|---------:|---------:|---------:|---------:|"
-           "--------:|--------:|\n");
+    printf("\n### kernels: c vs avx2 vs avx512, %s, %s (GB/s; x = vs c)\n\n", label, sz);
+    printf("| %-24s | %7s | %7s | %7s | %7s | %7s | %7s | %8s | %8s | %8s | %8s |\n",
+           "codec", "enc c", "enc avx2", "enc 512", "dec c", "dec avx2", "dec 512",
+           "enc 2 x", "enc 512 x", "dec 2 x", "dec 512 x");
+    printf("|--------------------------|--------:|--------:|--------:|--------:|--------:|"
+           "--------:|---------:|---------:|---------:|---------:|\n");
     for (size_t i = 0; i < sizeof(pick) / sizeof(pick[0]); i++) {
         const setting *s = &settings[pick[i]];
-        result rc_, ra;
-        sfp_set_impl(SFP_IMPL_C);
-        int e1 = bench_sfp(c, x, n, s, &rc_);
-        sfp_set_impl(SFP_IMPL_AVX2);
-        int e2 = bench_sfp(c, x, n, s, &ra);
-        if (e1 < 0 || e2 < 0) {
-            fail = 1;
-            continue;
+        result r[3];
+        char cell[10][16];
+        for (int m = 0; m < 3; m++) {
+            memset(&r[m], 0, sizeof(r[m]));
+            if (!have[m])
+                continue;
+            sfp_set_impl(impls[m]);
+            if (bench_sfp(c, x, n, s, &r[m]) < 0)
+                fail = 1;
         }
-        printf("| %-24s | %8.2f | %8.2f | %8.2f | %8.2f | %7.2f | %7.2f |\n", s->name,
-               rc_.enc, ra.enc, rc_.dec, ra.dec, ra.enc / rc_.enc, ra.dec / rc_.dec);
+        for (int m = 0; m < 3; m++) {
+            snprintf(cell[m], 16, have[m] ? "%.2f" : "n/a", r[m].enc);
+            snprintf(cell[3 + m], 16, have[m] ? "%.2f" : "n/a", r[m].dec);
+        }
+        for (int m = 1; m < 3; m++) {
+            int ok = have[m] && r[0].enc > 0 && r[0].dec > 0;
+            snprintf(cell[5 + m], 16, ok ? "%.2f" : "n/a", ok ? r[m].enc / r[0].enc : 0.0);
+            snprintf(cell[7 + m], 16, ok ? "%.2f" : "n/a", ok ? r[m].dec / r[0].dec : 0.0);
+        }
+        printf("| %-24s | %7s | %7s | %7s | %7s | %7s | %7s | %8s | %8s | %8s | %8s |\n",
+               s->name, cell[0], cell[1], cell[2], cell[3], cell[4], cell[5], cell[6],
+               cell[7], cell[8], cell[9]);
         fflush(stdout);
     }
     return fail ? -1 : 0;
@@ -535,12 +554,44 @@ static int usage(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+static const char *const tensor_arg[] = {"weights", "preact", "relu50", "relu75"};
+
+/* sfp-bench tensor KIND SIZE FILE */
+static int write_tensor(int argc, char **argv)
+{
+    size_t bytes;
+    int k = 0;
+    if (argc != 5)
+        return usage("tensor: expected KIND SIZE FILE%s", "");
+    while (k < 4 && strcmp(argv[2], tensor_arg[k]) != 0)
+        k++;
+    if (k == 4)
+        return usage("tensor: unknown KIND '%s' (weights, preact, relu50, relu75)", argv[2]);
+    if (parse_size(argv[3], &bytes) < 0)
+        return usage("tensor: bad SIZE '%s'", argv[3]);
+    float *x = malloc(bytes);
+    FILE *f = fopen(argv[4], "wb");
+    int rc = EXIT_FAIL;
+    if (x && f) {
+        gen_tensor(x, bytes / 4, (tensor_kind)k, UINT64_C(0x5f9) + (uint64_t)k);
+        if (fwrite(x, 1, bytes, f) == bytes)
+            rc = 0;
+    }
+    if (f && fclose(f) != 0)
+        rc = EXIT_FAIL;
+    if (rc != 0)
+        fprintf(stderr, "sfp-bench: tensor: %s: %s\n", argv[4], x ? strerror(errno) : "out of memory");
+    free(x);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     size_t sizes[MAX_SIZES] = {1u << 20, 4u << 20, 16u << 20, 64u << 20};
     int nsizes = 4, runs = 7, synthetic = 1, ninputs = 0;
     const char *inputs[MAX_INPUTS];
     sfp_impl impl = SFP_IMPL_AUTO;
+    unsigned tensors = 15; /* bit k: tensor_kind k */
     bench_ctx c;
     float *x = NULL;
     int status = EXIT_FAIL;
@@ -552,8 +603,10 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "tensor") == 0)
+        return write_tensor(argc, argv);
     if (strcmp(argv[1], "codec") != 0)
-        return usage("unknown benchmark '%s' (only 'codec')", argv[1]);
+        return usage("unknown benchmark '%s' (codec or tensor)", argv[1]);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -590,13 +643,29 @@ int main(int argc, char **argv)
                 impl = SFP_IMPL_C;
             else if (strcmp(v, "avx2") == 0)
                 impl = SFP_IMPL_AVX2;
+            else if (strcmp(v, "avx512") == 0)
+                impl = SFP_IMPL_AVX512;
             else if (strcmp(v, "auto") == 0)
                 impl = SFP_IMPL_AUTO;
             else
-                return usage("--impl must be c, avx2 or auto, not '%s'", v);
+                return usage("--impl must be c, avx2, avx512 or auto, not '%s'", v);
             if (sfp_set_impl(impl) < 0) {
                 fprintf(stderr, "sfp-bench: --impl %s: not supported on this CPU/build\n", v);
                 return EXIT_FAIL;
+            }
+        } else if (strcmp(a, "--tensors") == 0) {
+            const char *const *tn = tensor_arg;
+            char buf[256];
+            snprintf(buf, sizeof(buf), "%s", v);
+            tensors = 0;
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                int k = 0;
+                while (k < 4 && strcmp(tok, tn[k]) != 0)
+                    k++;
+                if (k == 4)
+                    return usage("--tensors: unknown tensor in '%s' (weights, preact, relu50, relu75)", v);
+                tensors |= 1u << k;
             }
         } else if (strcmp(a, "--clock") == 0) {
             if (strcmp(v, "monotonic") == 0)
@@ -673,6 +742,8 @@ int main(int argc, char **argv)
     for (int s = 0; synthetic && s < nsizes; s++) {
         size_t n = sizes[s] / 4;
         for (int k = T_WEIGHTS; k <= T_RELU75; k++) {
+            if (!(tensors >> k & 1))
+                continue;
             gen_tensor(x, n, (tensor_kind)k, UINT64_C(0x5f9) + (uint64_t)k);
             if (bench_tensor(&c, kind_name[k], x, n, impl) < 0)
                 failed = 1;

@@ -322,7 +322,7 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
 
 /* ----------------------------------------------------------- parser */
 
-int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
+int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
 {
     const uint8_t *h = frame;
     sfp_frame_info fi;
@@ -404,8 +404,17 @@ int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
      * stays a bounded multiple of the frame's size. */
     RETURN_IF(fi.count > (uint64_t)SFP_FRAME_MAX_DENSITY * payload, SFP_EHEADER);
     fi.frame_bytes = SFP_FRAME_HEADER_SIZE + payload + SFP_FRAME_TRAILER_SIZE;
+    *info = fi;
+    return SFP_OK;
+}
+
+int sfp_frame_parse(const void *frame, size_t len, sfp_frame_info *info)
+{
+    sfp_frame_info fi;
+    int rc = sfp_frame_parse_header(frame, len, &fi);
+    RETURN_IF(rc < 0, rc);
     RETURN_IF(fi.frame_bytes > len, SFP_ETRUNC);
-    fi.checksum = sfp__load64le(h + fi.frame_bytes - SFP_FRAME_TRAILER_SIZE);
+    fi.checksum = sfp__load64le((const uint8_t *)frame + fi.frame_bytes - SFP_FRAME_TRAILER_SIZE);
     *info = fi;
     return SFP_OK;
 }
@@ -522,9 +531,9 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
             }
         }
         RETURN_IF((rc = kt->dec_codes(&s, need)) < 0, rc);
-        /* The SIMD decoder loads 8 codes at a time and masks what it does
+        /* The SIMD decoder loads 8 or 16 codes at a time and masks what it does
          * not use; keep those bytes defined (valgrind cannot see the mask). */
-        memset(s.cbuf + s.cn, 0, 8);
+        memset(s.cbuf + s.cn, 0, 16);
         uint32_t *y = fi.dtype == SFP_DTYPE_F32 ? (uint32_t *)dst + i : tmp;
         kt->dec_values(&s, y, c, zw);
         RETURN_IF(s.bad || sfp__br_overrun(&s.rsign) || sfp__br_overrun(&s.rmant),

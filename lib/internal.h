@@ -52,7 +52,7 @@ static inline uint64_t sfp__mix64(uint64_t z)
 /* Random bits for stochastic rounding of element index i. */
 static inline uint32_t sfp__rand32(uint64_t seed, uint64_t i)
 {
-    return (uint32_t)sfp__mix64(seed + (i + 1) * UINT64_C(0x9e3779b97f4a7c15));
+    return (uint32_t)sfp__mix64(seed + (i + 1) * SFP_STOCHASTIC_STEP);
 }
 
 /*
@@ -478,7 +478,16 @@ extern const sfp__kernels sfp__kernels_c SFP__HIDDEN;
 #if HAVE_AVX2
 extern const sfp__kernels sfp__kernels_avx2 SFP__HIDDEN;
 #endif
+#if HAVE_AVX512
+extern const sfp__kernels sfp__kernels_avx512 SFP__HIDDEN;
+#endif
+/* Tests only (libsfp_internal): the AVX-512 kernels over SIMDe. */
+#if HAVE_AVX512_EMU
+extern const sfp__kernels sfp__kernels_avx512_emu SFP__HIDDEN;
+#endif
 
 const sfp__kernels *sfp__kernels_get(void) SFP__HIDDEN;
+/* Tests: makes k the active table, reported as impl (not thread safe). */
+void sfp__kernels_force(const sfp__kernels *k, sfp_impl impl) SFP__HIDDEN;
 
 #endif /* SFP_INTERNAL_H */

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "internal.h"
+#include "simd_bits.h"
 
 /* Rounds the magnitudes in a (8 lanes) like sfp__round_mag (RNE/TRUNC). */
 static inline __m256i round_mag8(__m256i a, const sfp__round *r, __m256i *sat)
@@ -143,35 +144,7 @@ static void scan_avx2(const uint32_t *x, size_t n, const sfp__round *r,
     _mm256_storeu_si256((__m256i *)t, neg);
     for (int j = 0; j < 8; j++)
         anyneg |= t[j] >> 31;
-    for (; i < n; i++) { /* tail */
-        uint32_t v = x[i], a = v & 0x7fffffffu;
-        hi = a > hi ? a : hi;
-        if (a) {
-            lo = a < lo ? a : lo;
-            anyneg |= v >> 31;
-        } else {
-            zeros++;
-            negzero += v >> 31;
-        }
-    }
-
-    int sat = 0;
-    uint32_t mhi = hi >= 0x7f800000u ? 0 : sfp__round_mag(r, hi, 0, &sat);
-    int Ehi = (int)(mhi >> 23);
-    if (hi >= 0x7f800000u || sat || (hi != 0 && lo < 0x00800000u) ||
-        (fixed_anchor >= 0 && hi != 0 && Ehi > fixed_anchor)) {
-        /* NaN/Inf, saturation or subnormals: the exact scan decides */
-        sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
-        return;
-    }
-    sc->zeros += zeros;
-    sc->negzero += negzero;
-    if (hi != 0) {
-        int Elo = (int)(sfp__round_mag(r, lo, 0, &sat) >> 23);
-        sc->maxE = Ehi > sc->maxE ? Ehi : sc->maxE;
-        sc->minE = Elo < sc->minE ? Elo : sc->minE;
-        sc->anyneg += anyneg;
-    }
+    scan_finish(x, n, i, r, i0, fixed_anchor, sc, hi, lo, anyneg, zeros, negzero);
 }
 
 /* Packs the low byte of each 32-bit lane into 8 bytes. */
@@ -184,69 +157,23 @@ static inline uint64_t pack_lo_bytes(__m256i v)
     return (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(b));
 }
 
-#define ONES8 UINT64_C(0x0101010101010101)
-#define ONES16 UINT64_C(0x0001000100010001)
-
-/* Per-byte mask of the low k bits (k <= 8). */
-static inline uint64_t bytemask(unsigned k)
-{
-    return k >= 8 ? ~UINT64_C(0) : ONES8 * ((1u << k) - 1);
-}
-
-/* 8 mask bits -> 8 bytes of 0x00/0xff. */
-static inline uint64_t expand8(unsigned m)
-{
-    return _pdep_u64(m, ONES8) * 0xff;
-}
-
-/* 4 mask bits -> 4 u16 of 0x0000/0xffff. */
-static inline uint64_t expand16(unsigned m)
-{
-    return _pdep_u64(m, ONES16) * 0xffff;
-}
-
-static inline uint64_t load8(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static inline void store8(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-
-static inline uint64_t get_bits(sfp__br *r, unsigned n)
-{
-    return n > 56 ? sfp__br_get64(r, n) : sfp__br_get(r, n);
-}
-
 /* Vector constants of a plan, loaded once per call (RNE/TRUNC). */
 typedef struct qconst {
     __m256i absmask, zero, low, half, one, sat_ovf, minE, anchor, satv, lim;
     __m128i sh;
-    int trunc, noround;
-    int fast; /* no saturation and no -0 in the tensor: skip those blends */
+    int trunc, noround, fast;
 } qconst;
 
 static inline void qconst_init(qconst *q, const sfp__plan *pl)
 {
-    q->absmask = _mm256_set1_epi32(0x7fffffff);
-    q->zero = _mm256_setzero_si256();
-    q->low = _mm256_set1_epi32((int)pl->r.lowmask);
-    q->half = _mm256_set1_epi32((int)(pl->r.lowmask >> 1));
-    q->one = _mm256_set1_epi32(1);
-    q->sat_ovf = _mm256_set1_epi32((int)pl->r.satmag);
-    q->lim = _mm256_set1_epi32(0x7f7fffff);
-    q->minE = _mm256_set1_epi32(pl->minE);
-    q->anchor = _mm256_set1_epi32(pl->anchor);
-    q->satv = _mm256_set1_epi32((int)(((uint32_t)pl->anchor << 23) |
-                                      (0x7fffffu & ~pl->r.lowmask)));
-    q->sh = _mm_cvtsi32_si128((int)pl->r.shift);
-    q->trunc = pl->r.mode == SFP_ROUND_TRUNC;
-    q->noround = pl->r.shift == 0;
-    q->fast = pl->saturated == 0 && pl->negzero == 0;
+    const qscal s = qscal_of(pl);
+    q->absmask = _mm256_set1_epi32(0x7fffffff), q->zero = _mm256_setzero_si256();
+    q->low = _mm256_set1_epi32((int)s.low), q->half = _mm256_set1_epi32((int)s.half);
+    q->one = _mm256_set1_epi32(1), q->sat_ovf = _mm256_set1_epi32((int)s.satmag);
+    q->lim = _mm256_set1_epi32(0x7f7fffff), q->minE = _mm256_set1_epi32(s.minE);
+    q->anchor = _mm256_set1_epi32(s.anchor), q->satv = _mm256_set1_epi32((int)s.satv);
+    q->sh = _mm_cvtsi32_si128((int)s.shift);
+    q->trunc = s.trunc, q->noround = s.noround, q->fast = s.fast;
 }
 
 /* Quantizes 8 patterns under the plan (RNE/TRUNC). With fast set, the
@@ -319,6 +246,8 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     const uint64_t km8 = bytemask(k), em8 = bytemask(e);
     const uint64_t km16 = ONES16 * ((1u << (k > 16 ? 16 : k)) - 1);
     const uint64_t km32 = (UINT64_C(1) << k) - 1;
+    const __m256i lo32 = _mm256_set1_epi64x(0xffffffff);
+    const __m128i kc = _mm_cvtsi32_si128((int)k);
     /* Local copies keep the writers in registers (no aliasing with cbuf). */
     sfp__bw ws = c->wsign, wm = c->wmant, we = c->wexp;
     uint8_t *cb = c->cbuf;
@@ -366,13 +295,19 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                     sfp__bw_put(&wm, _pext_u64((uint64_t)_mm256_extract_epi64(p16, 2), m1),
                                 (unsigned)__builtin_popcount(nz8 >> 4) * k);
                 } else {
+                    /* left-pack the non-zero lanes (vpermd by pext of the
+                     * lane numbers), then two fields per 64-bit lane */
+                    __m256i idx = _mm256_cvtepu8_epi32(
+                        _mm_cvtsi64_si128((long long)_pext_u64(LANES8, nzb)));
+                    __m256i cm = _mm256_permutevar8x32_epi32(mt, idx);
+                    __m256i pr = _mm256_or_si256(_mm256_and_si256(cm, lo32),
+                                                 _mm256_sll_epi64(_mm256_srli_epi64(cm, 32), kc));
                     uint64_t t[4];
-                    _mm256_storeu_si256((__m256i *)t, mt);
-                    for (int qq = 0; qq < 4; qq++) {
-                        unsigned two = (nz8 >> (2 * qq)) & 3;
-                        uint64_t mask = ((two & 1) ? km32 : 0) | ((two & 2) ? km32 << 32 : 0);
-                        sfp__bw_put(&wm, _pext_u64(t[qq], mask),
-                                    (unsigned)__builtin_popcount(two) * k);
+                    _mm256_storeu_si256((__m256i *)t, pr);
+                    for (unsigned qq = 0, left = cnt; left; qq++) {
+                        unsigned f = left < 2 ? left : 2;
+                        sfp__bw_put(&wm, t[qq] & (f == 2 ? ~UINT64_C(0) : km32), f * k);
+                        left -= f;
                     }
                 }
             }
@@ -389,17 +324,8 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                 cn += 8;
             }
         }
-        if (j < m) {
-            c->wsign = ws, c->wmant = wm, c->wexp = we, c->cn = cn;
-            for (; j < m; j++)
-                sfp__enc_value(c, x[b + j], i0 + b + j, &word, (unsigned)j);
-            ws = c->wsign, wm = c->wmant, we = c->wexp, cn = c->cn;
-            if (plain) { /* the scalar tail queued its codes: code them now */
-                for (size_t t = 0; t < cn; t++)
-                    sfp__bw_put(&we, cb[t], e);
-                cn = 0;
-            }
-        }
+        if (j < m)
+            word |= enc_tail(c, x, b, j, m, i0, &ws, &wm, &we, &cn, plain);
         zw[b / 64] = word;
         nonzero += (uint64_t)__builtin_popcountll(word);
     }
@@ -429,10 +355,7 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         enc_values_body(c, x, n, i0, zw, &q, (v >> 3) & 1, (v >> 2) & 1,       \
                         (v >> 1) & 1, v & 1);                                  \
         break;
-    SFP__ENC_CASE(0) SFP__ENC_CASE(1) SFP__ENC_CASE(2) SFP__ENC_CASE(3)
-    SFP__ENC_CASE(4) SFP__ENC_CASE(5) SFP__ENC_CASE(6) SFP__ENC_CASE(7)
-    SFP__ENC_CASE(8) SFP__ENC_CASE(9) SFP__ENC_CASE(10) SFP__ENC_CASE(11)
-    SFP__ENC_CASE(12) SFP__ENC_CASE(13) SFP__ENC_CASE(14) SFP__ENC_CASE(15)
+    SFP__CASES16(SFP__ENC_CASE)
 #undef SFP__ENC_CASE
     }
 }
@@ -693,19 +616,12 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
             _mm256_storeu_si256((__m256i *)(y + b + j), _mm256_or_si256(v, sv));
             nonzero += cnt;
         }
-        c->cpos = cpos;
-        c->rsign = rs;
-        c->rmant = rm;
-        {
-            unsigned tbad = 0;
-            for (; j < m; j++)
-                y[b + j] = sfp__dec_value(c, word, (unsigned)j, &tbad);
-            c->bad |= (int)tbad;
-        }
-        cpos = c->cpos;
-        rs = c->rsign;
-        rm = c->rmant;
+        if (j < m)
+            dec_tail(c, y, b, j, m, word, &cpos, &rs, &rm);
     }
+    c->cpos = cpos;
+    c->rsign = rs;
+    c->rmant = rm;
     c->nonzero += nonzero;
     c->bad |= !_mm256_testz_si256(badv, badv);
 }
@@ -721,10 +637,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
     case v:                                                                    \
         dec_values_body(c, y, n, zw, (v >> 1) & 1, v & 1, v >> 2);             \
         break;
-    SFP__DEC_CASE(0) SFP__DEC_CASE(1) SFP__DEC_CASE(2) SFP__DEC_CASE(3)
-    SFP__DEC_CASE(4) SFP__DEC_CASE(5) SFP__DEC_CASE(6) SFP__DEC_CASE(7)
-    SFP__DEC_CASE(8) SFP__DEC_CASE(9) SFP__DEC_CASE(10) SFP__DEC_CASE(11)
-    SFP__DEC_CASE(12) SFP__DEC_CASE(13) SFP__DEC_CASE(14) SFP__DEC_CASE(15)
+    SFP__CASES16(SFP__DEC_CASE)
 #undef SFP__DEC_CASE
     }
 }

@@ -31,6 +31,13 @@ struct sfpw_dist {
     sfpw_encode_fn enc;
     void *enc_ctx;
     sfpw_exchange last;
+    /* gradient containers: error-feedback residual and the quantized sum
+     * input of every piece sent (full vector, allocated on first use) */
+    float *resid, *gx;
+    unsigned char *gsbuf, *grbuf;
+    size_t gscap, grcap;
+    int *gscounts, *gsdispls, *grcounts, *grdispls;
+    sfpw_grad_exchange glast;
     double coder_bytes[SFPW_NCODERS][SFPW_MAX_TENSORS];
 };
 
@@ -93,6 +100,14 @@ void sfpw_dist_destroy(sfpw_dist **pd)
     free(d->bcounts);
     free(d->bdispls);
     free(d->scratch);
+    free(d->resid);
+    free(d->gx);
+    free(d->gsbuf);
+    free(d->grbuf);
+    free(d->gscounts);
+    free(d->gsdispls);
+    free(d->grcounts);
+    free(d->grdispls);
     free(d);
     *pd = NULL;
 }
@@ -190,14 +205,166 @@ static int mpi_err(int rc)
     return rc == MPI_SUCCESS ? 0 : SFP_EINVAL;
 }
 
+static int reserve(unsigned char **buf, size_t *cap, size_t need);
+static void put_u64(unsigned char *p, uint64_t v);
+static uint64_t get_u64(const unsigned char *p);
+
 int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G)
 {
+    const double others = (double)(d->m->nparams - d->len[d->rank]);
+    d->glast.sent = d->glast.fp32 = 4.0 * others;
+    d->glast.pieces = 0;
     if (d->size == 1) {
         memcpy(d->g, G, d->len[0] * sizeof(float));
         return 0;
     }
     return mpi_err(MPI_Reduce_scatter(G, d->g, d->counts, MPI_FLOAT, MPI_SUM,
                                       d->comm));
+}
+
+void sfpw_dist_last_grad_exchange(const sfpw_dist *d, sfpw_grad_exchange *x)
+{
+    *x = d->glast;
+}
+
+static int grad_buffers(sfpw_dist *d)
+{
+    if (d->resid)
+        return 0;
+    int N = d->size;
+    size_t P = d->m->nparams ? d->m->nparams : 1;
+    d->gscounts = calloc(N, sizeof(int));
+    d->gsdispls = calloc(N, sizeof(int));
+    d->grcounts = calloc(N, sizeof(int));
+    d->grdispls = calloc(N, sizeof(int));
+    d->gx = malloc(P * sizeof(float));
+    d->resid = calloc(P, sizeof(float)); /* last: marks the set as complete */
+    if (!d->gscounts || !d->gsdispls || !d->grcounts || !d->grdispls ||
+        !d->gx || !d->resid) {
+        free(d->resid);
+        d->resid = NULL;
+        return SFP_ENOMEM;
+    }
+    return 0;
+}
+
+static sfp_params grad_params(const sfp_params *base, const sfp_width *w)
+{
+    sfp_params p = *base;
+    p.mbits = w->k;
+    p.ebits = w->e;
+    p.anchor = -1; /* each piece its own: frames describe themselves */
+    return p;
+}
+
+int sfpw_dist_reduce_grads_q(sfpw_dist *d, const float *G,
+                             const sfp_width *width, const sfp_params *base)
+{
+    if (d->size == 1 || !width)
+        return sfpw_dist_reduce_grads(d, G);
+    int rc, N = d->size, me = d->rank;
+    if ((rc = grad_buffers(d)))
+        return rc;
+    /* what goes to every other rank: its pieces of G + residual, one frame
+     * per tensor piece, [u64 length | frame] each */
+    size_t need = 0;
+    for (int r = 0; r < N; r++) {
+        if (r == me)
+            continue;
+        for (int s = d->seg_first[r]; s < d->seg_first[r + 1]; s++) {
+            sfp_params p = grad_params(base, &width[d->segs[s].tensor]);
+            size_t bnd = sfp_frame_bound(d->segs[s].n, &p);
+            if (!bnd)
+                return SFP_EINVAL;
+            need += 8 + bnd;
+        }
+    }
+    if ((rc = reserve(&d->gsbuf, &d->gscap, need ? need : 1)))
+        return rc;
+    size_t pos = 0;
+    d->glast.pieces = 0;
+    d->glast.fp32 = 0;
+    for (int r = 0; r < N; r++) {
+        d->gsdispls[r] = (int)pos;
+        if (r == me) {
+            d->gscounts[r] = 0;
+            continue;
+        }
+        for (int s = d->seg_first[r]; s < d->seg_first[r + 1]; s++) {
+            const seg *sg = &d->segs[s];
+            sfp_params p = grad_params(base, &width[sg->tensor]);
+            float *x = d->gx + sg->off, *e = d->resid + sg->off;
+            const float *g = G + sg->off;
+            for (size_t i = 0; i < sg->n; i++)
+                x[i] = g[i] + e[i];
+            size_t len = 0;
+            /* the residual of error feedback: what the frame loses */
+            if ((rc = sfp_encode_q(x, sg->n, &p, d->gsbuf + pos + 8,
+                                   d->gscap - pos - 8, &len, NULL, e)))
+                return rc;
+            for (size_t i = 0; i < sg->n; i++)
+                e[i] = x[i] - e[i];
+            put_u64(d->gsbuf + pos, len);
+            pos += 8 + len;
+            d->glast.pieces++;
+            d->glast.fp32 += 4.0 * (double)sg->n;
+        }
+        if (pos > (size_t)INT32_MAX)
+            return SFP_EOVERFLOW;
+        d->gscounts[r] = (int)(pos - (size_t)d->gsdispls[r]);
+    }
+    d->glast.sent = (double)pos;
+    if ((rc = mpi_err(MPI_Alltoall(d->gscounts, 1, MPI_INT, d->grcounts, 1,
+                                   MPI_INT, d->comm))))
+        return rc;
+    size_t total = 0;
+    for (int r = 0; r < N; r++) {
+        d->grdispls[r] = (int)total;
+        total += (size_t)d->grcounts[r];
+        if (total > (size_t)INT32_MAX)
+            return SFP_EOVERFLOW;
+    }
+    if ((rc = reserve(&d->grbuf, &d->grcap, total ? total : 1)) ||
+        (rc = mpi_err(MPI_Alltoallv(d->gsbuf, d->gscounts, d->gsdispls,
+                                    MPI_BYTE, d->grbuf, d->grcounts,
+                                    d->grdispls, MPI_BYTE, d->comm))))
+        return rc;
+    /* my shard: the sum over ranks in rank order, in FP32 (my own
+     * contribution exact, it never leaves this rank) */
+    const size_t my = d->off[me];
+    memset(d->g, 0, d->len[me] * sizeof(float));
+    for (int r = 0; r < N; r++) {
+        if (r == me) {
+            for (size_t i = 0; i < d->len[me]; i++)
+                d->g[i] += G[my + i];
+            continue;
+        }
+        const unsigned char *p = d->grbuf + d->grdispls[r];
+        size_t left = (size_t)d->grcounts[r];
+        for (int s = d->seg_first[me]; s < d->seg_first[me + 1]; s++) {
+            const seg *sg = &d->segs[s];
+            if (left < 8)
+                return SFP_ETRUNC;
+            uint64_t len = get_u64(p);
+            if (len > left - 8)
+                return SFP_ETRUNC;
+            float *dst = d->g + (sg->off - my);
+            /* gx over my own shard is free: my sends use the others' */
+            float *out = d->gx + sg->off;
+            size_t got = 0;
+            if ((rc = sfp_decode(p + 8, len, out, sg->n * sizeof(float), &got)))
+                return rc;
+            if (got != sg->n)
+                return SFP_ECORRUPT;
+            for (size_t i = 0; i < sg->n; i++)
+                dst[i] += out[i];
+            p += 8 + len;
+            left -= 8 + len;
+        }
+        if (left != 0)
+            return SFP_ECORRUPT;
+    }
+    return 0;
 }
 
 int sfpw_dist_weight_grads(sfpw_dist *d, const sfp_width *width,

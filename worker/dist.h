@@ -36,6 +36,29 @@ void sfpw_dist_set_state(sfpw_dist *d, const float *s1, const float *s2);
 int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G);
 
 /*
+ * The same in gradient containers: every piece of G that another rank owns
+ * (one per tensor piece of that rank's shard) is added to this rank's
+ * error-feedback residual, quantized and encoded with width[tensor] (the
+ * piece's own anchor, base's coder and rounding), and the frames are
+ * exchanged with MPI_Alltoallv; the residual keeps what the frame lost, so
+ * it is sent in later steps. The owner decodes the frames and sums the
+ * contributions in FP32 in rank order (its own exact), so the result is the
+ * same on every transport. width NULL or a single rank: the exact FP32
+ * reduce-scatter.
+ */
+int sfpw_dist_reduce_grads_q(sfpw_dist *d, const float *G,
+                             const sfp_width *width, const sfp_params *base);
+
+/* What the last reduce-scatter sent from this rank: sent = bytes to the
+ * other ranks (frames and their 8-byte length prefixes; FP32 for the exact
+ * one), fp32 = the same values as FP32, pieces = frames sent. */
+typedef struct sfpw_grad_exchange {
+    double sent, fp32;
+    unsigned pieces;
+} sfpw_grad_exchange;
+void sfpw_dist_last_grad_exchange(const sfpw_dist *d, sfpw_grad_exchange *x);
+
+/*
  * Adds this rank's share of the weight bitlength gradients (tensor-indexed)
  * for the widths that produced the current working weights; estimated on
  * up to `budget` values per tensor piece; fisher > 0 adds the second-order

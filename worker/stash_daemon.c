@@ -9,8 +9,14 @@
  * sfpd to prefetch in backward order). A get decodes in sfpd and drops the
  * key in the same request (every stash is read exactly once).
  *
- * Daemon loss: any failed daemon call (dead socket, timeout, an error reply)
- * loses the step's stashes held by sfpd. With SFPW_ON_LOSS_FALLBACK the
+ * A frame sfpd cannot give back while it keeps serving (E_LOST: it was on a
+ * peer sfpd that died or is unreachable; E_CORRUPT: it failed its checksum)
+ * costs the step, not the daemon: the get returns SFPW_STASH_ERETRY and the
+ * step runs again through sfpd (its puts replace the step's keys). A second
+ * such loss in the same step counts as a daemon loss.
+ *
+ * Daemon loss: any other failed daemon call (dead socket, timeout, an error
+ * reply) loses the step's stashes held by sfpd. With SFPW_ON_LOSS_FALLBACK the
  * stash switches for good to an in-process stash and the call returns
  * SFPW_STASH_ERETRY: the caller runs the step again. With
  * SFPW_ON_LOSS_FAIL that call and every later one return
@@ -47,6 +53,8 @@ typedef struct dstash {
     pending *pend;         /* async puts of the current step       */
     size_t npend, cpend;
     uint64_t policy_seen;  /* newest policy generation puts reported */
+    int frame_lost;        /* a frame of step frame_lost_step was lost */
+    uint64_t frame_lost_step;
     sfpw_override policy;  /* the last one fetched                 */
 } dstash;
 
@@ -198,6 +206,19 @@ static int d_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
     sfpc_get_info gi;
     make_key(d, key, &k, name, sizeof name);
     int rc = sfpc_get(d->c, &k, dst, n * sizeof(float), SFPC_GET_DROP, &gi);
+    if ((rc == SFPC_ELOST || rc == SFPC_ECORRUPT) &&
+        !(d->frame_lost && d->frame_lost_step == key->step)) {
+        char msg[512];
+        d->frame_lost = 1;
+        d->frame_lost_step = key->step;
+        snprintf(msg, sizeof msg, "sfpd could not return step %llu tensor %u (%s%s%s); "
+                 "running the step again through sfpd",
+                 (unsigned long long)key->step, key->tensor, sfpc_strerror(rc),
+                 sfpc_last_message(d->c)[0] ? ": " : "", sfpc_last_message(d->c));
+        if (d->cfg.log)
+            d->cfg.log(msg);
+        return SFPW_STASH_ERETRY;
+    }
     if (rc < 0)
         return lose(d, rc, "get");
     if (gi.count != n || gi.dtype != SFP_DTYPE_F32)

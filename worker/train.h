@@ -63,10 +63,17 @@ typedef struct sfpt_opts {
     int daemon_timeout_ms, daemon_encode;
     double weight_cost;        /* regularizer weight of a weight value vs an activation value */
     size_t daemon_shm;         /* bytes */
+    const char *grad_container;/* off|policy|M,E as given               */
+    int grad_mode;             /* SFPT_GRAD_*                           */
+    unsigned grad_k, grad_e;   /* SFPT_GRAD_FIXED: the widths           */
+    const char *wire_if;       /* interface whose counters are read (NULL: none) */
     int help, print_options;
     uint64_t given[2];         /* bit i: option row i was on the command line */
     sfpw_opt_config opt;       /* derived from the fields above          */
 } sfpt_opts;
+
+/* How the reduce-scatter carries the gradients (--grad-container). */
+enum { SFPT_GRAD_EXACT = 0, SFPT_GRAD_POLICY = 1, SFPT_GRAD_FIXED = 2 };
 
 /* 0 ok, 1 --help / --print-options done (exit 0), -1 usage error (reported). */
 int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o);
@@ -92,6 +99,10 @@ typedef struct sfpt_epoch {
     double cpu_ms;              /* process CPU time per training step (all threads) */
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
     double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
+    /* summed over steps, then over ranks at the epoch's end: gradient
+     * bytes sent between ranks and their FP32 size; bytes through the
+     * nodes' links during the steps (--wire-if, node leaders only) */
+    double g_sent, g_fp32, wire_tx, wire_rx, wire_nodes;
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
     uint64_t steps;
     int measured;
@@ -131,6 +142,8 @@ typedef struct sfpt {
     double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
     char job[160];
     double retries, pieces_remote, pieces_local;
+    sfp_width gwidth[SFPW_MAX_TENSORS]; /* SFPT_GRAD_FIXED               */
+    int wire_leader;              /* this rank reads the node's counters   */
 } sfpt;
 
 /* train_setup.c: everything before the first step (and its undoing):

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "train.h"
+#include "wire.h"
 
 /*
  * The step's allreduce vector, T tensors:
@@ -234,12 +235,16 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
                sizeof(float) * m->in_dim);
         r->yb[i] = r->train.y[id];
     }
+    uint64_t rx0 = 0, tx0 = 0;
+    int wire = r->wire_leader && !sfpw_wire_read(o->wire_if, &rx0, &tx0);
     sfpw_pass_out po;
     if ((rc = pass(r, &po)))
         return rc;
     double tc = sfpw_now();
-    if ((rc = sfpw_dist_reduce_grads(r->dist, sfpw_net_grads(r->net)))) {
-        err("reduce-scatter failed\n");
+    const sfp_width *gw = o->grad_mode == SFPT_GRAD_POLICY ? r->width :
+                          o->grad_mode == SFPT_GRAD_FIXED ? r->gwidth : NULL;
+    if ((rc = sfpw_dist_reduce_grads_q(r->dist, sfpw_net_grads(r->net), gw, &r->base))) {
+        err("reduce-scatter failed: %s\n", rc < 0 && rc >= SFP_ERROR_MIN ? sfp_strerror(rc) : "MPI error");
         return rc;
     }
     double tq = sfpw_now();
@@ -286,6 +291,18 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
         return rc;
     }
     double t_end = sfpw_now();
+    uint64_t rx1, tx1;
+    if (wire && !sfpw_wire_read(o->wire_if, &rx1, &tx1)) {
+        R->wire_rx += (double)(rx1 - rx0);
+        R->wire_tx += (double)(tx1 - tx0);
+    } else if (r->wire_leader) {
+        err("--wire-if %s: counters unreadable; no longer counted\n", o->wire_if);
+        r->wire_leader = 0;
+    }
+    sfpw_grad_exchange gx;
+    sfpw_dist_last_grad_exchange(r->dist, &gx);
+    R->g_sent += gx.sent;
+    R->g_fp32 += gx.fp32;
     sfpw_exchange xc;
     sfpw_dist_last_exchange(r->dist, &xc);
     R->x_bytes += xc.exchanged;
@@ -329,6 +346,18 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
         fprintf(stderr, "\r%60s\r", "");
     double train_secs = sfpw_now() - t_epoch;
     R->cpu_ms = 1e3 * (sfpw_cpu_now() - c_epoch) / r->steps_per_epoch;
+    /* the epoch's traffic, over all ranks (nodes: leaders that counted
+     * every step) */
+    double v[5] = { R->g_sent, R->g_fp32, R->wire_tx, R->wire_rx, r->wire_leader };
+    if (sfpw_dist_allreduce_sum(r->dist, v, 5)) {
+        err("allreduce failed\n");
+        return 1;
+    }
+    R->g_sent = v[0];
+    R->g_fp32 = v[1];
+    R->wire_tx = v[2];
+    R->wire_rx = v[3];
+    R->wire_nodes = v[4];
 
     double n_img = (double)r->steps_per_epoch * o->batch;
     R->t_start = t_epoch;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -181,6 +182,15 @@ static const row rows[] = {
      "their pull; the report's gamma is the rescaled one). 1 = memory "
      "footprint; raise it to pay for the bytes of the weight exchange "
      "(docs/BENCHMARKS.md \"Offload\")"),
+    ROW("grad-container", A_STR, O(grad_container), "off|policy|M,E", "off", NULL, 0, 0,
+     "carry the gradient reduce-scatter in containers: policy = each tensor's "
+     "weight widths of the step, M,E = M mantissa and E exponent bits for all; "
+     "the quantization error is fed back into the next step's gradient; off = "
+     "exact FP32 (docs/TRAINING.md \"Gradients in containers\")"),
+    ROW("wire-if", A_STR, O(wire_if), "IFACE", NULL, "$SFP_WIRE_IF if set, else none", 1, 15,
+     "count the bytes through this network interface of every node during the "
+     "steps (one rank per node reads /proc/net/dev) and report them next to "
+     "sfp-train's own accounting"),
     ROW("report", A_STR, O(report), "FILE.json", NULL, NULL, 0, 0,
      "write the run report (schema sfp-train-report/1)"),
     ROW("save", A_STR, O(save), "FILE", NULL, NULL, 0, 0,
@@ -401,6 +411,27 @@ void sfpt_opts_print(FILE *f)
     }
 }
 
+/* --grad-container off|policy|M,E */
+static int parse_grad_container(sfpt_opts *o)
+{
+    const char *a = o->grad_container;
+    unsigned k, e;
+    char tail;
+    if (!strcmp(a, "off")) {
+        o->grad_mode = SFPT_GRAD_EXACT;
+    } else if (!strcmp(a, "policy")) {
+        o->grad_mode = SFPT_GRAD_POLICY;
+    } else if (sscanf(a, "%u,%u%c", &k, &e, &tail) == 2 && k <= 23 && e >= 1 && e <= 8) {
+        o->grad_mode = SFPT_GRAD_FIXED;
+        o->grad_k = k;
+        o->grad_e = e;
+    } else {
+        err("--grad-container '%s': off, policy, or M,E with M 0..23 and E 1..8\n", a);
+        return -1;
+    }
+    return 0;
+}
+
 int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
 {
     struct option lo[NROWS + 1];
@@ -453,6 +484,13 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
         if (o->daemon && !o->daemon[0])
             o->daemon = NULL;
     }
+    if (!given(o, O(wire_if))) {
+        o->wire_if = getenv("SFP_WIRE_IF");
+        if (o->wire_if && (!o->wire_if[0] || strlen(o->wire_if) > 15))
+            o->wire_if = NULL;
+    }
+    if (parse_grad_container(o))
+        return -1;
     if (!given(o, O(daemon_encode)))
         o->daemon_encode = 1;
     if (!given(o, O(progress)))

@@ -22,6 +22,21 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Bytes per step between the ranks (gradients sent + every rank's weight
+ * frames to the N-1 others) and what a ring FP32 allreduce of the gradients
+ * sends, both summed over the ranks. */
+static void traffic(const sfpt *r, const sfpt_epoch *ep, double *between, double *fp32)
+{
+    double n = r->nranks, st = ep->steps ? (double)ep->steps : 1;
+    *between = ep->g_sent / st + (n - 1) * ep->x_bytes / st;
+    *fp32 = 2 * (n - 1) * 4.0 * (double)r->model.nparams;
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
 typedef struct run_info {
     const char *stash;      /* stash implementation name         */
     const char *job;        /* sfpd job id, or NULL               */
@@ -63,8 +78,13 @@ static int write_report(const char *path, const sfpt *r, int identical,
     fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
             o->train_limit, o->test_limit);
     json_str(f, ri->stash);
-    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\"},\n",
+    fprintf(f, ", \"gamma\": %g, \"weight_cost\": %g, \"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\", "
+               "\"grad_container\": ",
             r->gamma, o->weight_cost, r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first");
+    json_str(f, o->grad_container);
+    fprintf(f, ", \"wire_if\": ");
+    json_str(f, o->wire_if ? o->wire_if : "");
+    fprintf(f, "},\n");
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");
     fprintf(f, ", \"job\": ");
@@ -119,6 +139,21 @@ static int write_report(const char *path, const sfpt *r, int identical,
                    "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
                 ep->x_bytes / ep->steps, ep->x_fp32 / ep->steps,
                 ep->x_bytes > 0 ? ep->x_fp32 / ep->x_bytes : 0);
+        double st = ep->steps ? (double)ep->steps : 1, between, fp32;
+        traffic(r, ep, &between, &fp32);
+        fprintf(f, ",\n     \"grad_exchange\": {\"bytes_per_step\": %.1f, "
+                   "\"fp32_bytes_per_step\": %.1f, \"ratio\": %.4f}",
+                ep->g_sent / st, ep->g_fp32 / st, ratio(ep->g_fp32, ep->g_sent));
+        fprintf(f, ",\n     \"traffic\": {\"between_ranks_bytes_per_step\": %.1f, "
+                   "\"fp32_allreduce_bytes_per_step\": %.1f, \"ratio\": %.4f, \"wire\": ",
+                between, fp32, ratio(fp32, between));
+        if (ep->wire_nodes > 0)
+            fprintf(f, "{\"interface\": \"%s\", \"nodes\": %.0f, \"tx_bytes_per_step\": %.1f, "
+                       "\"rx_bytes_per_step\": %.1f, \"fp32_allreduce_ratio\": %.4f}}",
+                    o->wire_if, ep->wire_nodes, ep->wire_tx / st, ep->wire_rx / st,
+                    ratio(fp32, ep->wire_tx / st));
+        else
+            fprintf(f, "null}");
         if (ep->measured) {
 
             static const char *cn[SFPW_NCODERS] = { "plain", "gecko", "rans" };
@@ -132,12 +167,12 @@ static int write_report(const char *path, const sfpt *r, int identical,
         fprintf(f, ",\n     \"tensors\": [");
         for (int t = 0; t < m->ntensors; t++) {
             const sfpt_tensor_epoch *te = &ep->t[t];
-            double st = ep->steps ? (double)ep->steps : 1;
+            double ts = ep->steps ? (double)ep->steps : 1;
             fprintf(f, "%s\n       {\"name\": ", t ? "," : "");
             json_str(f, m->tensors[t].name);
             fprintf(f, ", \"n\": %.4f, \"e\": %.4f, \"k_mean\": %.4f, \"e_mean\": %.4f, "
                        "\"bits_per_value\": %.4f, \"zero_fraction\": %.4f}",
-                    te->n, te->e, te->k_sum / st, te->e_sum / st,
+                    te->n, te->e, te->k_sum / ts, te->e_sum / ts,
                     te->values ? 8 * te->bytes / te->values : 0,
                     te->values ? te->zeros / te->values : 0);
         }
@@ -190,6 +225,20 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
         say("  weight exchange: %.1f KiB/step all-gathered vs %.1f KiB as FP32 (%.2fx fewer bytes)\n",
             R->x_bytes / R->steps / 1024, R->x_fp32 / R->steps / 1024,
             R->x_bytes > 0 ? R->x_fp32 / R->x_bytes : 0);
+    if (R->steps && r->nranks > 1) {
+        double st = (double)R->steps, between, fp32;
+        traffic(r, R, &between, &fp32);
+        if (o->grad_mode != SFPT_GRAD_EXACT)
+            say("  gradient exchange: %.1f KiB/step sent in containers (%s) vs %.1f KiB as FP32 "
+                "(%.2fx fewer bytes)\n", R->g_sent / st / 1024, o->grad_container,
+                R->g_fp32 / st / 1024, ratio(R->g_fp32, R->g_sent));
+        say("  between ranks: %.1f KiB/step vs %.1f KiB for an FP32 allreduce (%.2fx fewer)",
+            between / 1024, fp32 / 1024, ratio(fp32, between));
+        if (R->wire_nodes > 0)
+            say("; on the wire (%s, %.0f node%s): %.1f KiB/step sent",
+                o->wire_if, R->wire_nodes, R->wire_nodes == 1 ? "" : "s", R->wire_tx / st / 1024);
+        say("\n");
+    }
     if (o->timing)
         say("  ms/step: compute %.3f  quantize %.3f  stash %.3f  comm %.3f  optimizer %.3f  weights %.3f\n",
             1e3 * R->t_compute / R->steps, 1e3 * R->t_quant / R->steps,

@@ -15,6 +15,7 @@
 #endif
 
 #include "train.h"
+#include "wire.h"
 
 const char *sfpt_stash_err(const sfpt *r, int rc)
 {
@@ -243,6 +244,41 @@ static void *stash_alloc(void *ctx, size_t bytes)
 
 /* ------------------------------------------------------------------ setup */
 
+/* The gradient containers' widths, and which rank of each node reads the
+ * node's link counters (the first of the ranks sharing its memory). */
+static int exchange_setup(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    if (o->grad_mode == SFPT_GRAD_POLICY && !r->quant) {
+        err("--grad-container policy: policy fp32 chooses no widths (give M,E)\n");
+        return 2;
+    }
+    memset(r->gwidth, 0, sizeof r->gwidth);
+    for (int t = 0; t < r->model.ntensors; t++) {
+        r->gwidth[t].k = o->grad_k;
+        r->gwidth[t].e = o->grad_e;
+    }
+    if (!o->wire_if)
+        return 0;
+    MPI_Comm node;
+    int nr = 0, bad = 0, any = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
+                            MPI_INFO_NULL, &node) != MPI_SUCCESS) {
+        err("--wire-if: cannot group the ranks by node\n");
+        return 1;
+    }
+    MPI_Comm_rank(node, &nr);
+    MPI_Comm_free(&node);
+    r->wire_leader = nr == 0;
+    uint64_t rx, tx;
+    if (r->wire_leader && sfpw_wire_read(o->wire_if, &rx, &tx)) {
+        err("--wire-if %s: no such interface in this node's /proc/net/dev\n", o->wire_if);
+        bad = 1;
+    }
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any ? 2 : 0;
+}
+
 static void banner(const sfpt *r)
 {
     const sfpt_opts *o = &r->o;
@@ -296,6 +332,8 @@ int sfpt_setup(sfpt *r)
         err("setup: %s\n", sfp_strerror(rc));
         return 1;
     }
+    if ((rc = exchange_setup(r)))
+        return rc;
     if (open_stash(r))
         return 1;
     if (r->quant) {

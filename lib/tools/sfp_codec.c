@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,16 +33,18 @@ static const char help_text[] =
     "    sfp-codec encode [--dtype f32|bf16] [--mantissa K] [--exponent E]\n"
     "                     [--gecko | --rans | --coder plain|gecko|rans] [--group G]\n"
     "                     [--rounding rne|trunc|stochastic]\n"
-    "                     [--seed S] [--anchor A] [--verbose] IN OUT\n"
+    "                     [--seed S] [--anchor A] [--chunk SIZE] [--verbose] IN OUT\n"
     "    sfp-codec decode [--verbose] IN OUT\n"
-    "    sfp-codec info [--json] FRAME\n"
+    "    sfp-codec info [--json] FILE\n"
     "    sfp-codec --help | --version\n"
     "\n"
     "DESCRIPTION\n"
     "    sfp-codec quantizes a tensor of raw little-endian FP32 or BF16 values\n"
     "    onto an adaptive floating-point container (K mantissa bits, an E-bit\n"
-    "    exponent window anchored at the tensor's largest exponent) and writes\n"
-    "    it as one self-describing, checksummed frame (docs/FORMAT.md).\n"
+    "    exponent window anchored at the largest exponent) and writes it as\n"
+    "    self-describing, checksummed frames (docs/FORMAT.md), one frame per\n"
+    "    chunk of the input: a file of concatenated frames (FORMAT.md section\n"
+    "    8). Memory stays bounded by the chunk size, whatever the input size.\n"
     "    Decoding gives back the quantized values bit for bit; with K = 23 and\n"
     "    E = 8 (F32) or K = 7 and E = 8 (BF16) the round trip is lossless.\n"
     "    A file name of - means standard input or standard output.\n"
@@ -49,17 +52,23 @@ static const char help_text[] =
     "COMMANDS\n"
     "    encode IN OUT\n"
     "        Read raw values from IN (its size must be a multiple of the dtype\n"
-    "        size) and write one frame to OUT. NaN and Inf are refused.\n"
+    "        size) and write one frame per chunk to OUT. Each chunk is\n"
+    "        quantized on its own (its own anchor); stochastic rounding draws\n"
+    "        the same random bits as for the whole tensor. NaN and Inf are\n"
+    "        refused.\n"
     "    decode IN OUT\n"
-    "        Verify the frame in IN (header, sizes, checksum, every plane) and\n"
-    "        write the raw little-endian values to OUT. The dtype and the count\n"
-    "        come from the frame header.\n"
-    "    info FRAME\n"
+    "        Verify every frame in IN (header, sizes, checksum, every plane) and\n"
+    "        write the raw little-endian values of all frames, in order, to\n"
+    "        OUT. The dtype and the counts come from the frame headers; every\n"
+    "        frame of a file must have the same dtype.\n"
+    "    info FILE\n"
     "        Print every header field, the plane sizes, bits per value, the\n"
-    "        compression ratio against the raw dtype and whether the checksum\n"
-    "        matches; with a good checksum it also decodes the frame once to\n"
-    "        validate every plane. Exits 1 when the header, the checksum or a\n"
-    "        plane is bad.\n"
+    "        compression ratio against the raw dtype, whether the checksum\n"
+    "        matches, and whether the payload decodes (each frame is decoded\n"
+    "        once to validate every plane). A file of several frames gets one\n"
+    "        line per frame and the totals. Exits 0 only when every frame was\n"
+    "        checked and is good; 1 when a header, a checksum or a plane is\n"
+    "        bad, or a frame could not be checked (SFP_ENOMEM).\n"
     "\n"
     "ENCODE OPTIONS\n"
     "    -t, --dtype f32|bf16     element type of IN (default f32)\n"
@@ -69,26 +78,38 @@ static const char help_text[] =
     "    -g, --gecko              code the exponent plane with Gecko (grouped\n"
     "                             base + deltas; same as --coder gecko)\n"
     "    -R, --rans               code the exponent plane with static rANS (the\n"
-    "                             encoder writes plain codes when that is not\n"
-    "                             larger; same as --coder rans)\n"
+    "                             encoder writes the smallest valid layout:\n"
+    "                             rANS, plain, or plain with a zero map; same\n"
+    "                             as --coder rans)\n"
     "    -c, --coder C            exponent coder: plain (default), gecko or rans\n"
     "    -G, --group G            Gecko group size 8, 16, 32 or 64 (default 16;\n"
     "                             implies --gecko unless a coder is given)\n"
     "    -r, --rounding MODE      rne (default), trunc or stochastic\n"
     "    -s, --seed S             seed of stochastic rounding (default 0)\n"
     "    -a, --anchor A           fixed biased exponent anchor 0..254 instead of\n"
-    "                             the tensor's largest exponent; larger values\n"
+    "                             the chunk's largest exponent; larger values\n"
     "                             saturate\n"
-    "    -v, --verbose            print a summary (sizes, ratio, zeros, flushed\n"
-    "                             and saturated values) to standard error\n"
+    "    -C, --chunk SIZE         input bytes per frame (suffix K, M or G for\n"
+    "                             KiB, MiB, GiB; rounded down to whole values;\n"
+    "                             default 4M); 0: the whole input in one frame\n"
+    "                             (memory then grows with the input)\n"
+    "    -v, --verbose            print a summary (frames, sizes, ratio, zeros,\n"
+    "                             flushed and saturated values) to standard error\n"
     "\n"
     "INFO OPTIONS\n"
     "    -j, --json               print one JSON object instead of text\n"
     "\n"
+    "ENVIRONMENT\n"
+    "    SFP_IMPL=c|avx2|avx512   force the kernel implementation (default: the\n"
+    "                             best the CPU has); results are the same\n"
+    "\n"
     "EXIT STATUS\n"
     "    0   success\n"
     "    1   codec, data or I/O error; the message names the file and, for codec\n"
-    "        errors, the SFP_E* code (e.g. SFP_ECHECKSUM: frame checksum mismatch)\n"
+    "        errors, the SFP_E* code (e.g. SFP_ECHECKSUM: frame checksum mismatch);\n"
+    "        in a file of several frames also the frame number and byte offset.\n"
+    "        A regular output file is removed; on standard output the frames or\n"
+    "        values before the error have been written.\n"
     "    2   usage error (unknown command or option, bad option value)\n"
     "\n"
     "EXAMPLES\n"
@@ -134,130 +155,6 @@ static const char *display_name(const char *path)
     return strcmp(path, "-") == 0 ? "<stdin>" : path;
 }
 
-/* ----------------------------------------------------------------- I/O */
-
-/*
- * Reads all of path ("-": stdin) into a malloc'd buffer. On success *out
- * owns the buffer (free it); on failure prints a message and returns -1.
- */
-static int read_all(const char *path, uint8_t **out, size_t *out_len)
-{
-    int fd = STDIN_FILENO;
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, hint = 65536;
-    struct stat st;
-
-    if (strcmp(path, "-") != 0) {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            msg("%s: cannot open: %s", path, strerror(errno));
-            return -1;
-        }
-    }
-    if (fstat(fd, &st) != 0) {
-        msg("%s: cannot stat: %s", display_name(path), strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        msg("%s: is a directory", path);
-        goto fail;
-    }
-    /* Regular files: one allocation of the right size (+1 to see EOF). */
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-        if ((uint64_t)st.st_size >= SIZE_MAX) {
-            msg("%s: file too large", path);
-            goto fail;
-        }
-        hint = (size_t)st.st_size + 1;
-    }
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap < hint ? hint : cap * 2;
-            if (ncap < cap) {
-                msg("%s: file too large", display_name(path));
-                goto fail;
-            }
-            uint8_t *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                msg("%s: out of memory reading %zu bytes", display_name(path), ncap);
-                goto fail;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t got = read(fd, buf + len, cap - len);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            msg("%s: read error: %s", display_name(path), strerror(errno));
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
-    if (fd != STDIN_FILENO)
-        close(fd);
-    *out = buf;
-    *out_len = len;
-    return 0;
-fail:
-    free(buf);
-    if (fd != STDIN_FILENO)
-        close(fd);
-    return -1;
-}
-
-/*
- * Writes buf[0..len) to path ("-": stdout), replacing the file. A partly
- * written output file is removed. Prints a message and returns -1 on error.
- */
-static int write_all(const char *path, const void *buf, size_t len)
-{
-    const int is_stdout = strcmp(path, "-") == 0;
-    const char *name = is_stdout ? "<stdout>" : path;
-    const uint8_t *p = buf;
-    int fd = STDOUT_FILENO;
-    int regular = 0; /* only a regular output file is removed on failure */
-
-    if (!is_stdout) {
-        struct stat st;
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            msg("%s: cannot create: %s", path, strerror(errno));
-            return -1;
-        }
-        regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    }
-    while (len > 0) {
-        ssize_t put = write(fd, p, len);
-        if (put < 0) {
-            if (errno == EINTR)
-                continue;
-            msg("%s: write error: %s", name, strerror(errno));
-            goto fail;
-        }
-        p += put;
-        len -= (size_t)put;
-    }
-    if (!is_stdout) {
-        if (close(fd) != 0) {
-            fd = -1;
-            msg("%s: write error: %s", name, strerror(errno));
-            goto fail;
-        }
-    }
-    return 0;
-fail:
-    if (!is_stdout) {
-        if (fd >= 0)
-            close(fd);
-        if (regular)
-            unlink(path);
-    }
-    return -1;
-}
-
 /* --------------------------------------------------------- arguments */
 
 /* Parses an unsigned decimal (or 0x hex) number in [lo, hi]. */
@@ -301,6 +198,296 @@ static int option_status(int r)
     return r < 0 ? 0 : r;
 }
 
+/* Parses "1048576", "4M", "512K", "1G" (binary units); -1 if invalid. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char num[32];
+    size_t l = strlen(s);
+    uint64_t mul = 1, v;
+    if (l == 0 || l >= sizeof(num))
+        return -1;
+    memcpy(num, s, l + 1);
+    switch (num[l - 1]) {
+    case 'k': case 'K': mul = 1u << 10; break;
+    case 'm': case 'M': mul = 1u << 20; break;
+    case 'g': case 'G': mul = 1u << 30; break;
+    default: break;
+    }
+    if (mul > 1)
+        num[l - 1] = '\0';
+    if (parse_uint(num, 0, UINT64_MAX / mul, &v) < 0)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+/* ----------------------------------------------------------------- I/O */
+
+/* Input bytes per frame when --chunk is not given. */
+#define DEFAULT_CHUNK (4u << 20)
+
+/*
+ * Large buffers are allocated once per run and reused for every chunk.
+ * They are 2 MiB aligned and advised as huge pages, so that touching them
+ * the first time costs one page fault per 2 MiB where the kernel allows it
+ * (page faults are expensive on virtual machines).
+ */
+#define BIG_ALIGN ((size_t)2 << 20)
+
+static void *big_alloc(size_t n)
+{
+    size_t sz = (n + BIG_ALIGN - 1) & ~(BIG_ALIGN - 1);
+    if (sz < n)
+        return NULL;
+    void *p = aligned_alloc(BIG_ALIGN, sz ? sz : BIG_ALIGN);
+#ifdef MADV_HUGEPAGE
+    if (p && sz >= BIG_ALIGN)
+        (void)madvise(p, sz, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* A reusable buffer that only grows; keeps the first `keep` bytes. */
+typedef struct buffer {
+    uint8_t *p;
+    size_t cap;
+} buffer;
+
+static int buf_reserve(buffer *b, size_t need, size_t keep)
+{
+    if (need <= b->cap)
+        return 0;
+    uint8_t *q = big_alloc(need);
+    if (q == NULL)
+        return -1;
+    if (keep)
+        memcpy(q, b->p, keep);
+    free(b->p);
+    b->p = q;
+    b->cap = need;
+    return 0;
+}
+
+typedef struct input {
+    int fd;
+    const char *name; /* for messages */
+    uint64_t off;     /* bytes read so far */
+} input;
+
+/* Opens path ("-": stdin); prints a message and returns -1 on error. */
+static int in_open(input *in, const char *path)
+{
+    struct stat st;
+    in->fd = STDIN_FILENO;
+    in->name = display_name(path);
+    in->off = 0;
+    if (strcmp(path, "-") != 0) {
+        in->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (in->fd < 0) {
+            msg("%s: cannot open: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (fstat(in->fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        msg("%s: %s", in->name, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+        if (in->fd != STDIN_FILENO)
+            close(in->fd);
+        in->fd = -1;
+        return -1;
+    }
+#ifdef POSIX_FADV_SEQUENTIAL
+    (void)posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+    return 0;
+}
+
+static void in_close(input *in)
+{
+    if (in->fd >= 0 && in->fd != STDIN_FILENO)
+        close(in->fd);
+    in->fd = -1;
+}
+
+/* Reads n bytes, fewer only at the end of the input. Returns the count, or
+ * (size_t)-1 after printing a message. */
+static size_t in_read(input *in, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(in->fd, (uint8_t *)buf + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            msg("%s: read error: %s", in->name, strerror(errno));
+            return (size_t)-1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    in->off += got;
+    return got;
+}
+
+typedef struct output {
+    const char *path, *name;
+    int fd;      /* -1 until the first write */
+    int regular; /* a regular file we created: removed on failure */
+} output;
+
+static void out_init(output *o, const char *path)
+{
+    o->path = path;
+    o->name = strcmp(path, "-") == 0 ? "<stdout>" : path;
+    o->fd = -1;
+    o->regular = 0;
+}
+
+/* Opens the output (replacing a file) on first use. */
+static int out_open(output *o)
+{
+    struct stat st;
+    if (o->fd >= 0)
+        return 0;
+    if (strcmp(o->path, "-") == 0) {
+        o->fd = STDOUT_FILENO;
+        return 0;
+    }
+    o->fd = open(o->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->fd < 0) {
+        msg("%s: cannot create: %s", o->path, strerror(errno));
+        return -1;
+    }
+    o->regular = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode);
+    return 0;
+}
+
+static int out_write(output *o, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    if (out_open(o) < 0)
+        return -1;
+    while (len > 0) {
+        ssize_t put = write(o->fd, p, len);
+        if (put < 0) {
+            if (errno == EINTR)
+                continue;
+            msg("%s: write error: %s", o->name, strerror(errno));
+            return -1;
+        }
+        p += put;
+        len -= (size_t)put;
+    }
+    return 0;
+}
+
+/* Finishes the output (creating it if nothing was written). */
+static int out_finish(output *o)
+{
+    if (out_open(o) < 0)
+        return -1;
+    if (o->fd != STDOUT_FILENO) {
+        int fd = o->fd;
+        o->fd = -1;
+        if (close(fd) != 0) {
+            msg("%s: write error: %s", o->name, strerror(errno));
+            if (o->regular)
+                unlink(o->path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* After a failure: a regular output file we created is removed. */
+static void out_abort(output *o)
+{
+    if (o->fd >= 0 && o->fd != STDOUT_FILENO) {
+        close(o->fd);
+        if (o->regular)
+            unlink(o->path);
+    }
+    o->fd = -1;
+}
+
+/*
+ * Frames of a file, one after the other, in a buffer that grows only as
+ * bytes actually arrive (a header cannot make it allocate more than twice
+ * what was read).
+ */
+typedef struct reader {
+    input in;
+    buffer b;
+    unsigned idx;       /* frames returned so far */
+    uint64_t frame_off; /* byte offset of the current frame */
+} reader;
+
+/* Reports a codec error of the current frame (its number and offset when
+ * it is not the only frame so far); returns the exit status. */
+static int frame_error(const reader *r, const char *what, int rc)
+{
+    if (r->idx <= 1 && r->frame_off == 0)
+        return codec_error(r->in.name, what, rc);
+    char w[128];
+    snprintf(w, sizeof(w), "frame %u at byte %" PRIu64 ": %s", r->idx, r->frame_off, what);
+    return codec_error(r->in.name, w, rc);
+}
+
+/*
+ * Reads the next frame into r->b and parses its header. Returns 1 (a frame:
+ * r->b.p, fi->frame_bytes), 0 (end of input after at least one frame), or
+ * -1 after printing a message (an empty input is a truncated frame).
+ */
+static int next_frame(reader *r, sfp_frame_info *fi)
+{
+    r->frame_off = r->in.off;
+    r->idx++;
+    if (buf_reserve(&r->b, 1u << 20, 0) < 0) {
+        frame_error(r, "read", SFP_ENOMEM);
+        return -1;
+    }
+    size_t have = in_read(&r->in, r->b.p, SFP_FRAME_HEADER_SIZE);
+    if (have == (size_t)-1)
+        return -1;
+    if (have == 0 && r->idx > 1) {
+        r->idx--;
+        return 0;
+    }
+    int rc = sfp_frame_parse_header(r->b.p, have, fi);
+    if (rc < 0) {
+        frame_error(r, "invalid frame", rc);
+        return -1;
+    }
+    const uint64_t fb = fi->frame_bytes;
+    if (fb > SIZE_MAX / 2) {
+        frame_error(r, "invalid frame", SFP_EOVERFLOW);
+        return -1;
+    }
+    while (have < fb) {
+        if (have == r->b.cap) {
+            size_t ncap = r->b.cap * 2 < fb ? r->b.cap * 2 : (size_t)fb;
+            if (buf_reserve(&r->b, ncap, have) < 0) {
+                frame_error(r, "read", SFP_ENOMEM);
+                return -1;
+            }
+        }
+        size_t want = (r->b.cap < fb ? r->b.cap : (size_t)fb) - have;
+        size_t got = in_read(&r->in, r->b.p + have, want);
+        if (got == (size_t)-1)
+            return -1;
+        have += got;
+        if (got < want) {
+            frame_error(r, "invalid frame", SFP_ETRUNC);
+            return -1;
+        }
+    }
+    if ((rc = sfp_frame_parse(r->b.p, have, fi)) < 0) {
+        frame_error(r, "invalid frame", rc);
+        return -1;
+    }
+    return 1;
+}
+
 /* -------------------------------------------------------------- encode */
 
 static int cmd_encode(int argc, char **argv)
@@ -316,20 +503,22 @@ static int cmd_encode(int argc, char **argv)
         {"rounding", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
         {"anchor", required_argument, NULL, 'a'},
+        {"chunk", required_argument, NULL, 'C'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     sfp_params p;
     int have_k = 0, have_group = 0, verbose = 0, rc, c;
-    uint64_t v;
-    uint8_t *in = NULL, *frame = NULL;
-    size_t in_len = 0;
+    uint64_t v, chunk = DEFAULT_CHUNK;
+    buffer ib = {0}, fb = {0};
+    input in = {.fd = -1};
+    output out;
     int status = EXIT_DATA;
 
     sfp_params_default(&p);
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:C:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (sfp_dtype_parse(optarg, &p.dtype) < 0)
@@ -382,6 +571,11 @@ static int cmd_encode(int argc, char **argv)
                 return usage_error("encode: --anchor must be 0..254, not '%s'", optarg);
             p.anchor = (int)v;
             break;
+        case 'C':
+            if (parse_size(optarg, &chunk) < 0 || chunk > ((uint64_t)1 << 40))
+                return usage_error("encode: --chunk must be a size in bytes (suffix K, M or G) "
+                                   "up to 1T, not '%s'", optarg);
+            break;
         case 'v':
             verbose = 1;
             break;
@@ -405,65 +599,121 @@ static int cmd_encode(int argc, char **argv)
                            "(the grid would have no non-zero value)");
     if ((rc = sfp_params_check(&p)) < 0)
         return usage_error("encode: invalid parameters: %s", sfp_strerror(rc));
+    const size_t esz = sfp_dtype_size(p.dtype);
+    if (chunk && chunk < esz)
+        return usage_error("encode: --chunk must hold at least one value (%zu bytes)", esz);
 
     const char *inpath = argv[optind], *outpath = argv[optind + 1];
-    const char *inname = display_name(inpath);
-    const size_t esz = sfp_dtype_size(p.dtype);
-    if (read_all(inpath, &in, &in_len) < 0)
+    const size_t per = (size_t)(chunk / esz); /* values per frame; 0: all */
+    out_init(&out, outpath);
+    if (in_open(&in, inpath) < 0)
         goto fail;
-    if (in_len % esz != 0) {
-        msg("%s: size %zu bytes is not a multiple of %zu (the %s element size); "
-            "is --dtype right?", inname, in_len, esz, sfp_dtype_name(p.dtype));
-        goto fail;
-    }
-    const size_t n = in_len / esz;
-    const size_t cap = sfp_frame_bound(n, &p);
-    if (cap == 0) {
-        status = codec_error(inname, "encode", SFP_EOVERFLOW);
+    if (per && (buf_reserve(&ib, per * esz, 0) < 0 ||
+                buf_reserve(&fb, sfp_frame_bound(per, &p), 0) < 0)) {
+        status = codec_error(in.name, "encode", SFP_ENOMEM);
         goto fail;
     }
-    if ((frame = malloc(cap)) == NULL) {
-        status = codec_error(inname, "encode", SFP_ENOMEM);
-        goto fail;
+
+    uint64_t frames = 0, values = 0, bytes_out = 0;
+    uint64_t zeros = 0, flushed = 0, saturated = 0, negative = 0;
+    int amin = 255, amax = -1;
+    for (;;) {
+        size_t got;
+        if (per) {
+            got = in_read(&in, ib.p, per * esz);
+        } else { /* the whole input: grow as it arrives */
+            got = 0;
+            for (;;) {
+                if (got == ib.cap && buf_reserve(&ib, ib.cap ? 2 * ib.cap : DEFAULT_CHUNK, got) < 0) {
+                    status = codec_error(in.name, "encode", SFP_ENOMEM);
+                    goto fail;
+                }
+                size_t r = in_read(&in, ib.p + got, ib.cap - got);
+                if (r == (size_t)-1)
+                    goto fail;
+                got += r;
+                if (got < ib.cap)
+                    break;
+            }
+        }
+        if (got == (size_t)-1)
+            goto fail;
+        if (got == 0 && frames > 0)
+            break;
+        if (got % esz != 0) {
+            msg("%s: size %" PRIu64 " bytes is not a multiple of %zu (the %s element size); "
+                "is --dtype right?", in.name, in.off, esz, sfp_dtype_name(p.dtype));
+            goto fail;
+        }
+        const size_t n = got / esz;
+        size_t cap = sfp_frame_bound(n, &p), flen = 0;
+        if (cap == 0) {
+            status = codec_error(in.name, "encode", SFP_EOVERFLOW);
+            goto fail;
+        }
+        if (buf_reserve(&fb, cap, 0) < 0) {
+            status = codec_error(in.name, "encode", SFP_ENOMEM);
+            goto fail;
+        }
+        /* value i of this chunk draws the stochastic bits of value
+         * values + i of the whole input (sfp.h, SFP_STOCHASTIC_STEP) */
+        sfp_params pc = p;
+        pc.seed = p.seed + values * SFP_STOCHASTIC_STEP;
+        sfp_qstats st;
+        rc = sfp_encode(ib.p, n, &pc, fb.p, fb.cap, &flen, &st);
+        if (rc < 0) {
+            if (frames == 0 && got < per * esz)
+                status = codec_error(in.name, "encode", rc);
+            else {
+                char w[96];
+                snprintf(w, sizeof(w), "encode of values %" PRIu64 "..%" PRIu64, values,
+                         values + n - 1);
+                status = codec_error(in.name, w, rc);
+            }
+            goto fail;
+        }
+        if (out_write(&out, fb.p, flen) < 0)
+            goto fail;
+        frames++;
+        values += n;
+        bytes_out += flen;
+        zeros += st.zeros, flushed += st.flushed, saturated += st.saturated;
+        negative += st.negative;
+        if (n) {
+            amin = st.anchor < amin ? st.anchor : amin;
+            amax = st.anchor > amax ? st.anchor : amax;
+        }
+        if (!per || got < per * esz)
+            break;
     }
-    size_t flen = 0;
-    sfp_qstats st;
-    rc = sfp_encode(in, n, &p, frame, cap, &flen, &st);
-    if (rc < 0) {
-        status = codec_error(inname, "encode", rc);
-        goto fail;
-    }
-    if (write_all(outpath, frame, flen) < 0)
+    if (out_finish(&out) < 0)
         goto fail;
     if (verbose) {
+        char anchors[32];
+        if (amax < 0 || amin == amax)
+            snprintf(anchors, sizeof(anchors), "%d", amax < 0 ? 0 : amax);
+        else
+            snprintf(anchors, sizeof(anchors), "%d..%d", amin, amax);
         fprintf(stderr,
-                "%s: %zu %s values, %zu -> %zu bytes, ratio %.3f, %.3f bits/value; "
-                "k=%u e=%u %s anchor=%d; zeros %" PRIu64 " (flushed %" PRIu64
-                "), saturated %" PRIu64 ", negative %" PRIu64 "\n",
-                inname, n, sfp_dtype_name(p.dtype), in_len, flen,
-                flen ? (double)in_len / (double)flen : 0.0,
-                n ? 8.0 * (double)flen / (double)n : 0.0, p.mbits, p.ebits,
-                sfp_coder_name(p.coder), st.anchor, st.zeros, st.flushed, st.saturated,
-                st.negative);
+                "%s: %" PRIu64 " %s values, %" PRIu64 " -> %" PRIu64 " bytes in %" PRIu64
+                " frame%s, ratio %.3f, %.3f bits/value; k=%u e=%u %s anchor=%s; zeros %" PRIu64
+                " (flushed %" PRIu64 "), saturated %" PRIu64 ", negative %" PRIu64 "\n",
+                in.name, values, sfp_dtype_name(p.dtype), in.off, bytes_out, frames,
+                frames == 1 ? "" : "s", bytes_out ? (double)in.off / (double)bytes_out : 0.0,
+                values ? 8.0 * (double)bytes_out / (double)values : 0.0, p.mbits, p.ebits,
+                sfp_coder_name(p.coder), anchors, zeros, flushed, saturated, negative);
     }
     status = 0;
 fail:
-    free(in);
-    free(frame);
+    if (status != 0)
+        out_abort(&out);
+    in_close(&in);
+    free(ib.p);
+    free(fb.p);
     return status;
 }
 
 /* -------------------------------------------------------------- decode */
-
-/* Parses the frame header with a message naming the file on failure. */
-static int parse_frame(const char *name, const uint8_t *buf, size_t len,
-                       sfp_frame_info *fi)
-{
-    int rc = sfp_frame_parse(buf, len, fi);
-    if (rc < 0)
-        return codec_error(name, "invalid frame", rc);
-    return 0;
-}
 
 static int cmd_decode(int argc, char **argv)
 {
@@ -472,9 +722,10 @@ static int cmd_decode(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    uint8_t *in = NULL, *out = NULL;
-    size_t in_len = 0;
     int verbose = 0, status = EXIT_DATA, c, rc;
+    reader r = {.in = {.fd = -1}};
+    buffer ob = {0};
+    output out;
     sfp_frame_info fi;
 
     getopt_reset();
@@ -487,44 +738,55 @@ static int cmd_decode(int argc, char **argv)
     if (argc - optind != 2)
         return usage_error("decode: expected IN and OUT, got %d file argument%s",
                            argc - optind, argc - optind == 1 ? "" : "s");
-    const char *inpath = argv[optind], *outpath = argv[optind + 1];
-    const char *inname = display_name(inpath);
+    out_init(&out, argv[optind + 1]);
+    if (in_open(&r.in, argv[optind]) < 0)
+        goto fail;
 
-    if (read_all(inpath, &in, &in_len) < 0)
-        goto fail;
-    if (parse_frame(inname, in, in_len, &fi) != 0)
-        goto fail;
-    if (fi.frame_bytes != in_len) {
-        msg("%s: %zu bytes of trailing data after the %" PRIu64
-            "-byte frame (one frame per file expected)",
-            inname, in_len - (size_t)fi.frame_bytes, fi.frame_bytes);
-        goto fail;
+    sfp_dtype dtype = 0;
+    uint64_t values = 0, bytes_out = 0;
+    while ((rc = next_frame(&r, &fi)) == 1) {
+        if (r.idx == 1) {
+            dtype = fi.dtype;
+        } else if (fi.dtype != dtype) {
+            msg("%s: frame %u at byte %" PRIu64 ": dtype %s differs from the first frame's %s "
+                "(%s)", r.in.name, r.idx, r.frame_off, sfp_dtype_name(fi.dtype), sfp_dtype_name(dtype),
+                sfp_strerror_name(SFP_EHEADER));
+            goto fail;
+        }
+        const size_t esz = sfp_dtype_size(fi.dtype);
+        if (fi.count > SIZE_MAX / esz) {
+            status = frame_error(&r, "decode", SFP_EOVERFLOW);
+            goto fail;
+        }
+        const size_t len = (size_t)fi.count * esz;
+        if (buf_reserve(&ob, len ? len : 1, 0) < 0) {
+            status = frame_error(&r, "decode", SFP_ENOMEM);
+            goto fail;
+        }
+        size_t n = 0;
+        rc = sfp_decode(r.b.p, (size_t)fi.frame_bytes, ob.p, ob.cap, &n);
+        if (rc < 0) {
+            status = frame_error(&r, "decode", rc);
+            goto fail;
+        }
+        if (out_write(&out, ob.p, len) < 0)
+            goto fail;
+        values += n;
+        bytes_out += len;
     }
-    const size_t esz = sfp_dtype_size(fi.dtype);
-    if (fi.count > SIZE_MAX / esz) {
-        status = codec_error(inname, "decode", SFP_EOVERFLOW);
-        goto fail;
-    }
-    const size_t out_len = (size_t)fi.count * esz;
-    if ((out = malloc(out_len ? out_len : 1)) == NULL) {
-        status = codec_error(inname, "decode", SFP_ENOMEM);
-        goto fail;
-    }
-    size_t n = 0;
-    rc = sfp_decode(in, in_len, out, out_len, &n);
-    if (rc < 0) {
-        status = codec_error(inname, "decode", rc);
-        goto fail;
-    }
-    if (write_all(outpath, out, out_len) < 0)
+    if (rc < 0 || out_finish(&out) < 0)
         goto fail;
     if (verbose)
-        fprintf(stderr, "%s: %zu %s values, %zu -> %zu bytes\n", inname, n,
-                sfp_dtype_name(fi.dtype), in_len, out_len);
+        fprintf(stderr, "%s: %" PRIu64 " %s values in %u frame%s, %" PRIu64 " -> %" PRIu64
+                " bytes\n", r.in.name, values, sfp_dtype_name(dtype), r.idx, r.idx == 1 ? "" : "s",
+                r.in.off, bytes_out);
     status = 0;
 fail:
-    free(in);
-    free(out);
+    if (status != 0)
+        out_abort(&out);
+    in_close(&r.in);
+    free(r.b.p);
+    free(ob.p);
     return status;
 }
 
@@ -540,6 +802,186 @@ static void flags_text(unsigned f, char *buf, size_t cap)
         buf[l - 1] = '\0';
 }
 
+/* What info found out about one frame. */
+typedef struct frec {
+    sfp_frame_info fi;
+    uint64_t off;       /* byte offset in the file */
+    uint64_t computed;  /* checksum of the frame's bytes */
+    int sum_ok;
+    int payload_rc;     /* 0 good, < 0 bad or SFP_ENOMEM, 1 not checked */
+} frec;
+
+/* Checks the checksum and, when it matches, decodes the frame once. */
+static void check_frame(const reader *r, const sfp_frame_info *fi, buffer *ob, frec *f)
+{
+    const uint64_t body = fi->frame_bytes - SFP_FRAME_TRAILER_SIZE;
+    f->fi = *fi;
+    f->off = r->frame_off;
+    f->computed = sfp_checksum(r->b.p, (size_t)body);
+    f->sum_ok = f->computed == fi->checksum;
+    f->payload_rc = 1;
+    if (!f->sum_ok)
+        return;
+    const size_t esz = sfp_dtype_size(fi->dtype);
+    if (fi->count > SIZE_MAX / esz ||
+        buf_reserve(ob, fi->count ? (size_t)fi->count * esz : 1, 0) < 0) {
+        f->payload_rc = SFP_ENOMEM; /* not vouched for: info exits 1 */
+        return;
+    }
+    f->payload_rc = sfp_decode(r->b.p, (size_t)fi->frame_bytes, ob->p, ob->cap, NULL);
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static const char *payload_json(int rc)
+{
+    return rc == 1 || rc == SFP_ENOMEM ? "null" : rc == 0 ? "true" : "false";
+}
+
+/* The JSON fields of one frame (without braces). */
+static void frame_json(const frec *f)
+{
+    const sfp_frame_info *fi = &f->fi;
+    const uint64_t body = fi->frame_bytes - SFP_FRAME_TRAILER_SIZE;
+    const size_t esz = sfp_dtype_size(fi->dtype);
+    const int lo = (int)fi->anchor - (1 << fi->ebits) + 2;
+    printf("\"version\": %u, \"dtype\": \"%s\", \"mantissa_bits\": %u, "
+           "\"exponent_bits\": %u, \"anchor\": %u, \"window_low\": %d, "
+           "\"coder\": \"%s\", \"gecko_group\": %u, \"flags\": %u, "
+           "\"count\": %" PRIu64 ", \"nonzero\": %" PRIu64 ", \"zeros\": %" PRIu64
+           ", \"sign_bytes\": %" PRIu64 ", \"mantissa_bytes\": %" PRIu64
+           ", \"zero_map_bytes\": %" PRIu64 ", \"exponent_bytes\": %" PRIu64
+           ", \"frame_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64,
+           fi->version, sfp_dtype_name(fi->dtype), fi->mbits, fi->ebits, fi->anchor, lo,
+           sfp_coder_name(fi->coder), fi->gecko_group, fi->flags, fi->count, fi->nonzero,
+           fi->count - fi->nonzero, fi->sign_bytes, fi->mant_bytes, fi->zmap_bytes,
+           fi->exp_bytes, fi->frame_bytes, fi->count * esz);
+    printf(", \"bits_per_value\": %.4f, \"payload_bits_per_value\": %.4f, \"ratio\": %.4f"
+           ", \"checksum\": \"%016" PRIx64 "\", \"checksum_ok\": %s, \"payload_ok\": %s",
+           fi->count ? 8.0 * (double)fi->frame_bytes / (double)fi->count : 0.0,
+           fi->count ? 8.0 * (double)(body - SFP_FRAME_HEADER_SIZE) / (double)fi->count : 0.0,
+           (double)(fi->count * esz) / (double)fi->frame_bytes, fi->checksum,
+           f->sum_ok ? "true" : "false", payload_json(f->payload_rc));
+}
+
+/* The text of a file that holds one frame. */
+static void single_text(const char *path, const frec *f)
+{
+    const sfp_frame_info *fi = &f->fi;
+    const uint64_t body = fi->frame_bytes - SFP_FRAME_TRAILER_SIZE;
+    const size_t esz = sfp_dtype_size(fi->dtype);
+    const int lo = (int)fi->anchor - (1 << fi->ebits) + 2;
+    char flags[64];
+    flags_text(fi->flags, flags, sizeof(flags));
+    printf("file:            %s\n", path);
+    printf("version:         %u\n", fi->version);
+    printf("dtype:           %s (%zu bytes/value)\n", sfp_dtype_name(fi->dtype), esz);
+    printf("mantissa bits:   %u\n", fi->mbits);
+    printf("exponent bits:   %u\n", fi->ebits);
+    printf("anchor:          %u (2^%d); window %d..%u\n", fi->anchor, (int)fi->anchor - 127,
+           lo < 0 ? 0 : lo, fi->anchor);
+    if (fi->coder == SFP_CODER_GECKO)
+        printf("coder:           gecko (group %u)\n", fi->gecko_group);
+    else
+        printf("coder:           %s\n", sfp_coder_name(fi->coder));
+    printf("flags:           0x%02x (%s)\n", fi->flags, flags);
+    printf("count:           %" PRIu64 "\n", fi->count);
+    printf("nonzero:         %" PRIu64 "\n", fi->nonzero);
+    printf("zeros:           %" PRIu64 " (%.2f%%)\n", fi->count - fi->nonzero,
+           fi->count ? 100.0 * (double)(fi->count - fi->nonzero) / (double)fi->count : 0.0);
+    printf("sign bytes:      %" PRIu64 "\n", fi->sign_bytes);
+    printf("mantissa bytes:  %" PRIu64 "\n", fi->mant_bytes);
+    printf("zero map bytes:  %" PRIu64 "\n", fi->zmap_bytes);
+    printf("exponent bytes:  %" PRIu64 "\n", fi->exp_bytes);
+    printf("frame bytes:     %" PRIu64 "\n", fi->frame_bytes);
+    printf("raw bytes:       %" PRIu64 "\n", fi->count * esz);
+    printf("bits/value:      %.4f (payload %.4f)\n",
+           fi->count ? 8.0 * (double)fi->frame_bytes / (double)fi->count : 0.0,
+           fi->count ? 8.0 * (double)(body - SFP_FRAME_HEADER_SIZE) / (double)fi->count : 0.0);
+    printf("ratio:           %.4f (vs raw %s)\n",
+           (double)(fi->count * esz) / (double)fi->frame_bytes, sfp_dtype_name(fi->dtype));
+    printf("checksum:        %016" PRIx64 " %s\n", fi->checksum, f->sum_ok ? "OK" : "bad");
+    if (!f->sum_ok)
+        printf("payload:         not checked (checksum bad)\n");
+    else if (f->payload_rc == SFP_ENOMEM)
+        printf("payload:         not checked (%s)\n", sfp_strerror_name(f->payload_rc));
+    else if (f->payload_rc < 0)
+        printf("payload:         bad (%s)\n", sfp_strerror_name(f->payload_rc));
+    else
+        printf("payload:         OK\n");
+}
+
+/* One line of a file with several frames. */
+static void frame_row(unsigned idx, const frec *f)
+{
+    const sfp_frame_info *fi = &f->fi;
+    char flags[64], coder[32];
+    flags_text(fi->flags, flags, sizeof(flags));
+    if (fi->coder == SFP_CODER_GECKO)
+        snprintf(coder, sizeof(coder), "gecko%u", fi->gecko_group);
+    else
+        snprintf(coder, sizeof(coder), "%s", sfp_coder_name(fi->coder));
+    printf("frame %-10u offset %" PRIu64 ", %s k%u e%u %s anchor %u flags %s, %" PRIu64
+           " values (%" PRIu64 " nonzero), %" PRIu64 " bytes, checksum %s, payload %s\n",
+           idx, f->off, sfp_dtype_name(fi->dtype), fi->mbits, fi->ebits, coder, fi->anchor, flags,
+           fi->count, fi->nonzero, fi->frame_bytes, f->sum_ok ? "OK" : "bad",
+           !f->sum_ok || f->payload_rc == 1 ? "not checked"
+           : f->payload_rc == SFP_ENOMEM    ? "not checked (SFP_ENOMEM)"
+           : f->payload_rc < 0              ? sfp_strerror_name(f->payload_rc)
+                                            : "OK");
+}
+
+/* Messages for a bad frame; returns 1 when the frame is not good. */
+static int frame_verdict(const reader *r, unsigned idx, const frec *f)
+{
+    reader at = *r;
+    at.idx = idx;
+    at.frame_off = f->off;
+    if (!f->sum_ok) {
+        char w[160];
+        snprintf(w, sizeof(w), "checksum (stored %016" PRIx64 ", computed %016" PRIx64 ")",
+                 f->fi.checksum, f->computed);
+        /* codec_error's format, with the sums after the message */
+        if (idx <= 1 && f->off == 0)
+            msg("%s: checksum: %s: %s (stored %016" PRIx64 ", computed %016" PRIx64 ")",
+                r->in.name, sfp_strerror_name(SFP_ECHECKSUM), sfp_strerror(SFP_ECHECKSUM),
+                f->fi.checksum, f->computed);
+        else
+            frame_error(&at, w, SFP_ECHECKSUM);
+        return 1;
+    }
+    if (f->payload_rc < 0) {
+        frame_error(&at, "payload", f->payload_rc);
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct totals {
+    uint64_t count, nonzero, frame_bytes, raw_bytes, bad;
+} totals;
+
+static void totals_add(totals *t, const frec *f)
+{
+    t->count += f->fi.count;
+    t->nonzero += f->fi.nonzero;
+    t->frame_bytes += f->fi.frame_bytes;
+    t->raw_bytes += f->fi.count * sfp_dtype_size(f->fi.dtype);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -547,10 +989,12 @@ static int cmd_info(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    uint8_t *in = NULL;
-    size_t in_len = 0;
-    int json = 0, status = EXIT_DATA, c;
+    reader r = {.in = {.fd = -1}};
+    buffer ob = {0};
+    int json = 0, status = EXIT_DATA, c, rc;
     sfp_frame_info fi;
+    frec first, cur;
+    totals t = {0};
 
     getopt_reset();
     while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
@@ -560,125 +1004,86 @@ static int cmd_info(int argc, char **argv)
             return option_status(bad_option("info", argv, c));
     }
     if (argc - optind != 1)
-        return usage_error("info: expected one FRAME, got %d file arguments",
-                           argc - optind);
+        return usage_error("info: expected one FILE, got %d file arguments", argc - optind);
     const char *path = argv[optind];
-    const char *name = display_name(path);
-    if (read_all(path, &in, &in_len) < 0)
+    if (in_open(&r.in, path) < 0)
         goto fail;
-    if (parse_frame(name, in, in_len, &fi) != 0)
+    if (next_frame(&r, &fi) != 1)
         goto fail;
-
-    const uint64_t body = fi.frame_bytes - SFP_FRAME_TRAILER_SIZE;
-    const uint64_t computed = sfp_checksum(in, (size_t)body);
-    const int sum_ok = computed == fi.checksum;
-    const size_t esz = sfp_dtype_size(fi.dtype);
-    const double raw = (double)fi.count * (double)esz;
-    const double bpv = fi.count ? 8.0 * (double)fi.frame_bytes / (double)fi.count : 0.0;
-    const double payload_bpv =
-        fi.count ? 8.0 * (double)(body - SFP_FRAME_HEADER_SIZE) / (double)fi.count : 0.0;
-    const double ratio = raw / (double)fi.frame_bytes;
-    const int lo = (int)fi.anchor - (1 << fi.ebits) + 2;
-    const uint64_t trailing = in_len - fi.frame_bytes;
-    char flags[64];
-    flags_text(fi.flags, flags, sizeof(flags));
-
-    /* With a good checksum, decode once to validate every plane too. */
-    int payload_rc = 1; /* 1: not checked */
-    const char *payload_note = "not checked (checksum bad)";
-    if (sum_ok) {
-        size_t out_len = fi.count <= SIZE_MAX / esz ? (size_t)fi.count * esz : SIZE_MAX;
-        void *tmp = out_len < SIZE_MAX ? malloc(out_len ? out_len : 1) : NULL;
-        if (tmp == NULL) {
-            payload_rc = SFP_ENOMEM; /* not vouched for: exit 1 */
+    check_frame(&r, &fi, &ob, &first);
+    totals_add(&t, &first);
+    rc = next_frame(&r, &fi);
+    if (rc != 1) {
+        /* one frame (then the end of the file, or an error after it) */
+        if (json) {
+            printf("{\"file\": ");
+            json_string(path);
+            printf(", ");
+            frame_json(&first);
+            printf(", \"trailing_bytes\": 0}\n");
         } else {
-            payload_rc = sfp_decode(in, in_len, tmp, out_len, NULL);
-            payload_note = payload_rc == 0 ? "OK" : "bad";
-            free(tmp);
+            single_text(path, &first);
         }
-    }
-
-    if (json) {
-        printf("{\"file\": \"");
-        for (const char *s = path; *s; s++) {
-            unsigned char ch = (unsigned char)*s;
-            if (ch == '"' || ch == '\\')
-                printf("\\%c", ch);
-            else if (ch < 0x20)
-                printf("\\u%04x", ch);
-            else
-                putchar(ch);
-        }
-        printf("\", \"version\": %u, \"dtype\": \"%s\", \"mantissa_bits\": %u, "
-               "\"exponent_bits\": %u, \"anchor\": %u, \"window_low\": %d, "
-               "\"coder\": \"%s\", \"gecko_group\": %u, \"flags\": %u, "
-               "\"count\": %" PRIu64 ", \"nonzero\": %" PRIu64 ", \"zeros\": %" PRIu64
-               ", \"sign_bytes\": %" PRIu64 ", \"mantissa_bytes\": %" PRIu64
-               ", \"zero_map_bytes\": %" PRIu64 ", \"exponent_bytes\": %" PRIu64
-               ", \"frame_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64
-               ", \"trailing_bytes\": %" PRIu64 ", \"bits_per_value\": %.4f"
-               ", \"payload_bits_per_value\": %.4f, \"ratio\": %.4f"
-               ", \"checksum\": \"%016" PRIx64 "\", \"checksum_ok\": %s"
-               ", \"payload_ok\": %s}\n",
-               fi.version, sfp_dtype_name(fi.dtype), fi.mbits, fi.ebits, fi.anchor, lo,
-               sfp_coder_name(fi.coder), fi.gecko_group, fi.flags, fi.count, fi.nonzero,
-               fi.count - fi.nonzero, fi.sign_bytes, fi.mant_bytes, fi.zmap_bytes,
-               fi.exp_bytes, fi.frame_bytes, fi.count * esz, trailing, bpv,
-               payload_bpv, ratio, fi.checksum, sum_ok ? "true" : "false",
-               payload_rc == 1 ? "null" : payload_rc == 0 ? "true" : "false");
+        t.bad += (unsigned)frame_verdict(&r, 1, &first);
+        if (rc < 0)
+            t.bad++;
     } else {
-        printf("file:            %s\n", path);
-        printf("version:         %u\n", fi.version);
-        printf("dtype:           %s (%zu bytes/value)\n", sfp_dtype_name(fi.dtype), esz);
-        printf("mantissa bits:   %u\n", fi.mbits);
-        printf("exponent bits:   %u\n", fi.ebits);
-        printf("anchor:          %u (2^%d); window %d..%u\n", fi.anchor,
-               (int)fi.anchor - 127, lo < 0 ? 0 : lo, fi.anchor);
-        if (fi.coder == SFP_CODER_GECKO)
-            printf("coder:           gecko (group %u)\n", fi.gecko_group);
-        else
-            printf("coder:           %s\n", sfp_coder_name(fi.coder));
-        printf("flags:           0x%02x (%s)\n", fi.flags, flags);
-        printf("count:           %" PRIu64 "\n", fi.count);
-        printf("nonzero:         %" PRIu64 "\n", fi.nonzero);
-        printf("zeros:           %" PRIu64 " (%.2f%%)\n", fi.count - fi.nonzero,
-               fi.count ? 100.0 * (double)(fi.count - fi.nonzero) / (double)fi.count : 0.0);
-        printf("sign bytes:      %" PRIu64 "\n", fi.sign_bytes);
-        printf("mantissa bytes:  %" PRIu64 "\n", fi.mant_bytes);
-        printf("zero map bytes:  %" PRIu64 "\n", fi.zmap_bytes);
-        printf("exponent bytes:  %" PRIu64 "\n", fi.exp_bytes);
-        printf("frame bytes:     %" PRIu64 "\n", fi.frame_bytes);
-        if (trailing)
-            printf("trailing bytes:  %" PRIu64 " (after the frame)\n", trailing);
-        printf("raw bytes:       %" PRIu64 "\n", fi.count * esz);
-        printf("bits/value:      %.4f (payload %.4f)\n", bpv, payload_bpv);
-        printf("ratio:           %.4f (vs raw %s)\n", ratio, sfp_dtype_name(fi.dtype));
-        printf("checksum:        %016" PRIx64 " %s\n", fi.checksum,
-               sum_ok ? "OK" : "bad");
-        if (payload_rc == SFP_ENOMEM)
-            printf("payload:         not checked (%s)\n", sfp_strerror_name(payload_rc));
-        else if (payload_rc < 0)
-            printf("payload:         bad (%s)\n", sfp_strerror_name(payload_rc));
-        else
-            printf("payload:         %s\n", payload_note);
+        if (json) {
+            printf("{\"file\": ");
+            json_string(path);
+            printf(", \"frame_list\": [{\"offset\": 0, ");
+            frame_json(&first);
+            printf("}");
+        } else {
+            printf("file:            %s\n", path);
+            frame_row(1, &first);
+        }
+        t.bad += (unsigned)frame_verdict(&r, 1, &first);
+        do {
+            check_frame(&r, &fi, &ob, &cur);
+            totals_add(&t, &cur);
+            if (json) {
+                printf(", {\"offset\": %" PRIu64 ", ", cur.off);
+                frame_json(&cur);
+                printf("}");
+            } else {
+                frame_row(r.idx, &cur);
+            }
+            t.bad += (unsigned)frame_verdict(&r, r.idx, &cur);
+        } while ((rc = next_frame(&r, &fi)) == 1);
+        if (rc < 0)
+            t.bad++;
+        const double bpv = t.count ? 8.0 * (double)t.frame_bytes / (double)t.count : 0.0;
+        const double ratio = t.frame_bytes ? (double)t.raw_bytes / (double)t.frame_bytes : 0.0;
+        if (json) {
+            printf("], \"frames\": %u, \"count\": %" PRIu64 ", \"nonzero\": %" PRIu64
+                   ", \"zeros\": %" PRIu64 ", \"frame_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64
+                   ", \"bits_per_value\": %.4f, \"ratio\": %.4f, \"all_ok\": %s}\n",
+                   r.idx, t.count, t.nonzero, t.count - t.nonzero, t.frame_bytes, t.raw_bytes,
+                   bpv, ratio, t.bad ? "false" : "true");
+        } else {
+            printf("frames:          %u\n", r.idx);
+            printf("count:           %" PRIu64 "\n", t.count);
+            printf("nonzero:         %" PRIu64 "\n", t.nonzero);
+            printf("zeros:           %" PRIu64 " (%.2f%%)\n", t.count - t.nonzero,
+                   t.count ? 100.0 * (double)(t.count - t.nonzero) / (double)t.count : 0.0);
+            printf("frame bytes:     %" PRIu64 "\n", t.frame_bytes);
+            printf("raw bytes:       %" PRIu64 "\n", t.raw_bytes);
+            printf("bits/value:      %.4f\n", bpv);
+            printf("ratio:           %.4f\n", ratio);
+            printf("verdict:         %s\n", t.bad ? "bad" : "every frame OK");
+        }
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         msg("<stdout>: write error: %s", strerror(errno));
         goto fail;
     }
-    if (!sum_ok) {
-        msg("%s: checksum: %s: %s (stored %016" PRIx64 ", computed %016" PRIx64 ")",
-            name, sfp_strerror_name(SFP_ECHECKSUM), sfp_strerror(SFP_ECHECKSUM),
-            fi.checksum, computed);
-        goto fail;
-    }
-    if (payload_rc < 0) {
-        status = codec_error(name, "payload", payload_rc);
-        goto fail;
-    }
-    status = 0;
+    if (t.bad == 0)
+        status = 0;
 fail:
-    free(in);
+    in_close(&r.in);
+    free(r.b.p);
+    free(ob.p);
     return status;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sfp/sfp.h"
+#include "impl_env.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,6 +87,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int prc = sfp_frame_parse(buf, size, &fi);
     must(prc == SFP_OK || is_error_code(prc));
+    /* the streaming parse (header only) agrees with the whole-frame one */
+    sfp_frame_info fh;
+    int hrc = sfp_frame_parse_header(buf, size, &fh);
+    if (hrc == SFP_OK) {
+        must(fh.frame_bytes >= SFP_FRAME_HEADER_SIZE + SFP_FRAME_TRAILER_SIZE);
+        must(prc == (fh.frame_bytes <= size ? SFP_OK : SFP_ETRUNC));
+        if (prc == SFP_OK)
+            must(fh.frame_bytes == fi.frame_bytes && fh.count == fi.count);
+    } else {
+        must(prc == hrc);
+    }
     int vrc = sfp_frame_verify(buf, size, &fv);
     must(vrc == SFP_OK || is_error_code(vrc));
     if (prc != SFP_OK) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "sfp/sfp.h"
+#include "impl_env.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

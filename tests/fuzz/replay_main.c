@@ -2,7 +2,8 @@
  * replay_main.c - plain main() for fuzz targets built without libFuzzer:
  * runs LLVMFuzzerTestOneInput once on every file named on the command line,
  * descending one level into directories (a corpus directory). Exits 0 when
- * every input ran, 1 on an I/O error; a target finding aborts.
+ * every input ran, 1 on an I/O error; a target finding aborts. A target may
+ * define replay_setup(); when it returns 77 the replay is skipped (exit 77).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int replay_setup(void) __attribute__((weak));
 
 static int run_file(const char *path)
 {
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s CORPUS_DIR|FILE...\n", argv[0]);
         return 2;
     }
+    if (replay_setup && replay_setup() == 77)
+        return 77;
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {

@@ -144,7 +144,7 @@ expect_exit 2 "dtype" "$codec" encode --dtype f16 "$tmp/any.f32" "$tmp/x"
 expect_exit 2 "needs a value" "$codec" encode "$tmp/any.f32" "$tmp/x" --mantissa
 expect_exit 2 "expected IN and OUT" "$codec" encode "$tmp/any.f32"
 expect_exit 2 "expected IN and OUT" "$codec" decode "$tmp/any.sfp"
-expect_exit 2 "expected one FRAME" "$codec" info
+expect_exit 2 "expected one FILE" "$codec" info
 expect_exit 2 "unknown option" "$codec" info --xml "$tmp/r.sfp"
 [[ ! -e $tmp/x ]] && ok || bad "usage error created an output file"
 
@@ -175,10 +175,76 @@ expect_exit 1 "SFP_ECHECKSUM" "$codec" decode - "$tmp/x" <"$tmp/c.sfp"
 head -c 1000 "$tmp/r.sfp" >"$tmp/t.sfp"
 expect_exit 1 "t.sfp.*SFP_ETRUNC" "$codec" decode "$tmp/t.sfp" "$tmp/x"
 expect_exit 1 "t.sfp.*SFP_ETRUNC" "$codec" info "$tmp/t.sfp"
-cat "$tmp/r.sfp" "$tmp/r.sfp" >"$tmp/two.sfp"
-expect_exit 1 "two.sfp.*trailing" "$codec" decode "$tmp/two.sfp" "$tmp/x"
+printf 'junk' | cat "$tmp/r.sfp" - >"$tmp/junk.sfp"
+expect_exit 1 "junk.sfp: frame 2 at byte [0-9]+: invalid frame: SFP_EMAGIC" "$codec" decode "$tmp/junk.sfp" "$tmp/x"
+expect_exit 1 "junk.sfp: frame 2 at byte [0-9]+: invalid frame: SFP_EMAGIC" "$codec" info "$tmp/junk.sfp"
+grep -q "^payload: *OK" "$tmp/out" && ok || bad "info of a frame + junk: first frame not shown"
 : >"$tmp/empty.sfp"
 expect_exit 1 "empty.sfp.*SFP_ETRUNC" "$codec" decode "$tmp/empty.sfp" "$tmp/x"
+
+# --- streams: one frame per chunk, files of several frames
+cat "$tmp/r.sfp" "$tmp/r.sfp" >"$tmp/two.sfp"
+expect_exit 0 "" "$codec" decode "$tmp/two.sfp" "$tmp/two.out"
+cat "$tmp/r.q" "$tmp/r.q" | cmp -s - "$tmp/two.out" && ok || bad "two concatenated frames"
+expect_exit 0 "" "$codec" encode --chunk 16K "$tmp/any.f32" "$tmp/ch.sfp"
+expect_exit 0 "" "$codec" decode "$tmp/ch.sfp" "$tmp/ch.out"
+cmp -s "$tmp/any.f32" "$tmp/ch.out" && ok || bad "lossless chunked round trip"
+expect_exit 0 "" "$codec" info "$tmp/ch.sfp"
+grep -Eq "^frames: +5$" "$tmp/out" && grep -Eq "^count: +20000$" "$tmp/out" &&
+    grep -Eq "^verdict: +every frame OK$" "$tmp/out" && [[ $(grep -c "^frame [0-9]" "$tmp/out") -eq 5 ]] &&
+    ok || bad "info of 5 frames: $(cat "$tmp/out")"
+expect_exit 0 "" "$codec" info --json "$tmp/ch.sfp"
+cp "$tmp/out" "$tmp/ch.json"
+python3 - "$tmp/out" <<'PY' && ok || bad "info --json of 5 frames"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["frames"] == 5 and len(j["frame_list"]) == 5 and j["all_ok"] is True
+assert j["count"] == 20000 == sum(f["count"] for f in j["frame_list"])
+assert [f["count"] for f in j["frame_list"]] == [4096] * 4 + [3616]
+assert all(f["checksum_ok"] and f["payload_ok"] for f in j["frame_list"])
+PY
+"$codec" encode --chunk 4000 - - <"$tmp/any.f32" | "$codec" decode - - >"$tmp/pipe2.out"
+cmp -s "$tmp/any.f32" "$tmp/pipe2.out" && ok || bad "chunked pipe round trip"
+# stochastic rounding: chunks draw the bits of the whole tensor
+expect_exit 0 "" "$codec" encode -k 3 -e 8 -r stochastic -s 5 --anchor 130 --chunk 0 "$tmp/relu.f32" "$tmp/st0.sfp"
+expect_exit 0 "" "$codec" encode -k 3 -e 8 -r stochastic -s 5 --anchor 130 --chunk 1000 "$tmp/relu.f32" "$tmp/st1.sfp"
+"$codec" decode "$tmp/st0.sfp" "$tmp/st0.q" && "$codec" decode "$tmp/st1.sfp" "$tmp/st1.q"
+cmp -s "$tmp/st0.q" "$tmp/st1.q" && ok || bad "stochastic rounding differs between chunked and whole"
+# a damaged frame in the middle: named by number and offset, output removed
+cp "$tmp/ch.sfp" "$tmp/mid.sfp"
+off3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["frame_list"][2]["offset"])' "$tmp/ch.json")
+printf '\x55' | dd of="$tmp/mid.sfp" bs=1 seek=$((off3 + 100)) conv=notrunc status=none
+expect_exit 1 "mid.sfp: frame 3 at byte $off3: decode: SFP_ECHECKSUM" "$codec" decode "$tmp/mid.sfp" "$tmp/x"
+[[ ! -e $tmp/x ]] && ok || bad "a bad third frame left an output file"
+expect_exit 1 "mid.sfp: frame 3 at byte $off3: checksum.*SFP_ECHECKSUM" "$codec" info "$tmp/mid.sfp"
+grep -Eq "^verdict: +bad$" "$tmp/out" && [[ $(grep -c "^frame [0-9]" "$tmp/out") -eq 5 ]] && ok ||
+    bad "info goes on after a bad checksum: $(cat "$tmp/out")"
+head -c $((off3 + 70)) "$tmp/ch.sfp" >"$tmp/cut.sfp"
+expect_exit 1 "cut.sfp: frame 3 at byte $off3: invalid frame: SFP_ETRUNC" "$codec" decode "$tmp/cut.sfp" "$tmp/x"
+# every frame of a file has one dtype
+cat "$tmp/r.sfp" "$tmp/b.sfp" >"$tmp/mixed.sfp"
+expect_exit 1 "mixed.sfp: frame 2 at byte [0-9]+: dtype bf16 differs.*SFP_EHEADER" "$codec" decode "$tmp/mixed.sfp" "$tmp/x"
+expect_exit 2 "chunk" "$codec" encode --chunk 3 "$tmp/any.f32" "$tmp/x"
+expect_exit 2 "chunk" "$codec" encode --chunk 12Q "$tmp/any.f32" "$tmp/x"
+expect_exit 1 "odd.f32.*not a multiple of 4" "$codec" encode --chunk 1K "$tmp/odd.f32" "$tmp/x"
+[[ ! -e $tmp/x ]] && ok || bad "failed chunked encode left an output file"
+
+# info never vouches for a payload it could not check: a valid frame of 16M
+# zeros (64 MiB decoded) under a 48 MiB address-space limit (not under ASan,
+# whose shadow memory needs far more address space than that)
+head -c 64M /dev/zero | "$codec" encode -k 0 -e 1 --chunk 0 - "$tmp/z.sfp"
+if ldd "$codec" 2>/dev/null | grep -q libasan; then
+    echo "memory-limit checks skipped: sfp-codec is built with AddressSanitizer"
+else
+    ( ulimit -v 49152; exec "$codec" info "$tmp/z.sfp" ) >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [[ $rc -eq 1 ]] && grep -q "SFP_ENOMEM" "$tmp/err" && grep -Eq "^payload: +not checked \(SFP_ENOMEM\)" "$tmp/out" &&
+        ok || bad "info under a memory limit: exit $rc, $(cat "$tmp/err") $(grep payload "$tmp/out")"
+    ( ulimit -v 49152; exec "$codec" decode "$tmp/z.sfp" "$tmp/x" ) 2>"$tmp/err"
+    rc=$?
+    [[ $rc -eq 1 ]] && grep -q "z.sfp: decode: SFP_ENOMEM" "$tmp/err" && ok || bad "decode under a memory limit: exit $rc, $(cat "$tmp/err")"
+fi
+expect_exit 0 "" "$codec" info "$tmp/z.sfp"
 
 echo "test_cli: $checks checks, $fails failed"
 [[ $fails -eq 0 ]]

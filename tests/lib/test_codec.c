@@ -533,18 +533,26 @@ static void resum(uint8_t *f, size_t len)
     sfp__store64le(f + len - 8, sfp_checksum(f, len - 8));
 }
 
-/* Decodes f under every kernel implementation the CPU has; each must give
- * want. */
+/* Decodes f under every kernel implementation the CPU has (and the AVX-512
+ * kernels over SIMDe's emulation when built); each must give want. */
 static void decode_all_impls(const uint8_t *f, size_t len, int want, const char *what)
 {
     static float y[4096];
-    for (int impl = SFP_IMPL_C; impl <= SFP_IMPL_AVX512; impl++) {
-        if (sfp_set_impl((sfp_impl)impl) != 0)
+    for (int impl = SFP_IMPL_C; impl <= SFP_IMPL_AVX512 + 1; impl++) {
+        if (impl > SFP_IMPL_AVX512) {
+#if HAVE_AVX512_EMU
+            sfp__kernels_force(&sfp__kernels_avx512_emu, SFP_IMPL_AVX512);
+#else
             continue;
+#endif
+        } else if (sfp_set_impl((sfp_impl)impl) != 0) {
+            continue;
+        }
         int rc = sfp_decode(f, len, y, sizeof(y), NULL);
         CHECK_EQ_INT(rc, want);
         if (rc != want)
-            fprintf(stderr, "  %s (impl %d)\n", what, impl);
+            fprintf(stderr, "  %s (impl %d%s)\n", what, impl,
+                    impl > SFP_IMPL_AVX512 ? ", AVX-512 emulated" : "");
     }
     sfp_set_impl(SFP_IMPL_AUTO);
 }

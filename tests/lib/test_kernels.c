@@ -1,7 +1,9 @@
 /*
- * test_kernels.c - every SIMD kernel agrees bit for bit with the C
+ * test_kernels.c - every SIMD kernel set agrees bit for bit with the C
  * reference: quantizer output, pass-1 statistics, frames and decodes, for
- * every width, both coders, special values and odd lengths.
+ * every width, every coder and rounding mode, special values and odd
+ * lengths. Sets: AVX2 and AVX-512 where the CPU has them, and the AVX-512
+ * kernels over SIMDe's emulation (any AVX2 CPU) when built with it.
  */
 #include "check.h"
 #include "internal.h"
@@ -26,6 +28,25 @@ static void fill(uint32_t *u, size_t n, trng *r, int kind)
     }
 }
 
+/* A kernel set to compare with the C reference. */
+typedef struct impl {
+    const char *name;
+    sfp_impl id;            /* sfp_set_impl, or ...         */
+    const sfp__kernels *kt; /* ... forced (the emulation)   */
+} impl;
+
+static const impl *cur;
+
+static void use_impl(const impl *m)
+{
+    if (m == NULL)
+        sfp_set_impl(SFP_IMPL_C);
+    else if (m->kt)
+        sfp__kernels_force(m->kt, m->id);
+    else
+        sfp_set_impl(m->id);
+}
+
 static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
 {
     size_t cap = sfp_frame_bound(n, p), l1 = 0, l2 = 0;
@@ -38,10 +59,10 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
     memset(&s1, 0, sizeof(s1));
     memset(&s2, 0, sizeof(s2));
 
-    sfp_set_impl(SFP_IMPL_C);
+    use_impl(NULL);
     int r1 = sfp_encode(x, n, p, f1, cap, &l1, &s1);
     sfp_quantize(q1, x, n, p, NULL);
-    sfp_set_impl(SFP_IMPL_AVX2);
+    use_impl(cur);
     int r2 = sfp_encode(x, n, p, f2, cap, &l2, &s2);
     sfp_quantize(q2, x, n, p, NULL);
     ok &= r1 == 0 && r2 == 0 && l1 == l2 && memcmp(f1, f2, l1) == 0;
@@ -49,9 +70,9 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
     ok &= memcmp(q1, q2, n * 4) == 0;
     if (r1 == 0) {
         size_t n1 = 0, n2 = 0;
-        sfp_set_impl(SFP_IMPL_C);
+        use_impl(NULL);
         int e1 = sfp_decode(f1, l1, d1, n * 4, &n1);
-        sfp_set_impl(SFP_IMPL_AVX2);
+        use_impl(cur);
         int e2 = sfp_decode(f1, l1, d2, n * 4, &n2);
         ok &= e1 == 0 && e2 == 0 && memcmp(d1, d2, n * 4) == 0 && memcmp(d1, q1, n * 4) == 0;
     }
@@ -65,37 +86,58 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
                 (unsigned long long)s1.negative, (unsigned long long)s2.negative,
                 s1.anchor, s2.anchor);
     if (!ok)
-        fprintf(stderr, "  mismatch n=%zu k=%u e=%u coder=%d G=%u round=%d (rc %d/%d len %zu/%zu)\n",
-                n, p->mbits, p->ebits, p->coder, p->gecko_group, p->rounding, r1, r2, l1, l2);
+        fprintf(stderr, "  %s: mismatch n=%zu k=%u e=%u coder=%d G=%u round=%d (rc %d/%d len %zu/%zu)\n",
+                cur->name, n, p->mbits, p->ebits, p->coder, p->gecko_group, p->rounding, r1, r2,
+                l1, l2);
     free(f1), free(f2), free(d1), free(d2), free(q1), free(q2);
     return ok;
 }
 
 int main(void)
 {
-    if (sfp_set_impl(SFP_IMPL_AVX2) != 0) {
-        printf("no AVX2 on this CPU or build: nothing to compare\n");
-        return 77;
-    }
+    static const impl impls[] = {
+        {"avx2", SFP_IMPL_AVX2, NULL},
+        {"avx512", SFP_IMPL_AVX512, NULL},
+#if HAVE_AVX512_EMU
+        {"avx512 (SIMDe emulation)", SFP_IMPL_AVX512, &sfp__kernels_avx512_emu},
+#endif
+    };
     enum { N = 5000 };
     uint32_t *x = malloc(N * 4);
-    trng r = {1};
-    size_t lens[] = {N, 4097, 130, 64, 9, 1};
-    for (int kind = 0; kind < 4; kind++) {
-        fill(x, N, &r, kind);
-        for (unsigned e = 1; e <= 8; e++)
-            for (unsigned k = 0; k <= 23; k++)
-                for (int c = 0; c < 3; c++) {
-                    sfp_params p;
-                    sfp_params_default(&p);
-                    p.mbits = k, p.ebits = e, p.coder = (sfp_coder)c;
-                    p.gecko_group = 8u << ((k + e) % 4);
-                    p.rounding = (sfp_rounding)((k + kind) % 2);
-                    if ((k + e) % 5 == 0)
-                        p.anchor = 120 + (int)(k % 10);
-                    CHECK(frames_agree(x, lens[(k + e + c) % 6], &p));
-                }
+    const size_t lens[] = {N, 4097, 2048 + 47, 130, 64, 47, 16, 9, 1};
+    const size_t nlens = sizeof(lens) / sizeof(lens[0]);
+    int tested = 0;
+    for (size_t m = 0; m < sizeof(impls) / sizeof(impls[0]); m++) {
+        cur = &impls[m];
+        if (!cur->kt && sfp_set_impl(cur->id) != 0) {
+            printf("%s: not on this CPU or build, skipped\n", cur->name);
+            continue;
+        }
+        tested++;
+        int before = check_failures;
+        trng r = {1};
+        for (int kind = 0; kind < 4; kind++) {
+            fill(x, N, &r, kind);
+            for (unsigned e = 1; e <= 8; e++)
+                for (unsigned k = 0; k <= 23; k++)
+                    for (int c = 0; c < 3; c++) {
+                        sfp_params p;
+                        sfp_params_default(&p);
+                        p.mbits = k, p.ebits = e, p.coder = (sfp_coder)c;
+                        p.gecko_group = 8u << ((k + e + (unsigned)kind) % 4);
+                        p.rounding = (sfp_rounding)((k + (unsigned)kind + (unsigned)c) % 3);
+                        p.seed = k * 31 + e;
+                        if ((k + e) % 5 == 0)
+                            p.anchor = 120 + (int)(k % 10);
+                        CHECK(frames_agree(x, lens[(k + e + (unsigned)c) % nlens], &p));
+                    }
+        }
+        printf("%s: %s\n", cur->name, check_failures == before ? "bit for bit equal to C" : "MISMATCH");
     }
     free(x);
+    if (tested == 0) {
+        printf("no SIMD kernels on this CPU or build: nothing to compare\n");
+        return 77;
+    }
     return check_report("test_kernels");
 }

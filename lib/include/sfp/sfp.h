@@ -166,6 +166,15 @@ SFP_API int sfp_coder_parse(const char *name, sfp_coder *out);
 /* ------------------------------------------------------------ quantizer */
 
 /*
+ * Stochastic rounding is counter based: value i of a tensor with seed S
+ * gets the random bits that value 0 gets with seed S + i *
+ * SFP_STOCHASTIC_STEP (mod 2^64). So a tensor quantized in pieces, the
+ * piece starting at value o with seed S + o * SFP_STOCHASTIC_STEP, is
+ * rounded exactly as the whole tensor (sfp-codec's chunks do this).
+ */
+#define SFP_STOCHASTIC_STEP UINT64_C(0x9e3779b97f4a7c15)
+
+/*
  * What a quantization or an encode saw. Counts refer to the values after
  * quantization.
  */
@@ -264,11 +273,22 @@ SFP_API int sfp_encode_q(const void *src, size_t n, const sfp_params *p,
 
 /*
  * Validates the header of frame[0..len) (magic, version, every field and
- * every size, consistency with len) without reading the payload and without
- * checking the checksum. Fills *info on success.
+ * every size, the count against the payload size (SFP_FRAME_MAX_DENSITY),
+ * consistency with len) without reading the payload and without checking
+ * the checksum (docs/FORMAT.md 2.6, stage 1). Fills *info on success; a
+ * caller may allocate info->count values after it.
  */
 SFP_API int sfp_frame_parse(const void *frame, size_t len,
                             sfp_frame_info *info);
+
+/*
+ * sfp_frame_parse() of a frame whose first len bytes (at least the 64-byte
+ * header) are all that has been read so far, as when reading a stream:
+ * every header rule, no length check. Fills *info with info->checksum 0;
+ * info->frame_bytes says how many bytes the whole frame has.
+ */
+SFP_API int sfp_frame_parse_header(const void *frame, size_t len,
+                                   sfp_frame_info *info);
 
 /* Validates the header, then the checksum over header and payload. */
 SFP_API int sfp_frame_verify(const void *frame, size_t len,
@@ -294,9 +314,11 @@ SFP_API uint64_t sfp_checksum(const void *data, size_t len);
 
 /*
  * Implementation selection for the hot loops. SFP_IMPL_AUTO picks the best
- * the CPU supports (default). Forcing an implementation the CPU lacks returns
- * SFP_EUNSUPPORTED. Not thread safe against concurrent encodes: call it at
- * start-up or in tests.
+ * the CPU supports (default: AVX-512, else AVX2, else C). Forcing an
+ * implementation the CPU lacks returns SFP_EUNSUPPORTED. Without a call,
+ * SFP_IMPL=c|avx2|avx512 in the environment picks the first choice (one the
+ * CPU lacks falls back to auto). All give bit-identical results. Not thread
+ * safe against concurrent encodes: call it at start-up or in tests.
  */
 typedef enum sfp_impl {
     SFP_IMPL_AUTO = 0,

@@ -1,0 +1,156 @@
+/*
+ * simd_bits.h - BMI2 byte/bit helpers shared by the SIMD kernel files
+ * (kernels_avx2.c, kernels_avx512.c); each includes it after its
+ * intrinsics header and is compiled with -mbmi2.
+ */
+#ifndef SFP_SIMD_BITS_H
+#define SFP_SIMD_BITS_H
+
+#include "internal.h"
+
+#define ONES8 UINT64_C(0x0101010101010101)
+#define ONES16 UINT64_C(0x0001000100010001)
+/* Byte i holds i: lane numbers for left-packing (pext) and expanding (pdep). */
+#define LANES8 UINT64_C(0x0706050403020100)
+
+/* Per-byte mask of the low k bits (k <= 8). */
+static inline uint64_t bytemask(unsigned k)
+{
+    return k >= 8 ? ~UINT64_C(0) : ONES8 * ((1u << k) - 1);
+}
+
+/* 8 mask bits -> 8 bytes of 0x00/0xff. */
+static inline uint64_t expand8(unsigned m)
+{
+    return _pdep_u64(m, ONES8) * 0xff;
+}
+
+/* 4 mask bits -> 4 u16 of 0x0000/0xffff. */
+static inline uint64_t expand16(unsigned m)
+{
+    return _pdep_u64(m, ONES16) * 0xffff;
+}
+
+static inline uint64_t load8(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void store8(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static inline uint64_t get_bits(sfp__br *r, unsigned n)
+{
+    return n > 56 ? sfp__br_get64(r, n) : sfp__br_get(r, n);
+}
+
+/*
+ * The end of the fast scan (scan_avx2, scan_avx512): the scalar tail
+ * x[i..n) and the decision. hi/lo are the largest/smallest non-zero input
+ * magnitudes seen so far; rounding is monotonic, so they fix the anchor
+ * unless a value is NaN/Inf, saturates or is subnormal (then the exact C
+ * scan decides).
+ */
+static inline void scan_finish(const uint32_t *x, size_t n, size_t i,
+                               const sfp__round *r, uint64_t i0, int fixed_anchor,
+                               sfp__scan *sc, uint32_t hi, uint32_t lo,
+                               uint32_t anyneg, uint64_t zeros, uint64_t negzero)
+{
+    for (; i < n; i++) {
+        uint32_t v = x[i], a = v & 0x7fffffffu;
+        hi = a > hi ? a : hi;
+        if (a) {
+            lo = a < lo ? a : lo;
+            anyneg |= v >> 31;
+        } else {
+            zeros++;
+            negzero += v >> 31;
+        }
+    }
+    int sat = 0;
+    uint32_t mhi = hi >= 0x7f800000u ? 0 : sfp__round_mag(r, hi, 0, &sat);
+    int Ehi = (int)(mhi >> 23);
+    if (hi >= 0x7f800000u || sat || (hi != 0 && lo < 0x00800000u) ||
+        (fixed_anchor >= 0 && hi != 0 && Ehi > fixed_anchor)) {
+        sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
+        return;
+    }
+    sc->zeros += zeros;
+    sc->negzero += negzero;
+    if (hi != 0) {
+        int Elo = (int)(sfp__round_mag(r, lo, 0, &sat) >> 23);
+        sc->maxE = Ehi > sc->maxE ? Ehi : sc->maxE;
+        sc->minE = Elo < sc->minE ? Elo : sc->minE;
+        sc->anyneg += anyneg;
+    }
+}
+
+/* The quantizer constants of a plan that the SIMD kernels broadcast. */
+typedef struct qscal {
+    uint32_t low, half, satmag, satv;
+    int minE, anchor;
+    unsigned shift;
+    int trunc, noround;
+    int fast; /* no saturation and no -0 in the tensor: skip those blends */
+} qscal;
+
+static inline qscal qscal_of(const sfp__plan *pl)
+{
+    qscal s;
+    s.low = pl->r.lowmask;
+    s.half = pl->r.lowmask >> 1;
+    s.satmag = pl->r.satmag;
+    s.satv = ((uint32_t)pl->anchor << 23) | (0x7fffffu & ~pl->r.lowmask);
+    s.minE = pl->minE;
+    s.anchor = pl->anchor;
+    s.shift = pl->r.shift;
+    s.trunc = pl->r.mode == SFP_ROUND_TRUNC;
+    s.noround = pl->r.shift == 0;
+    s.fast = pl->saturated == 0 && pl->negzero == 0;
+    return s;
+}
+
+/* The 16 specialisations of enc_values / dec_values: CASE(v) for v 0..15. */
+#define SFP__CASES16(CASE)                                                     \
+    CASE(0) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)            \
+    CASE(8) CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
+
+/*
+ * The scalar tail of an encoder block (values j..m of the 64-block at b):
+ * runs sfp__enc_value with the caller's local writers; with the plain coder
+ * the queued codes are written at once. Returns the block's mask bits.
+ */
+static inline uint64_t enc_tail(sfp__codec *c, const uint32_t *x, size_t b, size_t j,
+                                size_t m, uint64_t i0, sfp__bw *ws, sfp__bw *wm,
+                                sfp__bw *we, size_t *cn, int plain)
+{
+    uint64_t w = 0;
+    c->wsign = *ws, c->wmant = *wm, c->wexp = *we, c->cn = *cn;
+    for (; j < m; j++)
+        sfp__enc_value(c, x[b + j], i0 + b + j, &w, (unsigned)j);
+    *ws = c->wsign, *wm = c->wmant, *we = c->wexp, *cn = c->cn;
+    if (plain) {
+        for (size_t t = 0; t < *cn; t++)
+            sfp__bw_put(we, c->cbuf[t], c->ebits);
+        *cn = 0;
+    }
+    return w;
+}
+
+/* The scalar tail of a decoder block, with the caller's local readers. */
+static inline void dec_tail(sfp__codec *c, uint32_t *y, size_t b, size_t j, size_t m,
+                            uint64_t word, size_t *cpos, sfp__br *rs, sfp__br *rm)
+{
+    unsigned tbad = 0;
+    c->cpos = *cpos, c->rsign = *rs, c->rmant = *rm;
+    for (; j < m; j++)
+        y[b + j] = sfp__dec_value(c, word, (unsigned)j, &tbad);
+    c->bad |= (int)tbad;
+    *cpos = c->cpos, *rs = c->rsign, *rm = c->rmant;
+}
+
+#endif /* SFP_SIMD_BITS_H */
