@@ -14,7 +14,10 @@
 
 #include <mpi.h>
 
-#include "model.h"
+#include <sfp/policy.h>
+#include <sfp/sfp.h>
+
+#include "net.h"
 
 typedef struct sfpw_dist sfpw_dist;
 

@@ -49,6 +49,7 @@ typedef struct dstash {
     size_t shm_size;
     size_t act_end;        /* [0, act_end): handed out by alloc() */
     size_t pos;            /* bump allocator of the put ring in [act_end, size) */
+    size_t pos_peak;       /* largest pos: the shared memory touched */
     pending *pend;         /* async puts of the current step       */
     size_t npend, cpend;
     uint64_t policy_seen;  /* newest policy generation puts reported */
@@ -165,6 +166,8 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     d->npend++;
     if (!in_place)
         d->pos += need;
+    if (d->pos > d->pos_peak)
+        d->pos_peak = d->pos;
     if (frame_bytes)
         *frame_bytes = 0;
     (void)stats;
@@ -276,6 +279,12 @@ static void *d_alloc(sfpw_stash *st, size_t bytes)
     return d->shm;
 }
 
+static size_t d_held_peak(sfpw_stash *st)
+{
+    dstash *d = st->impl;
+    return d->pos_peak > d->act_end ? d->pos_peak : d->act_end;
+}
+
 static const sfpw_stash_ops daemon_ops = {
     .name = "sfpd",
     .put = d_put,
@@ -286,6 +295,7 @@ static const sfpw_stash_ops daemon_ops = {
     .close = d_close,
     .backward = d_backward,
     .alloc = d_alloc,
+    .held_peak = d_held_peak,
 
     .flags = SFPW_STASH_DEFERRED,
 };
@@ -356,6 +366,8 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
     }
     if (fl > cap || fl > bound)
         return SFPW_ENCODE_IN_PROCESS;
+    if (d->act_end + in_al + fl > d->pos_peak)
+        d->pos_peak = d->act_end + in_al + fl;
     memcpy(dst, out_p, fl);
     *len = fl;
     return 0;

@@ -25,7 +25,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "dist.h"
-#include "model.h"
+#include "net.h"
 #include "stash.h"
 
 extern int sfpt_rank;
@@ -37,7 +37,8 @@ extern int sfpt_rank;
 
 /* The settings of a run; filled from the option table (train_options.c). */
 typedef struct sfpt_opts {
-    const char *model, *data_dir, *report, *save, *resume;
+    const char *model, *model_file, *data_dir, *report, *save, *resume;
+    int print_model;
     int policy;                /* sfp_policy_kind */
     int coder;                 /* sfp_coder       */
     int gecko;                 /* coder == gecko  */
@@ -95,6 +96,7 @@ typedef struct sfpt_epoch {
     double t_start;             /* sfpw_now() at the epoch's start */
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
+    double cpu_ms;              /* process CPU time per training step (all threads) */
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
     double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
     /* summed over steps, then over ranks at the epoch's end: gradient
@@ -144,7 +146,8 @@ typedef struct sfpt {
     int wire_leader;              /* this rank reads the node's counters   */
 } sfpt;
 
-/* train_setup.c: everything before the first step (and its undoing). */
+/* train_setup.c: everything before the first step (and its undoing):
+ * 0, 1 (runtime error), 2 (usage error), -1 (--print-model done). */
 int sfpt_setup(sfpt *r);
 void sfpt_teardown(sfpt *r);
 const char *sfpt_stash_err(const sfpt *r, int rc);
@@ -155,8 +158,9 @@ int sfpt_save(sfpt *r, int epoch);
 
 /* train_epoch.c: the training steps of one epoch into R. */
 int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R);
-/* Doubles in the step's allreduce vector (r->red) for T tensors. */
-size_t sfpt_red_size(int T);
+/* Doubles in the step's allreduce vector (r->red) for T tensors and nbuf
+ * running statistics. */
+size_t sfpt_red_size(int T, size_t nbuf);
 void sfpt_override_apply(const sfpw_override *v, sfp_width *w, int T);
 
 /* train_eval.c: test accuracy with conservative widths into R->test_acc. */
