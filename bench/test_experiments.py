@@ -59,10 +59,21 @@ def main():
         names = [l.split()[2] for l in listing.stdout.splitlines()]
         if len(names) < 20:
             fail("expected the whole matrix, --list gave %d runs" % len(names))
-        todo = [l for l in listing.stdout.splitlines() if not l.startswith("done")]
+        have_torch = subprocess.call(["/usr/bin/python3", "-c", "import torch"],
+                                     stderr=subprocess.DEVNULL) == 0
+        todo = [l for l in listing.stdout.splitlines() if not l.startswith("done") and
+                (have_torch or " torch-" not in l)]
         if todo:
             fail("runs not finished after a full pass: %s" % todo[:3])
         for n in names:
+            if n.startswith("torch-"):  # the PyTorch twins (skipped without torch)
+                if have_torch:
+                    with open(os.path.join(out, n + ".json")) as f:
+                        rep = json.load(f)
+                    if rep.get("schema") != "torch-reference/1" or \
+                            not 0 <= rep["final"]["test_acc"] <= 100:
+                        fail("%s: bad twin report" % n)
+                continue
             with open(os.path.join(out, n + ".json")) as f:
                 rep = json.load(f)
             if rep.get("schema") != "sfp-train-report/1" or not rep["epochs"]:
@@ -120,12 +131,19 @@ def main():
                      "### Learned widths over training",
                      "### Short data-parallel run (the issue's command)",
                      "### Footprint / accuracy trade-off",
-                     "#### Exponent coding beyond order 0"):
+                     "#### Exponent coding beyond order 0",
+                     "### Architectures: ResNet-20 and a vision transformer",
+                     "### Which tensor kinds compress how well"):
             if head not in text:
                 fail("RESULTS.md lacks %r" % head)
         if "**differ**" in text:
             fail("a plain and a Gecko run of the same seed ended with different weights")
-        for model in ("mlp", "cnn"):
+        for kind in ("| resnet | QM+QE | bn-input |", "| resnet | QM+QE | post-relu |",
+                     "| vit | QM+QE | attention-probs |", "| vit | QM+QE | gelu-input |",
+                     "| vit | BitWave | residual-sum |", "| resnet | BitWave | weights |"):
+            if kind not in text:
+                fail("the per-kind table lacks %r" % kind)
+        for model in ("mlp", "cnn", "resnet", "vit"):
             for label in ("FP32", "QM+QE + Gecko", "BitWave + Gecko"):
                 if not re.search(r"\| %s \| %s[^|]*\| \d+ \| \d+\.\d\d" %
                                  (model, re.escape(label)), text):

@@ -57,6 +57,19 @@ const char *sfpc_strerror(int err)
     }
 }
 
+const char *sfpc_strerror_name(int err)
+{
+    switch (err) {
+    case 0:
+        return "SFPC_OK";
+#define SFPC__ERR_NAME(name, value, text) case value: return "SFPC_" #name;
+        SFPC_ERRORS(SFPC__ERR_NAME)
+#undef SFPC__ERR_NAME
+    default:
+        return err < 0 && err >= SFP_ERROR_MIN ? sfp_strerror_name(err) : "SFPC_?";
+    }
+}
+
 void sfpc_options_default(sfpc_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -196,6 +209,23 @@ static int status_err(int status)
     }
 }
 
+/* The daemon Status an error mirrors, or -1 for local errors. */
+static int err_status(int err)
+{
+    int s = SFPC_STATUS_BASE - err;
+    return s > 0 && s <= 99 && status_err(s) == err ? s : -1;
+}
+
+const char *sfpc_status_name(int err)
+{
+    const ProtobufCEnumValue *v;
+    int s = err_status(err);
+    if (s < 0)
+        return NULL;
+    v = protobuf_c_enum_descriptor_get_value(&sfp__ipc__v1__status__descriptor, s);
+    return v ? v->name : NULL;
+}
+
 static int read_response(sfpc *c, resp_t **out, int64_t deadline)
 {
     uint8_t hdr[4], *b;
@@ -312,7 +342,9 @@ int sfpc_connect(const sfpc_options *o, sfpc **out)
     Sfp__Ipc__V1__Hello h = SFP__IPC__V1__HELLO__INIT;
     resp_t *r = NULL;
 
-    if (!o || !o->job_id || !o->job_id[0] || strlen(o->job_id) > 128)
+    if (!o || !o->job_id || !o->job_id[0] || strlen(o->job_id) > 128 ||
+        sfp_text_check(o->job_id, strlen(o->job_id)) != 0 ||
+        (o->client_name && sfp_text_check(o->client_name, strlen(o->client_name)) != 0))
         return SFPC_EINVAL;
     path = o->socket_path ? o->socket_path : getenv("SFP_SOCKET");
     if (!path || !path[0])
@@ -432,7 +464,8 @@ static void fill_params(Sfp__Ipc__V1__Params *pp, const sfp_params *p)
 
 static int fill_key(Sfp__Ipc__V1__Key *kk, const sfpc_key *k)
 {
-    if (!k || !k->tensor || !k->tensor[0] || strlen(k->tensor) > 255)
+    if (!k || !k->tensor || !k->tensor[0] || strlen(k->tensor) > 255 ||
+        sfp_text_check(k->tensor, strlen(k->tensor)) != 0)
         return SFPC_EINVAL;
     kk->rank = k->rank;
     kk->step = k->step;
@@ -613,7 +646,7 @@ int sfpc_policy_get(sfpc *c, sfpc_policy *out)
         p->min_exponent_bits > p->max_exponent_bits ||
         (p->pin && (p->pinned_mantissa_bits > 23 || p->pinned_exponent_bits < 1 ||
                     p->pinned_exponent_bits > 8)) ||
-        p->coder < -1 || p->coder > SFP_CODER_RANS) {
+        p->coder < -1 || p->coder >= SFP_CODER_COUNT) {
         sfp__ipc__v1__response__free_unpacked(r, NULL);
         return fail(c, SFPC_EPROTO);
     }

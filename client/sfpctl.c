@@ -29,6 +29,7 @@
 #include <grpc/support/time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "rpc.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 #define DEFAULT_ADDR "127.0.0.1:50051"
@@ -68,100 +69,45 @@ static gpr_timespec deadline_in(double s)
                         gpr_time_from_millis((int64_t)(s * 1000), GPR_TIMESPAN));
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
+static void report_status(const ctl *c, const char *method, grpc_status_code st, const char *d)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
-{
-    grpc_byte_buffer_reader r;
-    grpc_slice s;
-    ProtobufCMessage *m;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-static const char *status_name(grpc_status_code c)
-{
-    static const char *const n[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-                                    "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-    return (unsigned)c < sizeof(n) / sizeof(n[0]) ? n[c] : "?";
-}
-
-static void report_status(const ctl *c, const char *method, grpc_status_code st, grpc_slice details)
-{
-    char *d = grpc_slice_to_c_string(details);
     if (st == GRPC_STATUS_UNAVAILABLE || st == GRPC_STATUS_DEADLINE_EXCEEDED)
         fprintf(stderr, "sfpctl: cannot reach sfpd at %s: %s (%s)\n", c->addr,
-                d && d[0] ? d : "no answer", status_name(st));
+                d && d[0] ? d : "no answer", sfp_rpc_status_name(st));
     else
         fprintf(stderr, "sfpctl: %s at %s failed: %s (%s)\n", method, c->addr,
-                d && d[0] ? d : "no detail", status_name(st));
-    gpr_free(d);
-}
-
-/* Whole small file as a NUL-terminated string (free()), NULL on error. */
-static char *read_file(const char *what, const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rbe");
-    char *buf;
-    size_t n;
-    if (!f) {
-        fprintf(stderr, "sfpctl: %s %s: %s\n", what, path, strerror(errno));
-        return NULL;
-    }
-    if (!(buf = malloc(max + 1))) {
-        fclose(f);
-        return NULL;
-    }
-    n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        fprintf(stderr, "sfpctl: %s %s: larger than %zu bytes\n", what, path, max);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
+                d && d[0] ? d : "no detail", sfp_rpc_status_name(st));
 }
 
 /* The admin token (first line of --admin-token-file) as "Bearer <token>". */
 static int load_token(ctl *c)
 {
-    char *t;
-    size_t n;
+    char *t = NULL;
+    size_t n = 0;
+    const char *why = NULL;
     if (!c->token_file)
         return 0;
-    if (!(t = read_file("--admin-token-file", c->token_file, 4096, NULL)))
+    if (sfp_rpc_read_token(c->token_file, 1, &t, &n, NULL, &why) < 0) {
+        fprintf(stderr, "sfpctl: --admin-token-file %s: %s\n", c->token_file, why);
         return -1;
-    t[strcspn(t, "\r\n")] = 0;
-    n = strlen(t);
-    if (n == 0 || !(c->auth = malloc(n + 8))) {
-        fprintf(stderr, "sfpctl: --admin-token-file %s: empty\n", c->token_file);
-        free(t);
+    }
+    if (!(c->auth = malloc(n + 8))) {
+        sfp_rpc_free_secret(t, n);
         return -1;
     }
     snprintf(c->auth, n + 8, "Bearer %s", t);
-    explicit_bzero(t, n);
-    free(t);
+    sfp_rpc_free_secret(t, n);
     return 0;
+}
+
+/* A PEM file of a --tls-* option, or NULL after a message. */
+static char *load_pem(const char *opt, const char *path, size_t *len)
+{
+    char *p = NULL;
+    const char *why = NULL;
+    if (sfp_rpc_read_pem(path, &p, len, NULL, &why) < 0)
+        fprintf(stderr, "sfpctl: %s %s: %s\n", opt, path, why);
+    return p;
 }
 
 static int ctl_open(ctl *c)
@@ -175,29 +121,25 @@ static int ctl_open(ctl *c)
         return -1;
     if (c->tls_ca || c->tls_cert || c->tls_key) {
         char *ca = NULL, *cert = NULL, *key = NULL;
-        size_t key_n = 0;
+        size_t ca_n = 0, cert_n = 0, key_n = 0;
         grpc_ssl_pem_key_cert_pair pair;
+        bool bad;
         if (!c->tls_cert != !c->tls_key) {
             fprintf(stderr, "sfpctl: --tls-cert and --tls-key go together\n");
             return -1;
         }
-        if ((c->tls_ca && !(ca = read_file("--tls-ca", c->tls_ca, 1u << 20, NULL))) ||
-            (c->tls_cert && !(cert = read_file("--tls-cert", c->tls_cert, 1u << 20, NULL))) ||
-            (c->tls_key && !(key = read_file("--tls-key", c->tls_key, 1u << 20, &key_n)))) {
-            free(ca);
-            free(cert);
-            free(key);
-            return -1;
-        }
+        bad = (c->tls_ca && !(ca = load_pem("--tls-ca", c->tls_ca, &ca_n))) ||
+              (c->tls_cert && !(cert = load_pem("--tls-cert", c->tls_cert, &cert_n))) ||
+              (c->tls_key && !(key = load_pem("--tls-key", c->tls_key, &key_n)));
         pair.private_key = key;
         pair.cert_chain = cert;
         /* without --tls-ca gRPC uses the system's root certificates */
-        creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
-        if (key)
-            explicit_bzero(key, key_n);
-        free(ca);
-        free(cert);
-        free(key);
+        creds = bad ? NULL : grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+        sfp_rpc_free_secret(ca, ca_n);
+        sfp_rpc_free_secret(cert, cert_n);
+        sfp_rpc_free_secret(key, key_n);
+        if (bad)
+            return -1;
     } else {
         creds = grpc_insecure_credentials_create();
     }
@@ -251,67 +193,34 @@ static void wait_tag(ctl *c, grpc_call *call, void *tag)
 static int unary(ctl *c, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp)
 {
-    grpc_call *call;
-    grpc_op ops[6];
-    grpc_metadata_array imd, tmd;
-    grpc_byte_buffer *send = pack(req), *recv = NULL;
-    grpc_status_code st = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    const char *err_str = NULL;
     grpc_metadata auth;
-    int r = -1;
+    sfp_rpc_call call = {
+        .method = method, .req = req, .reply_desc = rd, .deadline = deadline_in(c->timeout),
+        .cancel = &interrupted,
+    };
+    grpc_status_code st;
 
-    grpc_metadata_array_init(&imd);
-    grpc_metadata_array_init(&tmd);
-    call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
-                                    grpc_slice_from_static_string(method), NULL,
-                                    deadline_in(c->timeout), NULL);
-    memset(ops, 0, sizeof(ops));
-    memset(&auth, 0, sizeof(auth));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     /* the admin token goes only to the control calls that need it */
     if (c->auth && strncmp(method, "/sfp.v1.Control/", 16) == 0) {
+        memset(&auth, 0, sizeof(auth));
         auth.key = grpc_slice_from_static_string("authorization");
         auth.value = grpc_slice_from_static_string(c->auth);
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &auth;
+        call.md = &auth;
+        call.n_md = 1;
     }
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-    ops[5].data.recv_status_on_client.status = &st;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    ops[5].data.recv_status_on_client.error_string = &err_str;
-    if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) != GRPC_CALL_OK) {
-        fprintf(stderr, "sfpctl: internal error starting %s\n", method);
-        goto out;
-    }
-    wait_tag(c, call, (void *)1);
+    st = sfp_rpc_unary(c->ch, c->cq, &call);
     if (st != GRPC_STATUS_OK) {
-        report_status(c, method, st, details);
-        goto out;
+        if (st == GRPC_STATUS_INTERNAL && call.details && !strcmp(call.details, "malformed reply"))
+            fprintf(stderr, "sfpctl: malformed reply to %s from %s\n", method, c->addr);
+        else
+            report_status(c, method, st, call.details);
+        sfp_rpc_call_clear(&call);
+        return -1;
     }
-    if (!recv || !(*resp = unpack(recv, rd))) {
-        fprintf(stderr, "sfpctl: malformed reply to %s from %s\n", method, c->addr);
-        goto out;
-    }
-    r = 0;
-out:
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_slice_unref(details);
-    gpr_free((void *)err_str);
-    grpc_metadata_array_destroy(&imd);
-    grpc_metadata_array_destroy(&tmd);
-    grpc_call_unref(call);
-    return r;
+    *resp = call.reply;
+    call.reply = NULL;
+    sfp_rpc_call_clear(&call);
+    return 0;
 }
 
 /* ------------------------------------------------------------ formatting */
@@ -489,6 +398,25 @@ static void json_message(FILE *f, const ProtobufCMessage *m)
 
 /* --------------------------------------------------------------- output */
 
+/* s in upper case into buf (table headings). */
+static const char *upper(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        buf[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    buf[i] = 0;
+    return buf;
+}
+
+/* What job j keeps in the tier called name (JobStats.tiers). */
+static uint64_t job_tier_bytes(const Sfp__V1__JobStats *j, const char *name)
+{
+    for (size_t i = 0; i < j->n_tiers; i++)
+        if (!strcmp(j->tiers[i]->name, name))
+            return j->tiers[i]->bytes;
+    return 0;
+}
+
 static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
 {
     char a[32], b[32], d[32], e[32];
@@ -504,21 +432,30 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
            s->connections, s->inflight);
     printf("spills     %" PRIu64 "   prefetch hits %" PRIu64 "  misses %" PRIu64 "\n\n", s->spills,
            s->prefetch_hits, s->prefetch_misses);
-    printf("%-10s %12s %12s %10s %12s\n", "TIER", "BYTES", "BUDGET", "FRAMES", "HIGH WATER");
+    printf("%-10s %12s %12s %12s %10s %12s\n", "TIER", "BYTES", "USED", "BUDGET", "FRAMES",
+           "HIGH WATER");
     for (size_t i = 0; i < s->n_tiers; i++) {
         const Sfp__V1__TierStats *t = s->tiers[i];
-        printf("%-10s %12s %12s %10" PRIu64 " %12s\n", t->name, human_bytes(t->bytes, a, sizeof(a)),
+        printf("%-10s %12s %12s %12s %10" PRIu64 " %12s\n", t->name, human_bytes(t->bytes, a, sizeof(a)),
+               human_bytes(t->used_bytes, e, sizeof(e)),
                t->budget_bytes ? human_bytes(t->budget_bytes, b, sizeof(b)) : "unlimited", t->frames,
                human_bytes(t->high_water_bytes, d, sizeof(d)));
     }
     if (s->n_jobs) {
-        printf("\n%-24s %6s %12s %12s %7s %9s %6s\n", "JOB", "RANKS", "IN", "STORED", "RATIO",
-               "FRAMES", "CONNS");
+        /* one column per tier, named like the TIER table's rows */
+        printf("\n%-24s %6s %12s %12s %7s %9s %6s", "JOB", "RANKS", "IN", "STORED", "RATIO", "FRAMES",
+               "CONNS");
+        for (size_t t = 0; t < s->n_tiers; t++)
+            printf(" %10s", upper(s->tiers[t]->name, d, sizeof(d)));
+        putchar('\n');
         for (size_t i = 0; i < s->n_jobs; i++) {
             const Sfp__V1__JobStats *j = s->jobs[i];
-            printf("%-24s %6u %12s %12s %7.2f %9" PRIu64 " %6u%s\n", j->job_id, j->ranks,
+            printf("%-24s %6u %12s %12s %7.2f %9" PRIu64 " %6u", j->job_id, j->ranks,
                    human_bytes(j->bytes_in, a, sizeof(a)), human_bytes(j->bytes_stored, b, sizeof(b)),
-                   j->compression_ratio, j->frames, j->connections, j->orphaned ? " (orphaned)" : "");
+                   j->compression_ratio, j->frames, j->connections);
+            for (size_t t = 0; t < s->n_tiers; t++)
+                printf(" %10s", human_bytes(job_tier_bytes(j, s->tiers[t]->name), d, sizeof(d)));
+            printf("%s\n", j->orphaned ? " (orphaned)" : "");
         }
     }
     if (s->n_peers) { /* network tier: peers this daemon spills to */
@@ -554,25 +491,18 @@ static void print_stats(const ctl *c, const Sfp__V1__StatsSnapshot *s)
 
 static void print_stats_line(const Sfp__V1__StatsSnapshot *s)
 {
-    char a[32], b[32], d[32], e[32];
+    char a[32], b[32], d[32];
     time_t t = (time_t)(s->taken_unix_nanos / 1000000000u);
     struct tm tm;
     char ts[32];
-    uint64_t dram = 0, disk = 0;
-    for (size_t i = 0; i < s->n_tiers; i++) {
-        if (!strcmp(s->tiers[i]->name, "dram"))
-            dram = s->tiers[i]->bytes;
-        else
-            disk += s->tiers[i]->bytes;
-    }
     gmtime_r(&t, &tm);
     strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-    printf("%s in %s stored %s ratio %.2f bpv %.2f puts %" PRIu64 " gets %" PRIu64 " spills %" PRIu64
-           " dram %s disk %s errors %" PRIu64 "%s\n",
+    printf("%s in %s stored %s ratio %.2f bpv %.2f puts %" PRIu64 " gets %" PRIu64 " spills %" PRIu64,
            ts, human_bytes(s->bytes_in, a, sizeof(a)), human_bytes(s->bytes_stored, b, sizeof(b)),
-           s->compression_ratio, s->bits_per_value, s->puts, s->gets, s->spills,
-           human_bytes(dram, d, sizeof(d)), human_bytes(disk, e, sizeof(e)), s->errors,
-           s->draining ? " DRAINING" : "");
+           s->compression_ratio, s->bits_per_value, s->puts, s->gets, s->spills);
+    for (size_t i = 0; i < s->n_tiers; i++) /* "dram 1.0 MiB disk 2.0 MiB ..." */
+        printf(" %s %s", s->tiers[i]->name, human_bytes(s->tiers[i]->bytes, d, sizeof(d)));
+    printf(" errors %" PRIu64 "%s\n", s->errors, s->draining ? " DRAINING" : "");
     fflush(stdout);
 }
 
@@ -676,7 +606,7 @@ static int cmd_watch(ctl *c, int argc, char **argv)
     }
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
-    send = pack(&req.base);
+    send = sfp_rpc_pack(&req.base);
     grpc_metadata_array_init(&imd);
     grpc_metadata_array_init(&tmd);
     call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
@@ -702,7 +632,7 @@ static int cmd_watch(ctl *c, int argc, char **argv)
         wait_tag(c, call, (void *)2);
         if (!recv)
             break; /* end of stream */
-        m = unpack(recv, &sfp__v1__stats_snapshot__descriptor);
+        m = sfp_rpc_unpack(recv, &sfp__v1__stats_snapshot__descriptor);
         grpc_byte_buffer_destroy(recv);
         recv = NULL;
         if (!m) {
@@ -736,8 +666,11 @@ static int cmd_watch(ctl *c, int argc, char **argv)
     wait_tag(c, call, (void *)3);
     if (st == GRPC_STATUS_OK || (interrupted && st == GRPC_STATUS_CANCELLED))
         r = 0;
-    else
-        report_status(c, "WatchStats", st, details);
+    else {
+        char *d = grpc_slice_to_c_string(details);
+        report_status(c, "WatchStats", st, d);
+        gpr_free(d);
+    }
 out:
     grpc_byte_buffer_destroy(send);
     grpc_slice_unref(details);
@@ -822,16 +755,58 @@ static int cmd_health(ctl *c, int argc, char **argv)
     return r;
 }
 
+/*
+ * Coder names come from the public proto's Coder enum (CODER_GECKO ->
+ * "gecko"), which sfpd keeps equal to libsfp's coder list; "auto" is
+ * CODER_UNSPECIFIED, the workers' own choice.
+ */
+static const char *coder_name(const ProtobufCEnumValue *ev, char *buf, size_t n)
+{
+    size_t i = 0;
+    const char *s = ev->value == 0 ? "auto" : ev->name + 6; /* past "CODER_" */
+    for (; s[i] && i + 1 < n; i++)
+        buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    buf[i] = 0;
+    return buf;
+}
+
+/* The enum value of a coder name, or -1. */
+static int coder_value(const char *name)
+{
+    const ProtobufCEnumDescriptor *d = &sfp__v1__coder__descriptor;
+    char buf[64];
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (!strcmp(coder_name(&d->values[i], buf, sizeof(buf)), name))
+            return d->values[i].value;
+    return -1;
+}
+
+/* "plain, gecko, rans, auto" */
+static const char *coder_names(char *out, size_t n)
+{
+    const ProtobufCEnumDescriptor *d = &sfp__v1__coder__descriptor;
+    char buf[64];
+    size_t o = 0;
+    out[0] = 0;
+    for (unsigned k = 0; k < d->n_values && o < n; k++) {
+        unsigned i = (k + 1) % d->n_values; /* "auto" last */
+        o += (size_t)snprintf(out + o, n - o, "%s%s", k ? ", " : "",
+                              coder_name(&d->values[i], buf, sizeof(buf)));
+    }
+    return out;
+}
+
 static void print_policy(const char *job, const Sfp__V1__Policy *p, bool is_default)
 {
     const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(&sfp__v1__coder__descriptor, p->coder);
+    char cn[64];
     printf("job %s%s (generation %" PRIu64 ")\n", job, is_default ? ": default policy" : "", p->generation);
     printf("  mantissa bits  %u..%u\n", p->min_mantissa_bits, p->max_mantissa_bits ? p->max_mantissa_bits : 23);
     printf("  exponent bits  %u..%u\n", p->min_exponent_bits ? p->min_exponent_bits : 1,
            p->max_exponent_bits ? p->max_exponent_bits : 8);
     if (p->pin)
         printf("  pinned         m=%u e=%u\n", p->pinned_mantissa_bits, p->pinned_exponent_bits);
-    printf("  coder          %s\n", ev ? ev->name + 6 : "?");
+    printf("  coder          %s\n", ev ? coder_name(ev, cn, sizeof(cn)) : "?");
     printf("  learning       %s\n", p->freeze ? "frozen" : "on");
 }
 
@@ -870,16 +845,14 @@ static int cmd_policy(ctl *c, int argc, char **argv)
             pol.pinned_mantissa_bits = m;
             pol.pinned_exponent_bits = e;
         } else if (set && opt_value(argc, argv, &i, "--coder", &v)) {
-            if (!strcmp(v, "plain"))
-                pol.coder = SFP__V1__CODER__CODER_PLAIN;
-            else if (!strcmp(v, "gecko"))
-                pol.coder = SFP__V1__CODER__CODER_GECKO;
-            else if (!strcmp(v, "auto"))
-                pol.coder = SFP__V1__CODER__CODER_UNSPECIFIED;
-            else {
-                fprintf(stderr, "sfpctl policy set: --coder wants plain, gecko or auto\n");
+            int cv = coder_value(v);
+            if (cv < 0) {
+                char names[128];
+                fprintf(stderr, "sfpctl policy set: --coder wants one of: %s\n",
+                        coder_names(names, sizeof(names)));
                 return EXIT_USAGE;
             }
+            pol.coder = (Sfp__V1__Coder)cv;
         } else if (set && !strcmp(argv[i], "--freeze"))
             pol.freeze = 1;
         else if (set && !strcmp(argv[i], "--no-freeze"))
@@ -985,7 +958,7 @@ static void usage(FILE *f)
             "                                       NOT_SERVING exits 3\n"
             "  policy get --job J\n"
             "  policy set --job J [--min-mbits N] [--max-mbits N] [--min-ebits N]\n"
-            "             [--max-ebits N] [--pin M,E] [--coder plain|gecko|auto]\n"
+            "             [--max-ebits N] [--pin M,E] [--coder plain|gecko|rans|auto]\n"
             "             [--freeze|--no-freeze]\n"
             "  end-job --job J                      frees every stash of job J\n"
             "\n"

@@ -1,9 +1,9 @@
 /* main.c - sfpd entry point: configuration, locks, thread pool, run. */
-#include "config.h"
-#include "server.h"
-#include "sfpd.h"
+#include "base/config.h"
+#include "daemon.h"
+#include "base/sfpd.h"
 #include "sfpd_build.h"
-#include "stats.h"
+#include "base/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     sfpd_free(path);
     path = NULL;
 
-    code = sfpd_server_run(cfg, argc, argv); /* owns cfg */
+    code = sfpd_daemon_run(cfg, argc, argv); /* owns cfg */
     cfg = NULL;
 out:
     sfpd_free(path);

@@ -5,7 +5,8 @@
 
 #include "checkpoint.h"
 
-#define CKPT_MAGIC "SFPCKPT1"
+#define CKPT_MAGIC1 "SFPCKPT1"
+#define CKPT_MAGIC "SFPCKPT2"
 #define CKPT_MAX_PARAMS (1ull << 32)
 #define CKPT_MAX_POLICY (1ull << 24)
 
@@ -19,11 +20,19 @@ const char *sfpw_ckpt_strerror(int err)
     }
 }
 
-typedef struct hdr {
+typedef struct hdr1 {
     char magic[8];
     char model[16];
     uint32_t policy, optimizer;
     uint64_t nparams, next_epoch, step, seed, batch, policy_len;
+} hdr1;
+
+typedef struct hdr {
+    char magic[8];
+    char model[32];
+    uint64_t model_hash;
+    uint32_t policy, optimizer;
+    uint64_t nparams, next_epoch, step, seed, batch, policy_len, nbuffers;
 } hdr;
 
 static int wr(FILE *f, const void *p, size_t n, uint64_t *h)
@@ -56,12 +65,15 @@ int sfpw_ckpt_save(const char *path, const sfpw_ckpt *c)
     h.seed = c->seed;
     h.batch = c->batch;
     h.policy_len = c->policy_len;
+    h.model_hash = c->model_hash;
+    h.nbuffers = c->nbuffers;
     uint64_t hash = 0xcbf29ce484222325ull;
     size_t pb = c->nparams * sizeof(float);
     int rc = wr(f, &h, sizeof h, &hash);
     if (!rc) rc = wr(f, c->master, pb, &hash);
     if (!rc) rc = wr(f, c->s1, pb, &hash);
     if (!rc) rc = wr(f, c->s2, pb, &hash);
+    if (!rc && c->nbuffers) rc = wr(f, c->buffers, c->nbuffers * sizeof(float), &hash);
     if (!rc && c->policy_len) rc = wr(f, c->policy_state, c->policy_len, &hash);
     if (!rc && fwrite(&hash, 8, 1, f) != 1)
         rc = SFPW_CKPT_EIO;
@@ -83,8 +95,9 @@ void sfpw_ckpt_free(sfpw_ckpt *c)
     free(c->master);
     free(c->s1);
     free(c->s2);
+    free(c->buffers);
     free(c->policy_state);
-    c->master = c->s1 = c->s2 = NULL;
+    c->master = c->s1 = c->s2 = c->buffers = NULL;
     c->policy_state = NULL;
 }
 
@@ -108,26 +121,46 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
     if (!f)
         return SFPW_CKPT_EIO;
     hdr h;
+    memset(&h, 0, sizeof h);
     uint64_t hash = 0xcbf29ce484222325ull, stored;
-    int rc = rd(f, &h, sizeof h, &hash);
+    int rc = rd(f, h.magic, 8, &hash);
+    if (rc)
+        goto fail;
+    if (!memcmp(h.magic, CKPT_MAGIC1, 8)) {
+        hdr1 h1;
+        rc = rd(f, (char *)&h1 + 8, sizeof h1 - 8, &hash);
+        memcpy(h.model, h1.model, sizeof h1.model);
+        h.policy = h1.policy;
+        h.optimizer = h1.optimizer;
+        h.nparams = h1.nparams;
+        h.next_epoch = h1.next_epoch;
+        h.step = h1.step;
+        h.seed = h1.seed;
+        h.batch = h1.batch;
+        h.policy_len = h1.policy_len;
+    } else {
+        rc = rd(f, (char *)&h + 8, sizeof h - 8, &hash);
+    }
     if (rc)
         goto fail;
     rc = SFPW_CKPT_EFORMAT;
-    if (memcmp(h.magic, CKPT_MAGIC, 8) != 0 || h.nparams == 0 ||
-        h.nparams > CKPT_MAX_PARAMS || h.policy_len > CKPT_MAX_POLICY ||
-        memchr(h.model, 0, sizeof h.model) == NULL)
+    if ((memcmp(h.magic, CKPT_MAGIC, 8) != 0 && memcmp(h.magic, CKPT_MAGIC1, 8) != 0) ||
+        h.nparams == 0 || h.nparams > CKPT_MAX_PARAMS || h.policy_len > CKPT_MAX_POLICY ||
+        h.nbuffers > CKPT_MAX_PARAMS || memchr(h.model, 0, sizeof h.model) == NULL)
         goto fail;
     size_t pb = h.nparams * sizeof(float);
     t.master = malloc(pb);
     t.s1 = malloc(pb);
     t.s2 = malloc(pb);
     t.policy_state = malloc(h.policy_len ? h.policy_len : 1);
-    if (!t.master || !t.s1 || !t.s2 || !t.policy_state) {
+    t.buffers = malloc(h.nbuffers ? h.nbuffers * sizeof(float) : 1);
+    if (!t.master || !t.s1 || !t.s2 || !t.policy_state || !t.buffers) {
         rc = SFPW_CKPT_ENOMEM;
         goto fail;
     }
     if ((rc = rd(f, t.master, pb, &hash)) || (rc = rd(f, t.s1, pb, &hash)) ||
         (rc = rd(f, t.s2, pb, &hash)) ||
+        (h.nbuffers && (rc = rd(f, t.buffers, h.nbuffers * sizeof(float), &hash))) ||
         (h.policy_len && (rc = rd(f, t.policy_state, h.policy_len, &hash))))
         goto fail;
     rc = SFPW_CKPT_EFORMAT;
@@ -143,6 +176,8 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
     t.seed = h.seed;
     t.batch = h.batch;
     t.policy_len = h.policy_len;
+    t.model_hash = h.model_hash;
+    t.nbuffers = h.nbuffers;
     *c = t;
     return 0;
 fail:

@@ -1,7 +1,9 @@
 /*
  * checkpoint.h - sfp-train checkpoints: FP32 master weights, optimizer state,
- * policy state and the position in training, written atomically (temp file
- * + rename) and checked (magic, version, sizes, FNV-1a hash) on load.
+ * running statistics, policy state and the position in training, written
+ * atomically (temp file + rename) and checked (magic, version, sizes,
+ * FNV-1a hash) on load. Version 2 adds the model's graph hash and the
+ * running statistics; version 1 files (no statistics) still load.
  */
 #ifndef SFPW_CHECKPOINT_H
 #define SFPW_CHECKPOINT_H
@@ -10,7 +12,8 @@
 #include <stdint.h>
 
 typedef struct sfpw_ckpt {
-    char model[16];
+    char model[32];
+    uint64_t model_hash; /* sfpw_model.hash (0 in version 1 files) */
     uint32_t policy;     /* sfp_policy_kind */
     uint32_t optimizer;  /* sfpw_opt_kind   */
     uint64_t nparams;
@@ -19,6 +22,8 @@ typedef struct sfpw_ckpt {
     uint64_t seed;
     uint64_t batch;
     float *master, *s1, *s2;   /* nparams each                  */
+    uint64_t nbuffers;
+    float *buffers;            /* running statistics, nbuffers  */
     unsigned char *policy_state;
     uint64_t policy_len;
 } sfpw_ckpt;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #define SFPW_DATA_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+#define SFPW_DATA_IMAGE 784  /* values per image (1x28x28) */
+#define SFPW_DATA_CLASSES 10
 
 /* Errors of this module (negative, distinct from SFP_E*). */
 enum {

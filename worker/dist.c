@@ -149,7 +149,7 @@ int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m)
         d->seg_first[r] = ns;
         for (int t = 0; t < m->ntensors; t++) {
             const sfpw_tensor *T = &m->tensors[t];
-            if (T->kind == SFPW_TENSOR_ACT)
+            if (!sfpw_tensor_is_param(T->kind))
                 continue;
             size_t a = T->off > d->off[r] ? T->off : d->off[r];
             size_t b = T->off + T->n < d->off[r + 1] ? T->off + T->n : d->off[r + 1];
@@ -170,11 +170,6 @@ int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m)
 fail:
     sfpw_dist_destroy(&d);
     return SFP_ENOMEM;
-}
-
-int sfpw_dist_rank(const sfpw_dist *d)
-{
-    return d->rank;
 }
 
 int sfpw_dist_size(const sfpw_dist *d)
@@ -472,7 +467,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             return rc;
         if (bytes)
             for (int t = 0; t < m->ntensors; t++)
-                if (m->tensors[t].kind != SFPW_TENSOR_ACT)
+                if (sfpw_tensor_is_param(m->tensors[t].kind))
                     bytes[t] = (double)m->tensors[t].n * sizeof(float);
         d->last.fp32 = d->last.exchanged = (double)m->nparams * sizeof(float);
         d->last.remote = d->last.local = 0;
@@ -496,7 +491,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
                                     MPI_MAX, d->comm))))
         return rc;
     for (int t = 0; t < m->ntensors; t++) {
-        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
+        if (!sfpw_tensor_is_param(m->tensors[t].kind))
             continue;
         if (!(mx[t] > 0)) {
             /* all zeros on every rank: any piece's own anchor gives the

@@ -14,14 +14,16 @@
 
 #include <mpi.h>
 
-#include "model.h"
+#include <sfp/policy.h>
+#include <sfp/sfp.h>
+
+#include "net.h"
 
 typedef struct sfpw_dist sfpw_dist;
 
 int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m);
 void sfpw_dist_destroy(sfpw_dist **d);
 
-int sfpw_dist_rank(const sfpw_dist *d);
 int sfpw_dist_size(const sfpw_dist *d);
 
 /* Sets the master shard from a full parameter vector and zeroes the state. */

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 
+#include "hot.h"
 #include "kernels.h"
 
 /* ---------------------------------------------------------------- random */
@@ -68,150 +69,61 @@ void sfpw_rng_shuffle(sfpw_rng *r, uint32_t *idx, size_t n)
 /* ----------------------------------------------------------------- dense */
 
 void sfpw_dense_fwd(const float *X, const float *W, const float *b, float *Y,
-                    int B, int in, int out)
+                    int B, int in, int out, int relu)
 {
-    for (int i = 0; i < B; i++)
-        memcpy(Y + (size_t)i * out, b, sizeof(float) * out);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, X,
-                in, W, in, 1.0f, Y, out);
+                in, W, in, 0.0f, Y, out);
+    if (b || relu)
+        for (int i = 0; i < B; i++)
+            sfpw_bias_act(Y + (size_t)i * out, b, (size_t)out, relu);
 }
 
-void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
-                    float *dX, int dx_rows, float *dW, float *db, int B,
-                    int in, int out)
+SFPW_HOT
+void sfpw_bias_act(float *y, const float *b, size_t n, int relu)
 {
-    /* dW[out,in] += dY^T[out,B] X[B,in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dY,
-                out, X, in, 1.0f, dW, in);
+    if (b && relu)
+        for (size_t j = 0; j < n; j++) {
+            float v = y[j] + b[j];
+            y[j] = v > 0.0f ? v : 0.0f;
+        }
+    else if (b)
+        for (size_t j = 0; j < n; j++)
+            y[j] += b[j];
+    else if (relu)
+        for (size_t j = 0; j < n; j++)
+            y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+}
+
+/* db[j] += sum_i dY[i][j] */
+SFPW_HOT
+static void sfpw_colsum_add(const float *dY, int B, int out, float *db)
+{
     for (int i = 0; i < B; i++) {
         const float *r = dY + (size_t)i * out;
         for (int j = 0; j < out; j++)
             db[j] += r[j];
     }
+}
+
+void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
+                    float *dX, int dx_rows, int dx_add, float *dW, float *db,
+                    int B, int in, int out)
+{
+    /* dW[out,in] += dY^T[out,B] X[B,in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dY,
+                out, X, in, 1.0f, dW, in);
+    if (db)
+        sfpw_colsum_add(dY, B, out, db);
     if (dX && dx_rows > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dx_rows, in,
-                    out, 1.0f, dY, out, W, in, 0.0f, dX, in);
+                    out, 1.0f, dY, out, W, in, dx_add ? 1.0f : 0.0f, dX, in);
 }
 
-/* ---------------------------------------------------------------- conv2d */
 
-void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
-                          int k, int pad)
-{
-    s->c = c;
-    s->h = h;
-    s->w = w;
-    s->oc = oc;
-    s->k = k;
-    s->pad = pad;
-    s->oh = h + 2 * pad - k + 1;
-    s->ow = w + 2 * pad - k + 1;
-}
-
-size_t sfpw_conv_col_size(const sfpw_conv_shape *s)
-{
-    return (size_t)s->c * s->k * s->k * s->oh * s->ow;
-}
-
-/* col[(c*k+ki)*k+kj][oy*ow+ox] = x[c][oy+ki-pad][ox+kj-pad] */
-static void im2col(const sfpw_conv_shape *s, const float *x, float *col)
-{
-    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow;
-    for (int c = 0; c < s->c; c++) {
-        const float *xc = x + (size_t)c * s->h * s->w;
-        for (int ki = 0; ki < K; ki++) {
-            for (int kj = 0; kj < K; kj++) {
-                float *row = col + ((size_t)(c * K + ki) * K + kj) * OH * OW;
-                for (int oy = 0; oy < OH; oy++) {
-                    int iy = oy + ki - P;
-                    float *dst = row + (size_t)oy * OW;
-                    if (iy < 0 || iy >= s->h) {
-                        memset(dst, 0, sizeof(float) * OW);
-                        continue;
-                    }
-                    const float *src = xc + (size_t)iy * s->w;
-                    for (int ox = 0; ox < OW; ox++) {
-                        int ix = ox + kj - P;
-                        dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
-                    }
-                }
-            }
-        }
-    }
-}
-
-static void col2im(const sfpw_conv_shape *s, const float *col, float *x)
-{
-    const int K = s->k, P = s->pad, OH = s->oh, OW = s->ow;
-    memset(x, 0, sizeof(float) * s->c * s->h * s->w);
-    for (int c = 0; c < s->c; c++) {
-        float *xc = x + (size_t)c * s->h * s->w;
-        for (int ki = 0; ki < K; ki++) {
-            for (int kj = 0; kj < K; kj++) {
-                const float *row = col + ((size_t)(c * K + ki) * K + kj) * OH * OW;
-                for (int oy = 0; oy < OH; oy++) {
-                    int iy = oy + ki - P;
-                    if (iy < 0 || iy >= s->h)
-                        continue;
-                    const float *src = row + (size_t)oy * OW;
-                    float *dst = xc + (size_t)iy * s->w;
-                    for (int ox = 0; ox < OW; ox++) {
-                        int ix = ox + kj - P;
-                        if (ix >= 0 && ix < s->w)
-                            dst[ix] += src[ox];
-                    }
-                }
-            }
-        }
-    }
-}
-
-void sfpw_conv_fwd(const sfpw_conv_shape *s, const float *X, const float *W,
-                   const float *b, float *Y, int B, float *col)
-{
-    const int CKK = s->c * s->k * s->k, HW = s->oh * s->ow;
-    const size_t in_sz = (size_t)s->c * s->h * s->w, out_sz = (size_t)s->oc * HW;
-    for (int i = 0; i < B; i++) {
-        float *y = Y + i * out_sz;
-        im2col(s, X + i * in_sz, col);
-        for (int o = 0; o < s->oc; o++)
-            for (int p = 0; p < HW; p++)
-                y[(size_t)o * HW + p] = b[o];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, HW, CKK,
-                    1.0f, W, CKK, col, HW, 1.0f, y, HW);
-    }
-}
-
-void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
-                   const float *dY, float *dX, int dx_rows, float *dW,
-                   float *db, int B, float *col, float *dcol)
-{
-    const int CKK = s->c * s->k * s->k, HW = s->oh * s->ow;
-    const size_t in_sz = (size_t)s->c * s->h * s->w, out_sz = (size_t)s->oc * HW;
-    for (int i = 0; i < B; i++) {
-        const float *dy = dY + i * out_sz;
-        im2col(s, X + i * in_sz, col);
-        /* dW[OC,CKK] += dy[OC,HW] col^T[HW,CKK] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->oc, CKK, HW,
-                    1.0f, dy, HW, col, HW, 1.0f, dW, CKK);
-        for (int o = 0; o < s->oc; o++) {
-            float acc = 0;
-            const float *r = dy + (size_t)o * HW;
-            for (int p = 0; p < HW; p++)
-                acc += r[p];
-            db[o] += acc;
-        }
-        if (dX && i < dx_rows) {
-            /* dcol[CKK,HW] = W^T[CKK,OC] dy[OC,HW] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HW,
-                        s->oc, 1.0f, W, CKK, dy, HW, 0.0f, dcol, HW);
-            col2im(s, dcol, dX + i * in_sz);
-        }
-    }
-}
 
 /* -------------------------------------------------------------- max-pool */
 
+SFPW_HOT
 void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -235,14 +147,15 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
 }
 
 void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
-                   int C, int H, int W)
+                   int dx_add, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
     for (size_t bc = 0; bc < (size_t)dx_rows * C; bc++) {
         const float *x = X + bc * H * W;
         const float *dy = dY + bc * OH * OW;
         float *dx = dX + bc * H * W;
-        memset(dx, 0, sizeof(float) * H * W);
+        if (!dx_add)
+            memset(dx, 0, sizeof(float) * H * W);
         for (int i = 0; i < OH; i++) {
             for (int j = 0; j < OW; j++) {
                 size_t best = (size_t)(2 * i) * W + 2 * j;
@@ -254,7 +167,10 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
                         best = cand[c];
                     }
                 }
-                dx[best] = dy[i * OW + j];
+                if (dx_add)
+                    dx[best] += dy[i * OW + j];
+                else
+                    dx[best] = dy[i * OW + j];
             }
         }
     }
@@ -262,17 +178,18 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
 
 /* ------------------------------------------------------------------ relu */
 
+SFPW_HOT
 void sfpw_relu_fwd(float *Y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         Y[i] = Y[i] > 0.0f ? Y[i] : 0.0f;
 }
 
+SFPW_HOT
 void sfpw_relu_bwd(const float *Y, float *dY, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!(Y[i] > 0.0f))
-            dY[i] = 0.0f;
+        dY[i] = Y[i] > 0.0f ? dY[i] : 0.0f;
 }
 
 /* ------------------------------------------------------------------ loss */
@@ -324,6 +241,7 @@ uint64_t sfpw_count_correct(const float *logits, const uint8_t *labels, int B,
 
 /* ------------------------------------------------------------- optimizers */
 
+SFPW_HOT
 void sfpw_opt_update(const sfpw_opt_config *c, float *w, const float *g,
                      float *s1, float *s2, size_t n, uint64_t t, int decay)
 {
@@ -336,12 +254,15 @@ void sfpw_opt_update(const sfpw_opt_config *c, float *w, const float *g,
         }
         return;
     }
+    /* PyTorch's AdamW, operation for operation: decay first, then
+     * m / (sqrt(v) / sqrt(1 - beta2^t) + eps) times lr / (1 - beta1^t) */
     const double bc1 = 1.0 - pow(c->beta1, (double)t);
     const double bc2 = 1.0 - pow(c->beta2, (double)t);
-    const float step = (float)(c->lr * sqrt(bc2) / bc1);
+    const float step = (float)(c->lr / bc1), ibc2 = (float)(1.0 / sqrt(bc2));
+    const float keep = 1.0f - c->lr * wd;
     for (size_t i = 0; i < n; i++) {
         s1[i] = c->beta1 * s1[i] + (1 - c->beta1) * g[i];
         s2[i] = c->beta2 * s2[i] + (1 - c->beta2) * g[i] * g[i];
-        w[i] -= step * s1[i] / (sqrtf(s2[i]) + c->eps) + c->lr * wd * w[i];
+        w[i] = w[i] * keep - step * s1[i] / (sqrtf(s2[i]) * ibc2 + c->eps);
     }
 }

@@ -30,46 +30,65 @@ void sfpw_rng_shuffle(sfpw_rng *r, uint32_t *idx, size_t n);
 
 /* ----------------------------------------------------------------- dense */
 
-/* Y[B,out] = X[B,in] W[out,in]^T + b */
+/* Y[B,out] = X[B,in] W[out,in]^T + b (b NULL: no bias), then ReLU if relu */
 void sfpw_dense_fwd(const float *X, const float *W, const float *b, float *Y,
-                    int B, int in, int out);
+                    int B, int in, int out, int relu);
 /*
- * dW += dY^T X, db += colsum(dY); if dX, dX[0..dx_rows, in] = dY W for the
- * first dx_rows rows only (the rest of dX is not written).
+ * dW += dY^T X, db += colsum(dY) (db NULL: no bias); if dX, dX[0..dx_rows,
+ * in] = dY W (dx_add: +=) for the first dx_rows rows only (the rest of dX
+ * is not written).
  */
 void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
-                    float *dX, int dx_rows, float *dW, float *db, int B,
-                    int in, int out);
+                    float *dX, int dx_rows, int dx_add, float *dW, float *db,
+                    int B, int in, int out);
 
 /* ---------------------------------------------------------------- conv2d */
 
 typedef struct sfpw_conv_shape {
     int c, h, w;    /* input channels and size              */
     int oc, k, pad; /* output channels, square kernel, pad  */
-    int oh, ow;     /* output size (stride 1)               */
+    int stride;
+    int oh, ow;     /* output size                          */
 } sfpw_conv_shape;
 
 void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
-                          int k, int pad);
-/* floats of im2col scratch one image needs */
-size_t sfpw_conv_col_size(const sfpw_conv_shape *s);
-
+                          int k, int pad, int stride);
+/*
+ * conv.c: im2col over groups of images (enough output pixels per group for
+ * an efficient GEMM), GEMM, and one pass that scatters the group back to
+ * [B, OC, OH, OW] adding the bias and, with relu, applying ReLU. Backward:
+ * dW from the same columns; dX of a stride-1 convolution as the forward
+ * convolution of dY with the flipped, transposed kernel (a GEMM over
+ * OC*k*k), else W^T dY scattered back (col2im).
+ */
+/* Which implementation runs: 1 the AVX2 kernels of stride-1 convolutions
+ * (no im2col copy; where the CPU has AVX2 and FMA, unless SFPW_CONV=c), 0
+ * im2col + GEMM for all. Returns what is in force. For tests. */
+int sfpw_conv_set_impl(int fast);
+/* floats of scratch sfpw_conv_fwd and sfpw_conv_bwd need */
+size_t sfpw_conv_scratch(const sfpw_conv_shape *s);
+/* Y = conv(X) + b (b NULL: no bias), then ReLU if relu */
 void sfpw_conv_fwd(const sfpw_conv_shape *s, const float *X, const float *W,
-                   const float *b, float *Y, int B, float *col);
-/* As dense: dW, db accumulate; dX written for the first dx_rows images. */
+                   const float *b, float *Y, int B, int relu, float *scratch);
+/* As dense: dW, db accumulate; dX written (dx_add: added) for the first
+ * dx_rows images. db may be NULL (no bias). */
 void sfpw_conv_bwd(const sfpw_conv_shape *s, const float *X, const float *W,
-                   const float *dY, float *dX, int dx_rows, float *dW,
-                   float *db, int B, float *col, float *dcol);
+                   const float *dY, float *dX, int dx_rows, int dx_add,
+                   float *dW, float *db, int B, float *scratch);
 
 /* -------------------------------------------------------------- max-pool */
 
 /* 2x2 stride 2 max pool over [B, C, H, W] (H, W even). Ties: first max. */
 void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W);
-/* Recomputes the argmax from X; dX fully written for the first dx_rows. */
+/* Recomputes the argmax from X; dX fully written (dx_add: added) for the
+ * first dx_rows. */
 void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
-                   int C, int H, int W);
+                   int dx_add, int C, int H, int W);
 
 /* ------------------------------------------------------------------ relu */
+
+/* y[j] (+ b[j]) then ReLU if relu, over n values (b NULL: no bias) */
+void sfpw_bias_act(float *y, const float *b, size_t n, int relu);
 
 void sfpw_relu_fwd(float *Y, size_t n);
 /* dY[i] = 0 where Y[i] <= 0 (Y is the layer's stored output). */

@@ -1,173 +1,734 @@
-/* model.c - models and the quantizing forward/backward engine. */
-#include <math.h>
+/*
+ * model.c - model files: parsing (strict, every error names its line),
+ * the graph's order, shapes, stashed tensors and parameter layout.
+ * The format is documented in docs/TRAINING.md ("Model files").
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include <sfp/sfp.h>
+
+#include "layer.h"
 #include "model.h"
 
-double sfpw_now(void)
+size_t sfpw_shape_size(const sfpw_shape *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    size_t n = 1;
+    for (int i = 0; i < s->nd; i++)
+        n *= (size_t)s->d[i];
+    return n;
 }
 
-/* One scratch buffer per process: measurement only, single-threaded. */
-static unsigned char *measure_buf;
-static size_t measure_cap;
-
-int sfpw_measure_frame(const float *x, size_t n, const sfp_params *p,
-                       sfp_coder c, size_t *len)
+const char *sfpw_shape_str(const sfpw_shape *s, char *buf, size_t cap)
 {
-    sfp_params q = *p;
-    q.coder = c;
-    size_t need = sfp_frame_bound(n, &q);
-    if (!need)
-        return SFP_EINVAL;
-    if (need > measure_cap) {
-        unsigned char *nb = realloc(measure_buf, need);
-        if (!nb)
-            return SFP_ENOMEM;
-        measure_buf = nb;
-        measure_cap = need;
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < s->nd && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%d", i ? "x" : "", s->d[i]);
+    return buf;
+}
+
+const char *sfpw_role_name(sfpw_role r)
+{
+    static const char *const names[SFPW_ROLE_COUNT] = {
+        [SFPW_ROLE_INPUT] = "input",
+        [SFPW_ROLE_RELU] = "post-relu",
+        [SFPW_ROLE_BN_IN] = "bn-input",
+        [SFPW_ROLE_LN_IN] = "ln-input",
+        [SFPW_ROLE_RESIDUAL] = "residual-sum",
+        [SFPW_ROLE_GELU_IN] = "gelu-input",
+        [SFPW_ROLE_GELU_OUT] = "gelu-output",
+        [SFPW_ROLE_NORM_OUT] = "norm-output",
+        [SFPW_ROLE_Q] = "q",
+        [SFPW_ROLE_K] = "k",
+        [SFPW_ROLE_V] = "v",
+        [SFPW_ROLE_PROBS] = "attention-probs",
+        [SFPW_ROLE_ATTN_OUT] = "attention-output",
+        [SFPW_ROLE_POOLED] = "pooled",
+        [SFPW_ROLE_TOKENS] = "tokens",
+        [SFPW_ROLE_LINEAR] = "linear-output",
+        [SFPW_ROLE_STATS] = "norm-stats",
+        [SFPW_ROLE_WEIGHT] = "weight",
+        [SFPW_ROLE_BIAS] = "bias",
+        [SFPW_ROLE_PARAM] = "param",
+    };
+    return (unsigned)r < SFPW_ROLE_COUNT && names[r] ? names[r] : "?";
+}
+
+/* ----------------------------------------------------------------- parser */
+
+#define MAX_TOKENS 16
+#define MAX_LINE 1024
+
+typedef struct raw {
+    int line;
+    const sfpw_layer_ops *ops;
+    char name[SFPW_NAME_MAX];
+    int nin;
+    char in[SFPW_MAX_INPUTS][SFPW_NAME_MAX];
+    int src[SFPW_MAX_INPUTS];   /* -1: the input, else raw layer index */
+    int opt[SFPW_MAX_OPTS];
+    int relu;
+    int done, ncons, mark, next;
+} raw;
+
+typedef struct parser {
+    raw *r;
+    int n;
+    char in_name[SFPW_NAME_MAX];
+    sfpw_shape in_shape;
+    int in_line;
+    char model_name[SFPW_NAME_MAX];
+    char *err;
+    size_t cap;
+} parser;
+
+__attribute__((format(printf, 3, 4)))
+static int fail(parser *p, int line, const char *fmt, ...)
+{
+    int k = line > 0 ? snprintf(p->err, p->cap, "line %d: ", line) : 0;
+    if (k < 0 || (size_t)k >= p->cap)
+        k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err + k, p->cap - (size_t)k, fmt, ap);
+    va_end(ap);
+    return SFP_EINVAL;
+}
+
+static int valid_name(const char *s)
+{
+    if (!isalpha((unsigned char)s[0]) && s[0] != '_')
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+            return 0;
+    return 1;
+}
+
+/* A name token: defined syntax, fits. */
+static int take_name(parser *p, int line, const char *tok, char *dst, const char *what)
+{
+    if (strlen(tok) >= SFPW_NAME_MAX)
+        return fail(p, line, "%s '%.40s...' is longer than %d characters", what, tok,
+                    SFPW_NAME_MAX - 1);
+    if (!valid_name(tok))
+        return fail(p, line, "%s '%s' is not a name (letters, digits, '_', '.', '-'; "
+                    "not starting with a digit)", what, tok);
+    strcpy(dst, tok);
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_shape(parser *p, int line, const char *tok, sfpw_shape *s)
+{
+    char buf[64];
+    if (strlen(tok) >= sizeof buf)
+        return fail(p, line, "input shape '%.40s...' is too long", tok);
+    strcpy(buf, tok);
+    memset(s, 0, sizeof *s);
+    size_t total = 1;
+    char *save = NULL;
+    for (char *d = strtok_r(buf, "x", &save); d; d = strtok_r(NULL, "x", &save)) {
+        long v;
+        if (s->nd == 3)
+            return fail(p, line, "input shape '%s': at most 3 dimensions (CxHxW)", tok);
+        if (parse_int(d, 1, SFPW_MODEL_MAX_DIM, &v))
+            return fail(p, line, "input shape '%s': '%s' is not a size from 1 to %d", tok, d,
+                        SFPW_MODEL_MAX_DIM);
+        s->d[s->nd++] = (int)v;
+        total *= (size_t)v;
+        if (total > SFPW_MODEL_MAX_VALUE)
+            return fail(p, line, "input shape '%s' has more than %u values", tok,
+                        SFPW_MODEL_MAX_VALUE);
     }
-    return sfp_encode(x, n, &q, measure_buf, measure_cap, len, NULL);
+    if (!s->nd || tok[0] == 'x' || tok[strlen(tok) - 1] == 'x' || strstr(tok, "xx"))
+        return fail(p, line, "input shape '%s' is not like 1x28x28", tok);
+    return 0;
 }
 
-/* ------------------------------------------------------------ model table */
-
-static sfpw_layer *add_layer(sfpw_model *m, sfpw_layer_kind kind,
-                             const char *name, int relu)
+/* key=value of a layer line into r. */
+static int parse_option(parser *p, raw *r, const char *tok)
 {
-    sfpw_layer *l = &m->layers[m->nlayers++];
-    memset(l, 0, sizeof *l);
-    l->kind = kind;
-    snprintf(l->name, sizeof l->name, "%s", name);
-    l->relu = relu;
-    l->w_tensor = l->b_tensor = -1;
-    return l;
-}
-
-static void add_dense(sfpw_model *m, const char *name, int in, int out, int relu)
-{
-    sfpw_layer *l = add_layer(m, SFPW_LAYER_DENSE, name, relu);
-    l->c = in;
-    l->h = l->w = 1;
-    l->oc = out;
-    l->oh = l->ow = 1;
-    l->w_n = (size_t)in * out;
-    l->b_n = out;
-}
-
-static void add_conv(sfpw_model *m, const char *name, int c, int h, int w,
-                     int oc, int k, int pad)
-{
-    sfpw_layer *l = add_layer(m, SFPW_LAYER_CONV, name, 1);
-    sfpw_conv_shape_init(&l->conv, c, h, w, oc, k, pad);
-    l->c = c;
-    l->h = h;
-    l->w = w;
-    l->oc = oc;
-    l->oh = l->conv.oh;
-    l->ow = l->conv.ow;
-    l->w_n = (size_t)oc * c * k * k;
-    l->b_n = oc;
-}
-
-static void add_pool(sfpw_model *m, const char *name, int c, int h, int w)
-{
-    sfpw_layer *l = add_layer(m, SFPW_LAYER_POOL, name, 0);
-    l->c = c;
-    l->h = h;
-    l->w = w;
-    l->oc = c;
-    l->oh = h / 2;
-    l->ow = w / 2;
-}
-
-int sfpw_model_build(sfpw_model *m, const char *name)
-{
-    memset(m, 0, sizeof *m);
-    if (strcmp(name, "mlp") == 0) {
-        add_dense(m, "fc1", 784, 512, 1);
-        add_dense(m, "fc2", 512, 256, 1);
-        add_dense(m, "fc3", 256, 10, 0);
-    } else if (strcmp(name, "cnn") == 0) {
-        add_conv(m, "conv1", 1, 28, 28, 16, 3, 1);
-        add_pool(m, "pool1", 16, 28, 28);
-        add_conv(m, "conv2", 16, 14, 14, 32, 3, 1);
-        add_pool(m, "pool2", 32, 14, 14);
-        add_dense(m, "fc1", 32 * 7 * 7, 128, 1);
-        add_dense(m, "fc2", 128, 10, 0);
-    } else {
-        return SFP_EINVAL;
+    const char *eq = strchr(tok, '=');
+    size_t klen = (size_t)(eq - tok);
+    const char *val = eq + 1;
+    if (klen == 3 && !strncmp(tok, "act", 3)) {
+        if (!r->ops->can_relu)
+            return fail(p, r->line, "%s '%s': no act= option (a separate relu layer can follow)",
+                        r->ops->kind, r->name);
+        if (!strcmp(val, "relu"))
+            r->relu = 1;
+        else if (!strcmp(val, "none"))
+            r->relu = 0;
+        else
+            return fail(p, r->line, "%s '%s': act='%s' (relu or none)", r->ops->kind, r->name, val);
+        return 0;
     }
-    snprintf(m->name, sizeof m->name, "%s", name);
-    m->in_dim = 784;
-    m->classes = 10;
-    /* activation tensors: the input of every layer */
+    for (int i = 0; r->ops->opts && r->ops->opts[i].key; i++) {
+        const sfpw_opt_spec *o = &r->ops->opts[i];
+        if (strlen(o->key) != klen || strncmp(o->key, tok, klen))
+            continue;
+        long v;
+        if (o->lo == 0 && o->hi == 1 && (!strcmp(val, "yes") || !strcmp(val, "true")))
+            v = 1;
+        else if (o->lo == 0 && o->hi == 1 && (!strcmp(val, "no") || !strcmp(val, "false")))
+            v = 0;
+        else if (parse_int(val, o->lo, o->hi, &v))
+            return fail(p, r->line, "%s '%s': %s='%s' is not a number from %d to %d",
+                        r->ops->kind, r->name, o->key, val, o->lo, o->hi);
+        r->opt[i] = (int)v;
+        return 0;
+    }
+    char keys[256] = "";
+    size_t k = 0;
+    for (int i = 0; r->ops->opts && r->ops->opts[i].key && k < sizeof keys; i++)
+        k += (size_t)snprintf(keys + k, sizeof keys - k, "%s%s", k ? ", " : "",
+                              r->ops->opts[i].key);
+    if (r->ops->can_relu && k < sizeof keys)
+        snprintf(keys + k, sizeof keys - k, "%sact", k ? ", " : "");
+    return fail(p, r->line, "%s '%s': unknown option '%.*s' (%s)", r->ops->kind, r->name,
+                (int)klen, tok, keys[0] ? keys : "it takes none");
+}
+
+static int parse_line(parser *p, int line, char *s)
+{
+    char *tok[MAX_TOKENS];
+    int nt = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+        if (t[0] == '#')
+            break;
+        if (nt == MAX_TOKENS)
+            return fail(p, line, "more than %d words", MAX_TOKENS);
+        tok[nt++] = t;
+    }
+    if (!nt)
+        return 0;
+    if (!strcmp(tok[0], "model")) {
+        if (nt != 2)
+            return fail(p, line, "expected: model NAME");
+        return take_name(p, line, tok[1], p->model_name, "model name");
+    }
+    if (!strcmp(tok[0], "input")) {
+        if (p->in_line)
+            return fail(p, line, "a second input (the first is on line %d)", p->in_line);
+        if (nt != 3)
+            return fail(p, line, "expected: input NAME CxHxW");
+        p->in_line = line;
+        if (take_name(p, line, tok[1], p->in_name, "input name"))
+            return SFP_EINVAL;
+        return parse_shape(p, line, tok[2], &p->in_shape);
+    }
+    const sfpw_layer_ops *ops = sfpw_layer_find(tok[0]);
+    if (!ops) {
+        char kinds[512];
+        size_t k = 0;
+        for (int i = 0; sfpw_layer_kinds[i] && k < sizeof kinds; i++)
+            k += (size_t)snprintf(kinds + k, sizeof kinds - k, "%s%s", i ? " " : "",
+                                  sfpw_layer_kinds[i]->kind);
+        return fail(p, line, "unknown layer kind '%.40s' (kinds: %s)", tok[0], kinds);
+    }
+    if (p->n == SFPW_MAX_LAYERS)
+        return fail(p, line, "more than %d layers", SFPW_MAX_LAYERS);
+    raw *r = &p->r[p->n];
+    memset(r, 0, sizeof *r);
+    r->line = line;
+    r->ops = ops;
+    if (nt < 2)
+        return fail(p, line, "expected: %s NAME INPUT... [key=value ...]", ops->kind);
+    if (take_name(p, line, tok[1], r->name, "layer name"))
+        return SFP_EINVAL;
+    for (int i = 0; ops->opts && ops->opts[i].key; i++)
+        r->opt[i] = ops->opts[i].def;
+    for (int i = 2; i < nt; i++) {
+        if (strchr(tok[i], '=')) {
+            if (parse_option(p, r, tok[i]))
+                return SFP_EINVAL;
+            continue;
+        }
+        if (r->nin == ops->max_in)
+            return fail(p, line, "%s '%s' takes %s%d input%s", ops->kind, r->name,
+                        ops->min_in == ops->max_in ? "" : "at most ", ops->max_in,
+                        ops->max_in > 1 ? "s" : "");
+        if (take_name(p, line, tok[i], r->in[r->nin], "input"))
+            return SFP_EINVAL;
+        r->nin++;
+    }
+    if (r->nin < ops->min_in)
+        return fail(p, line, "%s '%s' takes %s%d input%s, got %d", ops->kind, r->name,
+                    ops->min_in == ops->max_in ? "" : "at least ", ops->min_in,
+                    ops->min_in > 1 ? "s" : "", r->nin);
+    for (int i = 0; ops->opts && ops->opts[i].key; i++)
+        if (r->opt[i] < ops->opts[i].lo)
+            return fail(p, line, "%s '%s' needs %s=N", ops->kind, r->name, ops->opts[i].key);
+    p->n++;
+    return 0;
+}
+
+/* Names to sources; duplicate and dangling names. */
+static int resolve(parser *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        raw *r = &p->r[i];
+        if (!strcmp(r->name, p->in_name))
+            return fail(p, r->line, "'%s' is already the input's name (line %d)", r->name,
+                        p->in_line);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(p->r[j].name, r->name))
+                return fail(p, r->line, "'%s' is already defined on line %d", r->name,
+                            p->r[j].line);
+    }
+    for (int i = 0; i < p->n; i++) {
+        raw *r = &p->r[i];
+        for (int k = 0; k < r->nin; k++) {
+            r->src[k] = -2;
+            if (!strcmp(r->in[k], p->in_name))
+                r->src[k] = -1;
+            for (int j = 0; j < p->n && r->src[k] == -2; j++)
+                if (!strcmp(p->r[j].name, r->in[k]))
+                    r->src[k] = j;
+            if (r->src[k] == -2)
+                return fail(p, r->line, "%s '%s': input '%s' is not defined", r->ops->kind,
+                            r->name, r->in[k]);
+            if (r->src[k] == i)
+                return fail(p, r->line, "%s '%s' reads its own output (a cycle)",
+                            r->ops->kind, r->name);
+            if (r->src[k] >= 0)
+                p->r[r->src[k]].ncons++;
+        }
+    }
+    return 0;
+}
+
+/* The layers in execution order (inputs first, file order among the
+ * ready ones) into order[]; a cycle is reported with its path. */
+static int topo(parser *p, int *order)
+{
+    int k = 0;
+    while (k < p->n) {
+        int pick = -1;
+        for (int i = 0; i < p->n && pick < 0; i++) {
+            raw *r = &p->r[i];
+            if (r->done)
+                continue;
+            int ready = 1;
+            for (int j = 0; j < r->nin; j++)
+                if (r->src[j] >= 0 && !p->r[r->src[j]].done)
+                    ready = 0;
+            if (ready)
+                pick = i;
+        }
+        if (pick < 0)
+            break;
+        p->r[pick].done = 1;
+        order[k++] = pick;
+    }
+    if (k == p->n)
+        return 0;
+    /* walk back along undone inputs until a layer repeats: a cycle */
+    int cur = 0;
+    while (p->r[cur].done)
+        cur++;
+    while (!p->r[cur].mark) {
+        raw *r = &p->r[cur];
+        r->mark = 1;
+        for (int j = 0; j < r->nin; j++)
+            if (r->src[j] >= 0 && !p->r[r->src[j]].done) {
+                r->next = r->src[j];
+                break;
+            }
+        cur = r->next;
+    }
+    raw *r = &p->r[cur];
+    char path[512];
+    size_t n = (size_t)snprintf(path, sizeof path, "%s", r->name);
+    int c = r->next;
+    for (int i = 0; i < p->n && n < sizeof path; i++) {
+        n += (size_t)snprintf(path + n, sizeof path - n, " <- %s", p->r[c].name);
+        if (c == cur)
+            break;
+        c = p->r[c].next;
+    }
+    return fail(p, r->line, "%s '%s' is in a cycle: %s", r->ops->kind, r->name, path);
+}
+
+/* The role of a stashed value: what produced it, else what reads it. */
+static sfpw_role value_role(const sfpw_model *m, int v)
+{
+    const sfpw_value *val = &m->values[v];
+    if (val->producer < 0)
+        return SFPW_ROLE_INPUT;
+    const sfpw_layer *pl = &m->layers[val->producer];
+    if (pl->relu || !strcmp(pl->ops->kind, "relu"))
+        return SFPW_ROLE_RELU;
+    if (!strcmp(pl->ops->kind, "add"))
+        return SFPW_ROLE_RESIDUAL;
+    for (int i = 0; i < m->nlayers; i++) {
+        const sfpw_layer *l = &m->layers[i];
+        for (int j = 0; j < l->nin; j++) {
+            if (l->in[j] != v)
+                continue;
+            if (!strcmp(l->ops->kind, "batchnorm"))
+                return SFPW_ROLE_BN_IN;
+            if (!strcmp(l->ops->kind, "layernorm"))
+                return SFPW_ROLE_LN_IN;
+            if (!strcmp(l->ops->kind, "gelu"))
+                return SFPW_ROLE_GELU_IN;
+            if (!strcmp(l->ops->kind, "attention"))
+                return (sfpw_role)(SFPW_ROLE_Q + j);
+        }
+    }
+    return pl->ops->out_role >= 0 ? (sfpw_role)pl->ops->out_role : SFPW_ROLE_LINEAR;
+}
+
+static int add_tensor(parser *p, sfpw_model *m, int line, const char *name, const char *suffix,
+                      sfpw_tensor_kind kind, sfpw_role role, size_t n)
+{
+    if (m->ntensors == SFPW_MAX_TENSORS)
+        return fail(p, line, "more than %d tensors", SFPW_MAX_TENSORS);
+    sfpw_tensor *t = &m->tensors[m->ntensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s%s", name, suffix);
+    t->kind = kind;
+    t->role = role;
+    t->layer = -1;
+    t->value = -1;
+    t->slot = -1;
+    t->n = n;
+    return m->ntensors++;
+}
+
+static uint64_t fnv(uint64_t h, const void *d, size_t n)
+{
+    const unsigned char *b = d;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Shapes, values, tensors and parameter layout, in execution order. */
+static int build(parser *p, sfpw_model *m, const int *order)
+{
+    int map[SFPW_MAX_LAYERS];
+    char sa[64];
+    m->nvalues = 1;
+    sfpw_value *in = &m->values[0];
+    snprintf(in->name, sizeof in->name, "%s", p->in_name);
+    in->shape = p->in_shape;
+    in->n = sfpw_shape_size(&p->in_shape);
+    in->producer = -1;
+    in->tensor = -1;
+    m->in_shape = p->in_shape;
+    m->in_dim = in->n;
+    m->nlayers = p->n;
+    uint64_t h = fnv(0xcbf29ce484222325ull, &p->in_shape, sizeof p->in_shape);
+    size_t nparams = 0, nbuf = 0;
+    for (int k = 0; k < p->n; k++) {
+        const raw *r = &p->r[order[k]];
+        map[order[k]] = k;
+        sfpw_layer *l = &m->layers[k];
+        memset(l, 0, sizeof *l);
+        l->ops = r->ops;
+        snprintf(l->name, sizeof l->name, "%s", r->name);
+        l->line = r->line;
+        l->nin = r->nin;
+        l->relu = r->relu;
+        memcpy(l->opt, r->opt, sizeof l->opt);
+        for (int j = 0; j < r->nin; j++) {
+            l->in[j] = r->src[j] < 0 ? 0 : m->layers[map[r->src[j]]].out;
+            l->in_shape[j] = m->values[l->in[j]].shape;
+        }
+        char why[256] = "";
+        if (l->ops->setup(l, why, sizeof why))
+            return fail(p, r->line, "%s '%s': %s", l->ops->kind, l->name, why);
+        size_t on = sfpw_shape_size(&l->out_shape);
+        if (on == 0 || on > SFPW_MODEL_MAX_VALUE)
+            return fail(p, r->line, "%s '%s': output %s has more than %u values per image",
+                        l->ops->kind, l->name, sfpw_shape_str(&l->out_shape, sa, sizeof sa),
+                        SFPW_MODEL_MAX_VALUE);
+        for (int s = 0; s < l->nslots; s++)
+            if (l->slot_n[s] > SFPW_MODEL_MAX_VALUE || l->slot_fixed[s] > SFPW_MODEL_MAX_VALUE)
+                return fail(p, r->line, "%s '%s': its %s tensor has more than %u values per image",
+                            l->ops->kind, l->name, l->slot_name[s], SFPW_MODEL_MAX_VALUE);
+        if (l->scratch > 16 * (size_t)SFPW_MODEL_MAX_VALUE ||
+            l->scratch_fixed > 16 * (size_t)SFPW_MODEL_MAX_VALUE)
+            return fail(p, r->line, "%s '%s': needs too much scratch memory", l->ops->kind, l->name);
+        if (l->w_n > SFPW_MODEL_MAX_PARAMS || l->b_n > SFPW_MODEL_MAX_PARAMS ||
+            nparams + l->w_n + l->b_n > SFPW_MODEL_MAX_PARAMS)
+            return fail(p, r->line, "%s '%s': more than %u parameters in all", l->ops->kind,
+                        l->name, SFPW_MODEL_MAX_PARAMS);
+        nparams += l->w_n + l->b_n;
+        l->buf_off = nbuf;
+        nbuf += l->nbuf;
+        sfpw_value *v = &m->values[m->nvalues];
+        memset(v, 0, sizeof *v);
+        snprintf(v->name, sizeof v->name, "%s", l->name);
+        v->shape = l->out_shape;
+        v->n = on;
+        v->producer = k;
+        v->tensor = -1;
+        l->out = m->nvalues++;
+        for (int j = 0; j < l->nin; j++)
+            m->values[l->in[j]].nconsumers++;
+        h = fnv(h, l->ops->kind, strlen(l->ops->kind) + 1);
+        h = fnv(h, l->name, strlen(l->name) + 1);
+        h = fnv(h, l->in, sizeof l->in);
+        h = fnv(h, l->opt, sizeof l->opt);
+        h = fnv(h, &l->relu, sizeof l->relu);
+    }
+    m->hash = h;
+    m->nbuffers = nbuf;
+
+    /* the one unused output: the logits */
+    m->output = -1;
+    if (m->values[0].nconsumers == 0)
+        return fail(p, p->in_line, "the input '%s' is not used by any layer", p->in_name);
+    for (int v = 1; v < m->nvalues; v++) {
+        if (m->values[v].nconsumers)
+            continue;
+        if (m->output >= 0) {
+            const sfpw_layer *a = &m->layers[m->values[m->output].producer];
+            const sfpw_layer *b = &m->layers[m->values[v].producer];
+            const sfpw_layer *late = a->line > b->line ? a : b, *early = a->line > b->line ? b : a;
+            return fail(p, early->line, "the output of '%s' is not used (only the logits, "
+                        "here '%s' on line %d, may be unused)", early->name, late->name, late->line);
+        }
+        m->output = v;
+    }
+    const sfpw_value *o = &m->values[m->output];
+    if (o->shape.nd != 1 || o->n < 2)
+        return fail(p, m->layers[o->producer].line,
+                    "the logits '%s' must be a vector of class scores, not %s", o->name,
+                    sfpw_shape_str(&o->shape, sa, sizeof sa));
+    m->classes = (int)o->n;
+
+    /* stashed tensors in production order: the input, then per layer its
+     * internal tensors and its output */
+    for (int v = 0; v < m->nvalues; v++) {
+        int read = 0;
+        for (int i = 0; i < m->nlayers && !read; i++) {
+            const sfpw_layer *l = &m->layers[i];
+            for (int j = 0; j < l->nin; j++)
+                read |= l->in[j] == v && (l->ops->needs & (SFPW_NEEDS_IN0 << j));
+            read |= l->out == v && ((l->ops->needs & SFPW_NEEDS_OUT) || l->relu);
+        }
+        m->values[v].tensor = read ? -2 : -1; /* -2: to be numbered */
+    }
+    int t;
+    if (m->values[0].tensor == -2) {
+        if ((t = add_tensor(p, m, p->in_line, p->in_name, "", SFPW_TENSOR_ACT,
+                            SFPW_ROLE_INPUT, m->in_dim)) < 0)
+            return SFP_EINVAL;
+        m->values[0].tensor = t;
+        m->tensors[t].value = 0;
+    }
     for (int i = 0; i < m->nlayers; i++) {
         sfpw_layer *l = &m->layers[i];
-        l->in_dim = (size_t)l->c * l->h * l->w;
-        l->out_dim = (size_t)l->oc * l->oh * l->ow;
-        sfpw_tensor *t = &m->tensors[m->ntensors++];
-        if (i == 0)
-            snprintf(t->name, sizeof t->name, "input");
-        else
-            snprintf(t->name, sizeof t->name, "%s.out", m->layers[i - 1].name);
-        t->kind = SFPW_TENSOR_ACT;
-        t->layer = i;
-        t->n = l->in_dim;
+        for (int s = 0; s < l->nslots; s++) {
+            char suf[SFPW_NAME_MAX + 1];
+            snprintf(suf, sizeof suf, ".%s", l->slot_name[s]);
+            if ((t = add_tensor(p, m, l->line, l->name, suf,
+                                l->slot_raw[s] ? SFPW_TENSOR_STATS : SFPW_TENSOR_ACT,
+                                l->slot_role[s], l->slot_n[s])) < 0)
+                return SFP_EINVAL;
+            m->tensors[t].fixed = l->slot_fixed[s];
+            m->tensors[t].layer = i;
+            m->tensors[t].slot = s;
+            l->slot_tensor[s] = t;
+        }
+        sfpw_value *v = &m->values[l->out];
+        if (v->tensor == -2) {
+            if ((t = add_tensor(p, m, l->line, l->name, ".out", SFPW_TENSOR_ACT,
+                                value_role(m, l->out), v->n)) < 0)
+                return SFP_EINVAL;
+            v->tensor = t;
+            m->tensors[t].layer = i;
+            m->tensors[t].value = l->out;
+        }
     }
     size_t off = 0;
     for (int i = 0; i < m->nlayers; i++) {
         sfpw_layer *l = &m->layers[i];
-        if (!l->w_n)
-            continue;
-        sfpw_tensor *t = &m->tensors[m->ntensors];
-        snprintf(t->name, sizeof t->name, "%s.w", l->name);
-        t->kind = SFPW_TENSOR_WEIGHT;
-        t->layer = i;
-        t->off = l->w_off = off;
-        t->n = l->w_n;
-        l->w_tensor = m->ntensors++;
-        off += l->w_n;
-        t = &m->tensors[m->ntensors];
-        snprintf(t->name, sizeof t->name, "%s.b", l->name);
-        t->kind = SFPW_TENSOR_BIAS;
-        t->layer = i;
-        t->off = l->b_off = off;
-        t->n = l->b_n;
-        l->b_tensor = m->ntensors++;
-        off += l->b_n;
+        l->w_tensor = l->b_tensor = -1;
+        if (l->w_n) {
+            if ((t = add_tensor(p, m, l->line, l->name, ".w", l->w_kind, l->w_role, l->w_n)) < 0)
+                return SFP_EINVAL;
+            m->tensors[t].layer = i;
+            m->tensors[t].off = l->w_off = off;
+            l->w_tensor = t;
+            off += l->w_n;
+        }
+        if (l->b_n) {
+            if ((t = add_tensor(p, m, l->line, l->name, ".b", l->b_kind, l->b_role, l->b_n)) < 0)
+                return SFP_EINVAL;
+            m->tensors[t].layer = i;
+            m->tensors[t].off = l->b_off = off;
+            l->b_tensor = t;
+            off += l->b_n;
+        }
     }
     m->nparams = off;
+    if (!m->nparams)
+        return fail(p, 0, "the model has no parameters to train");
     return 0;
 }
 
+int sfpw_model_parse(sfpw_model *m, const char *text, size_t len,
+                     const char *name, char *err, size_t cap)
+{
+    char dummy[8];
+    if (!err || !cap) {
+        err = dummy;
+        cap = sizeof dummy;
+    }
+    err[0] = 0;
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.err = err;
+    p.cap = cap;
+    if (len > SFPW_MODEL_MAX_BYTES)
+        return fail(&p, 0, "the model file is larger than %u bytes", SFPW_MODEL_MAX_BYTES);
+    p.r = calloc(SFPW_MAX_LAYERS, sizeof *p.r);
+    int *order = calloc(SFPW_MAX_LAYERS, sizeof *order);
+    char *line = malloc(MAX_LINE + 1);
+    int rc = SFP_ENOMEM;
+    if (!p.r || !order || !line) {
+        fail(&p, 0, "out of memory");
+        goto out;
+    }
+    rc = SFP_EINVAL;
+    size_t pos = 0;
+    for (int ln = 1; pos < len; ln++) {
+        size_t e = pos;
+        while (e < len && text[e] != '\n')
+            e++;
+        if (e - pos > MAX_LINE) {
+            fail(&p, ln, "longer than %d characters", MAX_LINE);
+            goto out;
+        }
+        for (size_t i = pos; i < e; i++) {
+            unsigned char c = (unsigned char)text[i];
+            if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+                fail(&p, ln, "control character 0x%02x", c);
+                goto out;
+            }
+        }
+        memcpy(line, text + pos, e - pos);
+        line[e - pos] = 0;
+        if (parse_line(&p, ln, line))
+            goto out;
+        pos = e + 1;
+    }
+    if (!p.in_line) {
+        fail(&p, 0, "no input line (input NAME CxHxW)");
+        goto out;
+    }
+    if (!p.n) {
+        fail(&p, 0, "no layers");
+        goto out;
+    }
+    if (resolve(&p) || topo(&p, order))
+        goto out;
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s",
+             p.model_name[0] ? p.model_name : name && name[0] ? name : "model");
+    if (build(&p, m, order))
+        goto out;
+    rc = 0;
+out:
+    free(p.r);
+    free(order);
+    free(line);
+    return rc;
+}
+
+int sfpw_model_build(sfpw_model *m, const char *name)
+{
+    const char *text = sfpw_model_builtin_text(name);
+    if (!text)
+        return SFP_EINVAL;
+    return sfpw_model_parse(m, text, strlen(text), name, NULL, 0);
+}
+
+int sfpw_model_load(sfpw_model *m, const char *path, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, cap, "%s: %s", path, strerror(errno));
+        return SFP_EINVAL;
+    }
+    char *buf = malloc(SFPW_MODEL_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, SFPW_MODEL_MAX_BYTES + 1, f) : 0;
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, cap, "%s: cannot read", path);
+        free(buf);
+        return SFP_EINVAL;
+    }
+    /* the name: the file's base name without its extension */
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char name[SFPW_NAME_MAX];
+    snprintf(name, sizeof name, "%s", b);
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name)
+        *dot = 0;
+    if (!valid_name(name))
+        snprintf(name, sizeof name, "model");
+    char why[512];
+    int rc = sfpw_model_parse(m, buf, n, name, why, sizeof why);
+    if (rc)
+        snprintf(err, cap, "%s: %s", path, why);
+    free(buf);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- output */
+
 void sfpw_model_print(const sfpw_model *m, FILE *f)
 {
-    fprintf(f, "model %s: %zu parameters\n", m->name, m->nparams);
+    int stashed = 0;
+    for (int t = 0; t < m->ntensors; t++)
+        stashed += sfpw_tensor_is_stashed(m->tensors[t].kind);
+    fprintf(f, "model %s: %zu parameters, %d layers, %d stashed tensors\n", m->name,
+            m->nparams, m->nlayers, stashed);
     for (int i = 0; i < m->nlayers; i++) {
         const sfpw_layer *l = &m->layers[i];
-        switch (l->kind) {
-        case SFPW_LAYER_DENSE:
-            fprintf(f, "  %-6s dense   %4d -> %-4d%s  params %zu\n", l->name,
-                    l->c, l->oc, l->relu ? " relu" : "     ", l->w_n + l->b_n);
-            break;
-        case SFPW_LAYER_CONV:
-            fprintf(f, "  %-6s conv%dx%d %dx%dx%d -> %dx%dx%d pad %d relu  params %zu\n",
-                    l->name, l->conv.k, l->conv.k, l->c, l->h, l->w, l->oc,
-                    l->oh, l->ow, l->conv.pad, l->w_n + l->b_n);
-            break;
-        case SFPW_LAYER_POOL:
-            fprintf(f, "  %-6s maxpool2x2 %dx%dx%d -> %dx%dx%d\n", l->name,
-                    l->c, l->h, l->w, l->oc, l->oh, l->ow);
-            break;
-        }
+        char si[64], so[64], ins[96] = "";
+        size_t k = 0;
+        for (int j = 0; j < l->nin && k < sizeof ins; j++)
+            k += (size_t)snprintf(ins + k, sizeof ins - k, "%s%s", j ? "," : "",
+                                  m->values[l->in[j]].name);
+        fprintf(f, "  %-10s %-9s %-14s %9s -> %-9s", l->name, l->ops->kind, ins,
+                sfpw_shape_str(&l->in_shape[0], si, sizeof si),
+                sfpw_shape_str(&l->out_shape, so, sizeof so));
+        for (int o = 0; l->ops->opts && l->ops->opts[o].key; o++)
+            fprintf(f, " %s=%d", l->ops->opts[o].key, l->opt[o]);
+        if (l->relu)
+            fprintf(f, " act=relu");
+        if (l->w_n + l->b_n)
+            fprintf(f, "  params %zu", l->w_n + l->b_n);
+        fputc('\n', f);
     }
-    fprintf(f, "  loss   softmax cross-entropy over %d classes\n", m->classes);
+    fprintf(f, "  loss       softmax cross-entropy over %d classes\n", m->classes);
 }
 
 void sfpw_model_init_params(const sfpw_model *m, float *params, uint64_t seed)
@@ -177,455 +738,17 @@ void sfpw_model_init_params(const sfpw_model *m, float *params, uint64_t seed)
     memset(params, 0, m->nparams * sizeof(float));
     for (int i = 0; i < m->nlayers; i++) {
         const sfpw_layer *l = &m->layers[i];
-        if (!l->w_n)
-            continue;
-        size_t fan_in = l->w_n / (size_t)l->oc;
-        double sd = sqrt(2.0 / (double)fan_in);
-        for (size_t j = 0; j < l->w_n; j++)
-            params[l->w_off + j] = (float)(sd * sfpw_rng_normal(&r));
+        if (l->w_n + l->b_n)
+            l->ops->init(l, l->w_n ? params + l->w_off : NULL,
+                         l->b_n ? params + l->b_off : NULL, NULL, &r);
     }
 }
 
-/* ------------------------------------------------------------------ engine */
-
-struct sfpw_net {
-    const sfpw_model *m;
-    int max_rows;
-    float *act[SFPW_MAX_LAYERS + 1];
-    int acts_placed;        /* act[0..nlayers-1] live in a foreign block */
-    float *dbuf[2];
-    float *col, *dcol;
-    float *W, *G;
-    /* width-gradient samples per activation tensor */
-    size_t samp_cap;
-    int samp_rows[SFPW_MAX_LAYERS];
-    float *samp_x, *samp_q; /* scratch                              */
-    float *samp_dn[SFPW_MAX_LAYERS], *samp_de[SFPW_MAX_LAYERS];
-    float *samp_sn[SFPW_MAX_LAYERS], *samp_se[SFPW_MAX_LAYERS];
-};
-
-void sfpw_net_destroy(sfpw_net **pn)
+void sfpw_model_init_buffers(const sfpw_model *m, float *buffers)
 {
-    if (!pn || !*pn)
-        return;
-    sfpw_net *n = *pn;
-    for (int i = n->acts_placed ? n->m->nlayers : 0; i <= SFPW_MAX_LAYERS; i++)
-        free(n->act[i]);
-    for (int i = 0; i < SFPW_MAX_LAYERS; i++) {
-        free(n->samp_dn[i]);
-        free(n->samp_de[i]);
-        free(n->samp_sn[i]);
-        free(n->samp_se[i]);
-    }
-    free(n->dbuf[0]);
-    free(n->dbuf[1]);
-    free(n->col);
-    free(n->dcol);
-    free(n->W);
-    free(n->G);
-    free(n->samp_x);
-    free(n->samp_q);
-    free(n);
-    *pn = NULL;
-}
-
-int sfpw_net_place_acts(sfpw_net *n, void *(*alloc)(void *ctx, size_t bytes),
-                        void *ctx)
-{
-    const sfpw_model *m = n->m;
-    size_t sz[SFPW_MAX_LAYERS], total = 0;
-    if (n->acts_placed)
-        return 1;
-    for (int i = 0; i < m->nlayers; i++) {
-        size_t dim = i == 0 ? (size_t)m->in_dim : (size_t)m->layers[i - 1].out_dim;
-        sz[i] = (sizeof(float) * n->max_rows * dim + 63) & ~(size_t)63;
-        total += sz[i];
-    }
-    unsigned char *blk = alloc(ctx, total);
-    if (!blk)
-        return 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        free(n->act[i]);
-        n->act[i] = (float *)blk;
-        blk += sz[i];
-    }
-    n->acts_placed = 1;
-    return 1;
-}
-
-#define SAMPLE_MAX 16384
-
-
-int sfpw_net_create(sfpw_net **out, const sfpw_model *m, int max_rows)
-{
-    if (max_rows <= 0)
-        return SFP_EINVAL;
-    sfpw_net *n = calloc(1, sizeof *n);
-    if (!n)
-        return SFP_ENOMEM;
-    n->m = m;
-    n->max_rows = max_rows;
-    size_t maxdim = m->in_dim, colsz = 1;
     for (int i = 0; i < m->nlayers; i++) {
         const sfpw_layer *l = &m->layers[i];
-        if (l->out_dim > maxdim)
-            maxdim = l->out_dim;
-        if (l->in_dim > maxdim)
-            maxdim = l->in_dim;
-        if (l->kind == SFPW_LAYER_CONV && sfpw_conv_col_size(&l->conv) > colsz)
-            colsz = sfpw_conv_col_size(&l->conv);
+        if (l->nbuf)
+            l->ops->init(l, NULL, NULL, buffers + l->buf_off, NULL);
     }
-    n->act[0] = malloc(sizeof(float) * max_rows * m->in_dim);
-    for (int i = 0; i < m->nlayers; i++)
-        n->act[i + 1] = malloc(sizeof(float) * max_rows * m->layers[i].out_dim);
-    n->dbuf[0] = malloc(sizeof(float) * max_rows * maxdim);
-    n->dbuf[1] = malloc(sizeof(float) * max_rows * maxdim);
-    n->col = malloc(sizeof(float) * colsz);
-    n->dcol = malloc(sizeof(float) * colsz);
-    n->W = calloc(m->nparams, sizeof(float));
-    n->G = calloc(m->nparams, sizeof(float));
-    n->samp_cap = maxdim > SAMPLE_MAX ? maxdim : SAMPLE_MAX;
-    n->samp_x = malloc(sizeof(float) * n->samp_cap);
-    n->samp_q = malloc(sizeof(float) * n->samp_cap);
-    if (!n->act[0] || !n->dbuf[0] || !n->dbuf[1] || !n->col || !n->dcol ||
-        !n->W || !n->G || !n->samp_x || !n->samp_q)
-        goto fail;
-    for (int i = 0; i < m->nlayers; i++) {
-        n->samp_dn[i] = malloc(sizeof(float) * n->samp_cap);
-        n->samp_de[i] = malloc(sizeof(float) * n->samp_cap);
-        n->samp_sn[i] = malloc(sizeof(float) * n->samp_cap);
-        n->samp_se[i] = malloc(sizeof(float) * n->samp_cap);
-        if (!n->act[i + 1] || !n->samp_dn[i] || !n->samp_de[i] ||
-            !n->samp_sn[i] || !n->samp_se[i])
-            goto fail;
-    }
-    *out = n;
-    return 0;
-fail:
-    sfpw_net_destroy(&n);
-    return SFP_ENOMEM;
-}
-
-float *sfpw_net_weights(sfpw_net *n)
-{
-    return n->W;
-}
-
-float *sfpw_net_grads(sfpw_net *n)
-{
-    return n->G;
-}
-
-const char *sfpw_net_strerror(sfpw_net *n, int err)
-{
-    (void)n;
-    return sfp_strerror(err);
-}
-
-/*
- * Over cnt values, with the anchor forced to the step's:
- *   d  = Q(x; k1, e1) - Q(x; k0, e0)                 (first-order term)
- *   sq = ((Q(x; k1, e1) - x)^2 - (Q(x; k0, e0) - x)^2) / 2  (second-order)
- */
-static int width_diff(const float *x, float *d, float *sq, float *tmp,
-                      size_t cnt, const sfp_params *base, unsigned k0,
-                      unsigned e0, unsigned k1, unsigned e1, int anchor)
-{
-    sfp_params p = *base;
-    p.anchor = anchor;
-    p.mbits = k1;
-    p.ebits = e1;
-    int rc = sfp_quantize(d, x, cnt, &p, NULL);
-    if (rc)
-        return rc;
-    p.mbits = k0;
-    p.ebits = e0;
-    rc = sfp_quantize(tmp, x, cnt, &p, NULL);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < cnt; i++) {
-        float hi = d[i] - x[i], lo = tmp[i] - x[i];
-        sq[i] = 0.5f * (hi * hi - lo * lo);
-        d[i] -= tmp[i];
-    }
-    return 0;
-}
-
-/*
- * What the encoder would report (zeros, anchor) for values already on their
- * grid, for stashes that return before encoding: one pass over the bits,
- * cheaper than libsfp's statistics scan. The anchor of on-grid values is
- * the exponent field of the largest magnitude. Returns 1 when that does not
- * hold (all zeros, or a subnormal largest value): ask libsfp then.
- */
-static int grid_stats(const float *a, size_t n, sfp_qstats *st)
-{
-    const uint32_t *u = (const uint32_t *)(const void *)a;
-    uint32_t mx = 0;
-    uint64_t zeros = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t m = u[i] & 0x7fffffffu;
-        mx = m > mx ? m : mx;
-        zeros += m == 0;
-    }
-    if ((mx >> 23) == 0)
-        return 1;
-    memset(st, 0, sizeof *st);
-    st->count = n;
-    st->zeros = zeros;
-    st->anchor = (int)(mx >> 23);
-    return 0;
-}
-
-/*
- * Puts activation tensor t (the input of layer t, rows x dim in a) on its
-
- * grid, prepares its width-gradient sample and stashes it.
- */
-static int act_produced(sfpw_net *n, const sfpw_pass *ps, int t, float *a,
-                        int rows, sfpw_pass_out *out)
-{
-    const size_t dim = n->m->tensors[t].n, cnt = (size_t)rows * dim;
-    if (!ps->quantize) {
-        out->bytes[t] += (double)cnt * sizeof(float);
-        out->values[t] += (double)cnt;
-        return 0;
-    }
-    double t0 = sfpw_now();
-    const sfp_width *w = &ps->width[t];
-    int srows = 0;
-    if (ps->want_grad) {
-        size_t budget = ps->sample_budget ? ps->sample_budget : 4096;
-        if (budget > n->samp_cap)
-            budget = n->samp_cap;
-        srows = (int)(budget / dim);
-        if (srows < 1)
-            srows = 1;
-        if (srows > rows)
-            srows = rows;
-        memcpy(n->samp_x, a, sizeof(float) * srows * dim);
-    }
-    n->samp_rows[t] = srows;
-    sfp_params p = ps->base;
-    p.mbits = w->k;
-    p.ebits = w->e;
-    p.anchor = -1;
-    if (t > 0 && n->m->layers[t - 1].kind == SFPW_LAYER_POOL) {
-        /* A max-pool output is a subset of its on-grid input: same anchor,
-         * same grid. Storing it with more bits than its producer's only
-         * stores zero bits, so cap the container there (lossless). */
-        const sfp_width *pw = &ps->width[t - 1];
-        if (pw->k < p.mbits)
-            p.mbits = pw->k;
-        if (pw->e < p.ebits)
-            p.ebits = pw->e;
-    }
-    /* Statistics (zeros, anchor) come from the encoder when stashing: the
-     * in-place quantization then takes libsfp's faster no-statistics scan. */
-    sfp_qstats st;
-    memset(&st, 0, sizeof st);
-    const int deferred = ps->stash && (ps->st->ops->flags & SFPW_STASH_DEFERRED);
-    int rc = sfp_quantize(a, a, cnt, &p, (!ps->stash && ps->want_grad) ? &st : NULL);
-    if (!rc && deferred && grid_stats(a, cnt, &st))
-        rc = sfp_quantize(a, a, cnt, &p, &st); /* on-grid values: unchanged */
-    if (rc)
-        return rc;
-    double t1 = sfpw_now();
-    out->t_quant += t1 - t0;
-    if (ps->stash) {
-        sfpw_stash_key key = ps->key;
-        key.tensor = (uint32_t)t;
-        size_t bytes = 0;
-        rc = ps->st->ops->put(ps->st, &key, a, cnt, &p, &bytes, &st);
-        if (rc)
-            return rc;
-        out->bytes[t] += (double)bytes;
-        for (int c = 0; ps->measure_coders && c < SFPW_NCODERS; c++) {
-            size_t len;
-            if ((rc = sfpw_measure_frame(a, cnt, &p, (sfp_coder)c, &len)))
-                return rc;
-            out->coder_bytes[c][t] += (double)len;
-        }
-        out->t_stash += sfpw_now() - t1;
-    } else {
-        out->bytes[t] += (double)cnt * sizeof(float);
-    }
-    out->zeros[t] += (double)st.zeros;
-    if (srows) {
-        /* bitlength-gradient samples, anchored like the stored tensor */
-        double t2 = sfpw_now();
-        size_t sc = (size_t)srows * dim;
-        rc = width_diff(n->samp_x, n->samp_dn[t], n->samp_sn[t], n->samp_q, sc,
-                        &p, w->k_lo, w->e, w->k_hi, w->e, st.anchor);
-        if (!rc)
-            rc = width_diff(n->samp_x, n->samp_de[t], n->samp_se[t], n->samp_q,
-                            sc, &p, w->k, w->e_lo, w->k, w->e_hi, st.anchor);
-        if (rc)
-            return rc;
-        out->t_quant += sfpw_now() - t2;
-    }
-    out->values[t] += (double)cnt;
-    return 0;
-}
-
-static void layer_forward(sfpw_net *n, const sfpw_layer *l, const float *in,
-                          float *o, int rows)
-{
-    const float *W = n->W;
-    switch (l->kind) {
-    case SFPW_LAYER_DENSE:
-        sfpw_dense_fwd(in, W + l->w_off, W + l->b_off, o, rows, l->c, l->oc);
-        break;
-    case SFPW_LAYER_CONV:
-        sfpw_conv_fwd(&l->conv, in, W + l->w_off, W + l->b_off, o, rows, n->col);
-        break;
-    case SFPW_LAYER_POOL:
-        sfpw_pool_fwd(in, o, rows, l->c, l->h, l->w);
-        break;
-    }
-    if (l->relu)
-        sfpw_relu_fwd(o, (size_t)rows * l->out_dim);
-}
-
-static int run_forward(sfpw_net *n, const sfpw_pass *ps, const float *x,
-                       int rows, sfpw_pass_out *out)
-{
-    const sfpw_model *m = n->m;
-    if (rows <= 0 || rows > n->max_rows)
-        return SFP_EINVAL;
-    memcpy(n->act[0], x, sizeof(float) * rows * m->in_dim);
-    int rc = act_produced(n, ps, 0, n->act[0], rows, out);
-    if (rc)
-        return rc;
-    for (int i = 0; i < m->nlayers; i++) {
-        double t0 = sfpw_now();
-        layer_forward(n, &m->layers[i], n->act[i], n->act[i + 1], rows);
-        out->t_compute += sfpw_now() - t0;
-        if (i + 1 < m->nlayers) {
-            rc = act_produced(n, ps, i + 1, n->act[i + 1], rows, out);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-int sfpw_net_forward(sfpw_net *n, const sfpw_pass *ps, const float *x,
-                     const uint8_t *y, int rows, float loss_scale,
-                     sfpw_pass_out *out)
-{
-    int rc = run_forward(n, ps, x, rows, out);
-    if (rc)
-        return rc;
-    const sfpw_model *m = n->m;
-    float *logits = n->act[m->nlayers];
-    out->loss_sum += sfpw_softmax_xent(logits, y, n->dbuf[0], rows,
-                                       m->classes, loss_scale, &out->correct);
-    return 0;
-}
-
-int sfpw_net_eval(sfpw_net *n, const sfpw_pass *ps, const float *x,
-                  const uint8_t *y, int rows, uint64_t *correct)
-{
-    sfpw_pass_out tmp;
-    memset(&tmp, 0, sizeof tmp);
-    sfpw_pass p = *ps;
-    p.stash = 0;
-    p.want_grad = 0;
-    int rc = run_forward(n, &p, x, rows, &tmp);
-    if (rc)
-        return rc;
-    *correct += sfpw_count_correct(n->act[n->m->nlayers], y, rows,
-                                   n->m->classes);
-    return 0;
-}
-
-static double dot_f(const float *a, const float *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)a[i] * b[i];
-    return s;
-}
-
-static double dot_sq(const float *g, const float *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i] * b[i];
-    return s;
-}
-
-int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
-                      sfpw_pass_out *out)
-{
-    const sfpw_model *m = n->m;
-    int rc = 0;
-    memset(n->G, 0, sizeof(float) * m->nparams);
-    float *cur = n->dbuf[0], *nxt = n->dbuf[1];
-    sfpw_stash_key key = ps->key;
-    if (ps->stash && ps->st->ops->backward) {
-        double t0 = sfpw_now();
-        if ((rc = ps->st->ops->backward(ps->st, &key, out->bytes)))
-            return rc;
-        out->t_stash += sfpw_now() - t0;
-    }
-    for (int i = m->nlayers - 1; i >= 0; i--) {
-        const sfpw_layer *l = &m->layers[i];
-        const size_t in_cnt = (size_t)rows * l->in_dim;
-        if (ps->stash) {
-            double t0 = sfpw_now();
-            key.tensor = (uint32_t)i;
-            rc = ps->st->ops->get(ps->st, &key, n->act[i], in_cnt);
-            if (rc)
-                return rc;
-            if (i > 0) {
-                key.tensor = (uint32_t)(i - 1);
-                ps->st->ops->prefetch(ps->st, &key);
-            }
-            out->t_stash += sfpw_now() - t0;
-        }
-        double t0 = sfpw_now();
-        if (l->relu)
-            sfpw_relu_bwd(n->act[i + 1], cur, (size_t)rows * l->out_dim);
-        if (ps->stash && i + 1 < m->nlayers) {
-            key.tensor = (uint32_t)(i + 1);
-            ps->st->ops->drop(ps->st, &key);
-        }
-        int dx_rows = i > 0 ? rows : (ps->want_grad ? n->samp_rows[0] : 0);
-        float *W = n->W, *G = n->G;
-        switch (l->kind) {
-        case SFPW_LAYER_DENSE:
-            sfpw_dense_bwd(n->act[i], W + l->w_off, cur, nxt, dx_rows,
-                           G + l->w_off, G + l->b_off, rows, l->c, l->oc);
-            break;
-        case SFPW_LAYER_CONV:
-            sfpw_conv_bwd(&l->conv, n->act[i], W + l->w_off, cur, nxt, dx_rows,
-                          G + l->w_off, G + l->b_off, rows, n->col, n->dcol);
-            break;
-        case SFPW_LAYER_POOL:
-            sfpw_pool_bwd(n->act[i], cur, nxt, dx_rows, l->c, l->h, l->w);
-            break;
-        }
-        out->t_compute += sfpw_now() - t0;
-        if (ps->want_grad && ps->quantize && n->samp_rows[i] > 0) {
-            /* g = dL/d(stashed input); estimate on the sampled rows */
-            size_t sc = (size_t)n->samp_rows[i] * l->in_dim;
-            double scale = (double)rows / n->samp_rows[i];
-            out->gn[i] += scale * dot_f(nxt, n->samp_dn[i], sc);
-            out->ge[i] += scale * dot_f(nxt, n->samp_de[i], sc);
-            if (ps->fisher > 0) {
-                out->gn[i] += scale * ps->fisher * dot_sq(nxt, n->samp_sn[i], sc);
-                out->ge[i] += scale * ps->fisher * dot_sq(nxt, n->samp_se[i], sc);
-            }
-        }
-        float *t = cur;
-        cur = nxt;
-        nxt = t;
-    }
-    if (ps->stash) {
-        key.tensor = 0;
-        ps->st->ops->drop(ps->st, &key);
-    }
-    return 0;
 }

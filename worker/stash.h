@@ -61,6 +61,12 @@ typedef struct sfpw_stash_ops {
      * that hold stashed tensors; NULL when it has no room. Valid until close.
      */
     void *(*alloc)(sfpw_stash *s, size_t bytes);
+    /*
+     * Optional (NULL: 0). Peak bytes of memory the stash held in this
+     * process so far: frames (in-process) or the shared memory it touched
+     * (sfpd), for the report's memory figures.
+     */
+    size_t (*held_peak)(sfpw_stash *s);
     unsigned flags;
 } sfpw_stash_ops;
 

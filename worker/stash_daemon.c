@@ -49,6 +49,7 @@ typedef struct dstash {
     size_t shm_size;
     size_t act_end;        /* [0, act_end): handed out by alloc() */
     size_t pos;            /* bump allocator of the put ring in [act_end, size) */
+    size_t pos_peak;       /* largest pos: the shared memory touched */
     pending *pend;         /* async puts of the current step       */
     size_t npend, cpend;
     uint64_t policy_seen;  /* newest policy generation puts reported */
@@ -71,9 +72,11 @@ static void make_key(const dstash *d, const sfpw_stash_key *key, sfpc_key *k,
 /*
  * Called with the error of a failed daemon call. Returns what the stash call
  * must return: ERETRY after falling back, EDAEMON when fallback is off or
- * impossible.
+ * impossible. rerun: whether the caller runs its step again after ERETRY
+ * (the stash calls of a step do; a weight encode or the end of the job do
+ * not), which the log line says as it is.
  */
-static int lose(dstash *d, int err, const char *what)
+static int lose(dstash *d, int err, const char *what, int rerun)
 {
     if (!d->lost) {
         char msg[512];
@@ -82,9 +85,10 @@ static int lose(dstash *d, int err, const char *what)
         snprintf(d->last_msg, sizeof d->last_msg, "%s: %s%s%s", what,
                  sfpc_strerror(err), dm[0] ? ": " : "", dm);
         snprintf(msg, sizeof msg, "sfpd lost (%s); %s", d->last_msg,
-                 d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK
-                     ? "continuing with the in-process stash (this step runs again)"
-                     : "stopping (--on-daemon-loss=fail)");
+                 d->cfg.on_loss != SFPW_ON_LOSS_FALLBACK
+                     ? "stopping (--on-daemon-loss=fail)"
+                 : rerun ? "continuing with the in-process stash (this step runs again)"
+                         : "continuing in-process (nothing runs again)");
         if (d->cfg.log)
             d->cfg.log(msg);
         d->lost = 1;
@@ -136,7 +140,7 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
         /* the step's tensors outgrew the ring: wait for sfpd to have read
          * all of them, then start over */
         if ((rc = sfpc_flush(d->c)) < 0)
-            return lose(d, rc, "put");
+            return lose(d, rc, "put", 1);
         d->pos = d->act_end;
     }
     if (d->npend == d->cpend) {
@@ -158,10 +162,12 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     pending *pe = &d->pend[d->npend];
     pe->tensor = key->tensor;
     if ((rc = sfpc_put(d->c, &k, slot, n, p, SFPC_ASYNC, &pe->info)) < 0)
-        return lose(d, rc, "put");
+        return lose(d, rc, "put", 1);
     d->npend++;
     if (!in_place)
         d->pos += need;
+    if (d->pos > d->pos_peak)
+        d->pos_peak = d->pos;
     if (frame_bytes)
         *frame_bytes = 0;
     (void)stats;
@@ -176,7 +182,7 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
     if (d->lost)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
     if ((rc = sfpc_flush(d->c)) < 0)
-        return lose(d, rc, "put (acknowledgement)");
+        return lose(d, rc, "put (acknowledgement)", 1);
     for (size_t i = 0; i < d->npend; i++) {
         if (bytes)
             bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
@@ -186,7 +192,7 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
     d->npend = 0;
     d->pos = d->act_end;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
-        return lose(d, rc, "prefetch");
+        return lose(d, rc, "prefetch", 1);
     return 0;
 }
 
@@ -217,9 +223,9 @@ static int d_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
         return SFPW_STASH_ERETRY;
     }
     if (rc < 0)
-        return lose(d, rc, "get");
+        return lose(d, rc, "get", 1);
     if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
-        return lose(d, SFPC_EPROTO, "get (size or type differs from the put)");
+        return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
     return 0;
 }
 
@@ -273,6 +279,12 @@ static void *d_alloc(sfpw_stash *st, size_t bytes)
     return d->shm;
 }
 
+static size_t d_held_peak(sfpw_stash *st)
+{
+    dstash *d = st->impl;
+    return d->pos_peak > d->act_end ? d->pos_peak : d->act_end;
+}
+
 static const sfpw_stash_ops daemon_ops = {
     .name = "sfpd",
     .put = d_put,
@@ -283,6 +295,7 @@ static const sfpw_stash_ops daemon_ops = {
     .close = d_close,
     .backward = d_backward,
     .alloc = d_alloc,
+    .held_peak = d_held_peak,
 
     .flags = SFPW_STASH_DEFERRED,
 };
@@ -337,7 +350,7 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
         in_al + bound > d->shm_size - d->act_end)
         return SFPW_ENCODE_IN_PROCESS; /* does not fit: encode in-process */
     if (d->npend && (rc = sfpc_flush(d->c)) < 0) {
-        rc = lose(d, rc, "put (acknowledgement)");
+        rc = lose(d, rc, "put (acknowledgement)", 0); /* the encoder does not rerun the step */
         return rc == SFPW_STASH_ERETRY ? SFPW_ENCODE_IN_PROCESS : rc;
     }
     d->npend = 0;
@@ -348,11 +361,13 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
     if (rc == SFPC_EINVAL)
         return SFPW_ENCODE_IN_PROCESS; /* not the daemon's fault: encode in-process */
     if (rc < 0) {
-        rc = lose(d, rc, "encode");
+        rc = lose(d, rc, "encode", 0);
         return rc == SFPW_STASH_ERETRY ? SFPW_ENCODE_IN_PROCESS : rc;
     }
     if (fl > cap || fl > bound)
         return SFPW_ENCODE_IN_PROCESS;
+    if (d->act_end + in_al + fl > d->pos_peak)
+        d->pos_peak = d->act_end + in_al + fl;
     memcpy(dst, out_p, fl);
     *len = fl;
     return 0;
@@ -385,7 +400,7 @@ int sfpw_stash_daemon_policy(sfpw_stash *st, sfpw_override *out)
     if (!d->policy.generation)
         return 0;
     *out = d->policy;
-    return SFPW_ENCODE_IN_PROCESS;
+    return 1;
 }
 
 int sfpw_stash_daemon_alive(const sfpw_stash *st)
@@ -400,5 +415,5 @@ int sfpw_stash_daemon_end_job(sfpw_stash *st)
         return 0;
     dstash *d = st->impl;
     int rc = sfpc_end_job(d->c);
-    return rc < 0 ? lose(d, rc, "end job") : 0;
+    return rc < 0 ? lose(d, rc, "end job", 0) : 0;
 }

@@ -1,7 +1,10 @@
 /*
  * stash_local.c - in-process stash: one libsfp frame per key in a small
- * table (a training step keeps a handful of keys live). Buffers are kept
- * across steps and only grow, so steady state does no allocation.
+ * table (a training step keeps a handful of keys live). A put encodes into
+ * one scratch buffer (the frame bound of the largest tensor) and keeps a
+ * copy of the frame's real size, so the memory held is what the frames
+ * take. Buffers are kept across steps and only grow, so steady state does
+ * no allocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,9 @@ typedef struct local {
     sfpw_stash base;
     size_t nslots;
     slot *slots;
+    unsigned char *scratch;  /* encode target */
+    size_t scratch_cap;
+    size_t held, peak;       /* bytes of slot buffers: now, largest */
 } local;
 
 static int key_eq(const sfpw_stash_key *a, const sfpw_stash_key *b)
@@ -58,13 +64,16 @@ static slot *free_slot(local *l)
     return best;
 }
 
-static int reserve(slot *s, size_t need)
+static int reserve(local *l, slot *s, size_t need)
 {
     if (s->cap >= need)
         return 0;
     unsigned char *nb = realloc(s->buf, need);
     if (!nb)
         return SFP_ENOMEM;
+    l->held += need - s->cap;
+    if (l->held > l->peak)
+        l->peak = l->held;
     s->buf = nb;
     s->cap = need;
     return 0;
@@ -80,18 +89,26 @@ static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     slot *s = free_slot(l);
     if (!s)
         return SFP_ENOMEM;
-    size_t need = p ? sfp_frame_bound(n, p) : n * sizeof(float);
-    if (p && need == 0)
-        return SFP_EINVAL;
-    int rc = reserve(s, need);
-    if (rc)
-        return rc;
     size_t len = n * sizeof(float);
+    int rc;
     if (p) {
-        rc = sfp_encode(data, n, p, s->buf, s->cap, &len, stats);
-        if (rc)
+        size_t bound = sfp_frame_bound(n, p);
+        if (bound == 0)
+            return SFP_EINVAL;
+        if (bound > l->scratch_cap) {
+            unsigned char *nb = realloc(l->scratch, bound);
+            if (!nb)
+                return SFP_ENOMEM;
+            l->scratch = nb;
+            l->scratch_cap = bound;
+        }
+        if ((rc = sfp_encode(data, n, p, l->scratch, l->scratch_cap, &len, stats)) ||
+            (rc = reserve(l, s, len)))
             return rc;
+        memcpy(s->buf, l->scratch, len);
     } else {
+        if ((rc = reserve(l, s, len)))
+            return rc;
         memcpy(s->buf, data, len);
     }
     s->used = 1;
@@ -163,7 +180,14 @@ static void l_close(sfpw_stash *st)
     for (size_t i = 0; i < l->nslots; i++)
         free(l->slots[i].buf);
     free(l->slots);
+    free(l->scratch);
     free(l);
+}
+
+static size_t l_held_peak(sfpw_stash *st)
+{
+    local *l = st->impl;
+    return l->peak + l->scratch_cap;
 }
 
 static const sfpw_stash_ops local_ops = {
@@ -174,6 +198,7 @@ static const sfpw_stash_ops local_ops = {
     .drop = l_drop,
     .strerror = l_strerror,
     .close = l_close,
+    .held_peak = l_held_peak,
 };
 
 int sfpw_stash_local_open(sfpw_stash **out)

@@ -1,7 +1,8 @@
 /*
  * train.c - sfp-train: Fashion-MNIST training with adaptive floating-point
  * containers (QM/QE, BitWave, Gecko), data parallel over MPI.
- * docs/TRAINING.md describes the flags, the output and the report; train.h
+ * docs/TRAINING.md describes the flags, model files, the output and the
+ * report; train.h
  * lists the parts this file puts in order.
  */
 #include <stdlib.h>
@@ -27,6 +28,8 @@ static int run(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     int ret = sfpt_setup(r);
+    if (ret < 0) /* --print-model */
+        goto done;
     for (int epoch = r->first_epoch; !ret && epoch < r->o.epochs; epoch++) {
         sfpt_epoch *R = &r->recs[r->nrec];
         if (sfpt_epoch_train(r, epoch, R) || sfpt_evaluate(r, R)) {
@@ -46,9 +49,10 @@ static int run(int argc, char **argv)
     }
     if (!ret)
         ret = sfpt_report_final(r);
+done:
     sfpt_teardown(r);
     free(r);
-    return ret;
+    return ret < 0 ? 0 : ret;
 }
 
 int main(int argc, char **argv)

@@ -25,7 +25,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "dist.h"
-#include "model.h"
+#include "net.h"
 #include "stash.h"
 
 extern int sfpt_rank;
@@ -41,7 +41,8 @@ extern int sfpt_rank;
 
 /* The settings of a run; filled from the option table (train_options.c). */
 typedef struct sfpt_opts {
-    const char *model, *data_dir, *report, *save, *resume;
+    const char *model, *model_file, *data_dir, *report, *save, *resume;
+    int print_model;
     int policy;                /* sfp_policy_kind */
     int coder;                 /* sfp_coder       */
     int gecko;                 /* coder == gecko  */
@@ -103,6 +104,7 @@ typedef struct sfpt_epoch {
     double t_start;             /* sfpw_now() at the epoch's start */
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
     double step_ms;
+    double cpu_ms;              /* process CPU time per training step (all threads) */
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */
     double bit_cost;            /* QM/QE adaptive rule: bit cost in force at the end (%) */
     double x_bytes, x_fp32;     /* weight exchange: frame and FP32 bytes, summed over steps */
@@ -156,7 +158,8 @@ typedef struct sfpt {
     int wire_leader;              /* this rank reads the node's counters   */
 } sfpt;
 
-/* train_setup.c: everything before the first step (and its undoing). */
+/* train_setup.c: everything before the first step (and its undoing):
+ * 0, 1 (runtime error), 2 (usage error), -1 (--print-model done). */
 int sfpt_setup(sfpt *r);
 void sfpt_teardown(sfpt *r);
 const char *sfpt_stash_err(const sfpt *r, int rc);
@@ -167,8 +170,9 @@ int sfpt_save(sfpt *r, int epoch);
 
 /* train_epoch.c: the training steps of one epoch into R. */
 int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R);
-/* Doubles in the step's allreduce vector (r->red) for T tensors. */
-size_t sfpt_red_size(int T);
+/* Doubles in the step's allreduce vector (r->red) for T tensors and nbuf
+ * running statistics. */
+size_t sfpt_red_size(int T, size_t nbuf);
 void sfpt_override_apply(const sfpw_override *v, sfp_width *w, int T);
 
 /* train_eval.c: test accuracy with conservative widths into R->test_acc. */

@@ -17,6 +17,7 @@ int sfpt_resume(sfpt *r)
         return -1;
     }
     if (strcmp(ck->model, m->name) || ck->nparams != m->nparams ||
+        (ck->model_hash && ck->model_hash != m->hash) || ck->nbuffers != m->nbuffers ||
         ck->policy != (uint32_t)o->policy || ck->optimizer != (uint32_t)o->opt.kind ||
         ck->batch != (uint64_t)o->batch || ck->seed != o->seed) {
         err("--resume %s: checkpoint was written by a different setup "
@@ -32,6 +33,8 @@ int sfpt_resume(sfpt *r)
     }
     sfpw_dist_set_master(r->dist, ck->master);
     sfpw_dist_set_state(r->dist, ck->s1, ck->s2);
+    if (m->nbuffers)
+        memcpy(sfpw_net_buffers(r->net), ck->buffers, m->nbuffers * sizeof(float));
     r->step = ck->step;
     r->first_epoch = (int)ck->next_epoch;
     for (int e = 0; e < r->first_epoch; e++)
@@ -63,6 +66,9 @@ int sfpt_save(sfpt *r, int epoch)
         sfpw_ckpt c;
         memset(&c, 0, sizeof c);
         snprintf(c.model, sizeof c.model, "%s", m->name);
+        c.model_hash = m->hash;
+        c.nbuffers = m->nbuffers;
+        c.buffers = sfpw_net_buffers(r->net);
         c.policy = (uint32_t)o->policy;
         c.optimizer = (uint32_t)o->opt.kind;
         c.nparams = m->nparams;

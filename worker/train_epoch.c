@@ -14,15 +14,19 @@
  * The step's allreduce vector, T tensors:
  *   [0, T) gn, [T, 2T) ge, [2T, 3T) frame bytes, 3T loss sum, 3T+1 correct,
  *   3T+2 values, 3T+3 zeros, [3T+4, 3T+4+NC*T) bytes per coder,
- *   [NZ, NZ+T) zeros per tensor, [NO, NO+NOVR) rank 0's operator policy.
+ *   [NZ, NZ+T) zeros per tensor, [NV, NV+T) values per tensor,
+ *   [NO, NO+NOVR) rank 0's operator policy, [NB, NB+nbuf) the running
+ *   statistics (averaged: every rank ends the step with the same).
  */
 #define NOVR 10 /* doubles of an sfpw_override */
 #define RED_NZ(T) (3 * (T) + 4 + SFPW_NCODERS * (T))
-#define RED_NO(T) (RED_NZ(T) + (T))
+#define RED_NV(T) (RED_NZ(T) + (T))
+#define RED_NO(T) (RED_NV(T) + (T))
+#define RED_NB(T) (RED_NO(T) + NOVR)
 
-size_t sfpt_red_size(int T)
+size_t sfpt_red_size(int T, size_t nbuf)
 {
-    return (size_t)RED_NO(T) + NOVR;
+    return (size_t)RED_NB(T) + nbuf;
 }
 
 /* ------------------------------------------------------- operator policy */
@@ -79,7 +83,6 @@ void sfpt_override_apply(const sfpw_override *v, sfp_width *w, int T)
 
 static void ovr_say(const sfpw_override *v, uint64_t step)
 {
-    static const char *cn[] = { "plain", "gecko", "rans" };
     if (v->pin)
         say("sfpd policy generation %llu from step %llu: widths pinned at k=%u e=%u",
             (unsigned long long)v->generation, (unsigned long long)step, v->pin_k, v->pin_e);
@@ -87,7 +90,7 @@ static void ovr_say(const sfpw_override *v, uint64_t step)
         say("sfpd policy generation %llu from step %llu: mantissa bits %u..%u, exponent bits %u..%u",
             (unsigned long long)v->generation, (unsigned long long)step, v->min_k, v->max_k,
             v->min_e, v->max_e);
-    say(", coder %s%s\n", v->coder >= 0 && v->coder <= 2 ? cn[v->coder] : "as configured",
+    say(", coder %s%s\n", v->coder >= 0 ? sfp_coder_name((sfp_coder)v->coder) : "as configured",
         v->freeze ? ", widths frozen" : "");
 }
 
@@ -166,8 +169,13 @@ static void pack_figures(sfpt *r, const sfpw_pass_out *po)
         red[3 * T + 2] += po->values[t];
         red[3 * T + 3] += po->zeros[t];
     }
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
         red[NZ + t] = po->zeros[t];
+        red[RED_NV(T) + t] = po->values[t];
+    }
+    const float *buf = sfpw_net_buffers(r->net);
+    for (size_t i = 0; i < r->model.nbuffers; i++)
+        red[RED_NB(T) + i] = buf[i];
     for (int c = 0; c < SFPW_NCODERS; c++)
         for (int t = 0; t < T; t++)
             red[3 * T + 4 + c * T + t] = po->coder_bytes[c][t];
@@ -191,10 +199,11 @@ static double account(sfpt *r, sfpt_epoch *R, acc *a)
     double bytes = 0, values = 0;
     for (int t = 0; t < T; t++) {
         sfpt_tensor_epoch *te = &R->t[t];
-        te->k_sum += r->width[t].k;
-        te->e_sum += r->width[t].e;
-        if (m->tensors[t].kind == SFPW_TENSOR_ACT) {
-            double vals = (double)m->tensors[t].n * r->o.batch;
+        const int raw = m->tensors[t].kind == SFPW_TENSOR_STATS || !r->quant;
+        te->k_sum += raw ? 23 : r->width[t].k; /* statistics are stored as FP32 */
+        te->e_sum += raw ? 8 : r->width[t].e;
+        if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {
+            double vals = red[RED_NV(T) + t];
             te->bytes += red[2 * T + t];
             te->values += vals;
             te->zeros += red[NZ + t];
@@ -268,10 +277,14 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     }
     double tr = sfpw_now();
     pack_figures(r, &po);
-    if ((rc = sfpw_dist_allreduce_sum(r->dist, r->red, (int)sfpt_red_size(T)))) {
+    if ((rc = sfpw_dist_allreduce_sum(r->dist, r->red,
+                                      (int)sfpt_red_size(T, m->nbuffers)))) {
         err("allreduce failed\n");
         return rc;
     }
+    float *buf = sfpw_net_buffers(r->net);
+    for (size_t i = 0; i < m->nbuffers; i++)
+        buf[i] = (float)(r->red[RED_NB(T) + i] / r->nranks);
     double tcomm = sfpw_now();
     double loss = r->red[3 * T] / o->batch;
     if (!isfinite(loss)) {
@@ -357,7 +370,7 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     for (size_t i = 0; i < r->train.n; i++)
         r->perm[i] = (uint32_t)i;
     sfpw_rng_shuffle(&sh, r->perm, r->train.n);
-    double t_epoch = sfpw_now();
+    double t_epoch = sfpw_now(), c_epoch = sfpw_cpu_now();
     acc a;
     memset(&a, 0, sizeof a);
     for (uint64_t s = 0; s < r->steps_per_epoch; s++, r->step++) {
@@ -368,6 +381,7 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     if (o->progress && sfpt_rank == 0)
         fprintf(stderr, "\r%60s\r", "");
     double train_secs = sfpw_now() - t_epoch;
+    R->cpu_ms = 1e3 * (sfpw_cpu_now() - c_epoch) / r->steps_per_epoch;
     /* the epoch's traffic, over all ranks (nodes: leaders that counted
      * every step) */
     double v[5] = { R->g_sent, R->g_fp32, R->wire_tx, R->wire_rx, r->wire_leader };

@@ -55,8 +55,10 @@ static const choice policies[] = {
     {"qmqe", SFP_POLICY_QMQE}, {"bitwave", SFP_POLICY_BITWAVE}, {NULL, 0},
 };
 static const choice coders[] = {
-    {"plain", SFP_CODER_PLAIN}, {"gecko", SFP_CODER_GECKO},
-    {"rans", SFP_CODER_RANS}, {NULL, 0},
+#define SFPW__CODER_CHOICE(id, value, name) {name, SFP_CODER_##id},
+    SFP_CODERS(SFPW__CODER_CHOICE)
+#undef SFPW__CODER_CHOICE
+    {NULL, 0},
 };
 static const choice optimizers[] = {
     {"sgd", SFPW_OPT_SGD}, {"adam", SFPW_OPT_ADAM}, {NULL, 0},
@@ -84,9 +86,18 @@ static const choice impls[] = {
      .hi = h, .help = hp, __VA_ARGS__}
 
 static const row rows[] = {
-    ROW("model", A_STR, O(model), "mlp|cnn", "mlp", NULL, 0, 0,
-     "mlp: 784-512-256-10 (ReLU); cnn: conv3x3(16)+pool, conv3x3(32)+pool, "
-     "dense 1568-128, dense 128-10"),
+    ROW("model", A_STR, O(model), "mlp|cnn|resnet|vit", "mlp", NULL, 0, 0,
+     "built-in model: mlp 784-512-256-10 (ReLU); cnn conv3x3(16)+pool, "
+     "conv3x3(32)+pool, dense 1568-128, dense 128-10; resnet ResNet-20 "
+     "(16/32/64 channels, BatchNorm, projection shortcuts); vit a vision "
+     "transformer (4x4 patches, width 64, 4 pre-LN blocks, 4 heads). "
+     "--print-model shows each as a model file"),
+    ROW("model-file", A_STR, O(model_file), "FILE", NULL, NULL, 0, 0,
+     "the network described in a model file (docs/TRAINING.md \"Model files\"); "
+     "replaces --model"),
+    ROW("print-model", A_FLAG, O(print_model), NULL, NULL, NULL, 0, 0,
+     "print the model file of --model (or --model-file) and its layer table, and exit",
+     .value = 1),
     ROW("policy", A_CHOICE, O(policy), NULL, "qmqe", NULL, 0, 0, "width policy",
      .choices = policies),
     ROW("gecko", A_FLAG, O(coder), NULL, NULL, "off", 0, 0,

@@ -1,6 +1,7 @@
 /* train_report.c - sfp-train's per-epoch lines, final line and JSON report
  * (docs/TRAINING.md describes both). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mpi.h>
@@ -45,7 +46,7 @@ typedef struct run_info {
 } run_info;
 
 static int write_report(const char *path, const sfpt *r, int identical,
-                        uint64_t whash, const run_info *ri)
+                        uint64_t whash, const run_info *ri, const double *mem)
 {
     const sfpt_opts *o = &r->o;
     const sfpw_model *m = &r->model;
@@ -65,7 +66,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
                "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
                "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
             sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
-            o->coder == SFP_CODER_RANS ? "rans" : o->coder == SFP_CODER_GECKO ? "gecko" : "plain",
+            sfp_coder_name((sfp_coder)o->coder),
             o->epochs, o->batch, nranks,
             o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
             (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,
@@ -96,14 +97,30 @@ static int write_report(const char *path, const sfpt *r, int identical,
                "\"weight_pieces_encoded_by_sfpd\": %.0f, \"weight_pieces_encoded_in_process\": %.0f},\n",
             o->on_loss == SFPW_ON_LOSS_FAIL ? "fail" : "fallback",
             ri->daemon_lost ? "true" : "false", ri->retries, ri->remote, ri->local);
+    /* per rank: VmHWM, the engine's arena, the stash's peak (sfpt_memory) */
+    size_t keep, rel, stashed;
+    sfpw_net_sizes(r->net, &keep, &rel, &stashed);
+    fprintf(f, "  \"memory\": {\"activation_fp32_bytes_per_step\": %zu, "
+               "\"arena_bytes\": %zu, \"arena_mode\": \"%s\", \"ranks\": [",
+            stashed, (size_t)mem[1], (size_t)mem[1] == rel && rel != keep ? "release" : "keep");
+    for (int i = 0; i < nranks; i++) {
+        const double *q = mem + 3 * i;
+        fprintf(f, "%s\n    {\"rank\": %d, \"vmhwm_bytes\": %.0f, \"arena_bytes\": %.0f, "
+                   "\"stash_bytes\": %.0f, \"stash_share\": %.4f}", i ? "," : "", i, q[0],
+                q[1], q[2], q[0] > 0 ? q[2] / q[0] : 0);
+    }
+    fprintf(f, "\n  ]},\n");
     fprintf(f, "  \"tensors\": [");
     for (int t = 0; t < m->ntensors; t++) {
         const sfpw_tensor *T = &m->tensors[t];
         fprintf(f, "%s\n    {\"name\": ", t ? "," : "");
         json_str(f, T->name);
-        fprintf(f, ", \"kind\": \"%s\", \"values\": %zu}",
-                T->kind == SFPW_TENSOR_ACT ? "activation" :
-                T->kind == SFPW_TENSOR_WEIGHT ? "weight" : "bias", T->n);
+        static const char *const kinds[] = { "activation", "weight", "bias", "param", "stats" };
+        fprintf(f, ", \"kind\": \"%s\", \"role\": \"%s\", \"values\": %zu",
+                kinds[T->kind], sfpw_role_name(T->role), T->n);
+        if (T->fixed)
+            fprintf(f, ", \"values_per_step\": %zu", T->fixed);
+        fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"epochs\": [");
     for (int i = 0; i < nrec; i++) {
@@ -111,12 +128,12 @@ static int write_report(const char *path, const sfpt *r, int identical,
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": %.6f, \"train_acc\": %.4f, "
                    "\"test_acc\": %.4f, \"act_bits\": %.4f, \"weight_bits\": %.4f, "
                    "\"footprint_ratio\": %.4f, \"seconds\": %.3f, \"steps\": %llu, "
-                   "\"step_ms\": %.4f,\n     \"time_ms_per_step\": {\"compute\": %.4f, "
+                   "\"step_ms\": %.4f, \"cpu_ms_per_step\": %.4f,\n     \"time_ms_per_step\": {\"compute\": %.4f, "
                    "\"quantize\": %.4f, \"stash\": %.4f, \"comm\": %.4f, "
                    "\"optimizer\": %.4f, \"weights\": %.4f}",
                 i ? "," : "", ep->epoch, ep->loss, ep->train_acc, ep->test_acc,
                 ep->act_bits, ep->weight_bits, ep->ratio, ep->seconds,
-                (unsigned long long)ep->steps, ep->step_ms,
+                (unsigned long long)ep->steps, ep->step_ms, ep->cpu_ms,
                 1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
                 1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
                 1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
@@ -143,11 +160,10 @@ static int write_report(const char *path, const sfpt *r, int identical,
             fprintf(f, "null}");
         if (ep->measured) {
 
-            static const char *cn[SFPW_NCODERS] = { "plain", "gecko", "rans" };
             fprintf(f, ",\n     \"coders\": {");
             for (int c = 0; c < SFPW_NCODERS; c++)
                 fprintf(f, "%s\"%s\": {\"footprint_ratio\": %.4f, \"act_bits\": %.4f, "
-                           "\"weight_bits\": %.4f}", c ? ", " : "", cn[c], ep->c_ratio[c],
+                           "\"weight_bits\": %.4f}", c ? ", " : "", sfp_coder_name((sfp_coder)c), ep->c_ratio[c],
                         ep->c_act_bits[c], ep->c_w_bits[c]);
             fprintf(f, "}");
         }
@@ -192,8 +208,13 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
     const sfpw_model *m = &r->model;
     const int T = m->ntensors;
     R->seconds = sfpw_now() - R->t_start;
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
         sfp_policy_get(r->pol, t, &R->t[t].n, &R->t[t].e);
+        if (m->tensors[t].kind == SFPW_TENSOR_STATS) { /* stored as FP32 */
+            R->t[t].n = 23;
+            R->t[t].e = 8;
+        }
+    }
     R->bit_cost = sfp_policy_bit_cost(r->pol);
     say("epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  bits/value act %.2f w %.2f  "
         "footprint %.2fx  time %.1fs (%.2f ms/step)\n",
@@ -232,11 +253,45 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
             say("  bit cost in force %.3g %%\n", R->bit_cost);
         say("  widths (n, e):");
         for (int t = 0; t < T; t++)
-            if (m->tensors[t].kind != SFPW_TENSOR_BIAS)
+            if (m->tensors[t].kind != SFPW_TENSOR_BIAS && m->tensors[t].kind != SFPW_TENSOR_STATS)
                 say(" %s %.2f,%.2f", m->tensors[t].name, R->t[t].n, R->t[t].e);
         say("\n");
     }
     fflush(stdout);
+}
+
+/* Peak resident memory of this process (VmHWM), bytes; 0 if unknown. */
+static double vmhwm(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = strtod(line + 6, NULL);
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* Every rank's (VmHWM, arena, stash peak), 3 doubles per rank, gathered
+ * on every rank (malloc'd) and printed by rank 0; NULL: out of memory. */
+static double *sfpt_memory(sfpt *r)
+{
+    double mine[3], *all = calloc((size_t)3 * r->nranks, sizeof(double));
+    size_t keep, rel;
+    sfpw_net_sizes(r->net, &keep, &rel, NULL);
+    mine[0] = vmhwm();
+    mine[1] = (double)sfpw_net_arena_bytes(r->net);
+    mine[2] = r->stash->ops->held_peak ? (double)r->stash->ops->held_peak(r->stash) : 0;
+    if (!all)
+        return NULL;
+    MPI_Allgather(mine, 3, MPI_DOUBLE, all, 3, MPI_DOUBLE, MPI_COMM_WORLD);
+    if (!r->o.quiet || r->o.report)
+        for (int i = 0; i < r->nranks; i++)
+            say("memory: rank %d peak RSS %.1f MiB (step buffers %.1f MiB, stash %.1f MiB)\n",
+                i, all[3 * i] / 1048576, all[3 * i + 1] / 1048576, all[3 * i + 2] / 1048576);
+    return all;
 }
 
 int sfpt_report_final(sfpt *r)
@@ -257,13 +312,20 @@ int sfpt_report_final(sfpt *r)
     }
     run_info ri = { r->stash->ops->name, r->job[0] ? r->job : NULL, tot[3] > 0, tot[0],
                     tot[1], tot[2] };
+    double *mem = sfpt_memory(r);
+    if (!mem) {
+        err("out of memory\n");
+        return 1;
+    }
     uint64_t h;
     int same = sfpw_dist_check_identical(r->dist, sfpw_net_weights(r->net),
                                          r->model.nparams, &h);
     say("final: working weights %s across %d rank%s (hash %016llx)\n",
         same ? "identical" : "DIFFER", r->nranks, r->nranks > 1 ? "s" : "",
         (unsigned long long)h);
-    if (o->report && sfpt_rank == 0 && write_report(o->report, r, same, h, &ri)) {
+    int bad = o->report && sfpt_rank == 0 && write_report(o->report, r, same, h, &ri, mem);
+    free(mem);
+    if (bad) {
         err("--report %s: cannot write\n", o->report);
         return 1;
     }

@@ -22,6 +22,44 @@ const char *sfpt_stash_err(const sfpt *r, int rc)
     return r->stash ? r->stash->ops->strerror(r->stash, rc) : sfp_strerror(rc);
 }
 
+/* --model or --model-file; -1 after --print-model, 2 on a usage error. */
+static int load_model(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    char why[512];
+    if (o->model_file) {
+        if (sfpw_model_load(&r->model, o->model_file, why, sizeof why)) {
+            err("--model-file %s\n", why);
+            return 2;
+        }
+    } else if (sfpw_model_build(&r->model, o->model)) {
+        char names[128] = "";
+        size_t k = 0;
+        for (int i = 0; sfpw_model_builtin_names[i] && k < sizeof names; i++)
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? "|" : "",
+                                  sfpw_model_builtin_names[i]);
+        err("unknown model '%s' (%s, or --model-file FILE)\n", o->model, names);
+        return 2;
+    }
+    const sfpw_model *m = &r->model;
+    if (o->print_model) {
+        if (sfpt_rank == 0) {
+            if (!o->model_file)
+                fputs(sfpw_model_builtin_text(o->model), stdout);
+            sfpw_model_print(m, stdout);
+        }
+        return -1;
+    }
+    if (m->in_dim != SFPW_DATA_IMAGE || m->classes != SFPW_DATA_CLASSES) {
+        char sh[64];
+        err("model %s: input %s and %d classes; the data has %d values per image "
+            "(1x28x28) and %d classes\n", m->name, sfpw_shape_str(&m->in_shape, sh, sizeof sh),
+            m->classes, SFPW_DATA_IMAGE, SFPW_DATA_CLASSES);
+        return 2;
+    }
+    return 0;
+}
+
 static int load_data(sfpt *r)
 {
     const sfpt_opts *o = &r->o;
@@ -58,9 +96,13 @@ static int make_policy(sfpt *r)
     const sfpt_opts *o = &r->o;
     const sfpw_model *m = &r->model;
     uint64_t numel[SFPW_MAX_TENSORS];
+    /* the regularizer's weights: values per step (statistics: none, they
+     * are never quantized) */
     for (int t = 0; t < m->ntensors; t++)
         numel[t] = m->tensors[t].kind == SFPW_TENSOR_ACT
                        ? (uint64_t)m->tensors[t].n * o->batch
+                   : m->tensors[t].kind == SFPW_TENSOR_STATS
+                       ? 0
                        : (uint64_t)llround(m->tensors[t].n * o->weight_cost);
     const uint64_t total_steps = r->steps_per_epoch * o->epochs;
     sfp_policy_config pc;
@@ -86,8 +128,8 @@ static int make_policy(sfpt *r)
         double t0 = 0, t1 = 0;
         for (int t = 0; t < m->ntensors; t++) {
             t1 += (double)numel[t];
-            t0 += m->tensors[t].kind == SFPW_TENSOR_ACT ? (double)numel[t]
-                                                         : (double)m->tensors[t].n;
+            t0 += !sfpw_tensor_is_param(m->tensors[t].kind) ? (double)numel[t]
+                                                            : (double)m->tensors[t].n;
         }
         pc.qm.gamma *= t1 / t0;
         pc.qm.bit_cost *= t1 / t0;
@@ -120,6 +162,8 @@ static int make_policy(sfpt *r)
 }
 
 /* ------------------------------------------------------------------ stash */
+
+#define SHM_DEFAULT_MAX ((size_t)256 << 20)
 
 static void daemon_log(const char *msg)
 {
@@ -167,15 +211,22 @@ static int open_stash(sfpt *r)
     buf[sizeof buf - 1] = 0;
     snprintf(r->job, sizeof r->job, "%s", buf);
 
-    /* one step's stashes (64-byte aligned) plus room to encode a shard */
-    size_t acts = 0, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
+    /* the engine's arena (keep mode: every stashed tensor has its own
+     * place, so puts and gets copy nothing) plus room to encode a shard; if
+     * that exceeds SHM_DEFAULT_MAX the arena stays private (release mode)
+     * and puts copy into a ring of two of the largest stashed tensors
+     * (sfpd reads a put before the ring comes round) */
+    size_t keep, largest = 0, shard = m->nparams / sfpw_dist_size(r->dist) + 64;
+    sfpw_net_sizes(r->net, &keep, NULL, NULL);
     for (int t = 0; t < m->ntensors; t++)
-        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
-            acts += ((size_t)m->tensors[t].n * r->max_rows * sizeof(float) + 63) & ~(size_t)63;
-    /* the stashed activations live in the shared memory (no copies), the
-     * rest is the put ring and the staging of weight encodes */
+        if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {
+            size_t b = sizeof(float) * (m->tensors[t].n * (size_t)r->max_rows + m->tensors[t].fixed);
+            largest = b > largest ? b : largest;
+        }
     size_t enc = 2 * shard * sizeof(float) + 65536;
-    size_t shm = acts + enc + (1u << 20);
+    size_t shm = keep + keep / 3 + enc + (1u << 20); /* alloc takes up to 3/4 */
+    if (shm > SHM_DEFAULT_MAX)
+        shm = 2 * largest + enc + (1u << 20);
     shm = (shm + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
 
     sfpw_daemon_config dc;
@@ -248,10 +299,10 @@ static int exchange_setup(sfpt *r)
 static void banner(const sfpt *r)
 {
     const sfpt_opts *o = &r->o;
-    say("sfp-train %s: %d rank%s, policy %s%s, %s batch %d, %s lr %g, seed %llu\n",
+    say("sfp-train %s: %d rank%s, policy %s%s%s, %s batch %d, %s lr %g, seed %llu\n",
         sfp_version(), r->nranks, r->nranks > 1 ? "s" : "",
-        sfp_policy_kind_name((sfp_policy_kind)o->policy),
-        o->coder == SFP_CODER_GECKO ? "+gecko" : o->coder == SFP_CODER_RANS ? "+rans" : "",
+        sfp_policy_kind_name((sfp_policy_kind)o->policy), o->coder == SFP_CODER_PLAIN ? "" : "+",
+        o->coder == SFP_CODER_PLAIN ? "" : sfp_coder_name((sfp_coder)o->coder),
         o->synthetic ? "synthetic" : "fashion-mnist", o->batch,
         o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
         (unsigned long long)o->seed);
@@ -277,10 +328,8 @@ int sfpt_setup(sfpt *r)
         err("--impl: %s\n", sfp_strerror(rc));
         return 2;
     }
-    if (sfpw_model_build(&r->model, o->model)) {
-        err("unknown model '%s' (mlp|cnn)\n", o->model);
-        return 2;
-    }
+    if ((rc = load_model(r)))
+        return rc;
     if (o->batch < r->nranks) {
         err("--batch %d is smaller than the number of ranks %d\n", o->batch, r->nranks);
         return 2;
@@ -304,8 +353,21 @@ int sfpt_setup(sfpt *r)
         return rc;
     if (open_stash(r))
         return 1;
-    if (r->stash->ops->alloc && !sfpw_net_place_acts(r->net, stash_alloc, r->stash))
-        say("note: the stashed activations do not fit the shared memory; puts and gets copy\n");
+    if (r->quant) {
+        /* a stash with memory of its own (sfpd's shared memory) holds the
+         * whole arena: puts and gets copy nothing; otherwise a stashed
+         * tensor's FP32 buffer is free between its put and its get */
+        int placed = r->stash->ops->alloc && sfpw_net_place(r->net, stash_alloc, r->stash);
+        if (!placed && (rc = sfpw_net_set_release(r->net))) {
+            err("setup: %s\n", sfp_strerror(rc));
+            return 1;
+        }
+        if (!placed && r->stash->ops->alloc)
+            say("note: the step's buffers do not fit the shared memory; stashed tensors "
+                "are copied into it (--daemon-shm)\n");
+    }
+    if (m->nbuffers)
+        sfpw_model_init_buffers(m, sfpw_net_buffers(r->net));
     r->full = malloc(m->nparams * sizeof(float));
     r->full2 = malloc(m->nparams * sizeof(float));
     r->perm = malloc(r->train.n * sizeof(uint32_t));
@@ -314,7 +376,7 @@ int sfpt_setup(sfpt *r)
     r->pstate = malloc(r->pstate_len);
     r->xb = malloc(sizeof(float) * (size_t)r->max_rows * m->in_dim);
     r->yb = malloc((size_t)r->max_rows);
-    r->red = malloc(sizeof(double) * sfpt_red_size(m->ntensors));
+    r->red = malloc(sizeof(double) * sfpt_red_size(m->ntensors, m->nbuffers));
     if (!r->full || !r->full2 || !r->perm || !r->recs || !r->pstate || !r->xb ||
         !r->yb || !r->red) {
         err("out of memory\n");

@@ -39,10 +39,10 @@ def snaps(k):
             yield json.loads(line)
         except ValueError:
             pass  # the last line may be cut by the kill
-placed = max((sum(int(p.get("held_bytes", 0)) for p in d.get("peers", [])), d.get("peers"))
-             for d in snaps(0))
-held = {k: max(sum(int(c.get("held_bytes", 0)) for c in d.get("peer_clients", [])
-                   if c["node"] == "node0") for d in snaps(k)) for k in (1, 2)}
+placed = max(((sum(int(p.get("held_bytes", 0)) for p in d.get("peers", [])), d.get("peers"))
+              for d in snaps(0)), key=lambda t: t[0], default=(0, None))
+held = {k: max((sum(int(c.get("held_bytes", 0)) for c in d.get("peer_clients", [])
+                    if c.get("node") == "node0") for d in snaps(k)), default=0) for k in (1, 2)}
 print(f"while running, sfpctl on node0: at most {placed[0]} bytes placed on peers")
 for p in placed[1] or []:
     print(f"  peer {p['address']}: {p.get('held_bytes', 0)} bytes, {p.get('held_frames', 0)} frames")

@@ -1,11 +1,11 @@
 /*
- * fuzz_ipc: the daemon's IPC message parser (daemon/ipc.c). The input is a
+ * fuzz_ipc: the daemon's IPC message parser (daemon/edges/ipc/ipc.c). The input is a
  * byte stream as a client would send it: length-prefixed messages, parsed,
  * validated and converted exactly as the daemon does before dispatch, and a
  * reply serialized for each. Built with libFuzzer under -Dfuzzing=true, else
  * with tests/fuzz/replay_main.c replaying corpus/fuzz_ipc/.
  */
-#include "ipc.h"
+#include "edges/ipc/ipc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sfpd_request *req = NULL;
         uint64_t id = 0;
         const char *why = NULL;
+        bool hello = false;
         sfpd_response resp = SFP__IPC__V1__RESPONSE__INIT;
         uint8_t *out = NULL;
         size_t out_len = 0;
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (r <= 0)
             break;
-        r = sfpd_ipc_decode(data + off + SFPD_IPC_PREFIX, len, &req, &id, &why);
+        r = sfpd_ipc_decode(data + off + SFPD_IPC_PREFIX, len, &req, &id, &hello, &why);
         off += SFPD_IPC_PREFIX + len;
         resp.id = id;
         if (r < 0) {
@@ -42,14 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             case SFP__IPC__V1__REQUEST__BODY_PUT:
                 if (sfpd_ipc_key(req->put->key, &k) < 0 || sfpd_ipc_params(req->put->params, &p) < 0)
                     abort(); /* validated requests must convert */
-                (void)sfpd_ipc_range_ok(1u << 20, req->put->offset, req->put->length);
+                (void)sfpd_range_ok(1u << 20, req->put->offset, req->put->length);
                 if (req->put->length != req->put->count * sfp_dtype_size(p.dtype))
                     abort();
                 break;
             case SFP__IPC__V1__REQUEST__BODY_GET:
                 if (sfpd_ipc_key(req->get->key, &k) < 0)
                     abort();
-                (void)sfpd_ipc_range_ok(1u << 20, req->get->offset, req->get->capacity);
+                (void)sfpd_range_ok(1u << 20, req->get->offset, req->get->capacity);
                 break;
             case SFP__IPC__V1__REQUEST__BODY_DROP:
                 if (sfpd_ipc_key(req->drop->key, &k) < 0)

@@ -6,7 +6,7 @@
  * allow list (as root: a client running as nobody).
  */
 #include "common.h"
-#include "stats.h" /* the counter list (X-macro) */
+#include "base/stats.h" /* the counter list (X-macro) */
 
 #include <poll.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
  * test_diskfault: spill I/O errors against the real daemon.
  *
  * Injected (tests/daemon/sfpd-faults, sfpd built with -DSFPD_FAULT_INJECTION,
- * SFPD_FAULT_DISK="op:N[+][:ERRNO]", see daemon/tier_disk.c):
+ * SFPD_FAULT_DISK="op:N[+][:ERRNO]", see daemon/tiers/tier_disk.c):
  *   - the 3rd record write fails with EIO: the Put that needed it fails with
  *     EIO (or, for a background spill, the frame stays in DRAM and the
  *     failure is logged); every acknowledged tensor reads back bit-exact and

@@ -121,18 +121,37 @@ static void unknown_type(void)
 {
     /* Request{id=5, field 50 = 1}: a type this daemon does not know */
     uint8_t msg[] = {7, 0, 0, 0, 0x08, 0x05, 0x90, 0x03, 0x01, 0x08, 0x06};
-    /* an empty request (no body) */
+    /* an empty request (no body), and a zero-length one */
     uint8_t empty[] = {2, 0, 0, 0, 0x08, 0x07};
-    int fd = raw_connect(d.socket), st;
-    msg[0] = 7;
+    uint8_t zero[] = {0, 0, 0, 0};
+    int fd, st;
+
+    /* before Hello every request but Hello is E_HELLO_REQUIRED, these too
+     * (docs/PROTOCOL.md; they were E_UNKNOWN_TYPE before issue 15) */
+    fd = raw_connect(d.socket);
+    raw_send(fd, zero, sizeof(zero), -1);
+    st = raw_read_status(fd, 5000);
+    TH_CHECK(st == ST(E_HELLO_REQUIRED), "zero-length request before Hello: status %d", st);
+    raw_send(fd, empty, sizeof(empty), -1);
+    st = raw_read_status(fd, 5000);
+    TH_CHECK(st == ST(E_HELLO_REQUIRED), "empty request before Hello: status %d", st);
+    raw_send(fd, msg, 4 + 7, -1);
+    st = raw_read_status(fd, 5000);
+    TH_CHECK(st == ST(E_HELLO_REQUIRED), "unknown type before Hello: status %d", st);
+    TH_CHECK(raw_hello(fd, 1, "unknown-type", -1) == 0, "Hello after them");
+    /* after Hello they are E_UNKNOWN_TYPE */
     raw_send(fd, msg, 4 + 7, -1);
     st = raw_read_status(fd, 5000);
     TH_CHECK(st == ST(E_UNKNOWN_TYPE), "unknown type: status %d", st);
     raw_send(fd, empty, sizeof(empty), -1);
     st = raw_read_status(fd, 5000);
     TH_CHECK(st == ST(E_UNKNOWN_TYPE), "empty request: status %d", st);
+    raw_send(fd, zero, sizeof(zero), -1);
+    st = raw_read_status(fd, 5000);
+    TH_CHECK(st == ST(E_UNKNOWN_TYPE), "zero-length request: status %d", st);
     close(fd);
-    expect_progress("unknown message type, empty request -> E_UNKNOWN_TYPE");
+    expect_progress("zero-length, empty and unknown requests -> E_HELLO_REQUIRED before Hello, "
+                    "E_UNKNOWN_TYPE after");
 }
 
 static void before_hello(void)

@@ -70,5 +70,29 @@ if ! cc "${sanflags[@]}" -o "$dest/use" "$dest/use.c" $(pkg-config --cflags --li
 fi
 libdir=$(pkg-config --variable=libdir sfp) # already under the sysroot
 LD_LIBRARY_PATH=$libdir "$dest/use" || { echo "FAIL: installed libsfp round trip"; fail=1; }
+# the Python package: where Debian's /usr/bin/python3 looks, and importable
+if compgen -G "$build/python/sfp/_sfp*.so" >/dev/null; then
+    init=$(find "$dest" -path '*/sfp/__init__.py' | head -1)
+    pydir=$(dirname "$(dirname "$init")")
+    if [[ -z "$init" || ! -e "$pydir/sfp/torch.py" ]] || ! compgen -G "$pydir/sfp/_sfp*.so" >/dev/null; then
+        echo "FAIL: the Python package sfp is not installed"
+        fail=1
+    else
+        site=${pydir#"$dest"}
+        if [[ "$prefix" == /usr/local || "$prefix" == /usr ]] &&
+            ! /usr/bin/python3 -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "$site"; then
+            echo "FAIL: $site is not on /usr/bin/python3's sys.path"
+            fail=1
+        fi
+        if [[ "$san" == none ]]; then
+            PYTHONPATH=$pydir LD_LIBRARY_PATH=$libdir /usr/bin/python3 -c '
+import array, sfp
+x = array.array("f", [i / 8 for i in range(256)])
+assert sfp.decode(sfp.encode(x, coder="rans")).tobytes() == x.tobytes()
+print("python: sfp %s from %s" % (sfp.__version__, sfp.__file__))' ||
+                { echo "FAIL: the installed Python package"; fail=1; }
+        fi
+    fi
+fi
 [[ $fail == 0 ]] && echo "install: all files in place, sfp.pc usable"
 exit $fail

@@ -1,5 +1,5 @@
 /*
- * fuzz_config: sfpd's configuration parser (daemon/config.c): the INI file
+ * fuzz_config: sfpd's configuration parser (daemon/base/config.c): the INI file
  * (inih), the command-line flags and every option's value parser, through
  * sfpd_config_load exactly as sfpd's main() calls it, then --print-config,
  * a SIGHUP-style reload and sfpd_config_apply_live.
@@ -15,8 +15,8 @@
  * from the file or from flags); reload succeeds and applying it changes
  * nothing. The SFPD_* environment is cleared first.
  */
-#include "config.h"
-#include "sfpd.h"
+#include "base/config.h"
+#include "base/sfpd.h"
 
 #include <errno.h>
 #include <stdio.h>

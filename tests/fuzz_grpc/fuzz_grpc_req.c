@@ -1,9 +1,11 @@
 /*
- * fuzz_grpc_req: the decoding path of one sfp.v1 gRPC request type, as the
- * server runs it on the request message's bytes (daemon/grpc_req.c:
- * protobuf-c unpack, then validation). Built once per request type with
- * -DFUZZ_REQ=SFPD_REQ_<TYPE>: fuzz_grpc_get_stats, _watch_stats,
- * _list_tensors, _get_policy, _set_policy, _end_job.
+ * fuzz_grpc_req: the decoding path of one gRPC method's request, as the
+ * server runs it on the request message's bytes (daemon/edges/grpc/grpc_req.c:
+ * protobuf-c unpack, then the method's check). Built once per row of the
+ * method table (daemon/edges/grpc/grpc_methods.h) with
+ * -DFUZZ_METHOD=SFPD_M_<ID>: fuzz_grpc_<name> (get_stats, watch_stats,
+ * list_tensors, get_policy, set_policy, end_job, health_check, put_frame,
+ * get_frame, drop_frame, capacity).
  *
  * Properties checked on every input (abort() = finding):
  *  - a rejection always carries a reason and leaves no message;
@@ -15,39 +17,40 @@
  * Built with libFuzzer under -Dfuzzing=true (CC=clang), else with
  * tests/fuzz/replay_main.c replaying corpus/<target>/ under meson test.
  */
-#include "grpc_req.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_req.h"
+#include "base/sfpd.h"
+#include "core/held.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef FUZZ_REQ
-#error "build with -DFUZZ_REQ=SFPD_REQ_..."
+#ifndef FUZZ_METHOD
+#error "build with -DFUZZ_METHOD=SFPD_M_..."
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *job_of(sfpd_grpc_req k, const ProtobufCMessage *m)
+static const char *job_of(sfpd_grpc_method k, const ProtobufCMessage *m)
 {
     switch (k) {
-    case SFPD_REQ_GET_STATS: return ((const Sfp__V1__GetStatsRequest *)m)->job_id;
-    case SFPD_REQ_WATCH_STATS: return ((const Sfp__V1__WatchStatsRequest *)m)->job_id;
-    case SFPD_REQ_LIST_TENSORS: return ((const Sfp__V1__ListTensorsRequest *)m)->job_id;
-    case SFPD_REQ_GET_POLICY: return ((const Sfp__V1__GetPolicyRequest *)m)->job_id;
-    case SFPD_REQ_SET_POLICY: return ((const Sfp__V1__SetPolicyRequest *)m)->job_id;
-    case SFPD_REQ_END_JOB: return ((const Sfp__V1__EndJobRequest *)m)->job_id;
+    case SFPD_M_GET_STATS: return ((const Sfp__V1__GetStatsRequest *)m)->job_id;
+    case SFPD_M_WATCH_STATS: return ((const Sfp__V1__WatchStatsRequest *)m)->job_id;
+    case SFPD_M_LIST_TENSORS: return ((const Sfp__V1__ListTensorsRequest *)m)->job_id;
+    case SFPD_M_GET_POLICY: return ((const Sfp__V1__GetPolicyRequest *)m)->job_id;
+    case SFPD_M_SET_POLICY: return ((const Sfp__V1__SetPolicyRequest *)m)->job_id;
+    case SFPD_M_END_JOB: return ((const Sfp__V1__EndJobRequest *)m)->job_id;
     default: return "";
     }
 }
 
-static bool job_required(sfpd_grpc_req k)
+static bool job_required(sfpd_grpc_method k)
 {
-    return k == SFPD_REQ_GET_POLICY || k == SFPD_REQ_SET_POLICY || k == SFPD_REQ_END_JOB;
+    return k == SFPD_M_GET_POLICY || k == SFPD_M_SET_POLICY || k == SFPD_M_END_JOB;
 }
 
 /* What the handlers do with an accepted request, minus the daemon state. */
-static void use_request(sfpd_grpc_req k, const ProtobufCMessage *m)
+static void use_request(sfpd_grpc_method k, const ProtobufCMessage *m)
 {
     const char *job = job_of(k, m);
     char copy[SFPD_JOB_ID_MAX + 1];
@@ -62,13 +65,17 @@ static void use_request(sfpd_grpc_req k, const ProtobufCMessage *m)
     if ((size_t)snprintf(copy, sizeof(copy), "%s", job) != jl)
         abort();
 
-    if (k == SFPD_REQ_WATCH_STATS) {
+    if (k == SFPD_M_WATCH_STATS) {
         const Sfp__V1__WatchStatsRequest *r = (const void *)m;
         uint64_t ms = sfpd_grpc_watch_interval_ms(r->interval_seconds);
         if (ms < 50 || ms > 3600 * 1000)
             abort();
     }
-    if (k == SFPD_REQ_SET_POLICY) {
+    if ((k == SFPD_M_PUT_FRAME || k == SFPD_M_CAPACITY) &&
+        !sfpd_peer_node_ok(k == SFPD_M_PUT_FRAME ? ((const Sfp__V1__PutFrameRequest *)m)->node
+                                                 : ((const Sfp__V1__CapacityRequest *)m)->node))
+        abort(); /* the node name goes into logs and labels */
+    if (k == SFPD_M_SET_POLICY) {
         const Sfp__V1__SetPolicyRequest *r = (const void *)m;
         Sfp__V1__SetPolicyResponse resp = SFP__V1__SET_POLICY_RESPONSE__INIT;
         Sfp__V1__Policy p = SFP__V1__POLICY__INIT;
@@ -139,7 +146,7 @@ static void unknown_fields(ProtobufCMessage *m, unsigned *saved, size_t *i, size
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const sfpd_grpc_req k = FUZZ_REQ;
+    const sfpd_grpc_method k = FUZZ_METHOD;
     ProtobufCMessage *m = NULL, *m2 = NULL;
     const char *why = (const char *)1;
     uint8_t *p1, *p2;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "grpc/health/v1/health.pb-c.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 static const char *root;
@@ -58,7 +59,9 @@ int main(int argc, char **argv)
     static const uint8_t trunc[] = {0x0a, 0x10, 'j', 'o'};          /* length past the end */
     static const uint8_t badwire[] = {0x0f, 0x01};                  /* wire type 7 */
     static const uint8_t unknown[] = {0xf8, 0xff, 0x03, 0x01, 0x0a, 0x01, 'j'}; /* field 8191 + job */
-    const char *targets[] = {"get_stats", "watch_stats", "list_tensors", "get_policy", "set_policy", "end_job"};
+    const char *targets[] = {"get_stats", "watch_stats", "list_tensors", "get_policy", "set_policy",
+                             "end_job", "health_check", "put_frame", "get_frame", "drop_frame",
+                             "capacity"};
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -152,6 +155,8 @@ int main(int argc, char **argv)
         p.max_exponent_bits = 8;
         p.coder = 7;
         put("set_policy", "coder_unknown", &r.base);
+        p.coder = SFP__V1__CODER__CODER_RANS;
+        put("set_policy", "coder_rans", &r.base);
         p.coder = 0;
         p.generation = UINT64_MAX;
         put("set_policy", "generation_max", &r.base);
@@ -166,6 +171,57 @@ int main(int argc, char **argv)
         put("end_job", "traversal", &r.base);
         r.job_id = long_job;
         put("end_job", "job_too_long", &r.base);
+    }
+    {
+        Grpc__Health__V1__HealthCheckRequest r = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+        put("health_check", "all", &r.base);
+        r.service = (char *)"sfp.v1.Stats";
+        put("health_check", "stats", &r.base);
+        r.service = (char *)"no.such.Service";
+        put("health_check", "unknown", &r.base);
+    }
+    {
+        /* a minimal valid-looking frame body is not needed: the checker
+         * looks at the node; the handler verifies the frame */
+        static const uint8_t junk[] = {'S', 'F', 'P', '1', 0, 0, 0, 0};
+        Sfp__V1__PutFrameRequest r = SFP__V1__PUT_FRAME_REQUEST__INIT;
+        r.node = (char *)"node-a:/var/lib/sfpd";
+        r.instance = 42;
+        r.frame_id = 7;
+        r.frame.data = (uint8_t *)junk;
+        r.frame.len = sizeof(junk);
+        put("put_frame", "valid_node", &r.base);
+        r.node = (char *)"bad\"node";
+        put("put_frame", "node_quote", &r.base);
+        r.node = (char *)"";
+        put("put_frame", "node_empty", &r.base);
+    }
+    {
+        Sfp__V1__GetFrameRequest r = SFP__V1__GET_FRAME_REQUEST__INIT;
+        r.node = (char *)"node-a";
+        r.instance = 42;
+        r.frame_id = 7;
+        put("get_frame", "valid", &r.base);
+    }
+    {
+        uint64_t more[3] = {1, 2, UINT64_MAX};
+        Sfp__V1__DropFrameRequest r = SFP__V1__DROP_FRAME_REQUEST__INIT;
+        r.node = (char *)"node-a";
+        r.instance = 42;
+        r.frame_id = 7;
+        r.n_more_frame_ids = 3;
+        r.more_frame_ids = more;
+        put("drop_frame", "ids", &r.base);
+        r.all = 1;
+        put("drop_frame", "all", &r.base);
+    }
+    {
+        Sfp__V1__CapacityRequest r = SFP__V1__CAPACITY_REQUEST__INIT;
+        r.node = (char *)"node-a";
+        r.instance = 42;
+        put("capacity", "valid", &r.base);
+        r.node = (char *)"tab\tnode";
+        put("capacity", "node_control", &r.base);
     }
     return 0;
 }

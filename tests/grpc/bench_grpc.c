@@ -25,6 +25,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "rpc.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 static atomic_int stop_training;
@@ -76,44 +77,16 @@ typedef struct caller {
     size_t nlat, cap;
 } caller;
 
-static int get_stats(grpc_channel *ch, grpc_completion_queue *cq, grpc_byte_buffer *req)
+static int get_stats(grpc_channel *ch, grpc_completion_queue *cq)
 {
-    grpc_call *call;
-    grpc_op ops[6];
-    grpc_metadata_array imd, tmd;
-    grpc_byte_buffer *recv = NULL;
-    grpc_status_code st = GRPC_STATUS_UNKNOWN;
-    grpc_slice details;
-    const char *err = NULL;
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(10, GPR_TIMESPAN));
-
-    grpc_metadata_array_init(&imd);
-    grpc_metadata_array_init(&tmd);
-    call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                    grpc_slice_from_static_string("/sfp.v1.Stats/GetStats"), NULL, dl, NULL);
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
-    ops[5].data.recv_status_on_client.status = &st;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    ops[5].data.recv_status_on_client.error_string = &err;
-    grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
-    grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
-    grpc_slice_unref(details);
-    gpr_free((void *)err);
-    grpc_metadata_array_destroy(&imd);
-    grpc_metadata_array_destroy(&tmd);
-    grpc_call_unref(call);
+    Sfp__V1__GetStatsRequest r = SFP__V1__GET_STATS_REQUEST__INIT;
+    sfp_rpc_call c = {
+        .method = "/sfp.v1.Stats/GetStats", .req = &r.base,
+        .reply_desc = &sfp__v1__stats_snapshot__descriptor,
+        .deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(10, GPR_TIMESPAN)),
+    };
+    grpc_status_code st = sfp_rpc_unary(ch, cq, &c);
+    sfp_rpc_call_clear(&c);
     return st == GRPC_STATUS_OK ? 0 : -1;
 }
 
@@ -123,21 +96,14 @@ static void *caller_main(void *arg)
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(cl->addr, creds, NULL);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    Sfp__V1__GetStatsRequest r = SFP__V1__GET_STATS_REQUEST__INIT;
-    uint8_t empty[1];
-    size_t n = sfp__v1__get_stats_request__pack(&r, empty);
     double end;
 
     grpc_channel_credentials_release(creds);
-    get_stats(ch, cq, grpc_raw_byte_buffer_create(NULL, 0)); /* connect */
+    get_stats(ch, cq); /* connect */
     end = th_now() + cl->seconds;
     while (th_now() < end) {
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)empty, n);
-        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
         double t0 = th_now();
-        grpc_slice_unref(s);
-        TH_CHECK(get_stats(ch, cq, bb) == 0, "GetStats failed");
-        grpc_byte_buffer_destroy(bb);
+        TH_CHECK(get_stats(ch, cq) == 0, "GetStats failed");
         cl->calls++;
         if (cl->lat) {
             if (cl->nlat == cl->cap) {

@@ -7,6 +7,9 @@ checked-in protos; no generated code and no grpc-tools are needed.
   grpc_client.py api     --addr A --job J --bytes-in N --tensors K
   grpc_client.py hostile --addr A --pid P
   grpc_client.py health  --addr A            (prints SERVING / NOT_SERVING)
+  grpc_client.py names   --addr A --job J --tensor T   (strict UTF-8 decoding
+                         of every reply that carries J and T; names sfpd must
+                         refuse in requests)
 Exit 0 on success, 1 on a failed check (with a message), 77 if unavailable.
 """
 import argparse
@@ -366,11 +369,43 @@ def run_health(a):
     ch.close()
 
 
+def run_names(a):
+    """Every string of the replies is decoded strictly (protobuf's proto3
+    rule: invalid UTF-8 raises); J and T must come back unchanged."""
+    T = 5
+    ch = grpc.insecure_channel(a.addr)
+    api = Api(ch)
+    try:
+        s = api.get_stats(pb.GetStatsRequest(), timeout=T)
+        check(a.job in [j.job_id for j in s.jobs], "GetStats lists job %r" % a.job)
+        s = api.get_stats(pb.GetStatsRequest(job_id=a.job), timeout=T)
+        check([j.job_id for j in s.jobs] == [a.job], "GetStats filters by job %r" % a.job)
+        lt = api.list_tensors(pb.ListTensorsRequest(), timeout=T)
+        check(any(t.job_id == a.job and t.tensor == a.tensor for t in lt.tensors),
+              "ListTensors has (%r, %r)" % (a.job, a.tensor))
+        w = next(iter(api.watch(pb.WatchStatsRequest(interval_seconds=0.1, count=1), timeout=T)))
+        check(a.job in [j.job_id for j in w.jobs], "WatchStats lists job %r" % a.job)
+    except grpc.RpcError as e:
+        check(False, "strict client: %s" % e)
+    # job ids the daemon refuses in requests: control characters (valid
+    # UTF-8, sent by grpcio), invalid UTF-8 and an embedded NUL (raw bytes)
+    for bad in ["ctl\x01", "tab\tjob", "del\x7f", "c1\u0085"]:
+        check(code_of(lambda: api.get_policy(pb.GetPolicyRequest(job_id=bad), timeout=T))
+              == grpc.StatusCode.INVALID_ARGUMENT, "GetPolicy job_id %r -> INVALID_ARGUMENT" % bad)
+    for raw in [b"\x0a\x05a\xff\xfe\xfdb", b"\x0a\x05nul\x00x", b"\x0a\x02\xc0\xae"]:
+        check(code_of(lambda: api.raw("/sfp.v1.Control/EndJob")(raw, timeout=T))
+              == grpc.StatusCode.INVALID_ARGUMENT, "EndJob job_id bytes %r -> INVALID_ARGUMENT" % raw)
+        check(code_of(lambda: api.raw("/sfp.v1.Stats/GetStats")(raw, timeout=T))
+              == grpc.StatusCode.INVALID_ARGUMENT, "GetStats job_id bytes %r -> INVALID_ARGUMENT" % raw)
+    ch.close()
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["api", "hostile", "health"])
+    p.add_argument("mode", choices=["api", "hostile", "health", "names"])
     p.add_argument("--addr", required=True)
     p.add_argument("--job", default="")
+    p.add_argument("--tensor", default="")
     p.add_argument("--bytes-in", type=int, default=0)
     p.add_argument("--tensors", type=int, default=0)
     p.add_argument("--total-bytes-in", type=int, default=0)
@@ -386,6 +421,8 @@ def main():
         run_api(a)
     elif a.mode == "hostile":
         run_hostile(a)
+    elif a.mode == "names":
+        run_names(a)
     else:
         run_health(a)
     if FAILS:

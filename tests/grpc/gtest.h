@@ -180,7 +180,44 @@ static inline const char *gt_env(const char *name)
         fprintf(stderr, "SKIP: %s not set\n", name);
         exit(77);
     }
+
     return v;
+}
+
+/*
+ * A /metrics body, validated as a scraper would: written to <dir>/name,
+ * then the strict checker tests/grpc/check_metrics.py (format, naming, every
+ * family documented in docs/OPERATIONS.md) and, where Debian's prometheus
+ * package is installed, `promtool check metrics`.
+ */
+static inline void gt_validate_metrics(const gt_daemon *g, const char *body, const char *name)
+{
+    const char *py = getenv("CHECK_METRICS_PY");
+    char path[400], doc[512], *out = NULL;
+    FILE *f;
+    int r;
+    snprintf(path, sizeof(path), "%s/%s", g->d.dir, name);
+    f = fopen(path, "w");
+    TH_CHECK(f && fputs(body, f) >= 0, "write %s", path);
+    fclose(f);
+    if (py) {
+        const char *argv[] = {"/usr/bin/python3", py, path, doc, NULL};
+        snprintf(doc, sizeof(doc), "%s/docs/OPERATIONS.md", gt_env("SFP_SOURCE_ROOT"));
+        r = gt_run_capture(argv, &g->d, 30, &out);
+        TH_CHECK(r == 0, "check_metrics.py %s: exit %d:\n%s", name, r, out);
+        free(out);
+    }
+    if (access("/usr/bin/promtool", X_OK) == 0) {
+        char cmd[600];
+        const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        snprintf(cmd, sizeof(cmd), "/usr/bin/promtool check metrics < '%s'", path);
+        r = gt_run_capture(argv, &g->d, 30, &out);
+        TH_CHECK(r == 0, "promtool check metrics %s: exit %d:\n%s", name, r, out);
+        free(out);
+        printf("promtool check metrics (%s): ok\n", name);
+    } else {
+        printf("promtool not installed: strict checker only (%s)\n", name);
+    }
 }
 
 /* Puts n tensors of various sizes for job (rank r); returns the bytes put. */

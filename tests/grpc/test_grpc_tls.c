@@ -296,8 +296,8 @@ int main(int argc, char **argv)
         expect_refused("client CA alone", ca_only, "grpc_tls_client_ca alone is not enough");
         expect_refused("key of another certificate", mismatch, "TLS certificate/key unusable");
         expect_refused("missing certificate file", missing, "No such file");
-        expect_refused("certificate not PEM", notpem, "must be PEM files");
-        expect_refused("short admin token", short_tok, "at least 16");
+        expect_refused("certificate not PEM", notpem, "not a PEM file");
+        expect_refused("short admin token", short_tok, "16..4096 printable ASCII");
         expect_refused("missing admin token file", no_tok, "No such file");
     }
     th_cleanup(&tmp);

@@ -813,6 +813,24 @@ static void test_vocabulary(void)
     CHECK_EQ_INT(sfp_coder_parse("gecko ", &c), SFP_EINVAL);
     CHECK_EQ_INT(sfp_coder_parse("?", &c), SFP_EINVAL);
     CHECK_EQ_INT(sfp_dtype_size((sfp_dtype)3), 0);
+    /* names: UTF-8 text without control characters */
+    CHECK_EQ_INT(sfp_text_check("job-1", 5), 0);
+    CHECK_EQ_INT(sfp_text_check("j\xc3\xb6" "b \"q\" \\", 9), 0);   /* ö, quotes, backslash */
+    CHECK_EQ_INT(sfp_text_check("\xe5\x90\x8d\xf0\x9f\x98\x80", 7), 0); /* 3- and 4-byte forms */
+    CHECK_EQ_INT(sfp_text_check("", 0), 0);
+    CHECK_EQ_INT(sfp_text_check("nul\0x", 5), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_text_check("a\tb", 3), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_text_check("\x7f", 1), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_text_check("\xc2\x85", 2), SFP_EINVAL);           /* C1 NEL */
+    CHECK_EQ_INT(sfp_text_check("\xc2\xa0", 2), 0);                   /* U+00A0 */
+    CHECK_EQ_INT(sfp_text_check("\xc0\xae", 2), SFP_EINVAL);           /* overlong */
+    CHECK_EQ_INT(sfp_text_check("\xe0\x80\xae", 3), SFP_EINVAL);       /* overlong */
+    CHECK_EQ_INT(sfp_text_check("\xed\xa0\x80", 3), SFP_EINVAL);       /* surrogate */
+    CHECK_EQ_INT(sfp_text_check("\xf4\x90\x80\x80", 4), SFP_EINVAL);   /* > U+10FFFF */
+    CHECK_EQ_INT(sfp_text_check("\xff\xfe", 2), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_text_check("t\xc3\x28", 3), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_text_check("\xc3", 1), SFP_EINVAL);                /* cut short */
+    CHECK_EQ_INT(sfp_text_check("\x80", 1), SFP_EINVAL);
     CHECK_EQ_INT(sfp_dtype_fraction_bits((sfp_dtype)0), 0);
 }
 

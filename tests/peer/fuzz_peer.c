@@ -1,17 +1,20 @@
 /*
- * fuzz_peer: the serving side of sfp.v1.Peer (daemon/grpc_peer.c) fed with
- * untrusted request bytes, in-process (the token check is in front of it and
- * is tested by test_peer; this covers what an authenticated peer can send).
+ * fuzz_peer: the serving side of sfp.v1.Peer (daemon/edges/grpc/grpc_peer.c
+ * over daemon/core/held.c) fed with untrusted request bytes, in-process,
+ * through the server's own path (sfpd_grpc_serve_unary: decode, check,
+ * handler). The token check is in front of it and is tested by test_peer;
+ * this covers what an authenticated peer can send.
  *
  * LLVMFuzzerTestOneInput: byte 0 picks the method, the rest is the request
  * message. main() (no libFuzzer) runs every file named on the command line,
  * then a deterministic campaign: well-formed requests (valid frames, ids,
  * nodes, instances) and mutations of them (bit flips, truncation, random
- * tails, corrupt frames), checking after each that the per-node limit holds
- * and that every frame returned by GetFrame passes sfp_frame_verify.
+ * tails, corrupt frames), checking after each that the per-node limit and
+ * the total budget hold and that every frame returned by GetFrame passes
+ * sfp_frame_verify.
  */
-#include "peer.h"
-#include "sfpd.h"
+#include "edges/grpc/grpc_server.h"
+#include "base/sfpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +29,10 @@
 #include "sfp/v1/sfp.pb-c.h"
 
 #define LIMIT (256u * 1024)
+#define BUDGET (600u * 1024)
 
-static sfpd_peer_srv *srv;
+static sfpd_held *held;
+static sfpd_grpc_ctx ctx;
 
 static void fail(const char *what)
 {
@@ -37,38 +42,33 @@ static void fail(const char *what)
 
 static void setup(void)
 {
-    static char path[] = "/tmp/sfp-fuzz-peer-XXXXXX";
     sfpd_config cfg;
-    int fd;
-    if (srv)
+    if (held)
         return;
     grpc_init();
     sfpd_log_set_level(SFPD_LOG_ERROR);
-    fd = mkstemp(path);
-    if (fd < 0 || write(fd, "fuzz-token\n", 11) != 11)
-        fail("token file");
-    close(fd);
     memset(&cfg, 0, sizeof(cfg));
     cfg.peering = 1;
-    cfg.peer_token_file = path;
     cfg.peer_serve_max_bytes = LIMIT;
-    if (sfpd_peer_srv_create(&cfg, &srv) < 0 || !srv)
-        fail("sfpd_peer_srv_create");
-    unlink(path);
+    cfg.peer_serve_budget = BUDGET;
+    if (sfpd_held_create(&cfg, &held) < 0 || !held)
+        fail("sfpd_held_create");
+    ctx.held = held;
 }
 
-/* Runs one request; checks the invariants of its reply. */
+/* Runs one request (method index 0..3 of the Peer rows); checks the
+ * invariants of its reply. */
 static void run(int method, const uint8_t *d, size_t n)
 {
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)d, n);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1), *resp = NULL;
+    static const sfpd_grpc_method peer_rows[4] = {SFPD_M_PUT_FRAME, SFPD_M_GET_FRAME,
+                                                  SFPD_M_DROP_FRAME, SFPD_M_CAPACITY};
+    grpc_byte_buffer *resp = NULL;
     grpc_status_code code;
     const char *msg;
     sfpd_snapshot snap;
+    uint64_t total = 0;
 
-    grpc_slice_unref(s);
-    sfpd_peer_handle(srv, method, bb, &code, &msg, &resp);
-    grpc_byte_buffer_destroy(bb);
+    code = sfpd_grpc_serve_unary(&ctx, peer_rows[method], d, n, &resp, &msg);
     if ((code == GRPC_STATUS_OK) != (resp != NULL))
         fail("status and reply disagree");
     if (resp && method == 1) {
@@ -88,11 +88,15 @@ static void run(int method, const uint8_t *d, size_t n)
     if (resp)
         grpc_byte_buffer_destroy(resp);
     memset(&snap, 0, sizeof(snap));
-    if (sfpd_peer_srv_fill_snapshot(&snap) < 0)
+    if (sfpd_held_fill_snapshot(held, &snap) < 0)
         fail("snapshot");
-    for (size_t i = 0; i < snap.n_peer_clients; i++)
+    for (size_t i = 0; i < snap.n_peer_clients; i++) {
         if (snap.peer_clients[i].held_bytes > LIMIT)
             fail("a node holds more than peer_serve_max_bytes");
+        total += snap.peer_clients[i].held_bytes;
+    }
+    if (total != snap.held.bytes || snap.held.bytes > BUDGET)
+        fail("the nodes' bytes disagree with the total, or the total passed peer_serve_budget");
     sfpd_free(snap.peer_clients);
 }
 
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
         }
         run(m, buf, n);
     }
-    sfpd_peer_srv_destroy(&srv);
+    sfpd_held_destroy(&held);
     grpc_shutdown();
     printf("fuzz_peer: %u requests ok\n", iters);
     return 0;

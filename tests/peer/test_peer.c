@@ -31,6 +31,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "rpc.h"
 #include "sfp/v1/sfp.pb-c.h"
 
 #define NT 48
@@ -82,28 +83,6 @@ static uint64_t stat_of(sfpc *c, const char *prefix, const char *key)
     return v;
 }
 
-/* The strict exposition checker (tests/grpc/check_metrics.py): names,
- * labels, types, and every family documented in docs/OPERATIONS.md. */
-static void check_exposition(const gt_daemon *g, const char *body, const char *name)
-{
-    const char *py = getenv("CHECK_METRICS_PY");
-    char path[400], doc[512], *out = NULL;
-    FILE *f;
-    if (!py)
-        return;
-    snprintf(path, sizeof(path), "%s/%s", g->d.dir, name);
-    f = fopen(path, "w");
-    TH_CHECK(f && fputs(body, f) >= 0, "write %s", path);
-    fclose(f);
-    snprintf(doc, sizeof(doc), "%s/docs/OPERATIONS.md", gt_env("SFP_SOURCE_ROOT"));
-    {
-        const char *argv[] = {"/usr/bin/python3", py, path, doc, NULL};
-        int r = gt_run_capture(argv, &g->d, 30, &out);
-        TH_CHECK(r == 0, "check_metrics.py %s: exit %d:\n%s", name, r, out);
-    }
-    free(out);
-}
-
 /* The per-peer stats over gRPC (sfpctl, text and JSON) and /metrics. */
 static void check_reporters(const gt_daemon *A, const gt_daemon *B, uint64_t on_peer)
 {
@@ -117,12 +96,12 @@ static void check_reporters(const gt_daemon *A, const gt_daemon *B, uint64_t on_
     TH_CHECK(code == 200 && body && strstr(body, want), "A /metrics lacks %s", want);
     snprintf(want, sizeof(want), "sfp_peer_sent_frames_total{peer=\"%s\"} ", B->addr);
     TH_CHECK(strstr(body, want) && strstr(body, "sfp_tier_frames{tier=\"peer\"}"), "A /metrics: %s", want);
-    check_exposition(A, body, "metrics-a.txt");
+    gt_validate_metrics(A, body, "metrics-a.txt");
     free(body);
     body = gt_http_get(B->metrics_port, "/metrics", &code);
     snprintf(want, sizeof(want), "sfp_peer_client_held_frames{node=\"");
     TH_CHECK(code == 200 && body && strstr(body, want), "B /metrics lacks %s", want);
-    check_exposition(B, body, "metrics-b.txt");
+    gt_validate_metrics(B, body, "metrics-b.txt");
     free(body);
 
     if (!ctl) {
@@ -216,61 +195,20 @@ static grpc_status_code raw_call(const char *addr, const char *method, const cha
 {
     grpc_channel_credentials *cr = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(addr, cr, NULL);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(10, GPR_TIMESPAN));
-    grpc_call *c = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                            grpc_slice_from_static_string(method), NULL, dl, NULL);
     grpc_metadata md;
-    grpc_metadata_array mi, mt;
-    grpc_byte_buffer *sb, *rb = NULL;
-    grpc_status_code st = GRPC_STATUS_UNKNOWN;
-    grpc_slice det = grpc_empty_slice();
-    const char *es = NULL;
-    grpc_op ops[6];
-    size_t n = protobuf_c_message_get_packed_size(req);
-    grpc_slice s = grpc_slice_malloc(n);
+    sfp_rpc_call c = {
+        .method = method, .md = token ? &md : NULL, .n_md = token ? 1 : 0, .req = req,
+        /* no reply_desc: the status is what counts */
+        .deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(10, GPR_TIMESPAN)),
+    };
+    grpc_status_code st;
 
     grpc_channel_credentials_release(cr);
-    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(s));
-    sb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_metadata_array_init(&mi);
-    grpc_metadata_array_init(&mt);
     memset(&md, 0, sizeof(md));
     md.key = grpc_slice_from_static_string("sfp-peer-token");
-    md.value = grpc_slice_from_copied_string(token ? token : "");
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = token ? 1 : 0;
-    ops[0].data.send_initial_metadata.metadata = token ? &md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = sb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &mi;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &mt;
-    ops[5].data.recv_status_on_client.status = &st;
-    ops[5].data.recv_status_on_client.status_details = &det;
-    ops[5].data.recv_status_on_client.error_string = &es;
-    TH_CHECK(grpc_call_start_batch(c, ops, 6, (void *)1, NULL) == GRPC_CALL_OK, "start_batch");
-    grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (rb)
-        grpc_byte_buffer_destroy(rb);
-    grpc_byte_buffer_destroy(sb);
-    grpc_slice_unref(md.value);
-    grpc_slice_unref(det);
-    gpr_free((void *)es);
-    grpc_metadata_array_destroy(&mi);
-    grpc_metadata_array_destroy(&mt);
-    grpc_call_unref(c);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    md.value = grpc_slice_from_static_string(token ? token : "");
+    st = sfp_rpc_unary(ch, NULL, &c);
+    sfp_rpc_call_clear(&c);
     grpc_channel_destroy(ch);
     return st;
 }
@@ -519,6 +457,119 @@ static void part_auth(void)
 /* 7. A peer that stalls (SIGSTOP): calls hit peer_timeout, A keeps serving
  *    from its other tiers, and the drops it could not send reach the peer
  *    once it answers again (no frame is left behind on it). */
+/* Waits until B (through obs) holds want frames for its client nodes. */
+static void wait_held(sfpc *obs, uint64_t want, double seconds, const char *what)
+{
+    double dl = th_now() + seconds;
+    uint64_t v;
+    while ((v = stat_of(obs, "peer_client{", "held_frames")) != want && th_now() < dl)
+        usleep(50000);
+    TH_CHECK(v == want, "%s: B holds %llu frames, want %llu", what, (unsigned long long)v,
+             (unsigned long long)want);
+}
+
+/* The client daemon of a lease part: node name fixed, so that a restart is
+ * the same node. */
+static void start_named_client(gt_daemon *a, const gt_daemon *b, const char *node)
+{
+    const char *args[] = {"--peers", b->addr, "--tier-order", "dram,peer,disk",
+                          "--peer-token-file", tok_good, "--dram-budget", "512K",
+                          "--peer-timeout", scaled_timeout(3), "--peer-node-name", node, NULL};
+    gt_start(a, args);
+}
+
+/*
+ * Leases (issue 15 item 7): a client that is alive but idle keeps its
+ * frames on the peer (it renews the lease with Capacity calls); a client
+ * that dies and never comes back loses them once the peer's lease runs out
+ * (counted on both /metrics); a client that restarts makes the peer drop
+ * its last instance's frames at once (it registers at start-up), long
+ * before the lease.
+ */
+static void part_lease(void)
+{
+    gt_daemon A, B, B2;
+    sfpc *c, *obs;
+    char pfx[128], *t, *body;
+    const char *lease = scaled_timeout(1.5);
+    double lease_s = atof(lease);
+    uint64_t on_peer;
+    int code;
+
+    {
+        const char *args[] = {"--peering", "1", "--peer-token-file", tok_good, "--peer-serve-max-bytes",
+                              "64M", "--peer-lease", lease, NULL};
+        gt_start(&B, args);
+    }
+    start_named_client(&A, &B, "lease-node");
+    snprintf(pfx, sizeof(pfx), "peer{peer=\"%s\"}", B.addr);
+    c = tc_connect(&A.d, "leasejob", 0, 4u << 20);
+    obs = tc_connect(&B.d, "observer", 0, 1u << 20);
+    put_all(c, 1);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "nothing placed on the peer");
+    /* idle for three leases: the renewals keep the frames there */
+    usleep((useconds_t)(3 * lease_s * 1e6));
+    TH_CHECK(stat_of(obs, "peer_client{", "held_frames") == on_peer,
+             "B dropped frames of a live client");
+    TH_CHECK(stat_of(c, pfx, "lease_renewals") >= 3, "A renewed %llu times in three leases",
+             (unsigned long long)stat_of(c, pfx, "lease_renewals"));
+    TH_CHECK(get_all(c, 1) == 0, "frames lost while the client was alive");
+    printf("lease %.1f s: an idle live client kept its %llu frames (%llu renewals)\n", lease_s,
+           (unsigned long long)on_peer, (unsigned long long)stat_of(c, pfx, "lease_renewals"));
+    body = gt_http_get(A.metrics_port, "/metrics", &code);
+    TH_CHECK(body && strstr(body, "\nsfp_peer_lease_renewals_total{peer="), "A: no renewal counter");
+    free(body);
+
+    /* the client dies and never comes back: the lease runs out */
+    put_all(c, 2);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "step 2 placed nothing on the peer");
+    sfpc_close(&c);
+    th_stop(&A.d, SIGKILL, 10);
+    th_cleanup(&A.d);
+    wait_held(obs, 0, 4 * lease_s + 5, "after the client died");
+    t = stats_text(obs);
+    TH_CHECK(field(t, "peer_serve ", "leases_expired") == 1 &&
+                 field(t, "peer_serve ", "expired_frames") == on_peer,
+             "B's lease counters:\n%s", t);
+    free(t);
+    body = gt_http_get(B.metrics_port, "/metrics", &code);
+    TH_CHECK(body && strstr(body, "\nsfp_peer_serve_leases_expired_total 1\n"), "B /metrics: no expiry");
+    gt_validate_metrics(&B, body, "metrics-lease.txt");
+    free(body);
+    printf("the client died: B dropped its %llu frames when the lease ran out\n", (unsigned long long)on_peer);
+    sfpc_close(&obs);
+    stop_and_clean(&B);
+
+    /* the client restarts: its last instance's frames go at once */
+    {
+        const char *args[] = {"--peering", "1", "--peer-token-file", tok_good, "--peer-serve-max-bytes",
+                              "64M", "--peer-lease", "3600", NULL};
+        gt_start(&B2, args);
+    }
+    start_named_client(&A, &B2, "restart-node");
+    snprintf(pfx, sizeof(pfx), "peer{peer=\"%s\"}", B2.addr);
+    c = tc_connect(&A.d, "restartjob", 0, 4u << 20);
+    obs = tc_connect(&B2.d, "observer", 0, 1u << 20);
+    put_all(c, 1);
+    on_peer = settle(c, pfx, obs);
+    TH_CHECK(on_peer > 0, "nothing placed on the peer");
+    sfpc_close(&c);
+    th_stop(&A.d, SIGKILL, 10);
+    th_cleanup(&A.d);
+    TH_CHECK(stat_of(obs, "peer_client{", "held_frames") == on_peer, "B2 dropped frames early");
+    start_named_client(&A, &B2, "restart-node"); /* no traffic at all */
+    wait_held(obs, 0, 10, "after the client restarted");
+    TH_CHECK(th_log_contains(&B2.d, "node restart-node restarted: dropping"), "no log line");
+    TH_CHECK(stat_of(obs, "peer_serve ", "leases_expired") == 0, "counted as a lease expiry");
+    printf("the client restarted: B2 dropped its %llu old frames at its first call, lease 3600 s\n",
+           (unsigned long long)on_peer);
+    sfpc_close(&obs);
+    stop_and_clean(&A);
+    stop_and_clean(&B2);
+}
+
 static void part_stall(void)
 {
     gt_daemon A, B;
@@ -687,6 +738,7 @@ int main(int argc, char **argv)
     part_order_and_full();
     part_stall();
     part_tls();
+    part_lease();
 
     unlink(tok_good);
     unlink(tok_bad);

@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "model.h"
+#include "layer.h"
+#include "net.h"
 #include "stash.h"
 #include "wcheck.h"
 
@@ -42,7 +43,7 @@ static void test_dense(void)
     fill(W, OUT * IN, 0.5);
     fill(b, OUT, 0.5);
     fill(R, B * OUT, 1);
-    sfpw_dense_fwd(X, W, b, Y, B, IN, OUT);
+    sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0);
     /* forward against a plain loop */
     for (int i = 0; i < B; i++)
         for (int o = 0; o < OUT; o++) {
@@ -51,51 +52,80 @@ static void test_dense(void)
                 s += (double)X[i * IN + k] * W[o * IN + k];
             CHECK_NEAR(Y[i * OUT + o], s, 1e-4);
         }
-    sfpw_dense_bwd(X, W, R, dX, B, dW, db, B, IN, OUT);
+    sfpw_dense_bwd(X, W, R, dX, B, 0, dW, db, B, IN, OUT);
     const float h = 1e-2f;
     int bad = 0;
     for (int j = 0; j < OUT * IN; j++) {
         float s = W[j];
-        W[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
-        W[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        W[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lp = dotr(Y, R, B * OUT);
+        W[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lm = dotr(Y, R, B * OUT);
         W[j] = s;
         bad += !close_enough((lp - lm) / (2 * h), dW[j]);
     }
     for (int j = 0; j < B * IN; j++) {
         float s = X[j];
-        X[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
-        X[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        X[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lp = dotr(Y, R, B * OUT);
+        X[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lm = dotr(Y, R, B * OUT);
         X[j] = s;
         bad += !close_enough((lp - lm) / (2 * h), dX[j]);
     }
     for (int j = 0; j < OUT; j++) {
         float s = b[j];
-        b[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lp = dotr(Y, R, B * OUT);
-        b[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT); double lm = dotr(Y, R, B * OUT);
+        b[j] = s + h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lp = dotr(Y, R, B * OUT);
+        b[j] = s - h; sfpw_dense_fwd(X, W, b, Y, B, IN, OUT, 0); double lm = dotr(Y, R, B * OUT);
         b[j] = s;
         bad += !close_enough((lp - lm) / (2 * h), db[j]);
     }
     CHECK_EQ_INT(bad, 0);
 }
 
+/* direct convolution and finite differences; geometries that take every
+ * path (transposed-kernel dX, col2im dX, 1x1, padding larger than usual) */
+static void test_conv_shape(int ci, int hi, int wi, int oc, int k, int pad, int stride);
+static void test_conv_shapes(void);
+
 static void test_conv(void)
 {
+    for (int fast = 0; fast < 2; fast++) {
+        if (sfpw_conv_set_impl(fast) != fast) {
+            printf("conv: no AVX2 kernels here, reference only\n");
+            continue;
+        }
+        test_conv_shapes();
+    }
+    sfpw_conv_set_impl(1);
+}
+
+static void test_conv_shapes(void)
+{
+    test_conv_shape(2, 6, 5, 3, 3, 1, 1);
+    test_conv_shape(2, 7, 6, 3, 3, 1, 2);
+    test_conv_shape(3, 5, 5, 2, 1, 0, 2);
+    test_conv_shape(2, 4, 4, 3, 3, 2, 1);
+    test_conv_shape(1, 9, 8, 4, 5, 2, 1);
+    test_conv_shape(2, 40, 36, 2, 3, 1, 1); /* several groups of images */
+    test_conv_shape(5, 7, 7, 6, 3, 1, 1);   /* rows past a multiple of 4 and 3 */
+    test_conv_shape(3, 9, 11, 4, 3, 0, 1);
+    test_conv_shape(4, 6, 6, 8, 1, 0, 1);
+}
+
+static void test_conv_shape(int ci, int hi, int wi, int oc, int k, int pad, int stride)
+{
     sfpw_conv_shape s;
-    sfpw_conv_shape_init(&s, 2, 6, 5, 3, 3, 1);
+    sfpw_conv_shape_init(&s, ci, hi, wi, oc, k, pad, stride);
     enum { B = 2 };
     size_t in = (size_t)s.c * s.h * s.w, out = (size_t)s.oc * s.oh * s.ow;
     size_t wn = (size_t)s.oc * s.c * s.k * s.k;
     float *X = malloc(sizeof(float) * B * in), *dX = malloc(sizeof(float) * B * in);
     float *Y = malloc(sizeof(float) * B * out), *R = malloc(sizeof(float) * B * out);
     float *W = malloc(sizeof(float) * wn), *dW = calloc(wn, sizeof(float));
-    float b[3], db[3] = { 0 };
-    float *col = malloc(sizeof(float) * sfpw_conv_col_size(&s));
-    float *dcol = malloc(sizeof(float) * sfpw_conv_col_size(&s));
+    float b[16], db[16] = { 0 };
+    float *col = malloc(sizeof(float) * sfpw_conv_scratch(&s));
     fill(X, B * in, 1);
     fill(W, wn, 0.5);
-    fill(b, 3, 0.5);
+    fill(b, oc, 0.5);
     fill(R, B * out, 1);
-    sfpw_conv_fwd(&s, X, W, b, Y, B, col);
+    sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col);
     /* direct convolution */
     for (int i = 0; i < B; i++)
         for (int o = 0; o < s.oc; o++)
@@ -105,7 +135,7 @@ static void test_conv(void)
                     for (int c = 0; c < s.c; c++)
                         for (int ki = 0; ki < s.k; ki++)
                             for (int kj = 0; kj < s.k; kj++) {
-                                int iy = y + ki - s.pad, ix = x + kj - s.pad;
+                                int iy = y * s.stride + ki - s.pad, ix = x * s.stride + kj - s.pad;
                                 if (iy < 0 || ix < 0 || iy >= s.h || ix >= s.w)
                                     continue;
                                 acc += (double)X[i * in + (c * s.h + iy) * s.w + ix] *
@@ -113,32 +143,47 @@ static void test_conv(void)
                             }
                     CHECK_NEAR(Y[i * out + (o * s.oh + y) * s.ow + x], acc, 1e-4);
                 }
-    sfpw_conv_bwd(&s, X, W, R, dX, B, dW, db, B, col, dcol);
+    sfpw_conv_bwd(&s, X, W, R, dX, B, 0, dW, db, B, col);
     const float h = 1e-2f;
     int bad = 0;
     for (size_t j = 0; j < wn; j++) {
         float v = W[j];
-        W[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
-        W[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        W[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lp = dotr(Y, R, B * out);
+        W[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lm = dotr(Y, R, B * out);
         W[j] = v;
         bad += !close_enough((lp - lm) / (2 * h), dW[j]);
     }
     for (size_t j = 0; j < B * in; j++) {
         float v = X[j];
-        X[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
-        X[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        X[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lp = dotr(Y, R, B * out);
+        X[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lm = dotr(Y, R, B * out);
         X[j] = v;
         bad += !close_enough((lp - lm) / (2 * h), dX[j]);
     }
-    for (int j = 0; j < 3; j++) {
+    for (int j = 0; j < oc; j++) {
         float v = b[j];
-        b[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lp = dotr(Y, R, B * out);
-        b[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, col); double lm = dotr(Y, R, B * out);
+        b[j] = v + h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lp = dotr(Y, R, B * out);
+        b[j] = v - h; sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col); double lm = dotr(Y, R, B * out);
         b[j] = v;
         bad += !close_enough((lp - lm) / (2 * h), db[j]);
     }
     CHECK_EQ_INT(bad, 0);
-    free(X); free(dX); free(Y); free(R); free(W); free(dW); free(col); free(dcol);
+    /* relu fused in the forward = conv then relu; dX added onto what is there */
+    float *Y2 = malloc(sizeof(float) * B * out), *dX2 = malloc(sizeof(float) * B * in);
+    sfpw_conv_fwd(&s, X, W, b, Y, B, 0, col);
+    sfpw_relu_fwd(Y, (size_t)B * out);
+    sfpw_conv_fwd(&s, X, W, b, Y2, B, 1, col);
+    CHECK(memcmp(Y, Y2, sizeof(float) * B * out) == 0);
+    for (size_t j = 0; j < B * in; j++)
+        dX2[j] = 1.0f;
+    sfpw_conv_bwd(&s, X, W, R, dX2, 1, 1, dW, NULL, B, col);
+    for (size_t j = 0; j < in; j++)
+        bad += fabsf(dX2[j] - 1.0f - dX[j]) > 1e-5f;
+    for (size_t j = in; j < B * in; j++)
+        bad += dX2[j] != 1.0f; /* rows past dx_rows untouched */
+    CHECK_EQ_INT(bad, 0);
+    free(Y2); free(dX2);
+    free(X); free(dX); free(Y); free(R); free(W); free(dW); free(col);
 }
 
 static void test_pool_relu_loss(void)
@@ -148,7 +193,7 @@ static void test_pool_relu_loss(void)
     fill(X, B * C * H * W, 1);
     fill(R, B * C * H * W / 4, 1);
     sfpw_pool_fwd(X, Y, B, C, H, W);
-    sfpw_pool_bwd(X, R, dX, B, C, H, W);
+    sfpw_pool_bwd(X, R, dX, B, 0, C, H, W);
     const float h = 1e-3f;
     int bad = 0;
     for (int j = 0; j < B * C * H * W; j++) {
@@ -361,11 +406,14 @@ static void test_quantized_pass(const char *name)
     memset(&po, 0, sizeof po);
     CHECK_EQ_INT(sfpw_net_forward(net, &ps, x, y, B, 1.0f / B, &po), 0);
     CHECK_EQ_INT(sfpw_net_backward(net, &ps, B, &po), 0);
-    for (int t = 0; t < m.nlayers; t++) {
+    for (int t = 0; t < m.ntensors; t++) {
+        const sfpw_tensor *T = &m.tensors[t];
+        if (T->kind != SFPW_TENSOR_ACT)
+            continue;
         CHECK(isfinite(po.gn[t]) && isfinite(po.ge[t]));
         /* A max-pool output of on-grid values is already on the grid of
          * its producer: its mantissa bracket costs nothing, gradient 0. */
-        if (t > 0 && m.layers[t - 1].kind == SFPW_LAYER_POOL)
+        if (T->value > 0 && m.layers[m.values[T->value].producer].ops->subset)
             CHECK(po.gn[t] == 0);
         else
             CHECK(po.gn[t] < 0);

@@ -75,16 +75,25 @@ enum {
 /* Message of an SFPC_E* code, or of an SFP_E* code (the ranges are
  * disjoint); never NULL. */
 const char *sfpc_strerror(int err);
+/* Name of an SFPC_E* code ("SFPC_ETIMEDOUT") or of an SFP_E* code
+ * ("SFP_EINVAL"); "SFPC_?" if unknown. */
+const char *sfpc_strerror_name(int err);
+/*
+ * For an error that carries a status of the daemon: that status's name in
+ * the IPC protocol ("E_NOT_FOUND", docs/PROTOCOL.md); NULL for local errors.
+ */
+const char *sfpc_status_name(int err);
 
 typedef struct sfpc sfpc;
 
 typedef struct sfpc_options {
     const char *socket_path; /* NULL: $SFP_SOCKET, else /run/sfpd/sfpd.sock */
-    const char *job_id;      /* required, 1..128 bytes                      */
+    const char *job_id;      /* required, 1..128 bytes of UTF-8 text without
+                                control characters (sfp_text_check)         */
     uint32_t rank;
     size_t shm_size;         /* shared memory bytes (0: 64 MiB)             */
     int timeout_ms;          /* bound of every call (0: 30000)              */
-    const char *client_name; /* shows up in the daemon's log                */
+    const char *client_name; /* shows up in the daemon's log (text, like job_id) */
 } sfpc_options;
 
 void sfpc_options_default(sfpc_options *o);
@@ -102,12 +111,13 @@ const char *sfpc_last_message(const sfpc *c);
 typedef struct sfpc_key {
     uint32_t rank;
     uint64_t step;
-    const char *tensor;      /* 1..255 bytes */
+    const char *tensor;      /* 1..255 bytes of text, like a job id */
 } sfpc_key;
 
 typedef struct sfpc_put_info {
     uint64_t stored_bytes;   /* frame size                    */
-    int tier;                /* 0 DRAM, 1 disk; -1 not known yet (async) */
+    int tier;                /* 0 DRAM, 1 a tier below it (disk, a peer, ...);
+                                -1 not known yet (async) */
     uint64_t policy_generation; /* of the job's operator policy (0: none) */
 } sfpc_put_info;
 

@@ -163,6 +163,16 @@ SFP_API const char *sfp_coder_name(sfp_coder c);
 SFP_API int sfp_dtype_parse(const char *name, sfp_dtype *out);
 SFP_API int sfp_coder_parse(const char *name, sfp_coder *out);
 
+/*
+ * Whether s[0..len) is text fit for a name that travels into logs, file
+ * names, metric labels and protobuf strings (sfpd's job ids and tensor
+ * names): well-formed UTF-8 (shortest form, no surrogates, at most
+ * U+10FFFF) without control characters (C0 including NUL, DEL, C1
+ * U+0080..U+009F). Returns 0 or SFP_EINVAL. Lengths are the caller's
+ * business.
+ */
+SFP_API int sfp_text_check(const char *s, size_t len);
+
 /* ------------------------------------------------------------ quantizer */
 
 /*

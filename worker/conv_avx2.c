@@ -1,0 +1,275 @@
+/*
+ * conv_avx2.c - the micro-kernels of the stride-1 convolution (conv.c),
+ * compiled with -mavx2 -mfma and called only where the CPU has both.
+ *
+ * Both read the input through a table of offsets instead of an im2col
+ * copy: with the input zero-padded to Hp x Wp and outputs numbered in the
+ * padded width (p = oy * Wp + ox), the value under kernel tap k of output
+ * p is src[koff[k] + p], koff[k] = c*Hp*Wp + ki*Wp + kj. Columns
+ * ox >= OW of that numbering are computed and dropped.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "conv_kernels.h"
+
+#define MR 4
+#define NR 24
+
+/*
+ * out[m][p] = sum_k A[m][k] src[koff[k] + p] for m < M (A packed as
+ * [M/MR][K][MR]), p in [0, np); src readable up to koff[K-1] + np + NR.
+ * The epilogue keeps the columns ox < ow of rows of width wp, adds bias,
+ * applies ReLU or adds onto y (row m at y + m * ldy, pixel oy*ow + ox).
+ */
+void sfpw_conv_igemm_avx2(int M, int K, int np, int wp, int ow, const float *Apack,
+                          const float *src, const int *koff, const float *bias, int relu,
+                          int add, float *y, size_t ldy)
+{
+    float tile[MR][NR];
+    for (int m0 = 0; m0 < M; m0 += MR) {
+        const float *A = Apack + (size_t)m0 * K;
+        const int mr = M - m0 < MR ? M - m0 : MR;
+        for (int p0 = 0; p0 < np; p0 += NR) {
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00,
+                   c12 = c00, c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+            const float *s = src + p0;
+            for (int k = 0; k < K; k++) {
+                const float *b = s + koff[k];
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8),
+                       b2 = _mm256_loadu_ps(b + 16);
+                const float *a = A + (size_t)k * MR;
+                __m256 a0 = _mm256_broadcast_ss(a);
+                c00 = _mm256_fmadd_ps(a0, b0, c00);
+                c01 = _mm256_fmadd_ps(a0, b1, c01);
+                c02 = _mm256_fmadd_ps(a0, b2, c02);
+                __m256 a1 = _mm256_broadcast_ss(a + 1);
+                c10 = _mm256_fmadd_ps(a1, b0, c10);
+                c11 = _mm256_fmadd_ps(a1, b1, c11);
+                c12 = _mm256_fmadd_ps(a1, b2, c12);
+                __m256 a2 = _mm256_broadcast_ss(a + 2);
+                c20 = _mm256_fmadd_ps(a2, b0, c20);
+                c21 = _mm256_fmadd_ps(a2, b1, c21);
+                c22 = _mm256_fmadd_ps(a2, b2, c22);
+                __m256 a3 = _mm256_broadcast_ss(a + 3);
+                c30 = _mm256_fmadd_ps(a3, b0, c30);
+                c31 = _mm256_fmadd_ps(a3, b1, c31);
+                c32 = _mm256_fmadd_ps(a3, b2, c32);
+            }
+            _mm256_storeu_ps(tile[0], c00);
+            _mm256_storeu_ps(tile[0] + 8, c01);
+            _mm256_storeu_ps(tile[0] + 16, c02);
+            _mm256_storeu_ps(tile[1], c10);
+            _mm256_storeu_ps(tile[1] + 8, c11);
+            _mm256_storeu_ps(tile[1] + 16, c12);
+            _mm256_storeu_ps(tile[2], c20);
+            _mm256_storeu_ps(tile[2] + 8, c21);
+            _mm256_storeu_ps(tile[2] + 16, c22);
+            _mm256_storeu_ps(tile[3], c30);
+            _mm256_storeu_ps(tile[3] + 8, c31);
+            _mm256_storeu_ps(tile[3] + 16, c32);
+            /* epilogue: the tile's valid pixels, one output row at a time */
+            const int pend = p0 + NR < np ? p0 + NR : np;
+            int p = p0, oy = p0 / wp, ox = p0 - oy * wp;
+            while (p < pend) {
+                int run = wp - ox; /* pixels left in this padded row */
+                if (run > pend - p)
+                    run = pend - p;
+                int keep = ox < ow ? (ow - ox < run ? ow - ox : run) : 0;
+                for (int i = 0; i < mr; i++) {
+                    sfpw_conv_row(y + (size_t)(m0 + i) * ldy + (size_t)oy * ow + ox,
+                                  tile[i] + (p - p0), (size_t)keep,
+                                  bias ? bias[m0 + i] : 0.0f, relu, add);
+                }
+                p += run;
+                ox += run;
+                if (ox == wp) {
+                    ox = 0;
+                    oy++;
+                }
+            }
+        }
+    }
+}
+
+/* the 16 x 6 accumulators c{0..5}{l,h} into float tile[6][16] */
+#define STORE16(tile)                                                      \
+    do {                                                                   \
+        _mm256_storeu_ps(tile[0], c0l), _mm256_storeu_ps(tile[0] + 8, c0h); \
+        _mm256_storeu_ps(tile[1], c1l), _mm256_storeu_ps(tile[1] + 8, c1h); \
+        _mm256_storeu_ps(tile[2], c2l), _mm256_storeu_ps(tile[2] + 8, c2h); \
+        _mm256_storeu_ps(tile[3], c3l), _mm256_storeu_ps(tile[3] + 8, c3h); \
+        _mm256_storeu_ps(tile[4], c4l), _mm256_storeu_ps(tile[4] + 8, c4h); \
+        _mm256_storeu_ps(tile[5], c5l), _mm256_storeu_ps(tile[5] + 8, c5h); \
+    } while (0)
+
+/* c{j}{l,h} += A rows (al, ah) times the broadcast of src value b[j] */
+#define FMA16(j, bj)                                                       \
+    do {                                                                   \
+        __m256 v_ = _mm256_broadcast_ss(bj);                               \
+        c##j##l = _mm256_fmadd_ps(al, v_, c##j##l);                        \
+        c##j##h = _mm256_fmadd_ps(ah, v_, c##j##h);                        \
+    } while (0)
+
+/*
+ * The same product with the output channels in the vector: M a multiple
+ * of 16, A packed as [M/16][K][16]; a tile is 16 channels x 6 pixels, so
+ * every load is an aligned 16-channel row of A or a 4-byte broadcast of a
+ * pixel (no loads that split cache lines).
+ */
+void sfpw_conv_igemm16_avx2(int M, int K, int np, int wp, int ow, const float *Apack,
+                            const float *src, const int *koff, const float *bias, int relu,
+                            int add, float *y, size_t ldy)
+{
+    float tile[6][16];
+    for (int m0 = 0; m0 < M; m0 += 16) {
+        const float *A = Apack + (size_t)m0 * K;
+        for (int p0 = 0; p0 < np; p0 += 6) {
+            __m256 c0l = _mm256_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l,
+                   c2h = c0l, c3l = c0l, c3h = c0l, c4l = c0l, c4h = c0l, c5l = c0l, c5h = c0l;
+            const float *s = src + p0;
+            for (int k = 0; k < K; k++) {
+                const float *b = s + koff[k];
+                const __m256 al = _mm256_load_ps(A + (size_t)k * 16),
+                             ah = _mm256_load_ps(A + (size_t)k * 16 + 8);
+                FMA16(0, b);
+                FMA16(1, b + 1);
+                FMA16(2, b + 2);
+                FMA16(3, b + 3);
+                FMA16(4, b + 4);
+                FMA16(5, b + 5);
+            }
+            STORE16(tile);
+            const int pend = p0 + 6 < np ? p0 + 6 : np;
+            for (int p = p0; p < pend; p++) {
+                int oy = p / wp, ox = p - oy * wp;
+                if (ox >= ow)
+                    continue;
+                const float *t = tile[p - p0];
+                float *dst = y + (size_t)m0 * ldy + (size_t)oy * ow + ox;
+                if (add)
+                    for (int i = 0; i < 16; i++)
+                        dst[i * ldy] += t[i];
+                else
+                    for (int i = 0; i < 16; i++) {
+                        float v = t[i] + (bias ? bias[m0 + i] : 0.0f);
+                        dst[i * ldy] = relu && !(v > 0.0f) ? 0.0f : v;
+                    }
+            }
+        }
+    }
+}
+
+static float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/*
+ * C[m][n] += sum_p A[m * lda + p] src[koff[n] + p] over p in [0, np) for
+ * m < M, n < N (np a multiple of 8; A zero where the pixel is not an
+ * output). The weight gradient of the stride-1 convolution.
+ */
+void sfpw_conv_wgrad_avx2(int M, int N, int np, const float *A, size_t lda, const float *src,
+                          const int *koff, float *C, size_t ldc)
+{
+    int m0 = 0;
+    for (; m0 + 4 <= M; m0 += 4) {
+        const float *a0p = A + (size_t)m0 * lda, *a1p = a0p + lda, *a2p = a1p + lda,
+                    *a3p = a2p + lda;
+        int n0 = 0;
+        for (; n0 + 3 <= N; n0 += 3) {
+            const float *b0p = src + koff[n0], *b1p = src + koff[n0 + 1], *b2p = src + koff[n0 + 2];
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00,
+                   c12 = c00, c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+            for (int p = 0; p < np; p += 8) {
+                __m256 b0 = _mm256_loadu_ps(b0p + p), b1 = _mm256_loadu_ps(b1p + p),
+                       b2 = _mm256_loadu_ps(b2p + p);
+                __m256 a = _mm256_loadu_ps(a0p + p);
+                c00 = _mm256_fmadd_ps(a, b0, c00);
+                c01 = _mm256_fmadd_ps(a, b1, c01);
+                c02 = _mm256_fmadd_ps(a, b2, c02);
+                a = _mm256_loadu_ps(a1p + p);
+                c10 = _mm256_fmadd_ps(a, b0, c10);
+                c11 = _mm256_fmadd_ps(a, b1, c11);
+                c12 = _mm256_fmadd_ps(a, b2, c12);
+                a = _mm256_loadu_ps(a2p + p);
+                c20 = _mm256_fmadd_ps(a, b0, c20);
+                c21 = _mm256_fmadd_ps(a, b1, c21);
+                c22 = _mm256_fmadd_ps(a, b2, c22);
+                a = _mm256_loadu_ps(a3p + p);
+                c30 = _mm256_fmadd_ps(a, b0, c30);
+                c31 = _mm256_fmadd_ps(a, b1, c31);
+                c32 = _mm256_fmadd_ps(a, b2, c32);
+            }
+            float *c = C + (size_t)m0 * ldc + n0;
+            c[0] += hsum(c00);
+            c[1] += hsum(c01);
+            c[2] += hsum(c02);
+            c[ldc] += hsum(c10);
+            c[ldc + 1] += hsum(c11);
+            c[ldc + 2] += hsum(c12);
+            c[2 * ldc] += hsum(c20);
+            c[2 * ldc + 1] += hsum(c21);
+            c[2 * ldc + 2] += hsum(c22);
+            c[3 * ldc] += hsum(c30);
+            c[3 * ldc + 1] += hsum(c31);
+            c[3 * ldc + 2] += hsum(c32);
+        }
+        for (; n0 < N; n0++)
+            for (int i = 0; i < 4; i++) {
+                __m256 acc = _mm256_setzero_ps();
+                const float *ap = A + (size_t)(m0 + i) * lda, *bp = src + koff[n0];
+                for (int p = 0; p < np; p += 8)
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(ap + p), _mm256_loadu_ps(bp + p), acc);
+                C[(size_t)(m0 + i) * ldc + n0] += hsum(acc);
+            }
+    }
+    for (; m0 < M; m0++)
+        for (int n0 = 0; n0 < N; n0++) {
+            __m256 acc = _mm256_setzero_ps();
+            const float *ap = A + (size_t)m0 * lda, *bp = src + koff[n0];
+            for (int p = 0; p < np; p += 8)
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(ap + p), _mm256_loadu_ps(bp + p), acc);
+            C[(size_t)m0 * ldc + n0] += hsum(acc);
+        }
+}
+
+/*
+ * The weight gradient with the output channels in the vector: M a multiple
+ * of 16, At = dY transposed to [np][M] (zero where the pixel is not an
+ * output), C[m][n] += sum_p At[p][m] src[koff[n] + p]; tiles of 16
+ * channels x 6 taps.
+ */
+void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *src,
+                            const int *koff, float *C, size_t ldc)
+{
+    float tile[6][16];
+    for (int m0 = 0; m0 < M; m0 += 16) {
+        for (int n0 = 0; n0 < N; n0 += 6) {
+            const int nn = N - n0 < 6 ? N - n0 : 6;
+            const float *b[6];
+            for (int j = 0; j < 6; j++)
+                b[j] = src + koff[n0 + (j < nn ? j : 0)];
+            __m256 c0l = _mm256_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l,
+                   c2h = c0l, c3l = c0l, c3h = c0l, c4l = c0l, c4h = c0l, c5l = c0l, c5h = c0l;
+            for (int p = 0; p < np; p++) {
+                const __m256 al = _mm256_load_ps(At + (size_t)p * M + m0),
+                             ah = _mm256_load_ps(At + (size_t)p * M + m0 + 8);
+                FMA16(0, b[0] + p);
+                FMA16(1, b[1] + p);
+                FMA16(2, b[2] + p);
+                FMA16(3, b[3] + p);
+                FMA16(4, b[4] + p);
+                FMA16(5, b[5] + p);
+            }
+            STORE16(tile);
+            for (int j = 0; j < nn; j++)
+                for (int i = 0; i < 16; i++)
+                    C[(size_t)(m0 + i) * ldc + n0 + j] += tile[j][i];
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/* conv_kernels.h - the AVX2 micro-kernels of conv.c (conv_avx2.c); not an
+ * interface. See conv_avx2.c for the contracts. */
+#ifndef SFPW_CONV_KERNELS_H
+#define SFPW_CONV_KERNELS_H
+
+#include <stddef.h>
+
+/* dst[j] (+)= src[j] (+ bias, then ReLU) for j < n: add 1 adds (bias and
+ * relu ignored), else writes */
+static inline void sfpw_conv_row(float *dst, const float *src, size_t n, float bias, int relu,
+                                 int add)
+{
+    if (add)
+        for (size_t j = 0; j < n; j++)
+            dst[j] += src[j];
+    else if (relu)
+        for (size_t j = 0; j < n; j++) {
+            float v = src[j] + bias;
+            dst[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t j = 0; j < n; j++)
+            dst[j] = src[j] + bias;
+}
+
+void sfpw_conv_igemm_avx2(int M, int K, int np, int wp, int ow, const float *Apack,
+                          const float *src, const int *koff, const float *bias, int relu,
+                          int add, float *y, size_t ldy);
+void sfpw_conv_igemm16_avx2(int M, int K, int np, int wp, int ow, const float *Apack,
+                            const float *src, const int *koff, const float *bias, int relu,
+                            int add, float *y, size_t ldy);
+void sfpw_conv_wgrad_avx2(int M, int N, int np, const float *A, size_t lda, const float *src,
+                          const int *koff, float *C, size_t ldc);
+
+void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *src,
+                            const int *koff, float *C, size_t ldc);
+
+#endif
