@@ -253,6 +253,12 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     uint8_t *cb = c->cbuf;
     size_t cn = c->cn;
     uint64_t nonzero = 0, negative = 0;
+    /* Sign and (k <= 8) mantissa bits of several 8-value groups are gathered
+     * in a register and written with one sfp__bw_put: the sign bits of a
+     * whole 64-block (<= 64), the mantissas of R groups (R * 8 * k <= 64). */
+    const unsigned R = k <= 1 ? 8 : k <= 2 ? 4 : k <= 4 ? 2 : 1;
+    uint64_t ps = 0, pm = 0;
+    unsigned psn = 0, pmn = 0;
 
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
@@ -269,10 +275,13 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
             if (hsign) {
                 unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
                 negative += (unsigned)__builtin_popcount(s8 & nz8);
-                if (zsign)
-                    sfp__bw_put(&ws, s8, 8);
-                else
-                    sfp__bw_put(&ws, _pext_u32(s8, nz8), cnt);
+                if (zsign) {
+                    ps |= (uint64_t)s8 << psn;
+                    psn += 8;
+                } else {
+                    ps |= (uint64_t)_pext_u32(s8, nz8) << psn;
+                    psn += cnt;
+                }
             }
             __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
             uint64_t codes;
@@ -282,8 +291,14 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                 both = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(both, shuf2), perm2);
                 __m128i lo128 = _mm256_castsi256_si128(both);
                 codes = (uint64_t)_mm_extract_epi64(lo128, 1);
-                if (k)
-                    sfp__bw_put(&wm, _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), km8 & nzb), cnt * k);
+                if (k) {
+                    pm |= _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), km8 & nzb) << pmn;
+                    pmn += cnt * k;
+                    if (((((unsigned)j >> 3) + 1) & (R - 1)) == 0) {
+                        sfp__bw_put(&wm, pm, pmn);
+                        pm = 0, pmn = 0;
+                    }
+                }
             } else {
                 codes = pack_lo_bytes(cd);
                 __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
@@ -323,6 +338,14 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                 store8(cb + cn, codes);
                 cn += 8;
             }
+        }
+        if (hsign) {
+            sfp__bw_put(&ws, ps, psn);
+            ps = 0, psn = 0;
+        }
+        if (pmn) {
+            sfp__bw_put(&wm, pm, pmn);
+            pm = 0, pmn = 0;
         }
         if (j < m)
             word |= enc_tail(c, x, b, j, m, i0, &ws, &wm, &we, &cn, plain);
