@@ -575,13 +575,29 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     size_t cpos = c->cpos;
     uint64_t nonzero = 0;
 
+    /* With a zero map the non-zero pattern is known before the planes are
+     * read: the sign bits of a 64-block and the (k <= 8) mantissa bits of
+     * R groups of 8 (R * 8 * k <= 64) are fetched with one read each. */
+    const unsigned R = k <= 1 ? 8 : k <= 2 ? 4 : k <= 4 ? 2 : 1;
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
         uint64_t word = zmap ? zw[b / 64] : 0;
+        const size_t mfull = m & ~(size_t)7;
+        const uint64_t wfull = mfull == 64 ? word : word & ((UINT64_C(1) << mfull) - 1);
+        uint64_t sbits = 0, mbits = 0;
+        if (zmap && hsign)
+            sbits = zsign ? get_bits(&rs, (unsigned)mfull)
+                          : get_bits(&rs, (unsigned)__builtin_popcountll(wfull));
         size_t j = 0;
         for (; j + 8 <= m; j += 8) {
             unsigned nz8, cnt;
             uint64_t codes;
+            if (zmap && kcls == 1 && ((j >> 3) & (R - 1)) == 0) {
+                uint64_t wr = wfull >> j;
+                if (8 * R < 64)
+                    wr &= (UINT64_C(1) << (8 * R)) - 1;
+                mbits = get_bits(&rm, (unsigned)__builtin_popcountll(wr) * k);
+            }
             if (zmap) {
                 nz8 = (unsigned)(word >> j) & 0xff;
                 cnt = (unsigned)__builtin_popcount(nz8);
@@ -603,15 +619,28 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 
             __m256i sv = zero;
             if (hsign) {
-                unsigned s8 = zsign ? (unsigned)sfp__br_get(&rs, 8)
-                                    : _pdep_u32((unsigned)sfp__br_get(&rs, cnt), nz8);
+                unsigned s8;
+                if (zmap) {
+                    s8 = zsign ? (unsigned)sbits & 0xff : _pdep_u32((unsigned)sbits, nz8);
+                    sbits >>= zsign ? 8 : cnt;
+                } else {
+                    s8 = zsign ? (unsigned)sfp__br_get(&rs, 8)
+                               : _pdep_u32((unsigned)sfp__br_get(&rs, cnt), nz8);
+                }
                 sv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)s8), bitsel), bitsel);
                 sv = _mm256_slli_epi32(sv, 31);
             }
             __m256i mt = zero;
             if (kcls) {
                 if (kcls == 1) {
-                    uint64_t mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
+                    uint64_t mb;
+                    if (zmap) {
+                        mb = _pdep_u64(mbits, km8 & expand8(nz8));
+                        if (R > 1) /* cnt * k <= 32 */
+                            mbits >>= cnt * k;
+                    } else {
+                        mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
+                    }
                     mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
                 } else if (kcls == 2) {
                     unsigned lo4 = nz8 & 15, hi4 = nz8 >> 4;
