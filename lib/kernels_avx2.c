@@ -458,8 +458,13 @@ static void enc_codes_avx2(sfp__codec *c, int last)
                     prev = B;
                     if (w) {
                         const uint64_t wm = bytemask(w);
-                        sfp__bw_put(&we, _pext_u64(dd[2 * g], wm), 8 * w);
-                        sfp__bw_put(&we, _pext_u64(dd[2 * g + 1], wm), 8 * w);
+                        uint64_t d0 = _pext_u64(dd[2 * g], wm), d1 = _pext_u64(dd[2 * g + 1], wm);
+                        if (w <= 4) { /* both halves in one put */
+                            sfp__bw_put(&we, d0 | d1 << (8 * w), 16 * w);
+                        } else {
+                            sfp__bw_put(&we, d0, 8 * w);
+                            sfp__bw_put(&we, d1, 8 * w);
+                        }
                     }
                 }
             }
