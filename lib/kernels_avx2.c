@@ -253,6 +253,12 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     uint8_t *cb = c->cbuf;
     size_t cn = c->cn;
     uint64_t nonzero = 0, negative = 0;
+    /* Sign and (k <= 8) mantissa bits of several 8-value groups are gathered
+     * in a register and written with one sfp__bw_put: the sign bits of a
+     * whole 64-block (<= 64), the mantissas of R groups (R * 8 * k <= 64). */
+    const unsigned R = k <= 1 ? 8 : k <= 2 ? 4 : k <= 4 ? 2 : 1;
+    uint64_t ps = 0, pm = 0;
+    unsigned psn = 0, pmn = 0;
 
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
@@ -269,10 +275,13 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
             if (hsign) {
                 unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(y));
                 negative += (unsigned)__builtin_popcount(s8 & nz8);
-                if (zsign)
-                    sfp__bw_put(&ws, s8, 8);
-                else
-                    sfp__bw_put(&ws, _pext_u32(s8, nz8), cnt);
+                if (zsign) {
+                    ps |= (uint64_t)s8 << psn;
+                    psn += 8;
+                } else {
+                    ps |= (uint64_t)_pext_u32(s8, nz8) << psn;
+                    psn += cnt;
+                }
             }
             __m256i cd = _mm256_andnot_si256(isz, _mm256_sub_epi32(_mm256_srli_epi32(ya, 23), lo1));
             uint64_t codes;
@@ -282,8 +291,14 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                 both = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(both, shuf2), perm2);
                 __m128i lo128 = _mm256_castsi256_si128(both);
                 codes = (uint64_t)_mm_extract_epi64(lo128, 1);
-                if (k)
-                    sfp__bw_put(&wm, _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), km8 & nzb), cnt * k);
+                if (k) {
+                    pm |= _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), km8 & nzb) << pmn;
+                    pmn += cnt * k;
+                    if (((((unsigned)j >> 3) + 1) & (R - 1)) == 0) {
+                        sfp__bw_put(&wm, pm, pmn);
+                        pm = 0, pmn = 0;
+                    }
+                }
             } else {
                 codes = pack_lo_bytes(cd);
                 __m256i mt = _mm256_srl_epi32(_mm256_and_si256(ya, frac), sh);
@@ -323,6 +338,14 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
                 store8(cb + cn, codes);
                 cn += 8;
             }
+        }
+        if (hsign) {
+            sfp__bw_put(&ws, ps, psn);
+            ps = 0, psn = 0;
+        }
+        if (pmn) {
+            sfp__bw_put(&wm, pm, pmn);
+            pm = 0, pmn = 0;
         }
         if (j < m)
             word |= enc_tail(c, x, b, j, m, i0, &ws, &wm, &we, &cn, plain);
@@ -435,8 +458,13 @@ static void enc_codes_avx2(sfp__codec *c, int last)
                     prev = B;
                     if (w) {
                         const uint64_t wm = bytemask(w);
-                        sfp__bw_put(&we, _pext_u64(dd[2 * g], wm), 8 * w);
-                        sfp__bw_put(&we, _pext_u64(dd[2 * g + 1], wm), 8 * w);
+                        uint64_t d0 = _pext_u64(dd[2 * g], wm), d1 = _pext_u64(dd[2 * g + 1], wm);
+                        if (w <= 4) { /* both halves in one put */
+                            sfp__bw_put(&we, d0 | d1 << (8 * w), 16 * w);
+                        } else {
+                            sfp__bw_put(&we, d0, 8 * w);
+                            sfp__bw_put(&we, d1, 8 * w);
+                        }
                     }
                 }
             }
@@ -552,13 +580,29 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     size_t cpos = c->cpos;
     uint64_t nonzero = 0;
 
+    /* With a zero map the non-zero pattern is known before the planes are
+     * read: the sign bits of a 64-block and the (k <= 8) mantissa bits of
+     * R groups of 8 (R * 8 * k <= 64) are fetched with one read each. */
+    const unsigned R = k <= 1 ? 8 : k <= 2 ? 4 : k <= 4 ? 2 : 1;
     for (size_t b = 0; b < n; b += 64) {
         size_t m = n - b < 64 ? n - b : 64;
         uint64_t word = zmap ? zw[b / 64] : 0;
+        const size_t mfull = m & ~(size_t)7;
+        const uint64_t wfull = mfull == 64 ? word : word & ((UINT64_C(1) << mfull) - 1);
+        uint64_t sbits = 0, mbits = 0;
+        if (zmap && hsign)
+            sbits = zsign ? get_bits(&rs, (unsigned)mfull)
+                          : get_bits(&rs, (unsigned)__builtin_popcountll(wfull));
         size_t j = 0;
         for (; j + 8 <= m; j += 8) {
             unsigned nz8, cnt;
             uint64_t codes;
+            if (zmap && kcls == 1 && ((j >> 3) & (R - 1)) == 0) {
+                uint64_t wr = wfull >> j;
+                if (8 * R < 64)
+                    wr &= (UINT64_C(1) << (8 * R)) - 1;
+                mbits = get_bits(&rm, (unsigned)__builtin_popcountll(wr) * k);
+            }
             if (zmap) {
                 nz8 = (unsigned)(word >> j) & 0xff;
                 cnt = (unsigned)__builtin_popcount(nz8);
@@ -580,15 +624,28 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 
             __m256i sv = zero;
             if (hsign) {
-                unsigned s8 = zsign ? (unsigned)sfp__br_get(&rs, 8)
-                                    : _pdep_u32((unsigned)sfp__br_get(&rs, cnt), nz8);
+                unsigned s8;
+                if (zmap) {
+                    s8 = zsign ? (unsigned)sbits & 0xff : _pdep_u32((unsigned)sbits, nz8);
+                    sbits >>= zsign ? 8 : cnt;
+                } else {
+                    s8 = zsign ? (unsigned)sfp__br_get(&rs, 8)
+                               : _pdep_u32((unsigned)sfp__br_get(&rs, cnt), nz8);
+                }
                 sv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)s8), bitsel), bitsel);
                 sv = _mm256_slli_epi32(sv, 31);
             }
             __m256i mt = zero;
             if (kcls) {
                 if (kcls == 1) {
-                    uint64_t mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
+                    uint64_t mb;
+                    if (zmap) {
+                        mb = _pdep_u64(mbits, km8 & expand8(nz8));
+                        if (R > 1) /* cnt * k <= 32 */
+                            mbits >>= cnt * k;
+                    } else {
+                        mb = _pdep_u64(get_bits(&rm, cnt * k), km8 & expand8(nz8));
+                    }
                     mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
                 } else if (kcls == 2) {
                     unsigned lo4 = nz8 & 15, hi4 = nz8 >> 4;
