@@ -45,6 +45,8 @@ one() { # CONFIG ROUND
     a) flags="--policy $policy $coder --no-daemon" ;;
     *) flags="--policy $policy $coder --daemon $tmp/s.sock" ;;
     esac
+    f0=0
+    [ -n "$pid" ] && f0=$(awk '{ print $10 }' "/proc/$pid/stat")
     # CPU seconds of the ranks (children of mpirun, reaped) and of sfpd:
     # less sensitive to a loaded machine than wall time
     /usr/bin/python3 -c 'import resource, subprocess, sys
@@ -55,11 +57,13 @@ sys.exit(r)' "$tmp/$1-$2.cpu" \
     $launch "$train" --model "$model" $flags --epochs 1 --train-limit "$limit" \
         --test-limit 1000 --timing --quiet --no-progress --report "$tmp/$1-$2.json" \
         > "$tmp/$1-$2.txt" 2>&1 || { cat "$tmp/$1-$2.txt"; exit 1; }
-    d=0
+    d=0 f=0
     if [ -n "$pid" ]; then
         d=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat")
+        f=$(awk -v f0="$f0" '{ print $10 - f0 }' "/proc/$pid/stat")
     fi
     echo "$d" > "$tmp/$1-$2.dcpu"
+    echo "$f" > "$tmp/$1-$2.dflt"
 }
 
 launch="mpirun -np $np"
@@ -91,6 +95,11 @@ for c in "fabc":
         "cpu": statistics.median(
             1e3 * (float(open(f"{tmp}/{c}-{r}.cpu").read()) + float(open(f"{tmp}/{c}-{r}.dcpu").read()))
             / (e["steps"] * 1.0) for r, e in zip(range(1, reps + 1), ep)),
+        "faults": statistics.median(e["minor_faults_per_step"] for e in ep),
+        "steady": statistics.median(e["steady_minor_faults_per_step"] for e in ep),
+        "dflt": statistics.median(
+            float(open(f"{tmp}/{c}-{r}.dflt").read()) / e["steps"]
+            for r, e in zip(range(1, reps + 1), ep)),
         "dcpu": statistics.median(
             1e3 * float(open(f"{tmp}/{c}-{r}.dcpu").read()) / e["steps"]
             for r, e in zip(range(1, reps + 1), ep)),
@@ -109,6 +118,14 @@ for c in "fabc":
     print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | {r['cpu']:.1f} | "
           f"{100 * (r['cpu'] / ac - 1):+.1f}% | {r['dcpu']:.1f} | " +
           " | ".join(f"{p[k]:.2f}" for k in keys) + f" | {r['all']} |")
+print()
+print("Minor page faults per step: of each rank during the steps (all; after the epoch's first 2),")
+print("and of sfpd over its whole run (job start-up, steps and evaluation) divided by the steps")
+print("| configuration | rank, all steps | rank, steady | sfpd |")
+print("| --- | ---: | ---: | ---: |")
+for c in "fabc":
+    r = rows[c]
+    print(f"| {names[c]} | {r['faults']:.1f} | {r['steady']:.2f} | {r['dflt']:.1f} |")
 print()
 print("| weights | bytes/step all-gathered | FP32 bytes/step | fewer bytes | publish ms/step | pieces encoded by sfpd |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -10,7 +10,9 @@ comparison on fixed inputs). The text is checked by sfp-train; this reader
 assumes a valid file.
 """
 import math
+import struct
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -65,6 +67,29 @@ def topo(inp_name, layers):
         else:
             raise ValueError("cycle")
     return order
+
+
+CKPT_HEADER = struct.Struct("<8s32sQII7Q")
+
+
+def read_checkpoint(path):
+    """An sfp-train checkpoint (worker/checkpoint.c, version 2): (model name,
+    FP32 master weights, running statistics) as float32 arrays. The layout:
+    a 112-byte header, the weights (layers in file order, each its weight
+    then its bias), two optimizer moments, the running statistics, the
+    policy state, an 8-byte hash (not checked here; sfp-train checks it)."""
+    raw = open(path, "rb").read()
+    if len(raw) < CKPT_HEADER.size:
+        raise ValueError("%s: too short for an sfp-train checkpoint" % path)
+    h = CKPT_HEADER.unpack_from(raw)
+    if h[0] != b"SFPCKPT2":
+        raise ValueError("%s: not a version 2 sfp-train checkpoint" % path)
+    nparams, policy_len, nbuf = h[5], h[10], h[11]
+    if len(raw) != CKPT_HEADER.size + 12 * nparams + 4 * nbuf + policy_len + 8:
+        raise ValueError("%s: its size does not match its header" % path)
+    master = np.frombuffer(raw, "<f4", nparams, CKPT_HEADER.size)
+    bufs = np.frombuffer(raw, "<f4", nbuf, CKPT_HEADER.size + 12 * nparams)
+    return h[1].rstrip(b"\0").decode(), master.copy(), bufs.copy()
 
 
 class Attention(nn.Module):
@@ -193,6 +218,32 @@ class SfpModel(nn.Module):
             v[n] = y
         self.values = v
         return v[self.output]
+
+    def load_flat(self, master, buffers):
+        """sfp-train's flat weights and running statistics (as in its
+        checkpoints) into this network; ValueError if the sizes differ."""
+        po = bo = 0
+        with torch.no_grad():
+            for l in self.order:
+                n, m = l["name"], self.mods[l["name"]] if l["name"] in self.mods else None
+                params = [self.extra[n]] if n in self.extra else \
+                    [p for p in (getattr(m, "weight", None), getattr(m, "bias", None))
+                     if p is not None] if m is not None else []
+                for p in params:
+                    if po + p.numel() > len(master):
+                        raise ValueError("fewer weights than the model has")
+                    p.copy_(torch.from_numpy(master[po:po + p.numel()]).view_as(p))
+                    po += p.numel()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    C = m.num_features
+                    if bo + 2 * C > len(buffers):
+                        raise ValueError("fewer running statistics than the model has")
+                    m.running_mean.copy_(torch.from_numpy(buffers[bo:bo + C]))
+                    m.running_var.copy_(torch.from_numpy(buffers[bo + C:bo + 2 * C]))
+                    bo += 2 * C
+        if po != len(master) or bo != len(buffers):
+            raise ValueError("%d weights and %d statistics, the model has %d and %d"
+                             % (len(master), len(buffers), po, bo))
 
     def param_of(self, layer, which):
         """sfp-train's tensor LAYER.w / LAYER.b as the PyTorch parameter."""

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +84,24 @@ int main(int argc, char **argv)
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
             rl.rlim_cur = rl.rlim_max;
             setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+
+    /* Frames come and go every step, from the loop and the pool threads.
+     * glibc returns freed memory above 128 KiB to the kernel (and raises
+     * that limit only as it goes), so each step faulted its frames in
+     * again: ~18 minor faults per step on the cnn (docs/BENCHMARKS.md "Page
+     * faults"). Keep up to the DRAM budget (at least 64 MiB, at most 1 GiB)
+     * of freed heap for the next step; frames above 32 MiB still get their
+     * own mapping. GLIBC_TUNABLES with malloc settings takes precedence. */
+    {
+        const char *tun = getenv("GLIBC_TUNABLES");
+        if (!tun || !strstr(tun, "glibc.malloc.")) {
+            uint64_t keep = cfg->dram_budget;
+            keep = keep < (UINT64_C(64) << 20) ? UINT64_C(64) << 20 : keep;
+            keep = keep > (UINT64_C(1) << 30) ? UINT64_C(1) << 30 : keep;
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, (int)keep);
         }
     }
 

@@ -3,8 +3,8 @@
  * table (a training step keeps a handful of keys live). A put encodes into
  * one scratch buffer (the frame bound of the largest tensor) and keeps a
  * copy of the frame's real size, so the memory held is what the frames
- * take. Buffers are kept across steps and only grow, so steady state does
- * no allocation.
+ * take (plus at most a quarter of headroom). Buffers are kept across steps
+ * and only grow, so steady state does no allocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +64,18 @@ static slot *free_slot(local *l)
     return best;
 }
 
-static int reserve(local *l, slot *s, size_t need)
+/* Grows s to hold need bytes (at most bound: the frame bound). A frame's
+ * size moves from step to step with its zeros and widths, so a slot grows
+ * with a quarter of headroom: growing by exactly what each put needs made
+ * the first epoch realloc (and fault in fresh pages) every few steps. */
+static int reserve(local *l, slot *s, size_t need, size_t bound)
 {
     if (s->cap >= need)
         return 0;
+    if (need + need / 4 < bound)
+        need += need / 4;
+    else if (bound > need)
+        need = bound;
     unsigned char *nb = realloc(s->buf, need);
     if (!nb)
         return SFP_ENOMEM;
@@ -103,11 +111,11 @@ static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
             l->scratch_cap = bound;
         }
         if ((rc = sfp_encode(data, n, p, l->scratch, l->scratch_cap, &len, stats)) ||
-            (rc = reserve(l, s, len)))
+            (rc = reserve(l, s, len, bound)))
             return rc;
         memcpy(s->buf, l->scratch, len);
     } else {
-        if ((rc = reserve(l, s, len)))
+        if ((rc = reserve(l, s, len, len)))
             return rc;
         memcpy(s->buf, data, len);
     }

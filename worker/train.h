@@ -99,6 +99,8 @@ typedef struct sfpt_tensor_epoch {
     double bytes, values, zeros;
 } sfpt_tensor_epoch;
 
+#define SFPT_FAULT_WARM 2
+
 typedef struct sfpt_epoch {
     int epoch;
     double t_start;             /* sfpw_now() at the epoch's start */
@@ -113,6 +115,10 @@ typedef struct sfpt_epoch {
      * nodes' links during the steps (--wire-if, node leaders only) */
     double g_sent, g_fp32, wire_tx, wire_rx, wire_nodes;
     double t_compute, t_quant, t_stash, t_comm, t_opt, t_publish;
+    /* minor page faults of the process during the steps, summed over the
+     * ranks: all steps, and the steps after the epoch's first
+     * SFPT_FAULT_WARM (steady state) */
+    double faults, faults_steady;
     uint64_t steps;
     int measured;
     double c_act_bits[SFPW_NCODERS], c_w_bits[SFPW_NCODERS], c_ratio[SFPW_NCODERS];

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "train.h"
 #include "wire.h"
@@ -229,12 +230,20 @@ static double account(sfpt *r, sfpt_epoch *R, acc *a)
     return values > 0 ? 8 * bytes / values : 0;
 }
 
+/* Minor page faults of the whole process (every thread) so far. */
+static double minor_faults(void)
+{
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) == 0 ? (double)u.ru_minflt : 0;
+}
+
 /* Steps s of the epoch (global step r->step): 0 or an error (reported). */
 static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
 {
     const sfpt_opts *o = &r->o;
     const sfpw_model *m = &r->model;
     const int T = m->ntensors;
+    const double f0 = minor_faults();
     int rc;
     for (int i = 0; i < r->rows; i++) {
         uint32_t id = r->perm[s * o->batch + r->r0 + i];
@@ -352,6 +361,10 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     R->t_opt += t_pub0 - t_opt0;
     R->t_publish += t_end - t_pub0;
     R->steps++;
+    double df = minor_faults() - f0;
+    R->faults += df;
+    if (s >= SFPT_FAULT_WARM)
+        R->faults_steady += df;
     if (o->progress && sfpt_rank == 0 && (s % 10 == 9 || s + 1 == r->steps_per_epoch)) {
         fprintf(stderr, "\r  epoch %d  %5.1f%%  loss %.4f  ", R->epoch,
                 100.0 * (s + 1) / r->steps_per_epoch, a->loss_sum / ((s + 1) * o->batch));
@@ -384,8 +397,9 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     R->cpu_ms = 1e3 * (sfpw_cpu_now() - c_epoch) / r->steps_per_epoch;
     /* the epoch's traffic, over all ranks (nodes: leaders that counted
      * every step) */
-    double v[5] = { R->g_sent, R->g_fp32, R->wire_tx, R->wire_rx, r->wire_leader };
-    if (sfpw_dist_allreduce_sum(r->dist, v, 5)) {
+    double v[7] = { R->g_sent, R->g_fp32, R->wire_tx, R->wire_rx, r->wire_leader,
+                     R->faults, R->faults_steady };
+    if (sfpw_dist_allreduce_sum(r->dist, v, 7)) {
         err("allreduce failed\n");
         return 1;
     }
@@ -394,6 +408,8 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     R->wire_tx = v[2];
     R->wire_rx = v[3];
     R->wire_nodes = v[4];
+    R->faults = v[5];
+    R->faults_steady = v[6];
 
     double n_img = (double)r->steps_per_epoch * o->batch;
     R->t_start = t_epoch;

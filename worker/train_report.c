@@ -45,6 +45,14 @@ typedef struct run_info {
     double remote, local;   /* weight pieces encoded by sfpd / in-process */
 } run_info;
 
+/* Minor faults per step and rank after the epoch's first SFPT_FAULT_WARM
+ * steps (the steady state of a step). */
+static double steady_faults(const sfpt *r, const sfpt_epoch *ep)
+{
+    uint64_t n = ep->steps > SFPT_FAULT_WARM ? ep->steps - SFPT_FAULT_WARM : 0;
+    return n ? ep->faults_steady / (double)n / r->nranks : 0;
+}
+
 static int write_report(const char *path, const sfpt *r, int identical,
                         uint64_t whash, const run_info *ri, const double *mem)
 {
@@ -137,6 +145,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
                 1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
                 1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
                 1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
+        fprintf(f, ",\n     \"minor_faults_per_step\": %.2f, \"steady_minor_faults_per_step\": %.3f",
+                ep->faults / ep->steps / r->nranks, steady_faults(r, ep));
         fprintf(f, ",\n     \"sfpd_policy_generation\": %llu, \"bit_cost\": %g",
                 (unsigned long long)ep->policy_generation, ep->bit_cost);
         fprintf(f, ",\n     \"weight_exchange\": {\"bytes_per_step\": %.1f, "
@@ -248,6 +258,9 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
             1e3 * R->t_compute / R->steps, 1e3 * R->t_quant / R->steps,
             1e3 * R->t_stash / R->steps, 1e3 * R->t_comm / R->steps,
             1e3 * R->t_opt / R->steps, 1e3 * R->t_publish / R->steps);
+    if (o->timing && R->steps)
+        say("  minor page faults per step and rank: %.1f (after the epoch's first %d steps: %.2f)\n",
+            R->faults / R->steps / r->nranks, SFPT_FAULT_WARM, steady_faults(r, R));
     if (!o->quiet && r->quant) {
         if (R->bit_cost > 0)
             say("  bit cost in force %.3g %%\n", R->bit_cost);

@@ -71,6 +71,19 @@ for t in r["epochs"][-1]["tensors"]:
     floor = 4 if kind[t["name"]] == "activation" else 2.5
     assert t["e"] >= floor - 1e-9 and t["e_mean"] >= floor - 1e-9, t
 PY
+# steady state allocates nothing: once the stash's buffers have grown
+# (first epoch), a step faults in no fresh pages (at most a stray 2 over the
+# last epoch's steady steps); the report carries the counts
+"$exe" --model cnn --synthetic=512 --epochs 3 --batch 64 --policy qmqe --gecko --no-progress \
+    --quiet --report "$tmp/f.json" > /dev/null || fail "faults run failed"
+/usr/bin/python3 - "$tmp/f.json" <<'PY' || fail "steady-state steps fault in fresh pages"
+import json, sys
+ep = json.load(open(sys.argv[1]))["epochs"]
+first, last = ep[0], ep[-1]
+assert first["minor_faults_per_step"] > 0, first  # the counter counts
+steady = last["steady_minor_faults_per_step"] * (last["steps"] - 2)
+assert steady <= 2, "epoch %d: %.0f minor faults in its steady steps" % (last["epoch"], steady)
+PY
 # --daemon and --no-daemon: the last one wins
 "$exe" --synthetic=64 --epochs 1 --batch 64 --quiet --no-progress --daemon /nonexistent \
     --no-daemon --report "$tmp/d.json" > /dev/null 2>&1 || fail "--no-daemon after --daemon"

@@ -33,7 +33,7 @@ try:
 except ImportError as e:
     print("SKIP: PyTorch not available (%s); install python3-torch" % e)
     sys.exit(77)
-from sfp_torch import SfpModel  # noqa: E402
+from sfp_torch import SfpModel, read_checkpoint  # noqa: E402
 
 N, EPOCHS, DECAY, WD = 64, 3, 0.8, 1e-2
 LR = {"sgd": 0.05, "adam": 2e-3}
@@ -48,14 +48,7 @@ def idx(path, arr):
 
 
 def checkpoint(path):
-    raw = open(path, "rb").read()
-    assert raw[:8] == b"SFPCKPT2", raw[:8]
-    nparams, _, _, _, _, plen, nbuf = struct.unpack("<7Q", raw[56:112])
-    off = 112
-    master = np.frombuffer(raw, "<f4", nparams, off)
-    off += 3 * 4 * nparams
-    buffers = np.frombuffer(raw, "<f4", nbuf, off)
-    return master.copy(), buffers.copy()
+    return read_checkpoint(path)[1:]
 
 
 def run(train, d, name, opt, lr, extra=()):
