@@ -63,6 +63,7 @@ typedef struct sfpw_layer_ops {
 struct sfpw_run {
     int rows;
     int train;                   /* training: batch statistics           */
+    float momentum;              /* running statistics' update weight    */
     const float *x[SFPW_MAX_INPUTS];
     float *y;                    /* forward: output (rows x out size)     */
     const float *W, *b;          /* parameters (NULL if none)             */

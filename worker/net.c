@@ -52,6 +52,7 @@ struct sfpw_net {
     const sfpw_model *m;
     int max_rows, L;
     int release;
+    float momentum;               /* running statistics (0: the layer's)  */
     /* per value: forward buffer, buffer read in backward, gradient */
     float *fwd[SFPW_MAX_VALUES], *bwd[SFPW_MAX_VALUES], *grad[SFPW_MAX_VALUES];
     unsigned char bwd_read[SFPW_MAX_VALUES];   /* some backward reads it */
@@ -702,6 +703,7 @@ static void run_init(sfpw_net *n, const sfpw_layer *l, sfpw_run *c, int rows)
     c->W = l->w_n ? n->W + l->w_off : NULL;
     c->b = l->b_n ? n->W + l->b_off : NULL;
     c->buf = l->nbuf ? n->buf + l->buf_off : NULL;
+    c->momentum = n->momentum;
     c->scratch = n->scratch;
     c->slot_ready = hook_slot_ready;
     c->slot_grad = hook_slot_grad;
@@ -778,6 +780,11 @@ int sfpw_net_eval(sfpw_net *n, const sfpw_pass *ps, const float *x,
         return rc;
     *correct += sfpw_count_correct(n->fwd[n->m->output], y, rows, n->m->classes);
     return 0;
+}
+
+void sfpw_net_set_momentum(sfpw_net *n, float momentum)
+{
+    n->momentum = momentum > 0 && momentum <= 1 ? momentum : 0;
 }
 
 int sfpw_net_run(sfpw_net *n, const sfpw_pass *ps, const float *x, int rows)

@@ -112,8 +112,13 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *pass, int rows,
 int sfpw_net_eval(sfpw_net *n, const sfpw_pass *pass, const float *x,
                   const uint8_t *y, int rows, uint64_t *correct);
 /* Forward only, training mode, no stash: the logits (rows x classes) stay
- * readable through sfpw_net_value until the next pass. For tests. */
+ * readable through sfpw_net_value until the next pass; updates the running
+ * statistics. For tests and for recomputing the statistics (precise BN). */
 int sfpw_net_run(sfpw_net *n, const sfpw_pass *pass, const float *x, int rows);
+/* The weight of a batch in the running statistics' update, in (0, 1]
+ * (1/(k+1) for the k-th batch from 0 gives their equal average); 0 restores
+ * each layer's own (BatchNorm: 0.1). */
+void sfpw_net_set_momentum(sfpw_net *n, float momentum);
 /* The buffer of value v after a forward (keep mode), or its gradient after
  * a backward (grad = 1; NULL when not kept). For tests. */
 float *sfpw_net_value(sfpw_net *n, int v, int grad);

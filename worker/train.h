@@ -49,6 +49,7 @@ typedef struct sfpt_opts {
     int synthetic, check_replicas, progress, quiet, timing;
     int epochs, batch;
     size_t train_limit, test_limit, synth_train, synth_test;
+    size_t precise_bn;         /* training images for the statistics (0: off) */
     uint64_t seed;
     int optimizer;             /* sfpw_opt_kind   */
     double lr, lr_decay, momentum, weight_decay;
@@ -105,6 +106,7 @@ typedef struct sfpt_epoch {
     int epoch;
     double t_start;             /* sfpw_now() at the epoch's start */
     double loss, train_acc, test_acc, act_bits, weight_bits, ratio, seconds;
+    double test_acc_pbn;        /* with --precise-bn statistics (-1: off) */
     double step_ms;
     double cpu_ms;              /* process CPU time per training step (all threads) */
     uint64_t policy_generation; /* sfpd operator policy in force at the end (0: none) */

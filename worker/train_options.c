@@ -127,6 +127,8 @@ static const row rows[] = {
      "use the first N training images (tuning on subsets)"),
     ROW("test-limit", A_SIZE, O(test_limit), "N", NULL, "all", 1, 1e9,
      "use the first N test images"),
+    ROW("precise-bn", A_SIZE, O(precise_bn), "N", NULL, "off", 0, 1e9,
+     "also evaluate with running statistics recomputed over the first N training images"),
     ROW("synthetic", A_FLAG_NUM, O(synthetic), "[=N]", "4096", "off (N = 4096)", 16, 1e7,
      "generated 28×28 10-class data, N training and N/4 test images; no files",
      .off2 = O(synth_train)),

@@ -83,8 +83,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
         json_str(f, "synthetic");
     else
         json_str(f, o->data_dir);
-    fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"stash\": ",
-            o->train_limit, o->test_limit);
+    fprintf(f, ", \"train_limit\": %zu, \"test_limit\": %zu, \"precise_bn\": %zu, \"stash\": ",
+            o->train_limit, o->test_limit, o->precise_bn);
     json_str(f, ri->stash);
     fprintf(f, ", \"qm_rule\": \"%s\", \"target_bits\": %g, \"bit_cost\": %g, \"gamma\": %g, \"weight_cost\": %g, "
                "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\", \"n_min\": %g, "
@@ -145,6 +145,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
                 1e3 * ep->t_compute / ep->steps, 1e3 * ep->t_quant / ep->steps,
                 1e3 * ep->t_stash / ep->steps, 1e3 * ep->t_comm / ep->steps,
                 1e3 * ep->t_opt / ep->steps, 1e3 * ep->t_publish / ep->steps);
+        if (ep->test_acc_pbn >= 0)
+            fprintf(f, ", \"test_acc_precise_bn\": %.4f", ep->test_acc_pbn);
         fprintf(f, ",\n     \"minor_faults_per_step\": %.2f, \"steady_minor_faults_per_step\": %.3f",
                 ep->faults / ep->steps / r->nranks, steady_faults(r, ep));
         fprintf(f, ",\n     \"sfpd_policy_generation\": %llu, \"bit_cost\": %g",
@@ -199,6 +201,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
                    "\"step_ms\": %.4f, ",
                 last->loss, last->train_acc, last->test_acc, last->act_bits,
                 last->weight_bits, last->ratio, last->step_ms);
+    if (last && last->test_acc_pbn >= 0)
+        fprintf(f, "\"test_acc_precise_bn\": %.4f, ", last->test_acc_pbn);
     double total = 0;
     for (int i = 0; i < nrec; i++)
         total += rec[i].seconds;
@@ -230,6 +234,9 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
         "footprint %.2fx  time %.1fs (%.2f ms/step)\n",
         R->epoch, o->epochs, R->loss, R->train_acc, R->test_acc, R->act_bits,
         R->weight_bits, R->ratio, R->seconds, R->step_ms);
+    if (R->test_acc_pbn >= 0)
+        say("  test with precise BN (statistics of %zu training images): %.2f%%\n",
+            o->precise_bn, R->test_acc_pbn);
     if (R->measured)
         say("  footprint by coder: plain %.2fx (act %.2f w %.2f)  gecko %.2fx (act %.2f w %.2f)  "
             "rans %.2fx (act %.2f w %.2f)\n", R->c_ratio[0], R->c_act_bits[0], R->c_w_bits[0],

@@ -11,9 +11,12 @@ tmp=$(mktemp -d /tmp/sfpw-models-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 fail() { echo "FAIL: $*"; exit 1; }
 
+# (--precise-bn: recomputed statistics averaged over the ranks, then the
+# training statistics restored on every rank: replicas stay identical)
 for m in resnet vit; do
     timeout 200 mpirun -np 2 "$exe" --model $m --synthetic=64 --epochs 1 --batch 16 \
         --policy qmqe --gecko --no-progress --check-replicas --report "$tmp/$m.json" \
+        --precise-bn 32 \
         > "$tmp/$m.txt" 2>&1 || { cat "$tmp/$m.txt"; fail "$m -np 2"; }
     grep -q "identical across 2 ranks" "$tmp/$m.txt" || fail "$m: replicas differ"
     grep "^epoch\|^memory" "$tmp/$m.txt"
@@ -27,6 +30,8 @@ for path in sys.argv[1:]:
     assert len(mem["ranks"]) == 2 and all(q["vmhwm_bytes"] > 0 for q in mem["ranks"]), mem
     assert mem["activation_fp32_bytes_per_step"] > 0
     e = r["epochs"][-1]
+    # BatchNorm (resnet): a second accuracy with recomputed statistics
+    assert ("test_acc_precise_bn" in e) == ("resnet" in path), e.keys()
     stashed = [t for t in e["tensors"] if t["bits_per_value"] > 0]
     assert e["footprint_ratio"] > 1
     print(path.split("/")[-1], sorted(roles))

@@ -1,7 +1,8 @@
 /*
  * batchnorm.c - BatchNorm over the channels of [C, H, W] (or the features
  * of [F]): batch statistics in training, running statistics (momentum 0.1,
- * unbiased variance) in evaluation, learned scale and shift, eps 1e-5.
+ * unbiased variance; the run's momentum when it sets one, see
+ * sfpw_net_set_momentum) in evaluation, learned scale and shift, eps 1e-5.
  *
  * Stash: its INPUT (quantized like every stashed tensor; the forward pass
  * normalizes the quantized values) and, raw FP32, the per-channel mean and
@@ -70,9 +71,10 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
         double var = ss / (double)N;
         mean[ch] = (float)mu;
         istd[ch] = (float)(1.0 / sqrt(var + EPS));
-        c->buf[ch] = (1 - MOMENTUM) * c->buf[ch] + MOMENTUM * (float)mu;
-        c->buf[C + ch] = (1 - MOMENTUM) * c->buf[C + ch] +
-                         MOMENTUM * (float)(N > 1 ? ss / (double)(N - 1) : var);
+        const float mo = c->momentum > 0 ? c->momentum : MOMENTUM;
+        c->buf[ch] = (1 - mo) * c->buf[ch] + mo * (float)mu;
+        c->buf[C + ch] = (1 - mo) * c->buf[C + ch] +
+                         mo * (float)(N > 1 ? ss / (double)(N - 1) : var);
     }
     for (int r = 0; r < c->rows; r++)
         for (int ch = 0; ch < C; ch++) {
