@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include "train.h"
+#include "watchdog.h"
 
 int sfpt_rank;
 
@@ -30,6 +31,8 @@ static int run(int argc, char **argv)
     int ret = sfpt_setup(r);
     if (ret < 0) /* --print-model */
         goto done;
+    if (!ret && sfpw_watchdog_start(r->o.step_timeout, sfpt_rank))
+        err("--step-timeout: cannot start the watchdog thread; running without\n");
     for (int epoch = r->first_epoch; !ret && epoch < r->o.epochs; epoch++) {
         sfpt_epoch *R = &r->recs[r->nrec];
         if (sfpt_epoch_train(r, epoch, R) || sfpt_evaluate(r, R)) {
@@ -47,8 +50,11 @@ static int run(int argc, char **argv)
         if (r->o.stop_after && r->epochs_run >= r->o.stop_after)
             break;
     }
-    if (!ret)
+    if (!ret) {
+        sfpw_watchdog_beat("the final report", r->step);
         ret = sfpt_report_final(r);
+    }
+    sfpw_watchdog_stop();
 done:
     sfpt_teardown(r);
     free(r);

@@ -50,6 +50,7 @@ typedef struct sfpt_opts {
     int epochs, batch;
     size_t train_limit, test_limit, synth_train, synth_test;
     size_t precise_bn;         /* training images for the statistics (0: off) */
+    double step_timeout;       /* seconds without progress before exit 4 (0: off) */
     uint64_t seed;
     int optimizer;             /* sfpw_opt_kind   */
     double lr, lr_decay, momentum, weight_decay;

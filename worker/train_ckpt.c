@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "train.h"
+#include "watchdog.h"
 
 int sfpt_resume(sfpt *r)
 {
@@ -51,6 +52,7 @@ int sfpt_save(sfpt *r, int epoch)
     const sfpt_opts *o = &r->o;
     const sfpw_model *m = &r->model;
     int rc;
+    sfpw_watchdog_beat("saving a checkpoint", r->step);
     if ((rc = sfpw_dist_gather(r->dist, 0, r->full)) ||
         (rc = sfpw_dist_gather(r->dist, 1, r->full2))) {
         err("gathering the checkpoint failed\n");

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "train.h"
+#include "watchdog.h"
 #include "wire.h"
 
 /*
@@ -245,6 +246,7 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     const int T = m->ntensors;
     const double f0 = minor_faults();
     int rc;
+    sfpw_watchdog_beat("a training step", r->step);
     for (int i = 0; i < r->rows; i++) {
         uint32_t id = r->perm[s * o->batch + r->r0 + i];
         memcpy(r->xb + (size_t)i * m->in_dim, r->train.x + (size_t)id * m->in_dim,

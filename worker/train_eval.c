@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "train.h"
+#include "watchdog.h"
 
 /* Correct predictions of this rank's slice of the test set, published
  * weights, current running statistics: into *tc (summed over ranks). */
@@ -19,6 +20,7 @@ static int test_pass(sfpt *r, const sfpw_pass *ep, double *tc)
     size_t t0 = test->n * sfpt_rank / r->nranks, t1 = test->n * (sfpt_rank + 1) / r->nranks;
     uint64_t correct = 0;
     for (size_t i = t0; i < t1; i += (size_t)r->max_rows) {
+        sfpw_watchdog_beat("evaluation", r->step);
         int nr = (int)(t1 - i < (size_t)r->max_rows ? t1 - i : (size_t)r->max_rows);
         int rc = sfpw_net_eval(r->net, ep, test->x + i * in_dim, test->y + i, nr, &correct);
         if (rc) {
@@ -55,6 +57,7 @@ static int precise_stats(sfpt *r, const sfpw_pass *ep)
             break;
         if (first + (size_t)rows > r->train.n)
             rows = (int)(r->train.n - first);
+        sfpw_watchdog_beat("recomputing BatchNorm statistics", r->step);
         sfpw_net_set_momentum(r->net, 1.0f / (float)(b + 1));
         rc = sfpw_net_run(r->net, ep, r->train.x + first * in_dim, rows);
     }

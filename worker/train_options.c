@@ -203,6 +203,9 @@ static const row rows[] = {
      "or exit non-zero", .choices = losses),
     ROW("daemon-timeout", A_INT, O(daemon_timeout_ms), "MS", "5000", NULL, 10, 3600000,
      "bound of every sfpd call"),
+    ROW("step-timeout", A_DBL, O(step_timeout), "S", "600", NULL, 0, 1e6,
+     "end the rank (exit 4) after S seconds without progress (a rank, link or sfpd "
+     "that stopped answering; 0: wait forever)"),
     ROW("daemon-shm", A_MIB, O(daemon_shm), "MIB", NULL, "one step's stashes + 1 MiB",
      1, 65536, "shared memory per rank"),
     ROW("no-daemon-encode", A_FLAG, O(daemon_encode), NULL, NULL, NULL, 0, 0,
