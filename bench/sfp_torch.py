@@ -69,26 +69,31 @@ def topo(inp_name, layers):
     return order
 
 
-CKPT_HEADER = struct.Struct("<8s32sQII7Q")
+CKPT_HEADERS = {b"SFPCKPT2": struct.Struct("<8s32sQII7Q"),
+                b"SFPCKPT3": struct.Struct("<8s32sQII8Q")}
 
 
 def read_checkpoint(path):
-    """An sfp-train checkpoint (worker/checkpoint.c, version 2): (model name,
-    FP32 master weights, running statistics) as float32 arrays. The layout:
-    a 112-byte header, the weights (layers in file order, each its weight
+    """An sfp-train checkpoint (worker/checkpoint.c, version 2 or 3): (model
+    name, FP32 master weights, running statistics) as float32 arrays. The
+    layout: a header (112 bytes; version 3: 120, with the ranks of the
+    residual section), the weights (layers in file order, each its weight
     then its bias), two optimizer moments, the running statistics, the
-    policy state, an 8-byte hash (not checked here; sfp-train checks it)."""
+    policy state, (version 3) every rank's gradient residual, an 8-byte hash
+    (not checked here; sfp-train checks it)."""
     raw = open(path, "rb").read()
-    if len(raw) < CKPT_HEADER.size:
+    hs = CKPT_HEADERS.get(raw[:8])
+    if hs is None:
+        raise ValueError("%s: not a version 2 or 3 sfp-train checkpoint" % path)
+    if len(raw) < hs.size:
         raise ValueError("%s: too short for an sfp-train checkpoint" % path)
-    h = CKPT_HEADER.unpack_from(raw)
-    if h[0] != b"SFPCKPT2":
-        raise ValueError("%s: not a version 2 sfp-train checkpoint" % path)
+    h = hs.unpack_from(raw)
     nparams, policy_len, nbuf = h[5], h[10], h[11]
-    if len(raw) != CKPT_HEADER.size + 12 * nparams + 4 * nbuf + policy_len + 8:
+    resid_ranks = h[12] if len(h) > 12 else 0
+    if len(raw) != hs.size + 4 * nparams * (3 + resid_ranks) + 4 * nbuf + policy_len + 8:
         raise ValueError("%s: its size does not match its header" % path)
-    master = np.frombuffer(raw, "<f4", nparams, CKPT_HEADER.size)
-    bufs = np.frombuffer(raw, "<f4", nbuf, CKPT_HEADER.size + 12 * nparams)
+    master = np.frombuffer(raw, "<f4", nparams, hs.size)
+    bufs = np.frombuffer(raw, "<f4", nbuf, hs.size + 12 * nparams)
     return h[1].rstrip(b"\0").decode(), master.copy(), bufs.copy()
 
 

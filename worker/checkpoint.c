@@ -6,9 +6,11 @@
 #include "checkpoint.h"
 
 #define CKPT_MAGIC1 "SFPCKPT1"
-#define CKPT_MAGIC "SFPCKPT2"
+#define CKPT_MAGIC2 "SFPCKPT2"
+#define CKPT_MAGIC "SFPCKPT3"
 #define CKPT_MAX_PARAMS (1ull << 32)
 #define CKPT_MAX_POLICY (1ull << 24)
+#define CKPT_MAX_RANKS (1ull << 16)
 
 const char *sfpw_ckpt_strerror(int err)
 {
@@ -27,12 +29,22 @@ typedef struct hdr1 {
     uint64_t nparams, next_epoch, step, seed, batch, policy_len;
 } hdr1;
 
+typedef struct hdr2 {
+    char magic[8];
+    char model[32];
+    uint64_t model_hash;
+    uint32_t policy, optimizer;
+    uint64_t nparams, next_epoch, step, seed, batch, policy_len, nbuffers;
+} hdr2;
+
+/* version 3: hdr2, then the ranks of the residual section */
 typedef struct hdr {
     char magic[8];
     char model[32];
     uint64_t model_hash;
     uint32_t policy, optimizer;
     uint64_t nparams, next_epoch, step, seed, batch, policy_len, nbuffers;
+    uint64_t resid_ranks;
 } hdr;
 
 static int wr(FILE *f, const void *p, size_t n, uint64_t *h)
@@ -67,6 +79,7 @@ int sfpw_ckpt_save(const char *path, const sfpw_ckpt *c)
     h.policy_len = c->policy_len;
     h.model_hash = c->model_hash;
     h.nbuffers = c->nbuffers;
+    h.resid_ranks = c->resid ? c->resid_ranks : 0;
     uint64_t hash = 0xcbf29ce484222325ull;
     size_t pb = c->nparams * sizeof(float);
     int rc = wr(f, &h, sizeof h, &hash);
@@ -75,6 +88,7 @@ int sfpw_ckpt_save(const char *path, const sfpw_ckpt *c)
     if (!rc) rc = wr(f, c->s2, pb, &hash);
     if (!rc && c->nbuffers) rc = wr(f, c->buffers, c->nbuffers * sizeof(float), &hash);
     if (!rc && c->policy_len) rc = wr(f, c->policy_state, c->policy_len, &hash);
+    if (!rc && h.resid_ranks) rc = wr(f, c->resid, h.resid_ranks * pb, &hash);
     if (!rc && fwrite(&hash, 8, 1, f) != 1)
         rc = SFPW_CKPT_EIO;
     if (fflush(f) != 0)
@@ -97,7 +111,8 @@ void sfpw_ckpt_free(sfpw_ckpt *c)
     free(c->s2);
     free(c->buffers);
     free(c->policy_state);
-    c->master = c->s1 = c->s2 = c->buffers = NULL;
+    free(c->resid);
+    c->master = c->s1 = c->s2 = c->buffers = c->resid = NULL;
     c->policy_state = NULL;
 }
 
@@ -138,15 +153,19 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
         h.seed = h1.seed;
         h.batch = h1.batch;
         h.policy_len = h1.policy_len;
+    } else if (!memcmp(h.magic, CKPT_MAGIC2, 8)) {
+        rc = rd(f, (char *)&h + 8, sizeof(hdr2) - 8, &hash);
     } else {
         rc = rd(f, (char *)&h + 8, sizeof h - 8, &hash);
     }
     if (rc)
         goto fail;
     rc = SFPW_CKPT_EFORMAT;
-    if ((memcmp(h.magic, CKPT_MAGIC, 8) != 0 && memcmp(h.magic, CKPT_MAGIC1, 8) != 0) ||
+    if ((memcmp(h.magic, CKPT_MAGIC, 8) != 0 && memcmp(h.magic, CKPT_MAGIC2, 8) != 0 &&
+         memcmp(h.magic, CKPT_MAGIC1, 8) != 0) ||
         h.nparams == 0 || h.nparams > CKPT_MAX_PARAMS || h.policy_len > CKPT_MAX_POLICY ||
-        h.nbuffers > CKPT_MAX_PARAMS || memchr(h.model, 0, sizeof h.model) == NULL)
+        h.nbuffers > CKPT_MAX_PARAMS || memchr(h.model, 0, sizeof h.model) == NULL ||
+        h.resid_ranks > CKPT_MAX_RANKS || h.resid_ranks * h.nparams > CKPT_MAX_PARAMS)
         goto fail;
     size_t pb = h.nparams * sizeof(float);
     t.master = malloc(pb);
@@ -154,14 +173,17 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
     t.s2 = malloc(pb);
     t.policy_state = malloc(h.policy_len ? h.policy_len : 1);
     t.buffers = malloc(h.nbuffers ? h.nbuffers * sizeof(float) : 1);
-    if (!t.master || !t.s1 || !t.s2 || !t.policy_state || !t.buffers) {
+    t.resid = h.resid_ranks ? malloc(h.resid_ranks * pb) : NULL;
+    if (!t.master || !t.s1 || !t.s2 || !t.policy_state || !t.buffers ||
+        (h.resid_ranks && !t.resid)) {
         rc = SFPW_CKPT_ENOMEM;
         goto fail;
     }
     if ((rc = rd(f, t.master, pb, &hash)) || (rc = rd(f, t.s1, pb, &hash)) ||
         (rc = rd(f, t.s2, pb, &hash)) ||
         (h.nbuffers && (rc = rd(f, t.buffers, h.nbuffers * sizeof(float), &hash))) ||
-        (h.policy_len && (rc = rd(f, t.policy_state, h.policy_len, &hash))))
+        (h.policy_len && (rc = rd(f, t.policy_state, h.policy_len, &hash))) ||
+        (h.resid_ranks && (rc = rd(f, t.resid, h.resid_ranks * pb, &hash))))
         goto fail;
     rc = SFPW_CKPT_EFORMAT;
     if (fread(&stored, 8, 1, f) != 1 || stored != hash || fgetc(f) != EOF)
@@ -178,6 +200,7 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
     t.policy_len = h.policy_len;
     t.model_hash = h.model_hash;
     t.nbuffers = h.nbuffers;
+    t.resid_ranks = h.resid_ranks;
     *c = t;
     return 0;
 fail:

@@ -3,7 +3,8 @@
  * running statistics, policy state and the position in training, written
  * atomically (temp file + rename) and checked (magic, version, sizes,
  * FNV-1a hash) on load. Version 2 adds the model's graph hash and the
- * running statistics; version 1 files (no statistics) still load.
+ * running statistics, version 3 every rank's error-feedback residual of the
+ * gradient containers; version 1 and 2 files still load (no residual).
  */
 #ifndef SFPW_CHECKPOINT_H
 #define SFPW_CHECKPOINT_H
@@ -26,6 +27,8 @@ typedef struct sfpw_ckpt {
     float *buffers;            /* running statistics, nbuffers  */
     unsigned char *policy_state;
     uint64_t policy_len;
+    uint64_t resid_ranks;      /* ranks with a residual (0: none)   */
+    float *resid;              /* resid_ranks x nparams, rank order */
 } sfpw_ckpt;
 
 enum {

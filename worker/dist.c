@@ -243,6 +243,19 @@ static int grad_buffers(sfpw_dist *d)
     return 0;
 }
 
+const float *sfpw_dist_residual(const sfpw_dist *d)
+{
+    return d->resid;
+}
+
+int sfpw_dist_set_residual(sfpw_dist *d, const float *resid)
+{
+    int rc = grad_buffers(d);
+    if (!rc)
+        memcpy(d->resid, resid, d->m->nparams * sizeof(float));
+    return rc;
+}
+
 static sfp_params grad_params(const sfp_params *base, const sfp_width *w)
 {
     sfp_params p = *base;

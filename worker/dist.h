@@ -106,6 +106,11 @@ void sfpw_dist_last_exchange(const sfpw_dist *d, sfpw_exchange *x);
 /* Gathers the full master weights / optimizer state on rank 0 (full may be
  * NULL elsewhere). which: 0 master, 1 s1, 2 s2. */
 int sfpw_dist_gather(sfpw_dist *d, int which, float *full);
+/* This rank's error-feedback residual of the gradient containers (nparams
+ * values; NULL before the first exchange in containers): checkpoints. */
+const float *sfpw_dist_residual(const sfpw_dist *d);
+/* Sets it (--resume); 0 or SFP_ENOMEM. */
+int sfpw_dist_set_residual(sfpw_dist *d, const float *resid);
 
 /*
  * Measurement: with on, every publish also encodes each weight piece with

@@ -36,6 +36,16 @@ int sfpt_resume(sfpt *r)
     sfpw_dist_set_state(r->dist, ck->s1, ck->s2);
     if (m->nbuffers)
         memcpy(sfpw_net_buffers(r->net), ck->buffers, m->nbuffers * sizeof(float));
+    if (ck->resid_ranks && o->grad_mode != SFPT_GRAD_EXACT) {
+        if (ck->resid_ranks != (uint64_t)r->nranks)
+            say("--resume %s: gradient residuals of %llu ranks, this run has %d: error "
+                "feedback starts from zero\n", o->resume, (unsigned long long)ck->resid_ranks,
+                r->nranks);
+        else if (sfpw_dist_set_residual(r->dist, ck->resid + (size_t)sfpt_rank * m->nparams)) {
+            err("out of memory\n");
+            return -1;
+        }
+    }
     r->step = ck->step;
     r->first_epoch = (int)ck->next_epoch;
     for (int e = 0; e < r->first_epoch; e++)
@@ -64,6 +74,23 @@ int sfpt_save(sfpt *r, int epoch)
         return -1;
     }
     rc = sfpw_dist_gather(r->dist, 2, s2full);
+    /* every rank's error-feedback residual, in rank order, when all have one */
+    const float *res = sfpw_dist_residual(r->dist);
+    int have = res != NULL, all = 0;
+    float *rall = NULL;
+    MPI_Allreduce(&have, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (all) {
+        int ok = sfpt_rank != 0 || (rall = malloc((size_t)r->nranks * m->nparams *
+                                                  sizeof(float))) != NULL, allok = 0;
+        MPI_Allreduce(&ok, &allok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (!allok || MPI_Gather(res, (int)m->nparams, MPI_FLOAT, rall, (int)m->nparams,
+                                 MPI_FLOAT, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+            err("gathering the gradient residuals failed\n");
+            free(rall);
+            free(s2full);
+            return -1;
+        }
+    }
     if (sfpt_rank == 0 && !rc) {
         sfpw_ckpt c;
         memset(&c, 0, sizeof c);
@@ -84,11 +111,14 @@ int sfpt_save(sfpt *r, int epoch)
         sfp_policy_state_save(r->pol, r->pstate, r->pstate_len);
         c.policy_state = r->pstate;
         c.policy_len = r->pstate_len;
+        c.resid = rall;
+        c.resid_ranks = rall ? (uint64_t)r->nranks : 0;
         rc = sfpw_ckpt_save(o->save, &c);
         if (rc)
             err("--save %s: %s\n", o->save, sfpw_ckpt_strerror(rc));
     }
     free(s2full);
+    free(rall);
     int bad = rc != 0, anybad = 0;
     MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return anybad ? -1 : 0;

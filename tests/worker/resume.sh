@@ -28,6 +28,25 @@ if "$exe" --synthetic=1024 --model cnn --epochs 2 --resume "$tmp/ck" > "$tmp/d.t
     echo "FAIL: resume with another model accepted"; exit 1
 fi
 grep -q "different setup" "$tmp/d.txt"
+# gradient containers over 2 ranks: the checkpoint carries every rank's
+# error-feedback residual, so the resumed run is still the uninterrupted one
+if command -v mpirun > /dev/null; then
+    g="$common --grad-container policy"
+    mpirun -np 2 "$exe" $g > "$tmp/ga.txt" 2>&1
+    mpirun -np 2 "$exe" $g --save "$tmp/gck" --stop-after 1 > /dev/null 2>&1
+    mpirun -np 2 "$exe" $g --resume "$tmp/gck" > "$tmp/gc.txt" 2>&1
+    ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/ga.txt")
+    hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/gc.txt")
+    echo "gradient containers, 2 ranks: uninterrupted $ha, resumed $hc"
+    if [ -z "$ha" ] || [ "$ha" != "$hc" ]; then
+        echo "FAIL: resumed run with gradient containers differs"; cat "$tmp/gc.txt"; exit 1
+    fi
+    # on 1 rank the residuals of 2 do not apply: said, and the run goes on
+    "$exe" $g --resume "$tmp/gck" > "$tmp/gd.txt" 2>&1 ||
+        { echo "FAIL: 1-rank resume of a 2-rank checkpoint"; cat "$tmp/gd.txt"; exit 1; }
+    grep -q "gradient residuals of 2 ranks, this run has 1" "$tmp/gd.txt" ||
+        { echo "FAIL: no word about the residuals"; cat "$tmp/gd.txt"; exit 1; }
+fi
 if command -v python3 > /dev/null; then
     python3 - "$tmp/a.json" <<'PY'
 import json, sys

@@ -103,6 +103,11 @@ static void test_checkpoint(void)
     c.s2 = s2;
     c.policy_state = pol;
     c.policy_len = sizeof pol;
+    static float res[2 * P]; /* two ranks' gradient residuals */
+    for (int i = 0; i < 2 * P; i++)
+        res[i] = (float)i * -0.25f;
+    c.resid = res;
+    c.resid_ranks = 2;
     CHECK_EQ_INT(sfpw_ckpt_save(path, &c), 0);
     sfpw_ckpt d;
     CHECK_EQ_INT(sfpw_ckpt_load(path, &d), 0);
@@ -112,6 +117,28 @@ static void test_checkpoint(void)
     CHECK(memcmp(d.master, m, sizeof m) == 0 && memcmp(d.s1, s1, sizeof s1) == 0 &&
           memcmp(d.s2, s2, sizeof s2) == 0);
     CHECK(d.policy_len == sizeof pol && memcmp(d.policy_state, pol, sizeof pol) == 0);
+    CHECK(d.resid_ranks == 2 && d.resid && memcmp(d.resid, res, sizeof res) == 0);
+    sfpw_ckpt_free(&d);
+    /* a residual section claiming more ranks than the limit is refused
+     * before anything is allocated (header field at byte 112) */
+    {
+        FILE *g = fopen(path, "r+b");
+        CHECK(g != NULL);
+        if (g) {
+            uint64_t huge = UINT64_C(1) << 40;
+            fseek(g, 112, SEEK_SET);
+            fwrite(&huge, 8, 1, g);
+            fclose(g);
+        }
+        CHECK_EQ_INT(sfpw_ckpt_load(path, &d), SFPW_CKPT_EFORMAT);
+        CHECK_EQ_INT(sfpw_ckpt_save(path, &c), 0);
+    }
+    /* without a residual (gradients exact): none comes back */
+    c.resid = NULL;
+    c.resid_ranks = 0;
+    CHECK_EQ_INT(sfpw_ckpt_save(path, &c), 0);
+    CHECK_EQ_INT(sfpw_ckpt_load(path, &d), 0);
+    CHECK(d.resid_ranks == 0 && d.resid == NULL);
     sfpw_ckpt_free(&d);
     /* a flipped byte is caught by the hash */
     FILE *f = fopen(path, "r+b");
