@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
 
@@ -166,6 +167,15 @@ int sfpw_ckpt_load(const char *path, sfpw_ckpt *c)
         h.nparams == 0 || h.nparams > CKPT_MAX_PARAMS || h.policy_len > CKPT_MAX_POLICY ||
         h.nbuffers > CKPT_MAX_PARAMS || memchr(h.model, 0, sizeof h.model) == NULL ||
         h.resid_ranks > CKPT_MAX_RANKS || h.resid_ranks * h.nparams > CKPT_MAX_PARAMS)
+        goto fail;
+    /* the sizes the header declares must be the file's before anything is
+     * allocated: a few bytes must not make us allocate gigabytes */
+    uint64_t head = !memcmp(h.magic, CKPT_MAGIC1, 8) ? sizeof(hdr1)
+                    : !memcmp(h.magic, CKPT_MAGIC2, 8) ? sizeof(hdr2) : sizeof(hdr);
+    uint64_t want = head + 4 * h.nparams * (3 + h.resid_ranks) + 4 * h.nbuffers +
+                    h.policy_len + 8;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != want)
         goto fail;
     size_t pb = h.nparams * sizeof(float);
     t.master = malloc(pb);
