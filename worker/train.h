@@ -65,6 +65,8 @@ typedef struct sfpt_opts {
     int qm_grad;               /* 1: first-order only, 2: first + second order */
     int qm_rule;               /* sfp_qm_rule     */
     double e_min, e_min_act;   /* exponent floors: weights/biases, activations */
+    double n_min_param;        /* mantissa floor of norm scales, class token,
+                                * positions (SFPW_TENSOR_PARAM)              */
     int measure_coders;
     const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
     int on_loss;               /* sfpw_on_loss                         */

@@ -171,6 +171,8 @@ static const row rows[] = {
      "lower bound of the learned exponent widths of weights and biases"),
     ROW("e-min-act", A_DBL, O(e_min_act), "F", "3", NULL, 1, 8,
      "lower bound of the learned exponent widths of activations"),
+    ROW("n-min-param", A_DBL, O(n_min_param), "F", "7", NULL, 0, 22,
+     "lower bound of the learned mantissa widths of norm scales, class token and positions"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
      "1% of the steps; adaptive QM/QE: 2 sweeps of the brackets", 0, 1e12,
      "steps before the regularizer (sgd rule) or the controller (BitWave) acts; "

@@ -142,10 +142,20 @@ static int make_policy(sfpt *r)
     r->n_min = pc.qm.n_min;
     r->target_bits = pc.qm.rule == SFP_QM_RULE_ADAPTIVE ? pc.qm.target_bits : 0;
     int rc = sfp_policy_create(&r->pol, &pc, (size_t)m->ntensors, numel);
-    for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++)
-        rc = sfp_policy_set_floor(r->pol, (size_t)t, pc.qm.n_min,
-                                  m->tensors[t].kind == SFPW_TENSOR_ACT ? o->e_min_act
-                                                                        : o->e_min);
+    /* Norm scales, the class token and positions get a mantissa floor of
+     * their own: their widths' task gradient is about 0 (rounding a scale
+     * near 1 to a power of two costs nothing at first), so the regularizer
+     * took them to 0 mantissa bits, where a scale can only move by
+     * factors of two and training can no longer change it; they are a few
+     * hundredths of the weights (docs/TRAINING.md). */
+    for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++) {
+        const int kind = m->tensors[t].kind;
+        double nf = pc.qm.n_min;
+        if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
+            nf = o->n_min_param;
+        rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
+                                  kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
+    }
     if (rc) {
         err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
         return -1;

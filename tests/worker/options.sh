@@ -71,6 +71,21 @@ for t in r["epochs"][-1]["tensors"]:
     floor = 4 if kind[t["name"]] == "activation" else 2.5
     assert t["e"] >= floor - 1e-9 and t["e_mean"] >= floor - 1e-9, t
 PY
+# norm scales, class token and positions keep --n-min-param mantissa bits
+# while a strong bit cost takes the other weights below it
+"$exe" --model vit --synthetic=256 --batch 32 --epochs 2 --policy qmqe --warmup 2 \
+    --bit-cost 40 --no-progress --quiet --report "$tmp/p.json" > /dev/null || fail "vit floor run failed"
+/usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale went below --n-min-param"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["settings"]["n_min_param"] == 7
+kind = {t["name"]: t["kind"] for t in r["tensors"]}
+ts = r["epochs"][-1]["tensors"]
+params = [t for t in ts if kind[t["name"]] == "param"]
+weights = [t for t in ts if kind[t["name"]] == "weight"]
+assert params and all(t["n"] >= 7 - 1e-9 and t["k_mean"] >= 7 - 1e-9 for t in params), params
+assert min(t["n"] for t in weights) < 7, "no pressure on the weights"
+PY
 # steady state allocates nothing: once the stash's buffers have grown
 # (first epoch), a step faults in no fresh pages (at most a stray 2 over the
 # last epoch's steady steps); the report carries the counts
