@@ -18,12 +18,16 @@
 #       the accuracy table from the reports.
 #
 # env: MODEL=cnn, SFP_CONFIGS="fp32 sfp sfp+grad", GRAD=policy (the
-# --grad-container of sfp+grad), EXTRA (more sfp-train flags for all).
+# --grad-container of sfp+grad), QM (the width-learning flags of sfp and
+# sfp+grad, default "--qm-rule sgd --gamma 0.005 --weight-cost 64"), EXTRA
+# (more sfp-train flags for all; with --precise-bn the table adds the
+# precise-BN accuracy).
 set -eu
 build=$1 what=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 train=$(cd "$build" && pwd)/worker/sfp-train
 model=${MODEL:-cnn} epochs=${EPOCHS:-3} grad=${GRAD:-policy}
+qm=${QM:-"--qm-rule sgd --gamma 0.005 --weight-cost 64"}
 configs=${SFP_CONFIGS:-"fp32 sfp sfp+grad"}
 out=${3:-$root/results/cluster}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -37,8 +41,8 @@ flags() { # CONFIG
     common="--model $model --batch 128 --lr-decay 0.85 --no-daemon --no-progress --quiet ${EXTRA:-}"
     case $1 in
     fp32) echo "$common --policy fp32" ;;
-    sfp) echo "$common --policy qmqe --gecko --qm-rule sgd --gamma 0.005 --weight-cost 64" ;;
-    sfp+grad) echo "$common --policy qmqe --gecko --qm-rule sgd --gamma 0.005 --weight-cost 64 --grad-container $grad" ;;
+    sfp) echo "$common --policy qmqe --gecko $qm" ;;
+    sfp+grad) echo "$common --policy qmqe --gecko $qm --grad-container $grad" ;;
     *) echo "unknown configuration $1" >&2; exit 2 ;;
     esac
 }
@@ -59,9 +63,14 @@ def mean(xs):
 def sd(xs):
     return st.stdev(xs) if len(xs) > 1 else 0.0
 acc0 = mean([r["final"]["test_acc"] for r in base]) if base else None
-print("| configuration | seeds | test acc % | Δ vs FP32 (points) | weights bits | gradient bytes/step sent | "
+# precise-BN accuracy where every run of every configuration has it
+pbn = all("test_acc_precise_bn" in r["final"] for rs in rows.values() for r in rs)
+pacc0 = mean([r["final"]["test_acc_precise_bn"] for r in base]) if base and pbn else None
+print("| configuration | seeds | test acc % | Δ vs FP32 (points) | "
+      + ("precise BN % | Δ precise BN | " if pbn else "")
+      + "weights bits | gradient bytes/step sent | "
       "weight frames/step | between ranks/step | on the wire/step (veth) | vs FP32 allreduce (wire) | ms/step |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| --- | ---: | ---: | ---: | " + ("---: | ---: | " if pbn else "") + "---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 wire0 = None
 for c in configs:
     rs = rows.get(c)
@@ -81,7 +90,12 @@ for c in configs:
     ms = st.median([e["step_ms"] for e in eps])
     wb = mean([r["final"]["weight_bits"] for r in rs])
     d = f"{mean(acc) - acc0:+.2f}" if acc0 is not None and c != "fp32" else "–"
-    print(f"| {c} | {len(rs)} | {mean(acc):.2f} ± {sd(acc):.2f} | {d} | {wb:.2f} | {g / 1024:.1f} KiB | "
+    p = ""
+    if pbn:
+        pa = [r["final"]["test_acc_precise_bn"] for r in rs]
+        pd = f"{mean(pa) - pacc0:+.2f}" if pacc0 is not None and c != "fp32" else "–"
+        p = f"{mean(pa):.2f} ± {sd(pa):.2f} | {pd} | "
+    print(f"| {c} | {len(rs)} | {mean(acc):.2f} ± {sd(acc):.2f} | {d} | {p}{wb:.2f} | {g / 1024:.1f} KiB | "
           f"{x / 1024:.1f} KiB | {b / 1024:.1f} KiB | {w / 1024:.1f} KiB | "
           f"{(wire0 / w if wire0 else f32 / w):.2f}× | {ms:.0f} |")
 print(f"\nFP32 ring allreduce of the {model}'s gradients, computed: {f32 / 1024:.1f} KiB/step over all ranks.")

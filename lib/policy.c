@@ -98,7 +98,7 @@ void sfp_qm_config_default(sfp_qm_config *c, int learn_e)
     c->loss_beta = 0.9;
     c->calib_steps = 0;
     c->target_bits = 3.0; /* ~10.7x; effective only with observe_bits() */
-    c->bit_cost_min = 0.25;
+    c->bit_cost_min = 0.01;
     c->bit_cost_max = 16;
     c->target_gain = 0.02;
     c->learn_e = learn_e;
@@ -269,6 +269,8 @@ struct sfp_policy {
     double bit_cost;            /* in force (%)                    */
     double bits_ema;            /* measured stored bits per value  */
     int have_bits;
+    double calib_bits;          /* calibration: sum of measured bits */
+    uint32_t calib_nbits;       /* and the steps that gave them      */
     sfp_bitwave bw;
 };
 
@@ -432,7 +434,16 @@ int sfp_policy_observe_bits(sfp_policy *p, uint64_t step, double bits)
 {
     RETURN_IF(!p || !(bits >= 0 && isfinite(bits)), SFP_EINVAL);
     const sfp_qm_config *q = &p->cfg.qm;
-    if (!adaptive(p) || !(q->target_bits > 0) || calibrating(p, step) || !p->calibrated)
+    if (!adaptive(p) || !(q->target_bits > 0))
+        return 0;
+    if (calibrating(p, step)) {
+        /* the containers of these steps have the start widths: the ratio
+         * of measured to dense bits scales the solve at the end */
+        p->calib_bits += bits;
+        p->calib_nbits++;
+        return 0;
+    }
+    if (!p->calibrated)
         return 0;
     /* ~20-step average: the per-step draws of ⌊n⌋/⌈n⌉ make single steps
      * noisy; the widths follow a new cost within a few tens of steps */
@@ -587,22 +598,82 @@ static double calib_exponent(const double *v, const uint32_t *cnt,
     return e;
 }
 
-static void finish_calibration(sfp_policy *p)
+/* The balanced widths of tensor t at bit cost P (%), from the calibration. */
+static void calib_widths(const sfp_policy *p, size_t t, double P, double *n, double *e)
 {
     const sfp_qm_config *q = &p->cfg.qm;
-    for (size_t t = 0; t < p->n; t++) {
-        double cost = p->bit_cost / 100 * p->lambda[t];
-        /* no evidence beyond the brackets measured */
-        double n = calib_mantissa(p->csn + t * KN_MAX, p->cnn, p->rn.lo,
-                                  p->rn.sweep, cost);
-        n = clampd(n, p->fn[t], (double)(p->rn.lo + p->rn.sweep));
-        p->wn[t] = clampd(n, p->fn[t], q->n_max);
-        if (q->learn_e) {
-            double e = calib_exponent(p->cse + t * KE_MAX, p->cne, p->re.lo,
-                                      p->re.sweep, cost);
-            p->we[t] = clampd(e, p->fe[t], q->e_max);
-        }
+    double cost = P / 100 * p->lambda[t];
+    /* no evidence beyond the brackets measured */
+    double w = calib_mantissa(p->csn + t * KN_MAX, p->cnn, p->rn.lo, p->rn.sweep, cost);
+    w = clampd(w, p->fn[t], (double)(p->rn.lo + p->rn.sweep));
+    *n = clampd(w, p->fn[t], q->n_max);
+    *e = p->we[t];
+    if (q->learn_e) {
+        w = calib_exponent(p->cse + t * KE_MAX, p->cne, p->re.lo, p->re.sweep, cost);
+        *e = clampd(w, p->fe[t], q->e_max);
     }
+}
+
+/* Dense bits per value (sign + mantissa + exponent), footprint-weighted. */
+static double dense_bits(const sfp_policy *p, double P)
+{
+    double b = 0;
+    for (size_t t = 0; t < p->n; t++) {
+        double n, e;
+        if (P > 0) {
+            calib_widths(p, t, P, &n, &e);
+        } else {
+            n = p->wn[t];
+            e = p->we[t];
+        }
+        b += p->lambda[t] * (1 + n + e);
+    }
+    return b;
+}
+
+/*
+ * With a footprint target, the bit cost the calibrated widths meet it at:
+ * the stored bits are modelled as the measured bits of the calibration
+ * steps (start widths) scaled by the dense bits, b(P) = r * dense(P) with
+ * r = measured / dense(start) (zeros, Gecko and headers folded into r), and
+ * ln P is bisected in [bit_cost_min, bit_cost_max]; b(P) does not rise
+ * with P. The controller of sfp_policy_observe_bits() corrects what the
+ * model misses. Without measurements the bit cost stays.
+ */
+static void solve_bit_cost(sfp_policy *p)
+{
+    const sfp_qm_config *q = &p->cfg.qm;
+    double d0 = dense_bits(p, 0);
+    if (!(q->target_bits > 0) || !p->calib_nbits || !(d0 > 0))
+        return;
+    double r = p->calib_bits / p->calib_nbits / d0;
+    if (!(r > 0) || !isfinite(r))
+        return;
+    double lo = log(q->bit_cost_min), hi = log(q->bit_cost_max);
+    if (r * dense_bits(p, exp(lo)) <= q->target_bits) {
+        p->bit_cost = exp(lo); /* even the cheapest cost stays below */
+        return;
+    }
+    if (r * dense_bits(p, exp(hi)) >= q->target_bits) {
+        p->bit_cost = exp(hi); /* the floors cannot meet it */
+        return;
+    }
+    for (int i = 0; i < 40; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (r * dense_bits(p, exp(mid)) > q->target_bits)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    p->bit_cost = exp(hi);
+}
+
+static void finish_calibration(sfp_policy *p)
+{
+    if (p->cfg.qm.calib_target)
+        solve_bit_cost(p);
+    for (size_t t = 0; t < p->n; t++)
+        calib_widths(p, t, p->bit_cost, &p->wn[t], &p->we[t]);
     memset(p->mn, 0, 4 * p->n * sizeof(double));
     p->adam_t = 0;
     p->calibrated = 1;

@@ -65,6 +65,8 @@ typedef struct sfpt_opts {
     int qm_grad;               /* 1: first-order only, 2: first + second order */
     int qm_rule;               /* sfp_qm_rule     */
     double e_min, e_min_act;   /* exponent floors: weights/biases, activations */
+    double n_min_act;          /* mantissa floor of activations (-1: --n-min) */
+    int calib_target;          /* sfp_qm_config.calib_target */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
     int measure_coders;

@@ -74,6 +74,7 @@ static const choice rules[] = {
 static const choice losses[] = {
     {"fallback", SFPW_ON_LOSS_FALLBACK}, {"fail", SFPW_ON_LOSS_FAIL}, {NULL, 0},
 };
+static const choice onoff[] = { {"off", 0}, {"on", 1}, {NULL, 0} };
 static const choice impls[] = {
     {"auto", SFP_IMPL_AUTO}, {"c", SFP_IMPL_C}, {"avx2", SFP_IMPL_AVX2}, {NULL, 0},
 };
@@ -149,6 +150,11 @@ static const row rows[] = {
      "with --target-bits: the largest bit cost (%) the target may ask for"),
     ROW("target-gain", A_POL_DBL, P(qm.target_gain), "F", NULL, NULL, 0, 10,
      "with --target-bits: ln(bit cost) moves by F × (bits / target − 1) per step"),
+    ROW("calib-target", A_CHOICE, O(calib_target), NULL, "off", NULL, 0, 0,
+     "with --target-bits: the calibration solves for the bit cost at which its "
+     "widths meet the target (from the bits measured while it runs); off: it "
+     "balances at --bit-cost and only the moving cost follows the target",
+     .choices = onoff),
     ROW("qm-rule", A_CHOICE, O(qm_rule), NULL, "adaptive", NULL, 0, 0,
      "how QM/QE learn the widths: adaptive (calibrated start, loss-relative "
      "--bit-cost, Adam on the widths) or sgd (fixed --gamma, clipped SGD, "
@@ -171,6 +177,9 @@ static const row rows[] = {
      "lower bound of the learned exponent widths of weights and biases"),
     ROW("e-min-act", A_DBL, O(e_min_act), "F", "3", NULL, 1, 8,
      "lower bound of the learned exponent widths of activations"),
+    ROW("n-min-act", A_DBL, O(n_min_act), "F", NULL, "--n-min", 0, 22,
+     "lower bound of the learned mantissa widths of activations (e.g. 7 to leave the "
+     "stash near bf16 and compress only the exchange of weights and gradients)"),
     ROW("n-min-param", A_DBL, O(n_min_param), "F", "7", NULL, 0, 22,
      "lower bound of the learned mantissa widths of norm scales, class token and positions"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
@@ -524,7 +533,7 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
     /* each QM/QE rule has its own knobs */
     static const char *const sgd_only[] = { "gamma", "qm-lr", "qm-max-step", NULL };
     static const char *const adaptive_only[] = { "bit-cost", "qm-step", "target-bits",
-                                                 "bit-cost-max", "target-gain", NULL };
+                                                 "bit-cost-max", "target-gain", "calib-target", NULL };
     const char *const *bad = o->qm_rule == SFP_QM_RULE_SGD ? adaptive_only : sgd_only;
     for (size_t i = 0; i < NROWS; i++)
         for (const char *const *b = bad; *b; b++)
@@ -555,6 +564,8 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
         o->progress = isatty(STDERR_FILENO);
     if (!given(o, O(warmup)))
         o->warmup = -1;
+    if (!given(o, O(n_min_act)))
+        o->n_min_act = -1;
     int adam = o->optimizer == SFPW_OPT_ADAM;
     if (!given(o, O(lr)))
         o->lr = adam ? 1e-3 : 0.05;

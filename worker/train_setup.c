@@ -113,6 +113,7 @@ static int make_policy(sfpt *r)
     pc.bw.warmup = warm;
     sfpt_opts_apply_policy(o, &pc);
     pc.qm.rule = (sfp_qm_rule)o->qm_rule;
+    pc.qm.calib_target = o->calib_target;
     /* a bit cost given alone is a fixed one; with --target-bits it is the
      * starting point */
     if (sfpt_opts_given(o, "bit-cost") && !sfpt_opts_given(o, "target-bits"))
@@ -153,6 +154,8 @@ static int make_policy(sfpt *r)
         double nf = pc.qm.n_min;
         if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
             nf = o->n_min_param;
+        if (kind == SFPW_TENSOR_ACT && o->n_min_act >= 0)
+            nf = o->n_min_act;
         rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
                                   kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
     }

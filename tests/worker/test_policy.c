@@ -437,6 +437,51 @@ static void test_adaptive_target(void)
     sfp_policy_destroy(&p);
 }
 
+/* the calibration's own solve: the widths meet the target when it ends */
+static void test_adaptive_calib_target(void)
+{
+    uint64_t numel[2] = { 7000, 3000 };
+    sfp_policy_config c;
+    sfp_policy_config_default(&c, SFP_POLICY_QMQE);
+    c.qm.calib_steps = 16;
+    c.qm.bit_cost_max = 64;
+    c.qm.calib_target = 1;
+    const double targets[3] = { 3.5, 4.5, 6.0 };
+    double prev_cost = INFINITY;
+    for (int i = 0; i < 3; i++) {
+        c.qm.target_bits = targets[i];
+        sfp_policy *p = adaptive_policy(numel, 2, &c);
+        if (!p)
+            return;
+        double mb;
+        run_target(p, numel, 16, &mb); /* the calibration only */
+        CHECK_EQ_INT(sfp_policy_calibrated(p), 1);
+        double b = sim_bits(p, numel, 2);
+        if (fabs(b - targets[i]) > 0.25)
+            fprintf(stderr, "target %.1f: %.3f bits after calibration\n", targets[i], b);
+        CHECK_NEAR(b, targets[i], 0.25);
+        double cost = sfp_policy_bit_cost(p);
+        CHECK(cost < prev_cost); /* looser target, cheaper bits */
+        prev_cost = cost;
+        /* and the loop keeps it there */
+        run_target(p, numel, 2000, &mb);
+        CHECK_NEAR(mb, targets[i], 0.25);
+        sfp_policy_destroy(&p);
+    }
+    /* unreachable targets pin the cost at a bound */
+    c.qm.target_bits = 1.0;
+    sfp_policy *p = adaptive_policy(numel, 2, &c);
+    double mb;
+    run_target(p, numel, 16, &mb);
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost_max, 1e-9);
+    sfp_policy_destroy(&p);
+    c.qm.target_bits = 40;
+    p = adaptive_policy(numel, 2, &c);
+    run_target(p, numel, 16, &mb);
+    CHECK_NEAR(sfp_policy_bit_cost(p), c.qm.bit_cost_min, 1e-9);
+    sfp_policy_destroy(&p);
+}
+
 static void test_floors_and_state(void)
 {
     uint64_t numel[2] = { 100, 100 };
@@ -598,6 +643,7 @@ int main(void)
     test_adaptive_equilibrium();
     test_floors_and_state();
     test_adaptive_target();
+    test_adaptive_calib_target();
     test_bitwave();
     WCHECK_DONE();
 }

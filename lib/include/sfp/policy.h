@@ -102,6 +102,11 @@ typedef struct sfp_qm_config {
     double bit_cost_min, bit_cost_max; /* bounds of the moving bit cost (%)  */
     double target_gain;   /* ln(bit cost) moves by gain * (bits / target - 1)
                              per step                                         */
+    int calib_target;     /* 1: the end of the calibration solves for the bit
+                             cost at which the calibrated widths meet
+                             target_bits (from the bits measured during the
+                             calibration); 0: the calibration balances at
+                             bit_cost and only the controller moves it      */
     int learn_e;      /* 0: QM (e stays e_init), 1: QM+QE                     */
 } sfp_qm_config;
 
