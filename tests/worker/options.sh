@@ -73,19 +73,33 @@ for t in r["epochs"][-1]["tensors"]:
 PY
 # norm scales, class token and positions keep --n-min-param mantissa bits
 # while a strong bit cost takes the other weights below it
+# (and activations --n-min-act)
 "$exe" --model vit --synthetic=256 --batch 32 --epochs 2 --policy qmqe --warmup 2 \
-    --bit-cost 40 --no-progress --quiet --report "$tmp/p.json" > /dev/null || fail "vit floor run failed"
-/usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale went below --n-min-param"
+    --bit-cost 40 --n-min-act 2 --no-progress --quiet --report "$tmp/p.json" > /dev/null ||
+    fail "vit floor run failed"
+/usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale or activation went below its floor"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["settings"]["n_min_param"] == 7
+assert r["settings"]["n_min_param"] == 7 and r["settings"]["n_min_act"] == 2, r["settings"]
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
 ts = r["epochs"][-1]["tensors"]
 params = [t for t in ts if kind[t["name"]] == "param"]
 weights = [t for t in ts if kind[t["name"]] == "weight"]
+acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
 assert params and all(t["n"] >= 7 - 1e-9 and t["k_mean"] >= 7 - 1e-9 for t in params), params
-assert min(t["n"] for t in weights) < 7, "no pressure on the weights"
+assert acts and all(t["n"] >= 2 - 1e-9 and t["k_mean"] >= 2 - 1e-9 for t in acts), acts
+assert min(t["n"] for t in weights) < 2, "no pressure on the weights"
 PY
+# --calib-target: accepted with the adaptive rule, recorded, refused with sgd
+"$exe" --model cnn --synthetic=256 --batch 32 --epochs 1 --warmup 4 --target-bits 6 \
+    --calib-target on --no-progress --quiet --report "$tmp/ct.json" > /dev/null ||
+    fail "--calib-target run failed"
+/usr/bin/python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["settings"]["calib_target"] is True' \
+    "$tmp/ct.json" || fail "calib_target not in the report"
+if "$exe" --qm-rule sgd --calib-target on --synthetic=64 --epochs 1 > "$tmp/ct.out" 2>&1; then
+    fail "--calib-target accepted with the sgd rule"
+fi
+grep -q 'calib-target' "$tmp/ct.out" || fail "no message naming --calib-target"
 # steady state allocates nothing: once the stash's buffers have grown
 # (first epoch), a step faults in no fresh pages (at most a stray 2 over the
 # last epoch's steady steps); the report carries the counts
