@@ -241,6 +241,26 @@ static void get_done(void *arg, const sfpd_result *res)
     request_done(c);
 }
 
+static void get_frame_done(void *arg, const sfpd_result *res)
+{
+    conn *c = arg;
+    if (res->status) {
+        reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        Sfp__Ipc__V1__GetFrameReply gr = SFP__IPC__V1__GET_FRAME_REPLY__INIT;
+        gr.frame_length = res->length;
+        gr.count = res->count;
+        gr.dtype = res->dtype;
+        gr.prefetch_hit = res->hit;
+        r.id = c->req_id;
+        r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET_FRAME;
+        r.get_frame = &gr;
+        conn_send(c, &r);
+    }
+    request_done(c);
+}
+
 /* ------------------------------------------------------ encode / decode */
 
 typedef struct codec_op {
@@ -561,6 +581,28 @@ static int dispatch(conn *c, sfpd_request *req)
         c->busy = true;
         st = sfpd_store_get(srv->store, c->job, &key, c->shm, req->get->offset, req->get->capacity,
                             req->get->drop, get_done, c);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_PUT_FRAME:
+        sfpd_ipc_key(req->put_frame->key, &key);
+        c->refs++;
+        c->busy = true;
+        st = sfpd_store_put_frame(srv->store, c->job, &key, c->shm, req->put_frame->offset,
+                                  req->put_frame->length, put_done, c);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_GET_FRAME:
+        sfpd_ipc_key(req->get_frame->key, &key);
+        c->refs++;
+        c->busy = true;
+        st = sfpd_store_get_frame(srv->store, c->job, &key, c->shm, req->get_frame->offset,
+                                  req->get_frame->capacity, req->get_frame->drop, get_frame_done, c);
         if (st == 0)
             return 1;
         c->refs--;
