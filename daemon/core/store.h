@@ -7,6 +7,8 @@
  * (core/status.h), unless it says otherwise. Put and Get are asynchronous:
  * they return 0 when the work has started and later call done() exactly
  * once on the loop thread; an error return means done() will not be called.
+ * PutFrame and GetFrame of a DRAM frame up to 1 MiB do their work on the
+ * loop thread and call done() before they return 0.
  */
 #ifndef SFPD_STORE_H
 #define SFPD_STORE_H

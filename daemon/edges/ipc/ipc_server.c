@@ -59,6 +59,8 @@ struct conn {
     bool dead;          /* fd closed or closing; no more I/O           */
     bool closing;       /* read no more; close once idle and flushed   */
     bool busy;          /* a request is in flight                      */
+    bool dispatching;   /* inside dispatch(): a request may complete
+                         * before the store call returns              */
     int deny_status;    /* non-zero: answer the first request with it  */
     int refs;           /* 1 for the socket + 1 per request in flight  */
     uint32_t uid, gid;
@@ -189,6 +191,11 @@ static void request_done(conn *c)
 {
     sfpd_ipc_server *srv = c->srv;
     c->busy = false;
+    if (c->dispatching) {
+        /* completed within dispatch(): conn_process() reads on */
+        conn_unref(c);
+        return;
+    }
     if (!c->dead) {
         conn_flush(c);
         if (!c->dead)
@@ -589,9 +596,10 @@ static int dispatch(conn *c, sfpd_request *req)
     case SFP__IPC__V1__REQUEST__BODY_PUT_FRAME:
         sfpd_ipc_key(req->put_frame->key, &key);
         c->refs++;
-        c->busy = true;
+        c->busy = c->dispatching = true;
         st = sfpd_store_put_frame(srv->store, c->job, &key, c->shm, req->put_frame->offset,
                                   req->put_frame->length, put_done, c);
+        c->dispatching = false;
         if (st == 0)
             return 1;
         c->refs--;
@@ -600,9 +608,10 @@ static int dispatch(conn *c, sfpd_request *req)
     case SFP__IPC__V1__REQUEST__BODY_GET_FRAME:
         sfpd_ipc_key(req->get_frame->key, &key);
         c->refs++;
-        c->busy = true;
+        c->busy = c->dispatching = true;
         st = sfpd_store_get_frame(srv->store, c->job, &key, c->shm, req->get_frame->offset,
                                   req->get_frame->capacity, req->get_frame->drop, get_frame_done, c);
+        c->dispatching = false;
         if (st == 0)
             return 1;
         c->refs--;
