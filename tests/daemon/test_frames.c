@@ -149,6 +149,29 @@ static void roundtrip_and_spill(const sfp_params *p)
                  "frame of sfpd's encode differs from libsfp's");
         free(out);
     }
+    {
+        /* a frame over 1 MiB: verified on sfpd's pool (smaller ones on its
+         * loop thread), over the DRAM budget: straight to disk and back */
+        size_t n = 400 * 1024, cap, bl = 0;
+        sfp_params lossless;
+        sfp_params_default(&lossless);
+        float *big = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            big[i] = (float)(i * 2654435761u % 1000003u) * 1.37e-3f;
+        cap = sfp_frame_bound(n, &lossless);
+        uint8_t *bf = malloc(cap), *back = malloc(cap);
+        char name[] = "big";
+        sfpc_key k = {.rank = 0, .step = 100, .tensor = name};
+        sfpc_get_info gi;
+        TH_CHECK(sfp_encode(big, n, &lossless, bf, cap, &bl, NULL) == 0 && bl > (1u << 20), "encode big");
+        TH_CHECK(sfpc_put_frame(c, &k, bf, bl, 0, NULL) == 0, "put_frame of %zu bytes: %s", bl,
+                 sfpc_last_message(c));
+        TH_CHECK(sfpc_get_frame(c, &k, back, cap, SFPC_GET_DROP, &gi) == 0, "get_frame big");
+        TH_CHECK(gi.bytes == bl && memcmp(back, bf, bl) == 0, "big frame not byte-identical");
+        free(big);
+        free(bf);
+        free(back);
+    }
     sfpc_close(&c);
     TH_CHECK(th_stop(&d, SIGTERM, 20) == 0, "exit status %d", d.exit_status);
     th_cleanup(&d);
