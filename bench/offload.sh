@@ -40,6 +40,7 @@ sfpd_for() {
     pid=$!
     i=0
     while [ ! -S "$tmp/s.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -0 "$pid" 2> /dev/null || { echo "sfpd did not start"; cat "$tmp/sfpd.log"; exit 1; }
 }
 
 one() { # CONFIG ROUND

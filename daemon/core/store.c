@@ -1185,13 +1185,15 @@ static void decode_done(uv_work_t *w, int status)
     check_shutdown(st);
 }
 
-static void get_start(get_op *op)
+/* inline_ok: a GetFrame of a DRAM frame may complete here, on the loop
+ * thread (only where nothing touches the entry afterwards). */
+static void get_start(get_op *op, bool inline_ok)
 {
     entry *e = op->e;
     sfpd_store *st = e->job->st;
 
     op->from_lower = e->dram == NULL;
-    if (op->frame_out && !op->from_lower && e->frame_len <= INLINE_FRAME_MAX) {
+    if (inline_ok && op->frame_out && !op->from_lower && e->frame_len <= INLINE_FRAME_MAX) {
         st->inflight++;
         decode_run(&op->w);
         decode_done(&op->w, 0);
@@ -1251,14 +1253,14 @@ static int get_begin(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_sh
     if (e->dram) {
         op->hit = true;
         sfpd_stat_inc(e->prefetched ? SFPD_C_PREFETCH_HITS : SFPD_C_DRAM_HITS, 1);
-        get_start(op);
+        get_start(op, true);
     } else if (e->loading) {
         op->hit = true;
         sfpd_stat_inc(SFPD_C_PREFETCH_HITS, 1);
         sfpd_list_push_back(&e->waiters, &op->wait_link);
     } else {
         sfpd_stat_inc(SFPD_C_PREFETCH_MISSES, 1);
-        get_start(op);
+        get_start(op, true);
     }
     pump_prefetch(job);
     return 0;
@@ -1362,7 +1364,7 @@ static void load_done(uv_work_t *w, int status)
         if (e->corrupt) {
             get_complete(op, SFPD_E_CORRUPT, "stored frame failed verification");
         } else {
-            get_start(op);
+            get_start(op, false); /* e is used below */
         }
     }
     entry_maybe_free(e);
