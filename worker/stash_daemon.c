@@ -22,8 +22,10 @@
  * put is not deferred); a get asks for the frame (GetFrame, dropping the
  * key) and decodes it in the rank. The hint prefetch() of the next
  * layer's tensor sends its GetFrame ahead, so sfpd copies it out while the
- * current layer's backward runs: one read in flight, in two slots at the
- * start of the ring (free during backward: every put was acknowledged).
+ * current layer's backward runs, and every get sends the GetFrame of the
+ * tensor put just before its own (backward reads in reverse put order)
+ * before it decodes: one read in flight, in two slots at the start of the
+ * ring (free during backward: every put was acknowledged).
  * sfpd verifies every frame before storing it and before returning it; a
  * frame the rank cannot decode counts like one sfpd could not return.
  *
@@ -80,7 +82,11 @@ typedef struct dstash {
     size_t nflen;
     size_t slot;           /* rank codec: bytes of a get slot (largest frame of
                             * the step), 0 before the first backward        */
-    ahead ahead[2];        /* rank codec: get slot i at act_end + i * slot  */
+    ahead ahead[2];        /* rank codec: the read ahead in get slot i     */
+    uint32_t *order;       /* rank codec: tensors of the step in put order */
+    unsigned char *got;    /* ... and which of them were got               */
+    size_t norder, corder;
+    uint64_t order_step;
 } dstash;
 
 static const sfpw_stash_ops daemon_ops, frame_ops;
@@ -222,6 +228,27 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     return 0;
 }
 
+/* Rank codec: the step's put order, which backward reads in reverse. */
+static int keep_order(dstash *d, uint64_t step)
+{
+    if (d->npend > d->corder) {
+        uint32_t *o = realloc(d->order, d->npend * sizeof *o);
+        unsigned char *g = o ? realloc(d->got, d->npend) : NULL;
+        if (o)
+            d->order = o;
+        if (!g)
+            return SFP_ENOMEM;
+        d->got = g;
+        d->corder = d->npend;
+    }
+    for (size_t i = 0; i < d->npend; i++)
+        d->order[i] = d->pend[i].tensor;
+    memset(d->got, 0, d->npend);
+    d->norder = d->npend;
+    d->order_step = step;
+    return 0;
+}
+
 static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
 {
     dstash *d = st->impl;
@@ -239,6 +266,8 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
         if (d->pend[i].info.policy_generation > d->policy_seen)
             d->policy_seen = d->pend[i].info.policy_generation;
     }
+    if (d->cfg.rank_codec && (rc = keep_order(d, key->step)))
+        return rc;
     d->npend = 0;
     d->pos = d->act_end;
     if (big)
@@ -379,23 +408,47 @@ static size_t slot_of(const dstash *d, int i, size_t *off)
     return (size_t)(i + 1) * s <= room ? s : 0;
 }
 
-static int f_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
+/* Sends the GetFrame of key ahead into get slot i (free); a failure shows
+ * again at the get of key, which handles it. */
+static void send_ahead(dstash *d, const sfpw_stash_key *key, int i)
 {
-    dstash *d = st->impl;
-    size_t off, cap;
-    if (d->lost || d->ahead[0].live || d->ahead[1].live || !(cap = slot_of(d, 1, &off)))
-        return 0; /* one read ahead, and only with two slots */
+    size_t off, cap = slot_of(d, i, &off);
     char name[32];
     sfpc_key k;
+    if (!cap || d->ahead[0].live || d->ahead[1].live)
+        return; /* one read ahead at a time, and only with two slots */
     make_key(d, key, &k, name, sizeof name);
     if (key->tensor < d->nflen && d->flen[key->tensor] && d->flen[key->tensor] <= cap)
         cap = d->flen[key->tensor];
-    /* a failure shows again at the get, which handles it */
-    if (sfpc_get_frame_async(d->c, &k, d->shm + off, cap, SFPC_GET_DROP, &d->ahead[1].p) == 0) {
-        d->ahead[1].live = 1;
-        d->ahead[1].key = *key;
+    if (sfpc_get_frame_async(d->c, &k, d->shm + off, cap, SFPC_GET_DROP, &d->ahead[i].p) == 0) {
+        d->ahead[i].live = 1;
+        d->ahead[i].key = *key;
     }
+}
+
+static int f_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    dstash *d = st->impl;
+    if (!d->lost && slot_of(d, 1, &(size_t){0}))
+        send_ahead(d, key, 1);
     return 0;
+}
+
+/* Marks key got; returns the tensor put last before it that is not got
+ * yet (what backward reads next), or -1. */
+static long next_in_order(dstash *d, const sfpw_stash_key *key)
+{
+    size_t i = d->norder;
+    if (d->order_step != key->step)
+        return -1;
+    while (i > 0 && d->order[i - 1] != key->tensor)
+        i--;
+    if (i == 0)
+        return -1;
+    d->got[--i] = 1;
+    while (i > 0 && d->got[i - 1])
+        i--;
+    return i > 0 ? (long)d->order[i - 1] : -1;
 }
 
 static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n)
@@ -405,16 +458,20 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
         return d->local ? d->local->ops->get(d->local, key, dst, n) : SFPW_STASH_EDAEMON;
     sfpc_get_info gi;
     size_t off, got = 0;
-    int rc;
-    if (d->ahead[1].live && key_same(&d->ahead[1].key, key)) {
-        d->ahead[1].live = 0;
-        rc = sfpc_wait(d->c, &d->ahead[1].p);
-        gi = d->ahead[1].p.info;
-        slot_of(d, 1, &off);
-    } else {
+    int rc, cur = -1;
+    for (int i = 0; i < 2; i++)
+        if (d->ahead[i].live && key_same(&d->ahead[i].key, key)) {
+            cur = i;
+            d->ahead[i].live = 0;
+            rc = sfpc_wait(d->c, &d->ahead[i].p);
+            gi = d->ahead[i].p.info;
+            slot_of(d, i, &off);
+        }
+    if (cur < 0) {
         char name[32];
         sfpc_key k;
-        size_t cap = slot_of(d, 0, &off);
+        cur = d->ahead[0].live ? 1 : 0; /* at most one read ahead is live */
+        size_t cap = slot_of(d, cur, &off);
         make_key(d, key, &k, name, sizeof name);
         rc = sfpc_get_frame(d->c, &k, d->shm + off, cap, SFPC_GET_DROP, &gi);
     }
@@ -424,6 +481,14 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
         return lose(d, rc, "get", 1);
     if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
         return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
+    /* the next frame backward reads is copied out by sfpd while this one
+     * decodes (and while the layer's backward runs) */
+    long next = next_in_order(d, key);
+    if (next >= 0) {
+        sfpw_stash_key nk = *key;
+        nk.tensor = (uint32_t)next;
+        send_ahead(d, &nk, 1 - cur);
+    }
     rc = sfp_decode(d->shm + off, (size_t)gi.bytes, dst, n * sizeof(float), &got);
     if (rc || got != n)
         return frame_failed(d, key, rc ? rc : SFPW_STASH_ESIZE, "the rank could not decode the frame");
@@ -465,6 +530,8 @@ static void d_close(sfpw_stash *st)
     sfpw_stash_close(&d->local);
     free(d->pend);
     free(d->flen);
+    free(d->order);
+    free(d->got);
     free(d);
 }
 
