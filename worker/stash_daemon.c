@@ -22,9 +22,9 @@
  * put is not deferred); a get asks for the frame (GetFrame, dropping the
  * key) and decodes it in the rank. The hint prefetch() of the next
  * layer's tensor sends its GetFrame ahead, so sfpd copies it out while the
- * current layer's backward runs, and every get sends the GetFrame of the
- * tensor put just before its own (backward reads in reverse put order)
- * before it decodes: one read in flight, in two slots at the start of the
+ * current layer's backward runs, backward() sends the GetFrame of the
+ * step's last put, and every get sends the GetFrame of the tensor put just
+ * before its own (backward reads in reverse put order) before it decodes: one read in flight, in two slots at the start of the
  * ring (free during backward: every put was acknowledged).
  * sfpd verifies every frame before storing it and before returning it; a
  * frame the rank cannot decode counts like one sfpd could not return.
@@ -228,6 +228,8 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     return 0;
 }
 
+static void send_ahead(dstash *d, const sfpw_stash_key *key, int i);
+
 /* Rank codec: the step's put order, which backward reads in reverse. */
 static int keep_order(dstash *d, uint64_t step)
 {
@@ -253,7 +255,6 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
 {
     dstash *d = st->impl;
     int rc;
-    (void)key;
     if (d->lost)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
     if ((rc = sfpc_flush(d->c)) < 0)
@@ -274,6 +275,12 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
         d->slot = (big + 63) & ~(size_t)63;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
         return lose(d, rc, "prefetch", 1);
+    if (d->cfg.rank_codec && d->norder) {
+        /* backward reads the last put first: on its way at once */
+        sfpw_stash_key k = *key;
+        k.tensor = d->order[d->norder - 1];
+        send_ahead(d, &k, 0);
+    }
     return 0;
 }
 
@@ -415,7 +422,7 @@ static void send_ahead(dstash *d, const sfpw_stash_key *key, int i)
     size_t off, cap = slot_of(d, i, &off);
     char name[32];
     sfpc_key k;
-    if (!cap || d->ahead[0].live || d->ahead[1].live)
+    if (!slot_of(d, 1, &(size_t){0}) || d->ahead[0].live || d->ahead[1].live)
         return; /* one read ahead at a time, and only with two slots */
     make_key(d, key, &k, name, sizeof name);
     if (key->tensor < d->nflen && d->flen[key->tensor] && d->flen[key->tensor] <= cap)
@@ -429,7 +436,7 @@ static void send_ahead(dstash *d, const sfpw_stash_key *key, int i)
 static int f_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
 {
     dstash *d = st->impl;
-    if (!d->lost && slot_of(d, 1, &(size_t){0}))
+    if (!d->lost)
         send_ahead(d, key, 1);
     return 0;
 }
