@@ -196,7 +196,6 @@ struct put_op {
     void *frame;
     size_t frame_len;
     int codec_err;
-    int reject;          /* PutFrame: SFPD_E_* for a frame over the limits */
     bool frame_in;       /* PutFrame: [off, off+in_len) of shm is a frame */
     uint64_t in_len;
     uint64_t t0;
@@ -916,8 +915,8 @@ static void frame_in_run(uv_work_t *w)
         op->codec_err = SFP_EHEADER;
         return;
     }
-    if (info.count > op->st->max_tensor / es) {
-        op->reject = SFPD_E_TOO_LARGE;
+    if (info.count > SFP_FRAME_MAX_COUNT) {
+        op->codec_err = SFP_EHEADER;
         return;
     }
     op->frame_len = (size_t)op->in_len;
@@ -973,8 +972,9 @@ static void encode_done(uv_work_t *w, int status)
     (void)status;
     st->inflight--;
     sfpd_shm_unref(&op->shm);
-    if (op->reject) {
-        put_finish(op, op->reject, "frame decodes to more than max_tensor bytes", SFPD_PUT_DRAM);
+    if (op->frame_in && !op->codec_err && op->len > st->max_tensor) {
+        put_finish(op, SFPD_E_TOO_LARGE, "frame decodes to more than max_tensor bytes",
+                   SFPD_PUT_DRAM);
     } else if (op->codec_err) {
         if (op->frame_in && op->codec_err != SFP_ENOMEM) {
             sfpd_stat_inc(SFPD_C_FRAMES_REFUSED, 1);
