@@ -1,14 +1,18 @@
 #!/bin/sh
 # bench/offload.sh - step time of mpirun -np 2 sfp-train with the stash
 # (a) in-process, (b) in sfpd without spill (budget above one step),
-# (c) in sfpd with a budget that forces spill, plus fp32 for reference; and
+# (c) in sfpd with a budget that forces spill (b, c: --stash-codec daemon,
+# sfpd encodes and decodes), (b') and (c') the same with --stash-codec rank
+# (the ranks encode and decode, sfpd stores the frames), plus fp32 for
+# reference; and
 # the weight-exchange bytes per step against FP32 with the publish time
 # (weights encoded in-process vs by sfpd).
 # Every configuration runs REPS times, interleaved (a b c a b c ...) after
 # one warm-up round; the table shows medians and ratios to (a).
 # usage: bench/offload.sh BUILD_DIR [model]
 #        env: NP=2 ranks (1: no mpirun), REPS=3, LIMIT=6400 training images (50 steps at batch 128),
-#             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko
+#             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko,
+#             CONFIGS="f a b c B C" (B, C: (b'), (c'))
 set -eu
 build=$1; model=${2:-cnn}
 sfpd=$build/daemon/sfpd train=$build/worker/sfp-train
@@ -27,8 +31,8 @@ sfpd_for() {
     [ -n "$pid" ] && { kill -TERM "$pid"; wait "$pid" || true; pid=; }
     rm -rf "$tmp/s.sock" "$tmp/spill"
     case $1 in
-    b) budget=1G ;;
-    c) budget=${BUDGET_SPILL:-512K} ;;
+    b|B) budget=1G ;;
+    c|C) budget=${BUDGET_SPILL:-512K} ;;
     *) return 0 ;;
     esac
     "$sfpd" --socket "$tmp/s.sock" --spill-dir "$tmp/spill" --dram-budget "$budget" \
@@ -36,6 +40,7 @@ sfpd_for() {
     pid=$!
     i=0
     while [ ! -S "$tmp/s.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -0 "$pid" 2> /dev/null || { echo "sfpd did not start"; cat "$tmp/sfpd.log"; exit 1; }
 }
 
 one() { # CONFIG ROUND
@@ -43,7 +48,8 @@ one() { # CONFIG ROUND
     case $1 in
     f) flags="--policy fp32 --no-daemon" ;;
     a) flags="--policy $policy $coder --no-daemon" ;;
-    *) flags="--policy $policy $coder --daemon $tmp/s.sock" ;;
+    b|c) flags="--policy $policy $coder --daemon $tmp/s.sock --stash-codec daemon" ;;
+    *) flags="--policy $policy $coder --daemon $tmp/s.sock --stash-codec rank" ;;
     esac
     f0=0
     [ -n "$pid" ] && f0=$(awk '{ print $10 }' "/proc/$pid/stat")
@@ -68,21 +74,23 @@ sys.exit(r)' "$tmp/$1-$2.cpu" \
 
 launch="mpirun -np $np"
 [ "$np" -eq 1 ] && launch=
-configs="f a b c"
+configs=${CONFIGS:-f a b c B C}
 for c in $configs; do one "$c" 0; done  # warm-up
 for r in $(seq 1 "$reps"); do
     for c in $configs; do one "$c" "$r"; done
 done
 sfpd_for none
 
-/usr/bin/python3 - "$tmp" "$reps" "$model" "$policy $coder" "$np" <<'PY'
+/usr/bin/python3 - "$tmp" "$reps" "$model" "$policy $coder" "$np" "$configs" <<'PY'
 import json, statistics, sys
 tmp, reps, model, pol, np_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+cfgs = sys.argv[6].split()
 names = {"f": "fp32 (no stash)", "a": "(a) in-process stash",
-         "b": "(b) sfpd, no spill", "c": "(c) sfpd, spill"}
+         "b": "(b) sfpd, no spill", "c": "(c) sfpd, spill",
+         "B": "(b') sfpd rank codec, no spill", "C": "(c') sfpd rank codec, spill"}
 keys = ["compute", "quantize", "stash", "comm", "optimizer", "weights"]
 rows = {}
-for c in "fabc":
+for c in cfgs:
     runs = [json.load(open(f"{tmp}/{c}-{r}.json")) for r in range(1, reps + 1)]
     ep = [r["epochs"][-1] for r in runs]
     rows[c] = {
@@ -112,7 +120,7 @@ print("(wall ms/step from rank 0; CPU ms/step = CPU time of both ranks and of sf
 print(" lifetimes including start-up and the 1000-image evaluation, divided by the training steps)")
 print(f"| configuration | ms/step | vs (a) | CPU ms/step | vs (a) | of it sfpd | compute | quantize | stash | comm | optimizer | weights | runs |")
 print(f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-for c in "fabc":
+for c in cfgs:
     r = rows[c]
     p = r["parts"]
     print(f"| {names[c]} | {r['step']:.1f} | {100 * (r['step'] / a - 1):+.1f}% | {r['cpu']:.1f} | "
@@ -123,13 +131,13 @@ print("Minor page faults per step: of each rank during the steps (all; after the
 print("and of sfpd over its whole run (job start-up, steps and evaluation) divided by the steps")
 print("| configuration | rank, all steps | rank, steady | sfpd |")
 print("| --- | ---: | ---: | ---: |")
-for c in "fabc":
+for c in cfgs:
     r = rows[c]
     print(f"| {names[c]} | {r['faults']:.1f} | {r['steady']:.2f} | {r['dflt']:.1f} |")
 print()
 print("| weights | bytes/step all-gathered | FP32 bytes/step | fewer bytes | publish ms/step | pieces encoded by sfpd |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
-for c in "fab":
+for c in [c for c in cfgs if c not in "cC"]:
     r = rows[c]
     x = r["x"]
     print(f"| {names[c]} | {x['bytes_per_step']:.0f} | {x['fp32_bytes_per_step']:.0f} | "

@@ -31,7 +31,8 @@ struct sfpc {
     size_t shm_size;
     uint64_t next_id;
     uint64_t async_ids[MAX_ASYNC]; /* ring of outstanding async request ids */
-    sfpc_put_info *async_info[MAX_ASYNC]; /* where to report each one, or NULL */
+    void *async_info[MAX_ASYNC];   /* where to report each one, or NULL    */
+    bool async_get[MAX_ASYNC];     /* a GetFrame (sfpc_pending) or a put   */
     unsigned async_head, async_n;
     int async_err;
     char msg[256];
@@ -253,7 +254,48 @@ static int read_response(sfpc *c, resp_t **out, int64_t deadline)
     return 0;
 }
 
-/* Reads replies until the one for id; replies of async requests come first. */
+/* Files r, the reply to the oldest asynchronous request, where that
+ * request wanted it; frees r. 0, or SFPC_EPROTO for a reply that does not fit. */
+static int file_async(sfpc *c, resp_t *r)
+{
+    unsigned h = c->async_head;
+    int st = status_err(r->status);
+    if (c->async_get[h]) {
+        sfpc_pending *pg = c->async_info[h];
+        if (!st && (!r->get_frame || r->get_frame->frame_length > pg->cap)) {
+            sfp__ipc__v1__response__free_unpacked(r, NULL);
+            return fail(c, SFPC_EPROTO);
+        }
+        pg->status = st;
+        if (st) {
+            snprintf(c->msg, sizeof(c->msg), "%s", r->message ? r->message : "");
+        } else {
+            pg->info.bytes = r->get_frame->frame_length;
+            pg->info.count = r->get_frame->count;
+            pg->info.dtype = (sfp_dtype)r->get_frame->dtype;
+            pg->info.hit = r->get_frame->prefetch_hit;
+        }
+        pg->done = 1;
+    } else {
+        sfpc_put_info *info = c->async_info[h];
+        if (st && !c->async_err) {
+            c->async_err = st;
+            snprintf(c->msg, sizeof(c->msg), "%s", r->message ? r->message : "");
+        }
+        if (info && !st && r->put) {
+            info->stored_bytes = r->put->stored_bytes;
+            info->tier = (int)r->put->tier;
+            info->policy_generation = r->put->policy_generation;
+        }
+    }
+    c->async_head = (h + 1) % MAX_ASYNC;
+    c->async_n--;
+    sfp__ipc__v1__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* Reads replies until the one for id; replies of async requests come first.
+ * id 0: until no asynchronous request is left. */
 static int await(sfpc *c, uint64_t id, resp_t **out, int64_t deadline)
 {
     for (;;) {
@@ -262,20 +304,8 @@ static int await(sfpc *c, uint64_t id, resp_t **out, int64_t deadline)
         if (e < 0)
             return e;
         if (c->async_n && r->id == c->async_ids[c->async_head]) {
-            int st = status_err(r->status);
-            sfpc_put_info *info = c->async_info[c->async_head];
-            if (st && !c->async_err) {
-                c->async_err = st;
-                snprintf(c->msg, sizeof(c->msg), "%s", r->message ? r->message : "");
-            }
-            if (info && !st && r->put) {
-                info->stored_bytes = r->put->stored_bytes;
-                info->tier = (int)r->put->tier;
-                info->policy_generation = r->put->policy_generation;
-            }
-            c->async_head = (c->async_head + 1) % MAX_ASYNC;
-            c->async_n--;
-            sfp__ipc__v1__response__free_unpacked(r, NULL);
+            if ((e = file_async(c, r)) < 0)
+                return e;
             if (id == 0 && c->async_n == 0)
                 return 0;
             continue;
@@ -288,6 +318,20 @@ static int await(sfpc *c, uint64_t id, resp_t **out, int64_t deadline)
         *out = r;
         return 0;
     }
+}
+
+/* Reads the reply to the oldest asynchronous request. */
+static int await_one(sfpc *c, int64_t deadline)
+{
+    resp_t *r = NULL;
+    int e = read_response(c, &r, deadline);
+    if (e < 0)
+        return e;
+    if (!c->async_n || r->id != c->async_ids[c->async_head]) {
+        sfp__ipc__v1__response__free_unpacked(r, NULL);
+        return fail(c, SFPC_EPROTO);
+    }
+    return file_async(c, r);
 }
 
 /* Sends rq and waits for its reply; returns 0 with *out, or an error. */
@@ -473,6 +517,71 @@ static int fill_key(Sfp__Ipc__V1__Key *kk, const sfpc_key *k)
     return 0;
 }
 
+/* Sends rq without waiting; its reply is read (and reported to info) by a
+ * later call. */
+static int send_async(sfpc *c, req_t *rq, void *info, bool get)
+{
+    int64_t deadline = now_ms() + c->timeout_ms;
+    unsigned slot;
+    int e;
+    if (c->async_n == MAX_ASYNC) {
+        /* the oldest is read first: waiting for all is the bound */
+        resp_t *unused = NULL;
+        if ((e = await(c, 0, &unused, deadline)) < 0)
+            return e;
+    }
+    rq->id = ++c->next_id;
+    if ((e = send_request(c, rq, -1, deadline)) < 0)
+        return e;
+    slot = (c->async_head + c->async_n) % MAX_ASYNC;
+    c->async_ids[slot] = rq->id;
+    c->async_info[slot] = info;
+    c->async_get[slot] = get;
+    c->async_n++;
+    return 0;
+}
+
+/* Bytes a put reads: used in place inside the shm, else copied to its
+ * start (synchronous puts only). */
+static int place(sfpc *c, const void **data, size_t len, unsigned flags)
+{
+    int e;
+    if (in_shm(c, *data, len))
+        return 0;
+    if (flags & SFPC_ASYNC)
+        return SFPC_EINVAL;
+    if (len > c->shm_size)
+        return SFPC_ESHMSIZE;
+    if ((e = sfpc_flush(c)) < 0)
+        return e;
+    memcpy(c->shm, *data, len);
+    *data = c->shm;
+    return 0;
+}
+
+/* Sends a Put or PutFrame; waits for its PutReply unless SFPC_ASYNC. */
+static int put_send(sfpc *c, req_t *rq, unsigned flags, sfpc_put_info *info)
+{
+    resp_t *r = NULL;
+    int e;
+    if (flags & SFPC_ASYNC) {
+        if (info) {
+            info->stored_bytes = info->policy_generation = 0;
+            info->tier = -1;
+        }
+        return send_async(c, rq, info, false);
+    }
+    if ((e = call(c, rq, &r)) < 0)
+        return e;
+    if (info) {
+        info->stored_bytes = r->put ? r->put->stored_bytes : 0;
+        info->tier = r->put ? (int)r->put->tier : 0;
+        info->policy_generation = r->put ? r->put->policy_generation : 0;
+    }
+    sfp__ipc__v1__response__free_unpacked(r, NULL);
+    return c->async_err ? sfpc_flush(c) : 0;
+}
+
 int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
              const sfp_params *p, unsigned flags, sfpc_put_info *info)
 {
@@ -481,7 +590,6 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
     Sfp__Ipc__V1__Key key = SFP__IPC__V1__KEY__INIT;
     Sfp__Ipc__V1__Params params = SFP__IPC__V1__PARAMS__INIT;
     size_t es, len;
-    resp_t *r = NULL;
     int e;
 
     if (!c || !p || !data || (e = fill_key(&key, k)) < 0 || !(es = sfp_dtype_size(p->dtype)))
@@ -491,16 +599,8 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
     if (count > SIZE_MAX / es)
         return SFPC_EINVAL;
     len = count * es;
-    if (!in_shm(c, data, len)) {
-        if (flags & SFPC_ASYNC)
-            return SFPC_EINVAL;
-        if (len > c->shm_size)
-            return SFPC_ESHMSIZE;
-        if ((e = sfpc_flush(c)) < 0)
-            return e;
-        memcpy(c->shm, data, len);
-        data = c->shm;
-    }
+    if ((e = place(c, &data, len, flags)) < 0)
+        return e;
     fill_params(&params, p);
     put.key = &key;
     put.offset = (uint64_t)((const uint8_t *)data - c->shm);
@@ -509,31 +609,22 @@ int sfpc_put(sfpc *c, const sfpc_key *k, const void *data, size_t count,
     put.params = &params;
     rq.body_case = SFP__IPC__V1__REQUEST__BODY_PUT;
     rq.put = &put;
-    if (flags & SFPC_ASYNC) {
-        int64_t deadline = now_ms() + c->timeout_ms;
-        if (c->async_n == MAX_ASYNC && (e = sfpc_flush(c)) < 0)
-            return e;
-        rq.id = ++c->next_id;
-        if ((e = send_request(c, &rq, -1, deadline)) < 0)
-            return e;
-        c->async_ids[(c->async_head + c->async_n) % MAX_ASYNC] = rq.id;
-        c->async_info[(c->async_head + c->async_n) % MAX_ASYNC] = info;
-        if (info) {
-            info->stored_bytes = info->policy_generation = 0;
-            info->tier = -1;
-        }
-        c->async_n++;
+    return put_send(c, &rq, flags, info);
+}
+
+/* Where a get writes: dst in place inside the shm, else the start of the
+ * shm (copied out after the reply). */
+static int get_target(sfpc *c, const void *dst, size_t *cap, bool *direct)
+{
+    int e;
+    *direct = in_shm(c, dst, *cap);
+    if (*direct)
         return 0;
-    }
-    if ((e = call(c, &rq, &r)) < 0)
+    if ((e = sfpc_flush(c)) < 0)
         return e;
-    if (info) {
-        info->stored_bytes = r->put ? r->put->stored_bytes : 0;
-        info->tier = r->put ? (int)r->put->tier : 0;
-        info->policy_generation = r->put ? r->put->policy_generation : 0;
-    }
-    sfp__ipc__v1__response__free_unpacked(r, NULL);
-    return c->async_err ? sfpc_flush(c) : 0;
+    if (*cap > c->shm_size)
+        *cap = c->shm_size;
+    return 0;
 }
 
 int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
@@ -548,13 +639,8 @@ int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
 
     if (!c || !dst || (e = fill_key(&key, k)) < 0)
         return SFPC_EINVAL;
-    direct = in_shm(c, dst, cap);
-    if (!direct) {
-        if ((e = sfpc_flush(c)) < 0)
-            return e;
-        if (cap > c->shm_size)
-            cap = c->shm_size;
-    }
+    if ((e = get_target(c, dst, &cap, &direct)) < 0)
+        return e;
     get.key = &key;
     get.offset = direct ? (uint64_t)((uint8_t *)dst - c->shm) : 0;
     get.capacity = cap;
@@ -577,6 +663,109 @@ int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
     }
     sfp__ipc__v1__response__free_unpacked(r, NULL);
     return 0;
+}
+
+int sfpc_put_frame(sfpc *c, const sfpc_key *k, const void *frame, size_t len, unsigned flags,
+                   sfpc_put_info *info)
+{
+    req_t rq = SFP__IPC__V1__REQUEST__INIT;
+    Sfp__Ipc__V1__PutFrame pf = SFP__IPC__V1__PUT_FRAME__INIT;
+    Sfp__Ipc__V1__Key key = SFP__IPC__V1__KEY__INIT;
+    int e;
+
+    if (!c || !frame || !len || (e = fill_key(&key, k)) < 0)
+        return SFPC_EINVAL;
+    if (c->broken)
+        return SFPC_EDISCONNECTED;
+    if ((e = place(c, &frame, len, flags)) < 0)
+        return e;
+    pf.key = &key;
+    pf.offset = (uint64_t)((const uint8_t *)frame - c->shm);
+    pf.length = len;
+    rq.body_case = SFP__IPC__V1__REQUEST__BODY_PUT_FRAME;
+    rq.put_frame = &pf;
+    return put_send(c, &rq, flags, info);
+}
+
+static void get_frame_req(Sfp__Ipc__V1__GetFrame *gf, Sfp__Ipc__V1__Key *key, uint64_t off,
+                          size_t cap, unsigned flags, req_t *rq)
+{
+    gf->key = key;
+    gf->offset = off;
+    gf->capacity = cap;
+    gf->drop = (flags & SFPC_GET_DROP) != 0;
+    rq->body_case = SFP__IPC__V1__REQUEST__BODY_GET_FRAME;
+    rq->get_frame = gf;
+}
+
+int sfpc_get_frame(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
+                   sfpc_get_info *info)
+{
+    req_t rq = SFP__IPC__V1__REQUEST__INIT;
+    Sfp__Ipc__V1__GetFrame gf = SFP__IPC__V1__GET_FRAME__INIT;
+    Sfp__Ipc__V1__Key key = SFP__IPC__V1__KEY__INIT;
+    resp_t *r = NULL;
+    bool direct;
+    int e;
+
+    if (!c || !dst || (e = fill_key(&key, k)) < 0)
+        return SFPC_EINVAL;
+    if ((e = get_target(c, dst, &cap, &direct)) < 0)
+        return e;
+    get_frame_req(&gf, &key, direct ? (uint64_t)((uint8_t *)dst - c->shm) : 0, cap, flags, &rq);
+    if ((e = call(c, &rq, &r)) < 0)
+        return e;
+    if (!r->get_frame || r->get_frame->frame_length > cap) {
+        sfp__ipc__v1__response__free_unpacked(r, NULL);
+        return fail(c, SFPC_EPROTO);
+    }
+    if (!direct)
+        memcpy(dst, c->shm, r->get_frame->frame_length);
+    if (info) {
+        info->count = r->get_frame->count;
+        info->bytes = r->get_frame->frame_length;
+        info->dtype = (sfp_dtype)r->get_frame->dtype;
+        info->hit = r->get_frame->prefetch_hit;
+    }
+    sfp__ipc__v1__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int sfpc_get_frame_async(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
+                         sfpc_pending *p)
+{
+    req_t rq = SFP__IPC__V1__REQUEST__INIT;
+    Sfp__Ipc__V1__GetFrame gf = SFP__IPC__V1__GET_FRAME__INIT;
+    Sfp__Ipc__V1__Key key = SFP__IPC__V1__KEY__INIT;
+    int e;
+
+    if (!c || !dst || !p || (e = fill_key(&key, k)) < 0 || !in_shm(c, dst, cap))
+        return SFPC_EINVAL;
+    if (c->broken)
+        return SFPC_EDISCONNECTED;
+    memset(p, 0, sizeof(*p));
+    p->cap = cap;
+    get_frame_req(&gf, &key, (uint64_t)((uint8_t *)dst - c->shm), cap, flags, &rq);
+    return send_async(c, &rq, p, true);
+}
+
+int sfpc_wait(sfpc *c, sfpc_pending *p)
+{
+    int64_t deadline = now_ms() + c->timeout_ms;
+    if (!c || !p)
+        return SFPC_EINVAL;
+    while (!p->done) {
+        int e;
+        if (c->broken)
+            return SFPC_EDISCONNECTED;
+        if (!c->async_n)
+            return SFPC_EINVAL; /* not in flight on this connection */
+        /* the head's reply: await() files it and returns at id 0 only
+         * when nothing is left, so read one reply at a time */
+        if ((e = await_one(c, deadline)) < 0)
+            return e;
+    }
+    return p->status;
 }
 
 static int simple(sfpc *c, req_t *rq)

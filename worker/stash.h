@@ -129,7 +129,13 @@ typedef struct sfpw_daemon_config {
     int timeout_ms;            /* bound of every daemon call                 */
     sfpw_on_loss on_loss;
     void (*log)(const char *msg); /* told once when the daemon is lost       */
+    int rank_codec;            /* 1: the rank encodes and decodes the frames
+                                * itself (PutFrame/GetFrame; --stash-codec
+                                * rank), 0: sfpd does (Put/Get)             */
 } sfpw_daemon_config;
+
+/* --stash-codec: where the stash's frames are encoded and decoded. */
+enum { SFPW_CODEC_AUTO = 0, SFPW_CODEC_RANK = 1, SFPW_CODEC_DAEMON = 2 };
 
 #ifdef SFPW_HAVE_DAEMON
 int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg);

@@ -15,6 +15,20 @@
  * step runs again through sfpd (its puts replace the step's keys). A second
  * such loss in the same step counts as a daemon loss.
  *
+ * With cfg.rank_codec (--stash-codec rank) the rank does the codec work
+ * itself, as the in-process stash does: a put encodes the tensor with
+ * libsfp straight into the put ring and sends the finished frame
+ * (asynchronous PutFrame; sizes and statistics are known at once, so the
+ * put is not deferred); a get asks for the frame (GetFrame, dropping the
+ * key) and decodes it in the rank. The hint prefetch() of the next
+ * layer's tensor sends its GetFrame ahead, so sfpd copies it out while the
+ * current layer's backward runs, backward() sends the GetFrame of the
+ * step's last put, and every get sends the GetFrame of the tensor put just
+ * before its own (backward reads in reverse put order) before it decodes: one read in flight, in two slots at the start of the
+ * ring (free during backward: every put was acknowledged).
+ * sfpd verifies every frame before storing it and before returning it; a
+ * frame the rank cannot decode counts like one sfpd could not return.
+ *
  * Daemon loss: any other failed daemon call (dead socket, timeout, an error
  * reply) loses the step's stashes held by sfpd. With SFPW_ON_LOSS_FALLBACK the
  * stash switches for good to an in-process stash and the call returns
@@ -33,8 +47,16 @@
 
 typedef struct pending {
     uint32_t tensor;
+    size_t flen;        /* rank codec: the frame's bytes           */
     sfpc_put_info info; /* filled by the client when the ack is read */
 } pending;
+
+/* Rank codec: a GetFrame sent ahead (prefetch) or none. */
+typedef struct ahead {
+    int live;           /* sent and not yet consumed by a get      */
+    sfpw_stash_key key;
+    sfpc_pending p;
+} ahead;
 
 typedef struct dstash {
     sfpw_stash base;
@@ -56,9 +78,23 @@ typedef struct dstash {
     int frame_lost;        /* a frame of step frame_lost_step was lost */
     uint64_t frame_lost_step;
     sfpw_override policy;  /* the last one fetched                 */
+    size_t *flen;          /* rank codec: frame bytes of each tensor's last put */
+    size_t nflen;
+    size_t slot;           /* rank codec: bytes of a get slot (largest frame of
+                            * the step), 0 before the first backward        */
+    ahead ahead[2];        /* rank codec: the read ahead in get slot i     */
+    uint32_t *order;       /* rank codec: tensors of the step in put order */
+    unsigned char *got;    /* ... and which of them were got               */
+    size_t norder, corder;
+    uint64_t order_step;
 } dstash;
 
-static const sfpw_stash_ops daemon_ops;
+static const sfpw_stash_ops daemon_ops, frame_ops;
+
+static int is_daemon(const sfpw_stash *st)
+{
+    return st && (st->ops == &daemon_ops || st->ops == &frame_ops);
+}
 
 static void make_key(const dstash *d, const sfpw_stash_key *key, sfpc_key *k,
                      char *name, size_t cap)
@@ -102,6 +138,7 @@ static int lose(dstash *d, int err, const char *what, int rerun)
             (void)mmap(d->shm, d->shm_size, PROT_READ | PROT_WRITE,
                        MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         d->npend = 0;
+        d->ahead[0].live = d->ahead[1].live = 0;
         if (d->cfg.on_loss == SFPW_ON_LOSS_FALLBACK &&
             sfpw_stash_local_open(&d->local) != 0)
             d->local = NULL;
@@ -109,25 +146,52 @@ static int lose(dstash *d, int err, const char *what, int rerun)
     return d->local ? SFPW_STASH_ERETRY : SFPW_STASH_EDAEMON;
 }
 
+/* Lossless plain F32: how raw (statistics) tensors are stored. */
+static const sfp_params *raw_params(sfp_params *raw)
+{
+    sfp_params_default(raw);
+    raw->dtype = SFP_DTYPE_F32;
+    raw->mbits = 23;
+    raw->ebits = 8;
+    raw->coder = SFP_CODER_PLAIN;
+    return raw;
+}
+
+/* Room for one more pending put. */
+static int pend_reserve(dstash *d)
+{
+    if (d->npend < d->cpend)
+        return 0;
+    size_t nc = d->cpend ? 2 * d->cpend : 64;
+    pending *np = realloc(d->pend, nc * sizeof *np);
+    if (!np)
+        return SFP_ENOMEM;
+    d->pend = np;
+    d->cpend = nc;
+    return 0;
+}
+
+/* Waits for every put of the step to be taken, then restarts the ring. */
+static int ring_restart(dstash *d)
+{
+    int rc;
+    if ((rc = sfpc_flush(d->c)) < 0)
+        return lose(d, rc, "put", 1);
+    d->pos = d->act_end;
+    return 0;
+}
+
 static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
                  size_t n, const sfp_params *p, size_t *frame_bytes,
                  sfp_qstats *stats)
 {
     dstash *d = st->impl;
-    if (d->lost) {
-        if (!d->local)
-            return SFPW_STASH_EDAEMON;
-        return d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats);
-    }
+    if (d->lost)
+        return d->local ? d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats)
+                        : SFPW_STASH_EDAEMON;
     sfp_params raw;
-    if (!p) {
-        sfp_params_default(&raw);
-        raw.dtype = SFP_DTYPE_F32;
-        raw.mbits = 23;
-        raw.ebits = 8;
-        raw.coder = SFP_CODER_PLAIN;
-        p = &raw;
-    }
+    if (!p)
+        p = raw_params(&raw);
     if (n > (SIZE_MAX - 63) / sizeof(float))
         return SFP_EINVAL;
     size_t len = n * sizeof(float), need = (len + 63) & ~(size_t)63;
@@ -136,21 +200,11 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
                        len <= (size_t)(d->shm + d->act_end - src);
     if (!in_place && need > d->shm_size - d->act_end)
         return SFP_EOVERFLOW;
-    if (!in_place && d->pos + need > d->shm_size) {
-        /* the step's tensors outgrew the ring: wait for sfpd to have read
-         * all of them, then start over */
-        if ((rc = sfpc_flush(d->c)) < 0)
-            return lose(d, rc, "put", 1);
-        d->pos = d->act_end;
-    }
-    if (d->npend == d->cpend) {
-        size_t nc = d->cpend ? 2 * d->cpend : 64;
-        pending *np = realloc(d->pend, nc * sizeof *np);
-        if (!np)
-            return SFP_ENOMEM;
-        d->pend = np;
-        d->cpend = nc;
-    }
+    /* the step's tensors outgrew the ring: start over once sfpd read them */
+    if (!in_place && d->pos + need > d->shm_size && (rc = ring_restart(d)))
+        return rc;
+    if ((rc = pend_reserve(d)))
+        return rc;
     unsigned char *slot = (unsigned char *)data;
     if (!in_place) {
         slot = d->shm + d->pos;
@@ -174,58 +228,277 @@ static int d_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     return 0;
 }
 
+static void send_ahead(dstash *d, const sfpw_stash_key *key, int i);
+
+/* Rank codec: the step's put order, which backward reads in reverse. */
+static int keep_order(dstash *d, uint64_t step)
+{
+    if (d->npend > d->corder) {
+        uint32_t *o = realloc(d->order, d->npend * sizeof *o);
+        unsigned char *g = o ? realloc(d->got, d->npend) : NULL;
+        if (o)
+            d->order = o;
+        if (!g)
+            return SFP_ENOMEM;
+        d->got = g;
+        d->corder = d->npend;
+    }
+    for (size_t i = 0; i < d->npend; i++)
+        d->order[i] = d->pend[i].tensor;
+    memset(d->got, 0, d->npend);
+    d->norder = d->npend;
+    d->order_step = step;
+    return 0;
+}
+
 static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
 {
     dstash *d = st->impl;
     int rc;
-    (void)key;
     if (d->lost)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put (acknowledgement)", 1);
+    size_t big = 0;
     for (size_t i = 0; i < d->npend; i++) {
-        if (bytes)
+        big = d->pend[i].flen > big ? d->pend[i].flen : big;
+        if (bytes && !d->cfg.rank_codec) /* the rank codec's puts told them */
             bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
         if (d->pend[i].info.policy_generation > d->policy_seen)
             d->policy_seen = d->pend[i].info.policy_generation;
     }
+    if (d->cfg.rank_codec && (rc = keep_order(d, key->step)))
+        return rc;
     d->npend = 0;
     d->pos = d->act_end;
+    if (big)
+        d->slot = (big + 63) & ~(size_t)63;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
         return lose(d, rc, "prefetch", 1);
+    if (d->cfg.rank_codec && d->norder) {
+        /* backward reads the last put first: on its way at once */
+        sfpw_stash_key k = *key;
+        k.tensor = d->order[d->norder - 1];
+        send_ahead(d, &k, 0);
+    }
     return 0;
+}
+
+/*
+ * A frame sfpd could not give back (E_LOST, E_CORRUPT) or the rank could
+ * not decode: the step runs again through sfpd; a second one in the same
+ * step is a daemon loss.
+ */
+static int frame_failed(dstash *d, const sfpw_stash_key *key, int rc, const char *detail)
+{
+    char msg[512];
+    if (d->frame_lost && d->frame_lost_step == key->step)
+        return lose(d, rc, "get", 1);
+    d->frame_lost = 1;
+    d->frame_lost_step = key->step;
+    snprintf(msg, sizeof msg, "sfpd could not return step %llu tensor %u (%s%s%s); "
+             "running the step again through sfpd",
+             (unsigned long long)key->step, key->tensor, sfpc_strerror(rc),
+             detail[0] ? ": " : "", detail);
+    if (d->cfg.log)
+        d->cfg.log(msg);
+    return SFPW_STASH_ERETRY;
 }
 
 static int d_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n)
 {
     dstash *d = st->impl;
-    if (d->lost) {
-        if (!d->local)
-            return SFPW_STASH_EDAEMON;
-        return d->local->ops->get(d->local, key, dst, n);
-    }
+    if (d->lost)
+        return d->local ? d->local->ops->get(d->local, key, dst, n) : SFPW_STASH_EDAEMON;
     char name[32];
     sfpc_key k;
     sfpc_get_info gi;
     make_key(d, key, &k, name, sizeof name);
     int rc = sfpc_get(d->c, &k, dst, n * sizeof(float), SFPC_GET_DROP, &gi);
-    if ((rc == SFPC_ELOST || rc == SFPC_ECORRUPT) &&
-        !(d->frame_lost && d->frame_lost_step == key->step)) {
-        char msg[512];
-        d->frame_lost = 1;
-        d->frame_lost_step = key->step;
-        snprintf(msg, sizeof msg, "sfpd could not return step %llu tensor %u (%s%s%s); "
-                 "running the step again through sfpd",
-                 (unsigned long long)key->step, key->tensor, sfpc_strerror(rc),
-                 sfpc_last_message(d->c)[0] ? ": " : "", sfpc_last_message(d->c));
-        if (d->cfg.log)
-            d->cfg.log(msg);
-        return SFPW_STASH_ERETRY;
-    }
+    if (rc == SFPC_ELOST || rc == SFPC_ECORRUPT)
+        return frame_failed(d, key, rc, sfpc_last_message(d->c));
     if (rc < 0)
         return lose(d, rc, "get", 1);
     if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
         return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
+    return 0;
+}
+
+/* ------------------------------------------------------ rank codec */
+
+static int key_same(const sfpw_stash_key *a, const sfpw_stash_key *b)
+{
+    return a->job == b->job && a->rank == b->rank && a->step == b->step && a->tensor == b->tensor;
+}
+
+static int note_flen(dstash *d, uint32_t tensor, size_t len)
+{
+    if (tensor >= d->nflen) {
+        size_t nn = tensor + 16;
+        size_t *nf = realloc(d->flen, nn * sizeof *nf);
+        if (!nf)
+            return SFP_ENOMEM;
+        memset(nf + d->nflen, 0, (nn - d->nflen) * sizeof *nf);
+        d->flen = nf;
+        d->nflen = nn;
+    }
+    d->flen[tensor] = len;
+    return 0;
+}
+
+/* Reads (and forgets) a GetFrame sent ahead that no get took: before the
+ * ring is written again. 0 or the stash error. */
+static int settle_ahead(dstash *d)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!d->ahead[i].live)
+            continue;
+        d->ahead[i].live = 0;
+        int rc = sfpc_wait(d->c, &d->ahead[i].p);
+        if (rc < 0 && rc != SFPC_ENOTFOUND && rc != SFPC_ELOST && rc != SFPC_ECORRUPT)
+            return lose(d, rc, "get", 1);
+    }
+    return 0;
+}
+
+static int f_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                 size_t n, const sfp_params *p, size_t *frame_bytes,
+                 sfp_qstats *stats)
+{
+    dstash *d = st->impl;
+    if (d->lost)
+        return d->local ? d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats)
+                        : SFPW_STASH_EDAEMON;
+    sfp_params raw;
+    if (!p)
+        p = raw_params(&raw); /* statistics: stored exactly */
+    size_t bound = sfp_frame_bound(n, p), len = 0;
+    int rc;
+    if (!bound)
+        return SFP_EINVAL;
+    if (bound > d->shm_size - d->act_end)
+        return SFP_EOVERFLOW;
+    if ((rc = settle_ahead(d)))
+        return rc;
+    if (d->pos + bound > d->shm_size && (rc = ring_restart(d)))
+        return rc;
+    if ((rc = pend_reserve(d)))
+        return rc;
+    if ((rc = note_flen(d, key->tensor, 0)))
+        return rc;
+    /* exactly the in-process stash's frame (stash_local.c) */
+    if ((rc = sfp_encode(data, n, p, d->shm + d->pos, bound, &len, p == &raw ? NULL : stats)))
+        return rc;
+    char name[32];
+    sfpc_key k;
+    make_key(d, key, &k, name, sizeof name);
+    pending *pe = &d->pend[d->npend];
+    pe->tensor = key->tensor;
+    pe->flen = len;
+    if ((rc = sfpc_put_frame(d->c, &k, d->shm + d->pos, len, SFPC_ASYNC, &pe->info)) < 0)
+        return lose(d, rc, "put", 1);
+    d->npend++;
+    d->flen[key->tensor] = len;
+    d->pos += (len + 63) & ~(size_t)63;
+    if (d->pos > d->pos_peak)
+        d->pos_peak = d->pos;
+    if (frame_bytes)
+        *frame_bytes = len;
+    return 0;
+}
+
+/* Room of get slot i: [off, off + cap). 0 if the ring has no such slot. */
+static size_t slot_of(const dstash *d, int i, size_t *off)
+{
+    size_t room = d->shm_size - d->act_end, s = d->slot && d->slot <= room ? d->slot : room;
+    *off = d->act_end + (size_t)i * s;
+    return (size_t)(i + 1) * s <= room ? s : 0;
+}
+
+/* Sends the GetFrame of key ahead into get slot i (free); a failure shows
+ * again at the get of key, which handles it. */
+static void send_ahead(dstash *d, const sfpw_stash_key *key, int i)
+{
+    size_t off, cap = slot_of(d, i, &off);
+    char name[32];
+    sfpc_key k;
+    if (!slot_of(d, 1, &(size_t){0}) || d->ahead[0].live || d->ahead[1].live)
+        return; /* one read ahead at a time, and only with two slots */
+    make_key(d, key, &k, name, sizeof name);
+    if (key->tensor < d->nflen && d->flen[key->tensor] && d->flen[key->tensor] <= cap)
+        cap = d->flen[key->tensor];
+    if (sfpc_get_frame_async(d->c, &k, d->shm + off, cap, SFPC_GET_DROP, &d->ahead[i].p) == 0) {
+        d->ahead[i].live = 1;
+        d->ahead[i].key = *key;
+    }
+}
+
+static int f_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
+{
+    dstash *d = st->impl;
+    if (!d->lost)
+        send_ahead(d, key, 1);
+    return 0;
+}
+
+/* Marks key got; returns the tensor put last before it that is not got
+ * yet (what backward reads next), or -1. */
+static long next_in_order(dstash *d, const sfpw_stash_key *key)
+{
+    size_t i = d->norder;
+    if (d->order_step != key->step)
+        return -1;
+    while (i > 0 && d->order[i - 1] != key->tensor)
+        i--;
+    if (i == 0)
+        return -1;
+    d->got[--i] = 1;
+    while (i > 0 && d->got[i - 1])
+        i--;
+    return i > 0 ? (long)d->order[i - 1] : -1;
+}
+
+static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n)
+{
+    dstash *d = st->impl;
+    if (d->lost)
+        return d->local ? d->local->ops->get(d->local, key, dst, n) : SFPW_STASH_EDAEMON;
+    sfpc_get_info gi;
+    size_t off, got = 0;
+    int rc, cur = -1;
+    for (int i = 0; i < 2; i++)
+        if (d->ahead[i].live && key_same(&d->ahead[i].key, key)) {
+            cur = i;
+            d->ahead[i].live = 0;
+            rc = sfpc_wait(d->c, &d->ahead[i].p);
+            gi = d->ahead[i].p.info;
+            slot_of(d, i, &off);
+        }
+    if (cur < 0) {
+        char name[32];
+        sfpc_key k;
+        cur = d->ahead[0].live ? 1 : 0; /* at most one read ahead is live */
+        size_t cap = slot_of(d, cur, &off);
+        make_key(d, key, &k, name, sizeof name);
+        rc = sfpc_get_frame(d->c, &k, d->shm + off, cap, SFPC_GET_DROP, &gi);
+    }
+    if (rc == SFPC_ELOST || rc == SFPC_ECORRUPT)
+        return frame_failed(d, key, rc, sfpc_last_message(d->c));
+    if (rc < 0)
+        return lose(d, rc, "get", 1);
+    if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
+        return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
+    /* the next frame backward reads is copied out by sfpd while this one
+     * decodes (and while the layer's backward runs) */
+    long next = next_in_order(d, key);
+    if (next >= 0) {
+        sfpw_stash_key nk = *key;
+        nk.tensor = (uint32_t)next;
+        send_ahead(d, &nk, 1 - cur);
+    }
+    rc = sfp_decode(d->shm + off, (size_t)gi.bytes, dst, n * sizeof(float), &got);
+    if (rc || got != n)
+        return frame_failed(d, key, rc ? rc : SFPW_STASH_ESIZE, "the rank could not decode the frame");
     return 0;
 }
 
@@ -263,6 +536,9 @@ static void d_close(sfpw_stash *st)
 
     sfpw_stash_close(&d->local);
     free(d->pend);
+    free(d->flen);
+    free(d->order);
+    free(d->got);
     free(d);
 }
 
@@ -300,6 +576,20 @@ static const sfpw_stash_ops daemon_ops = {
     .flags = SFPW_STASH_DEFERRED,
 };
 
+/* --stash-codec rank: the rank encodes and decodes, sfpd stores frames.
+ * The arena stays private (as in-process): the ring holds frames only. */
+static const sfpw_stash_ops frame_ops = {
+    .name = "sfpd",
+    .put = f_put,
+    .get = f_get,
+    .prefetch = f_prefetch,
+    .drop = d_drop,
+    .strerror = d_strerror,
+    .close = d_close,
+    .backward = d_backward,
+    .held_peak = d_held_peak,
+};
+
 int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg)
 {
     if (!cfg || !cfg->job_id || !cfg->job_id[0] || strlen(cfg->job_id) >= 160)
@@ -327,7 +617,7 @@ int sfpw_stash_daemon_open(sfpw_stash **out, const sfpw_daemon_config *cfg)
         return rc;
     }
     d->shm = sfpc_shm(d->c, &d->shm_size);
-    d->base.ops = &daemon_ops;
+    d->base.ops = cfg->rank_codec ? &frame_ops : &daemon_ops;
     d->base.impl = d;
     *out = &d->base;
     return 0;
@@ -337,7 +627,7 @@ int sfpw_stash_daemon_encode(sfpw_stash *st, const float *src, size_t n,
                              const sfp_params *p, void *dst, size_t cap,
                              size_t *len)
 {
-    if (!st || st->ops != &daemon_ops)
+    if (!is_daemon(st))
         return SFPW_ENCODE_IN_PROCESS;
     dstash *d = st->impl;
     if (d->lost)
@@ -406,7 +696,7 @@ int sfpw_stash_daemon_policy(sfpw_stash *st, sfpw_override *out)
 int sfpw_stash_daemon_alive(const sfpw_stash *st)
 
 {
-    return st && st->ops == &daemon_ops && !((const dstash *)st->impl)->lost;
+    return is_daemon(st) && !((const dstash *)st->impl)->lost;
 }
 
 int sfpw_stash_daemon_end_job(sfpw_stash *st)

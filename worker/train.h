@@ -72,6 +72,7 @@ typedef struct sfpt_opts {
     int measure_coders;
     const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
     int on_loss;               /* sfpw_on_loss                         */
+    int stash_codec;           /* SFPW_CODEC_* as given (--stash-codec) */
     int daemon_timeout_ms, daemon_encode;
     double weight_cost;        /* regularizer weight of a weight value vs an activation value */
     size_t daemon_shm;         /* bytes */
@@ -166,6 +167,8 @@ typedef struct sfpt {
     double n_min;                 /* mantissa floor in force               */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
+    int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */
+    int node_ranks, node_cores;   /* what --stash-codec auto saw on this node */
     double retries, pieces_remote, pieces_local;
     sfp_width gwidth[SFPW_MAX_TENSORS]; /* SFPT_GRAD_FIXED               */
     int wire_leader;              /* this rank reads the node's counters   */

@@ -75,6 +75,9 @@ static const choice losses[] = {
     {"fallback", SFPW_ON_LOSS_FALLBACK}, {"fail", SFPW_ON_LOSS_FAIL}, {NULL, 0},
 };
 static const choice onoff[] = { {"off", 0}, {"on", 1}, {NULL, 0} };
+static const choice codecs[] = {
+    {"auto", SFPW_CODEC_AUTO}, {"rank", SFPW_CODEC_RANK}, {"daemon", SFPW_CODEC_DAEMON}, {NULL, 0},
+};
 static const choice impls[] = {
     {"auto", SFP_IMPL_AUTO}, {"c", SFP_IMPL_C}, {"avx2", SFP_IMPL_AVX2}, {NULL, 0},
 };
@@ -212,6 +215,11 @@ static const row rows[] = {
     ROW("on-daemon-loss", A_CHOICE, O(on_loss), NULL, "fallback", NULL, 0, 0,
      "on a lost daemon: continue in-process (the interrupted step runs again), "
      "or exit non-zero", .choices = losses),
+    ROW("stash-codec", A_CHOICE, O(stash_codec), NULL, "auto", NULL, 0, 0,
+     "with --daemon, who encodes and decodes the stash: rank (the rank, with "
+     "libsfp; sfpd stores the frames; weight pieces too), daemon (sfpd's "
+     "threads), auto (rank when the node's ranks are at least its online "
+     "cores, else daemon)", .choices = codecs),
     ROW("daemon-timeout", A_INT, O(daemon_timeout_ms), "MS", "5000", NULL, 10, 3600000,
      "bound of every sfpd call"),
     ROW("step-timeout", A_DBL, O(step_timeout), "S", "600", NULL, 0, 1e6,

@@ -98,6 +98,13 @@ static int write_report(const char *path, const sfpt *r, int identical,
     json_str(f, o->grad_container);
     fprintf(f, ", \"wire_if\": ");
     json_str(f, o->wire_if ? o->wire_if : "");
+    fprintf(f, ", \"stash_codec\": \"%s\", \"stash_codec_option\": \"%s\", "
+               "\"node_ranks\": %d, \"node_cores\": %d",
+            !r->stash_codec ? "none" : r->stash_codec == SFPW_CODEC_RANK ? "rank" : "daemon",
+            o->stash_codec == SFPW_CODEC_RANK     ? "rank"
+            : o->stash_codec == SFPW_CODEC_DAEMON ? "daemon"
+                                                  : "auto",
+            r->node_ranks, r->node_cores);
     fprintf(f, "},\n");
     fprintf(f, "  \"daemon\": {\"used\": %s, \"socket\": ", o->daemon ? "true" : "false");
     json_str(f, o->daemon ? o->daemon : "");

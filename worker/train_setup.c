@@ -194,6 +194,30 @@ static int encode_via_daemon(void *ctx, const float *src, size_t n,
 #endif
 
 /*
+ * --stash-codec auto: the rank does the codec work when the node has no
+ * core to spare for sfpd (its ranks, from MPI's shared-memory split, are at
+ * least its online cores), else sfpd's threads do it beside the ranks.
+ * The node's cores, not this rank's affinity: mpirun may bind each rank
+ * to one core while sfpd runs on any.
+ */
+static int choose_codec(sfpt *r)
+{
+    const sfpt_opts *o = &r->o;
+    MPI_Comm node;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    r->node_ranks = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &r->node_ranks);
+        MPI_Comm_free(&node);
+    }
+    r->node_cores = cores > 0 ? (int)cores : 1;
+    if (o->stash_codec != SFPW_CODEC_AUTO)
+        return o->stash_codec;
+    return r->node_ranks >= r->node_cores ? SFPW_CODEC_RANK : SFPW_CODEC_DAEMON;
+}
+
+/*
  * Opens the stash: sfpd when o->daemon is set (job id agreed on by all
  * ranks), else in-process. A daemon that cannot be reached at start is a
  * daemon loss: fallback continues in-process, fail stops.
@@ -223,6 +247,12 @@ static int open_stash(sfpt *r)
     MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD);
     buf[sizeof buf - 1] = 0;
     snprintf(r->job, sizeof r->job, "%s", buf);
+    r->stash_codec = choose_codec(r);
+    say("stash codec: %s (%s; %d rank%s on this node, %d online core%s)\n",
+        r->stash_codec == SFPW_CODEC_RANK ? "rank (the ranks encode and decode; sfpd stores frames)"
+                                          : "daemon (sfpd encodes and decodes)",
+        o->stash_codec == SFPW_CODEC_AUTO ? "auto" : "--stash-codec", r->node_ranks,
+        r->node_ranks == 1 ? "" : "s", r->node_cores, r->node_cores == 1 ? "" : "s");
 
     /* the engine's arena (keep mode: every stashed tensor has its own
      * place, so puts and gets copy nothing) plus room to encode a shard; if
@@ -251,6 +281,7 @@ static int open_stash(sfpt *r)
     dc.timeout_ms = o->daemon_timeout_ms;
     dc.on_loss = (sfpw_on_loss)o->on_loss;
     dc.log = daemon_log;
+    dc.rank_codec = r->stash_codec == SFPW_CODEC_RANK;
     int rc = sfpw_stash_daemon_open(&r->stash, &dc);
     if (rc) {
         err("cannot use sfpd at %s: %s\n", o->daemon,
@@ -260,7 +291,8 @@ static int open_stash(sfpt *r)
         err("continuing with the in-process stash (--on-daemon-loss=fallback)\n");
         return sfpw_stash_local_open(&r->stash) ? -1 : 0;
     }
-    if (o->daemon_encode)
+    /* with the rank codec the weight pieces are encoded in the ranks too */
+    if (o->daemon_encode && !dc.rank_codec)
         sfpw_dist_set_encoder(r->dist, encode_via_daemon, r->stash);
     return 0;
 #endif

@@ -46,7 +46,9 @@
     X(ALLOC_FAILS,     "alloc_fails",        "events",   "failed allocations") \
     X(JOBS_ENDED,      "jobs_ended",         "jobs",     "jobs ended, once each: at their first EndJob, or at the end of their grace period if they held stashes") \
     X(JOBS_READOPTED,  "jobs_readopted",     "jobs",     "jobs whose spill files were re-adopted after a restart") \
-    X(FRAMES_READOPTED,"frames_readopted",   "frames",   "spilled frames recovered at start-up")
+    X(FRAMES_READOPTED,"frames_readopted",   "frames",   "spilled frames recovered at start-up") \
+    X(FRAMES_PUT,      "frames_put",         "requests", "PutFrame requests completed ok (also counted in puts)") \
+    X(FRAMES_REFUSED,  "frames_refused",     "frames",   "PutFrame frames that failed verification (E_CODEC)")
 
 enum {
 #define SFPD__C_ENUM(id, name, unit, help) SFPD_C_##id,

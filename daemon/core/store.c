@@ -97,6 +97,12 @@ void sfpd_shm_unref(sfpd_shm **ps)
 
 /* ---------------------------------------------------------------- types */
 
+/* PutFrame and GetFrame of frames up to this size verify and copy on the
+ * loop thread: a pool round trip (two thread wake-ups, which preempt a
+ * training rank when the node has no spare core) costs more than the
+ * work, a checksum and a copy of at most 1 MiB (tens of microseconds). */
+#define INLINE_FRAME_MAX ((uint64_t)1 << 20)
+
 typedef struct entry entry;
 typedef struct put_op put_op;
 typedef struct get_op get_op;
@@ -190,6 +196,8 @@ struct put_op {
     void *frame;
     size_t frame_len;
     int codec_err;
+    bool frame_in;       /* PutFrame: [off, off+in_len) of shm is a frame */
+    uint64_t in_len;
     uint64_t t0;
     sfpd_loc loc;        /* direct-to-lower-tier path */
     unsigned ti;         /* its tier (index in st->lower) */
@@ -206,6 +214,7 @@ struct get_op {
     sfpd_shm *shm;
     uint64_t off, cap;
     bool drop, from_lower, hit;
+    bool frame_out;      /* GetFrame: copy the verified frame, no decode */
     int codec_err, io_err;
     size_t n;
     uint64_t t0;
@@ -677,6 +686,8 @@ static void put_finish(put_op *op, int status, const char *msg, int tier)
     r.tier = tier;
     if (status == 0) {
         sfpd_stat_inc(SFPD_C_PUTS, 1);
+        if (op->frame_in)
+            sfpd_stat_inc(SFPD_C_FRAMES_PUT, 1);
         sfpd_stat_inc(SFPD_C_BYTES_IN, op->len);
         sfpd_stat_inc(SFPD_C_VALUES_IN, op->count);
         sfpd_stat_inc(SFPD_C_BYTES_STORED_IN, op->frame_len);
@@ -875,10 +886,58 @@ static void run_admissions(sfpd_store *st)
     }
 }
 
+/*
+ * PutFrame: the client's frame is untrusted. A private copy (the client
+ * could rewrite the shared memory meanwhile) is verified like a frame read
+ * back from a tier (header, every size, checksum) before it becomes an
+ * entry; what it declares fills the entry as a Put's parameters would.
+ */
+static void frame_in_run(uv_work_t *w)
+{
+    put_op *op = (put_op *)w;
+    sfp_frame_info info;
+    size_t es;
+    int r;
+
+    op->frame = sfpd_malloc(op->in_len ? op->in_len : 1);
+    if (!op->frame) {
+        op->codec_err = SFP_ENOMEM;
+        return;
+    }
+    memcpy(op->frame, op->shm->base + op->off, op->in_len);
+    r = sfp_frame_verify(op->frame, (size_t)op->in_len, &info);
+    if (r != 0) {
+        op->codec_err = r;
+        return;
+    }
+    es = sfp_dtype_size(info.dtype);
+    if (info.frame_bytes != op->in_len || es == 0 || info.count == 0) {
+        op->codec_err = SFP_EHEADER;
+        return;
+    }
+    if (info.count > SFP_FRAME_MAX_COUNT) {
+        op->codec_err = SFP_EHEADER;
+        return;
+    }
+    op->frame_len = (size_t)op->in_len;
+    op->count = info.count;
+    op->len = info.count * es;
+    sfp_params_default(&op->params);
+    op->params.dtype = info.dtype;
+    op->params.mbits = info.mbits;
+    op->params.ebits = info.ebits;
+    op->params.coder = info.coder;
+}
+
 static void encode_run(uv_work_t *w)
 {
     put_op *op = (put_op *)w;
-    size_t bound = sfp_frame_bound((size_t)op->count, &op->params);
+    size_t bound;
+    if (op->frame_in) {
+        frame_in_run(w);
+        return;
+    }
+    bound = sfp_frame_bound((size_t)op->count, &op->params);
     uint64_t t0 = sfpd_now_ns();
     void *f;
     int r;
@@ -913,7 +972,15 @@ static void encode_done(uv_work_t *w, int status)
     (void)status;
     st->inflight--;
     sfpd_shm_unref(&op->shm);
-    if (op->codec_err) {
+    if (op->frame_in && !op->codec_err && op->len > st->max_tensor) {
+        put_finish(op, SFPD_E_TOO_LARGE, "frame decodes to more than max_tensor bytes",
+                   SFPD_PUT_DRAM);
+    } else if (op->codec_err) {
+        if (op->frame_in && op->codec_err != SFP_ENOMEM) {
+            sfpd_stat_inc(SFPD_C_FRAMES_REFUSED, 1);
+            sfpd_warn("job %s tensor %s: PutFrame refused: %s", job->id, op->key.name,
+                      sfp_strerror(op->codec_err));
+        }
         put_finish(op, op->codec_err == SFP_ENOMEM ? SFPD_E_NO_MEMORY : SFPD_E_CODEC,
                    sfp_strerror(op->codec_err), SFPD_PUT_DRAM);
     } else if (job->free_pending) {
@@ -926,9 +993,9 @@ static void encode_done(uv_work_t *w, int status)
     check_shutdown(st);
 }
 
-int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
-                   uint64_t off, uint64_t len, uint64_t count, const sfp_params *p,
-                   sfpd_done_fn done, void *arg)
+static int put_start(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                     uint64_t off, uint64_t len, uint64_t count, const sfp_params *p,
+                     bool frame_in, sfpd_done_fn done, void *arg)
 {
     put_op *op;
 
@@ -952,11 +1019,22 @@ int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     op->off = off;
     op->len = len;
     op->count = count;
-    op->params = *p;
+    if (p)
+        op->params = *p;
+    op->frame_in = frame_in;
+    op->in_len = len;
     op->done = done;
     op->arg = arg;
     op->t0 = sfpd_now_ns();
     sfpd_list_init(&op->wait_link);
+    if (frame_in && len <= INLINE_FRAME_MAX) {
+        /* done() runs before this returns */
+        st->inflight++;
+        job->io_inflight++;
+        encode_run(&op->w);
+        encode_done(&op->w, 0);
+        return 0;
+    }
     if (uv_queue_work(st->loop, &op->w, encode_run, encode_done) != 0) {
         sfpd_shm_unref(&op->shm);
         sfpd_free(op);
@@ -965,6 +1043,19 @@ int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     st->inflight++;
     job->io_inflight++;
     return 0;
+}
+
+int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                   uint64_t off, uint64_t len, uint64_t count, const sfp_params *p,
+                   sfpd_done_fn done, void *arg)
+{
+    return put_start(st, job, key, shm, off, len, count, p, false, done, arg);
+}
+
+int sfpd_store_put_frame(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                         uint64_t off, uint64_t len, sfpd_done_fn done, void *arg)
+{
+    return put_start(st, job, key, shm, off, len, 0, NULL, true, done, arg);
 }
 
 /* ----------------------------------------------------------------- get */
@@ -994,6 +1085,18 @@ static void decode_run(uv_work_t *w)
         frame = buf;
         t0 = sfpd_now_ns();
     }
+    if (op->frame_out) {
+        /* GetFrame: the frame as stored, verified first (never returned
+         * as data if it fails), decoded by the client */
+        r = sfp_frame_verify(frame, (size_t)e->frame_len, NULL);
+        if (r != 0)
+            op->codec_err = r;
+        else
+            memcpy(op->shm->base + op->off, frame, (size_t)e->frame_len);
+        op->n = (size_t)e->count;
+        sfpd_free(buf);
+        return;
+    }
     /* sfp_decode verifies header and checksum before touching the payload */
     r = sfp_decode(frame, (size_t)e->frame_len, op->shm->base + op->off, (size_t)op->cap, &op->n);
     if (r != 0)
@@ -1015,7 +1118,7 @@ static void get_complete(get_op *op, int status, const char *msg)
     r.hit = op->hit;
     if (status == 0) {
         r.count = op->n;
-        r.length = e->raw_bytes;
+        r.length = op->frame_out ? e->frame_len : e->raw_bytes;
         r.dtype = e->dtype;
         sfpd_stat_inc(SFPD_C_GETS, 1);
         sfpd_stat_inc(SFPD_C_BYTES_OUT, e->raw_bytes);
@@ -1082,12 +1185,20 @@ static void decode_done(uv_work_t *w, int status)
     check_shutdown(st);
 }
 
-static void get_start(get_op *op)
+/* inline_ok: a GetFrame of a DRAM frame may complete here, on the loop
+ * thread (only where nothing touches the entry afterwards). */
+static void get_start(get_op *op, bool inline_ok)
 {
     entry *e = op->e;
     sfpd_store *st = e->job->st;
 
     op->from_lower = e->dram == NULL;
+    if (inline_ok && op->frame_out && !op->from_lower && e->frame_len <= INLINE_FRAME_MAX) {
+        st->inflight++;
+        decode_run(&op->w);
+        decode_done(&op->w, 0);
+        return;
+    }
     if (uv_queue_work(st->loop, &op->w, decode_run, decode_done) != 0) {
         get_complete(op, SFPD_E_INTERNAL, "cannot queue work");
         return;
@@ -1095,8 +1206,9 @@ static void get_start(get_op *op)
     st->inflight++;
 }
 
-int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
-                   uint64_t off, uint64_t cap, bool drop, sfpd_done_fn done, void *arg)
+static int get_begin(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                     uint64_t off, uint64_t cap, bool drop, bool frame_out, sfpd_done_fn done,
+                     void *arg)
 {
     entry *e;
     get_op *op;
@@ -1112,7 +1224,7 @@ int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
         return SFPD_E_CORRUPT;
     if (!sfpd_range_ok(shm->size, off, cap))
         return SFPD_E_RANGE;
-    if (cap < e->raw_bytes)
+    if (cap < (frame_out ? e->frame_len : e->raw_bytes))
         return SFPD_E_RANGE;
     op = sfpd_calloc(1, sizeof(*op));
     if (!op)
@@ -1123,6 +1235,7 @@ int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     op->off = off;
     op->cap = cap;
     op->drop = drop;
+    op->frame_out = frame_out;
     op->done = done;
     op->arg = arg;
     op->t0 = sfpd_now_ns();
@@ -1140,17 +1253,29 @@ int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
     if (e->dram) {
         op->hit = true;
         sfpd_stat_inc(e->prefetched ? SFPD_C_PREFETCH_HITS : SFPD_C_DRAM_HITS, 1);
-        get_start(op);
+        get_start(op, true);
     } else if (e->loading) {
         op->hit = true;
         sfpd_stat_inc(SFPD_C_PREFETCH_HITS, 1);
         sfpd_list_push_back(&e->waiters, &op->wait_link);
     } else {
         sfpd_stat_inc(SFPD_C_PREFETCH_MISSES, 1);
-        get_start(op);
+        get_start(op, true);
     }
     pump_prefetch(job);
     return 0;
+}
+
+int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                   uint64_t off, uint64_t cap, bool drop, sfpd_done_fn done, void *arg)
+{
+    return get_begin(st, job, key, shm, off, cap, drop, false, done, arg);
+}
+
+int sfpd_store_get_frame(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                         uint64_t off, uint64_t cap, bool drop, sfpd_done_fn done, void *arg)
+{
+    return get_begin(st, job, key, shm, off, cap, drop, true, done, arg);
 }
 
 int sfpd_store_drop(sfpd_store *st, sfpd_job *job, const sfpd_key *key)
@@ -1239,7 +1364,7 @@ static void load_done(uv_work_t *w, int status)
         if (e->corrupt) {
             get_complete(op, SFPD_E_CORRUPT, "stored frame failed verification");
         } else {
-            get_start(op);
+            get_start(op, false); /* e is used below */
         }
     }
     entry_maybe_free(e);

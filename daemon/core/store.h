@@ -7,6 +7,8 @@
  * (core/status.h), unless it says otherwise. Put and Get are asynchronous:
  * they return 0 when the work has started and later call done() exactly
  * once on the loop thread; an error return means done() will not be called.
+ * PutFrame and GetFrame of a DRAM frame up to 1 MiB do their work on the
+ * loop thread and call done() before they return 0.
  */
 #ifndef SFPD_STORE_H
 #define SFPD_STORE_H
@@ -86,6 +88,19 @@ int sfpd_store_put(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm 
                    sfpd_done_fn done, void *arg);
 int sfpd_store_get(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
                    uint64_t off, uint64_t cap, bool drop, sfpd_done_fn done, void *arg);
+/*
+ * PutFrame: stores a frame the client encoded, [off, off+len) of shm, under
+ * key after verifying a private copy of it (header, sizes, checksum):
+ * SFPD_E_CODEC (codec_err says why) for a frame that fails, SFPD_E_TOO_LARGE
+ * for one over max_tensor (its bytes or what it decodes to). The entry is
+ * like a Put's: budgets, spills, prefetch and stats treat both alike.
+ */
+int sfpd_store_put_frame(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                         uint64_t off, uint64_t len, sfpd_done_fn done, void *arg);
+/* GetFrame: the stored frame, verified, copied to [off, off+cap) of shm
+ * (result: length = frame bytes, count = elements it decodes to). */
+int sfpd_store_get_frame(sfpd_store *st, sfpd_job *job, const sfpd_key *key, sfpd_shm *shm,
+                         uint64_t off, uint64_t cap, bool drop, sfpd_done_fn done, void *arg);
 int sfpd_store_drop(sfpd_store *st, sfpd_job *job, const sfpd_key *key);
 /* Prefetch hint: keep depth (0: configured) stashes ahead in DRAM. */
 void sfpd_store_prefetch(sfpd_store *st, sfpd_job *job, unsigned depth);

@@ -52,6 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort();
                 (void)sfpd_range_ok(1u << 20, req->get->offset, req->get->capacity);
                 break;
+            case SFP__IPC__V1__REQUEST__BODY_PUT_FRAME:
+                if (sfpd_ipc_key(req->put_frame->key, &k) < 0)
+                    abort();
+                (void)sfpd_range_ok(1u << 20, req->put_frame->offset, req->put_frame->length);
+                break;
+            case SFP__IPC__V1__REQUEST__BODY_GET_FRAME:
+                if (sfpd_ipc_key(req->get_frame->key, &k) < 0)
+                    abort();
+                (void)sfpd_range_ok(1u << 20, req->get_frame->offset, req->get_frame->capacity);
+                break;
             case SFP__IPC__V1__REQUEST__BODY_DROP:
                 if (sfpd_ipc_key(req->drop->key, &k) < 0)
                     abort();

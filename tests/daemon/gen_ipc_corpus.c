@@ -1,6 +1,7 @@
 /* gen_ipc_corpus: writes the seed corpus of fuzz_ipc into the directory argv[1]. */
 #include "sfp/ipc/v1/ipc.pb-c.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
     Sfp__Ipc__V1__Decode de = SFP__IPC__V1__DECODE__INIT;
     Sfp__Ipc__V1__EndJob ej = SFP__IPC__V1__END_JOB__INIT;
     Sfp__Ipc__V1__StatsRequest sr = SFP__IPC__V1__STATS_REQUEST__INIT;
+    Sfp__Ipc__V1__PutFrame pfr = SFP__IPC__V1__PUT_FRAME__INIT;
+    Sfp__Ipc__V1__GetFrame gfr = SFP__IPC__V1__GET_FRAME__INIT;
     Sfp__Ipc__V1__Key k = SFP__IPC__V1__KEY__INIT;
     Sfp__Ipc__V1__Params p = SFP__IPC__V1__PARAMS__INIT;
     const char *dir = argc > 1 ? argv[1] : ".";
@@ -77,6 +80,23 @@ int main(int argc, char **argv)
     rq.id = 8, rq.body_case = SFP__IPC__V1__REQUEST__BODY_STATS, rq.stats = &sr;
     emit_req(&rq);
     rq.id = 9, rq.body_case = SFP__IPC__V1__REQUEST__BODY_END_JOB, rq.end_job = &ej;
+    emit_req(&rq);
+    open_file(dir, "frames");
+    pfr.key = &k, pfr.offset = 4096, pfr.length = 700;
+    gfr.key = &k, gfr.offset = 8192, gfr.capacity = 4096, gfr.drop = 1;
+    rq.id = 1, rq.body_case = SFP__IPC__V1__REQUEST__BODY_HELLO, rq.hello = &h;
+    emit_req(&rq);
+    rq.id = 20, rq.body_case = SFP__IPC__V1__REQUEST__BODY_PUT_FRAME, rq.put_frame = &pfr;
+    emit_req(&rq);
+    rq.id = 21, rq.body_case = SFP__IPC__V1__REQUEST__BODY_GET_FRAME, rq.get_frame = &gfr;
+    emit_req(&rq);
+    open_file(dir, "put_frame_no_key");
+    pfr.key = NULL;
+    rq.id = 22, rq.body_case = SFP__IPC__V1__REQUEST__BODY_PUT_FRAME, rq.put_frame = &pfr;
+    emit_req(&rq);
+    open_file(dir, "get_frame_huge");
+    gfr.offset = UINT64_MAX - 8, gfr.capacity = UINT64_MAX;
+    rq.id = 23, rq.body_case = SFP__IPC__V1__REQUEST__BODY_GET_FRAME, rq.get_frame = &gfr;
     emit_req(&rq);
     open_file(dir, "put_bf16");
     p.dtype = 2, put.length = 2048;

@@ -44,20 +44,24 @@ timeout 120 mpirun -np 2 "$train" $run --no-daemon --report "$tmp/ref.json" \
 ref=$(json_hash "$tmp/ref.json")
 echo "in-process reference: weights hash $ref, test accuracy $(json_acc "$tmp/ref.json")%"
 
-echo "=== kill -9 sfpd mid-run, --on-daemon-loss=fallback"
+for codec in daemon rank; do
+echo "=== kill -9 sfpd mid-run, --on-daemon-loss=fallback, --stash-codec $codec"
+rm -f "$tmp/sfpd.sock" "$tmp/grpc.sock"
 start_sfpd 256K
-start_run kill
+start_run kill-$codec --stash-codec $codec
 wait_puts 40
 kill -9 "$sfpd_pid"
 wait "$sfpd_pid" 2> /dev/null || true
 sfpd_pid=
 finish_run
-[ $rc -eq 0 ] || fail "run exited $rc after the daemon died (fallback)"
-grep -q "sfpd lost" "$tmp/kill.txt" || fail "no clear log line about the lost daemon"
-grep -q '"lost": true' "$tmp/kill.json" || fail "report does not say the daemon was lost"
-h=$(json_hash "$tmp/kill.json")
-[ "$h" = "$ref" ] || fail "weights after fallback ($h) differ from in-process ($ref)"
+[ $rc -eq 0 ] || fail "run exited $rc after the daemon died (fallback, $codec)"
+grep -q "\"stash_codec\": \"$codec\"" "$tmp/kill-$codec.json" || fail "the run did not use --stash-codec $codec"
+grep -q "sfpd lost" "$tmp/kill-$codec.txt" || fail "no clear log line about the lost daemon"
+grep -q '"lost": true' "$tmp/kill-$codec.json" || fail "report does not say the daemon was lost"
+h=$(json_hash "$tmp/kill-$codec.json")
+[ "$h" = "$ref" ] || fail "weights after fallback ($h, $codec) differ from in-process ($ref)"
 echo "ok: finished in-process, same weights as the reference ($h)"
+done
 
 echo "=== SIGSTOP sfpd mid-run (stops answering), --daemon-timeout 1000"
 rm -f "$tmp/sfpd.sock" "$tmp/grpc.sock"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # sfpd + mpirun -np 2 sfp-train + sfpctl, all real: the ranks stash their
-# activations in sfpd (budget far below one step, so frames spill to disk and
+# activations in sfpd (--stash-codec daemon: sfpd encodes; budget far below one step, so frames spill to disk and
 # come back by prefetch) and sfpd encodes their weight shards. The run must
 # end bit-identical to the same run with the in-process stash (same seed:
 # same weights hash, same accuracy), and sfpctl must show what sfpd did.
@@ -18,7 +18,7 @@ timeout 120 mpirun -np 2 "$train" $run --no-daemon --report "$tmp/local.json" \
 
 # through sfpd: 24 KiB of DRAM for ~60 KiB of frames per step
 start_sfpd 24K --prefetch-depth 2
-timeout 120 mpirun -np 2 "$train" $run --daemon "$tmp/sfpd.sock" --job offload-test \
+timeout 120 mpirun -np 2 "$train" $run --daemon "$tmp/sfpd.sock" --job offload-test --stash-codec daemon \
     --report "$tmp/daemon.json" > "$tmp/daemon.txt" 2>&1 &
 train_pid=$!
 # sfpctl while it runs: the job is there

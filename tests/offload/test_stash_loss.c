@@ -7,6 +7,11 @@
  *    "this step runs again" while the report showed steps_rerun 0);
  *  - during a stash put, the put returns SFPW_STASH_ERETRY (the trainer
  *    runs the step again) and the log line says "this step runs again".
+ * And the rank codec (cfg.rank_codec, --stash-codec rank): a step of puts
+ * and gets in reverse order comes back bit-exact with sizes known at the
+ * put; sfpd killed in the middle of backward, while a frame is read ahead:
+ * the get returns SFPW_STASH_ERETRY, says "sfpd lost (get", and the step
+ * run again goes in-process.
  */
 #include "harness.h"
 #include "stash.h"
@@ -22,13 +27,14 @@ static void log_line(const char *msg)
     snprintf(logged, sizeof(logged), "%s", msg);
 }
 
-static sfpw_stash *open_and_kill(th_daemon *d, const char *job)
+static sfpw_stash *open_stash(th_daemon *d, const char *job, int rank_codec)
 {
     sfpw_daemon_config cfg;
     sfpw_stash *st = NULL;
     th_prepare(d);
     TH_CHECK(th_start(d, NULL) == 0, "sfpd did not start");
     memset(&cfg, 0, sizeof(cfg));
+    cfg.rank_codec = rank_codec;
     cfg.socket_path = d->socket;
     cfg.job_id = job;
     cfg.shm_size = 1 << 20;
@@ -36,9 +42,74 @@ static sfpw_stash *open_and_kill(th_daemon *d, const char *job)
     cfg.on_loss = SFPW_ON_LOSS_FALLBACK;
     cfg.log = log_line;
     TH_CHECK(sfpw_stash_daemon_open(&st, &cfg) == 0, "open the daemon stash");
-    th_stop(d, SIGKILL, 10);
     logged[0] = 0;
     return st;
+}
+
+static sfpw_stash *open_and_kill(th_daemon *d, const char *job)
+{
+    sfpw_stash *st = open_stash(d, job, 0);
+    th_stop(d, SIGKILL, 10);
+    return st;
+}
+
+#define NT 4
+#define NV 4096
+
+/* One step with the rank codec: puts 0..NT-1, backward, gets in reverse;
+ * kill_after >= 0 kills sfpd after that many gets. Returns the first get
+ * error (0: all bit-exact). */
+static int rank_step(th_daemon *d, sfpw_stash *st, uint64_t step, float (*t)[NV], int kill_after)
+{
+    static float out[NV];
+    const sfp_params *p = NULL;
+    sfp_params pp;
+    sfp_params_default(&pp);
+    p = &pp;
+    for (int i = 0; i < NT; i++) {
+        sfpw_stash_key k = {.job = 0, .rank = 0, .step = step, .tensor = (uint32_t)i};
+        size_t fb = 0;
+        int rc = st->ops->put(st, &k, t[i], NV, i == NT - 1 ? NULL : p, &fb, NULL);
+        TH_CHECK(rc == 0, "put %d: %d", i, rc);
+        TH_CHECK(fb > 0, "put %d: size not known at the put", i);
+    }
+    {
+        sfpw_stash_key k = {.job = 0, .rank = 0, .step = step, .tensor = 0};
+        TH_CHECK(st->ops->backward(st, &k, NULL) == 0, "backward");
+    }
+    for (int i = NT - 1; i >= 0; i--) {
+        sfpw_stash_key k = {.job = 0, .rank = 0, .step = step, .tensor = (uint32_t)i};
+        if (NT - 1 - i == kill_after)
+            th_stop(d, SIGKILL, 10);
+        int rc = st->ops->get(st, &k, out, NV);
+        if (rc)
+            return rc;
+        TH_CHECK(memcmp(out, t[i], sizeof(out)) == 0, "step %llu tensor %d not bit-exact",
+                 (unsigned long long)step, i);
+    }
+    return 0;
+}
+
+static void rank_codec(void)
+{
+    static float t[NT][NV];
+    th_daemon d;
+    for (int i = 0; i < NT; i++)
+        for (int j = 0; j < NV; j++)
+            t[i][j] = (j % 5 == 0) ? 0.0f : (float)((i + 1) * j % 977) * 0.25f - 60.0f;
+    sfpw_stash *st = open_stash(&d, "rank-codec", 1);
+    TH_CHECK(!(st->ops->flags & SFPW_STASH_DEFERRED), "the rank codec's puts are not deferred");
+    TH_CHECK(rank_step(&d, st, 1, t, -1) == 0, "step 1 through sfpd");
+    TH_CHECK(rank_step(&d, st, 2, t, -1) == 0, "step 2 through sfpd");
+    int rc = rank_step(&d, st, 3, t, 1); /* tensor NT-2 is being read ahead */
+    TH_CHECK(rc == SFPW_STASH_ERETRY, "get after the loss: %d", rc);
+    TH_CHECK(strstr(logged, "sfpd lost (get") && strstr(logged, "this step runs again"),
+             "get loss said: %s", logged);
+    printf("rank codec, lost during backward: %s\n", logged);
+    TH_CHECK(!sfpw_stash_daemon_alive(st), "still alive after the loss");
+    TH_CHECK(rank_step(&d, st, 3, t, -1) == 0, "step 3 again, in-process");
+    sfpw_stash_close(&st);
+    th_cleanup(&d);
 }
 
 int main(int argc, char **argv)
@@ -76,6 +147,7 @@ int main(int argc, char **argv)
     printf("lost during a put: %s\n", logged);
     sfpw_stash_close(&st);
     th_cleanup(&d);
+    rank_codec();
     printf("ok\n");
     return 0;
 }

@@ -162,6 +162,46 @@ int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
 int sfpc_decode(sfpc *c, const void *frame, size_t len, void *dst, size_t cap,
                 size_t *count);
 
+/*
+ * Frame-level stash: the caller encodes (libsfp, sfp_encode) and decodes
+ * itself; sfpd verifies and stores the frame like one of its own Puts
+ * (budgets, spills, prefetch and stats alike).
+ *
+ * sfpc_put_frame stores frame[0..len) under k: in the shm it is used in
+ * place (SFPC_ASYNC allowed, as for sfpc_put), elsewhere copied there
+ * first. A frame that fails sfpd's verification (header, sizes, checksum)
+ * is refused with SFPC_ECODEC (nothing is stored, what was stored stays);
+ * one larger than the daemon's max_tensor (bytes or decoded size) with
+ * SFPC_ETOOLARGE.
+ *
+ * sfpc_get_frame writes the stored frame (verified by sfpd) to dst, cap
+ * bytes; info->bytes is the frame's length, info->count and info->dtype
+ * what it decodes to. SFPC_ERANGE if cap is smaller than the frame.
+ */
+int sfpc_put_frame(sfpc *c, const sfpc_key *k, const void *frame, size_t len, unsigned flags,
+                   sfpc_put_info *info);
+int sfpc_get_frame(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
+                   sfpc_get_info *info);
+
+/* An asynchronous GetFrame: filled when its reply is read. */
+typedef struct sfpc_pending {
+    int done;                /* 1 once the reply was read          */
+    int status;              /* then 0 or the SFPC_E* of the reply */
+    sfpc_get_info info;      /* on success                         */
+    size_t cap;
+} sfpc_pending;
+
+/*
+ * Sends a GetFrame into dst (inside the shm) and returns at once; p must
+ * stay valid until sfpc_wait(p), sfpc_flush() or another call that reads
+ * its reply. Replies come in request order: later synchronous calls read
+ * it first. Do not touch dst before p->done.
+ */
+int sfpc_get_frame_async(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
+                         sfpc_pending *p);
+/* Waits for p's reply; returns p->status (or the connection's error). */
+int sfpc_wait(sfpc *c, sfpc_pending *p);
+
 /* Frees every stash of the job in sfpd. */
 int sfpc_end_job(sfpc *c);
 

@@ -103,6 +103,19 @@ static int validate(const sfpd_request *r, const char **why)
             return -ST(E_INVALID);
         }
         return 0;
+    case SFP__IPC__V1__REQUEST__BODY_PUT_FRAME:
+        /* the frame itself is checked by the store (E_CODEC, E_TOO_LARGE) */
+        if (sfpd_ipc_key(r->put_frame->key, &k) < 0) {
+            *why = "invalid key";
+            return -ST(E_INVALID);
+        }
+        return 0;
+    case SFP__IPC__V1__REQUEST__BODY_GET_FRAME:
+        if (sfpd_ipc_key(r->get_frame->key, &k) < 0) {
+            *why = "invalid key";
+            return -ST(E_INVALID);
+        }
+        return 0;
     case SFP__IPC__V1__REQUEST__BODY_DROP:
         if (sfpd_ipc_key(r->drop->key, &k) < 0) {
             *why = "invalid key";

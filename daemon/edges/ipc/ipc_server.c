@@ -59,6 +59,8 @@ struct conn {
     bool dead;          /* fd closed or closing; no more I/O           */
     bool closing;       /* read no more; close once idle and flushed   */
     bool busy;          /* a request is in flight                      */
+    bool dispatching;   /* inside dispatch(): a request may complete
+                         * before the store call returns              */
     int deny_status;    /* non-zero: answer the first request with it  */
     int refs;           /* 1 for the socket + 1 per request in flight  */
     uint32_t uid, gid;
@@ -189,6 +191,11 @@ static void request_done(conn *c)
 {
     sfpd_ipc_server *srv = c->srv;
     c->busy = false;
+    if (c->dispatching) {
+        /* completed within dispatch(): conn_process() reads on */
+        conn_unref(c);
+        return;
+    }
     if (!c->dead) {
         conn_flush(c);
         if (!c->dead)
@@ -236,6 +243,26 @@ static void get_done(void *arg, const sfpd_result *res)
         r.id = c->req_id;
         r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET;
         r.get = &gr;
+        conn_send(c, &r);
+    }
+    request_done(c);
+}
+
+static void get_frame_done(void *arg, const sfpd_result *res)
+{
+    conn *c = arg;
+    if (res->status) {
+        reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
+    } else {
+        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
+        Sfp__Ipc__V1__GetFrameReply gr = SFP__IPC__V1__GET_FRAME_REPLY__INIT;
+        gr.frame_length = res->length;
+        gr.count = res->count;
+        gr.dtype = res->dtype;
+        gr.prefetch_hit = res->hit;
+        r.id = c->req_id;
+        r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET_FRAME;
+        r.get_frame = &gr;
         conn_send(c, &r);
     }
     request_done(c);
@@ -561,6 +588,30 @@ static int dispatch(conn *c, sfpd_request *req)
         c->busy = true;
         st = sfpd_store_get(srv->store, c->job, &key, c->shm, req->get->offset, req->get->capacity,
                             req->get->drop, get_done, c);
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_PUT_FRAME:
+        sfpd_ipc_key(req->put_frame->key, &key);
+        c->refs++;
+        c->busy = c->dispatching = true;
+        st = sfpd_store_put_frame(srv->store, c->job, &key, c->shm, req->put_frame->offset,
+                                  req->put_frame->length, put_done, c);
+        c->dispatching = false;
+        if (st == 0)
+            return 1;
+        c->refs--;
+        c->busy = false;
+        break;
+    case SFP__IPC__V1__REQUEST__BODY_GET_FRAME:
+        sfpd_ipc_key(req->get_frame->key, &key);
+        c->refs++;
+        c->busy = c->dispatching = true;
+        st = sfpd_store_get_frame(srv->store, c->job, &key, c->shm, req->get_frame->offset,
+                                  req->get_frame->capacity, req->get_frame->drop, get_frame_done, c);
+        c->dispatching = false;
         if (st == 0)
             return 1;
         c->refs--;
