@@ -627,6 +627,29 @@ static int get_target(sfpc *c, const void *dst, size_t *cap, bool *direct)
     return 0;
 }
 
+/*
+ * The end of a Get or GetFrame: the reply had its body (ok) of len bytes,
+ * which sfpd wrote at the shm's start unless dst lies in it (direct); frees r.
+ */
+static int got(sfpc *c, resp_t *r, int ok, uint64_t len, uint64_t count, int dtype, int hit,
+               void *dst, size_t cap, bool direct, sfpc_get_info *info)
+{
+    if (!ok || len > cap) {
+        sfp__ipc__v1__response__free_unpacked(r, NULL);
+        return fail(c, SFPC_EPROTO);
+    }
+    if (!direct)
+        memcpy(dst, c->shm, len);
+    if (info) {
+        info->count = count;
+        info->bytes = len;
+        info->dtype = (sfp_dtype)dtype;
+        info->hit = hit;
+    }
+    sfp__ipc__v1__response__free_unpacked(r, NULL);
+    return 0;
+}
+
 int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
              sfpc_get_info *info)
 {
@@ -649,20 +672,10 @@ int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
     rq.get = &get;
     if ((e = call(c, &rq, &r)) < 0)
         return e;
-    if (!r->get || r->get->length > cap) {
-        sfp__ipc__v1__response__free_unpacked(r, NULL);
-        return fail(c, SFPC_EPROTO);
-    }
-    if (!direct)
-        memcpy(dst, c->shm, r->get->length);
-    if (info) {
-        info->count = r->get->count;
-        info->bytes = r->get->length;
-        info->dtype = (sfp_dtype)r->get->dtype;
-        info->hit = r->get->prefetch_hit;
-    }
-    sfp__ipc__v1__response__free_unpacked(r, NULL);
-    return 0;
+    if (!r->get)
+        return got(c, r, 0, 0, 0, 0, 0, dst, cap, direct, info);
+    return got(c, r, 1, r->get->length, r->get->count, r->get->dtype, r->get->prefetch_hit,
+               dst, cap, direct, info);
 }
 
 int sfpc_put_frame(sfpc *c, const sfpc_key *k, const void *frame, size_t len, unsigned flags,
@@ -715,20 +728,11 @@ int sfpc_get_frame(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned f
     get_frame_req(&gf, &key, direct ? (uint64_t)((uint8_t *)dst - c->shm) : 0, cap, flags, &rq);
     if ((e = call(c, &rq, &r)) < 0)
         return e;
-    if (!r->get_frame || r->get_frame->frame_length > cap) {
-        sfp__ipc__v1__response__free_unpacked(r, NULL);
-        return fail(c, SFPC_EPROTO);
-    }
-    if (!direct)
-        memcpy(dst, c->shm, r->get_frame->frame_length);
-    if (info) {
-        info->count = r->get_frame->count;
-        info->bytes = r->get_frame->frame_length;
-        info->dtype = (sfp_dtype)r->get_frame->dtype;
-        info->hit = r->get_frame->prefetch_hit;
-    }
-    sfp__ipc__v1__response__free_unpacked(r, NULL);
-    return 0;
+    const Sfp__Ipc__V1__GetFrameReply *g = r->get_frame;
+    if (!g)
+        return got(c, r, 0, 0, 0, 0, 0, dst, cap, direct, info);
+    return got(c, r, 1, g->frame_length, g->count, g->dtype, g->prefetch_hit, dst, cap, direct,
+               info);
 }
 
 int sfpc_get_frame_async(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,

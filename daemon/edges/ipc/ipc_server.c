@@ -228,44 +228,44 @@ static void put_done(void *arg, const sfpd_result *res)
     request_done(c);
 }
 
-static void get_done(void *arg, const sfpd_result *res)
+/* The reply of a Get (values) or a GetFrame (the frame as stored). */
+static void reply_get(conn *c, const sfpd_result *res, int frame)
 {
-    conn *c = arg;
     if (res->status) {
         reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
     } else {
         sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
         Sfp__Ipc__V1__GetReply gr = SFP__IPC__V1__GET_REPLY__INIT;
-        gr.count = res->count;
-        gr.length = res->length;
-        gr.dtype = res->dtype;
-        gr.prefetch_hit = res->hit;
+        Sfp__Ipc__V1__GetFrameReply fr = SFP__IPC__V1__GET_FRAME_REPLY__INIT;
         r.id = c->req_id;
-        r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET;
-        r.get = &gr;
+        if (frame) {
+            fr.frame_length = res->length;
+            fr.count = res->count;
+            fr.dtype = res->dtype;
+            fr.prefetch_hit = res->hit;
+            r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET_FRAME;
+            r.get_frame = &fr;
+        } else {
+            gr.count = res->count;
+            gr.length = res->length;
+            gr.dtype = res->dtype;
+            gr.prefetch_hit = res->hit;
+            r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET;
+            r.get = &gr;
+        }
         conn_send(c, &r);
     }
     request_done(c);
 }
 
+static void get_done(void *arg, const sfpd_result *res)
+{
+    reply_get(arg, res, 0);
+}
+
 static void get_frame_done(void *arg, const sfpd_result *res)
 {
-    conn *c = arg;
-    if (res->status) {
-        reply_status(c, c->req_id, ipc_status(res->status), res->msg, res->codec_err);
-    } else {
-        sfpd_response r = SFP__IPC__V1__RESPONSE__INIT;
-        Sfp__Ipc__V1__GetFrameReply gr = SFP__IPC__V1__GET_FRAME_REPLY__INIT;
-        gr.frame_length = res->length;
-        gr.count = res->count;
-        gr.dtype = res->dtype;
-        gr.prefetch_hit = res->hit;
-        r.id = c->req_id;
-        r.body_case = SFP__IPC__V1__RESPONSE__BODY_GET_FRAME;
-        r.get_frame = &gr;
-        conn_send(c, &r);
-    }
-    request_done(c);
+    reply_get(arg, res, 1);
 }
 
 /* ------------------------------------------------------ encode / decode */
