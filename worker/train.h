@@ -37,6 +37,10 @@ extern int sfpt_rank;
 #define SFPT_GRAD_K_MIN 2u
 #define SFPT_GRAD_E_MIN 4u
 
+/* QM/QE: the activations' mantissa floor when --n-min-act is not given
+ * (--n-min when that is higher) */
+#define SFPT_N_MIN_ACT 2.0
+
 /* ---------------------------------------------------------------- options */
 
 /* The settings of a run; filled from the option table (train_options.c). */
@@ -65,7 +69,8 @@ typedef struct sfpt_opts {
     int qm_grad;               /* 1: first-order only, 2: first + second order */
     int qm_rule;               /* sfp_qm_rule     */
     double e_min, e_min_act;   /* exponent floors: weights/biases, activations */
-    double n_min_act;          /* mantissa floor of activations (-1: --n-min) */
+    double n_min_act;          /* mantissa floor of activations (-1: the
+                                * default, SFPT_N_MIN_ACT or --n-min) */
     int calib_target;          /* sfp_qm_config.calib_target */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
@@ -165,6 +170,7 @@ typedef struct sfpt {
     double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
     double bit_cost;              /* in force (after --weight-cost), %     */
     double n_min;                 /* mantissa floor in force               */
+    double n_min_act;             /* activations' mantissa floor in force  */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */

@@ -180,9 +180,10 @@ static const row rows[] = {
      "lower bound of the learned exponent widths of weights and biases"),
     ROW("e-min-act", A_DBL, O(e_min_act), "F", "3", NULL, 1, 8,
      "lower bound of the learned exponent widths of activations"),
-    ROW("n-min-act", A_DBL, O(n_min_act), "F", NULL, "--n-min", 0, 22,
-     "lower bound of the learned mantissa widths of activations (e.g. 7 to leave the "
-     "stash near bf16 and compress only the exchange of weights and gradients)"),
+    ROW("n-min-act", A_DBL, O(n_min_act), "F", NULL, "2, or --n-min if higher", 0, 22,
+     "lower bound of the learned mantissa widths of activations (0 lets the rule take "
+     "them to powers of two; 7 leaves the stash near bf16 and compresses only the "
+     "exchange of weights and gradients)"),
     ROW("n-min-param", A_DBL, O(n_min_param), "F", "7", NULL, 0, 22,
      "lower bound of the learned mantissa widths of norm scales, class token and positions"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,

@@ -93,7 +93,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
             sfp_qm_rule_name((sfp_qm_rule)o->qm_rule), r->target_bits, r->bit_cost, r->gamma,
             o->weight_cost,
             r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first", r->n_min, o->e_min,
-            o->e_min_act, o->n_min_act >= 0 ? o->n_min_act : r->n_min, o->n_min_param,
+            o->e_min_act, r->n_min_act, o->n_min_param,
             o->calib_target ? "true" : "false");
     json_str(f, o->grad_container);
     fprintf(f, ", \"wire_if\": ");

@@ -143,19 +143,27 @@ static int make_policy(sfpt *r)
     r->n_min = pc.qm.n_min;
     r->target_bits = pc.qm.rule == SFP_QM_RULE_ADAPTIVE ? pc.qm.target_bits : 0;
     int rc = sfp_policy_create(&r->pol, &pc, (size_t)m->ntensors, numel);
-    /* Norm scales, the class token and positions get a mantissa floor of
+    /* Activations keep SFPT_N_MIN_ACT mantissa bits unless told otherwise:
+     * the bitlength gradient sees what rounding a stash costs the loss at
+     * fixed weights, not what it costs the weight gradients computed from
+     * it, and left BatchNorm-branch and transformer activations at 0 bits
+     * (docs/RESULTS.md "What holds resnet and vit back").
+     * Norm scales, the class token and positions get a mantissa floor of
      * their own: their widths' task gradient is about 0 (rounding a scale
      * near 1 to a power of two costs nothing at first), so the regularizer
      * took them to 0 mantissa bits, where a scale can only move by
      * factors of two and training can no longer change it; they are a few
      * hundredths of the weights (docs/TRAINING.md). */
+    r->n_min_act = o->n_min_act >= 0 ? o->n_min_act : pc.qm.n_min;
+    if (o->n_min_act < 0 && pc.qm.n_min < SFPT_N_MIN_ACT && SFPT_N_MIN_ACT < pc.qm.n_max)
+        r->n_min_act = SFPT_N_MIN_ACT;
     for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++) {
         const int kind = m->tensors[t].kind;
         double nf = pc.qm.n_min;
         if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
             nf = o->n_min_param;
-        if (kind == SFPW_TENSOR_ACT && o->n_min_act >= 0)
-            nf = o->n_min_act;
+        if (kind == SFPW_TENSOR_ACT)
+            nf = r->n_min_act;
         rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
                                   kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
     }

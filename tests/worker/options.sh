@@ -75,21 +75,37 @@ PY
 # while a strong bit cost takes the other weights below it
 # (and activations --n-min-act)
 "$exe" --model vit --synthetic=256 --batch 32 --epochs 2 --policy qmqe --warmup 2 \
-    --bit-cost 40 --n-min-act 2 --no-progress --quiet --report "$tmp/p.json" > /dev/null ||
+    --bit-cost 40 --n-min-act 3 --no-progress --quiet --report "$tmp/p.json" > /dev/null ||
     fail "vit floor run failed"
 /usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale or activation went below its floor"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["settings"]["n_min_param"] == 7 and r["settings"]["n_min_act"] == 2, r["settings"]
+assert r["settings"]["n_min_param"] == 7 and r["settings"]["n_min_act"] == 3, r["settings"]
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
 ts = r["epochs"][-1]["tensors"]
 params = [t for t in ts if kind[t["name"]] == "param"]
 weights = [t for t in ts if kind[t["name"]] == "weight"]
 acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
 assert params and all(t["n"] >= 7 - 1e-9 and t["k_mean"] >= 7 - 1e-9 for t in params), params
-assert acts and all(t["n"] >= 2 - 1e-9 and t["k_mean"] >= 2 - 1e-9 for t in acts), acts
+assert acts and all(t["n"] >= 3 - 1e-9 and t["k_mean"] >= 3 - 1e-9 for t in acts), acts
 assert min(t["n"] for t in weights) < 2, "no pressure on the weights"
 PY
+# without --n-min-act, activations keep 2 mantissa bits (or --n-min if higher)
+for nm in 0 2.5; do
+    "$exe" --model mlp --synthetic=256 --batch 32 --epochs 1 --policy qmqe --warmup 2 \
+        --bit-cost 40 --n-min "$nm" --no-progress --quiet --report "$tmp/d.json" > /dev/null ||
+        fail "default floor run failed"
+    /usr/bin/python3 - "$tmp/d.json" "$nm" <<'PY' || fail "activations' default mantissa floor"
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = max(2.0, float(sys.argv[2]))
+assert r["settings"]["n_min_act"] == want, r["settings"]
+kind = {t["name"]: t["kind"] for t in r["tensors"]}
+ts = r["epochs"][-1]["tensors"]
+acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
+assert acts and all(t["n"] >= want - 1e-9 for t in acts), acts
+PY
+done
 # --calib-target: accepted with the adaptive rule, recorded, refused with sgd
 "$exe" --model cnn --synthetic=256 --batch 32 --epochs 1 --warmup 4 --target-bits 6 \
     --calib-target on --no-progress --quiet --report "$tmp/ct.json" > /dev/null ||
