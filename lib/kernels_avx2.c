@@ -360,12 +360,123 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     c->negative += negative;
 }
 
+/*
+ * The encoder's loop for the common case, compiled once per mantissa width
+ * K (0..4): round to nearest even, a tensor without -0 and without values
+ * that saturate (the plan's "fast"), codes queued in cbuf for the Gecko or
+ * rANS coder. Whole 64-blocks only, the eight groups of 8 unrolled so that
+ * the shifts, masks and the points where 64 / (8 K) groups of mantissas are
+ * written with one put are constants; the flush mask doubles as the zero
+ * test (a value is 0 after quantization exactly when it is flushed).
+ * Writes the same bits as enc_values_body. Returns how many values it did.
+ */
+static inline __attribute__((always_inline)) size_t
+enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
+              const qscal *s, const unsigned K, const int zmap, const int hsign)
+{
+    const unsigned SH = 23 - K;
+    const unsigned R = K <= 1 ? 8 : K <= 2 ? 4 : K <= 4 ? 2 : 1;
+    const uint64_t KM8 = bytemask(K);
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i low = _mm256_set1_epi32((int)((1u << SH) - 1));
+    const __m256i half = _mm256_set1_epi32((int)((1u << SH) - 1) >> 1);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i minE = _mm256_set1_epi32(s->minE);
+    const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
+    const __m256i frac = _mm256_set1_epi32(0x7fffff);
+    const __m256i shuf2 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                           0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i perm2 = _mm256_setr_epi32(0, 4, 1, 5, 2, 2, 2, 2);
+    sfp__bw ws = c->wsign, wm = c->wmant;
+    uint8_t *cb = c->cbuf;
+    size_t cn = c->cn;
+    uint64_t nonzero = 0, negative = 0;
+    const size_t nb = n & ~(size_t)63;
+
+    for (size_t b = 0; b < nb; b += 64) {
+        uint64_t word = 0, ps = 0, pm = 0;
+        unsigned psn = 0, pmn = 0;
+#pragma GCC unroll 8
+        for (unsigned j = 0; j < 64; j += 8) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(x + b + j));
+            __m256i a = _mm256_and_si256(v, absmask);
+            __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, (int)SH), one);
+            __m256i m = _mm256_andnot_si256(low, _mm256_add_epi32(a, _mm256_add_epi32(half, odd)));
+            __m256i E = _mm256_srli_epi32(m, 23);
+            __m256i fl = _mm256_or_si256(_mm256_cmpeq_epi32(m, zero),
+                                         _mm256_cmpgt_epi32(minE, E));
+            unsigned nz8 = 0xffu ^ (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(fl));
+            unsigned cnt = (unsigned)__builtin_popcount(nz8);
+            uint64_t nzb = expand8(nz8);
+            word |= (uint64_t)nz8 << j;
+            if (hsign) {
+                unsigned s8 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(v));
+                negative += (unsigned)__builtin_popcount(s8 & nz8);
+                ps |= (uint64_t)_pext_u32(s8, nz8) << psn;
+                psn += cnt;
+            }
+            __m256i cd = _mm256_sub_epi32(E, lo1);
+            if (!zmap)
+                cd = _mm256_andnot_si256(fl, cd);
+            __m256i both = _mm256_slli_epi32(cd, 8);
+            if (K)
+                both = _mm256_or_si256(both, _mm256_srli_epi32(_mm256_and_si256(m, frac), (int)SH));
+            both = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(both, shuf2), perm2);
+            __m128i lo128 = _mm256_castsi256_si128(both);
+            uint64_t codes = (uint64_t)_mm_extract_epi64(lo128, 1);
+            if (K) {
+                pm |= _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), KM8 & nzb) << pmn;
+                pmn += cnt * K;
+                if ((j / 8 + 1) % R == 0) {
+                    sfp__bw_put(&wm, pm, pmn);
+                    pm = 0, pmn = 0;
+                }
+            }
+            if (zmap) {
+                store8(cb + cn, _pext_u64(codes, nzb));
+                cn += cnt;
+            } else {
+                store8(cb + cn, codes);
+                cn += 8;
+            }
+        }
+        if (hsign)
+            sfp__bw_put(&ws, ps, psn);
+        zw[b / 64] = word;
+        nonzero += (uint64_t)__builtin_popcountll(word);
+    }
+    c->wsign = ws;
+    c->wmant = wm;
+    c->cn = cn;
+    c->nonzero += nonzero;
+    c->negative += negative;
+    return nb;
+}
+
 static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
                             uint64_t i0, uint64_t *zw)
 {
     if (c->pl->r.mode == SFP_ROUND_STOCHASTIC) {
         sfp__kernels_c.enc_values(c, x, n, i0, zw);
         return;
+    }
+    const qscal s = qscal_of(c->pl);
+    if (s.fast && !s.trunc && c->k <= 4 && c->coder != SFP_CODER_PLAIN) {
+        const int v = (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
+        size_t done = 0;
+        switch (v) {
+#define SFP__FAST_CASE(v)                                                          case v:                                                                            done = enc_fast_body(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1);         break;
+        SFP__FAST_CASE(0) SFP__FAST_CASE(1) SFP__FAST_CASE(2) SFP__FAST_CASE(3)
+        SFP__FAST_CASE(4) SFP__FAST_CASE(5) SFP__FAST_CASE(6) SFP__FAST_CASE(7)
+        SFP__FAST_CASE(8) SFP__FAST_CASE(9) SFP__FAST_CASE(10) SFP__FAST_CASE(11)
+        SFP__FAST_CASE(12) SFP__FAST_CASE(13) SFP__FAST_CASE(14) SFP__FAST_CASE(15)
+        SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
+#undef SFP__FAST_CASE
+        }
+        if (done == n)
+            return;
+        x += done, n -= done, i0 += done, zw += done / 64;
     }
     qconst q;
     qconst_init(&q, c->pl);
