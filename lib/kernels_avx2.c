@@ -607,6 +607,60 @@ static void enc_codes_avx2(sfp__codec *c, int last)
     c->cn -= i;
 }
 
+/*
+ * Gecko groups of 16 codes (e <= 7, so a group's deltas are at most
+ * 2 x 56 bits) while at least 32 bytes of the plane are left after the
+ * reader's position: every header and delta is read with one unchecked
+ * 64-bit load from the bit position, the base and the width taken from it
+ * without branches on the data, the 16 deltas checked and subtracted in
+ * one vector. The rest (the last groups of the plane, a short last group)
+ * is left to the caller's loop, with the same checks.
+ */
+static int dec_gecko16(sfp__codec *c, sfp__br *re, unsigned *prevp, size_t need)
+{
+    const unsigned e = c->ebits, wbits = sfp__gecko_wbits(e);
+    const uint64_t emask = (UINT64_C(1) << e) - 1, wmask = (UINT64_C(1) << wbits) - 1;
+    const uint8_t *p = re->p;
+    uint64_t pos = re->pos;
+    const uint64_t lim = re->len >= 32 ? re->len - 32 : 0;
+    uint8_t *cb = c->cbuf;
+    size_t cn = c->cn;
+    uint64_t left = c->codes_left;
+    unsigned prev = *prevp, wbad = 0;
+    __m128i badv = _mm_setzero_si128();
+
+    if (re->len < 32)
+        return SFP_OK;
+    while (cn < need && left >= 16 && (pos >> 3) <= lim) {
+        uint64_t h = sfp__load64le(p + (pos >> 3)) >> (pos & 7);
+        const unsigned same = (unsigned)h & 1;
+        const unsigned hb = same ? 1 : 1 + e;
+        const unsigned B = same ? prev : (unsigned)(h >> 1) & (unsigned)emask;
+        const unsigned w = (unsigned)(h >> hb) & (unsigned)wmask;
+        pos += hb + wbits;
+        wbad |= w > e;
+        const uint64_t wm = bytemask(w);
+        uint64_t d0 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
+        pos += 8 * w;
+        uint64_t d1 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
+        pos += 8 * w;
+        const __m128i bv = _mm_set1_epi8((char)B);
+        const __m128i dv = _mm_set_epi64x((long long)d1, (long long)d0);
+        /* d > B in some byte <=> max(d, B) != B */
+        badv = _mm_or_si128(badv, _mm_xor_si128(_mm_max_epu8(dv, bv), bv));
+        _mm_storeu_si128((__m128i *)(cb + cn), _mm_sub_epi8(bv, dv));
+        prev = B;
+        cn += 16;
+        left -= 16;
+    }
+    RETURN_IF(wbad || !_mm_testz_si128(badv, badv), SFP_ECORRUPT);
+    re->pos = pos;
+    c->cn = cn;
+    c->codes_left = left;
+    *prevp = prev;
+    return SFP_OK;
+}
+
 static int dec_codes_avx2(sfp__codec *c, size_t need)
 {
     if (c->coder == SFP_CODER_RANS)
@@ -632,6 +686,10 @@ static int dec_codes_avx2(sfp__codec *c, size_t need)
         c->codes_left -= m;
     } else {
         const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
+        if (G == 16 && e <= 7) {
+            int rc = dec_gecko16(c, &re, &prev, need);
+            RETURN_IF(rc < 0, rc);
+        }
         while (c->cn < need) {
             RETURN_IF(c->codes_left == 0, SFP_ECORRUPT);
             if (c->codes_left < G) {
@@ -669,16 +727,31 @@ static int dec_codes_avx2(sfp__codec *c, size_t need)
     return SFP_OK;
 }
 
+/* Vector constants of a decoder's per-value loop. */
+typedef struct dconst {
+    __m256i lo1, zero, cmin, csub, bitsel;
+    int sub; /* the window reaches E = 0 */
+} dconst;
+
+static inline dconst dconst_of(const sfp__codec *c)
+{
+    dconst d;
+    d.lo1 = _mm256_set1_epi32(c->lo - 1);
+    d.zero = _mm256_setzero_si256();
+    d.cmin = _mm256_set1_epi32((int)c->cmin);
+    d.csub = _mm256_set1_epi32((int)c->csub);
+    d.bitsel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    d.sub = c->csub < 256;
+    return d;
+}
+
 static inline __attribute__((always_inline)) void
 dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
                 const int zmap, const int hsign, const int kcls)
 {
-    const __m256i lo1 = _mm256_set1_epi32(c->lo - 1);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i cmin = _mm256_set1_epi32((int)c->cmin);
-    const __m256i csub = _mm256_set1_epi32((int)c->csub);
-    const int sub = c->csub < 256; /* the window reaches E = 0 */
-    const __m256i bitsel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const dconst d = dconst_of(c);
+    const __m256i lo1 = d.lo1, zero = d.zero, cmin = d.cmin, csub = d.csub, bitsel = d.bitsel;
+    const int sub = d.sub;
     const __m128i sh = _mm_cvtsi32_si128((int)c->shift);
     const unsigned k = c->k;
     const uint64_t km8 = bytemask(k);
@@ -794,9 +867,104 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     c->bad |= !_mm256_testz_si256(badv, badv);
 }
 
+/*
+ * The decoder's loop for a zero map, no -0 and a mantissa width K (0..4)
+ * known at compile time: whole 64-blocks, the eight groups unrolled, the
+ * sign bits of a block and the mantissas of 64 / (8 K) groups fetched with
+ * one read each. Same values and the same checks as dec_values_body.
+ * Returns how many values it did.
+ */
+static inline __attribute__((always_inline)) size_t
+dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
+              const unsigned K, const int hsign)
+{
+    const unsigned SH = 23 - K;
+    const unsigned R = K <= 1 ? 8 : K <= 2 ? 4 : K <= 4 ? 2 : 1;
+    const uint64_t KM8 = bytemask(K);
+    const dconst d = dconst_of(c);
+    const __m256i lo1 = d.lo1, zero = d.zero, cmin = d.cmin, csub = d.csub, bitsel = d.bitsel;
+    const int sub = d.sub;
+    __m256i badv = zero;
+    sfp__br rs = c->rsign, rm = c->rmant;
+    const uint8_t *cb = c->cbuf;
+    size_t cpos = c->cpos;
+    uint64_t nonzero = 0;
+    const size_t nb = n & ~(size_t)63;
+
+    for (size_t b = 0; b < nb; b += 64) {
+        const uint64_t word = zw[b / 64];
+        uint64_t sbits = 0, mbits = 0;
+        if (hsign)
+            sbits = get_bits(&rs, (unsigned)__builtin_popcountll(word));
+        nonzero += (uint64_t)__builtin_popcountll(word);
+#pragma GCC unroll 8
+        for (unsigned j = 0; j < 64; j += 8) {
+            const unsigned nz8 = (unsigned)(word >> j) & 0xff;
+            const unsigned cnt = (unsigned)__builtin_popcount(nz8);
+            const uint64_t nzb = expand8(nz8);
+            if (K && (j / 8) % R == 0) {
+                uint64_t wr = word >> j;
+                if (8 * R < 64)
+                    wr &= (UINT64_C(1) << (8 * R)) - 1;
+                mbits = get_bits(&rm, (unsigned)__builtin_popcountll(wr) * K);
+            }
+            const uint64_t codes = _pdep_u64(load8(cb + cpos), nzb);
+            cpos += cnt;
+            __m256i cd = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)codes));
+            /* the map says which values are zero; a code below cmin where
+             * it says non-zero is invalid (cmin >= 1) */
+            __m256i isz = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)nz8), bitsel), zero);
+            badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpgt_epi32(cmin, cd)));
+            __m256i v = _mm256_slli_epi32(_mm256_add_epi32(cd, lo1), 23);
+            if (K) {
+                uint64_t mb = _pdep_u64(mbits, KM8 & nzb);
+                if (R > 1)
+                    mbits >>= cnt * K;
+                __m256i mt = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb));
+                if (sub) /* E = 0 with a zero mantissa is a zero, not a code */
+                    badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_and_si256(
+                        _mm256_cmpeq_epi32(cd, csub), _mm256_cmpeq_epi32(mt, zero))));
+                v = _mm256_or_si256(v, _mm256_slli_epi32(mt, (int)SH));
+            } else if (sub) {
+                badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpeq_epi32(cd, csub)));
+            }
+            v = _mm256_andnot_si256(isz, v);
+            if (hsign) {
+                unsigned s8 = _pdep_u32((unsigned)sbits, nz8);
+                sbits >>= cnt;
+                __m256i sv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)s8), bitsel), bitsel);
+                v = _mm256_or_si256(v, _mm256_slli_epi32(sv, 31));
+            }
+            _mm256_storeu_si256((__m256i *)(y + b + j), v);
+        }
+    }
+    c->cpos = cpos;
+    c->rsign = rs;
+    c->rmant = rm;
+    c->nonzero += nonzero;
+    c->bad |= !_mm256_testz_si256(badv, badv);
+    return nb;
+}
+
 static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                             const uint64_t *zw)
 {
+    if (c->zmap && !c->zsign && c->k <= 4) {
+        size_t done = 0;
+        switch ((int)c->k << 1 | (c->hsign ? 1 : 0)) {
+#define SFP__FAST_CASE(v)                                                      \
+    case v:                                                                    \
+        done = dec_fast_body(c, y, n, zw, (v) >> 1, (v) & 1);                  \
+        break;
+        SFP__FAST_CASE(0) SFP__FAST_CASE(1) SFP__FAST_CASE(2) SFP__FAST_CASE(3)
+        SFP__FAST_CASE(4) SFP__FAST_CASE(5) SFP__FAST_CASE(6) SFP__FAST_CASE(7)
+        SFP__FAST_CASE(8) SFP__FAST_CASE(9)
+#undef SFP__FAST_CASE
+        }
+        if (done == n)
+            return;
+        y += done, n -= done, zw += done / 64;
+    }
     /* Specialise on zero map, sign plane and mantissa width class. */
     const int kcls = c->k == 0 ? 0 : c->k <= 8 ? 1 : c->k <= 16 ? 2 : 3;
     const int sel = kcls << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);

@@ -23,7 +23,10 @@ static void fill(uint32_t *u, size_t n, trng *r, int kind)
             u[i] = v;
             break;
         }
-        default: u[i] = f2u(g * 1e-3f * (float)(i % 7)); break;
+        case 3: u[i] = f2u(g * 1e-3f * (float)(i % 7)); break;
+        default: /* signed and sparse: 60 % zeros (sign plane and zero map) */
+            u[i] = trng_next(r) % 5 < 3 ? 0 : f2u(g);
+            break;
         }
     }
 }
@@ -136,7 +139,7 @@ int main(void)
          * -0 or saturation, small mantissa widths, every sign / zero-map
          * combination, whole 64-blocks and a tail) against the reference. */
         const size_t flens[] = {N, 4097, 2048 + 64, 130, 64};
-        for (int kind = 0; kind < 4; kind++) {
+        for (int kind = 0; kind < 5; kind++) {
             if (kind == 2)
                 continue;
             fill(x, N, &r, kind);
