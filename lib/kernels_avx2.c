@@ -362,7 +362,7 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
 
 /*
  * The encoder's loop for the common case, compiled once per mantissa width
- * K (0..4): round to nearest even, a tensor without -0 and without values
+ * K (0..8): round to nearest even, a tensor without -0 and without values
  * that saturate (the plan's "fast"), codes queued in cbuf for the Gecko or
  * rANS coder. Whole 64-blocks only, the eight groups of 8 unrolled so that
  * the shifts, masks and the points where 64 / (8 K) groups of mantissas are
@@ -462,16 +462,17 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         return;
     }
     const qscal s = qscal_of(c->pl);
-    if (s.fast && !s.trunc && c->k <= 4 && c->coder != SFP_CODER_PLAIN) {
+    if (s.fast && !s.trunc && c->k <= 8 && c->coder != SFP_CODER_PLAIN) {
         const int v = (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
         size_t done = 0;
         switch (v) {
-#define SFP__FAST_CASE(v)                                                          case v:                                                                            done = enc_fast_body(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1);         break;
-        SFP__FAST_CASE(0) SFP__FAST_CASE(1) SFP__FAST_CASE(2) SFP__FAST_CASE(3)
-        SFP__FAST_CASE(4) SFP__FAST_CASE(5) SFP__FAST_CASE(6) SFP__FAST_CASE(7)
-        SFP__FAST_CASE(8) SFP__FAST_CASE(9) SFP__FAST_CASE(10) SFP__FAST_CASE(11)
-        SFP__FAST_CASE(12) SFP__FAST_CASE(13) SFP__FAST_CASE(14) SFP__FAST_CASE(15)
-        SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
+#define SFP__FAST_CASE(v)                                                      \
+    case v:                                                                    \
+        done = enc_fast_body(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1); \
+        break;
+        SFP__CASES16(SFP__FAST_CASE)
+        SFP__CASES16_FROM(16, SFP__FAST_CASE)
+        SFP__FAST_CASE(32) SFP__FAST_CASE(33) SFP__FAST_CASE(34) SFP__FAST_CASE(35)
 #undef SFP__FAST_CASE
         }
         if (done == n)
@@ -868,7 +869,7 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 }
 
 /*
- * The decoder's loop for a zero map, no -0 and a mantissa width K (0..4)
+ * The decoder's loop for a zero map, no -0 and a mantissa width K (0..8)
  * known at compile time: whole 64-blocks, the eight groups unrolled, the
  * sign bits of a block and the mantissas of 64 / (8 K) groups fetched with
  * one read each. Same values and the same checks as dec_values_body.
@@ -949,16 +950,15 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                             const uint64_t *zw)
 {
-    if (c->zmap && !c->zsign && c->k <= 4) {
+    if (c->zmap && !c->zsign && c->k <= 8) {
         size_t done = 0;
         switch ((int)c->k << 1 | (c->hsign ? 1 : 0)) {
 #define SFP__FAST_CASE(v)                                                      \
     case v:                                                                    \
         done = dec_fast_body(c, y, n, zw, (v) >> 1, (v) & 1);                  \
         break;
-        SFP__FAST_CASE(0) SFP__FAST_CASE(1) SFP__FAST_CASE(2) SFP__FAST_CASE(3)
-        SFP__FAST_CASE(4) SFP__FAST_CASE(5) SFP__FAST_CASE(6) SFP__FAST_CASE(7)
-        SFP__FAST_CASE(8) SFP__FAST_CASE(9)
+        SFP__CASES16(SFP__FAST_CASE)
+        SFP__FAST_CASE(16) SFP__FAST_CASE(17)
 #undef SFP__FAST_CASE
         }
         if (done == n)
