@@ -563,20 +563,20 @@ static void enc_codes_avx2(sfp__codec *c, int last)
                     unsigned B = (unsigned)(g ? _mm256_extract_epi8(m, 16) : _mm256_extract_epi8(m, 0)) & 0xff;
                     unsigned w = sfp__bitlen((unsigned)(g ? _mm256_extract_epi8(o, 16)
                                                            : _mm256_extract_epi8(o, 0)) & 0xff);
-                    if (B == prev)
-                        sfp__bw_put(&we, 1 | (uint64_t)w << 1, 1 + wbits);
-                    else
-                        sfp__bw_put(&we, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
+                    /* header: 1 (same base) or 0 and the base, then w */
+                    const unsigned same = B == prev;
+                    const unsigned hn = same ? 1 + wbits : 1 + e + wbits;
+                    const uint64_t h = same ? 1 | (uint64_t)w << 1
+                                            : (uint64_t)B << 1 | (uint64_t)w << (1 + e);
                     prev = B;
-                    if (w) {
-                        const uint64_t wm = bytemask(w);
-                        uint64_t d0 = _pext_u64(dd[2 * g], wm), d1 = _pext_u64(dd[2 * g + 1], wm);
-                        if (w <= 4) { /* both halves in one put */
-                            sfp__bw_put(&we, d0 | d1 << (8 * w), 16 * w);
-                        } else {
-                            sfp__bw_put(&we, d0, 8 * w);
-                            sfp__bw_put(&we, d1, 8 * w);
-                        }
+                    const uint64_t wm = bytemask(w);
+                    uint64_t d0 = _pext_u64(dd[2 * g], wm), d1 = _pext_u64(dd[2 * g + 1], wm);
+                    if (hn + 16 * w <= 64) { /* header and deltas in one put */
+                        sfp__bw_put(&we, h | (d0 | d1 << (8 * w)) << hn, hn + 16 * w);
+                    } else {
+                        sfp__bw_put(&we, h, hn);
+                        sfp__bw_put(&we, d0, 8 * w);
+                        sfp__bw_put(&we, d1, 8 * w);
                     }
                 }
             }
