@@ -376,7 +376,7 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
 {
     const unsigned SH = 23 - K;
     const unsigned R = K <= 1 ? 8 : K <= 2 ? 4 : K <= 4 ? 2 : 1;
-    const uint64_t KM8 = bytemask(K);
+    const uint64_t KM8 = bytemask(K > 8 ? 8 : K);
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     const __m256i low = _mm256_set1_epi32((int)((1u << SH) - 1));
     const __m256i half = _mm256_set1_epi32((int)((1u << SH) - 1) >> 1);
@@ -388,6 +388,8 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const __m256i shuf2 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1,
                                            0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i perm2 = _mm256_setr_epi32(0, 4, 1, 5, 2, 2, 2, 2);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lo32 = _mm256_set1_epi64x(0xffffffff);
     sfp__bw ws = c->wsign, wm = c->wmant;
     uint8_t *cb = c->cbuf;
     size_t cn = c->cn;
@@ -401,8 +403,11 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
         for (unsigned j = 0; j < 64; j += 8) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(x + b + j));
             __m256i a = _mm256_and_si256(v, absmask);
-            __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, (int)SH), one);
-            __m256i m = _mm256_andnot_si256(low, _mm256_add_epi32(a, _mm256_add_epi32(half, odd)));
+            __m256i m = a; /* K = 23: nothing to round */
+            if (SH) {
+                __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, (int)SH), one);
+                m = _mm256_andnot_si256(low, _mm256_add_epi32(a, _mm256_add_epi32(half, odd)));
+            }
             __m256i E = _mm256_srli_epi32(m, 23);
             __m256i fl = _mm256_or_si256(_mm256_cmpeq_epi32(m, zero),
                                          _mm256_cmpgt_epi32(minE, E));
@@ -419,12 +424,35 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
             __m256i cd = _mm256_sub_epi32(E, lo1);
             if (!zmap)
                 cd = _mm256_andnot_si256(fl, cd);
+            uint64_t codes;
+            if (K == 23) {
+                /* left-pack the non-zero lanes (vpermd by pext of the lane
+                 * numbers), clear the lanes past them, two 23-bit fields
+                 * per 64-bit lane, the four lanes as 184 contiguous bits */
+                codes = pack_lo_bytes(cd);
+                __m256i idx = _mm256_cvtepu8_epi32(
+                    _mm_cvtsi64_si128((long long)_pext_u64(LANES8, nzb)));
+                __m256i cm = _mm256_permutevar8x32_epi32(_mm256_and_si256(m, frac), idx);
+                cm = _mm256_and_si256(cm, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cnt), iota));
+                __m256i pr = _mm256_or_si256(_mm256_and_si256(cm, lo32),
+                                             _mm256_slli_epi64(_mm256_srli_epi64(cm, 32), 23));
+                __m128i p01 = _mm256_castsi256_si128(pr), p23 = _mm256_extracti128_si256(pr, 1);
+                uint64_t l0 = (uint64_t)_mm_cvtsi128_si64(p01), l1 = (uint64_t)_mm_extract_epi64(p01, 1);
+                uint64_t l2 = (uint64_t)_mm_cvtsi128_si64(p23), l3 = (uint64_t)_mm_extract_epi64(p23, 1);
+                const unsigned bits = 23 * cnt;
+                sfp__bw_put(&wm, l0 | l1 << 46, bits < 64 ? bits : 64);
+                if (bits > 64) {
+                    sfp__bw_put(&wm, l1 >> 18 | l2 << 28, bits < 128 ? bits - 64 : 64);
+                    if (bits > 128)
+                        sfp__bw_put(&wm, l2 >> 36 | l3 << 10, bits - 128);
+                }
+            } else {
             __m256i both = _mm256_slli_epi32(cd, 8);
             if (K)
                 both = _mm256_or_si256(both, _mm256_srli_epi32(_mm256_and_si256(m, frac), (int)SH));
             both = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(both, shuf2), perm2);
             __m128i lo128 = _mm256_castsi256_si128(both);
-            uint64_t codes = (uint64_t)_mm_extract_epi64(lo128, 1);
+            codes = (uint64_t)_mm_extract_epi64(lo128, 1);
             if (K) {
                 pm |= _pext_u64((uint64_t)_mm_cvtsi128_si64(lo128), KM8 & nzb) << pmn;
                 pmn += cnt * K;
@@ -432,6 +460,7 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
                     sfp__bw_put(&wm, pm, pmn);
                     pm = 0, pmn = 0;
                 }
+            }
             }
             if (zmap) {
                 store8(cb + cn, _pext_u64(codes, nzb));
@@ -475,6 +504,15 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         SFP__FAST_CASE(32) SFP__FAST_CASE(33) SFP__FAST_CASE(34) SFP__FAST_CASE(35)
 #undef SFP__FAST_CASE
         }
+        if (done == n)
+            return;
+        x += done, n -= done, i0 += done, zw += done / 64;
+    } else if (s.fast && s.noround && c->coder != SFP_CODER_PLAIN) { /* lossless */
+        const int v = (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
+        size_t done = v == 0   ? enc_fast_body(c, x, n, zw, &s, 23, 0, 0)
+                      : v == 1 ? enc_fast_body(c, x, n, zw, &s, 23, 0, 1)
+                      : v == 2 ? enc_fast_body(c, x, n, zw, &s, 23, 1, 0)
+                               : enc_fast_body(c, x, n, zw, &s, 23, 1, 1);
         if (done == n)
             return;
         x += done, n -= done, i0 += done, zw += done / 64;
