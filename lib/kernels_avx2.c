@@ -921,7 +921,7 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const unsigned R = K <= 1 ? 8 : K <= 2 ? 4 : K <= 4 ? 2 : 1;
     const uint64_t KM8 = bytemask(K);
     const dconst d = dconst_of(c);
-    const __m256i lo1 = d.lo1, zero = d.zero, cmin = d.cmin, csub = d.csub, bitsel = d.bitsel;
+    const __m256i lo1 = d.lo1, zero = d.zero, csub = d.csub, bitsel = d.bitsel;
     const int sub = d.sub;
     __m256i badv = zero;
     sfp__br rs = c->rsign, rm = c->rmant;
@@ -950,10 +950,9 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
             const uint64_t codes = _pdep_u64(load8(cb + cpos), nzb);
             cpos += cnt;
             __m256i cd = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)codes));
-            /* the map says which values are zero; a code below cmin where
-             * it says non-zero is invalid (cmin >= 1) */
-            __m256i isz = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)nz8), bitsel), zero);
-            badv = _mm256_or_si256(badv, _mm256_andnot_si256(isz, _mm256_cmpgt_epi32(cmin, cd)));
+            /* zero where the map says so: every code read is >= cmin >= 1
+             * (checked after the loop) */
+            __m256i isz = _mm256_cmpeq_epi32(cd, zero);
             __m256i v = _mm256_slli_epi32(_mm256_add_epi32(cd, lo1), 23);
             if (K) {
                 uint64_t mb = _pdep_u64(mbits, KM8 & nzb);
@@ -977,6 +976,16 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
             _mm256_storeu_si256((__m256i *)(y + b + j), v);
         }
     }
+    /* the codes of the non-zero values: none below cmin */
+    const __m128i cmin8 = _mm_set1_epi8((char)c->cmin);
+    size_t q = c->cpos;
+    for (; q + 16 <= cpos; q += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(cb + q));
+        badv = _mm256_or_si256(badv, _mm256_castsi128_si256(
+            _mm_xor_si128(_mm_max_epu8(v, cmin8), v)));
+    }
+    for (; q < cpos; q++)
+        badv = _mm256_or_si256(badv, _mm256_set1_epi32(cb[q] < c->cmin));
     c->cpos = cpos;
     c->rsign = rs;
     c->rmant = rm;
