@@ -907,15 +907,16 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 }
 
 /*
- * The decoder's loop for a zero map, no -0 and a mantissa width K (0..8)
- * known at compile time: whole 64-blocks, the eight groups unrolled, the
+ * The decoder's loop for no -0 and a mantissa width K (0..8) known at
+ * compile time, with or without a zero map (without one, a block's map is
+ * taken from its 64 codes): whole 64-blocks, the eight groups unrolled, the
  * sign bits of a block and the mantissas of 64 / (8 K) groups fetched with
  * one read each. Same values and the same checks as dec_values_body.
  * Returns how many values it did.
  */
 static inline __attribute__((always_inline)) size_t
 dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
-              const unsigned K, const int hsign)
+              const unsigned K, const int zmap, const int hsign)
 {
     const unsigned SH = 23 - K;
     const unsigned R = K <= 1 ? 8 : K <= 2 ? 4 : K <= 4 ? 2 : 1;
@@ -931,7 +932,15 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const size_t nb = n & ~(size_t)63;
 
     for (size_t b = 0; b < nb; b += 64) {
-        const uint64_t word = zw[b / 64];
+        uint64_t word;
+        if (zmap) {
+            word = zw[b / 64];
+        } else { /* a code per value, 0 for a zero */
+            const __m256i c0 = _mm256_loadu_si256((const __m256i *)(cb + cpos));
+            const __m256i c1 = _mm256_loadu_si256((const __m256i *)(cb + cpos + 32));
+            word = ~((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c0, zero)) |
+                     (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c1, zero)) << 32);
+        }
         uint64_t sbits = 0, mbits = 0;
         if (hsign)
             sbits = get_bits(&rs, (unsigned)__builtin_popcountll(word));
@@ -947,11 +956,16 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
                     wr &= (UINT64_C(1) << (8 * R)) - 1;
                 mbits = get_bits(&rm, (unsigned)__builtin_popcountll(wr) * K);
             }
-            const uint64_t codes = _pdep_u64(load8(cb + cpos), nzb);
-            cpos += cnt;
+            uint64_t codes;
+            if (zmap) {
+                codes = _pdep_u64(load8(cb + cpos), nzb);
+                cpos += cnt;
+            } else {
+                codes = load8(cb + cpos + j);
+            }
             __m256i cd = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)codes));
-            /* zero where the map says so: every code read is >= cmin >= 1
-             * (checked after the loop) */
+            /* a zero has code 0 (pdep by the map puts it there); every
+             * other code is >= cmin >= 1 (checked after the loop) */
             __m256i isz = _mm256_cmpeq_epi32(cd, zero);
             __m256i v = _mm256_slli_epi32(_mm256_add_epi32(cd, lo1), 23);
             if (K) {
@@ -975,17 +989,22 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
             }
             _mm256_storeu_si256((__m256i *)(y + b + j), v);
         }
+        if (!zmap)
+            cpos += 64;
     }
-    /* the codes of the non-zero values: none below cmin */
-    const __m128i cmin8 = _mm_set1_epi8((char)c->cmin);
+    /* the codes read: none below cmin (with a zero map), none in
+     * 1..cmin-1 (without: code - 1 wraps 0 to 255) */
+    const __m128i cmin8 = _mm_set1_epi8((char)(zmap ? c->cmin : c->cmin - 1));
+    const __m128i bias = _mm_set1_epi8(zmap ? 0 : 1);
     size_t q = c->cpos;
     for (; q + 16 <= cpos; q += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(cb + q));
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(cb + q)), bias);
         badv = _mm256_or_si256(badv, _mm256_castsi128_si256(
             _mm_xor_si128(_mm_max_epu8(v, cmin8), v)));
     }
     for (; q < cpos; q++)
-        badv = _mm256_or_si256(badv, _mm256_set1_epi32(cb[q] < c->cmin));
+        badv = _mm256_or_si256(badv, _mm256_set1_epi32(
+            (uint8_t)(cb[q] - (zmap ? 0 : 1)) < (zmap ? c->cmin : c->cmin - 1)));
     c->cpos = cpos;
     c->rsign = rs;
     c->rmant = rm;
@@ -997,15 +1016,16 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
                             const uint64_t *zw)
 {
-    if (c->zmap && !c->zsign && c->k <= 8) {
+    if (!c->zsign && c->k <= 8) {
         size_t done = 0;
-        switch ((int)c->k << 1 | (c->hsign ? 1 : 0)) {
+        switch ((int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
 #define SFP__FAST_CASE(v)                                                      \
     case v:                                                                    \
-        done = dec_fast_body(c, y, n, zw, (v) >> 1, (v) & 1);                  \
+        done = dec_fast_body(c, y, n, zw, (v) >> 2, ((v) >> 1) & 1, (v) & 1);  \
         break;
         SFP__CASES16(SFP__FAST_CASE)
-        SFP__FAST_CASE(16) SFP__FAST_CASE(17)
+        SFP__CASES16_FROM(16, SFP__FAST_CASE)
+        SFP__FAST_CASE(32) SFP__FAST_CASE(33) SFP__FAST_CASE(34) SFP__FAST_CASE(35)
 #undef SFP__FAST_CASE
         }
         if (done == n)

@@ -600,6 +600,31 @@ static void test_forbidden(void)
     decode_all_impls(f, len, 0, "Gecko valid");
     free(f);
 
+    /* (a') no zero map: a code in 1..cmin-1 (below the window; e = 8,
+     * plain: the first code is the first exponent byte); one in a later
+     * 64-block too */
+    {
+        float g[N];
+        trng rg = {37};
+        for (int i = 0; i < N; i++)
+            g[i] = (float)(trng_gauss(&rg) + 0.01);
+        sfp_params q = params(SFP_DTYPE_F32, 2, 8, SFP_CODER_PLAIN);
+        uint8_t *h = enc(g, N, &q, &len, &fi);
+        CHECK(!(fi.flags & SFP_FLAG_ZMAP));
+        size_t ox = 64 + fi.sign_bytes + fi.mant_bytes;
+        decode_all_impls(h, len, 0, "no ZMAP valid");
+        const size_t at[] = {0, 200};
+        for (int i = 0; i < 2; i++) {
+            uint8_t *k = malloc(len);
+            memcpy(k, h, len);
+            k[ox + at[i]] = 5;
+            resum(k, len);
+            decode_all_impls(k, len, SFP_ECORRUPT, "no ZMAP: code below cmin");
+            free(k);
+        }
+        free(h);
+    }
+
     /* (b) Gecko plane one byte longer than its groups */
     f = enc(x, N, &p, &len, &fi);
     memmove(f + len - 7, f + len - 8, 8);
