@@ -363,8 +363,8 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
 /*
  * The encoder's loop for the common case, compiled once per mantissa width
  * K (0..8): round to nearest even, a tensor without -0 and without values
- * that saturate (the plan's "fast"), codes queued in cbuf for the Gecko or
- * rANS coder. Whole 64-blocks only, the eight groups of 8 unrolled so that
+ * that saturate (the plan's "fast"), codes queued in cbuf (for the plain
+ * coder written out at the end). Whole 64-blocks only, the eight groups of 8 unrolled so that
  * the shifts, masks and the points where 64 / (8 K) groups of mantissas are
  * written with one put are constants; the flush mask doubles as the zero
  * test (a value is 0 after quantization exactly when it is flushed).
@@ -475,6 +475,20 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
         zw[b / 64] = word;
         nonzero += (uint64_t)__builtin_popcountll(word);
     }
+    if (c->coder == SFP_CODER_PLAIN) {
+        /* the plain coder's codes go out now, before the caller's tail
+         * writes its own straight into the exponent plane */
+        sfp__bw we = c->wexp;
+        const unsigned e = c->ebits;
+        const uint64_t em = bytemask(e);
+        size_t i = 0;
+        for (; i + 8 <= cn; i += 8)
+            sfp__bw_put(&we, _pext_u64(load8(cb + i), em), 8 * e);
+        for (; i < cn; i++)
+            sfp__bw_put(&we, cb[i], e);
+        c->wexp = we;
+        cn = 0;
+    }
     c->wsign = ws;
     c->wmant = wm;
     c->cn = cn;
@@ -491,7 +505,7 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         return;
     }
     const qscal s = qscal_of(c->pl);
-    if (s.fast && !s.trunc && c->k <= 8 && c->coder != SFP_CODER_PLAIN) {
+    if (s.fast && !s.trunc && c->k <= 8) {
         const int v = (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
         size_t done = 0;
         switch (v) {
@@ -507,7 +521,7 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         if (done == n)
             return;
         x += done, n -= done, i0 += done, zw += done / 64;
-    } else if (s.fast && s.noround && c->coder != SFP_CODER_PLAIN) { /* lossless */
+    } else if (s.fast && s.noround) { /* lossless */
         const int v = (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
         size_t done = v == 0   ? enc_fast_body(c, x, n, zw, &s, 23, 0, 0)
                       : v == 1 ? enc_fast_body(c, x, n, zw, &s, 23, 0, 1)
