@@ -71,6 +71,8 @@ typedef struct sfpt_opts {
     double e_min, e_min_act;   /* exponent floors: weights/biases, activations */
     double n_min_act;          /* mantissa floor of activations (-1: the
                                 * default, SFPT_N_MIN_ACT or --n-min) */
+    double n_min_act_linear;   /* floor of activations only linear layers
+                                * read (-1: n_min_act)                    */
     int calib_target;          /* sfp_qm_config.calib_target */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
@@ -171,6 +173,7 @@ typedef struct sfpt {
     double bit_cost;              /* in force (after --weight-cost), %     */
     double n_min;                 /* mantissa floor in force               */
     double n_min_act;             /* activations' mantissa floor in force  */
+    double n_min_act_linear;      /* ... of those only linear layers read  */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */

@@ -184,6 +184,11 @@ static const row rows[] = {
      "lower bound of the learned mantissa widths of activations (0 lets the rule take "
      "them to powers of two; 7 leaves the stash near bf16 and compresses only the "
      "exchange of weights and gradients)"),
+    ROW("n-min-act-linear", A_DBL, O(n_min_act_linear), "F", NULL, "--n-min-act", 0, 22,
+     "lower bound of the mantissa widths of the activations that only linear layers "
+     "read for their weight gradients (the input, ReLU, pooling, convolution / dense, "
+     "norm, GELU and attention outputs); the others (inputs of BatchNorm, LayerNorm, "
+     "GELU, Q/K/V, attention probabilities, residual sums, tokens) keep --n-min-act"),
     ROW("n-min-param", A_DBL, O(n_min_param), "F", "7", NULL, 0, 22,
      "lower bound of the learned mantissa widths of norm scales, class token and positions"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
@@ -575,6 +580,8 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
         o->warmup = -1;
     if (!given(o, O(n_min_act)))
         o->n_min_act = -1;
+    if (!given(o, O(n_min_act_linear)))
+        o->n_min_act_linear = -1;
     int adam = o->optimizer == SFPW_OPT_ADAM;
     if (!given(o, O(lr)))
         o->lr = adam ? 1e-3 : 0.05;

@@ -91,6 +91,29 @@ static int load_data(sfpt *r)
 
 /* The width policy over the model's tensors, from the library's defaults
  * for the kind and the options given. */
+
+/* Activations whose only use in the backward pass is a linear layer's
+ * weight gradient (dW = x^T dy) or a ReLU / pooling mask: the network
+ * input, ReLU and pooling outputs, convolution / dense outputs, norm, GELU
+ * and attention outputs (read by the next dense or convolution). The
+ * others are read by nonlinear backward passes (BatchNorm and LayerNorm
+ * recompute x-hat from them, GELU, softmax, the Q/K/V products) or are
+ * residual sums and tokens. */
+static int read_by_linear_only(sfpw_role role)
+{
+    switch (role) {
+    case SFPW_ROLE_INPUT:
+    case SFPW_ROLE_RELU:
+    case SFPW_ROLE_POOLED:
+    case SFPW_ROLE_LINEAR:
+    case SFPW_ROLE_NORM_OUT:
+    case SFPW_ROLE_GELU_OUT:
+    case SFPW_ROLE_ATTN_OUT:
+        return 1;
+    default:
+        return 0;
+    }
+}
 static int make_policy(sfpt *r)
 {
     const sfpt_opts *o = &r->o;
@@ -157,13 +180,14 @@ static int make_policy(sfpt *r)
     r->n_min_act = o->n_min_act >= 0 ? o->n_min_act : pc.qm.n_min;
     if (o->n_min_act < 0 && pc.qm.n_min < SFPT_N_MIN_ACT && SFPT_N_MIN_ACT < pc.qm.n_max)
         r->n_min_act = SFPT_N_MIN_ACT;
+    r->n_min_act_linear = o->n_min_act_linear >= 0 ? o->n_min_act_linear : r->n_min_act;
     for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++) {
         const int kind = m->tensors[t].kind;
         double nf = pc.qm.n_min;
         if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
             nf = o->n_min_param;
         if (kind == SFPW_TENSOR_ACT)
-            nf = r->n_min_act;
+            nf = read_by_linear_only(m->tensors[t].role) ? r->n_min_act_linear : r->n_min_act;
         rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
                                   kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
     }

@@ -75,19 +75,27 @@ PY
 # while a strong bit cost takes the other weights below it
 # (and activations --n-min-act)
 "$exe" --model vit --synthetic=256 --batch 32 --epochs 2 --policy qmqe --warmup 2 \
-    --bit-cost 40 --n-min-act 3 --no-progress --quiet --report "$tmp/p.json" > /dev/null ||
-    fail "vit floor run failed"
+    --bit-cost 40 --n-min-act 3 --n-min-act-linear 1 --no-progress --quiet \
+    --report "$tmp/p.json" > /dev/null || fail "vit floor run failed"
 /usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale or activation went below its floor"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["settings"]["n_min_param"] == 7 and r["settings"]["n_min_act"] == 3, r["settings"]
+s = r["settings"]
+assert s["n_min_param"] == 7 and s["n_min_act"] == 3 and s["n_min_act_linear"] == 1, s
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
+role = {t["name"]: t["role"] for t in r["tensors"]}
+linear = {"input", "post-relu", "pooled", "linear", "norm-output", "gelu-output",
+          "attention-output"}
 ts = r["epochs"][-1]["tensors"]
 params = [t for t in ts if kind[t["name"]] == "param"]
 weights = [t for t in ts if kind[t["name"]] == "weight"]
 acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
+lin = [t for t in acts if role[t["name"]] in linear]
+other = [t for t in acts if role[t["name"]] not in linear]
 assert params and all(t["n"] >= 7 - 1e-9 and t["k_mean"] >= 7 - 1e-9 for t in params), params
-assert acts and all(t["n"] >= 3 - 1e-9 and t["k_mean"] >= 3 - 1e-9 for t in acts), acts
+assert other and all(t["n"] >= 3 - 1e-9 and t["k_mean"] >= 3 - 1e-9 for t in other), other
+assert lin and all(t["n"] >= 1 - 1e-9 and t["k_mean"] >= 1 - 1e-9 for t in lin), lin
+assert min(t["n"] for t in lin) < 3, "no pressure on the activations linear layers read"
 assert min(t["n"] for t in weights) < 2, "no pressure on the weights"
 PY
 # without --n-min-act, activations keep 2 mantissa bits (or --n-min if higher)
@@ -100,6 +108,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 want = max(2.0, float(sys.argv[2]))
 assert r["settings"]["n_min_act"] == want, r["settings"]
+assert r["settings"]["n_min_act_linear"] == want, r["settings"]
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
 ts = r["epochs"][-1]["tensors"]
 acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
