@@ -29,6 +29,11 @@ static int use_fast(void)
     return impl;
 }
 
+int sfpw_simd_fast(void)
+{
+    return use_fast();
+}
+
 int sfpw_conv_set_impl(int fast)
 {
     impl = -1;

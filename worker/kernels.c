@@ -6,6 +6,7 @@
 
 #include "hot.h"
 #include "kernels.h"
+#include "conv_kernels.h"
 
 /* ---------------------------------------------------------------- random */
 
@@ -146,31 +147,59 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
     }
 }
 
+/*
+ * Routes each output gradient to the first of its four inputs (in the order
+ * (0,0), (0,1), (1,0), (1,1)) that is strictly larger than those before it,
+ * as the forward pass chose: eight windows at a time in AVX2
+ * (sfpw_pool_bwd_row_avx2), the rest without branches on the data (the
+ * choice is a select, every input position is stored); the values are
+ * those of a scan with > and a scatter.
+ */
+SFPW_HOT
 void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
                    int dx_add, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
+#if HAVE_AVX2
+    const int fast = sfpw_simd_fast();
+#endif
     for (size_t bc = 0; bc < (size_t)dx_rows * C; bc++) {
         const float *x = X + bc * H * W;
         const float *dy = dY + bc * OH * OW;
         float *dx = dX + bc * H * W;
-        if (!dx_add)
+        if (!dx_add && ((H | W) & 1)) /* a last row or column no window covers */
             memset(dx, 0, sizeof(float) * H * W);
         for (int i = 0; i < OH; i++) {
-            for (int j = 0; j < OW; j++) {
-                size_t best = (size_t)(2 * i) * W + 2 * j;
-                size_t cand[3] = { best + 1, best + W, best + W + 1 };
-                float m = x[best];
-                for (int c = 0; c < 3; c++) {
-                    if (x[cand[c]] > m) {
-                        m = x[cand[c]];
-                        best = cand[c];
-                    }
+            const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
+            float *d0 = dx + (size_t)(2 * i) * W, *d1 = d0 + W;
+            const float *g = dy + (size_t)i * OW;
+            int j = 0;
+#if HAVE_AVX2
+            if (fast)
+                j = sfpw_pool_bwd_row_avx2(r0, r1, g, d0, d1, OW, dx_add);
+#endif
+            for (; j < OW; j++) {
+                const float a = r0[2 * j], b = r0[2 * j + 1];
+                const float c = r1[2 * j], d = r1[2 * j + 1];
+                float m = a;
+                int s = 0;
+                s = b > m ? 1 : s;
+                m = b > m ? b : m;
+                s = c > m ? 2 : s;
+                m = c > m ? c : m;
+                s = d > m ? 3 : s;
+                const float gj = g[j];
+                if (dx_add) {
+                    d0[2 * j] = s == 0 ? d0[2 * j] + gj : d0[2 * j];
+                    d0[2 * j + 1] = s == 1 ? d0[2 * j + 1] + gj : d0[2 * j + 1];
+                    d1[2 * j] = s == 2 ? d1[2 * j] + gj : d1[2 * j];
+                    d1[2 * j + 1] = s == 3 ? d1[2 * j + 1] + gj : d1[2 * j + 1];
+                } else {
+                    d0[2 * j] = s == 0 ? gj : 0.0f;
+                    d0[2 * j + 1] = s == 1 ? gj : 0.0f;
+                    d1[2 * j] = s == 2 ? gj : 0.0f;
+                    d1[2 * j + 1] = s == 3 ? gj : 0.0f;
                 }
-                if (dx_add)
-                    dx[best] += dy[i * OW + j];
-                else
-                    dx[best] = dy[i * OW + j];
             }
         }
     }

@@ -65,6 +65,9 @@ void sfpw_conv_shape_init(sfpw_conv_shape *s, int c, int h, int w, int oc,
  * (no im2col copy; where the CPU has AVX2 and FMA, unless SFPW_CONV=c), 0
  * im2col + GEMM for all. Returns what is in force. For tests. */
 int sfpw_conv_set_impl(int fast);
+/* 1 when the AVX2 kernels (conv_avx2.c) are in use: the CPU has AVX2 and
+ * FMA and SFPW_CONV is not "c" (sfpw_conv_set_impl chooses too). */
+int sfpw_simd_fast(void);
 /* floats of scratch sfpw_conv_fwd and sfpw_conv_bwd need */
 size_t sfpw_conv_scratch(const sfpw_conv_shape *s);
 /* Y = conv(X) + b (b NULL: no bias), then ReLU if relu */

@@ -231,6 +231,41 @@ static void test_pool_relu_loss(void)
     CHECK_EQ_INT(correct, sfpw_count_correct(z, lab, NB, NC));
 }
 
+/* The AVX2 max-pool backward against the reference, bit for bit: widths
+ * with whole 8-window steps and tails, odd sizes, ties (ReLU zeros and
+ * repeated values), a NaN, with and without accumulation. */
+static void test_pool_simd(void)
+{
+    static const int shapes[][2] = { { 28, 28 }, { 14, 14 }, { 6, 34 }, { 5, 17 }, { 4, 16 } };
+    enum { B = 2, C = 3, MAXHW = 28 * 34 };
+    static float X[B * C * MAXHW], R[B * C * MAXHW], d1[B * C * MAXHW], d2[B * C * MAXHW];
+    if (sfpw_conv_set_impl(1) != 1) {
+        printf("pool: no AVX2 kernels here, reference only\n");
+        return;
+    }
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int H = shapes[si][0], W = shapes[si][1], n = B * C * H * W;
+        fill(X, (size_t)n, (int)si + 3);
+        for (int j = 0; j < n; j++) {
+            if (j % 3 == 0)
+                X[j] = 0.0f; /* ReLU zeros: ties inside windows */
+            else if (j % 7 == 0)
+                X[j] = X[j - 1]; /* a repeated value */
+        }
+        X[5] = NAN;
+        fill(R, (size_t)(B * C * (H / 2) * (W / 2)), (int)si + 4);
+        for (int add = 0; add < 2; add++) {
+            fill(d1, (size_t)n, 9);
+            memcpy(d2, d1, sizeof(float) * (size_t)n);
+            sfpw_conv_set_impl(0);
+            sfpw_pool_bwd(X, R, d1, B, add, C, H, W);
+            sfpw_conv_set_impl(1);
+            sfpw_pool_bwd(X, R, d2, B, add, C, H, W);
+            CHECK(memcmp(d1, d2, sizeof(float) * (size_t)n) == 0);
+        }
+    }
+}
+
 /* Whole-model check: dL/dW of a few random coordinates per tensor. */
 static void test_model_grad(const char *name)
 {
@@ -434,6 +469,7 @@ int main(void)
     test_dense();
     test_conv();
     test_pool_relu_loss();
+    test_pool_simd();
     test_model_grad("mlp");
     test_model_grad("cnn");
     test_optimizers();
