@@ -276,11 +276,73 @@ void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *
 
 /* The even and odd columns of the 16 floats at p, lanes in the order
  * 0 1 4 5 | 2 3 6 7 of the eight pairs. */
-static inline void split_pairs(const float *p, __m256 *ev, __m256 *od)
+/* Loads of a step of the pooling backward: whole (mask NULL) or only the
+ * lanes of a partial last step (the masks of the 16 floats and of the 8
+ * gradients). */
+typedef struct pool_masks {
+    __m256i lo, hi, g;
+} pool_masks;
+
+static inline __m256 load8f(const float *p, const __m256i *m)
 {
-    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    return m ? _mm256_maskload_ps(p, *m) : _mm256_loadu_ps(p);
+}
+
+static inline void store8f(float *p, const __m256i *m, __m256 v)
+{
+    if (m)
+        _mm256_maskstore_ps(p, *m, v);
+    else
+        _mm256_storeu_ps(p, v);
+}
+
+/* The even and odd columns of the 16 floats at p, lanes in the order
+ * 0 1 4 5 | 2 3 6 7 of the eight pairs. */
+static inline void split_pairs(const float *p, const pool_masks *k, __m256 *ev, __m256 *od)
+{
+    const __m256 lo = load8f(p, k ? &k->lo : NULL), hi = load8f(p + 8, k ? &k->hi : NULL);
     *ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
     *od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* Eight windows (k NULL) or the first of them that k's masks keep. */
+static inline __attribute__((always_inline)) void
+pool_bwd8(const float *r0, const float *r1, const float *g, float *d0, float *d1, int add,
+          const pool_masks *k)
+{
+    __m256 a, b, c, d;
+    split_pairs(r0, k, &a, &b);
+    split_pairs(r1, k, &c, &d);
+    const __m256 tb = _mm256_cmp_ps(b, a, _CMP_GT_OQ);
+    __m256 m = _mm256_blendv_ps(a, b, tb);
+    const __m256 tc = _mm256_cmp_ps(c, m, _CMP_GT_OQ);
+    m = _mm256_blendv_ps(m, c, tc);
+    const __m256 td = _mm256_cmp_ps(d, m, _CMP_GT_OQ);
+    const __m256 sd = td, sc = _mm256_andnot_ps(td, tc);
+    const __m256 sb = _mm256_andnot_ps(_mm256_or_ps(tc, td), tb);
+    const __m256 sa = _mm256_andnot_ps(_mm256_or_ps(tb, _mm256_or_ps(tc, td)),
+                                       _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    const __m256 gv = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(load8f(g, k ? &k->g : NULL)), _MM_SHUFFLE(3, 1, 2, 0)));
+    __m256 oa, ob, oc, od;
+    if (add) {
+        __m256 pa, pb, pc, pd;
+        split_pairs(d0, k, &pa, &pb);
+        split_pairs(d1, k, &pc, &pd);
+        oa = _mm256_blendv_ps(pa, _mm256_add_ps(pa, gv), sa);
+        ob = _mm256_blendv_ps(pb, _mm256_add_ps(pb, gv), sb);
+        oc = _mm256_blendv_ps(pc, _mm256_add_ps(pc, gv), sc);
+        od = _mm256_blendv_ps(pd, _mm256_add_ps(pd, gv), sd);
+    } else {
+        oa = _mm256_and_ps(sa, gv);
+        ob = _mm256_and_ps(sb, gv);
+        oc = _mm256_and_ps(sc, gv);
+        od = _mm256_and_ps(sd, gv);
+    }
+    store8f(d0, k ? &k->lo : NULL, _mm256_unpacklo_ps(oa, ob));
+    store8f(d0 + 8, k ? &k->hi : NULL, _mm256_unpackhi_ps(oa, ob));
+    store8f(d1, k ? &k->lo : NULL, _mm256_unpacklo_ps(oc, od));
+    store8f(d1 + 8, k ? &k->hi : NULL, _mm256_unpackhi_ps(oc, od));
 }
 
 /*
@@ -292,46 +354,22 @@ static inline void split_pairs(const float *p, __m256 *ev, __m256 *od)
  * false for NaN); without add the other three get +0, with add they keep
  * their value. Eight windows per step, their even and odd columns split
  * with shuffles (lanes in the order 0 1 4 5 | 2 3 6 7, undone by the
- * unpacks); returns how many windows it did (a multiple of 8).
+ * unpacks), the last step with masked loads and stores (nothing outside
+ * the 2 ow columns is read or written).
  */
-int sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
-                           float *d1, int ow, int add)
+void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
+                            float *d1, int ow, int add)
 {
     int j = 0;
-    for (; j + 8 <= ow; j += 8) {
-        __m256 a, b, c, d;
-        split_pairs(r0 + 2 * j, &a, &b);
-        split_pairs(r1 + 2 * j, &c, &d);
-        const __m256 tb = _mm256_cmp_ps(b, a, _CMP_GT_OQ);
-        __m256 m = _mm256_blendv_ps(a, b, tb);
-        const __m256 tc = _mm256_cmp_ps(c, m, _CMP_GT_OQ);
-        m = _mm256_blendv_ps(m, c, tc);
-        const __m256 td = _mm256_cmp_ps(d, m, _CMP_GT_OQ);
-        const __m256 sd = td, sc = _mm256_andnot_ps(td, tc);
-        const __m256 sb = _mm256_andnot_ps(_mm256_or_ps(tc, td), tb);
-        const __m256 sa = _mm256_andnot_ps(_mm256_or_ps(tb, _mm256_or_ps(tc, td)),
-                                           _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
-        const __m256 gv = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_loadu_ps(g + j)), _MM_SHUFFLE(3, 1, 2, 0)));
-        __m256 oa, ob, oc, od;
-        if (add) {
-            __m256 pa, pb, pc, pd;
-            split_pairs(d0 + 2 * j, &pa, &pb);
-            split_pairs(d1 + 2 * j, &pc, &pd);
-            oa = _mm256_blendv_ps(pa, _mm256_add_ps(pa, gv), sa);
-            ob = _mm256_blendv_ps(pb, _mm256_add_ps(pb, gv), sb);
-            oc = _mm256_blendv_ps(pc, _mm256_add_ps(pc, gv), sc);
-            od = _mm256_blendv_ps(pd, _mm256_add_ps(pd, gv), sd);
-        } else {
-            oa = _mm256_and_ps(sa, gv);
-            ob = _mm256_and_ps(sb, gv);
-            oc = _mm256_and_ps(sc, gv);
-            od = _mm256_and_ps(sd, gv);
-        }
-        _mm256_storeu_ps(d0 + 2 * j, _mm256_unpacklo_ps(oa, ob));
-        _mm256_storeu_ps(d0 + 2 * j + 8, _mm256_unpackhi_ps(oa, ob));
-        _mm256_storeu_ps(d1 + 2 * j, _mm256_unpacklo_ps(oc, od));
-        _mm256_storeu_ps(d1 + 2 * j + 8, _mm256_unpackhi_ps(oc, od));
+    for (; j + 8 <= ow; j += 8)
+        pool_bwd8(r0 + 2 * j, r1 + 2 * j, g + j, d0 + 2 * j, d1 + 2 * j, add, NULL);
+    if (j < ow) {
+        const int rem = ow - j;
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        pool_masks k;
+        k.lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), iota);
+        k.hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), iota);
+        k.g = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), iota);
+        pool_bwd8(r0 + 2 * j, r1 + 2 * j, g + j, d0 + 2 * j, d1 + 2 * j, add, &k);
     }
-    return j;
 }

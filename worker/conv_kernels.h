@@ -35,7 +35,7 @@ void sfpw_conv_wgrad_avx2(int M, int N, int np, const float *A, size_t lda, cons
 void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *src,
                             const int *koff, float *C, size_t ldc);
 
-int sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
-                           float *d1, int ow, int add);
+void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
+                            float *d1, int ow, int add);
 
 #endif

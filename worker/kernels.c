@@ -151,9 +151,9 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
  * Routes each output gradient to the first of its four inputs (in the order
  * (0,0), (0,1), (1,0), (1,1)) that is strictly larger than those before it,
  * as the forward pass chose: eight windows at a time in AVX2
- * (sfpw_pool_bwd_row_avx2), the rest without branches on the data (the
- * choice is a select, every input position is stored); the values are
- * those of a scan with > and a scatter.
+ * (sfpw_pool_bwd_row_avx2, a masked last step), else without branches on
+ * the data (the choice is a select, every input position is stored); the
+ * values are those of a scan with > and a scatter.
  */
 SFPW_HOT
 void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
@@ -173,12 +173,13 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
             const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
             float *d0 = dx + (size_t)(2 * i) * W, *d1 = d0 + W;
             const float *g = dy + (size_t)i * OW;
-            int j = 0;
 #if HAVE_AVX2
-            if (fast)
-                j = sfpw_pool_bwd_row_avx2(r0, r1, g, d0, d1, OW, dx_add);
+            if (fast) {
+                sfpw_pool_bwd_row_avx2(r0, r1, g, d0, d1, OW, dx_add);
+                continue;
+            }
 #endif
-            for (; j < OW; j++) {
+            for (int j = 0; j < OW; j++) {
                 const float a = r0[2 * j], b = r0[2 * j + 1];
                 const float c = r1[2 * j], d = r1[2 * j + 1];
                 float m = a;
