@@ -192,6 +192,12 @@ SFPW_HOT
 static void widen(const float *dy, int OC, int OH, int OW, int wp, size_t np8, int t, float *dst)
 {
     memset(dst, 0, sizeof(float) * (OC * np8 + 64));
+#if HAVE_AVX2
+    if (t && OC % 8 == 0 && use_fast()) {
+        sfpw_widen_t_avx2(dy, OC, OH, OW, wp, dst);
+        return;
+    }
+#endif
     for (int o = 0; o < OC; o++)
         for (int y = 0; y < OH; y++) {
             const float *s = dy + ((size_t)o * OH + y) * OW;

@@ -373,3 +373,51 @@ void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, fl
         pool_bwd8(r0 + 2 * j, r1 + 2 * j, g + j, d0 + 2 * j, d1 + 2 * j, add, &k);
     }
 }
+
+/*
+ * conv.c's widen with the transpose: dst[(y * wp + x) * oc + o] =
+ * dy[(o * oh + y) * ow + x] for x < ow, in 8 x 8 blocks (eight channels'
+ * rows of eight pixels transposed in registers); oc a multiple of 8.
+ * Writes only those positions (the caller zeroes the rest).
+ */
+void sfpw_widen_t_avx2(const float *dy, int oc, int oh, int ow, int wp, float *dst)
+{
+    for (int o0 = 0; o0 < oc; o0 += 8) {
+        for (int y = 0; y < oh; y++) {
+            const float *s = dy + ((size_t)o0 * oh + y) * ow;
+            const size_t rs = (size_t)oh * ow; /* next channel, same pixel */
+            float *d = dst + (size_t)y * wp * oc + o0;
+            int x = 0;
+            for (; x + 8 <= ow; x += 8) {
+                __m256 r0 = _mm256_loadu_ps(s + x), r1 = _mm256_loadu_ps(s + rs + x);
+                __m256 r2 = _mm256_loadu_ps(s + 2 * rs + x), r3 = _mm256_loadu_ps(s + 3 * rs + x);
+                __m256 r4 = _mm256_loadu_ps(s + 4 * rs + x), r5 = _mm256_loadu_ps(s + 5 * rs + x);
+                __m256 r6 = _mm256_loadu_ps(s + 6 * rs + x), r7 = _mm256_loadu_ps(s + 7 * rs + x);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+                __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+                __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+                __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+                __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+                float *q = d + (size_t)x * oc;
+                _mm256_storeu_ps(q + 0 * (size_t)oc, _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(q + 1 * (size_t)oc, _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(q + 2 * (size_t)oc, _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(q + 3 * (size_t)oc, _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(q + 4 * (size_t)oc, _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(q + 5 * (size_t)oc, _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(q + 6 * (size_t)oc, _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(q + 7 * (size_t)oc, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+            for (; x < ow; x++)
+                for (int r = 0; r < 8; r++)
+                    d[(size_t)x * oc + r] = s[r * rs + x];
+        }
+    }
+}

@@ -38,4 +38,6 @@ void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *
 void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
                             float *d1, int ow, int add);
 
+void sfpw_widen_t_avx2(const float *dy, int oc, int oh, int ow, int wp, float *dst);
+
 #endif
