@@ -589,7 +589,10 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     sfp_qstats st;
     memset(&st, 0, sizeof st);
     const int deferred = ps->stash && (ps->st->ops->flags & SFPW_STASH_DEFERRED);
-    rc = sfp_quantize(a, a, cnt, &p, (!ps->stash && ps->want_grad) ? &st : NULL);
+    /* a stash that encodes in the caller's thread quantizes while encoding
+     * (one pass over the tensor instead of two) */
+    const int fold = ps->stash && !deferred && ps->st->ops->put_q;
+    rc = fold ? 0 : sfp_quantize(a, a, cnt, &p, (!ps->stash && ps->want_grad) ? &st : NULL);
     if (!rc && deferred && grid_stats(a, cnt, &st))
         rc = sfp_quantize(a, a, cnt, &p, &st); /* on-grid values: unchanged */
     if (rc)
@@ -599,7 +602,8 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     if (ps->stash) {
         sfpw_stash_key key = key_of(ps, t);
         size_t bytes = 0;
-        rc = ps->st->ops->put(ps->st, &key, a, cnt, &p, &bytes, &st);
+        rc = fold ? ps->st->ops->put_q(ps->st, &key, a, cnt, &p, &bytes, &st)
+                  : ps->st->ops->put(ps->st, &key, a, cnt, &p, &bytes, &st);
         if (rc)
             return rc;
         out->bytes[t] += (double)bytes;

@@ -43,6 +43,14 @@ typedef struct sfpw_stash_ops {
     int (*put)(sfpw_stash *s, const sfpw_stash_key *key, const float *data,
                size_t n, const sfp_params *p, size_t *frame_bytes,
                sfp_qstats *stats);
+    /*
+     * Optional (NULL: the caller quantizes, then calls put). put of values
+     * not yet on the grid: quantizes data in place to (p->mbits, p->ebits)
+     * while encoding it (one pass over the values; the same frame and
+     * values as sfp_quantize followed by put).
+     */
+    int (*put_q)(sfpw_stash *s, const sfpw_stash_key *key, float *data, size_t n,
+                 const sfp_params *p, size_t *frame_bytes, sfp_qstats *stats);
     int (*get)(sfpw_stash *s, const sfpw_stash_key *key, float *dst, size_t n);
     int (*prefetch)(sfpw_stash *s, const sfpw_stash_key *key);
     int (*drop)(sfpw_stash *s, const sfpw_stash_key *key);

@@ -87,9 +87,9 @@ static int reserve(local *l, slot *s, size_t need, size_t bound)
     return 0;
 }
 
-static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
-                 size_t n, const sfp_params *p, size_t *frame_bytes,
-                 sfp_qstats *stats)
+static int put_frame(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                     size_t n, const sfp_params *p, size_t *frame_bytes,
+                     sfp_qstats *stats, float *qout)
 {
     local *l = st->impl;
     if (find(l, key))
@@ -110,7 +110,7 @@ static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
             l->scratch = nb;
             l->scratch_cap = bound;
         }
-        if ((rc = sfp_encode(data, n, p, l->scratch, l->scratch_cap, &len, stats)) ||
+        if ((rc = sfp_encode_q(data, n, p, l->scratch, l->scratch_cap, &len, stats, qout)) ||
             (rc = reserve(l, s, len, bound)))
             return rc;
         memcpy(s->buf, l->scratch, len);
@@ -127,6 +127,19 @@ static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     if (frame_bytes)
         *frame_bytes = len;
     return 0;
+}
+
+static int l_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                 size_t n, const sfp_params *p, size_t *frame_bytes,
+                 sfp_qstats *stats)
+{
+    return put_frame(st, key, data, n, p, frame_bytes, stats, NULL);
+}
+
+static int l_put_q(sfpw_stash *st, const sfpw_stash_key *key, float *data, size_t n,
+                   const sfp_params *p, size_t *frame_bytes, sfp_qstats *stats)
+{
+    return put_frame(st, key, data, n, p, frame_bytes, stats, data);
 }
 
 static int l_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst,
@@ -201,6 +214,7 @@ static size_t l_held_peak(sfpw_stash *st)
 static const sfpw_stash_ops local_ops = {
     .name = "in-process",
     .put = l_put,
+    .put_q = l_put_q,
     .get = l_get,
     .prefetch = l_prefetch,
     .drop = l_drop,

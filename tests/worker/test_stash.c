@@ -50,6 +50,29 @@ static void test_stash(void)
         CHECK_EQ_INT(st->ops->get(st, &k, back, N - 1), SFPW_STASH_ESIZE);
         CHECK_EQ_INT(st->ops->get(st, &k2, back, N), 0);
         CHECK(memcmp(back, x, sizeof x) == 0);
+        /* put_q: values off the grid, quantized in place while encoded;
+         * the same frame size, stats and values as quantize + put */
+        static float z[N];
+        for (int i = 0; i < N; i++)
+            z[i] = x[i] * 1.37f;
+        sfp_quantize(y, z, N, &p, NULL);
+        sfpw_stash_key k3 = k;
+        k3.tensor = 5;
+        size_t bq = 0, bp = 0;
+        sfp_qstats q1, q2;
+        memset(&q1, 0, sizeof q1);
+        memset(&q2, 0, sizeof q2);
+        CHECK(st->ops->put_q != NULL);
+        CHECK_EQ_INT(st->ops->put_q(st, &k3, z, N, &p, &bq, &q1), 0);
+        CHECK(memcmp(z, y, sizeof y) == 0);
+        sfpw_stash_key k4 = k;
+        k4.tensor = 6;
+        CHECK_EQ_INT(st->ops->put(st, &k4, y, N, &p, &bp, &q2), 0);
+        CHECK(bq == bp && q1.zeros == q2.zeros && q1.anchor == q2.anchor);
+        CHECK_EQ_INT(st->ops->get(st, &k3, back, N), 0);
+        CHECK(memcmp(back, y, sizeof y) == 0);
+        CHECK_EQ_INT(st->ops->drop(st, &k3), 0);
+        CHECK_EQ_INT(st->ops->drop(st, &k4), 0);
         CHECK_EQ_INT(st->ops->drop(st, &k), 0);
         CHECK_EQ_INT(st->ops->drop(st, &k2), 0);
         CHECK_EQ_INT(st->ops->get(st, &k, back, N), SFPW_STASH_ENOKEY);
