@@ -2,14 +2,15 @@
  * sfp_tap.c - LD_PRELOAD tap on libsfp's sfp_encode / sfp_encode_q.
  *
  * Loaded into an unmodified sfp-train (LD_PRELOAD=.../libsfp-tap.so), it sees
- * every tensor the trainer encodes: activation stashes (sfp_encode, from the
- * stash) and weight pieces (sfp_encode_q, from the weight exchange), with the
+ * every tensor the trainer encodes: activation stashes (sfp_encode from a
+ * stash, or sfp_encode_q with the tensor as its own quantized output from the
+ * in-process stash, which quantizes while it encodes) and weight pieces
+ * (sfp_encode_q with a separate output, from the weight exchange), with the
  * container parameters the policy chose. It forwards every call unchanged to
  * the real libsfp, so the run computes exactly what it would without the tap.
  *
- * In the trace and the dumps, fn "encode" is an activation stash (the stash
- * calls sfp_encode) and "encode_q" a weight or bias piece (the weight
- * exchange calls sfp_encode_q).
+ * In the trace and the dumps, fn "encode" is an activation stash and
+ * "encode_q" a weight or bias piece.
  *
  * Environment:
  *   SFP_TAP_TRACE=FILE   one TSV line per call: seq fn n k e anchor coder bytes
@@ -18,8 +19,9 @@
  *                        (function, n) pair (default 1000)
  *   SFP_TAP_MAX=N        at most N dumps per (function, n) pair (default 8)
  * Dumps are DIR/<seq>-<fn>-<n>.f32 (raw little-endian float32, the values as
- * passed: stash inputs are already on their grid, weight inputs are the FP32
- * master values the encoder quantizes) and a line in DIR/index.tsv:
+ * passed: stash inputs on their grid (sfp_encode) or not yet (in-place
+ * sfp_encode_q), weight inputs the FP32 master values the encoder quantizes;
+ * the encoder quantizes either way) and a line in DIR/index.tsv:
  *   seq fn n k e anchor coder rounding file
  * The exponent-coding study (sfp-expstudy) re-encodes them.
  *
@@ -54,6 +56,8 @@ static struct {
     int nkeys;
     encode_fn enc;
     encode_q_fn encq;
+    void *copy; /* the values of an in-place sfp_encode_q, as passed */
+    size_t copy_cap;
 } tap;
 
 static void tap_fail(const char *what)
@@ -172,14 +176,20 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
         return SFP_EUNSUPPORTED;
     if (tap.depth)
         return tap.encq(src, n, p, dst, cap, out_len, stats, qout);
-    /* src may equal qout: dump before the call overwrites it */
-    if (src == qout && src) {
-        /* rare in sfp-train (it passes a separate qout); trace only */
+    if (src == qout && src && n) {
+        /* the in-process stash: an activation, quantized in place while it
+         * is encoded; keep the values as passed for the dump */
+        const size_t bytes = n * (p && p->dtype == SFP_DTYPE_BF16 ? 2 : 4);
+        if (bytes > tap.copy_cap) {
+            void *nb = realloc(tap.copy, bytes);
+            if (!nb)
+                return tap.encq(src, n, p, dst, cap, out_len, stats, qout);
+            tap.copy = nb;
+            tap.copy_cap = bytes;
+        }
+        memcpy(tap.copy, src, bytes);
         int rc = tap.encq(src, n, p, dst, cap, out_len, stats, qout);
-        if (!tap.off && tap.trace && p)
-            fprintf(tap.trace, "%llu\tencode_q\t%zu\t%u\t%u\t%d\t%d\t%zu\n",
-                    tap.seq++, n, p->mbits, p->ebits, p->anchor, (int)p->coder,
-                    rc == 0 && out_len ? *out_len : (size_t)0);
+        tap_see(0, tap.copy, n, p, rc, out_len);
         return rc;
     }
     int rc = tap.encq(src, n, p, dst, cap, out_len, stats, qout);
@@ -193,4 +203,5 @@ __attribute__((destructor)) static void tap_fini(void)
         fclose(tap.trace);
     if (tap.index)
         fclose(tap.index);
+    free(tap.copy);
 }

@@ -302,9 +302,13 @@ def run_hostile(a):
     # Warm-up rounds fill the allocator arenas and gRPC's caches. RSS then
     # moves with the number of calls in flight (each holds a call arena and
     # HTTP/2 buffers) and glibc returns memory to the kernel only now and
-    # then, so one before/after pair is noise. The check: RSS after the
-    # attack (and a quiet second) stays within max_growth of the peak of the
-    # warm-up; a leak grows with every round and fails it. Per-round samples
+    # then, so one before/after pair is noise; and glibc may open another
+    # arena for a gRPC thread during the attack, a one-off step of tens of
+    # MiB that then stays flat (seen: +14 and +12 MiB in attack rounds 3 and
+    # 4, flat for the last four). The checks: a leak grows with every round,
+    # so RSS over the second half of the attack rounds (and a quiet second)
+    # grows by less than a quarter of max_growth; and RSS at the end stays
+    # within twice max_growth of the peak of the warm-up. Per-round samples
     # are printed for the record.
     th = threading.Thread(target=well_behaved)
     th.start()
@@ -351,8 +355,12 @@ def run_hostile(a):
     if why:
         print("hostile: RSS growth not judged in this build (%s)" % why)
     else:
-        check(after - before < a.max_growth_kib, "RSS grew %d KiB (limit %d)" % (after - before,
-                                                                               a.max_growth_kib))
+        mid = attack[len(attack) // 2]
+        check(after - mid < a.max_growth_kib // 4,
+              "RSS grew %d KiB over the second half of the attack (limit %d)"
+              % (after - mid, a.max_growth_kib // 4))
+        check(after - before < 2 * a.max_growth_kib,
+              "RSS grew %d KiB (limit %d)" % (after - before, 2 * a.max_growth_kib))
     s = gapi.get_stats(pb.GetStatsRequest(), timeout=5)
     check(s.uptime_seconds > 0, "answers after the attack")
     good.close()

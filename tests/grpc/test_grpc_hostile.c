@@ -48,8 +48,10 @@ int main(int argc, char **argv)
     }
 
     snprintf(pid, sizeof(pid), "%d", (int)g.d.pid);
-    /* 8 attack rounds of 2000 calls: a leak of 2 KiB per call grows RSS by
-     * 32 MiB, twice the allocator noise seen on a loaded 2-CPU machine. */
+    /* 8 attack rounds of 2000 calls: a leak of 1 KiB per call grows RSS by
+     * 8 MiB over the last four, the limit there (a quarter of 32 MiB); the
+     * whole attack may grow it by 64 MiB (a one-off glibc arena for a gRPC
+     * thread was seen at +26 MiB, flat afterwards). */
     snprintf(rounds, sizeof(rounds), "%s", getenv("SFP_HOSTILE_ROUNDS") ? getenv("SFP_HOSTILE_ROUNDS") : "8");
     {
         const char *a[] = {"/usr/bin/python3", py_client, "hostile", "--addr", g.addr, "--pid", pid,
