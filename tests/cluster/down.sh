@@ -43,7 +43,11 @@ ns_pids() {
 }
 
 echo "=== 1: up killed halfway"
-cl up --nodes 3 > "$tmp/up1.txt" 2>&1 &
+# scripts/cluster itself in the background, not through cl(): $! of a
+# backgrounded function is the subshell that runs it, and killing that left
+# the real `up` running; it failed later and its clean-up trap removed the
+# next cluster of the same name (seen once: "the job ended early")
+"$cluster" -n "$name" up --nodes 3 > "$tmp/up1.txt" 2>&1 &
 up_pid=$!
 # once the first namespace exists, let it go on a moment and kill it
 i=0
