@@ -360,6 +360,18 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     c->negative += negative;
 }
 
+/* The plain coder: the e-bit codes cb[0..n) appended to the exponent
+ * plane, eight per put. */
+static inline void put_plain_codes(sfp__bw *we, const uint8_t *cb, size_t n, unsigned e)
+{
+    const uint64_t em = bytemask(e);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        sfp__bw_put(we, _pext_u64(load8(cb + i), em), 8 * e);
+    for (; i < n; i++)
+        sfp__bw_put(we, cb[i], e);
+}
+
 /*
  * The encoder's loop for the common case, compiled once per mantissa width
  * K (0..8): round to nearest even, a tensor without -0 and without values
@@ -478,14 +490,8 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     if (c->coder == SFP_CODER_PLAIN) {
         /* the plain coder's codes go out now, before the caller's tail
          * writes its own straight into the exponent plane */
-        sfp__bw we = c->wexp;
-        const unsigned e = c->ebits;
-        const uint64_t em = bytemask(e);
-        size_t i = 0;
-        for (; i + 8 <= cn; i += 8)
-            sfp__bw_put(&we, _pext_u64(load8(cb + i), em), 8 * e);
-        for (; i < cn; i++)
-            sfp__bw_put(&we, cb[i], e);
+        sfp__bw we = c->wexp; /* a local copy stays in registers */
+        put_plain_codes(&we, cb, cn, c->ebits);
         c->wexp = we;
         cn = 0;
     }
@@ -505,28 +511,20 @@ static void enc_values_avx2(sfp__codec *c, const uint32_t *x, size_t n,
         return;
     }
     const qscal s = qscal_of(c->pl);
-    if (s.fast && !s.trunc && c->k <= 8) {
-        const int v = (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
+    /* K 0..8 rounded to nearest even, or 23 (nothing to round): slot 9 */
+    if (s.fast && (c->k <= 8 ? !s.trunc : s.noround)) {
+        const int slot = c->k <= 8 ? (int)c->k : 9;
         size_t done = 0;
-        switch (v) {
+        switch (slot << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
 #define SFP__FAST_CASE(v)                                                      \
     case v:                                                                    \
-        done = enc_fast_body(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1); \
+        done = enc_fast_body(c, x, n, zw, &s, (v) >> 2 == 9 ? 23 : (v) >> 2,   \
+                             ((v) >> 1) & 1, (v) & 1);                         \
         break;
-        SFP__CASES16(SFP__FAST_CASE)
-        SFP__CASES16_FROM(16, SFP__FAST_CASE)
-        SFP__FAST_CASE(32) SFP__FAST_CASE(33) SFP__FAST_CASE(34) SFP__FAST_CASE(35)
+        SFP__CASES36(SFP__FAST_CASE)
+        SFP__FAST_CASE(36) SFP__FAST_CASE(37) SFP__FAST_CASE(38) SFP__FAST_CASE(39)
 #undef SFP__FAST_CASE
         }
-        if (done == n)
-            return;
-        x += done, n -= done, i0 += done, zw += done / 64;
-    } else if (s.fast && s.noround) { /* lossless */
-        const int v = (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
-        size_t done = v == 0   ? enc_fast_body(c, x, n, zw, &s, 23, 0, 0)
-                      : v == 1 ? enc_fast_body(c, x, n, zw, &s, 23, 0, 1)
-                      : v == 2 ? enc_fast_body(c, x, n, zw, &s, 23, 1, 0)
-                               : enc_fast_body(c, x, n, zw, &s, 23, 1, 1);
         if (done == n)
             return;
         x += done, n -= done, i0 += done, zw += done / 64;
@@ -587,11 +585,8 @@ static void enc_codes_avx2(sfp__codec *c, int last)
     sfp__bw we = c->wexp;
     unsigned prev = c->prev_base;
     if (c->coder == SFP_CODER_PLAIN) {
-        const uint64_t em = bytemask(e);
-        for (; i + 8 <= c->cn; i += 8)
-            sfp__bw_put(&we, _pext_u64(load8(c->cbuf + i), em), 8 * e);
-        for (; i < c->cn; i++)
-            sfp__bw_put(&we, c->cbuf[i], e);
+        put_plain_codes(&we, c->cbuf, c->cn, e);
+        i = c->cn;
     } else {
         const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
         if (G == 16) {
@@ -1037,9 +1032,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
     case v:                                                                    \
         done = dec_fast_body(c, y, n, zw, (v) >> 2, ((v) >> 1) & 1, (v) & 1);  \
         break;
-        SFP__CASES16(SFP__FAST_CASE)
-        SFP__CASES16_FROM(16, SFP__FAST_CASE)
-        SFP__FAST_CASE(32) SFP__FAST_CASE(33) SFP__FAST_CASE(34) SFP__FAST_CASE(35)
+        SFP__CASES36(SFP__FAST_CASE)
 #undef SFP__FAST_CASE
         }
         if (done == n)

@@ -118,11 +118,12 @@ static inline qscal qscal_of(const sfp__plan *pl)
 #define SFP__CASES16(CASE)                                                     \
     CASE(0) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)            \
     CASE(8) CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
-/* CASE(b + v) for v 0..15 (b a literal: the case labels of a switch). */
-#define SFP__CASES16_FROM(b, CASE)                                             \
-    CASE(b + 0) CASE(b + 1) CASE(b + 2) CASE(b + 3) CASE(b + 4) CASE(b + 5)    \
-    CASE(b + 6) CASE(b + 7) CASE(b + 8) CASE(b + 9) CASE(b + 10) CASE(b + 11)  \
-    CASE(b + 12) CASE(b + 13) CASE(b + 14) CASE(b + 15)
+/* CASE(v) for v 0..35: the specialised loops' K 0..8 x zero map x sign. */
+#define SFP__CASES36(CASE)                                                     \
+    SFP__CASES16(CASE)                                                         \
+    CASE(16) CASE(17) CASE(18) CASE(19) CASE(20) CASE(21) CASE(22) CASE(23)    \
+    CASE(24) CASE(25) CASE(26) CASE(27) CASE(28) CASE(29) CASE(30) CASE(31)    \
+    CASE(32) CASE(33) CASE(34) CASE(35)
 
 /*
  * The scalar tail of an encoder block (values j..m of the 64-block at b):
