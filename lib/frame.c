@@ -70,6 +70,8 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
     b += exp_max(nn, p->ebits, p->coder, group_of(p));
     if (p->coder == SFP_CODER_RANS)
         b += nn; /* the code sequence is gathered before it is coded */
+    else if (p->zmap == SFP_ZMAP_HUFFMAN)
+        b += zmap_l1(nn) + 8 * ((nn + 63) / 64); /* the coded map's scratch */
     if (b > SIZE_MAX)
         return 0;
     return (size_t)b;
@@ -203,7 +205,11 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     const uint64_t off_zmapw = off_mantw + mant_cap;
     const uint64_t off_expw = off_zmapw + zmap_cap;
     const uint64_t scratch = p->coder == SFP_CODER_RANS ? (s.zmap ? nz_ub : nn) : 0;
-    RETURN_IF(off_expw + emax + scratch + SFP_FRAME_TRAILER_SIZE > cap, SFP_ENOSPC);
+    /* Huffman-coded zero map: written to scratch, kept when smaller */
+    const int zhuf = s.zmap && p->zmap == SFP_ZMAP_HUFFMAN && p->coder != SFP_CODER_RANS;
+    const uint64_t zscratch = zhuf ? zmap_cap : 0;
+    RETURN_IF(off_expw + emax + scratch + zscratch + SFP_FRAME_TRAILER_SIZE > cap,
+              SFP_ENOSPC);
 
     uint8_t *out = dst;
     uint8_t *zl1 = out + off_zmapw, *zl2 = out + off_zmapw + l1;
@@ -216,6 +222,10 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     const sfp__kernels *kt = sfp__kernels_get();
     uint64_t zw[SFP__CHUNK / 64];
     uint32_t tmp[SFP__CHUNK];
+    uint64_t zcnt[2][256];
+    unsigned zprev = 0;
+    if (zhuf)
+        memset(zcnt, 0, sizeof(zcnt));
     for (size_t i = 0; i < n; i += SFP__CHUNK) {
         size_t c = n - i < SFP__CHUNK ? n - i : SFP__CHUNK;
         const uint32_t *x;
@@ -248,6 +258,38 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
                     zl2 += 8;
                 }
             }
+            if (zhuf)
+                for (size_t b = 0; b < (c + 63) / 64; b++) {
+                    size_t m = c - b * 64 < 64 ? c - b * 64 : 64;
+                    sfp__zh_count(zcnt, zw[b], (unsigned)(m + 7) / 8, &zprev);
+                }
+        }
+    }
+    if (zhuf) {
+        /* The masks again, from the bitmap just written, as Huffman codes
+         * into the scratch after the planes; kept if smaller. */
+        sfp__zh_enc ze;
+        const uint64_t bits = sfp__zh_build(&ze, (const uint64_t(*)[256])zcnt);
+        const uint64_t zbytes = SFP__ZH_TABLE_BYTES + ceil8(bits);
+        if (zbytes < (uint64_t)(zl2 - zl1)) {
+            uint8_t *zs = out + off_expw + emax + scratch;
+            const uint8_t *l2 = zl1 + l1;
+            sfp__bw zwr;
+            unsigned prev = 0;
+            sfp__zh_write_table(zs, &ze);
+            sfp__bw_init(&zwr, zs + SFP__ZH_TABLE_BYTES);
+            for (uint64_t blk = 0; blk < (nn + 63) / 64; blk++) {
+                uint64_t w = 0, m = nn - blk * 64 < 64 ? nn - blk * 64 : 64;
+                if (zl1[blk >> 3] >> (blk & 7) & 1) {
+                    w = sfp__load64le(l2);
+                    l2 += 8;
+                }
+                sfp__zh_put(&zwr, &ze, w, (unsigned)(m + 7) / 8, &prev);
+            }
+            sfp__bw_flush(&zwr);
+            memcpy(zl1, zs, zbytes);
+            zl2 = zl1 + zbytes;
+            flags |= SFP_FLAG_ZHUF;
         }
     }
     if (s.nonzero > nz_ub)
@@ -353,8 +395,10 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
     RETURN_IF(fi.ebits < 1 || fi.ebits > 8, SFP_EHEADER);
     RETURN_IF(fi.anchor > 254, SFP_EHEADER);
     RETURN_IF(sfp__load32le(h + 12) != 0, SFP_EHEADER);
-    RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP), SFP_EHEADER);
+    RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP | SFP_FLAG_ZHUF),
+              SFP_EHEADER);
     RETURN_IF((fi.flags & SFP_FLAG_ZSIGN) && !(fi.flags & SFP_FLAG_SIGN), SFP_EHEADER);
+    RETURN_IF((fi.flags & SFP_FLAG_ZHUF) && !(fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
     /* rANS codes zeros as a symbol: a zero map with it is not a layout */
     RETURN_IF(fi.coder == SFP_CODER_RANS && (fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
     if (fi.coder == SFP_CODER_PLAIN || fi.coder == SFP_CODER_RANS) {
@@ -376,7 +420,13 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
         want_sign = ceil8((fi.flags & SFP_FLAG_ZSIGN) ? fi.count : fi.nonzero);
     RETURN_IF(fi.sign_bytes != want_sign, SFP_EHEADER);
     RETURN_IF(fi.mant_bytes != ceil8(fi.nonzero * fi.mbits), SFP_EHEADER);
-    if (zmap) {
+    if (fi.flags & SFP_FLAG_ZHUF) {
+        /* the tables, then 1 to 12 bits per mask of 8 values */
+        uint64_t masks = (fi.count + 7) / 8;
+        RETURN_IF(fi.zmap_bytes < SFP__ZH_TABLE_BYTES + ceil8(masks), SFP_EHEADER);
+        RETURN_IF(fi.zmap_bytes > SFP__ZH_TABLE_BYTES + ceil8(masks * SFP__ZH_MAXLEN),
+                  SFP_EHEADER);
+    } else if (zmap) {
         uint64_t l1 = zmap_l1(fi.count);
         RETURN_IF(fi.zmap_bytes < l1, SFP_EHEADER);
         RETURN_IF((fi.zmap_bytes - l1) % 8 != 0, SFP_EHEADER);
@@ -494,7 +544,15 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
 
     const uint8_t *zl1 = f + off_zmap, *zl2 = NULL;
     const uint64_t nblocks = (fi.count + 63) / 64;
-    if (s.zmap) {
+    const int zhuf = (fi.flags & SFP_FLAG_ZHUF) != 0;
+    sfp__zh_dec zd;
+    sfp__br rz;
+    unsigned zprev = 0, zbad = 0;
+    sfp__br_init(&rz, zl1, 0);
+    if (zhuf) {
+        RETURN_IF((rc = sfp__zh_dec_init(&zd, zl1)) < 0, rc);
+        sfp__br_init(&rz, zl1 + SFP__ZH_TABLE_BYTES, fi.zmap_bytes - SFP__ZH_TABLE_BYTES);
+    } else if (s.zmap) {
         uint64_t l1 = zmap_l1(fi.count);
         uint64_t set = 0;
         for (uint64_t i = 0; i < l1; i++)
@@ -512,7 +570,18 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     for (uint64_t i = 0; i < fi.count; i += SFP__CHUNK) {
         size_t c = fi.count - i < SFP__CHUNK ? (size_t)(fi.count - i) : SFP__CHUNK;
         size_t need = c;
-        if (s.zmap) {
+        if (zhuf) {
+            need = 0;
+            for (size_t b = 0; b < (c + 63) / 64; b++) {
+                size_t m = c - b * 64 < 64 ? c - b * 64 : 64;
+                uint64_t w = sfp__zh_get(&rz, &zd, (unsigned)(m + 7) / 8, &zprev, &zbad);
+                /* bits past the tensor end are never written by an encoder */
+                RETURN_IF(m < 64 && (w >> m) != 0, SFP_ECORRUPT);
+                zw[b] = w;
+                need += (size_t)__builtin_popcountll(w);
+            }
+            RETURN_IF(zbad || sfp__br_overrun(&rz), SFP_ECORRUPT);
+        } else if (s.zmap) {
             need = 0;
             for (size_t b = 0; b < (c + 63) / 64; b++) {
                 uint64_t blk = i / 64 + b;
@@ -552,6 +621,8 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
               SFP_ECORRUPT);
     if (fi.coder != SFP_CODER_RANS)
         RETURN_IF(!plane_exact(f + off_exp, fi.exp_bytes, s.rexp.pos), SFP_ECORRUPT);
+    if (zhuf)
+        RETURN_IF(!plane_exact(rz.p, rz.len, rz.pos), SFP_ECORRUPT);
     if (s.rd)
         RETURN_IF((rc = sfp__rans_dec_finish(s.rd)) < 0, rc);
     if (out_n)

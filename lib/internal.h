@@ -321,6 +321,91 @@ uint64_t sfp__gecko_bits(unsigned ebits, unsigned *prev, const uint8_t *codes,
 int sfp__gecko_get(sfp__br *r, unsigned ebits, unsigned *prev, uint8_t *codes,
                    unsigned n) SFP__HIDDEN;
 
+/* ------------------------------------------------- Huffman zero map */
+
+#define SFP__ZH_MAXLEN 12
+#define SFP__ZH_TABLE_BYTES 256 /* two contexts x 256 lengths, a nibble each */
+
+/* Encoder tables: lengths and bit-reversed canonical codes per context. */
+typedef struct sfp__zh_enc {
+    uint8_t len[2][256];
+    uint16_t code[2][256];
+} sfp__zh_enc;
+
+/* Decoder: the next 12 bits of the stream -> symbol << 4 | length (0: no
+ * code), per context. */
+typedef struct sfp__zh_dec {
+    uint16_t tab[2][1u << SFP__ZH_MAXLEN];
+} sfp__zh_dec;
+
+/* Codes for mask counts cnt[context][mask]; returns the stream's bits. */
+uint64_t sfp__zh_build(sfp__zh_enc *e, const uint64_t cnt[2][256]) SFP__HIDDEN;
+void sfp__zh_write_table(uint8_t *p, const sfp__zh_enc *e) SFP__HIDDEN;
+/* Tables from the plane's SFP__ZH_TABLE_BYTES; SFP_ECORRUPT if a length is
+ * over 12 or a context's code is over-subscribed. */
+int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p) SFP__HIDDEN;
+
+/* Counts the nb masks of a zero-map word (the value before them: *prev). */
+static inline void sfp__zh_count(uint64_t cnt[2][256], uint64_t word,
+                                 unsigned nb, unsigned *prev)
+{
+    unsigned pv = *prev;
+    for (unsigned i = 0; i < nb; i++) {
+        unsigned m = (unsigned)(word >> (8 * i)) & 0xffu;
+        cnt[pv >> 7][m]++;
+        pv = m;
+    }
+    *prev = pv;
+}
+
+static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
+                               unsigned nb, unsigned *prev)
+{
+    unsigned pv = *prev;
+    for (unsigned i = 0; i < nb; i++) {
+        unsigned m = (unsigned)(word >> (8 * i)) & 0xffu, x = pv >> 7;
+        sfp__bw_put(w, e->code[x][m], e->len[x][m]);
+        pv = m;
+    }
+    *prev = pv;
+}
+
+/* Decodes nb (<= 8) masks into a word; sets *bad on a missing code. Reads
+ * past the plane deliver zero bits (the caller checks sfp__br_overrun). One
+ * 64-bit load holds at least 57 bits: four codes of at most 12. */
+static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb,
+                                   unsigned *prev, unsigned *bad)
+{
+    uint64_t word = 0;
+    unsigned pv = *prev, i = 0, miss = 0;
+    while (i < nb) {
+        uint64_t byte = r->pos >> 3, v;
+        if (SFP__LIKELY(byte + 8 <= r->len)) {
+            v = sfp__load64le(r->p + byte) >> (r->pos & 7);
+        } else {
+            v = 0;
+            for (unsigned j = 0; j < 8 && byte + j < r->len; j++)
+                v |= (uint64_t)r->p[byte + j] << (8 * j);
+            v >>= r->pos & 7;
+        }
+        unsigned used = 0;
+        for (unsigned j = 0; j < 4 && i < nb; j++, i++) {
+            unsigned t = d->tab[pv >> 7][v & ((1u << SFP__ZH_MAXLEN) - 1)];
+            unsigned l = t & 15u;
+            miss |= l == 0;
+            l += l == 0; /* a missing code: step one bit, the frame is corrupt */
+            v >>= l;
+            used += l;
+            pv = t >> 4;
+            word |= (uint64_t)pv << (8 * i);
+        }
+        r->pos += used;
+    }
+    *bad |= miss;
+    *prev = pv;
+    return word;
+}
+
 /* -------------------------------------------------------------- rANS */
 
 #define SFP__RANS_SCALE 12

@@ -13,6 +13,7 @@ void sfp_params_default(sfp_params *p)
     p->anchor = -1;
     p->coder = SFP_CODER_PLAIN;
     p->gecko_group = SFP_GECKO_GROUP_DEFAULT;
+    p->zmap = SFP_ZMAP_BITMAP;
 }
 
 static const struct {
@@ -99,6 +100,7 @@ int sfp_params_check(const sfp_params *p)
     /* Fixed anchor 0 with no mantissa bits: the grid has no non-zero value. */
     RETURN_IF(p->anchor == 0 && p->mbits == 0, SFP_EINVAL);
     RETURN_IF((unsigned)p->coder >= SFP_CODER_COUNT, SFP_EINVAL);
+    RETURN_IF(p->zmap != SFP_ZMAP_BITMAP && p->zmap != SFP_ZMAP_HUFFMAN, SFP_EINVAL);
     if (p->coder == SFP_CODER_GECKO) {
         unsigned g = p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
         RETURN_IF(g != 8 && g != 16 && g != 32 && g != 64, SFP_EINVAL);

@@ -155,6 +155,19 @@ static int roundtrip(const void *src, size_t n, const sfp_params *p,
         CHECK(memcmp(qq, q, n * esz) == 0);
         free(f3), free(qq);
     }
+    if (p->coder != SFP_CODER_RANS && p->zmap == SFP_ZMAP_BITMAP) {
+        /* the Huffman-coded zero map: the same values; never larger */
+        sfp_params ph = *p;
+        ph.zmap = SFP_ZMAP_HUFFMAN;
+        size_t caph = sfp_frame_bound(n, &ph), lh = 0;
+        uint8_t *fh = malloc(caph ? caph : 1), *dh = malloc(n * esz + 1);
+        CHECK(caph >= cap);
+        CHECK_EQ_INT(sfp_encode(src, n, &ph, fh, caph, &lh, NULL), 0);
+        CHECK(lh <= len);
+        CHECK_EQ_INT(sfp_decode(fh, lh, dh, n * esz, NULL), 0);
+        CHECK(memcmp(dh, q, n * esz) == 0);
+        free(fh), free(dh);
+    }
     if (memcmp(q, d, n * esz) != 0) {
         ok = 0;
         fprintf(stderr, "  roundtrip mismatch dtype=%d k=%u e=%u coder=%d n=%zu\n",
@@ -859,6 +872,88 @@ static void test_vocabulary(void)
     CHECK_EQ_INT(sfp_dtype_fraction_bits((sfp_dtype)0), 0);
 }
 
+/* Zeros in runs (rows of an image with a background): the Huffman-coded
+ * zero map is chosen, smaller, and decodes to the same values; hostile
+ * tables and streams are rejected. */
+static void test_zhuf(void)
+{
+    enum { N = 20000 };
+    static float x[N];
+    trng r = {41};
+    for (size_t i = 0; i < N; i++) {
+        int on = (i / 37) % 3 != 0 && (i % 28) > 5; /* runs of zeros */
+        x[i] = on && trng_unit(&r) < 0.9 ? fabsf(trng_gauss(&r)) : 0.0f;
+    }
+    for (int c = 0; c < 2; c++) {
+        sfp_params p = params(SFP_DTYPE_F32, 2, 4, (sfp_coder)c);
+        size_t lb = 0, lh = 0;
+        sfp_frame_info fb, fh;
+        uint8_t *b = enc(x, N, &p, &lb, &fb);
+        p.zmap = SFP_ZMAP_HUFFMAN;
+        uint8_t *h = enc(x, N, &p, &lh, &fh);
+        CHECK(fb.flags & SFP_FLAG_ZMAP);
+        CHECK(!(fb.flags & SFP_FLAG_ZHUF));
+        CHECK(fh.flags & SFP_FLAG_ZHUF);
+        CHECK(fh.zmap_bytes < fb.zmap_bytes);
+        CHECK_EQ_INT(lb - lh, fb.zmap_bytes - fh.zmap_bytes);
+        printf("Huffman zero map, runs of zeros, %s: %.3f -> %.3f bits/value of zero map\n",
+               c ? "Gecko" : "plain", 8.0 * fb.zmap_bytes / N, 8.0 * fh.zmap_bytes / N);
+        static float yb[N], yh[N];
+        CHECK_EQ_INT(sfp_decode(b, lb, yb, sizeof(yb), NULL), 0);
+        CHECK_EQ_INT(sfp_decode(h, lh, yh, sizeof(yh), NULL), 0);
+        CHECK(memcmp(yb, yh, sizeof(yb)) == 0);
+
+        /* hostile: a length over 12; an over-subscribed context; a flipped
+         * stream bit (a missing code, another count, or padding); the
+         * stream cut or grown (the header then disagrees or bits are left) */
+        const size_t zoff = SFP_FRAME_HEADER_SIZE + fh.sign_bytes + fh.mant_bytes;
+        uint8_t *t = malloc(lh + 64);
+        memcpy(t, h, lh);
+        t[zoff] = 0xdd; /* two lengths of 13 */
+        resum(t, lh);
+        CHECK_EQ_INT(sfp_decode(t, lh, yh, sizeof(yh), NULL), SFP_ECORRUPT);
+        memcpy(t, h, lh);
+        memset(t + zoff, 0x11, 128); /* 256 codes of 1 bit */
+        resum(t, lh);
+        CHECK_EQ_INT(sfp_decode(t, lh, yh, sizeof(yh), NULL), SFP_ECORRUPT);
+        int rejected = 0, flips = 0;
+        for (size_t bit = 8 * (zoff + SFP__ZH_TABLE_BYTES); bit < 8 * (zoff + fh.zmap_bytes);
+             bit += 7, flips++) {
+            memcpy(t, h, lh);
+            t[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            resum(t, lh);
+            int rc = sfp_decode(t, lh, yh, sizeof(yh), NULL);
+            CHECK(rc == SFP_OK || rc == SFP_ECORRUPT);
+            rejected += rc == SFP_ECORRUPT;
+        }
+        printf("Huffman zero map: %d of %d stream bit flips rejected\n", rejected, flips);
+        CHECK(rejected > flips / 2);
+        /* the zero map is not allowed without ZMAP, nor too short/long */
+        memcpy(t, h, lh);
+        t[11] = (uint8_t)(t[11] & ~SFP_FLAG_ZMAP);
+        resum(t, lh);
+        CHECK_EQ_INT(sfp_decode(t, lh, yh, sizeof(yh), NULL), SFP_EHEADER);
+        memcpy(t, h, lh);
+        sfp__store64le(t + 48, SFP__ZH_TABLE_BYTES + 1);
+        resum(t, lh);
+        CHECK(sfp_decode(t, lh, yh, sizeof(yh), NULL) < 0);
+        free(t), free(b), free(h);
+    }
+    /* a tensor with no zero map: the option changes nothing */
+    for (size_t i = 0; i < N; i++)
+        x[i] = trng_gauss(&r);
+    sfp_params p = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO);
+    size_t l1 = 0, l2 = 0;
+    sfp_frame_info f1, f2;
+    uint8_t *a = enc(x, N, &p, &l1, &f1);
+    p.zmap = SFP_ZMAP_HUFFMAN;
+    uint8_t *b = enc(x, N, &p, &l2, &f2);
+    CHECK(l1 == l2 && memcmp(a, b, l1) == 0);
+    p.zmap = 2;
+    CHECK_EQ_INT(sfp_params_check(&p), SFP_EINVAL);
+    free(a), free(b);
+}
+
 int main(void)
 {
     test_vocabulary();
@@ -874,5 +969,6 @@ int main(void)
     test_forbidden();
     test_rans_smallest();
     test_ratios();
+    test_zhuf();
     return check_report("test_codec");
 }

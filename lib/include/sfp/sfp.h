@@ -139,7 +139,14 @@ typedef struct sfp_params {
                               (anchor 0 needs mbits >= 1)                     */
     sfp_coder coder;       /* exponent plane coder (frames only)              */
     unsigned gecko_group;  /* Gecko group size: 8, 16, 32 or 64 (0: default) */
+    unsigned zmap;         /* zero map coding when the frame has one (frames
+                              only): SFP_ZMAP_BITMAP, or SFP_ZMAP_HUFFMAN to
+                              also try Huffman-coded masks and keep the
+                              smaller (docs/FORMAT.md 2.4.1)                */
 } sfp_params;
+
+#define SFP_ZMAP_BITMAP  0u
+#define SFP_ZMAP_HUFFMAN 1u
 
 #define SFP_GECKO_GROUP_DEFAULT 16
 
@@ -219,6 +226,7 @@ SFP_API int sfp_quantize(void *dst, const void *src, size_t n,
 #define SFP_FLAG_SIGN      0x01u /* sign plane present                       */
 #define SFP_FLAG_ZSIGN     0x02u /* sign plane covers zeros too (has -0)     */
 #define SFP_FLAG_ZMAP      0x04u /* zero map present; codes only for nonzero */
+#define SFP_FLAG_ZHUF      0x08u /* the zero map is Huffman-coded (with ZMAP)  */
 
 #define SFP_FRAME_HEADER_SIZE 64u
 #define SFP_FRAME_TRAILER_SIZE 8u
