@@ -794,9 +794,9 @@ fail:
 
 static void flags_text(unsigned f, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s%s%s%s", (f & SFP_FLAG_SIGN) ? "SIGN " : "",
+    snprintf(buf, cap, "%s%s%s%s%s", (f & SFP_FLAG_SIGN) ? "SIGN " : "",
              (f & SFP_FLAG_ZSIGN) ? "ZSIGN " : "", (f & SFP_FLAG_ZMAP) ? "ZMAP " : "",
-             f ? "" : "none");
+             (f & SFP_FLAG_ZHUF) ? "ZHUF " : "", f ? "" : "none");
     size_t l = strlen(buf);
     if (l && buf[l - 1] == ' ')
         buf[l - 1] = '\0';

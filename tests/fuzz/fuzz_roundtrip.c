@@ -57,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.ebits = 1u + data[2] % 8u;
     p.gecko_group = 8u << (data[3] % 4u);
     p.anchor = (data[0] & 16) ? data[4] % 255 : -1;
+    p.zmap = (data[0] >> 5) & 1;
     p.seed = 0;
     for (unsigned i = 5; i < HDR; i++)
         p.seed = p.seed << 8 | data[i];
@@ -118,6 +119,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     must(fi.nonzero == n - qs.zeros);
     if (fi.coder == SFP_CODER_GECKO)
         must(fi.gecko_group == p.gecko_group);
+    /* a Huffman zero map only when asked for, and never larger than the
+     * bitmap (frame2 is free until the re-encode below) */
+    must(!(fi.flags & SFP_FLAG_ZHUF) || p.zmap == SFP_ZMAP_HUFFMAN);
+    if (p.zmap == SFP_ZMAP_HUFFMAN) {
+        sfp_params pb = p;
+        size_t fb = 0;
+        pb.zmap = SFP_ZMAP_BITMAP;
+        must(sfp_encode(src, n, &pb, frame2, bound, &fb, NULL) == SFP_OK);
+        must(flen <= fb);
+    }
 
     /* Decode is bit-exact against the quantizer. */
     size_t dn = (size_t)-1;

@@ -48,7 +48,7 @@ static uint32_t f2u(float f)
     return u;
 }
 
-typedef enum dist { D_GAUSS, D_RELU, D_RELU75, D_EDGE, D_NEGZERO, D_ZERO, D_WIDE } dist;
+typedef enum dist { D_GAUSS, D_RELU, D_RELU75, D_EDGE, D_NEGZERO, D_ZERO, D_WIDE, D_RUNS } dist;
 
 /* Fills n binary32 patterns of a distribution. */
 static void fill(uint32_t *x, size_t n, dist d, uint64_t seed)
@@ -81,6 +81,9 @@ static void fill(uint32_t *x, size_t n, dist d, uint64_t seed)
             break;
         case D_ZERO:
             x[i] = 0;
+            break;
+        case D_RUNS: /* zeros in runs, as in images: a Huffman zero map */
+            x[i] = ((i / 40) % 3 != 0 && g != 0.0f) ? f2u(g > 0 ? g : -g) : 0;
             break;
         case D_WIDE: /* every finite exponent */
             x[i] = ((uint32_t)(rng_next() % 255) << 23) |
@@ -138,6 +141,7 @@ typedef struct spec {
     sfp_rounding rounding;
     dist d;
     size_t n;
+    unsigned zmap; /* sfp_params.zmap */
 } spec;
 
 static const spec specs[] = {
@@ -162,6 +166,9 @@ static const spec specs[] = {
     {"f32_k1e3_rans_relu75", SFP_DTYPE_F32, 1, 3, SFP_CODER_RANS, 16, SFP_ROUND_RNE, D_RELU75, 777},
     {"bf16_k4e6_rans_gauss", SFP_DTYPE_BF16, 4, 6, SFP_CODER_RANS, 16, SFP_ROUND_RNE, D_GAUSS, 1500},
     {"f32_k3e4_rans_small", SFP_DTYPE_F32, 3, 4, SFP_CODER_RANS, 16, SFP_ROUND_RNE, D_RELU, 9},
+    {"f32_k2e4_gecko_zhuf", SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO, 16, SFP_ROUND_RNE, D_RUNS, 4000, 1},
+    {"f32_k0e4_plain_zhuf", SFP_DTYPE_F32, 0, 4, SFP_CODER_PLAIN, 16, SFP_ROUND_RNE, D_RUNS, 3001, 1},
+    {"bf16_k3e5_gecko_zhuf", SFP_DTYPE_BF16, 3, 5, SFP_CODER_GECKO, 8, SFP_ROUND_RNE, D_RUNS, 2500, 1},
 };
 
 /* Encodes a spec; returns frame length or 0. raw/rawlen get the decoded
@@ -180,6 +187,7 @@ static size_t encode_spec(const spec *s, uint64_t seed, uint8_t *frame, size_t c
     p.ebits = s->e;
     p.coder = s->coder;
     p.gecko_group = s->group;
+    p.zmap = s->zmap;
     p.rounding = s->rounding;
     p.seed = 42;
     fill(x, s->n, s->d, seed);
@@ -250,7 +258,7 @@ static int gen_corpus(const char *root)
             static uint32_t x[MAXV];
             uint8_t *r = work_buf;
             r[0] = (uint8_t)((s->dtype == SFP_DTYPE_BF16) | (s->rounding << 2) |
-                             ((i % 4 == 3) << 4));
+                             ((i % 4 == 3) << 4) | s->zmap << 5);
             r[1] = (uint8_t)s->k;
             r[2] = (uint8_t)(s->e - 1);
             r[3] = (uint8_t)((s->group == 8 ? 0 : s->group == 16 ? 1 : s->group == 32 ? 2 : 3) |
@@ -334,6 +342,8 @@ static const mutation muts[] = {
     {"pad_exp", 7, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit of a plain exponent plane set (checksum fixed)"},
     {"sub_zero", 0, SFP_ECORRUPT, 1, 0, 0, -1, 0, "the code of E = 0 with mantissa 0: a zero coded as a non-zero (checksum fixed)"},
     {"pad_exp_gecko", 5, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit after the last Gecko group set (checksum fixed)"},
+    {"zhuf_no_zmap", 21, SFP_EHEADER, 0, 11, 0x04, -1, 0, "ZHUF without ZMAP"},
+    {"zhuf_size", 21, SFP_EHEADER, 0, 49, 0x10, -1, 0, "Huffman zero map larger than 256 + 12 bits per mask"},
 };
 
 /* Plane offsets of a parsed frame. */
