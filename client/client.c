@@ -504,6 +504,7 @@ static void fill_params(Sfp__Ipc__V1__Params *pp, const sfp_params *p)
     pp->anchor = p->anchor;
     pp->coder = (uint32_t)p->coder;
     pp->gecko_group = p->gecko_group;
+    pp->zmap = p->zmap;
 }
 
 static int fill_key(Sfp__Ipc__V1__Key *kk, const sfpc_key *k)

@@ -49,6 +49,7 @@ typedef struct sfpt_opts {
     int print_model;
     int policy;                /* sfp_policy_kind */
     int coder;                 /* sfp_coder       */
+    int zmap;                  /* SFP_ZMAP_*      */
     int gecko;                 /* coder == gecko  */
     int synthetic, check_replicas, progress, quiet, timing;
     int epochs, batch;

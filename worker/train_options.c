@@ -60,6 +60,9 @@ static const choice coders[] = {
 #undef SFPW__CODER_CHOICE
     {NULL, 0},
 };
+static const choice zmaps[] = {
+    {"bitmap", SFP_ZMAP_BITMAP}, {"huffman", SFP_ZMAP_HUFFMAN}, {NULL, 0},
+};
 static const choice optimizers[] = {
     {"sgd", SFPW_OPT_SGD}, {"adam", SFPW_OPT_ADAM}, {NULL, 0},
 };
@@ -110,6 +113,10 @@ static const row rows[] = {
     ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
      "exponent-plane coder of all frames (rans: libsfp's entropy coder, see "
      "docs/FORMAT.md)", .choices = coders),
+    ROW("zmap", A_CHOICE, O(zmap), NULL, "huffman", NULL, 0, 0,
+     "zero map of the frames that have one: bitmap (one bit per value), or "
+     "huffman (the bitmap's masks Huffman-coded where that is smaller; zeros "
+     "in runs cost less; docs/FORMAT.md 2.4.1)", .choices = zmaps),
     ROW("epochs", A_INT, O(epochs), "N", "5", NULL, 1, 10000, "epochs"),
     ROW("batch", A_INT, O(batch), "N", "128", NULL, 1, 65536,
      "global minibatch, split across the ranks"),

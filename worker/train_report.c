@@ -70,11 +70,12 @@ static int write_report(const char *path, const sfpt *r, int identical,
     json_str(f, sfp_version());
     fprintf(f, ",\n  \"settings\": {\"model\": ");
     json_str(f, m->name);
-    fprintf(f, ", \"policy\": \"%s\", \"gecko\": %s, \"coder\": \"%s\", \"epochs\": %d, \"batch\": %d, "
+    fprintf(f, ", \"policy\": \"%s\", \"gecko\": %s, \"coder\": \"%s\", \"zmap\": \"%s\", "
+               "\"epochs\": %d, \"batch\": %d, "
                "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
                "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
             sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
-            sfp_coder_name((sfp_coder)o->coder),
+            sfp_coder_name((sfp_coder)o->coder), o->zmap ? "huffman" : "bitmap",
             o->epochs, o->batch, nranks,
             o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
             (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,

@@ -200,6 +200,7 @@ static int make_policy(sfpt *r)
     sfp_params_default(&r->base);
     r->base.rounding = (sfp_rounding)o->rounding;
     r->base.coder = (sfp_coder)o->coder;
+    r->base.zmap = (unsigned)o->zmap;
     if (o->gecko_group)
         r->base.gecko_group = o->gecko_group;
     r->base.seed = o->seed;

@@ -51,7 +51,7 @@ int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out)
     if (sfp_dtype_size((sfp_dtype)p->dtype) == 0)
         return -ST(E_INVALID);
     if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder >= SFP_CODER_COUNT ||
-        p->anchor < -1 || p->anchor > 254 || p->gecko_group > 64)
+        p->anchor < -1 || p->anchor > 254 || p->gecko_group > 64 || p->zmap > 1)
         return -ST(E_INVALID);
     q.dtype = (sfp_dtype)p->dtype;
     q.mbits = p->mbits;
@@ -61,6 +61,7 @@ int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out)
     q.anchor = p->anchor;
     q.coder = (sfp_coder)p->coder;
     q.gecko_group = p->gecko_group;
+    q.zmap = p->zmap;
     if (sfp_params_check(&q) != 0)
         return -ST(E_INVALID);
     *out = q;
