@@ -345,11 +345,19 @@ void sfp__zh_write_table(uint8_t *p, const sfp__zh_enc *e) SFP__HIDDEN;
  * over 12 or a context's code is over-subscribed. */
 int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p) SFP__HIDDEN;
 
-/* Counts the nb masks of a zero-map word (the value before them: *prev). */
+/* Counts the nb masks of a zero-map word (the value before them: *prev).
+ * All-zero and all-one words, most of a map with runs, take one step. */
 static inline void sfp__zh_count(uint64_t cnt[2][256], uint64_t word,
                                  unsigned nb, unsigned *prev)
 {
     unsigned pv = *prev;
+    if (nb == 8 && (word == 0 || word == ~UINT64_C(0))) {
+        unsigned m = (unsigned)word & 0xffu, x = m >> 7;
+        cnt[pv >> 7][m]++;
+        cnt[x][m] += 7;
+        *prev = m;
+        return;
+    }
     for (unsigned i = 0; i < nb; i++) {
         unsigned m = (unsigned)(word >> (8 * i)) & 0xffu;
         cnt[pv >> 7][m]++;
@@ -358,14 +366,21 @@ static inline void sfp__zh_count(uint64_t cnt[2][256], uint64_t word,
     *prev = pv;
 }
 
+/* Appends the codes of the nb masks of a word, four per put (<= 48 bits). */
 static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
                                unsigned nb, unsigned *prev)
 {
     unsigned pv = *prev;
-    for (unsigned i = 0; i < nb; i++) {
-        unsigned m = (unsigned)(word >> (8 * i)) & 0xffu, x = pv >> 7;
-        sfp__bw_put(w, e->code[x][m], e->len[x][m]);
-        pv = m;
+    for (unsigned i = 0; i < nb; i += 4) {
+        uint64_t acc = 0;
+        unsigned n = 0;
+        for (unsigned j = i; j < i + 4 && j < nb; j++) {
+            unsigned m = (unsigned)(word >> (8 * j)) & 0xffu, x = pv >> 7;
+            acc |= (uint64_t)e->code[x][m] << n;
+            n += e->len[x][m];
+            pv = m;
+        }
+        sfp__bw_put(w, acc, n);
     }
     *prev = pv;
 }
@@ -378,6 +393,29 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
 {
     uint64_t word = 0;
     unsigned pv = *prev, i = 0, miss = 0;
+    if (SFP__LIKELY(nb == 8 && (r->pos >> 3) + 16 <= r->len)) {
+        /* a whole block in the plane: two loads, four codes each */
+        const uint16_t *t0 = d->tab[0], *t1 = d->tab[1];
+        for (unsigned h = 0; h < 2; h++) {
+            uint64_t v = sfp__load64le(r->p + (r->pos >> 3)) >> (r->pos & 7);
+            unsigned used = 0;
+#pragma GCC unroll 4
+            for (unsigned j = 0; j < 4; j++) {
+                unsigned t = (pv >> 7 ? t1 : t0)[v & ((1u << SFP__ZH_MAXLEN) - 1)];
+                unsigned l = t & 15u;
+                miss |= l == 0;
+                l += l == 0;
+                v >>= l;
+                used += l;
+                pv = t >> 4;
+                word |= (uint64_t)pv << (8 * (4 * h + j));
+            }
+            r->pos += used;
+        }
+        *bad |= miss;
+        *prev = pv;
+        return word;
+    }
     while (i < nb) {
         uint64_t byte = r->pos >> 3, v;
         if (SFP__LIKELY(byte + 8 <= r->len)) {
