@@ -185,6 +185,7 @@ typedef struct setting {
     unsigned k, e;
     sfp_coder coder;
     unsigned group;
+    unsigned zmap; /* sfp_params.zmap */
 } setting;
 
 static const setting settings[] = {
@@ -201,6 +202,11 @@ static const setting settings[] = {
     {"k2e4 rans", 2, 4, SFP_CODER_RANS, 16},
     {"k1e3 gecko", 1, 3, SFP_CODER_GECKO, 16},
     {"k1e3 rans", 1, 3, SFP_CODER_RANS, 16},
+    /* the Huffman-coded zero map (FORMAT 2.4.1); pays on zeros in runs
+     * (real activations, --input), not on the synthetic tensors' */
+    {"k2e4 gecko zhuf", 2, 4, SFP_CODER_GECKO, 16, SFP_ZMAP_HUFFMAN},
+    {"k2e3 gecko", 2, 3, SFP_CODER_GECKO, 16},
+    {"k2e3 gecko zhuf", 2, 3, SFP_CODER_GECKO, 16, SFP_ZMAP_HUFFMAN},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -211,6 +217,7 @@ static void params_of(const setting *s, sfp_params *p)
     p->ebits = s->e;
     p->coder = s->coder;
     p->gecko_group = s->group;
+    p->zmap = s->zmap;
 }
 
 /* ------------------------------------------------------------ buffers */
