@@ -189,23 +189,23 @@ typedef struct setting {
 } setting;
 
 static const setting settings[] = {
-    {"k23e8 plain (lossless)", 23, 8, SFP_CODER_PLAIN, 16},
-    {"k23e8 gecko (lossless)", 23, 8, SFP_CODER_GECKO, 16},
-    {"k23e8 rans (lossless)", 23, 8, SFP_CODER_RANS, 16},
-    {"k7e8 plain (bf16-like)", 7, 8, SFP_CODER_PLAIN, 16},
-    {"k7e8 gecko", 7, 8, SFP_CODER_GECKO, 16},
-    {"k7e8 rans", 7, 8, SFP_CODER_RANS, 16},
-    {"k4e5 gecko", 4, 5, SFP_CODER_GECKO, 16},
-    {"k2e4 plain", 2, 4, SFP_CODER_PLAIN, 16},
-    {"k2e4 gecko", 2, 4, SFP_CODER_GECKO, 16},
-    {"k2e4 gecko g64", 2, 4, SFP_CODER_GECKO, 64},
-    {"k2e4 rans", 2, 4, SFP_CODER_RANS, 16},
-    {"k1e3 gecko", 1, 3, SFP_CODER_GECKO, 16},
-    {"k1e3 rans", 1, 3, SFP_CODER_RANS, 16},
+    {"k23e8 plain (lossless)", 23, 8, SFP_CODER_PLAIN, 16, SFP_ZMAP_BITMAP},
+    {"k23e8 gecko (lossless)", 23, 8, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
+    {"k23e8 rans (lossless)", 23, 8, SFP_CODER_RANS, 16, SFP_ZMAP_BITMAP},
+    {"k7e8 plain (bf16-like)", 7, 8, SFP_CODER_PLAIN, 16, SFP_ZMAP_BITMAP},
+    {"k7e8 gecko", 7, 8, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
+    {"k7e8 rans", 7, 8, SFP_CODER_RANS, 16, SFP_ZMAP_BITMAP},
+    {"k4e5 gecko", 4, 5, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
+    {"k2e4 plain", 2, 4, SFP_CODER_PLAIN, 16, SFP_ZMAP_BITMAP},
+    {"k2e4 gecko", 2, 4, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
+    {"k2e4 gecko g64", 2, 4, SFP_CODER_GECKO, 64, SFP_ZMAP_BITMAP},
+    {"k2e4 rans", 2, 4, SFP_CODER_RANS, 16, SFP_ZMAP_BITMAP},
+    {"k1e3 gecko", 1, 3, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
+    {"k1e3 rans", 1, 3, SFP_CODER_RANS, 16, SFP_ZMAP_BITMAP},
     /* the Huffman-coded zero map (FORMAT 2.4.1); pays on zeros in runs
      * (real activations, --input), not on the synthetic tensors' */
     {"k2e4 gecko zhuf", 2, 4, SFP_CODER_GECKO, 16, SFP_ZMAP_HUFFMAN},
-    {"k2e3 gecko", 2, 3, SFP_CODER_GECKO, 16},
+    {"k2e3 gecko", 2, 3, SFP_CODER_GECKO, 16, SFP_ZMAP_BITMAP},
     {"k2e3 gecko zhuf", 2, 3, SFP_CODER_GECKO, 16, SFP_ZMAP_HUFFMAN},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
