@@ -32,6 +32,7 @@ static const char help_text[] =
     "SYNOPSIS\n"
     "    sfp-codec encode [--dtype f32|bf16] [--mantissa K] [--exponent E]\n"
     "                     [--gecko | --rans | --coder plain|gecko|rans] [--group G]\n"
+    "                     [--zmap bitmap|huffman]\n"
     "                     [--rounding rne|trunc|stochastic]\n"
     "                     [--seed S] [--anchor A] [--chunk SIZE] [--verbose] IN OUT\n"
     "    sfp-codec decode [--verbose] IN OUT\n"
@@ -84,6 +85,10 @@ static const char help_text[] =
     "    -c, --coder C            exponent coder: plain (default), gecko or rans\n"
     "    -G, --group G            Gecko group size 8, 16, 32 or 64 (default 16;\n"
     "                             implies --gecko unless a coder is given)\n"
+    "    -z, --zmap Z             zero map of frames that have one: bitmap\n"
+    "                             (default) or huffman (Huffman-coded masks of 8\n"
+    "                             values where smaller: zeros in runs cost less;\n"
+    "                             docs/FORMAT.md 2.4.1)\n"
     "    -r, --rounding MODE      rne (default), trunc or stochastic\n"
     "    -s, --seed S             seed of stochastic rounding (default 0)\n"
     "    -a, --anchor A           fixed biased exponent anchor 0..254 instead of\n"
@@ -500,6 +505,7 @@ static int cmd_encode(int argc, char **argv)
         {"rans", no_argument, NULL, 'R'},
         {"coder", required_argument, NULL, 'c'},
         {"group", required_argument, NULL, 'G'},
+        {"zmap", required_argument, NULL, 'z'},
         {"rounding", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
         {"anchor", required_argument, NULL, 'a'},
@@ -518,7 +524,7 @@ static int cmd_encode(int argc, char **argv)
 
     sfp_params_default(&p);
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:r:s:a:C:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:k:e:gRc:G:z:r:s:a:C:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (sfp_dtype_parse(optarg, &p.dtype) < 0)
@@ -550,6 +556,14 @@ static int cmd_encode(int argc, char **argv)
                 return usage_error("encode: --group must be 8, 16, 32 or 64, not '%s'", optarg);
             p.gecko_group = (unsigned)v;
             have_group = 1;
+            break;
+        case 'z':
+            if (strcmp(optarg, "bitmap") == 0)
+                p.zmap = SFP_ZMAP_BITMAP;
+            else if (strcmp(optarg, "huffman") == 0)
+                p.zmap = SFP_ZMAP_HUFFMAN;
+            else
+                return usage_error("encode: --zmap must be bitmap or huffman, not '%s'", optarg);
             break;
         case 'r':
             if (strcmp(optarg, "rne") == 0)

@@ -45,6 +45,9 @@ vals = edge + [finite32() for _ in range(20000 - len(edge))]
 open(d + "/any.f32", "wb").write(struct.pack("<%dI" % len(vals), *vals))
 act = [max(0.0, r.gauss(0, 1)) for _ in range(30000)]
 open(d + "/relu.f32", "wb").write(struct.pack("<%df" % len(act), *act))
+# zeros in runs (an image's background): the Huffman zero map pays
+runs = [abs(r.gauss(0, 1)) + 1e-3 if (i // 50) % 3 else 0.0 for i in range(30000)]
+open(d + "/runs.f32", "wb").write(struct.pack("<%df" % len(runs), *runs))
 b16 = [x >> 16 for x in edge] + [finite32() >> 16 for _ in range(5000)]
 open(d + "/any.bf16", "wb").write(struct.pack("<%dH" % len(b16), *b16))
 open(d + "/nan.f32", "wb").write(struct.pack("<3I", 0x3f800000, 0x7fc00000, 0))
@@ -75,6 +78,15 @@ expect_exit 0 "" "$codec" decode "$tmp/r.sfp" "$tmp/r.q"
 expect_exit 0 "" "$codec" encode -k 2 -e 4 --gecko "$tmp/r.q" "$tmp/r2.sfp"
 expect_exit 0 "" "$codec" decode "$tmp/r2.sfp" "$tmp/r2.q"
 cmp -s "$tmp/r.q" "$tmp/r2.q" && ok || bad "k2e4 re-encode of on-grid values not exact"
+# --- the Huffman zero map: smaller on zeros in runs, the same values
+expect_exit 0 "" "$codec" encode -k 2 -e 4 --gecko "$tmp/runs.f32" "$tmp/zb.sfp"
+expect_exit 0 "" "$codec" encode -k 2 -e 4 --gecko --zmap huffman "$tmp/runs.f32" "$tmp/zh.sfp"
+"$codec" info "$tmp/zh.sfp" | grep -q "flags ZMAP ZHUF" && ok || bad "info does not name ZHUF"
+[[ $(stat -c %s "$tmp/zh.sfp") -lt $(stat -c %s "$tmp/zb.sfp") ]] && ok || bad "Huffman zero map not smaller"
+expect_exit 0 "" "$codec" decode "$tmp/zb.sfp" "$tmp/zb.q"
+expect_exit 0 "" "$codec" decode "$tmp/zh.sfp" "$tmp/zh.q"
+cmp -s "$tmp/zb.q" "$tmp/zh.q" && ok || bad "Huffman zero map decodes differently"
+expect_exit 2 "zmap" "$codec" encode --zmap rle "$tmp/runs.f32" "$tmp/x"
 expect_exit 0 "" "$codec" encode -k 3 -e 5 -r stochastic -s 99 "$tmp/relu.f32" "$tmp/s1.sfp"
 expect_exit 0 "" "$codec" encode -k 3 -e 5 -r stochastic -s 99 "$tmp/relu.f32" "$tmp/s2.sfp"
 cmp -s "$tmp/s1.sfp" "$tmp/s2.sfp" && ok || bad "stochastic rounding not reproducible for a seed"
