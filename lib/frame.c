@@ -155,8 +155,13 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     return sfp_encode_q(src, n, p, dst, cap, out_len, stats, NULL);
 }
 
-int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
-                 size_t cap, size_t *out_len, sfp_qstats *stats, void *qout)
+/*
+ * One encode. force_zmap: a zero map whatever the zeros known before pass 2;
+ * *zeros: the zeros of the frame (after the window's flush).
+ */
+static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst,
+                       size_t cap, size_t *out_len, sfp_qstats *stats, void *qout,
+                       int force_zmap, uint64_t *zeros)
 {
     sfp__plan pl;
     sfp__codec s;
@@ -180,8 +185,8 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     /* Zero map when the zeros it saves outweigh its ~1 bit per value
      * (decided on the zeros known before pass 2). */
     unsigned flags = 0;
-    if (p->coder != SFP_CODER_RANS && pl.zeros > 0 &&
-        pl.zeros * p->ebits * 64 > (uint64_t)n * 65)
+    if (p->coder != SFP_CODER_RANS &&
+        (force_zmap || (pl.zeros > 0 && pl.zeros * p->ebits * 64 > (uint64_t)n * 65)))
         flags |= SFP_FLAG_ZMAP; /* rANS codes zeros at their entropy */
     if (pl.negzero > 0)
         flags |= SFP_FLAG_ZSIGN | SFP_FLAG_SIGN;
@@ -359,6 +364,32 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     *out_len = (size_t)(body + SFP_FRAME_TRAILER_SIZE);
     if (stats)
         sfp__plan_stats(&pl, stats);
+    *zeros = pl.zeros;
+    return SFP_OK;
+}
+
+int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
+                 size_t cap, size_t *out_len, sfp_qstats *stats, void *qout)
+{
+    sfp_qstats st;
+    uint64_t zeros = 0;
+    size_t len = 0;
+    int rc = encode_once(src, n, p, dst, cap, &len, &st, qout, 0, &zeros);
+    RETURN_IF(rc < 0, rc);
+    /* The zero map was decided on the zeros known before pass 2. When the
+     * window's flush made enough zeros for it (softmax outputs, small
+     * activations), encode again with one: the frame the same values give
+     * once on their grid. With qout == src those values are now in src. */
+    const uint8_t fl = ((const uint8_t *)dst)[11];
+    if (p->coder != SFP_CODER_RANS && !(fl & SFP_FLAG_ZMAP) && zeros > 0 &&
+        zeros * p->ebits * 64 > (uint64_t)n * 65) {
+        uint64_t z2 = 0;
+        rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, 1, &z2);
+        RETURN_IF(rc < 0, rc);
+    }
+    *out_len = len;
+    if (stats)
+        *stats = st;
     return SFP_OK;
 }
 

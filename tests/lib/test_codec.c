@@ -954,6 +954,37 @@ static void test_zhuf(void)
     free(a), free(b);
 }
 
+/* Zeros that only the window's flush makes (softmax outputs: no input is
+ * zero) get the zero map too: the frame is the one the values give once
+ * quantized, with and without qout, in place or not. */
+static void test_flush_zmap(void)
+{
+    enum { N = 5000 };
+    static float x[N], q[N], y[N];
+    trng r = {53};
+    for (size_t i = 0; i < N; i++)
+        x[i] = (float)exp(-8.0 * trng_unit(&r)) * (i % 50 == 0 ? 1.0f : 0.01f);
+    for (unsigned z = 0; z < 2; z++) {
+        sfp_params p = params(SFP_DTYPE_F32, 2, 3, SFP_CODER_GECKO);
+        p.zmap = z;
+        size_t cap = sfp_frame_bound(N, &p), la = 0, lb = 0, lc = 0;
+        uint8_t *a = malloc(cap), *b = malloc(cap), *c = malloc(cap);
+        sfp_qstats sa, sb;
+        CHECK_EQ_INT(sfp_quantize(q, x, N, &p, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(q, N, &p, a, cap, &la, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(x, N, &p, b, cap, &lb, &sb), 0);
+        CHECK(la == lb && memcmp(a, b, la) == 0);
+        CHECK(b[11] & SFP_FLAG_ZMAP);
+        CHECK(sb.zeros > N / 2 && sb.flushed == sb.zeros); /* statistics of x */
+        memcpy(y, x, sizeof(y));
+        CHECK_EQ_INT(sfp_encode_q(y, N, &p, c, cap, &lc, &sa, y), 0);
+        CHECK(la == lc && memcmp(a, c, la) == 0);
+        CHECK(memcmp(y, q, sizeof(y)) == 0);
+        CHECK(sa.zeros == sb.zeros && sa.flushed == sb.flushed && sa.anchor == sb.anchor);
+        free(a), free(b), free(c);
+    }
+}
+
 int main(void)
 {
     test_vocabulary();
@@ -970,5 +1001,6 @@ int main(void)
     test_rans_smallest();
     test_ratios();
     test_zhuf();
+    test_flush_zmap();
     return check_report("test_codec");
 }
