@@ -52,7 +52,7 @@ def _as_buffer(data, dtype):
 
 
 def encode(data, mantissa=None, exponent=8, coder="gecko", rounding="rne", *,
-           dtype=None, group=0, seed=0, anchor=-1):
+           dtype=None, group=0, seed=0, anchor=-1, zmap="bitmap"):
     """Encodes the values of data into one frame (bytes, docs/FORMAT.md).
 
     data: a float32 numpy array, a torch tensor (float32 or bfloat16), or any
@@ -63,13 +63,15 @@ def encode(data, mantissa=None, exponent=8, coder="gecko", rounding="rne", *,
     bfloat16); exponent: exponent window bits 1..8 (8 keeps every exponent);
     coder: "plain", "gecko" or "rans"; rounding: "rne", "trunc" or
     "stochastic" (with seed); group: Gecko group size (0: 16); anchor: -1 for
-    the tensor's largest exponent, or a fixed biased exponent 0..254.
+    the tensor's largest exponent, or a fixed biased exponent 0..254;
+    zmap: "bitmap" or "huffman" (the zero map Huffman-coded where that is
+    smaller: zeros in runs cost less, docs/FORMAT.md 2.4.1).
     With the default widths the frame is lossless. Raises sfp.Error for bad
     arguments and values libsfp refuses (NaN, Inf).
     """
     buf, dtype = _as_buffer(data, dtype)
     return _sfp.encode(buf, mantissa, exponent, coder, rounding, dtype=dtype,
-                       group=group, seed=seed, anchor=anchor)
+                       group=group, seed=seed, anchor=anchor, zmap=zmap)
 
 
 def _array(buf, count, dtype, shape):

@@ -285,31 +285,34 @@ void sfppy_widen(void *dst, const void *src, size_t n, sfp_dtype src_t)
 
 PyDoc_STRVAR(encode_doc,
 "encode(data, mantissa=None, exponent=8, coder='gecko', rounding='rne', *,\n"
-"       dtype=None, group=0, seed=0, anchor=-1) -> bytes\n\n"
+"       dtype=None, group=0, seed=0, anchor=-1, zmap='bitmap') -> bytes\n\n"
 "One sfp frame (docs/FORMAT.md) of the values in data (any object with the\n"
 "buffer protocol). See sfp.encode.");
 
 static PyObject *py_encode(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"data", "mantissa", "exponent", "coder", "rounding",
-                             "dtype", "group", "seed", "anchor", NULL};
+                             "dtype", "group", "seed", "anchor", "zmap", NULL};
     PyObject *data, *mantissa = Py_None, *dtype_o = Py_None, *out = NULL;
     int exponent = 8, anchor = -1, dtype_arg, rc;
-    const char *coder = "gecko", *rounding = "rne";
+    const char *coder = "gecko", *rounding = "rne", *zmap = "bitmap";
     unsigned group = 0;
     unsigned long long seed = 0;
     sfppy_values v;
     sfp_params p;
     size_t bound, len = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Oiss$OIKi", kwlist, &data, &mantissa,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Oiss$OIKis", kwlist, &data, &mantissa,
                                      &exponent, &coder, &rounding, &dtype_o, &group,
-                                     &seed, &anchor))
+                                     &seed, &anchor, &zmap))
         return NULL;
+    if (strcmp(zmap, "bitmap") != 0 && strcmp(zmap, "huffman") != 0)
+        return sfppy_raise_inval("unknown zmap '%s' (bitmap or huffman)", zmap);
     if (sfppy_dtype_arg(dtype_o, &dtype_arg) < 0 || sfppy_values_get(data, dtype_arg, &v) < 0)
         return NULL;
     if (sfppy_params(v.dtype, mantissa, exponent, coder, rounding, group, seed, anchor, &p) < 0)
         goto done;
+    p.zmap = strcmp(zmap, "huffman") == 0 ? SFP_ZMAP_HUFFMAN : SFP_ZMAP_BITMAP;
     bound = sfp_frame_bound(v.count, &p);
     if (!bound || bound > PY_SSIZE_T_MAX) {
         sfppy_raise_sfp(SFP_EOVERFLOW, "encode");

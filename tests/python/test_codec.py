@@ -57,6 +57,23 @@ def codec_decode(frame):
     return open(dst, "rb").read()
 
 
+# ------------------------------------------------ the Huffman-coded zero map
+runs = np.where((np.arange(30000) // 50) % 3 > 0,
+                np.abs(rng.standard_normal(30000)) + 1e-3, 0).astype(np.float32)
+fb = sfp.encode(runs, 2, 4, "gecko")
+fh = sfp.encode(runs, 2, 4, "gecko", zmap="huffman")
+check(len(fh) < len(fb), "Huffman zero map smaller (%d < %d bytes)" % (len(fh), len(fb)))
+check(sfp.decode(fh).tobytes() == sfp.decode(fb).tobytes(), "Huffman zero map: same values")
+zsrc, zdst = os.path.join(tmp, "runs.f32"), os.path.join(tmp, "runs.sfp")
+open(zsrc, "wb").write(runs.tobytes())
+run_codec("encode", "-k", "2", "-e", "4", "--gecko", "--zmap", "huffman", zsrc, zdst)
+check(open(zdst, "rb").read() == fh, "Huffman zero map: the same frame as sfp-codec --zmap huffman")
+try:
+    sfp.encode(runs, 2, 4, "gecko", zmap="rle")
+    check(False, "zmap='rle' refused")
+except sfp.Error:
+    check(True, "zmap='rle' refused")
+
 # ------------------------------------------------ byte for byte vs sfp-codec
 gauss = (rng.standard_normal(5000) * 0.05).astype(np.float32)
 relu = np.maximum(rng.standard_normal(4096), 0).astype(np.float32)
