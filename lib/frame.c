@@ -157,11 +157,12 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
 
 /*
  * One encode. force_zmap: a zero map whatever the zeros known before pass 2;
- * *zeros: the zeros of the frame (after the window's flush).
+ * *zeros: the zeros of the frame (after the window's flush); *zmapped: it has
+ * a zero map.
  */
 static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst,
                        size_t cap, size_t *out_len, sfp_qstats *stats, void *qout,
-                       int force_zmap, uint64_t *zeros)
+                       int force_zmap, uint64_t *zeros, int *zmapped)
 {
     sfp__plan pl;
     sfp__codec s;
@@ -365,6 +366,7 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     if (stats)
         sfp__plan_stats(&pl, stats);
     *zeros = pl.zeros;
+    *zmapped = (flags & SFP_FLAG_ZMAP) != 0;
     return SFP_OK;
 }
 
@@ -374,17 +376,17 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     sfp_qstats st;
     uint64_t zeros = 0;
     size_t len = 0;
-    int rc = encode_once(src, n, p, dst, cap, &len, &st, qout, 0, &zeros);
+    int zmapped = 0;
+    int rc = encode_once(src, n, p, dst, cap, &len, &st, qout, 0, &zeros, &zmapped);
     RETURN_IF(rc < 0, rc);
     /* The zero map was decided on the zeros known before pass 2. When the
      * window's flush made enough zeros for it (softmax outputs, small
      * activations), encode again with one: the frame the same values give
      * once on their grid. With qout == src those values are now in src. */
-    const uint8_t fl = ((const uint8_t *)dst)[11];
-    if (p->coder != SFP_CODER_RANS && !(fl & SFP_FLAG_ZMAP) && zeros > 0 &&
+    if (p->coder != SFP_CODER_RANS && !zmapped && zeros > 0 &&
         zeros * p->ebits * 64 > (uint64_t)n * 65) {
         uint64_t z2 = 0;
-        rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, 1, &z2);
+        rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, 1, &z2, &zmapped);
         RETURN_IF(rc < 0, rc);
     }
     *out_len = len;

@@ -87,6 +87,25 @@ int sfp_coder_parse(const char *name, sfp_coder *out)
     return SFP_EINVAL;
 }
 
+static const char *const zmaps[] = {"bitmap", "huffman"};
+
+const char *sfp_zmap_name(unsigned zmap)
+{
+    return zmap < 2 ? zmaps[zmap] : "?";
+}
+
+int sfp_zmap_parse(const char *name, unsigned *out)
+{
+    RETURN_IF(!name || !out, SFP_EINVAL);
+    for (unsigned i = 0; i < 2; i++) {
+        if (strcmp(name, zmaps[i]) == 0) {
+            *out = i;
+            return SFP_OK;
+        }
+    }
+    return SFP_EINVAL;
+}
+
 int sfp_params_check(const sfp_params *p)
 {
     RETURN_IF(p == NULL, SFP_EINVAL);

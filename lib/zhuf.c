@@ -153,17 +153,14 @@ int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p)
         uint8_t len[256];
         uint16_t code[256];
         uint32_t kraft = 0; /* in units of 2^-MAXLEN */
-        unsigned nsym = 0;
         for (unsigned s = 0; s < 256; s += 2) {
             len[s] = p[x * 128 + s / 2] & 15u;
             len[s + 1] = p[x * 128 + s / 2] >> 4;
         }
         for (unsigned s = 0; s < 256; s++) {
             RETURN_IF(len[s] > SFP__ZH_MAXLEN, SFP_ECORRUPT);
-            if (len[s]) {
+            if (len[s])
                 kraft += 1u << (SFP__ZH_MAXLEN - len[s]);
-                nsym++;
-            }
         }
         /* a prefix code: not over-subscribed (an incomplete one is valid:
          * its missing codes are corrupt input) */
@@ -177,7 +174,6 @@ int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p)
             for (unsigned hi = 0; hi < (1u << (SFP__ZH_MAXLEN - l)); hi++)
                 d->tab[x][code[s] | hi << l] = (uint16_t)(s << 4 | l);
         }
-        (void)nsym;
     }
     return SFP_OK;
 }

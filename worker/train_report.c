@@ -75,7 +75,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
                "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
                "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
             sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
-            sfp_coder_name((sfp_coder)o->coder), o->zmap ? "huffman" : "bitmap",
+            sfp_coder_name((sfp_coder)o->coder), sfp_zmap_name((unsigned)o->zmap),
             o->epochs, o->batch, nranks,
             o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
             (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,

@@ -558,11 +558,7 @@ static int cmd_encode(int argc, char **argv)
             have_group = 1;
             break;
         case 'z':
-            if (strcmp(optarg, "bitmap") == 0)
-                p.zmap = SFP_ZMAP_BITMAP;
-            else if (strcmp(optarg, "huffman") == 0)
-                p.zmap = SFP_ZMAP_HUFFMAN;
-            else
+            if (sfp_zmap_parse(optarg, &p.zmap) < 0)
                 return usage_error("encode: --zmap must be bitmap or huffman, not '%s'", optarg);
             break;
         case 'r':

@@ -306,13 +306,14 @@ static PyObject *py_encode(PyObject *self, PyObject *args, PyObject *kw)
                                      &exponent, &coder, &rounding, &dtype_o, &group,
                                      &seed, &anchor, &zmap))
         return NULL;
-    if (strcmp(zmap, "bitmap") != 0 && strcmp(zmap, "huffman") != 0)
+    unsigned zm;
+    if (sfp_zmap_parse(zmap, &zm) < 0)
         return sfppy_raise_inval("unknown zmap '%s' (bitmap or huffman)", zmap);
     if (sfppy_dtype_arg(dtype_o, &dtype_arg) < 0 || sfppy_values_get(data, dtype_arg, &v) < 0)
         return NULL;
     if (sfppy_params(v.dtype, mantissa, exponent, coder, rounding, group, seed, anchor, &p) < 0)
         goto done;
-    p.zmap = strcmp(zmap, "huffman") == 0 ? SFP_ZMAP_HUFFMAN : SFP_ZMAP_BITMAP;
+    p.zmap = zm;
     bound = sfp_frame_bound(v.count, &p);
     if (!bound || bound > PY_SSIZE_T_MAX) {
         sfppy_raise_sfp(SFP_EOVERFLOW, "encode");

@@ -170,6 +170,11 @@ SFP_API const char *sfp_coder_name(sfp_coder c);
 SFP_API int sfp_dtype_parse(const char *name, sfp_dtype *out);
 SFP_API int sfp_coder_parse(const char *name, sfp_coder *out);
 
+/* "bitmap" or "huffman" for SFP_ZMAP_*, "?" otherwise; the parse is exact
+ * and returns 0 or SFP_EINVAL. */
+SFP_API const char *sfp_zmap_name(unsigned zmap);
+SFP_API int sfp_zmap_parse(const char *name, unsigned *out);
+
 /*
  * Whether s[0..len) is text fit for a name that travels into logs, file
  * names, metric labels and protobuf strings (sfpd's job ids and tensor
