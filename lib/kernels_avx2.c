@@ -360,18 +360,6 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     c->negative += negative;
 }
 
-/* The plain coder: the e-bit codes cb[0..n) appended to the exponent
- * plane, eight per put. */
-static inline void put_plain_codes(sfp__bw *we, const uint8_t *cb, size_t n, unsigned e)
-{
-    const uint64_t em = bytemask(e);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        sfp__bw_put(we, _pext_u64(load8(cb + i), em), 8 * e);
-    for (; i < n; i++)
-        sfp__bw_put(we, cb[i], e);
-}
-
 /*
  * The encoder's loop for the common case, compiled once per mantissa width
  * K (0..8): round to nearest even, a tensor without -0 and without values
@@ -487,19 +475,7 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
         zw[b / 64] = word;
         nonzero += (uint64_t)__builtin_popcountll(word);
     }
-    if (c->coder == SFP_CODER_PLAIN) {
-        /* the plain coder's codes go out now, before the caller's tail
-         * writes its own straight into the exponent plane */
-        sfp__bw we = c->wexp; /* a local copy stays in registers */
-        put_plain_codes(&we, cb, cn, c->ebits);
-        c->wexp = we;
-        cn = 0;
-    }
-    c->wsign = ws;
-    c->wmant = wm;
-    c->cn = cn;
-    c->nonzero += nonzero;
-    c->negative += negative;
+    fast_enc_finish(c, &ws, &wm, cn, nonzero, negative);
     return nb;
 }
 

@@ -76,6 +76,46 @@ static inline __m512i emu_cvtepu16_epi32(__m256i a)
         out[i] = in[i];
     return _mm512_loadu_si512(out);
 }
+/* 512-bit VBMI2 byte compress/expand and the masked qword store. */
+static inline __m512i emu_compress512_epi8(__mmask64 k, __m512i a)
+{
+    uint8_t in[64], out[64] = {0};
+    unsigned j = 0;
+    _mm512_storeu_si512(in, a);
+    for (unsigned i = 0; i < 64; i++)
+        if (k >> i & 1)
+            out[j++] = in[i];
+    return _mm512_loadu_si512(out);
+}
+
+static inline __m512i emu_expand512_epi8(__mmask64 k, __m512i a)
+{
+    uint8_t in[64], out[64] = {0};
+    unsigned j = 0;
+    _mm512_storeu_si512(in, a);
+    for (unsigned i = 0; i < 64; i++)
+        if (k >> i & 1)
+            out[i] = in[j++];
+    return _mm512_loadu_si512(out);
+}
+
+static inline void emu_mask_storeu_epi64(void *p, __mmask8 k, __m512i a)
+{
+    uint64_t in[8];
+    _mm512_storeu_si512(in, a);
+    for (unsigned i = 0; i < 8; i++)
+        if (k >> i & 1)
+            memcpy((uint8_t *)p + 8 * i, &in[i], 8);
+}
+/* SIMDe 0.7's native alias of vpmaddwd takes the masked form's arguments */
+#undef _mm512_madd_epi16
+#define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+#undef _mm512_maskz_compress_epi8
+#undef _mm512_maskz_expand_epi8
+#undef _mm512_mask_storeu_epi64
+#define _mm512_maskz_compress_epi8(k, a) emu_compress512_epi8(k, a)
+#define _mm512_maskz_expand_epi8(k, a) emu_expand512_epi8(k, a)
+#define _mm512_mask_storeu_epi64(p, k, a) emu_mask_storeu_epi64(p, k, a)
 #undef _mm_maskz_compress_epi8
 #undef _mm_maskz_expand_epi8
 #undef _mm256_maskz_compress_epi16
@@ -351,11 +391,221 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
     c->negative += negative;
 }
 
+/*
+ * Whole 64-value blocks for the common case (round to nearest even, no -0,
+ * nothing saturates: the plan's "fast"), mantissa widths K 0..6: four
+ * vectors quantized, their exponent and top mantissa byte narrowed to 64
+ * bytes each with two vpermt2w and two vpermt2b, the non-zero ones left-packed
+ * with vpcompressb, the mantissas packed to K bits each by two multiply-adds
+ * (pairs, then pairs of pairs) and a qword shift, and appended to the plane
+ * as one 512-bit shift (bw_put512). Writes the same bits as enc_fast_body in
+ * kernels_avx2.c. Returns how many values it did.
+ */
+
+/* qword i-1 / i+1 of a vector (vpermq; the lane shifted in is cleared) */
+static const uint64_t idx_qdown[8] = {0, 0, 1, 2, 3, 4, 5, 6};
+static const uint64_t idx_qup[8] = {1, 2, 3, 4, 5, 6, 7, 7};
+
+/* Appends the low L bits of v (bits from L on zero; w->nbits + L < 512). */
+static inline void bw_put512(sfp__bw *w, __m512i v, unsigned L)
+{
+    const unsigned nb = w->nbits, T = nb + L, full = T >> 6;
+    const __m512i prev = _mm512_maskz_permutexvar_epi64(0xfe, _mm512_loadu_si512(idx_qdown), v);
+    __m512i o = _mm512_or_si512(_mm512_sllv_epi64(v, _mm512_set1_epi64(nb)),
+                                _mm512_srlv_epi64(prev, _mm512_set1_epi64(64 - nb)));
+    o = _mm512_or_si512(o, _mm512_maskz_mov_epi64(1, _mm512_set1_epi64((long long)w->acc)));
+    _mm512_mask_storeu_epi64(w->p, (__mmask8)((1u << full) - 1), o);
+    w->p += 8 * full;
+    w->acc = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(
+        _mm512_permutexvar_epi64(_mm512_set1_epi64(full), o)));
+    w->nbits = T & 63;
+}
+
+/* The next L (<= 448) bits of r as a vector (bits from L on: what follows in
+ * the plane); the caller checks that 64 bytes from pos / 8 are inside. */
+static inline __m512i br_get512(sfp__br *r, unsigned L)
+{
+    const unsigned sh = (unsigned)(r->pos & 7);
+    const __m512i v = _mm512_loadu_si512(r->p + (r->pos >> 3));
+    const __m512i next = _mm512_maskz_permutexvar_epi64(0x7f, _mm512_loadu_si512(idx_qup), v);
+    r->pos += L;
+    return _mm512_or_si512(_mm512_srlv_epi64(v, _mm512_set1_epi64(sh)),
+                           _mm512_sllv_epi64(next, _mm512_set1_epi64(64 - sh)));
+}
+
+/* K-bit fields, K 0..6 (generated): pack = bytes Kq..Kq+K-1 from the low K
+ * bytes of qword q. */
+static const uint8_t tab_pack[7][64] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 8, 16, 24, 32, 40, 48, 56, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 1, 8, 9, 16, 17, 24, 25, 32, 33, 40, 41, 48, 49, 56, 57,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 1, 2, 8, 9, 10, 16, 17, 18, 24, 25, 26, 32, 33, 34, 40,
+     41, 42, 48, 49, 50, 56, 57, 58, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27,
+     32, 33, 34, 35, 40, 41, 42, 43, 48, 49, 50, 51, 56, 57, 58, 59,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 16, 17, 18, 19, 20, 24,
+     25, 26, 27, 28, 32, 33, 34, 35, 36, 40, 41, 42, 43, 44, 48, 49,
+     50, 51, 52, 56, 57, 58, 59, 60, 0, 0, 0, 0, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+    {0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19,
+     20, 21, 24, 25, 26, 27, 28, 29, 32, 33, 34, 35, 36, 37, 40, 41,
+     42, 43, 44, 45, 48, 49, 50, 51, 52, 53, 56, 57, 58, 59, 60, 61,
+     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,},
+};
+/* vpermt2b: the even / odd bytes of two vectors (low / high byte of words) */
+static const uint8_t tab_eo[2][64] = {
+    {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30,
+     32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+     64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94,
+     96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126,},
+    {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31,
+     33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63,
+     65, 67, 69, 71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95,
+     97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127,},
+};
+/* vpermt2b: dword i of quarter q gets the mantissa byte (first operand) as
+ * byte 2 and the exponent (second operand) as byte 3 of value 16 q + i */
+static const uint8_t tab_join[4][64] = {
+    {0, 0, 0, 64, 1, 1, 1, 65, 2, 2, 2, 66, 3, 3, 3, 67,
+     4, 4, 4, 68, 5, 5, 5, 69, 6, 6, 6, 70, 7, 7, 7, 71,
+     8, 8, 8, 72, 9, 9, 9, 73, 10, 10, 10, 74, 11, 11, 11, 75,
+     12, 12, 12, 76, 13, 13, 13, 77, 14, 14, 14, 78, 15, 15, 15, 79,},
+    {16, 16, 16, 80, 17, 17, 17, 81, 18, 18, 18, 82, 19, 19, 19, 83,
+     20, 20, 20, 84, 21, 21, 21, 85, 22, 22, 22, 86, 23, 23, 23, 87,
+     24, 24, 24, 88, 25, 25, 25, 89, 26, 26, 26, 90, 27, 27, 27, 91,
+     28, 28, 28, 92, 29, 29, 29, 93, 30, 30, 30, 94, 31, 31, 31, 95,},
+    {32, 32, 32, 96, 33, 33, 33, 97, 34, 34, 34, 98, 35, 35, 35, 99,
+     36, 36, 36, 100, 37, 37, 37, 101, 38, 38, 38, 102, 39, 39, 39, 103,
+     40, 40, 40, 104, 41, 41, 41, 105, 42, 42, 42, 106, 43, 43, 43, 107,
+     44, 44, 44, 108, 45, 45, 45, 109, 46, 46, 46, 110, 47, 47, 47, 111,},
+    {48, 48, 48, 112, 49, 49, 49, 113, 50, 50, 50, 114, 51, 51, 51, 115,
+     52, 52, 52, 116, 53, 53, 53, 117, 54, 54, 54, 118, 55, 55, 55, 119,
+     56, 56, 56, 120, 57, 57, 57, 121, 58, 58, 58, 122, 59, 59, 59, 123,
+     60, 60, 60, 124, 61, 61, 61, 125, 62, 62, 62, 126, 63, 63, 63, 127,},
+};
+
+static const uint16_t idx_even_w[32] = {
+    0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30,
+    32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+};
+
+static inline __attribute__((always_inline)) size_t
+enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
+            const qscal *s, const unsigned K, const int zmap, const int hsign)
+{
+    const unsigned SH = 23 - K;
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    const __m512i low = _mm512_set1_epi32((int)((1u << SH) - 1));
+    const __m512i half = _mm512_set1_epi32((int)((1u << SH) - 1) >> 1);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i zero = _mm512_setzero_si512();
+    /* kept (not flushed) <=> m != 0 and E >= minE <=> m >= thr */
+    const __m512i thr = _mm512_set1_epi32(s->minE > 0 ? (int)((uint32_t)s->minE << 23) : 1);
+    const __m512i lo1 = _mm512_set1_epi8((char)(c->lo - 1));
+    const __m512i iw = _mm512_loadu_si512(idx_even_w);
+    const __m512i ieven = _mm512_loadu_si512(tab_eo[0]), iodd = _mm512_loadu_si512(tab_eo[1]);
+    const __m512i ipack = _mm512_loadu_si512(tab_pack[K]);
+    const __m512i km = _mm512_set1_epi8((char)((1u << K) - 1));
+    const __m512i mul1 = _mm512_set1_epi16((short)(1 | (1 << K) << 8));
+    const __m512i mul2 = _mm512_set1_epi32((int)(1 | (1u << 2 * K) << 16));
+    const __m512i lo32 = _mm512_set1_epi64(0xffffffff);
+    const __mmask64 packed_bytes = K ? ~UINT64_C(0) >> (64 - 8 * K) : 0;
+    sfp__bw ws = c->wsign, wm = c->wmant;
+    uint8_t *cb = c->cbuf;
+    size_t cn = c->cn;
+    uint64_t nonzero = 0, negative = 0;
+    const size_t nb = n & ~(size_t)63;
+
+    for (size_t b = 0; b < nb; b += 64) {
+        __m512i g[4];
+        uint64_t word = 0, sg = 0;
+#pragma GCC unroll 4
+        for (unsigned j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512(x + b + 16 * j);
+            const __m512i a = _mm512_and_si512(v, absmask);
+            const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, (int)SH), one);
+            const __m512i m = _mm512_andnot_si512(low, _mm512_add_epi32(a, _mm512_add_epi32(half, odd)));
+            word |= (uint64_t)_mm512_cmpge_epu32_mask(m, thr) << 16 * j;
+            if (hsign)
+                sg |= (uint64_t)_mm512_cmpgt_epi32_mask(zero, v) << 16 * j;
+            g[j] = _mm512_srli_epi32(m, 15); /* E << 8 | the mantissa's top byte */
+        }
+        const unsigned cnt = (unsigned)__builtin_popcountll(word);
+        const __m512i p01 = _mm512_permutex2var_epi16(g[0], iw, g[1]);
+        const __m512i p23 = _mm512_permutex2var_epi16(g[2], iw, g[3]);
+        const __m512i cd = _mm512_sub_epi8(_mm512_permutex2var_epi8(p01, iodd, p23), lo1);
+        if (zmap) {
+            _mm512_storeu_si512(cb + cn, _mm512_maskz_compress_epi8(word, cd));
+            cn += cnt;
+        } else {
+            _mm512_storeu_si512(cb + cn, _mm512_maskz_mov_epi8(word, cd));
+            cn += 64;
+        }
+        if (K) {
+            __m512i mt = _mm512_permutex2var_epi8(p01, ieven, p23);
+            mt = _mm512_and_si512(_mm512_srli_epi16(mt, (int)(8 - K)), km);
+            mt = _mm512_maskz_compress_epi8(word, mt);
+            /* K-bit fields: pairs in 2K bits, quads in 4K, eights in 8K
+             * bits = K bytes per qword, then the qwords' K bytes joined */
+            __m512i t = _mm512_madd_epi16(_mm512_maddubs_epi16(mt, mul1), mul2);
+            t = _mm512_or_si512(_mm512_and_si512(t, lo32),
+                                _mm512_slli_epi64(_mm512_srli_epi64(t, 32), (unsigned)(4 * K)));
+            t = _mm512_maskz_permutexvar_epi8(packed_bytes, ipack, t);
+            bw_put512(&wm, t, cnt * K);
+        }
+        if (hsign) {
+            negative += (uint64_t)__builtin_popcountll(sg & word);
+            sfp__bw_put(&ws, _pext_u64(sg, word), cnt);
+        }
+        zw[b / 64] = word;
+        nonzero += cnt;
+    }
+    fast_enc_finish(c, &ws, &wm, cn, nonzero, negative);
+    return nb;
+}
+
 static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
                               uint64_t i0, uint64_t *zw)
 {
     if (c->pl->r.mode == SFP_ROUND_STOCHASTIC) {
         sfp__kernels_c.enc_values(c, x, n, i0, zw);
+        return;
+    }
+    const qscal s = qscal_of(c->pl);
+    if (s.fast && !s.trunc) {
+        /* K 0..6 here; 7, 8 and 23 in the AVX2 kernel's loops (measured
+         * as fast as these would be: one pext per 8 values) */
+        if (c->k > 6 || s.minE > 255) {
+            sfp__kernels_avx2.enc_values(c, x, n, i0, zw);
+            return;
+        }
+        size_t done = 0;
+        switch ((int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
+#define SFP__FAST_CASE(v)                                                      \
+    case v:                                                                    \
+        done = enc_fast512(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1); \
+        break;
+        SFP__CASES16(SFP__FAST_CASE)
+        SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
+        SFP__FAST_CASE(20) SFP__FAST_CASE(21) SFP__FAST_CASE(22) SFP__FAST_CASE(23)
+        SFP__FAST_CASE(24) SFP__FAST_CASE(25) SFP__FAST_CASE(26) SFP__FAST_CASE(27)
+#undef SFP__FAST_CASE
+        }
+        if (done < n) /* the tail of the last block */
+            sfp__kernels_avx2.enc_values(c, x + done, n - done, i0 + done, zw + done / 64);
         return;
     }
     q16 q;
@@ -518,9 +768,122 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     c->bad |= bad != 0;
 }
 
+/*
+ * The decoder's loop for whole 64-value blocks, K 0..6, no -0 plane: the
+ * block's codes expanded to their lanes (vpexpandb), its mantissas read as
+ * one 512-bit field, unpacked to bytes by vpermb + vpmultishiftqb and
+ * expanded, exponent and mantissa bytes joined into the dwords by four
+ * vpermt2b. Same values and the same checks as dec_fast_body in
+ * kernels_avx2.c. Stops early (returns the values done) where a block's
+ * mantissas could reach past the plane's end; the caller finishes.
+ */
+static inline __attribute__((always_inline)) size_t
+dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
+            const unsigned K, const int zmap, const int hsign)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i lo1 = _mm512_set1_epi8((char)(c->lo - 1));
+    const __m512i cmin8 = _mm512_set1_epi8((char)(zmap ? c->cmin : c->cmin - 1));
+    const __m512i one8 = _mm512_set1_epi8(1);
+    const __m512i csub8 = _mm512_set1_epi8((char)c->csub);
+    const int sub = c->csub < 256; /* the window reaches E = 0 */
+    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
+    /* vpermb: bytes Kq..Kq+7 to qword q; vpmultishiftqb: byte i of a
+     * qword from its bit K i */
+    const uint64_t kq = K * ONES8;
+    const __m512i iunp = _mm512_set_epi64((long long)(LANES8 + 7 * kq), (long long)(LANES8 + 6 * kq),
+                                          (long long)(LANES8 + 5 * kq), (long long)(LANES8 + 4 * kq),
+                                          (long long)(LANES8 + 3 * kq), (long long)(LANES8 + 2 * kq),
+                                          (long long)(LANES8 + kq), (long long)LANES8);
+    const __m512i ctrl = _mm512_set1_epi64((long long)(K * LANES8));
+    const __m512i km = _mm512_set1_epi8((char)((1u << K) - 1));
+    const __mmask64 hi2 = 0xccccccccccccccccull;
+    sfp__br rs = c->rsign, rm = c->rmant;
+    const uint8_t *cb = c->cbuf;
+    size_t cpos = c->cpos;
+    uint64_t nonzero = 0, bad = 0;
+    const size_t nb = n & ~(size_t)63;
+    size_t b = 0;
+
+    for (; b < nb; b += 64) {
+        if (K && (rm.pos >> 3) + 64 > rm.len)
+            break;
+        const __m512i raw = _mm512_loadu_si512(cb + cpos);
+        uint64_t word;
+        __m512i cd;
+        if (zmap) {
+            word = zw[b / 64];
+            cd = _mm512_maskz_expand_epi8(word, raw);
+            /* a code below the window (a code 0 where the map says
+             * non-zero included) */
+            bad |= word & _mm512_cmplt_epu8_mask(cd, cmin8);
+            cpos += (size_t)__builtin_popcountll(word);
+        } else { /* a code per value, 0 for a zero; none in 1..cmin-1 */
+            cd = raw;
+            word = _mm512_test_epi8_mask(cd, cd);
+            bad |= _mm512_cmplt_epu8_mask(_mm512_sub_epi8(cd, one8), cmin8);
+            cpos += 64;
+        }
+        const unsigned cnt = (unsigned)__builtin_popcountll(word);
+        __m512i mt = zero;
+        if (K) {
+            mt = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(iunp, br_get512(&rm, cnt * K)));
+            mt = _mm512_maskz_expand_epi8(word, _mm512_and_si512(mt, km));
+        }
+        if (sub) { /* E = 0 with a zero mantissa is a zero, not a code */
+            uint64_t e0 = word & _mm512_cmpeq_epi8_mask(cd, csub8);
+            if (K)
+                e0 &= ~_mm512_test_epi8_mask(mt, mt);
+            bad |= e0;
+        }
+        const __m512i eb = _mm512_add_epi8(cd, lo1);
+        if (K)
+            mt = _mm512_slli_epi16(mt, (int)(8 - K));
+        uint64_t sg = 0;
+        if (hsign)
+            sg = _pdep_u64(get_bits(&rs, cnt), word);
+#pragma GCC unroll 4
+        for (unsigned q = 0; q < 4; q++) {
+            __m512i v = _mm512_maskz_permutex2var_epi8(hi2, mt, _mm512_loadu_si512(tab_join[q]), eb);
+            v = _mm512_maskz_mov_epi32((__mmask16)(word >> 16 * q), _mm512_srli_epi32(v, 1));
+            if (hsign)
+                v = _mm512_mask_or_epi32(v, (__mmask16)(sg >> 16 * q), v, signbit);
+            _mm512_storeu_si512(y + b + 16 * q, v);
+        }
+        nonzero += cnt;
+    }
+    c->cpos = cpos;
+    c->rsign = rs;
+    c->rmant = rm;
+    c->nonzero += nonzero;
+    c->bad |= bad != 0;
+    return b;
+}
+
 static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n,
                               const uint64_t *zw)
 {
+    if (!c->zsign && c->k <= 8) {
+        size_t done = 0;
+        switch (c->k > 6 ? -1 : (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
+#define SFP__FAST_CASE(v)                                                      \
+    case v:                                                                    \
+        done = dec_fast512(c, y, n, zw, (v) >> 2, ((v) >> 1) & 1, (v) & 1);    \
+        break;
+        SFP__CASES16(SFP__FAST_CASE)
+        SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
+        SFP__FAST_CASE(20) SFP__FAST_CASE(21) SFP__FAST_CASE(22) SFP__FAST_CASE(23)
+        SFP__FAST_CASE(24) SFP__FAST_CASE(25) SFP__FAST_CASE(26) SFP__FAST_CASE(27)
+#undef SFP__FAST_CASE
+        default:
+            break;
+        }
+        /* K 7, 8, the tail, and blocks at the mantissa plane's end: the
+         * AVX2 kernel's loops */
+        if (done < n)
+            sfp__kernels_avx2.dec_values(c, y + done, n - done, zw + done / 64);
+        return;
+    }
     const int kcls = c->k == 0 ? 0 : c->k <= 8 ? 1 : c->k <= 16 ? 2 : 3;
     const int sel = kcls << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0);
     switch (sel) {

@@ -48,6 +48,37 @@ static inline uint64_t get_bits(sfp__br *r, unsigned n)
     return n > 56 ? sfp__br_get64(r, n) : sfp__br_get(r, n);
 }
 
+/* The plain coder: the e-bit codes cb[0..n) appended to the exponent
+ * plane, eight per put. */
+static inline void put_plain_codes(sfp__bw *we, const uint8_t *cb, size_t n, unsigned e)
+{
+    const uint64_t em = bytemask(e);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        sfp__bw_put(we, _pext_u64(load8(cb + i), em), 8 * e);
+    for (; i < n; i++)
+        sfp__bw_put(we, cb[i], e);
+}
+
+/* The end of the encoders' 64-block loops (enc_fast_body, enc_fast512):
+ * the plain coder's codes go out now, before the caller's tail writes its
+ * own straight into the exponent plane; the loop's state back into c. */
+static inline void fast_enc_finish(sfp__codec *c, const sfp__bw *ws, const sfp__bw *wm,
+                                   size_t cn, uint64_t nonzero, uint64_t negative)
+{
+    if (c->coder == SFP_CODER_PLAIN) {
+        sfp__bw we = c->wexp; /* a local copy stays in registers */
+        put_plain_codes(&we, c->cbuf, cn, c->ebits);
+        c->wexp = we;
+        cn = 0;
+    }
+    c->wsign = *ws;
+    c->wmant = *wm;
+    c->cn = cn;
+    c->nonzero += nonzero;
+    c->negative += negative;
+}
+
 /*
  * The end of the fast scan (scan_avx2, scan_avx512): the scalar tail
  * x[i..n) and the decision. hi/lo are the largest/smallest non-zero input
