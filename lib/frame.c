@@ -611,7 +611,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
                 /* bits past the tensor end are never written by an encoder */
                 RETURN_IF(m < 64 && (w >> m) != 0, SFP_ECORRUPT);
                 zw[b] = w;
-                need += (size_t)__builtin_popcountll(w);
+                need += sfp__popcount64(w);
             }
             RETURN_IF(zbad || sfp__br_overrun(&rz), SFP_ECORRUPT);
         } else if (s.zmap) {
@@ -629,7 +629,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
                     RETURN_IF(m < 64 && (w >> m) != 0, SFP_ECORRUPT);
                 }
                 zw[b] = w;
-                need += (size_t)__builtin_popcountll(w);
+                need += sfp__popcount64(w);
             }
         }
         RETURN_IF((rc = kt->dec_codes(&s, need)) < 0, rc);

@@ -298,6 +298,16 @@ static inline uint64_t sfp__br_get64(sfp__br *r, unsigned n)
     return sfp__br_get(r, n);
 }
 
+/* Population count without a libgcc call: the generic files are built for
+ * baseline x86-64, where __builtin_popcountll is a function call. */
+static inline unsigned sfp__popcount64(uint64_t x)
+{
+    x -= (x >> 1) & UINT64_C(0x5555555555555555);
+    x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+    x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+    return (unsigned)((x * UINT64_C(0x0101010101010101)) >> 56);
+}
+
 static inline unsigned sfp__bitlen(uint32_t v)
 {
     return v ? 32u - (unsigned)__builtin_clz(v) : 0u;

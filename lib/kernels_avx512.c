@@ -253,18 +253,30 @@ static void scan_avx512(const uint32_t *x, size_t n, const sfp__round *r,
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     const __m512i negz = _mm512_set1_epi32((int)0x80000000u);
     const __m512i zero = _mm512_setzero_si512();
-    __m512i amax = zero, amin = _mm512_set1_epi32(-1), neg = zero;
+    const __m512i minus1 = _mm512_set1_epi32(-1);
+    __m512i amax = zero, amin = minus1, neg = zero, nzero = zero, nnegz = zero;
     uint64_t zeros = 0, negzero = 0;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512i v = _mm512_loadu_si512(x + i);
-        __m512i a = _mm512_and_si512(v, absmask);
-        __mmask16 isz = _mm512_cmpeq_epi32_mask(a, zero);
-        amax = _mm512_max_epu32(amax, a);
-        amin = _mm512_mask_min_epu32(amin, (__mmask16)~isz, amin, a);
-        zeros += (unsigned)__builtin_popcount(isz);
-        negzero += (unsigned)__builtin_popcount(_mm512_cmpeq_epi32_mask(v, negz));
-        neg = _mm512_mask_or_epi32(neg, (__mmask16)~isz, neg, v);
+    while (i + 16 <= n) {
+        /* per-lane counters (subtracting -1 where a lane matches), folded
+         * into the totals before they could wrap */
+        const size_t stop = n - i > (size_t)1 << 30 ? i + ((size_t)1 << 30) : n;
+        for (; i + 16 <= stop; i += 16) {
+            __m512i v = _mm512_loadu_si512(x + i);
+            __m512i a = _mm512_and_si512(v, absmask);
+            __mmask16 isz = _mm512_cmpeq_epi32_mask(a, zero);
+            amax = _mm512_max_epu32(amax, a);
+            amin = _mm512_mask_min_epu32(amin, (__mmask16)~isz, amin, a);
+            nzero = _mm512_mask_sub_epi32(nzero, isz, nzero, minus1);
+            nnegz = _mm512_mask_sub_epi32(nnegz, _mm512_cmpeq_epi32_mask(v, negz), nnegz, minus1);
+            neg = _mm512_mask_or_epi32(neg, (__mmask16)~isz, neg, v);
+        }
+        uint32_t tz[16], tn[16];
+        _mm512_storeu_si512(tz, nzero);
+        _mm512_storeu_si512(tn, nnegz);
+        for (int j = 0; j < 16; j++)
+            zeros += tz[j], negzero += tn[j];
+        nzero = nnegz = zero;
     }
     uint32_t tmax[16], tmin[16], tneg[16], hi = 0, lo = 0xffffffffu, anyneg = 0;
     _mm512_storeu_si512(tmax, amax);
@@ -407,7 +419,7 @@ static const uint64_t idx_qdown[8] = {0, 0, 1, 2, 3, 4, 5, 6};
 static const uint64_t idx_qup[8] = {1, 2, 3, 4, 5, 6, 7, 7};
 
 /* Appends the low L bits of v (bits from L on zero; w->nbits + L < 512). */
-static inline void bw_put512(sfp__bw *w, __m512i v, unsigned L)
+static inline __attribute__((always_inline)) void bw_put512(sfp__bw *w, __m512i v, unsigned L)
 {
     const unsigned nb = w->nbits, T = nb + L, full = T >> 6;
     const __m512i prev = _mm512_maskz_permutexvar_epi64(0xfe, _mm512_loadu_si512(idx_qdown), v);
@@ -423,7 +435,7 @@ static inline void bw_put512(sfp__bw *w, __m512i v, unsigned L)
 
 /* The next L (<= 448) bits of r as a vector (bits from L on: what follows in
  * the plane); the caller checks that 64 bytes from pos / 8 are inside. */
-static inline __m512i br_get512(sfp__br *r, unsigned L)
+static inline __attribute__((always_inline)) __m512i br_get512(sfp__br *r, unsigned L)
 {
     const unsigned sh = (unsigned)(r->pos & 7);
     const __m512i v = _mm512_loadu_si512(r->p + (r->pos >> 3));
