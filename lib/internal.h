@@ -525,7 +525,7 @@ typedef struct sfp__codec {
     int bad;             /* decoder: invalid code seen                    */
     /* exponent codes of the current chunk (+ a partial Gecko group); last,
      * so that memset(.., offsetof(sfp__codec, cbuf)) clears the rest */
-    uint8_t cbuf[SFP__CHUNK + 2 * 64 + 16];
+    uint8_t cbuf[SFP__CHUNK + 4 * 64 + 16];
 } sfp__codec;
 
 /*

@@ -656,24 +656,7 @@ static int dec_gecko16(sfp__codec *c, sfp__br *re, unsigned *prevp, size_t need)
     if (re->len < 32)
         return SFP_OK;
     while (cn < need && left >= 16 && (pos >> 3) <= lim) {
-        uint64_t h = sfp__load64le(p + (pos >> 3)) >> (pos & 7);
-        const unsigned same = (unsigned)h & 1;
-        const unsigned hb = same ? 1 : 1 + e;
-        const unsigned B = same ? prev : (unsigned)(h >> 1) & (unsigned)emask;
-        const unsigned w = (unsigned)(h >> hb) & (unsigned)wmask;
-        pos += hb + wbits;
-        wbad |= w > e;
-        const uint64_t wm = bytemask(w);
-        uint64_t d0 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
-        pos += 8 * w;
-        uint64_t d1 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
-        pos += 8 * w;
-        const __m128i bv = _mm_set1_epi8((char)B);
-        const __m128i dv = _mm_set_epi64x((long long)d1, (long long)d0);
-        /* d > B in some byte <=> max(d, B) != B */
-        badv = _mm_or_si128(badv, _mm_xor_si128(_mm_max_epu8(dv, bv), bv));
-        _mm_storeu_si128((__m128i *)(cb + cn), _mm_sub_epi8(bv, dv));
-        prev = B;
+        gecko16_get_fast(p, &pos, e, wbits, emask, wmask, &prev, cb + cn, &badv, &wbad);
         cn += 16;
         left -= 16;
     }

@@ -781,6 +781,24 @@ dec_values_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
 }
 
 /*
+ * Gecko groups of 16 are decoded inside dec_fast512, a few groups ahead of
+ * the block that needs them, instead of in a pass of their own before it
+ * (dec_codes): the group headers form one dependent chain (each gives the
+ * next one's position), which alone takes about as long as the values' work
+ * and here overlaps it. dec_codes_avx512 then only keeps the codes left
+ * over from the last chunk; what the loop cannot do (the plane's last 32
+ * bytes, the last partial group, K 7 and 8, the tail) goes through the AVX2
+ * kernel's dec_codes and dec_values as before.
+ */
+#define GK_AHEAD 64
+
+static inline int gk16_deferred(const sfp__codec *c)
+{
+    return c->coder == SFP_CODER_GECKO && c->G == 16 && c->ebits <= 7 && !c->zsign &&
+           c->k <= 6;
+}
+
+/*
  * The decoder's loop for whole 64-value blocks, K 0..6, no -0 plane: the
  * block's codes expanded to their lanes (vpexpandb), its mantissas read as
  * one 512-bit field, unpacked to bytes by vpermb + vpmultishiftqb and
@@ -811,20 +829,41 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const __m512i km = _mm512_set1_epi8((char)((1u << K) - 1));
     const __mmask64 hi2 = 0xccccccccccccccccull;
     sfp__br rs = c->rsign, rm = c->rmant;
-    const uint8_t *cb = c->cbuf;
-    size_t cpos = c->cpos;
+    uint8_t *cb = c->cbuf;
+    size_t cpos = c->cpos, cn = c->cn;
     uint64_t nonzero = 0, bad = 0;
     const size_t nb = n & ~(size_t)63;
     size_t b = 0;
+    /* Gecko groups read here, as the blocks need them (gk16_deferred) */
+    const int gk = gk16_deferred(c);
+    const unsigned e = c->ebits, wbits = sfp__gecko_wbits(e);
+    const uint64_t emask = (UINT64_C(1) << e) - 1, wmask = (UINT64_C(1) << wbits) - 1;
+    const uint8_t *ep = c->rexp.p;
+    uint64_t epos = c->rexp.pos, left = c->codes_left;
+    const uint64_t elim = c->rexp.len >= 32 ? c->rexp.len - 32 : 0;
+    unsigned prev = c->prev_base, wbad = 0;
+    __m128i gbad = _mm_setzero_si128();
 
     for (; b < nb; b += 64) {
         if (K && (rm.pos >> 3) + 64 > rm.len)
             break;
+        uint64_t word = zmap ? zw[b / 64] : 0;
+        if (gk) {
+            const size_t want = zmap ? (size_t)__builtin_popcountll(word) : 64;
+            /* a block ahead where the plane allows: the 64-byte load below
+             * would stall on 16-byte stores still in flight */
+            while (cn - cpos < want + GK_AHEAD && left >= 16 && c->rexp.len >= 32 &&
+                   (epos >> 3) <= elim) {
+                gecko16_get_fast(ep, &epos, e, wbits, emask, wmask, &prev, cb + cn, &gbad, &wbad);
+                cn += 16;
+                left -= 16;
+            }
+            if (cn - cpos < want)
+                break; /* near the plane's end: the checked path */
+        }
         const __m512i raw = _mm512_loadu_si512(cb + cpos);
-        uint64_t word;
         __m512i cd;
         if (zmap) {
-            word = zw[b / 64];
             cd = _mm512_maskz_expand_epi8(word, raw);
             /* a code below the window (a code 0 where the map says
              * non-zero included) */
@@ -869,6 +908,13 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     c->rmant = rm;
     c->nonzero += nonzero;
     c->bad |= bad != 0;
+    if (gk) {
+        c->cn = cn;
+        c->rexp.pos = epos;
+        c->codes_left = left;
+        c->prev_base = prev;
+        c->bad |= wbad || !_mm_testz_si128(gbad, gbad);
+    }
     return b;
 }
 
@@ -890,10 +936,24 @@ static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n,
         default:
             break;
         }
-        /* K 7, 8, the tail, and blocks at the mantissa plane's end: the
-         * AVX2 kernel's loops */
-        if (done < n)
+        /* K 7, 8, the tail, and blocks at the mantissa or exponent plane's
+         * end: the AVX2 kernel's loops (with the codes they need first when
+         * the groups were deferred) */
+        if (done < n) {
+            if (gk16_deferred(c)) {
+                size_t need = n - done;
+                if (c->zmap) {
+                    need = 0;
+                    for (size_t i = done / 64; i < (n + 63) / 64; i++)
+                        need += (size_t)__builtin_popcountll(zw[i]);
+                }
+                if (sfp__kernels_avx2.dec_codes(c, need) < 0) {
+                    c->bad = 1;
+                    return;
+                }
+            }
             sfp__kernels_avx2.dec_values(c, y + done, n - done, zw + done / 64);
+        }
         return;
     }
     const int kcls = c->k == 0 ? 0 : c->k <= 8 ? 1 : c->k <= 16 ? 2 : 3;
@@ -916,6 +976,13 @@ static void analyze_avx512(const uint32_t *x, size_t n, const sfp__round *r,
 
 static int dec_codes_avx512(sfp__codec *c, size_t need)
 {
+    if (gk16_deferred(c)) {
+        /* dec_values_avx512 reads the groups as its blocks need them */
+        memmove(c->cbuf, c->cbuf + c->cpos, c->cn - c->cpos);
+        c->cn -= c->cpos;
+        c->cpos = 0;
+        return SFP_OK;
+    }
     return sfp__kernels_avx2.dec_codes(c, need);
 }
 

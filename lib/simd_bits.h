@@ -80,6 +80,40 @@ static inline void fast_enc_finish(sfp__codec *c, const sfp__bw *ws, const sfp__
 }
 
 /*
+ * One Gecko group of 16 codes (e <= 7) at bit *pos of p, read with
+ * unchecked 64-bit loads (the caller keeps 32 bytes of the plane ahead):
+ * header and widths without branches on the data, the 16 deltas checked
+ * and subtracted in one vector. A width over e sets *wbad, a delta over the
+ * base sets bytes of *badv; the codes go to out[0..16).
+ */
+static inline __attribute__((always_inline)) void
+gecko16_get_fast(const uint8_t *p, uint64_t *posp, unsigned e, unsigned wbits,
+                 uint64_t emask, uint64_t wmask, unsigned *prevp, uint8_t *out,
+                 __m128i *badv, unsigned *wbad)
+{
+    uint64_t pos = *posp;
+    uint64_t h = sfp__load64le(p + (pos >> 3)) >> (pos & 7);
+    const unsigned same = (unsigned)h & 1;
+    const unsigned hb = same ? 1 : 1 + e;
+    const unsigned B = same ? *prevp : (unsigned)(h >> 1) & (unsigned)emask;
+    const unsigned w = (unsigned)(h >> hb) & (unsigned)wmask;
+    pos += hb + wbits;
+    *wbad |= w > e;
+    const uint64_t wm = bytemask(w);
+    uint64_t d0 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
+    pos += 8 * w;
+    uint64_t d1 = _pdep_u64(sfp__load64le(p + (pos >> 3)) >> (pos & 7), wm);
+    pos += 8 * w;
+    const __m128i bv = _mm_set1_epi8((char)B);
+    const __m128i dv = _mm_set_epi64x((long long)d1, (long long)d0);
+    /* d > B in some byte <=> max(d, B) != B */
+    *badv = _mm_or_si128(*badv, _mm_xor_si128(_mm_max_epu8(dv, bv), bv));
+    _mm_storeu_si128((__m128i *)out, _mm_sub_epi8(bv, dv));
+    *prevp = B;
+    *posp = pos;
+}
+
+/*
  * The end of the fast scan (scan_avx2, scan_avx512): the scalar tail
  * x[i..n) and the decision. hi/lo are the largest/smallest non-zero input
  * magnitudes seen so far; rounding is monotonic, so they fix the anchor
