@@ -598,12 +598,22 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     }
 
     const sfp__kernels *kt = sfp__kernels_get();
+    /* the kernel may read the Huffman-coded masks itself, block by block */
+    sfp__zhread zr = {0};
+    const int zdefer = zhuf && kt->dec_zmap && kt->dec_zmap(&s);
+    if (zdefer) {
+        zr.d = &zd;
+        zr.r = rz;
+        s.zh = &zr;
+    }
     uint64_t zw[SFP__CHUNK / 64];
     uint32_t tmp[SFP__CHUNK];
     for (uint64_t i = 0; i < fi.count; i += SFP__CHUNK) {
         size_t c = fi.count - i < SFP__CHUNK ? (size_t)(fi.count - i) : SFP__CHUNK;
         size_t need = c;
-        if (zhuf) {
+        if (zdefer) {
+            need = 0; /* dec_codes does not use it then */
+        } else if (zhuf) {
             need = 0;
             for (size_t b = 0; b < (c + 63) / 64; b++) {
                 size_t m = c - b * 64 < 64 ? c - b * 64 : 64;
@@ -640,6 +650,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
         kt->dec_values(&s, y, c, zw);
         RETURN_IF(s.bad || sfp__br_overrun(&s.rsign) || sfp__br_overrun(&s.rmant),
                   SFP_ECORRUPT);
+        RETURN_IF(zdefer && (zr.bad || sfp__br_overrun(&zr.r)), SFP_ECORRUPT);
         if (fi.dtype == SFP_DTYPE_BF16) {
             uint16_t *d = (uint16_t *)dst + i;
             for (size_t j = 0; j < c; j++)
@@ -654,8 +665,10 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
               SFP_ECORRUPT);
     if (fi.coder != SFP_CODER_RANS)
         RETURN_IF(!plane_exact(f + off_exp, fi.exp_bytes, s.rexp.pos), SFP_ECORRUPT);
-    if (zhuf)
-        RETURN_IF(!plane_exact(rz.p, rz.len, rz.pos), SFP_ECORRUPT);
+    if (zhuf) {
+        const sfp__br *zrd = zdefer ? &zr.r : &rz;
+        RETURN_IF(!plane_exact(zrd->p, zrd->len, zrd->pos), SFP_ECORRUPT);
+    }
     if (s.rd)
         RETURN_IF((rc = sfp__rans_dec_finish(s.rd)) < 0, rc);
     if (out_n)

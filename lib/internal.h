@@ -342,11 +342,24 @@ typedef struct sfp__zh_enc {
     uint16_t code[2][256];
 } sfp__zh_enc;
 
-/* Decoder: the next 12 bits of the stream -> symbol << 4 | length (0: no
- * code), per context. */
+/* Decoder: the next 12 bits of the stream, per context -> an entry:
+ * length (bits 0-3), symbol (4-11), the context the symbol sets
+ * (SFP__ZH_CTX: its bit 7, placed so that it indexes tab[1]) and
+ * SFP__ZH_MISS where no code matches (length 1 then: step one bit, the
+ * frame is corrupt). */
+#define SFP__ZH_CTX (1u << SFP__ZH_MAXLEN)
+#define SFP__ZH_MISS (1u << (SFP__ZH_MAXLEN + 1))
 typedef struct sfp__zh_dec {
     uint16_t tab[2][1u << SFP__ZH_MAXLEN];
 } sfp__zh_dec;
+
+/* Decoder state of a Huffman-coded zero map read by a kernel. */
+typedef struct sfp__zhread {
+    const sfp__zh_dec *d;
+    sfp__br r;
+    unsigned prev, bad;
+    uint64_t blocks; /* masks of the chunk's first `blocks` blocks read */
+} sfp__zhread;
 
 /* Codes for mask counts cnt[context][mask]; returns the stream's bits. */
 uint64_t sfp__zh_build(sfp__zh_enc *e, const uint64_t cnt[2][256]) SFP__HIDDEN;
@@ -401,29 +414,30 @@ static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
 static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb,
                                    unsigned *prev, unsigned *bad)
 {
+    const uint16_t *tab = d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
+    const unsigned lmask = (1u << SFP__ZH_MAXLEN) - 1;
     uint64_t word = 0;
-    unsigned pv = *prev, i = 0, miss = 0;
+    unsigned ctx = (*prev >> 7) << SFP__ZH_MAXLEN, t = *prev << 4, i = 0, miss = 0;
     if (SFP__LIKELY(nb == 8 && (r->pos >> 3) + 16 <= r->len)) {
-        /* a whole block in the plane: two loads, four codes each */
-        const uint16_t *t0 = d->tab[0], *t1 = d->tab[1];
+        /* a whole block in the plane: two loads, four codes each; the
+         * chain from one code to the next is load, length, shift, index */
         for (unsigned h = 0; h < 2; h++) {
             uint64_t v = sfp__load64le(r->p + (r->pos >> 3)) >> (r->pos & 7);
             unsigned used = 0;
 #pragma GCC unroll 4
             for (unsigned j = 0; j < 4; j++) {
-                unsigned t = (pv >> 7 ? t1 : t0)[v & ((1u << SFP__ZH_MAXLEN) - 1)];
-                unsigned l = t & 15u;
-                miss |= l == 0;
-                l += l == 0;
+                t = tab[ctx | ((unsigned)v & lmask)];
+                const unsigned l = t & 15u;
                 v >>= l;
                 used += l;
-                pv = t >> 4;
-                word |= (uint64_t)pv << (8 * (4 * h + j));
+                ctx = t & SFP__ZH_CTX;
+                miss |= t;
+                word |= (uint64_t)(t >> 4 & 0xffu) << (8 * (4 * h + j));
             }
             r->pos += used;
         }
-        *bad |= miss;
-        *prev = pv;
+        *bad |= (miss & SFP__ZH_MISS) != 0;
+        *prev = t >> 4 & 0xffu;
         return word;
     }
     while (i < nb) {
@@ -438,19 +452,18 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
         }
         unsigned used = 0;
         for (unsigned j = 0; j < 4 && i < nb; j++, i++) {
-            unsigned t = d->tab[pv >> 7][v & ((1u << SFP__ZH_MAXLEN) - 1)];
-            unsigned l = t & 15u;
-            miss |= l == 0;
-            l += l == 0; /* a missing code: step one bit, the frame is corrupt */
+            t = tab[ctx | ((unsigned)v & lmask)];
+            const unsigned l = t & 15u;
             v >>= l;
             used += l;
-            pv = t >> 4;
-            word |= (uint64_t)pv << (8 * i);
+            ctx = t & SFP__ZH_CTX;
+            miss |= t;
+            word |= (uint64_t)(t >> 4 & 0xffu) << (8 * i);
         }
         r->pos += used;
     }
-    *bad |= miss;
-    *prev = pv;
+    *bad |= (miss & SFP__ZH_MISS) != 0;
+    *prev = t >> 4 & 0xffu;
     return word;
 }
 
@@ -523,6 +536,8 @@ typedef struct sfp__codec {
     uint64_t nonzero;
     uint64_t negative;   /* encoder: non-zero negatives written           */
     int bad;             /* decoder: invalid code seen                    */
+    struct sfp__zhread *zh; /* decoder: a Huffman-coded zero map that
+                              dec_values reads itself (dec_zmap), or NULL */
     /* exponent codes of the current chunk (+ a partial Gecko group); last,
      * so that memset(.., offsetof(sfp__codec, cbuf)) clears the rest */
     uint8_t cbuf[SFP__CHUNK + 4 * 64 + 16];
@@ -602,9 +617,12 @@ typedef struct sfp__kernels {
     /* Decoder: makes at least `need` codes available in cbuf[cpos..cn). */
     int (*dec_codes)(sfp__codec *c, size_t need);
     /* Decoder, per chunk: rebuilds binary32 patterns from the planes and
-     * cbuf. zw holds the block masks in zero-map mode. */
-    void (*dec_values)(sfp__codec *c, uint32_t *y, size_t n,
-                       const uint64_t *zw);
+     * cbuf. zw holds the block masks in zero-map mode; with c->zh set the
+     * kernel reads them from the Huffman-coded map and writes them there. */
+    void (*dec_values)(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw);
+    /* Optional: nonzero when dec_values reads a Huffman-coded zero map
+     * itself (then dec_codes is not given the chunk's code count). */
+    int (*dec_zmap)(const sfp__codec *c);
 } sfp__kernels;
 
 extern const sfp__kernels sfp__kernels_c SFP__HIDDEN;

@@ -981,8 +981,7 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     return nb;
 }
 
-static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n,
-                            const uint64_t *zw)
+static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
 {
     if (!c->zsign && c->k <= 8) {
         size_t done = 0;

@@ -808,7 +808,7 @@ static inline int gk16_deferred(const sfp__codec *c)
  * mantissas could reach past the plane's end; the caller finishes.
  */
 static inline __attribute__((always_inline)) size_t
-dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
+dec_fast512(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw,
             const unsigned K, const int zmap, const int hsign)
 {
     const __m512i zero = _mm512_setzero_si512();
@@ -843,11 +843,22 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const uint64_t elim = c->rexp.len >= 32 ? c->rexp.len - 32 : 0;
     unsigned prev = c->prev_base, wbad = 0;
     __m128i gbad = _mm_setzero_si128();
+    /* a Huffman-coded zero map read here too, a block's masks as the
+     * block comes, so that its dependent chain overlaps the values' work */
+    sfp__zhread *zh = zmap ? c->zh : NULL;
+    sfp__zhread zs = zh ? *zh : (sfp__zhread){0};
 
     for (; b < nb; b += 64) {
         if (K && (rm.pos >> 3) + 64 > rm.len)
             break;
-        uint64_t word = zmap ? zw[b / 64] : 0;
+        uint64_t word = 0;
+        if (zh) {
+            word = sfp__zh_get(&zs.r, zs.d, 8, &zs.prev, &zs.bad);
+            zw[b / 64] = word;
+            zs.blocks = b / 64 + 1;
+        } else if (zmap) {
+            word = zw[b / 64];
+        }
         if (gk) {
             const size_t want = zmap ? (size_t)__builtin_popcountll(word) : 64;
             /* a block ahead where the plane allows: the 64-byte load below
@@ -915,12 +926,15 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
         c->prev_base = prev;
         c->bad |= wbad || !_mm_testz_si128(gbad, gbad);
     }
+    if (zh)
+        *zh = zs;
     return b;
 }
 
-static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n,
-                              const uint64_t *zw)
+static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
 {
+    if (c->zmap && c->zh)
+        c->zh->blocks = 0;
     if (!c->zsign && c->k <= 8) {
         size_t done = 0;
         switch (c->k > 6 ? -1 : (int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
@@ -940,6 +954,23 @@ static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n,
          * end: the AVX2 kernel's loops (with the codes they need first when
          * the groups were deferred) */
         if (done < n) {
+            sfp__zhread *zh = c->zmap ? c->zh : NULL;
+            if (zh) {
+                /* the masks of the blocks the loop did not read */
+                for (uint64_t blk = zh->blocks; blk < (n + 63) / 64; blk++) {
+                    const size_t m = n - blk * 64 < 64 ? n - blk * 64 : 64;
+                    uint64_t w = sfp__zh_get(&zh->r, zh->d, (unsigned)(m + 7) / 8, &zh->prev,
+                                             &zh->bad);
+                    /* bits past the tensor end are never written by an encoder */
+                    zh->bad |= m < 64 && (w >> m) != 0;
+                    zw[blk] = w;
+                }
+                zh->blocks = (n + 63) / 64;
+                if (zh->bad || sfp__br_overrun(&zh->r)) {
+                    c->bad = 1;
+                    return;
+                }
+            }
             if (gk16_deferred(c)) {
                 size_t need = n - done;
                 if (c->zmap) {
@@ -986,6 +1017,13 @@ static int dec_codes_avx512(sfp__codec *c, size_t need)
     return sfp__kernels_avx2.dec_codes(c, need);
 }
 
+/* The Huffman-coded zero map is read in dec_fast512 when the Gecko groups
+ * are (the chunk's code count is then not needed before dec_values). */
+static int dec_zmap_avx512(const sfp__codec *c)
+{
+    return c->zmap && gk16_deferred(c);
+}
+
 const sfp__kernels KTABLE = {
     .analyze = analyze_avx512,
     .scan = scan_avx512,
@@ -994,4 +1032,5 @@ const sfp__kernels KTABLE = {
     .enc_codes = enc_codes_avx512,
     .dec_codes = dec_codes_avx512,
     .dec_values = dec_values_avx512,
+    .dec_zmap = dec_zmap_avx512,
 };

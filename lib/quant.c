@@ -134,8 +134,7 @@ static int dec_codes_c(sfp__codec *c, size_t need)
     return SFP_OK;
 }
 
-static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n,
-                         const uint64_t *zw)
+static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
 {
     unsigned bad = 0;
     for (size_t b = 0; b < n; b += 64) {

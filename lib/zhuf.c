@@ -166,13 +166,15 @@ int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p)
          * its missing codes are corrupt input) */
         RETURN_IF(kraft > (1u << SFP__ZH_MAXLEN), SFP_ECORRUPT);
         canonical(len, code);
-        memset(d->tab[x], 0, sizeof(d->tab[x]));
+        for (unsigned i = 0; i < (1u << SFP__ZH_MAXLEN); i++)
+            d->tab[x][i] = (uint16_t)(SFP__ZH_MISS | 1u);
         for (unsigned s = 0; s < 256; s++) {
             unsigned l = len[s];
             if (!l)
                 continue;
             for (unsigned hi = 0; hi < (1u << (SFP__ZH_MAXLEN - l)); hi++)
-                d->tab[x][code[s] | hi << l] = (uint16_t)(s << 4 | l);
+                d->tab[x][code[s] | hi << l] =
+                    (uint16_t)((s >> 7) * SFP__ZH_CTX | s << 4 | l);
         }
     }
     return SFP_OK;
