@@ -361,14 +361,19 @@ static int settle_ahead(dstash *d)
     return 0;
 }
 
-static int f_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
-                 size_t n, const sfp_params *p, size_t *frame_bytes,
-                 sfp_qstats *stats)
+/* put, or with qout (== data) put_q: the values quantized in place while
+ * they are encoded, as the in-process stash does */
+static int f_put_frame(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                       size_t n, const sfp_params *p, size_t *frame_bytes,
+                       sfp_qstats *stats, float *qout)
 {
     dstash *d = st->impl;
-    if (d->lost)
-        return d->local ? d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats)
-                        : SFPW_STASH_EDAEMON;
+    if (d->lost) {
+        if (!d->local)
+            return SFPW_STASH_EDAEMON;
+        return qout ? d->local->ops->put_q(d->local, key, qout, n, p, frame_bytes, stats)
+                    : d->local->ops->put(d->local, key, data, n, p, frame_bytes, stats);
+    }
     sfp_params raw;
     if (!p)
         p = raw_params(&raw); /* statistics: stored exactly */
@@ -387,7 +392,8 @@ static int f_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     if ((rc = note_flen(d, key->tensor, 0)))
         return rc;
     /* exactly the in-process stash's frame (stash_local.c) */
-    if ((rc = sfp_encode(data, n, p, d->shm + d->pos, bound, &len, p == &raw ? NULL : stats)))
+    if ((rc = sfp_encode_q(data, n, p, d->shm + d->pos, bound, &len, p == &raw ? NULL : stats,
+                           p == &raw ? NULL : qout)))
         return rc;
     char name[32];
     sfpc_key k;
@@ -405,6 +411,19 @@ static int f_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
     if (frame_bytes)
         *frame_bytes = len;
     return 0;
+}
+
+static int f_put(sfpw_stash *st, const sfpw_stash_key *key, const float *data,
+                 size_t n, const sfp_params *p, size_t *frame_bytes,
+                 sfp_qstats *stats)
+{
+    return f_put_frame(st, key, data, n, p, frame_bytes, stats, NULL);
+}
+
+static int f_put_q(sfpw_stash *st, const sfpw_stash_key *key, float *data, size_t n,
+                   const sfp_params *p, size_t *frame_bytes, sfp_qstats *stats)
+{
+    return f_put_frame(st, key, data, n, p, frame_bytes, stats, data);
 }
 
 /* Room of get slot i: [off, off + cap). 0 if the ring has no such slot. */
@@ -581,6 +600,7 @@ static const sfpw_stash_ops daemon_ops = {
 static const sfpw_stash_ops frame_ops = {
     .name = "sfpd",
     .put = f_put,
+    .put_q = f_put_q,
     .get = f_get,
     .prefetch = f_prefetch,
     .drop = d_drop,
