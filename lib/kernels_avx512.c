@@ -410,10 +410,8 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
  * bytes each with two vpermt2w and two vpermt2b, the non-zero ones left-packed
  * with vpcompressb, the mantissas packed to K bits each by two multiply-adds
  * (pairs, then pairs of pairs) and a qword shift, and appended to the plane
- * as one 512-bit shift (bw_put512); K = 23 (lossless, nothing to round):
- * the fractions left-packed with vpcompressd, paired into 46-bit qwords and
- * the pairs joined at fixed offsets. Writes the same bits as enc_fast_body
- * in kernels_avx2.c. Returns how many values it did.
+ * as one 512-bit shift (bw_put512). Writes the same bits as enc_fast_body in
+ * kernels_avx2.c. Returns how many values it did.
  */
 
 /* qword i-1 / i+1 of a vector (vpermq; the lane shifted in is cleared) */
@@ -516,6 +514,27 @@ static const uint16_t idx_even_w[32] = {
     32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
 };
 
+/* Rounding constants of enc_fast512 (K fixed per instantiation). */
+typedef struct q4c {
+    __m512i absmask, low, half, one, thr, signbit;
+    unsigned SH;
+} q4c;
+
+/* Values 16 j..16 j+15 of a block: the rounded magnitudes' exponent and
+ * top mantissa byte (*g), the kept lanes (*kk), the negative lanes (*ks). */
+static inline __attribute__((always_inline)) void
+enc_quarter(const uint32_t *x, const q4c *q, const unsigned j, __m512i *g, __mmask16 *kk,
+            __mmask16 *ks)
+{
+    const __m512i v = _mm512_loadu_si512(x + 16 * j);
+    const __m512i a = _mm512_and_si512(v, q->absmask);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, (int)q->SH), q->one);
+    const __m512i m = _mm512_andnot_si512(q->low, _mm512_add_epi32(a, _mm512_add_epi32(q->half, odd)));
+    *kk = _mm512_cmpge_epu32_mask(m, q->thr);
+    *ks = _mm512_test_epi32_mask(v, q->signbit);
+    *g = _mm512_srli_epi32(m, 15); /* E << 8 | the mantissa's top byte */
+}
+
 static inline __attribute__((always_inline)) size_t
 enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
             const qscal *s, const unsigned K, const int zmap, const int hsign)
@@ -525,22 +544,13 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const __m512i low = _mm512_set1_epi32((int)((1u << SH) - 1));
     const __m512i half = _mm512_set1_epi32((int)((1u << SH) - 1) >> 1);
     const __m512i one = _mm512_set1_epi32(1);
-    const __m512i zero = _mm512_setzero_si512();
     /* kept (not flushed) <=> m != 0 and E >= minE <=> m >= thr */
     const __m512i thr = _mm512_set1_epi32(s->minE > 0 ? (int)((uint32_t)s->minE << 23) : 1);
     const __m512i lo1 = _mm512_set1_epi8((char)(c->lo - 1));
+    const q4c q4 = {absmask, low, half, one, thr, _mm512_set1_epi32((int)0x80000000u), SH};
     const __m512i iw = _mm512_loadu_si512(idx_even_w);
     const __m512i ieven = _mm512_loadu_si512(tab_eo[0]), iodd = _mm512_loadu_si512(tab_eo[1]);
-    const __m512i ipack = _mm512_loadu_si512(tab_pack[K <= 6 ? K : 0]);
-    /* K = 23: where the 46-bit pairs go (qword j of the 368 bits: the
-     * first and second pair that start in it, the pair that runs into it) */
-    const __m512i frac = _mm512_set1_epi32(0x7fffff);
-    const __m512i ia23 = _mm512_set_epi64(0, 0, 7, 6, 5, 3, 2, 0);
-    const __m512i ca23 = _mm512_set_epi64(64, 64, 2, 20, 38, 10, 28, 0);
-    const __m512i ib23 = _mm512_set_epi64(0, 0, 0, 0, 0, 4, 0, 1);
-    const __m512i cb23 = _mm512_set_epi64(64, 64, 64, 64, 64, 56, 64, 46);
-    const __m512i ic23 = _mm512_set_epi64(0, 0, 6, 5, 4, 2, 1, 0);
-    const __m512i cc23 = _mm512_set_epi64(64, 64, 44, 26, 8, 36, 18, 64);
+    const __m512i ipack = _mm512_loadu_si512(tab_pack[K]);
     const __m512i km = _mm512_set1_epi8((char)((1u << K) - 1));
     const __m512i mul1 = _mm512_set1_epi16((short)(1 | (1 << K) << 8));
     const __m512i mul2 = _mm512_set1_epi32((int)(1 | (1u << 2 * K) << 16));
@@ -553,37 +563,20 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const size_t nb = n & ~(size_t)63;
 
     for (size_t b = 0; b < nb; b += 64) {
+        /* four vectors; their masks joined with constant shifts (a loop
+         * with shifts by 16 j made gcc 12 -O2 -fsanitize=undefined emit
+         * wrong masks here) */
         __m512i g[4];
-        uint64_t word = 0, sg = 0;
-#pragma GCC unroll 4
-        for (unsigned j = 0; j < 4; j++) {
-            const __m512i v = _mm512_loadu_si512(x + b + 16 * j);
-            const __m512i a = _mm512_and_si512(v, absmask);
-            __m512i m = a; /* K = 23: nothing to round */
-            if (SH) {
-                const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, (int)SH), one);
-                m = _mm512_andnot_si512(low, _mm512_add_epi32(a, _mm512_add_epi32(half, odd)));
-            }
-            const __mmask16 kj = _mm512_cmpge_epu32_mask(m, thr);
-            word |= (uint64_t)kj << 16 * j;
-            if (hsign)
-                sg |= (uint64_t)_mm512_cmpgt_epi32_mask(zero, v) << 16 * j;
-            g[j] = _mm512_srli_epi32(m, 15); /* E << 8 | the mantissa's top byte */
-            if (K == 23) {
-                /* the non-zero lanes' 23-bit fractions left-packed, paired
-                 * into 46 bits per qword, the eight pairs joined at bit
-                 * 46 q: two fields start in some qwords, one runs over */
-                const __m512i fr = _mm512_maskz_compress_epi32(kj, _mm512_and_si512(m, frac));
-                const __m512i pr = _mm512_or_si512(_mm512_and_si512(fr, lo32),
-                                                   _mm512_slli_epi64(_mm512_srli_epi64(fr, 32), 23));
-                const __m512i t = _mm512_or_si512(
-                    _mm512_or_si512(
-                        _mm512_sllv_epi64(_mm512_permutexvar_epi64(ia23, pr), ca23),
-                        _mm512_sllv_epi64(_mm512_maskz_permutexvar_epi64(0x05, ib23, pr), cb23)),
-                    _mm512_srlv_epi64(_mm512_maskz_permutexvar_epi64(0x3e, ic23, pr), cc23));
-                bw_put512(&wm, t, 23 * (unsigned)__builtin_popcount(kj));
-            }
-        }
+        __mmask16 kk[4], ks[4];
+        enc_quarter(x + b, &q4, 0, &g[0], &kk[0], &ks[0]);
+        enc_quarter(x + b, &q4, 1, &g[1], &kk[1], &ks[1]);
+        enc_quarter(x + b, &q4, 2, &g[2], &kk[2], &ks[2]);
+        enc_quarter(x + b, &q4, 3, &g[3], &kk[3], &ks[3]);
+        const uint64_t word = (uint64_t)kk[0] | (uint64_t)kk[1] << 16 | (uint64_t)kk[2] << 32 |
+                              (uint64_t)kk[3] << 48;
+        const uint64_t sg = hsign ? (uint64_t)ks[0] | (uint64_t)ks[1] << 16 |
+                                        (uint64_t)ks[2] << 32 | (uint64_t)ks[3] << 48
+                                  : 0;
         const unsigned cnt = (unsigned)__builtin_popcountll(word);
         const __m512i p01 = _mm512_permutex2var_epi16(g[0], iw, g[1]);
         const __m512i p23 = _mm512_permutex2var_epi16(g[2], iw, g[3]);
@@ -595,7 +588,7 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
             _mm512_storeu_si512(cb + cn, _mm512_maskz_mov_epi8(word, cd));
             cn += 64;
         }
-        if (K && K != 23) {
+        if (K) {
             __m512i mt = _mm512_permutex2var_epi8(p01, ieven, p23);
             mt = _mm512_and_si512(_mm512_srli_epi16(mt, (int)(8 - K)), km);
             mt = _mm512_maskz_compress_epi8(word, mt);
@@ -627,24 +620,22 @@ static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
     }
     const qscal s = qscal_of(c->pl);
     if (s.fast && !s.trunc) {
-        /* K 0..6 and 23 here; 7 and 8 in the AVX2 kernel's loops */
-        const int slot = c->k <= 6 ? (int)c->k : c->k == 23 && s.noround ? 7 : -1;
-        if (slot < 0 || s.minE > 255) {
+        /* K 0..6 here; 7, 8 and 23 in the AVX2 kernel's loops (measured
+         * as fast as these would be: one pext per 8 values) */
+        if (c->k > 6 || s.minE > 255) {
             sfp__kernels_avx2.enc_values(c, x, n, i0, zw);
             return;
         }
         size_t done = 0;
-        switch (slot << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
+        switch ((int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
 #define SFP__FAST_CASE(v)                                                      \
     case v:                                                                    \
-        done = enc_fast512(c, x, n, zw, &s, (v) >> 2 == 7 ? 23 : (v) >> 2,     \
-                           ((v) >> 1) & 1, (v) & 1);                           \
+        done = enc_fast512(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1); \
         break;
         SFP__CASES16(SFP__FAST_CASE)
         SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
         SFP__FAST_CASE(20) SFP__FAST_CASE(21) SFP__FAST_CASE(22) SFP__FAST_CASE(23)
         SFP__FAST_CASE(24) SFP__FAST_CASE(25) SFP__FAST_CASE(26) SFP__FAST_CASE(27)
-        SFP__FAST_CASE(28) SFP__FAST_CASE(29) SFP__FAST_CASE(30) SFP__FAST_CASE(31)
 #undef SFP__FAST_CASE
         }
         if (done < n) /* the tail of the last block */
