@@ -110,6 +110,22 @@ static inline void emu_mask_storeu_epi64(void *p, __mmask8 k, __m512i a)
 /* SIMDe 0.7's native alias of vpmaddwd takes the masked form's arguments */
 #undef _mm512_madd_epi16
 #define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+/* vpmultishiftqb: SIMDe 0.7's shifts a qword by 64 for a control of 0 */
+static inline __m512i emu_multishift_epi64_epi8(__m512i ctrl, __m512i b)
+{
+    uint8_t c[64], r[64];
+    uint64_t q[8];
+    _mm512_storeu_si512(c, ctrl);
+    _mm512_storeu_si512(q, b);
+    for (unsigned i = 0; i < 64; i++) {
+        const uint64_t x = q[i / 8];
+        const unsigned sh = c[i] & 63;
+        r[i] = (uint8_t)(sh ? x >> sh | x << (64 - sh) : x);
+    }
+    return _mm512_loadu_si512(r);
+}
+#undef _mm512_multishift_epi64_epi8
+#define _mm512_multishift_epi64_epi8(a, b) emu_multishift_epi64_epi8(a, b)
 #undef _mm512_maskz_compress_epi8
 #undef _mm512_maskz_expand_epi8
 #undef _mm512_mask_storeu_epi64
