@@ -537,18 +537,48 @@ typedef struct q4c {
 } q4c;
 
 /* Values 16 j..16 j+15 of a block: the rounded magnitudes' exponent and
- * top mantissa byte (*g), the kept lanes (*kk), the negative lanes (*ks). */
+ * top mantissa byte (*g), the kept lanes (*kk), the negative lanes (*ks),
+ * and for K = 23 (f23 not NULL) the fractions. */
 static inline __attribute__((always_inline)) void
 enc_quarter(const uint32_t *x, const q4c *q, const unsigned j, __m512i *g, __mmask16 *kk,
-            __mmask16 *ks)
+            __mmask16 *ks, __m512i *f23)
 {
     const __m512i v = _mm512_loadu_si512(x + 16 * j);
     const __m512i a = _mm512_and_si512(v, q->absmask);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, (int)q->SH), q->one);
-    const __m512i m = _mm512_andnot_si512(q->low, _mm512_add_epi32(a, _mm512_add_epi32(q->half, odd)));
+    __m512i m = a; /* K = 23: nothing to round */
+    if (q->SH) {
+        const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, (int)q->SH), q->one);
+        m = _mm512_andnot_si512(q->low, _mm512_add_epi32(a, _mm512_add_epi32(q->half, odd)));
+    }
     *kk = _mm512_cmpge_epu32_mask(m, q->thr);
     *ks = _mm512_test_epi32_mask(v, q->signbit);
     *g = _mm512_srli_epi32(m, 15); /* E << 8 | the mantissa's top byte */
+    if (f23)
+        *f23 = _mm512_and_si512(m, _mm512_set1_epi32(0x7fffff));
+}
+
+/* K = 23: the kept lanes' 23-bit fractions of one quarter (fr, kept mask
+ * kj) left-packed, paired into 46 bits per qword, and the eight pairs joined
+ * at bit 46 q of one 512-bit field (two fields start in some qwords, one
+ * runs over), appended to the mantissa plane. */
+static inline __attribute__((always_inline)) void
+put_frac23(sfp__bw *wm, __m512i fr, __mmask16 kj)
+{
+    const __m512i lo32 = _mm512_set1_epi64(0xffffffff);
+    const __m512i ia = _mm512_set_epi64(0, 0, 7, 6, 5, 3, 2, 0);
+    const __m512i ca = _mm512_set_epi64(64, 64, 2, 20, 38, 10, 28, 0);
+    const __m512i ib = _mm512_set_epi64(0, 0, 0, 0, 0, 4, 0, 1);
+    const __m512i cb = _mm512_set_epi64(64, 64, 64, 64, 64, 56, 64, 46);
+    const __m512i ic = _mm512_set_epi64(0, 0, 6, 5, 4, 2, 1, 0);
+    const __m512i cc = _mm512_set_epi64(64, 64, 44, 26, 8, 36, 18, 64);
+    fr = _mm512_maskz_compress_epi32(kj, fr);
+    const __m512i pr = _mm512_or_si512(_mm512_and_si512(fr, lo32),
+                                       _mm512_slli_epi64(_mm512_srli_epi64(fr, 32), 23));
+    const __m512i t = _mm512_or_si512(
+        _mm512_or_si512(_mm512_sllv_epi64(_mm512_permutexvar_epi64(ia, pr), ca),
+                        _mm512_sllv_epi64(_mm512_maskz_permutexvar_epi64(0x05, ib, pr), cb)),
+        _mm512_srlv_epi64(_mm512_maskz_permutexvar_epi64(0x3e, ic, pr), cc));
+    bw_put512(wm, t, 23 * (unsigned)__builtin_popcount(kj));
 }
 
 static inline __attribute__((always_inline)) size_t
@@ -566,12 +596,14 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const q4c q4 = {absmask, low, half, one, thr, _mm512_set1_epi32((int)0x80000000u), SH};
     const __m512i iw = _mm512_loadu_si512(idx_even_w);
     const __m512i ieven = _mm512_loadu_si512(tab_eo[0]), iodd = _mm512_loadu_si512(tab_eo[1]);
-    const __m512i ipack = _mm512_loadu_si512(tab_pack[K]);
-    const __m512i km = _mm512_set1_epi8((char)((1u << K) - 1));
-    const __m512i mul1 = _mm512_set1_epi16((short)(1 | (1 << K) << 8));
-    const __m512i mul2 = _mm512_set1_epi32((int)(1 | (1u << 2 * K) << 16));
+    const __m512i ipack = _mm512_loadu_si512(tab_pack[K <= 6 ? K : 0]);
+    /* the K-bit packing's constants (K <= 6; K = 23 goes by put_frac23) */
+    const unsigned KP = K <= 6 ? K : 0;
+    const __m512i km = _mm512_set1_epi8((char)((1u << KP) - 1));
+    const __m512i mul1 = _mm512_set1_epi16((short)(1 | (1 << KP) << 8));
+    const __m512i mul2 = _mm512_set1_epi32((int)(1 | (1u << 2 * KP) << 16));
     const __m512i lo32 = _mm512_set1_epi64(0xffffffff);
-    const __mmask64 packed_bytes = K ? ~UINT64_C(0) >> (64 - 8 * K) : 0;
+    const __mmask64 packed_bytes = KP ? ~UINT64_C(0) >> (64 - 8 * KP) : 0;
     sfp__bw ws = c->wsign, wm = c->wmant;
     uint8_t *cb = c->cbuf;
     size_t cn = c->cn;
@@ -583,11 +615,18 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
          * with shifts by 16 j made gcc 12 -O2 -fsanitize=undefined emit
          * wrong masks here) */
         __m512i g[4];
+        __m512i f[4];
         __mmask16 kk[4], ks[4];
-        enc_quarter(x + b, &q4, 0, &g[0], &kk[0], &ks[0]);
-        enc_quarter(x + b, &q4, 1, &g[1], &kk[1], &ks[1]);
-        enc_quarter(x + b, &q4, 2, &g[2], &kk[2], &ks[2]);
-        enc_quarter(x + b, &q4, 3, &g[3], &kk[3], &ks[3]);
+        enc_quarter(x + b, &q4, 0, &g[0], &kk[0], &ks[0], K == 23 ? &f[0] : NULL);
+        enc_quarter(x + b, &q4, 1, &g[1], &kk[1], &ks[1], K == 23 ? &f[1] : NULL);
+        enc_quarter(x + b, &q4, 2, &g[2], &kk[2], &ks[2], K == 23 ? &f[2] : NULL);
+        enc_quarter(x + b, &q4, 3, &g[3], &kk[3], &ks[3], K == 23 ? &f[3] : NULL);
+        if (K == 23) {
+            put_frac23(&wm, f[0], kk[0]);
+            put_frac23(&wm, f[1], kk[1]);
+            put_frac23(&wm, f[2], kk[2]);
+            put_frac23(&wm, f[3], kk[3]);
+        }
         const uint64_t word = (uint64_t)kk[0] | (uint64_t)kk[1] << 16 | (uint64_t)kk[2] << 32 |
                               (uint64_t)kk[3] << 48;
         const uint64_t sg = hsign ? (uint64_t)ks[0] | (uint64_t)ks[1] << 16 |
@@ -604,17 +643,17 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
             _mm512_storeu_si512(cb + cn, _mm512_maskz_mov_epi8(word, cd));
             cn += 64;
         }
-        if (K) {
+        if (K && K != 23) {
             __m512i mt = _mm512_permutex2var_epi8(p01, ieven, p23);
-            mt = _mm512_and_si512(_mm512_srli_epi16(mt, (int)(8 - K)), km);
+            mt = _mm512_and_si512(_mm512_srli_epi16(mt, (int)(8 - KP)), km);
             mt = _mm512_maskz_compress_epi8(word, mt);
             /* K-bit fields: pairs in 2K bits, quads in 4K, eights in 8K
              * bits = K bytes per qword, then the qwords' K bytes joined */
             __m512i t = _mm512_madd_epi16(_mm512_maddubs_epi16(mt, mul1), mul2);
             t = _mm512_or_si512(_mm512_and_si512(t, lo32),
-                                _mm512_slli_epi64(_mm512_srli_epi64(t, 32), (unsigned)(4 * K)));
+                                _mm512_slli_epi64(_mm512_srli_epi64(t, 32), (unsigned)(4 * KP)));
             t = _mm512_maskz_permutexvar_epi8(packed_bytes, ipack, t);
-            bw_put512(&wm, t, cnt * K);
+            bw_put512(&wm, t, cnt * KP);
         }
         if (hsign) {
             negative += (uint64_t)__builtin_popcountll(sg & word);
@@ -636,22 +675,25 @@ static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
     }
     const qscal s = qscal_of(c->pl);
     if (s.fast && !s.trunc) {
-        /* K 0..6 here; 7, 8 and 23 in the AVX2 kernel's loops (measured
-         * as fast as these would be: one pext per 8 values) */
-        if (c->k > 6 || s.minE > 255) {
+        /* K 0..6 and 23 (lossless) here; 7 and 8 in the AVX2 kernel's
+         * loops (measured as fast as these would be: one pext per 8 values) */
+        const int slot = c->k <= 6 ? (int)c->k : c->k == 23 && s.noround ? 7 : -1;
+        if (slot < 0 || s.minE > 255) {
             sfp__kernels_avx2.enc_values(c, x, n, i0, zw);
             return;
         }
         size_t done = 0;
-        switch ((int)c->k << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
+        switch (slot << 2 | (c->zmap ? 2 : 0) | (c->hsign ? 1 : 0)) {
 #define SFP__FAST_CASE(v)                                                      \
     case v:                                                                    \
-        done = enc_fast512(c, x, n, zw, &s, (v) >> 2, ((v) >> 1) & 1, (v) & 1); \
+        done = enc_fast512(c, x, n, zw, &s, (v) >> 2 == 7 ? 23 : (v) >> 2,     \
+                           ((v) >> 1) & 1, (v) & 1);                           \
         break;
         SFP__CASES16(SFP__FAST_CASE)
         SFP__FAST_CASE(16) SFP__FAST_CASE(17) SFP__FAST_CASE(18) SFP__FAST_CASE(19)
         SFP__FAST_CASE(20) SFP__FAST_CASE(21) SFP__FAST_CASE(22) SFP__FAST_CASE(23)
         SFP__FAST_CASE(24) SFP__FAST_CASE(25) SFP__FAST_CASE(26) SFP__FAST_CASE(27)
+        SFP__FAST_CASE(28) SFP__FAST_CASE(29) SFP__FAST_CASE(30) SFP__FAST_CASE(31)
 #undef SFP__FAST_CASE
         }
         if (done < n) /* the tail of the last block */
