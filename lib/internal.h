@@ -194,8 +194,12 @@ static inline uint32_t sfp__load32le(const uint8_t *p)
 
 static inline void sfp__store64le(uint8_t *p, uint64_t v)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
     sfp__store32le(p, (uint32_t)v);
     sfp__store32le(p + 4, (uint32_t)(v >> 32));
+#endif
 }
 
 static inline uint64_t sfp__load64le(const uint8_t *p)

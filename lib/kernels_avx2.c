@@ -51,6 +51,7 @@ static void analyze_avx2(const uint32_t *x, size_t n, const sfp__round *r,
         memset(sub, 0, sizeof(sub));
         __m256i nonfin = zero, zc = zero, nzc = zero, satc = zero;
         for (; i + 8 <= end; i += 8) {
+            prefetch_ahead(x + i, PF_SCAN);
             __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
             __m256i a = _mm256_and_si256(v, absmask);
             nonfin = _mm256_or_si256(nonfin, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f7fffff)));
@@ -397,6 +398,7 @@ enc_fast_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const size_t nb = n & ~(size_t)63;
 
     for (size_t b = 0; b < nb; b += 64) {
+        prefetch_block(x + b, PF_ENC);
         uint64_t word = 0, ps = 0, pm = 0;
         unsigned psn = 0, pmn = 0;
 #pragma GCC unroll 8
@@ -549,6 +551,47 @@ static inline void range_bytes(const uint8_t *p, unsigned n, unsigned *hi,
     *lo = (unsigned)_mm_cvtsi128_si32(mn) & 0xff;
 }
 
+/*
+ * Gecko groups of 16, two groups per vector: lane-wise max, deltas, OR of
+ * the deltas; each group out by gecko16_put (how: the branchless writer for
+ * e <= 7). Returns how many codes it did.
+ */
+static inline __attribute__((always_inline)) size_t
+gecko16_enc_avx2(sfp__codec *c, sfp__bw *wep, unsigned *prevp, const int how)
+{
+    const unsigned e = c->ebits, wbits = sfp__gecko_wbits(e);
+    const __m256i z = _mm256_setzero_si256();
+    sfp__bw we = *wep;
+    unsigned prev = *prevp;
+    size_t i = 0;
+    if (how != GK_PUT)
+        bw_whole(&we);
+    for (; c->cn - i >= 32; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(c->cbuf + i));
+        __m256i m = _mm256_max_epu8(v, _mm256_bsrli_epi128(v, 8));
+        m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 4));
+        m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 2));
+        m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 1));
+        __m256i bv = _mm256_shuffle_epi8(m, z);
+        __m256i d = _mm256_sub_epi8(bv, v);
+        __m256i o = _mm256_or_si256(d, _mm256_bsrli_epi128(d, 8));
+        o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 4));
+        o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 2));
+        o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 1));
+        uint64_t dd[4];
+        _mm256_storeu_si256((__m256i *)dd, d);
+        const unsigned m0 = (unsigned)_mm256_extract_epi8(m, 0) & 0xff;
+        const unsigned m1 = (unsigned)_mm256_extract_epi8(m, 16) & 0xff;
+        const unsigned o0 = (unsigned)_mm256_extract_epi8(o, 0) & 0xff;
+        const unsigned o1 = (unsigned)_mm256_extract_epi8(o, 16) & 0xff;
+        gecko16_put(&we, e, wbits, how, &prev, m0, o0, dd[0], dd[1]);
+        gecko16_put(&we, e, wbits, how, &prev, m1, o1, dd[2], dd[3]);
+    }
+    *wep = we;
+    *prevp = prev;
+    return i;
+}
+
 static void enc_codes_avx2(sfp__codec *c, int last)
 {
     size_t i = 0;
@@ -565,55 +608,19 @@ static void enc_codes_avx2(sfp__codec *c, int last)
         i = c->cn;
     } else {
         const unsigned G = c->G, wbits = sfp__gecko_wbits(e);
-        if (G == 16) {
-            /* Two groups per vector: lane-wise max, deltas, OR of deltas. */
-            const __m256i z = _mm256_setzero_si256();
-            for (; c->cn - i >= 32; i += 32) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(c->cbuf + i));
-                __m256i m = _mm256_max_epu8(v, _mm256_bsrli_epi128(v, 8));
-                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 4));
-                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 2));
-                m = _mm256_max_epu8(m, _mm256_bsrli_epi128(m, 1));
-                __m256i bv = _mm256_shuffle_epi8(m, z);
-                __m256i d = _mm256_sub_epi8(bv, v);
-                __m256i o = _mm256_or_si256(d, _mm256_bsrli_epi128(d, 8));
-                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 4));
-                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 2));
-                o = _mm256_or_si256(o, _mm256_bsrli_epi128(o, 1));
-                uint64_t dd[4];
-                _mm256_storeu_si256((__m256i *)dd, d);
-                for (int g = 0; g < 2; g++) {
-                    unsigned B = (unsigned)(g ? _mm256_extract_epi8(m, 16) : _mm256_extract_epi8(m, 0)) & 0xff;
-                    unsigned w = sfp__bitlen((unsigned)(g ? _mm256_extract_epi8(o, 16)
-                                                           : _mm256_extract_epi8(o, 0)) & 0xff);
-                    /* header: 1 (same base) or 0 and the base, then w */
-                    const unsigned same = B == prev;
-                    const unsigned hn = same ? 1 + wbits : 1 + e + wbits;
-                    const uint64_t h = same ? 1 | (uint64_t)w << 1
-                                            : (uint64_t)B << 1 | (uint64_t)w << (1 + e);
-                    prev = B;
-                    const uint64_t wm = bytemask(w);
-                    uint64_t d0 = _pext_u64(dd[2 * g], wm), d1 = _pext_u64(dd[2 * g + 1], wm);
-                    if (hn + 16 * w <= 64) { /* header and deltas in one put */
-                        sfp__bw_put(&we, h | (d0 | d1 << (8 * w)) << hn, hn + 16 * w);
-                    } else {
-                        sfp__bw_put(&we, h, hn);
-                        sfp__bw_put(&we, d0, 8 * w);
-                        sfp__bw_put(&we, d1, 8 * w);
-                    }
-                }
-            }
-        }
+        if (G == 16 && e <= 5)
+            i = gecko16_enc_avx2(c, &we, &prev, GK_FAST2);
+        else if (G == 16 && e <= 7)
+            i = gecko16_enc_avx2(c, &we, &prev, GK_FAST3);
+        else if (G == 16)
+            i = gecko16_enc_avx2(c, &we, &prev, GK_PUT);
         for (; c->cn - i >= G; i += G) {
             const uint8_t *g = c->cbuf + i;
             unsigned B, mn;
             range_bytes(g, G, &B, &mn);
-            unsigned w = sfp__bitlen(B - mn);
-            if (B == prev)
-                sfp__bw_put(&we, 1 | (uint64_t)w << 1, 1 + wbits);
-            else
-                sfp__bw_put(&we, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
-            prev = B;
+            unsigned w = sfp__bitlen(B - mn), hn;
+            const uint64_t h = gecko_header(e, wbits, &prev, B, w, &hn);
+            sfp__bw_put(&we, h, hn);
             if (w) {
                 const uint64_t wm = bytemask(w), bb = ONES8 * B;
                 for (unsigned q = 0; q < G; q += 8)
@@ -900,6 +907,7 @@ dec_fast_body(sfp__codec *c, uint32_t *y, size_t n, const uint64_t *zw,
     const size_t nb = n & ~(size_t)63;
 
     for (size_t b = 0; b < nb; b += 64) {
+        prefetch_block(y + b, PF_DEC); /* the lines it will write */
         uint64_t word;
         if (zmap) {
             word = zw[b / 64];

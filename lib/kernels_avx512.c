@@ -278,6 +278,7 @@ static void scan_avx512(const uint32_t *x, size_t n, const sfp__round *r,
          * into the totals before they could wrap */
         const size_t stop = n - i > (size_t)1 << 30 ? i + ((size_t)1 << 30) : n;
         for (; i + 16 <= stop; i += 16) {
+            prefetch_ahead(x + i, PF_SCAN);
             __m512i v = _mm512_loadu_si512(x + i);
             __m512i a = _mm512_and_si512(v, absmask);
             __mmask16 isz = _mm512_cmpeq_epi32_mask(a, zero);
@@ -611,6 +612,7 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     const size_t nb = n & ~(size_t)63;
 
     for (size_t b = 0; b < nb; b += 64) {
+        prefetch_block(x + b, PF_ENC);
         /* four vectors; their masks joined with constant shifts (a loop
          * with shifts by 16 j made gcc 12 -O2 -fsanitize=undefined emit
          * wrong masks here) */
@@ -717,47 +719,59 @@ static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
 
 /*
  * Gecko groups of 16: one group per 128-bit lane, 64 codes per vector;
- * lane maxima and OR of the deltas by in-lane byte shifts. The rest (other
- * group sizes, the last partial group, rANS) goes to the AVX2 kernel.
+ * lane maxima and OR of the deltas by in-lane byte shifts; each group out
+ * by gecko16_put (how: the branchless writer for e <= 7). The rest (other group
+ * sizes, the last partial group, rANS) goes to the AVX2 kernel. Returns how
+ * many codes it did.
  */
+static inline __attribute__((always_inline)) size_t
+gecko16_enc_body(sfp__codec *c, sfp__bw *wep, unsigned *prevp, const int how)
+{
+    const unsigned e = c->ebits, wbits = sfp__gecko_wbits(e);
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i shr[4] = {_mm512_loadu_si512(idx_shr[0]), _mm512_loadu_si512(idx_shr[1]),
+                            _mm512_loadu_si512(idx_shr[2]), _mm512_loadu_si512(idx_shr[3])};
+    sfp__bw we = *wep;
+    unsigned prev = *prevp;
+    size_t i = 0;
+    if (how != GK_PUT)
+        bw_whole(&we);
+    for (; c->cn - i >= 64; i += 64) {
+        __m512i v = _mm512_loadu_si512(c->cbuf + i);
+        __m512i m = v, d, o;
+        for (int t = 0; t < 4; t++)
+            m = _mm512_max_epu8(m, _mm512_shuffle_epi8(m, shr[t]));
+        d = _mm512_sub_epi8(_mm512_shuffle_epi8(m, z), v);
+        o = d;
+        for (int t = 0; t < 4; t++)
+            o = _mm512_or_si512(o, _mm512_shuffle_epi8(o, shr[t]));
+        uint8_t mm[64], oo[64];
+        uint64_t dd[8];
+        _mm512_storeu_si512(mm, m);
+        _mm512_storeu_si512(oo, o);
+        _mm512_storeu_si512(dd, d);
+        for (int g = 0; g < 4; g++) {
+            gecko16_put(&we, e, wbits, how, &prev, mm[16 * g], oo[16 * g], dd[2 * g],
+                        dd[2 * g + 1]);
+        }
+    }
+    *wep = we;
+    *prevp = prev;
+    return i;
+}
+
 static void enc_codes_avx512(sfp__codec *c, int last)
 {
-    size_t i = 0;
     if (c->coder == SFP_CODER_GECKO && c->G == 16) {
-        const unsigned e = c->ebits, wbits = sfp__gecko_wbits(e);
-        const __m512i z = _mm512_setzero_si512();
-        const __m512i shr[4] = {_mm512_loadu_si512(idx_shr[0]), _mm512_loadu_si512(idx_shr[1]),
-                                _mm512_loadu_si512(idx_shr[2]), _mm512_loadu_si512(idx_shr[3])};
         sfp__bw we = c->wexp;
         unsigned prev = c->prev_base;
-        for (; c->cn - i >= 64; i += 64) {
-            __m512i v = _mm512_loadu_si512(c->cbuf + i);
-            __m512i m = v, d, o;
-            for (int t = 0; t < 4; t++)
-                m = _mm512_max_epu8(m, _mm512_shuffle_epi8(m, shr[t]));
-            d = _mm512_sub_epi8(_mm512_shuffle_epi8(m, z), v);
-            o = d;
-            for (int t = 0; t < 4; t++)
-                o = _mm512_or_si512(o, _mm512_shuffle_epi8(o, shr[t]));
-            uint8_t mm[64], oo[64];
-            uint64_t dd[8];
-            _mm512_storeu_si512(mm, m);
-            _mm512_storeu_si512(oo, o);
-            _mm512_storeu_si512(dd, d);
-            for (int g = 0; g < 4; g++) {
-                unsigned B = mm[16 * g], w = sfp__bitlen(oo[16 * g]);
-                if (B == prev)
-                    sfp__bw_put(&we, 1 | (uint64_t)w << 1, 1 + wbits);
-                else
-                    sfp__bw_put(&we, (uint64_t)B << 1 | (uint64_t)w << (1 + e), 1 + e + wbits);
-                prev = B;
-                if (w) {
-                    const uint64_t wm = bytemask(w);
-                    sfp__bw_put(&we, _pext_u64(dd[2 * g], wm), 8 * w);
-                    sfp__bw_put(&we, _pext_u64(dd[2 * g + 1], wm), 8 * w);
-                }
-            }
-        }
+        size_t i;
+        if (c->ebits <= 5)
+            i = gecko16_enc_body(c, &we, &prev, GK_FAST2);
+        else if (c->ebits <= 7)
+            i = gecko16_enc_body(c, &we, &prev, GK_FAST3);
+        else
+            i = gecko16_enc_body(c, &we, &prev, GK_PUT);
         c->wexp = we;
         c->prev_base = prev;
         memmove(c->cbuf, c->cbuf + i, c->cn - i);
@@ -929,6 +943,7 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw,
     sfp__zhread zs = zh ? *zh : (sfp__zhread){0};
 
     for (; b < nb; b += 64) {
+        prefetch_block(y + b, PF_DEC); /* the lines it will write */
         if (K && (rm.pos >> 3) + 64 > rm.len)
             break;
         uint64_t word = 0;
