@@ -528,6 +528,79 @@ static void test_rans_hostile(void)
     free(f), free(g);
 }
 
+/*
+ * Gecko planes at their bound, in a buffer of exactly sfp_frame_bound bytes:
+ * every group of 16 a new base (long header) over the lowest code (width e
+ * for e >= 3), no zeros, mantissas 0, so the exponent plane fills its bound
+ * to the byte. The encoders' branchless group writer stores whole qwords up to 7
+ * bytes past the plane; they must stay inside the buffer (guard bytes after
+ * it must not change; the asan build sees the heap) and every kernel must
+ * write the same frame.
+ */
+static void test_gecko_exact_buffer(void)
+{
+    enum { N = 64 * 34, GUARD = 64 }; /* whole vectors: the last group goes out by the fast writer */
+    static float x[N], y[N];
+    for (unsigned e = 1; e <= 8; e++)
+        for (unsigned k = 0; k <= 23; k = k == 6 ? 23 : k + 1) {
+            const unsigned M = (1u << e) - 1;  /* the top code          */
+            const int A = e == 8 ? 254 : 127; /* its biased exponent    */
+            const int lo = A - (int)M + 1;    /* E of code 1            */
+            const unsigned cmin = lo < 1 ? (unsigned)(1 - lo) + 1 : 1;
+            if (M - 1 < cmin) /* e = 1: one code, no delta */
+                continue;
+            for (int i = 0; i < N; i++) {
+                /* group 0's base differs from the initial previous (M) */
+                const unsigned g = (unsigned)i / 16, base = M - ((g + 1) & 1);
+                const unsigned code = i & 1 ? cmin : base;
+                x[i] = u2f((uint32_t)(lo + (int)code - 1) << 23);
+            }
+            sfp_params p = params(SFP_DTYPE_F32, k, e, SFP_CODER_GECKO);
+            const size_t cap = sfp_frame_bound(N, &p);
+            uint8_t *ref = NULL, *f = malloc(cap + GUARD);
+            size_t rlen = 0;
+            for (int impl = SFP_IMPL_C; impl <= SFP_IMPL_AVX512; impl++) {
+                if (sfp_set_impl((sfp_impl)impl) != 0)
+                    continue;
+                size_t len = 0;
+                memset(f, 0xa5, cap + GUARD);
+                CHECK_EQ_INT(sfp_encode(x, N, &p, f, cap, &len, NULL), 0);
+                int guard_ok = 1;
+                for (size_t i = cap; i < cap + GUARD; i++)
+                    guard_ok &= f[i] == 0xa5;
+                CHECK(guard_ok);
+                sfp_frame_info fi;
+                CHECK_EQ_INT(sfp_frame_parse(f, len, &fi), 0);
+                const uint64_t groups = (N + 15) / 16, wb = sfp__gecko_wbits(e);
+                if (e >= 3) /* e = 2: base 2 leaves a delta of 1 */
+                    CHECK_EQ_INT(fi.exp_bytes, (groups * (1 + e + wb) + (uint64_t)N * e + 7) / 8);
+                CHECK_EQ_INT(sfp_decode(f, len, y, sizeof(y), NULL), 0);
+                CHECK(memcmp(x, y, sizeof(x)) == 0);
+                /* again with a buffer of exactly the frame's length, which
+                 * the encoder's plan accepts when the plane is at its bound */
+                if (e >= 3) {
+                    size_t len2 = 0;
+                    memset(f, 0xa5, cap + GUARD);
+                    CHECK_EQ_INT(sfp_encode(x, N, &p, f, len, &len2, NULL), 0);
+                    CHECK(len2 == len);
+                    guard_ok = 1;
+                    for (size_t i = len; i < len + GUARD; i++)
+                        guard_ok &= f[i] == 0xa5;
+                    CHECK(guard_ok);
+                }
+                if (!ref) {
+                    ref = malloc(len);
+                    memcpy(ref, f, len);
+                    rlen = len;
+                } else {
+                    CHECK(len == rlen && memcmp(f, ref, len) == 0);
+                }
+            }
+            sfp_set_impl(SFP_IMPL_AUTO);
+            free(ref), free(f);
+        }
+}
+
 /* ------------------------------------------- frames the format forbids */
 
 /* Encodes x into a fresh buffer with room for one extra byte. */
@@ -993,6 +1066,7 @@ int main(void)
     test_roundtrip_all_widths();
     test_full_width();
     test_gecko_adversarial();
+    test_gecko_exact_buffer();
     test_size_formula();
     test_hostile();
     test_rans_division();
