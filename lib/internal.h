@@ -240,6 +240,33 @@ static inline void sfp__bw_put(sfp__bw *w, uint64_t v, unsigned n)
     w->nbits = t;
 }
 
+/*
+ * Branchless puts (the Gecko group loops, the Huffman zero map): the state
+ * is kept with fewer than 8 bits pending (sfp__bw_whole first), and each put
+ * of at most 56 bits stores the whole accumulator and steps over the bytes
+ * it completed, with no branch on whether a word filled up. Stores reach up
+ * to 7 bytes past the stream's last byte: the frame's planes are followed by
+ * the trailer. The state stays one that sfp__bw_put and sfp__bw_flush
+ * continue from.
+ */
+static inline void sfp__bw_whole(sfp__bw *w)
+{
+    sfp__store64le(w->p, w->acc);
+    w->p += w->nbits >> 3;
+    w->acc >>= w->nbits & ~7u; /* nbits < 64 */
+    w->nbits &= 7;
+}
+
+static inline void sfp__bw_put56(sfp__bw *w, uint64_t v, unsigned n)
+{
+    const uint64_t acc = w->acc | v << w->nbits;
+    const unsigned t = w->nbits + n;
+    sfp__store64le(w->p, acc);
+    w->p += t >> 3;
+    w->acc = acc >> (t & ~7u);
+    w->nbits = t & 7;
+}
+
 /* Writes the remaining bits (zero padded to a byte); returns end pointer. */
 static inline uint8_t *sfp__bw_flush(sfp__bw *w)
 {
@@ -385,6 +412,15 @@ static inline void sfp__zh_count(uint64_t cnt[2][256], uint64_t word,
         *prev = m;
         return;
     }
+    if (nb == 8) {
+        /* a whole block: each mask's context is the bit just below it */
+        const uint64_t ctx = word << 1 | pv >> 7;
+#pragma GCC unroll 8
+        for (unsigned i = 0; i < 8; i++)
+            cnt[(ctx >> (8 * i)) & 1][(word >> (8 * i)) & 0xffu]++;
+        *prev = (unsigned)(word >> 56);
+        return;
+    }
     for (unsigned i = 0; i < nb; i++) {
         unsigned m = (unsigned)(word >> (8 * i)) & 0xffu;
         cnt[pv >> 7][m]++;
@@ -393,7 +429,8 @@ static inline void sfp__zh_count(uint64_t cnt[2][256], uint64_t word,
     *prev = pv;
 }
 
-/* Appends the codes of the nb masks of a word, four per put (<= 48 bits). */
+/* Appends the codes of the nb masks of a word, four per put (<= 48 bits,
+ * sfp__bw_put56: the writer starts from sfp__bw_whole's state). */
 static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
                                unsigned nb, unsigned *prev)
 {
@@ -407,7 +444,7 @@ static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
             n += e->len[x][m];
             pv = m;
         }
-        sfp__bw_put(w, acc, n);
+        sfp__bw_put56(w, acc, n);
     }
     *prev = pv;
 }

@@ -565,7 +565,7 @@ gecko16_enc_avx2(sfp__codec *c, sfp__bw *wep, unsigned *prevp, const int how)
     unsigned prev = *prevp;
     size_t i = 0;
     if (how != GK_PUT)
-        bw_whole(&we);
+        sfp__bw_whole(&we);
     for (; c->cn - i >= 32; i += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(c->cbuf + i));
         __m256i m = _mm256_max_epu8(v, _mm256_bsrli_epi128(v, 8));

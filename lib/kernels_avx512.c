@@ -422,13 +422,15 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
 
 /*
  * Whole 64-value blocks for the common case (round to nearest even, no -0,
- * nothing saturates: the plan's "fast"), mantissa widths K 0..6: four
+ * nothing saturates: the plan's "fast"), mantissa widths K 0..6 and 23: four
  * vectors quantized, their exponent and top mantissa byte narrowed to 64
  * bytes each with two vpermt2w and two vpermt2b, the non-zero ones left-packed
  * with vpcompressb, the mantissas packed to K bits each by two multiply-adds
  * (pairs, then pairs of pairs) and a qword shift, and appended to the plane
- * as one 512-bit shift (bw_put512). Writes the same bits as enc_fast_body in
- * kernels_avx2.c. Returns how many values it did.
+ * as one 512-bit shift (bw_put512); K = 23 (lossless, nothing to round):
+ * the fractions of each quarter left-packed and joined (put_frac23). Writes
+ * the same bits as enc_fast_body in kernels_avx2.c. Returns how many values
+ * it did.
  */
 
 /* qword i-1 / i+1 of a vector (vpermq; the lane shifted in is cleared) */
@@ -613,9 +615,10 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
 
     for (size_t b = 0; b < nb; b += 64) {
         prefetch_block(x + b, PF_ENC);
-        /* four vectors; their masks joined with constant shifts (a loop
-         * with shifts by 16 j made gcc 12 -O2 -fsanitize=undefined emit
-         * wrong masks here) */
+        /* four vectors; their masks joined with constant shifts (with a
+         * loop shifting by 16 j the asan+ubsan build gave wrong masks; that
+         * build also had K = 23 copies with out-of-range constant shifts,
+         * the likelier cause, since removed) */
         __m512i g[4];
         __m512i f[4];
         __mmask16 kk[4], ks[4];
@@ -735,7 +738,7 @@ gecko16_enc_body(sfp__codec *c, sfp__bw *wep, unsigned *prevp, const int how)
     unsigned prev = *prevp;
     size_t i = 0;
     if (how != GK_PUT)
-        bw_whole(&we);
+        sfp__bw_whole(&we);
     for (; c->cn - i >= 64; i += 64) {
         __m512i v = _mm512_loadu_si512(c->cbuf + i);
         __m512i m = v, d, o;

@@ -61,24 +61,25 @@ static inline void put_plain_codes(sfp__bw *we, const uint8_t *cb, size_t n, uns
 }
 
 /*
- * Software prefetch distances, in values, of the scan, the encoder's block
- * loop (input) and the decoder's block loop (the output lines it will
- * write): on an AVX-512 Xeon (both kernels) whose tensors over ~48 MiB come from DRAM, 64
- * MiB post-ReLU k2e4 Gecko encodes at 2.6-2.9 GB/s without and 4.4-5.2
- * with, decodes at 5.1-5.3 without and 7.2-8.0 with (docs/BENCHMARKS.md);
- * the hardware prefetcher alone leaves the loops waiting. Prefetches past
- * the end of a buffer do not fault (the address is formed as an integer).
+ * Software prefetch distances, in values, of the scan, the encoders' block
+ * loops (input) and the decoders' block loops (the output lines they will
+ * write). On the AVX-512 Xeon of docs/BENCHMARKS.md, where tensors over
+ * ~48 MiB come from DRAM, 64 MiB post-ReLU k2e4 Gecko encodes at 2.6-2.9
+ * GB/s without and 4.4-5.2 with, and decodes at 5.1-5.3 without and
+ * 7.2-8.0 with: the hardware prefetcher alone leaves the loops waiting.
+ * Prefetches past the end of a buffer do not fault (the address is formed
+ * as an integer).
  */
 #define PF_SCAN 2048
 #define PF_ENC 1024
 #define PF_DEC 1024
 
-/* the four lines of a 64-value block */
 static inline __attribute__((always_inline)) void prefetch_ahead(const uint32_t *p, size_t d)
 {
     _mm_prefetch((const char *)((uintptr_t)p + 4 * d), _MM_HINT_T0);
 }
 
+/* the four lines of a 64-value block */
 static inline __attribute__((always_inline)) void prefetch_block(const uint32_t *p, size_t d)
 {
     prefetch_ahead(p, d);
@@ -106,32 +107,6 @@ static inline void fast_enc_finish(sfp__codec *c, const sfp__bw *ws, const sfp__
     c->negative += negative;
 }
 
-/*
- * Branchless bit writer for the Gecko group loops: the state is kept with
- * fewer than 8 bits pending (bw_whole), and every put of at most 56 bits
- * stores the whole accumulator and steps over the bytes it completed. Stores
- * reach up to 7 bytes past the plane's last byte, which the frame's bound
- * leaves room for (the trailer follows the exponent plane). The state stays
- * one sfp__bw writes the same bits from.
- */
-static inline void bw_whole(sfp__bw *w)
-{
-    sfp__store64le(w->p, w->acc);
-    w->p += w->nbits >> 3;
-    w->acc = (w->nbits & ~7u) ? w->acc >> (w->nbits & ~7u) : w->acc;
-    w->nbits &= 7;
-}
-
-static inline __attribute__((always_inline)) void bw_put56(sfp__bw *w, uint64_t v, unsigned n)
-{
-    const uint64_t acc = w->acc | v << w->nbits;
-    const unsigned t = w->nbits + n;
-    sfp__store64le(w->p, acc);
-    w->p += t >> 3;
-    w->acc = acc >> (t & ~7u);
-    w->nbits = t & 7;
-}
-
 /* A Gecko group's header: 1 and w when the base B is the previous one's,
  * else 0, B and w; *hn gets its length. */
 static inline uint64_t gecko_header(unsigned e, unsigned wbits, unsigned *prev, unsigned B,
@@ -147,7 +122,7 @@ static inline uint64_t gecko_header(unsigned e, unsigned wbits, unsigned *prev, 
  * One Gecko group of 16 codes: base B, the OR of its deltas o, the deltas as
  * two qwords of bytes. GK_PUT (any e): through sfp__bw_put, in one put when
  * header and deltas fit 64 bits. GK_FAST3 / GK_FAST2 (e <= 7, so the width
- * w <= 7, writer state from bw_whole): through the branchless writer, in
+ * w <= 7, writer state from sfp__bw_whole): through the branchless writer, in
  * three puts, or in two when the header and the first eight deltas fit 56
  * bits (e <= 5).
  */
@@ -163,12 +138,12 @@ gecko16_put(sfp__bw *we, unsigned e, unsigned wbits, const int how, unsigned *pr
     const uint64_t wm = bytemask(w);
     const uint64_t d0 = _pext_u64(dlo, wm), d1 = _pext_u64(dhi, wm);
     if (how == GK_FAST2) {
-        bw_put56(we, h | d0 << hn, hn + 8 * w);
-        bw_put56(we, d1, 8 * w);
+        sfp__bw_put56(we, h | d0 << hn, hn + 8 * w);
+        sfp__bw_put56(we, d1, 8 * w);
     } else if (how == GK_FAST3) {
-        bw_put56(we, h, hn);
-        bw_put56(we, d0, 8 * w);
-        bw_put56(we, d1, 8 * w);
+        sfp__bw_put56(we, h, hn);
+        sfp__bw_put56(we, d0, 8 * w);
+        sfp__bw_put56(we, d1, 8 * w);
     } else if (hn + 16 * w <= 64) {
         sfp__bw_put(we, h | (d0 | d1 << (8 * w)) << hn, hn + 16 * w);
     } else {
