@@ -35,17 +35,13 @@ void sfp__gecko_put(sfp__bw *bw, unsigned ebits, unsigned *prev,
 {
     unsigned B, mn;
     group_range(codes, n, &B, &mn);
-    unsigned w = sfp__bitlen(B - mn);
+    unsigned w = sfp__bitlen(B - mn), hn;
 
-    if (B == *prev)
-        sfp__bw_put(bw, 1, 1);
-    else
-        sfp__bw_put(bw, (uint64_t)B << 1, 1 + ebits);
-    sfp__bw_put(bw, w, sfp__gecko_wbits(ebits));
+    const uint64_t h = sfp__gecko_header(ebits, sfp__gecko_wbits(ebits), prev, B, w, &hn);
+    sfp__bw_put(bw, h, hn);
     if (w)
         for (unsigned i = 0; i < n; i++)
             sfp__bw_put(bw, B - codes[i], w);
-    *prev = B;
 }
 
 int sfp__gecko_get(sfp__br *r, unsigned ebits, unsigned *prev, uint8_t *codes,

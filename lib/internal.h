@@ -352,6 +352,17 @@ static inline unsigned sfp__gecko_wbits(unsigned ebits)
     return sfp__bitlen(ebits);
 }
 
+/* A Gecko group's header: 1 and w when the base B is the previous group's,
+ * else 0, B and w (w in wbits bits); *hn gets its length, *prev becomes B. */
+static inline uint64_t sfp__gecko_header(unsigned ebits, unsigned wbits, unsigned *prev,
+                                         unsigned B, unsigned w, unsigned *hn)
+{
+    const unsigned same = B == *prev;
+    *prev = B;
+    *hn = same ? 1 + wbits : 1 + ebits + wbits;
+    return same ? 1 | (uint64_t)w << 1 : (uint64_t)B << 1 | (uint64_t)w << (1 + ebits);
+}
+
 /* Appends one group of n codes; *prev is the previous group's base. */
 void sfp__gecko_put(sfp__bw *w, unsigned ebits, unsigned *prev,
                     const uint8_t *codes, unsigned n) SFP__HIDDEN;

@@ -619,7 +619,7 @@ static void enc_codes_avx2(sfp__codec *c, int last)
             unsigned B, mn;
             range_bytes(g, G, &B, &mn);
             unsigned w = sfp__bitlen(B - mn), hn;
-            const uint64_t h = gecko_header(e, wbits, &prev, B, w, &hn);
+            const uint64_t h = sfp__gecko_header(e, wbits, &prev, B, w, &hn);
             sfp__bw_put(&we, h, hn);
             if (w) {
                 const uint64_t wm = bytemask(w), bb = ONES8 * B;

@@ -107,17 +107,6 @@ static inline void fast_enc_finish(sfp__codec *c, const sfp__bw *ws, const sfp__
     c->negative += negative;
 }
 
-/* A Gecko group's header: 1 and w when the base B is the previous one's,
- * else 0, B and w; *hn gets its length. */
-static inline uint64_t gecko_header(unsigned e, unsigned wbits, unsigned *prev, unsigned B,
-                                    unsigned w, unsigned *hn)
-{
-    const unsigned same = B == *prev;
-    *prev = B;
-    *hn = same ? 1 + wbits : 1 + e + wbits;
-    return same ? 1 | (uint64_t)w << 1 : (uint64_t)B << 1 | (uint64_t)w << (1 + e);
-}
-
 /*
  * One Gecko group of 16 codes: base B, the OR of its deltas o, the deltas as
  * two qwords of bytes. GK_PUT (any e): through sfp__bw_put, in one put when
@@ -134,7 +123,7 @@ gecko16_put(sfp__bw *we, unsigned e, unsigned wbits, const int how, unsigned *pr
 {
     const unsigned w = sfp__bitlen(o);
     unsigned hn;
-    const uint64_t h = gecko_header(e, wbits, prev, B, w, &hn);
+    const uint64_t h = sfp__gecko_header(e, wbits, prev, B, w, &hn);
     const uint64_t wm = bytemask(w);
     const uint64_t d0 = _pext_u64(dlo, wm), d1 = _pext_u64(dhi, wm);
     if (how == GK_FAST2) {
