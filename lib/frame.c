@@ -58,10 +58,28 @@ static unsigned group_of(const sfp_params *p)
     return p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
 }
 
+/* SFP_CODER_AUTO: the Gecko and the rANS request of the same params. */
+static void auto_pair(const sfp_params *p, sfp_params *g, sfp_params *r)
+{
+    *g = *p;
+    *r = *p;
+    g->coder = SFP_CODER_GECKO;
+    r->coder = SFP_CODER_RANS;
+}
+
 size_t sfp_frame_bound(size_t n, const sfp_params *p)
 {
     if (sfp_params_check(p) < 0 || (uint64_t)n > SFP_FRAME_MAX_COUNT)
         return 0;
+    if (p->coder == SFP_CODER_AUTO) {
+        /* the Gecko frame, then the rANS attempt behind it */
+        sfp_params g, r;
+        auto_pair(p, &g, &r);
+        size_t bg = sfp_frame_bound(n, &g), br = sfp_frame_bound(n, &r);
+        if (!bg || !br || bg > SIZE_MAX - br)
+            return 0;
+        return bg + br;
+    }
     uint64_t nn = n;
     uint64_t b = SFP_FRAME_HEADER_SIZE + SFP_FRAME_TRAILER_SIZE;
     b += ceil8(nn);                          /* signs                 */
@@ -370,9 +388,41 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     return SFP_OK;
 }
 
+/*
+ * SFP_CODER_AUTO: a Gecko frame at dst, then the rANS request right behind
+ * it (from src again, or from qout == src already on the grid: quantizing
+ * grid values is the identity in every rounding mode), and the smaller one
+ * moved to dst. The two frames hold the same values.
+ */
+static int encode_auto(const void *src, size_t n, const sfp_params *p, void *dst,
+                       size_t cap, size_t *out_len, sfp_qstats *stats, void *qout)
+{
+    sfp_params g, r;
+    size_t lg = 0, lr = 0;
+    int rc;
+
+    auto_pair(p, &g, &r);
+    RETURN_IF((rc = sfp_params_check(p)) < 0, rc);
+    RETURN_IF(dst == NULL || out_len == NULL, SFP_EINVAL);
+    const size_t bound = sfp_frame_bound(n, p);
+    RETURN_IF(bound == 0, SFP_EOVERFLOW);
+    RETURN_IF(cap < bound, SFP_ENOSPC);
+    RETURN_IF((rc = sfp_encode_q(src, n, &g, dst, cap, &lg, stats, qout)) < 0, rc);
+    uint8_t *tail = (uint8_t *)dst + lg;
+    RETURN_IF((rc = sfp_encode_q(src, n, &r, tail, cap - lg, &lr, NULL, NULL)) < 0, rc);
+    if (lr < lg) {
+        memmove(dst, tail, lr);
+        lg = lr;
+    }
+    *out_len = lg;
+    return SFP_OK;
+}
+
 int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
                  size_t cap, size_t *out_len, sfp_qstats *stats, void *qout)
 {
+    if (p != NULL && p->coder == SFP_CODER_AUTO)
+        return encode_auto(src, n, p, dst, cap, out_len, stats, qout);
     sfp_qstats st;
     uint64_t zeros = 0;
     size_t len = 0;

@@ -46,6 +46,8 @@ const char *sfp_dtype_name(sfp_dtype t) { return dtypes[dtype_index(t)].name; }
 
 const char *sfp_coder_name(sfp_coder c)
 {
+    if (c == SFP_CODER_AUTO)
+        return "auto";
     return (unsigned)c < SFP_CODER_COUNT ? coders[c] : "?";
 }
 
@@ -84,6 +86,10 @@ int sfp_coder_parse(const char *name, sfp_coder *out)
             return SFP_OK;
         }
     }
+    if (strcmp(name, "auto") == 0) {
+        *out = SFP_CODER_AUTO;
+        return SFP_OK;
+    }
     return SFP_EINVAL;
 }
 
@@ -118,9 +124,9 @@ int sfp_params_check(const sfp_params *p)
     RETURN_IF(p->anchor < -1 || p->anchor > 254, SFP_EINVAL);
     /* Fixed anchor 0 with no mantissa bits: the grid has no non-zero value. */
     RETURN_IF(p->anchor == 0 && p->mbits == 0, SFP_EINVAL);
-    RETURN_IF((unsigned)p->coder >= SFP_CODER_COUNT, SFP_EINVAL);
+    RETURN_IF((unsigned)p->coder >= SFP_CODER_COUNT && p->coder != SFP_CODER_AUTO, SFP_EINVAL);
     RETURN_IF(p->zmap != SFP_ZMAP_BITMAP && p->zmap != SFP_ZMAP_HUFFMAN, SFP_EINVAL);
-    if (p->coder == SFP_CODER_GECKO) {
+    if (p->coder == SFP_CODER_GECKO || p->coder == SFP_CODER_AUTO) {
         unsigned g = p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
         RETURN_IF(g != 8 && g != 16 && g != 32 && g != 64, SFP_EINVAL);
     }

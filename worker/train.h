@@ -49,6 +49,7 @@ typedef struct sfpt_opts {
     int print_model;
     int policy;                /* sfp_policy_kind */
     int coder;                 /* sfp_coder       */
+    int weight_coder;          /* sfp_coder or SFP_CODER_AUTO; -1: as coder */
     int zmap;                  /* SFP_ZMAP_*      */
     int gecko;                 /* coder == gecko  */
     int synthetic, check_replicas, progress, quiet, timing;
@@ -170,6 +171,7 @@ typedef struct sfpt {
     double wbytes[SFPW_MAX_TENSORS];
     double wcb[SFPW_NCODERS][SFPW_MAX_TENSORS];
     sfpw_override ovr;            /* operator policy, applied by every rank */
+    sfp_params wbase;             /* base of the weight pieces (sfpt_wbase) */
     double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
     double bit_cost;              /* in force (after --weight-cost), %     */
     double n_min;                 /* mantissa floor in force               */
@@ -189,6 +191,16 @@ typedef struct sfpt {
 int sfpt_setup(sfpt *r);
 void sfpt_teardown(sfpt *r);
 const char *sfpt_stash_err(const sfpt *r, int rc);
+
+/* The params of the weight pieces: the frames' base with --weight-coder's
+ * coder, unless an operator policy set the coder of every frame. */
+static inline const sfp_params *sfpt_wbase(sfpt *r)
+{
+    r->wbase = r->base;
+    if (r->o.weight_coder >= 0 && !(r->ovr.generation && r->ovr.coder >= 0))
+        r->wbase.coder = (sfp_coder)r->o.weight_coder;
+    return &r->wbase;
+}
 
 /* train_ckpt.c */
 int sfpt_resume(sfpt *r);

@@ -60,6 +60,13 @@ static const choice coders[] = {
 #undef SFPW__CODER_CHOICE
     {NULL, 0},
 };
+static const choice wcoders[] = {
+    {"same", -1},
+#define SFPW__WCODER_CHOICE(id, value, name) {name, SFP_CODER_##id},
+    SFP_CODERS(SFPW__WCODER_CHOICE)
+#undef SFPW__WCODER_CHOICE
+    {"auto", SFP_CODER_AUTO}, {NULL, 0},
+};
 static const choice zmaps[] = {
     {"bitmap", SFP_ZMAP_BITMAP}, {"huffman", SFP_ZMAP_HUFFMAN}, {NULL, 0},
 };
@@ -113,6 +120,11 @@ static const row rows[] = {
     ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
      "exponent-plane coder of all frames (rans: libsfp's entropy coder, see "
      "docs/FORMAT.md)", .choices = coders),
+    ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "same", NULL, 0, 0,
+     "exponent-plane coder of the weight pieces (the exchange and what their "
+     "footprint counts): same (as --coder), plain, gecko, rans, or auto (each "
+     "piece coded with Gecko and with rANS, the smaller frame kept)",
+     .choices = wcoders),
     ROW("zmap", A_CHOICE, O(zmap), NULL, "huffman", NULL, 0, 0,
      "zero map of the frames that have one: bitmap (one bit per value), or "
      "huffman (the bitmap's masks Huffman-coded where that is smaller; zeros "

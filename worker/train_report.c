@@ -70,13 +70,15 @@ static int write_report(const char *path, const sfpt *r, int identical,
     json_str(f, sfp_version());
     fprintf(f, ",\n  \"settings\": {\"model\": ");
     json_str(f, m->name);
-    fprintf(f, ", \"policy\": \"%s\", \"gecko\": %s, \"coder\": \"%s\", \"zmap\": \"%s\", "
+    fprintf(f, ", \"policy\": \"%s\", \"gecko\": %s, \"coder\": \"%s\", \"weight_coder\": \"%s\", "
+               "\"zmap\": \"%s\", "
                "\"epochs\": %d, \"batch\": %d, "
                "\"ranks\": %d, \"optimizer\": \"%s\", \"lr\": %g, \"lr_decay\": %g, "
                "\"momentum\": %g, \"weight_decay\": %g, \"seed\": %llu, \"data\": ",
             sfp_policy_kind_name((sfp_policy_kind)o->policy), o->gecko ? "true" : "false",
-            sfp_coder_name((sfp_coder)o->coder), sfp_zmap_name((unsigned)o->zmap),
-            o->epochs, o->batch, nranks,
+            sfp_coder_name((sfp_coder)o->coder),
+            sfp_coder_name((sfp_coder)(o->weight_coder >= 0 ? o->weight_coder : o->coder)),
+            sfp_zmap_name((unsigned)o->zmap), o->epochs, o->batch, nranks,
             o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
             (float)o->lr_decay, o->opt.momentum, o->opt.weight_decay,
             (unsigned long long)o->seed);

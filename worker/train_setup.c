@@ -384,6 +384,8 @@ static void banner(const sfpt *r)
         o->synthetic ? "synthetic" : "fashion-mnist", o->batch,
         o->opt.kind == SFPW_OPT_ADAM ? "adam" : "sgd", o->opt.lr,
         (unsigned long long)o->seed);
+    if (o->weight_coder >= 0 && o->weight_coder != o->coder)
+        say("weight pieces: coder %s\n", sfp_coder_name((sfp_coder)o->weight_coder));
     say("data: %zu train / %zu test images; %llu steps per epoch; stash %s\n",
         r->train.n, r->test.n, (unsigned long long)r->steps_per_epoch,
         r->stash->ops->name);
@@ -475,7 +477,7 @@ int sfpt_setup(sfpt *r)
     r->measure = o->measure_coders && r->quant;
     sfpw_dist_measure_coders(r->dist, r->measure);
     if ((rc = sfp_policy_choose(r->pol, r->step, r->width)) ||
-        (rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, &r->base,
+        (rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, sfpt_wbase(r),
                                 sfpw_net_weights(r->net), r->wbytes)) ||
         (r->measure && (rc = sfpw_dist_coder_bytes(r->dist, &r->wcb[0][0])))) {
         err("publishing weights: %s\n", sfpt_stash_err(r, rc));

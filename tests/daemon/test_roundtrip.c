@@ -29,7 +29,7 @@ static void roundtrip(sfpc *c)
         size_t nmb = dtypes[di] == SFP_DTYPE_F32 ? 5 : 4;
         for (size_t mi = 0; mi < nmb; mi++)
             for (size_t ei = 0; ei < 3; ei++)
-                for (int coder = 0; coder < 2; coder++)
+                for (int coder = 0; coder < 3; coder++)
                     for (size_t ci = 0; ci < 4; ci++) {
                         sfp_params p;
                         sfpc_key k = {.rank = 0, .step = cases, .tensor = "act"};
@@ -43,7 +43,8 @@ static void roundtrip(sfpc *c)
                         p.dtype = dtypes[di];
                         p.mbits = mb[mi];
                         p.ebits = eb[ei];
-                        p.coder = coder ? SFP_CODER_GECKO : SFP_CODER_PLAIN;
+                        p.coder = coder == 2 ? SFP_CODER_AUTO
+                                : coder ? SFP_CODER_GECKO : SFP_CODER_PLAIN;
                         bytes = n * sfp_dtype_size(p.dtype);
                         tc_fill(in, n, &p, 1000 + cases);
                         if (via_shm) {
@@ -88,7 +89,7 @@ static void roundtrip(sfpc *c)
                         cases++;
                     }
     }
-    printf("round trip: %u cases bit-exact (F32 and BF16, widths, plain and Gecko)\n", cases);
+    printf("round trip: %u cases bit-exact (F32 and BF16, widths, plain, Gecko and auto)\n", cases);
     free(in);
     free(out);
 }

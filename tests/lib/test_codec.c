@@ -843,6 +843,82 @@ static void test_rans_smallest(void)
     printf("rANS never larger than plain: %d cases\n", tried);
 }
 
+/*
+ * SFP_CODER_AUTO: the frame is the smaller of the Gecko and the rANS request
+ * (Gecko on a tie), holds the same values, writes nothing past its bound,
+ * gives the same quantized copy in place (every rounding mode), and needs
+ * the whole bound.
+ */
+static void test_coder_auto(void)
+{
+    enum { N = 5000 };
+    static float x[N], q[N], y[N], z[N];
+    trng r = {77};
+    int picked[SFP_CODER_COUNT] = {0};
+    for (int t = 0; t < 120; t++) {
+        size_t n = t < 3 ? (size_t)t : 1 + trng_next(&r) % (t < 60 ? 300 : N);
+        unsigned k = (unsigned)(trng_next(&r) % 8), e = 1 + (unsigned)(trng_next(&r) % 8);
+        int kind = t % 4;
+        for (size_t i = 0; i < n; i++)
+            x[i] = kind == 0 ? trng_gauss(&r) * 0.05f /* weights */
+                 : kind == 1 ? (trng_unit(&r) < 0.5 ? 0.0f : fabsf(trng_gauss(&r)))
+                 : kind == 2 ? trng_gauss(&r) * (float)pow(2.0, (int)(trng_next(&r) % 30) - 15)
+                             : 1.0f;
+        sfp_params pa = params(SFP_DTYPE_F32, k, e, SFP_CODER_AUTO);
+        sfp_params pg = params(SFP_DTYPE_F32, k, e, SFP_CODER_GECKO);
+        sfp_params pr = params(SFP_DTYPE_F32, k, e, SFP_CODER_RANS);
+        pa.rounding = pg.rounding = pr.rounding = (sfp_rounding)(t % 3);
+        pa.seed = pg.seed = pr.seed = 1000u + (unsigned)t;
+        pa.zmap = pg.zmap = pr.zmap = t & 1 ? SFP_ZMAP_HUFFMAN : SFP_ZMAP_BITMAP;
+        const size_t cap = sfp_frame_bound(n, &pa);
+        CHECK(cap >= sfp_frame_bound(n, &pg) + sfp_frame_bound(n, &pr));
+        uint8_t *fa = malloc(cap + 16), *fg = malloc(cap), *fr = malloc(cap);
+        memset(fa, 0xa5, cap + 16);
+        size_t la = 0, lg = 0, lr = 0, got = 0;
+        sfp_qstats sa, sg;
+        memset(&sa, 0, sizeof sa);
+        memset(&sg, 0, sizeof sg);
+        CHECK_EQ_INT(sfp_encode(x, n, &pa, fa, cap, &la, &sa), 0);
+        CHECK_EQ_INT(sfp_encode(x, n, &pg, fg, cap, &lg, &sg), 0);
+        CHECK_EQ_INT(sfp_encode(x, n, &pr, fr, cap, &lr, NULL), 0);
+        CHECK_EQ_INT(la, lg <= lr ? lg : lr);
+        CHECK(memcmp(fa, lg <= lr ? fg : fr, la) == 0);
+        CHECK(sa.count == sg.count && sa.zeros == sg.zeros && sa.flushed == sg.flushed &&
+              sa.saturated == sg.saturated && sa.negative == sg.negative &&
+              sa.anchor == sg.anchor);
+        for (size_t i = cap; i < cap + 16; i++)
+            CHECK_EQ_INT(fa[i], 0xa5);
+        sfp_frame_info fi;
+        CHECK_EQ_INT(sfp_frame_parse(fa, la, &fi), 0);
+        CHECK((unsigned)fi.coder < SFP_CODER_COUNT);
+        picked[fi.coder]++;
+        CHECK_EQ_INT(sfp_decode(fa, la, y, sizeof y, &got), 0);
+        CHECK_EQ_INT(got, n);
+        /* in place: src becomes the values the frame decodes to */
+        memcpy(q, x, n * 4);
+        size_t lq = 0;
+        CHECK_EQ_INT(sfp_encode_q(q, n, &pa, fa, cap, &lq, NULL, q), 0);
+        CHECK_EQ_INT(lq, la);
+        CHECK(memcmp(q, y, n * 4) == 0);
+        CHECK_EQ_INT(sfp_decode(fa, lq, z, sizeof z, &got), 0);
+        CHECK(memcmp(z, y, n * 4) == 0);
+        /* the whole bound, or nothing */
+        lq = 12345;
+        CHECK_EQ_INT(sfp_encode(x, n, &pa, fa, cap - 1, &lq, NULL), SFP_ENOSPC);
+        CHECK_EQ_INT(lq, 12345);
+        free(fa), free(fg), free(fr);
+    }
+    /* weights (kind 0) pick rANS, and every kind of frame comes out */
+    CHECK(picked[SFP_CODER_RANS] > 0);
+    CHECK(picked[SFP_CODER_GECKO] > 0);
+    sfp_params bad = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_AUTO);
+    bad.gecko_group = 12;
+    CHECK_EQ_INT(sfp_params_check(&bad), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_frame_bound(10, &bad), 0);
+    printf("coder auto: gecko %d, rans %d, plain %d frames\n", picked[SFP_CODER_GECKO],
+           picked[SFP_CODER_RANS], picked[SFP_CODER_PLAIN]);
+}
+
 /* The ratios the issue asks for (deterministic data, no timing). */
 static void test_ratios(void)
 {
@@ -921,6 +997,17 @@ static void test_vocabulary(void)
     CHECK_EQ_INT(sfp_dtype_parse("fp", &t), SFP_EINVAL);
     CHECK_EQ_INT(sfp_dtype_parse(NULL, &t), SFP_EINVAL);
     CHECK_EQ_INT((int)t, SFP_DTYPE_BF16);
+    CHECK(strcmp(sfp_coder_name(SFP_CODER_AUTO), "auto") == 0);
+    CHECK_EQ_INT(sfp_coder_parse("auto", &c), 0);
+    CHECK_EQ_INT((int)c, (int)SFP_CODER_AUTO);
+    {
+        sfp_params pa = params(SFP_DTYPE_F32, 2, 4, SFP_CODER_AUTO);
+        CHECK_EQ_INT(sfp_params_check(&pa), 0);
+        pa.coder = (sfp_coder)SFP_CODER_COUNT;
+        CHECK_EQ_INT(sfp_params_check(&pa), SFP_EINVAL);
+        pa.coder = (sfp_coder)254;
+        CHECK_EQ_INT(sfp_params_check(&pa), SFP_EINVAL);
+    }
     CHECK_EQ_INT(sfp_coder_parse("gecko ", &c), SFP_EINVAL);
     CHECK_EQ_INT(sfp_coder_parse("?", &c), SFP_EINVAL);
     CHECK_EQ_INT(sfp_dtype_size((sfp_dtype)3), 0);
@@ -1073,6 +1160,7 @@ int main(void)
     test_rans_hostile();
     test_forbidden();
     test_rans_smallest();
+    test_coder_auto();
     test_ratios();
     test_zhuf();
     test_flush_zmap();

@@ -57,6 +57,28 @@ need(c["spills"] >= 1 and c["prefetch_hits"] >= 1,
 need(c["errors"] == 0 and c["frames_refused"] == 0, f"errors {c['errors']}, refused {c['frames_refused']}")
 PY
 done
+# --weight-coder auto (each weight piece the smaller of a Gecko and a rANS
+# frame): sfpd's Encode makes the same frames as the ranks' libsfp
+timeout 120 mpirun -np 2 "$train" $run --weight-coder auto --no-daemon \
+    --report "$tmp/wauto-local.json" > "$tmp/wauto-local.txt" 2>&1 ||
+    { cat "$tmp/wauto-local.txt"; fail "in-process --weight-coder auto run"; }
+before=$("$sfpctl" --addr "unix:$tmp/grpc.sock" --json stats)
+timeout 120 mpirun -np 2 "$train" $run --weight-coder auto --daemon "$tmp/sfpd.sock" \
+    --job codec-wauto --stash-codec daemon --report "$tmp/wauto.json" > "$tmp/wauto.txt" 2>&1 ||
+    { cat "$tmp/wauto.txt"; fail "--weight-coder auto through sfpd"; }
+after=$("$sfpctl" --addr "unix:$tmp/grpc.sock" --json stats)
+grep -q '"weight_coder": "auto"' "$tmp/wauto.json" || fail "report: weight_coder not auto"
+h1=$(json_hash "$tmp/wauto-local.json") h2=$(json_hash "$tmp/wauto.json")
+echo "--weight-coder auto: in-process $h1, sfpd encodes $h2"
+[ "$h1" = "$h2" ] || fail "--weight-coder auto: sfpd's weights $h2 differ from in-process $h1"
+/usr/bin/python3 - "$before" "$after" <<'PY'
+import json, sys
+b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+enc = int(a["counters"]["encodes"]) - int(b["counters"].get("encodes", 0))
+print(("ok   " if enc > 0 else "FAIL ") + f"sfpd encoded the weight pieces ({enc} encodes)")
+sys.exit(0 if enc > 0 else 1)
+PY
+
 # one rank on this node: auto keeps the codec in sfpd when a core is free
 if [ "$(getconf _NPROCESSORS_ONLN)" -gt 1 ]; then
     timeout 120 "$train" $run --daemon "$tmp/sfpd.sock" --job codec-one \

@@ -50,7 +50,8 @@ int sfpd_ipc_params(const Sfp__Ipc__V1__Params *p, sfp_params *out)
     sfp_params_default(&q);
     if (sfp_dtype_size((sfp_dtype)p->dtype) == 0)
         return -ST(E_INVALID);
-    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 || p->coder >= SFP_CODER_COUNT ||
+    if (p->mbits > 23 || p->ebits > 8 || p->rounding > 2 ||
+        (p->coder >= SFP_CODER_COUNT && p->coder != (unsigned)SFP_CODER_AUTO) ||
         p->anchor < -1 || p->anchor > 254 || p->gecko_group > 64 || p->zmap > 1)
         return -ST(E_INVALID);
     q.dtype = (sfp_dtype)p->dtype;

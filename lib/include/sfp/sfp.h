@@ -124,6 +124,17 @@ typedef enum sfp_coder {
 enum { SFP_CODER_COUNT = 0 SFP_CODERS(SFP__COUNT_ROW) };
 
 /*
+ * Not a frame's coder but a request (sfp_params.coder, name "auto"): the
+ * encoder codes the exponent plane with Gecko and with rANS (which itself
+ * falls back to plain codes when they are smaller) and keeps the smaller
+ * frame; a Gecko frame on a tie. About the time of both encodes (rANS is the
+ * slower, ~0.9 GB/s); sfp_frame_bound() covers both attempts. For tensors
+ * whose bytes matter more than their encode time: weights exchanged or
+ * stored, checkpoints.
+ */
+#define SFP_CODER_AUTO ((sfp_coder)255)
+
+/*
  * Container and coding parameters. Fill with sfp_params_default() and then
  * change what you need; the defaults are lossless FP32 (k=23, e=8, plain).
  */
@@ -160,8 +171,8 @@ SFP_API size_t sfp_dtype_size(sfp_dtype t);
 /* Fraction bits of a dtype (23 or 7; the largest mbits), 0 if unknown. */
 SFP_API unsigned sfp_dtype_fraction_bits(sfp_dtype t);
 
-/* Name of a dtype ("f32", "bf16") or coder ("plain", "gecko", "rans");
- * "?" for a value that is not one. Never NULL. */
+/* Name of a dtype ("f32", "bf16") or coder ("plain", "gecko", "rans", and
+ * "auto" for SFP_CODER_AUTO); "?" for a value that is not one. Never NULL. */
 SFP_API const char *sfp_dtype_name(sfp_dtype t);
 SFP_API const char *sfp_coder_name(sfp_coder c);
 /* Parses a name (a dtype also by its aliases: "fp32", "float32",
