@@ -180,6 +180,11 @@ static inline void sfp__store32le(uint8_t *p, uint32_t v)
 #endif
 }
 
+static inline uint32_t sfp__load16le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
 static inline uint32_t sfp__load32le(const uint8_t *p)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -528,7 +533,9 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
 typedef struct sfp__rans_table {
     unsigned nsym;
     uint16_t freq[256], cum[256];
-    uint8_t slot[SFP__RANS_M]; /* decoder: slot -> symbol */
+    /* decoder: slot -> symbol | (freq - 1) << 8 | (slot - cum) << 20, one
+     * load per decoded symbol */
+    uint32_t slot[SFP__RANS_M];
 } sfp__rans_table;
 
 typedef struct sfp__rans_dec {

@@ -73,46 +73,71 @@ uint64_t sfp__rans_bound(uint64_t S, unsigned ebits)
     return S ? sfp__rans_table_bytes(nsym, nsym) + 8 + 2 * S : 0;
 }
 
+/* What the encoder needs of one symbol, together. */
+typedef struct rans_sym {
+    uint64_t rcp;  /* ceil(2^(32+sh) / f)                                  */
+    uint32_t xmax; /* renormalise while x >= xmax                          */
+    uint16_t cmpl; /* M - f: x + cum + q (M - f) = (q << SCALE) + x - q f + cum */
+    uint16_t cum;
+    uint8_t sh;
+} rans_sym;
+
+/*
+ * One encode step: the renormalisation without a branch (the low word is
+ * stored whether it is emitted or not, then the pointer moves by 2 or 0;
+ * the caller made sure 2 bytes below *pp are in the buffer), then
+ * x / f by multiplication: with sh = ceil(log2 f) and
+ * m = ceil(2^(32+sh) / f), floor(x * m / 2^(32+sh)) == floor(x / f) for
+ * every 32-bit x (tests/lib/test_codec.c checks all f).
+ */
+static inline uint32_t rans_put(uint32_t x, const rans_sym *e, uint8_t **pp)
+{
+    const uint32_t r = x >= e->xmax;
+    uint8_t *p = *pp - 2;
+    store16le(p, (uint16_t)x);
+    *pp = p + 2 * (1 - r);
+    x >>= 16 * r;
+    const uint32_t q = (uint32_t)((uint64_t)(((__uint128_t)x * e->rcp) >> 32) >> e->sh);
+    return x + e->cum + q * e->cmpl;
+}
+
 uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
                           uint64_t S, uint8_t *out, uint64_t cap)
 {
     if (S == 0)
         return 0;
     uint8_t *end = out + cap, *p = end;
-    uint32_t x[2] = {SFP__RANS_L, SFP__RANS_L};
-    /*
-     * x / f by multiplication: with sh = ceil(log2 f) and
-     * m = ceil(2^(32+sh) / f), floor(x * m / 2^(32+sh)) == floor(x / f) for
-     * every 32-bit x (tests/lib/test_codec.c checks all f).
-     */
-    uint64_t rcp[256];
-    uint32_t xmax[256];
-    uint8_t rsh[256];
+    uint32_t x0 = SFP__RANS_L, x1 = SFP__RANS_L;
+    rans_sym sym[256];
     for (unsigned s = 0; s < t->nsym; s++) {
         uint32_t f = t->freq[s];
         if (!f)
             continue;
         unsigned sh = f > 1 ? 32u - (unsigned)__builtin_clz(f - 1) : 0;
-        rcp[s] = (uint64_t)((((__uint128_t)1 << (32 + sh)) + f - 1) / f);
-        rsh[s] = (uint8_t)(32 + sh);
-        /* renormalise while x >= ((L >> SCALE) << 16) * f (saturates at 2^32) */
+        sym[s].rcp = (uint64_t)((((__uint128_t)1 << (32 + sh)) + f - 1) / f);
+        sym[s].sh = (uint8_t)sh;
+        sym[s].cum = t->cum[s];
+        sym[s].cmpl = (uint16_t)(SFP__RANS_M - f);
+        /* renormalise while x >= ((L >> SCALE) << 16) * f; saturated at
+         * 2^32 - 1 for f = M, where x stays L (the only symbol) */
         uint64_t xm = (uint64_t)((SFP__RANS_L >> SFP__RANS_SCALE) << 16) * f;
-        xmax[s] = xm > 0xffffffffu ? 0xffffffffu : (uint32_t)xm;
+        sym[s].xmax = xm > 0xffffffffu ? 0xffffffffu : (uint32_t)xm;
     }
-
-    for (uint64_t i = S; i-- > 0;) {
-        unsigned s = codes[i];
-        uint32_t f = t->freq[s], xs = x[i & 1];
-        if (xs >= xmax[s] && f != SFP__RANS_M) {
-            if (SFP__UNLIKELY(p - out < 2))
-                return UINT64_MAX;
-            p -= 2;
-            store16le(p, (uint16_t)xs);
-            xs >>= 16;
-        }
-        uint32_t q = (uint32_t)(((__uint128_t)xs * rcp[s]) >> rsh[s]);
-        x[i & 1] = (q << SFP__RANS_SCALE) + (xs - q * f) + t->cum[s];
+    /* every code emits at most one word: with 2 S bytes of room no step
+     * can leave the buffer */
+    if (cap < 2 * S + 2)
+        return UINT64_MAX;
+    uint64_t i = S;
+    if (i & 1) {
+        i--;
+        x0 = rans_put(x0, &sym[codes[i]], &p);
     }
+    while (i >= 2) {
+        i -= 2;
+        x1 = rans_put(x1, &sym[codes[i + 1]], &p);
+        x0 = rans_put(x0, &sym[codes[i]], &p);
+    }
+    uint32_t x[2] = {x0, x1};
     unsigned present = 0;
     for (unsigned s = 0; s < t->nsym; s++)
         present += t->freq[s] != 0;
@@ -169,7 +194,8 @@ int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
         t->freq[s] = (uint16_t)f;
         sum += f;
         RETURN_IF(sum > SFP__RANS_M, SFP_ECORRUPT);
-        memset(t->slot + t->cum[s], (int)s, f);
+        for (uint32_t j = 0; j < f; j++)
+            t->slot[t->cum[s] + j] = s | (f - 1) << 8 | j << 20;
     }
     RETURN_IF(sum != SFP__RANS_M, SFP_ECORRUPT);
     d->x[0] = sfp__load32le(q);
@@ -180,14 +206,20 @@ int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
     return SFP_OK;
 }
 
+/* One decode step on state *x without the renormalisation. */
+static inline uint32_t rans_advance(uint32_t v, const sfp__rans_table *t, uint8_t *sym)
+{
+    const uint32_t e = t->slot[v & (SFP__RANS_M - 1)];
+    *sym = (uint8_t)e;
+    return ((e >> 8 & 0xfff) + 1) * (v >> SFP__RANS_SCALE) + (e >> 20);
+}
+
 /* One decode step on state *x; reads at most one word. */
 static inline uint8_t rans_step(uint32_t *x, const sfp__rans_table *t,
                                 const uint8_t **pp, const uint8_t *end, int *err)
 {
-    uint32_t v = *x;
-    uint32_t slot = v & (SFP__RANS_M - 1);
-    unsigned s = t->slot[slot];
-    v = t->freq[s] * (v >> SFP__RANS_SCALE) + slot - t->cum[s];
+    uint8_t s;
+    uint32_t v = rans_advance(*x, t, &s);
     if (v < SFP__RANS_L) {
         const uint8_t *p = *pp;
         uint32_t w = 0;
@@ -200,7 +232,29 @@ static inline uint8_t rans_step(uint32_t *x, const sfp__rans_table *t,
         v = v << 16 | w;
     }
     *x = v;
-    return (uint8_t)s;
+    return s;
+}
+
+/*
+ * Two symbols, one per state, while at least two words are left: the word
+ * is loaded whether it is needed or not and the pointer moves by 2 or 0, so
+ * the state chains have no branch to mispredict (a renormalisation happens
+ * on about half of the steps of a skewed table).
+ */
+static inline const uint8_t *rans_pair(uint32_t *x0, uint32_t *x1,
+                                       const sfp__rans_table *t, const uint8_t *p,
+                                       uint8_t *out)
+{
+    uint32_t v0 = rans_advance(*x0, t, &out[0]);
+    uint32_t v1 = rans_advance(*x1, t, &out[1]);
+    /* both words the pair may take, so that state 1's does not wait for
+     * state 0's decision to move the pointer */
+    const uint32_t wa = sfp__load16le(p), wb = sfp__load16le(p + 2);
+    const uint32_t r0 = v0 < SFP__RANS_L, r1 = v1 < SFP__RANS_L;
+    const uint32_t w1 = r0 ? wb : wa;
+    *x0 = r0 ? v0 << 16 | wa : v0;
+    *x1 = r1 ? v1 << 16 | w1 : v1;
+    return p + 2 * (r0 + r1);
 }
 
 void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t, uint8_t *out,
@@ -213,6 +267,8 @@ void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t, uint8_t *out,
 
     if (n && (d->i & 1))
         out[j++] = rans_step(&x1, t, &p, end, &err);
+    for (; j + 2 <= n && end - p >= 4; j += 2)
+        p = rans_pair(&x0, &x1, t, p, out + j);
     for (; j + 2 <= n; j += 2) {
         out[j] = rans_step(&x0, t, &p, end, &err);
         out[j + 1] = rans_step(&x1, t, &p, end, &err);
