@@ -6,7 +6,9 @@
  * trainer chose, and compares, in bits per value over the tensor's values:
  *
  *   plain / gecko / rans   zero map + exponent plane of libsfp's real frames
- *                          (header fields from sfp_frame_parse)
+ *                          (header fields from sfp_frame_parse), the zero
+ *                          map Huffman-coded where smaller (sfp-train's
+ *                          default --zmap)
  *   entropy                order-0 empirical entropy of the exponent codes
  *                          with zero as a symbol (what any coder of the code
  *                          sequence without context needs, tables free)
@@ -297,6 +299,7 @@ int main(int argc, char **argv)
         p.anchor = anchor;
         p.rounding = (sfp_rounding)rounding;
         p.seed = 0;
+        p.zmap = SFP_ZMAP_HUFFMAN;
         if (sfp_params_check(&p)) {
             fprintf(stderr, "sfp-expstudy: bad params in %s\n", file);
             free(x);

@@ -115,16 +115,19 @@ static const row rows[] = {
     ROW("policy", A_CHOICE, O(policy), NULL, "qmqe", NULL, 0, 0, "width policy",
      .choices = policies),
     ROW("gecko", A_FLAG, O(coder), NULL, NULL, "off", 0, 0,
-     "Gecko-code the exponent planes of all frames (same as --coder gecko)",
+     "Gecko-code the exponent planes of the stashed activations (same as "
+     "--coder gecko)",
      .value = SFP_CODER_GECKO),
     ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
-     "exponent-plane coder of all frames (rans: libsfp's entropy coder, see "
+     "exponent-plane coder of the stashed activations (and of the weight "
+     "pieces with --weight-coder same; rans: libsfp's entropy coder, see "
      "docs/FORMAT.md)", .choices = coders),
-    ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "same", NULL, 0, 0,
-     "exponent-plane coder of the weight pieces (the exchange and what their "
-     "footprint counts): same (as --coder), plain, gecko, rans, or auto (each "
-     "piece coded with Gecko and with rANS, the smaller frame kept)",
-     .choices = wcoders),
+    ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,
+     "exponent-plane coder of the weight pieces (the exchange, and what their "
+     "footprint counts): auto (each piece coded with Gecko and with rANS, the "
+     "smaller frame kept: weights are small and cross the network, their bytes "
+     "matter more than their encode time), same (as --coder), plain, gecko or "
+     "rans", .choices = wcoders),
     ROW("zmap", A_CHOICE, O(zmap), NULL, "huffman", NULL, 0, 0,
      "zero map of the frames that have one: bitmap (one bit per value), or "
      "huffman (the bitmap's masks Huffman-coded where that is smaller; zeros "
