@@ -114,8 +114,26 @@ static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
     const uint8_t *codes = s->rscratch;
     uint64_t count[256] = {0};
     sfp__rans_table rt;
-    for (uint64_t i = 0; i < s->rn; i++)
-        count[codes[i]]++;
+    /* four tables, so that runs of one code do not wait on one counter */
+    uint32_t c4[4][256];
+    memset(c4, 0, sizeof(c4));
+    uint64_t h = 0;
+    while (h < s->rn) {
+        /* at most 2^30 codes per round: the uint32_t counters cannot wrap */
+        const uint64_t stop = s->rn - h > (1u << 30) ? h + (1u << 30) : s->rn;
+        for (; h + 4 <= stop; h += 4) {
+            c4[0][codes[h]]++;
+            c4[1][codes[h + 1]]++;
+            c4[2][codes[h + 2]]++;
+            c4[3][codes[h + 3]]++;
+        }
+        for (; h < stop; h++)
+            c4[0][codes[h]]++;
+        for (unsigned c = 0; c < 256; c++) {
+            count[c] += (uint64_t)c4[0][c] + c4[1][c] + c4[2][c] + c4[3][c];
+            c4[0][c] = c4[1][c] = c4[2][c] = c4[3][c] = 0;
+        }
+    }
     sfp__rans_build(&rt, count, 1u << e);
     const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax);
     const uint64_t plain = ceil8(n * e);
