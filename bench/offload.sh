@@ -4,7 +4,8 @@
 # (c) in sfpd with a budget that forces spill (b, c: --stash-codec daemon,
 # sfpd encodes and decodes), (b') and (c') the same with --stash-codec rank
 # (the ranks encode and decode, sfpd stores the frames), plus fp32 for
-# reference; and
+# reference; (w) is (a) with the weight pieces coded like the stashes
+# (--weight-coder same) instead of the default auto; and
 # the weight-exchange bytes per step against FP32 with the publish time
 # (weights encoded in-process vs by sfpd).
 # Every configuration runs REPS times, interleaved (a b c a b c ...) after
@@ -12,7 +13,8 @@
 # usage: bench/offload.sh BUILD_DIR [model]
 #        env: NP=2 ranks (1: no mpirun), REPS=3, LIMIT=6400 training images (50 steps at batch 128),
 #             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko,
-#             CONFIGS="f a b c B C" (B, C: (b'), (c'))
+#             CONFIGS="f a b c B C" (B, C: (b'), (c'); also w: (a) with
+#             --weight-coder same)
 set -eu
 build=$1; model=${2:-cnn}
 sfpd=$build/daemon/sfpd train=$build/worker/sfp-train
@@ -48,6 +50,7 @@ one() { # CONFIG ROUND
     case $1 in
     f) flags="--policy fp32 --no-daemon" ;;
     a) flags="--policy $policy $coder --no-daemon" ;;
+    w) flags="--policy $policy $coder --no-daemon --weight-coder same" ;;
     b|c) flags="--policy $policy $coder --daemon $tmp/s.sock --stash-codec daemon" ;;
     *) flags="--policy $policy $coder --daemon $tmp/s.sock --stash-codec rank" ;;
     esac
@@ -86,6 +89,7 @@ import json, statistics, sys
 tmp, reps, model, pol, np_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 cfgs = sys.argv[6].split()
 names = {"f": "fp32 (no stash)", "a": "(a) in-process stash",
+         "w": "(a) with --weight-coder same",
          "b": "(b) sfpd, no spill", "c": "(c) sfpd, spill",
          "B": "(b') sfpd rank codec, no spill", "C": "(c') sfpd rank codec, spill"}
 keys = ["compute", "quantize", "stash", "comm", "optimizer", "weights"]
