@@ -61,7 +61,8 @@ def encode(data, mantissa=None, exponent=8, coder="gecko", rounding="rne", *,
     "float32" or "bfloat16". Non-contiguous buffers are copied first.
     mantissa: kept mantissa bits (None: all, i.e. 23 for float32 and 7 for
     bfloat16); exponent: exponent window bits 1..8 (8 keeps every exponent);
-    coder: "plain", "gecko" or "rans"; rounding: "rne", "trunc" or
+    coder: "plain", "gecko", "rans", or "auto" (the smaller of a Gecko and a
+    rANS frame); rounding: "rne", "trunc" or
     "stochastic" (with seed); group: Gecko group size (0: 16); anchor: -1 for
     the tensor's largest exponent, or a fixed biased exponent 0..254;
     zmap: "bitmap" or "huffman" (the zero map Huffman-coded where that is

@@ -81,7 +81,12 @@ edge = np.array([0.0, -0.0, 1e-45, -1e-40, 1.17549435e-38, 3.4028235e38, -3.4028
                  2.5, -7.75e-3], dtype=np.float32)
 tensors = {"gauss": gauss, "relu": relu, "edge": edge}
 cases = [(23, 8, "plain"), (23, 8, "gecko"), (23, 8, "rans"), (7, 8, "gecko"), (2, 4, "gecko"),
-         (2, 4, "rans"), (0, 1, "plain"), (10, 7, "plain")]
+         (2, 4, "rans"), (0, 1, "plain"), (10, 7, "plain"), (2, 4, "auto"), (23, 8, "auto")]
+# "auto": the smaller of the Gecko and the rANS frame (Gecko on a tie)
+for tname, x in tensors.items():
+    g, r, a = (sfp.encode(x, 2, 4, c) for c in ("gecko", "rans", "auto"))
+    check(a == (g if len(g) <= len(r) else r), "auto on %s: the smaller frame" % tname)
+check(sfp.info(sfp.encode(gauss, 2, 4, "auto"))["coder"] == "rans", "auto picks rANS on weights")
 n_same = n_cases = 0
 for tname, x in tensors.items():
     for k, e, coder in cases:
