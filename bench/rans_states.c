@@ -125,14 +125,18 @@ static size_t encode(const uint8_t *c, size_t n, unsigned N, uint8_t *out, size_
     return (size_t)(out + cap - p);
 }
 
-/* N steps at once: the states' table loads and products are independent,
- * the words they take are read in order behind them. */
-static void decode(uint8_t *o, size_t n, unsigned N, const uint8_t *p, const uint32_t *xs)
+/* N steps at once while N words are left (each state's word is loaded
+ * whether it takes it or not): the states' table loads and products are
+ * independent, the words they take are read in order behind them. Then
+ * one step at a time, reading only the words taken. Returns 0, or -1 if
+ * the words ran out. */
+static int decode(uint8_t *o, size_t n, unsigned N, const uint8_t *p, const uint8_t *end,
+                  const uint32_t *xs)
 {
     uint32_t x[MAXN], v[MAXN], r[MAXN];
     size_t i = 0;
     memcpy(x, xs, N * sizeof(uint32_t));
-    for (; i + N <= n; i += N) {
+    for (; i + N <= n && (size_t)(end - p) >= 2 * N; i += N) {
         for (unsigned k = 0; k < N; k++) {
             const uint32_t e = slot[x[k] & (M - 1)];
             o[i + k] = (uint8_t)e;
@@ -153,12 +157,15 @@ static void decode(uint8_t *o, size_t n, unsigned N, const uint8_t *p, const uin
         o[i] = (uint8_t)e;
         if (y < L) {
             uint16_t w;
+            if (end - p < 2)
+                return -1;
             memcpy(&w, p, 2);
             p += 2;
             y = y << 16 | w;
         }
         x[k] = y;
     }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -202,11 +209,11 @@ int main(int argc, char **argv)
             double t0 = cpu_now();
             len = encode(c, n, N, buf, 2 * n + 64, xs);
             double t1 = cpu_now();
-            decode(o, n, N, buf + 2 * n + 64 - len, xs);
+            int bad = decode(o, n, N, buf + 2 * n + 64 - len, buf + 2 * n + 64, xs);
             double t2 = cpu_now();
             te = t1 - t0 < te ? t1 - t0 : te;
             td = t2 - t1 < td ? t2 - t1 : td;
-            if (memcmp(o, c, n) != 0) {
+            if (bad || memcmp(o, c, n) != 0) {
                 fprintf(stderr, "sfp-rans-states: %u states: decode differs\n", N);
                 return 1;
             }
