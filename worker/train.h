@@ -171,7 +171,6 @@ typedef struct sfpt {
     double wbytes[SFPW_MAX_TENSORS];
     double wcb[SFPW_NCODERS][SFPW_MAX_TENSORS];
     sfpw_override ovr;            /* operator policy, applied by every rank */
-    sfp_params wbase;             /* base of the weight pieces (sfpt_wbase) */
     double gamma, qm_lr;          /* in force (gamma after --weight-cost)  */
     double bit_cost;              /* in force (after --weight-cost), %     */
     double n_min;                 /* mantissa floor in force               */
@@ -192,15 +191,11 @@ int sfpt_setup(sfpt *r);
 void sfpt_teardown(sfpt *r);
 const char *sfpt_stash_err(const sfpt *r, int rc);
 
-/* The params of the weight pieces: the frames' base with --weight-coder's
- * coder, unless an operator policy set the coder of every frame. */
-static inline const sfp_params *sfpt_wbase(sfpt *r)
-{
-    r->wbase = r->base;
-    if (r->o.weight_coder >= 0 && !(r->ovr.generation && r->ovr.coder >= 0))
-        r->wbase.coder = (sfp_coder)r->o.weight_coder;
-    return &r->wbase;
-}
+/* Quantizes, encodes and all-gathers the working weights (sfpw_dist_publish)
+ * at widths w (ignored unless the policy quantizes), with --weight-coder's
+ * coder unless an operator policy set the coder of every frame; bytes: the
+ * per-tensor frame bytes, or NULL. */
+int sfpt_publish(sfpt *r, const sfp_width *w, double *bytes);
 
 /* train_ckpt.c */
 int sfpt_resume(sfpt *r);

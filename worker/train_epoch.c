@@ -331,8 +331,7 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     if (!(rc = sfp_policy_choose(r->pol, r->step + 1, r->width)))
         sfpt_override_apply(&r->ovr, r->width, T);
     if (rc ||
-        (rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, sfpt_wbase(r),
-                                sfpw_net_weights(r->net), r->wbytes)) ||
+        (rc = sfpt_publish(r, r->width, r->wbytes)) ||
         (r->measure && (rc = sfpw_dist_coder_bytes(r->dist, &r->wcb[0][0])))) {
         err("publishing weights: %s\n", sfpt_stash_err(r, rc));
         return rc;

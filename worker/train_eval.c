@@ -97,8 +97,7 @@ int sfpt_evaluate(sfpt *r, sfpt_epoch *R)
     }
     if (r->quant)
         sfpt_override_apply(&r->ovr, r->ewidth, T);
-    if ((rc = sfpw_dist_publish(r->dist, r->quant ? r->ewidth : NULL, sfpt_wbase(r),
-                                sfpw_net_weights(r->net), NULL))) {
+    if ((rc = sfpt_publish(r, r->ewidth, NULL))) {
         err("publishing eval weights: %s\n", sfpt_stash_err(r, rc));
         return rc;
     }
@@ -125,8 +124,7 @@ int sfpt_evaluate(sfpt *r, sfpt_epoch *R)
         if (rc)
             return rc;
     }
-    if ((rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, sfpt_wbase(r),
-                                sfpw_net_weights(r->net), r->wbytes)) ||
+    if ((rc = sfpt_publish(r, r->width, r->wbytes)) ||
         (r->measure && (rc = sfpw_dist_coder_bytes(r->dist, &r->wcb[0][0])))) {
         err("publishing weights: %s\n", sfpt_stash_err(r, rc));
         return rc;

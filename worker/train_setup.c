@@ -331,6 +331,14 @@ static int open_stash(sfpt *r)
 #endif
 }
 
+int sfpt_publish(sfpt *r, const sfp_width *w, double *bytes)
+{
+    sfp_params p = r->base;
+    if (r->o.weight_coder >= 0 && !(r->ovr.generation && r->ovr.coder >= 0))
+        p.coder = (sfp_coder)r->o.weight_coder;
+    return sfpw_dist_publish(r->dist, r->quant ? w : NULL, &p, sfpw_net_weights(r->net), bytes);
+}
+
 static void *stash_alloc(void *ctx, size_t bytes)
 {
     sfpw_stash *st = ctx;
@@ -477,8 +485,7 @@ int sfpt_setup(sfpt *r)
     r->measure = o->measure_coders && r->quant;
     sfpw_dist_measure_coders(r->dist, r->measure);
     if ((rc = sfp_policy_choose(r->pol, r->step, r->width)) ||
-        (rc = sfpw_dist_publish(r->dist, r->quant ? r->width : NULL, sfpt_wbase(r),
-                                sfpw_net_weights(r->net), r->wbytes)) ||
+        (rc = sfpt_publish(r, r->width, r->wbytes)) ||
         (r->measure && (rc = sfpw_dist_coder_bytes(r->dist, &r->wcb[0][0])))) {
         err("publishing weights: %s\n", sfpt_stash_err(r, rc));
         return 1;

@@ -150,12 +150,12 @@ int sfppy_params(sfp_dtype dtype, PyObject *mantissa, int exponent,
         sfppy_raise_inval("exponent %d is outside 1..8", exponent);
         return -1;
     }
-    if (coder && strcmp(coder, "auto") == 0) {
-        ci = (int)SFP_CODER_AUTO; /* the smaller of a Gecko and a rANS frame */
-    } else if ((ci = name_index(coder_names, COUNT(coder_names), coder)) < 0) {
+    sfp_coder cv; /* libsfp's names, "auto" (the smaller frame) included */
+    if (!coder || sfp_coder_parse(coder, &cv) < 0) {
         sfppy_raise_inval("unknown coder '%s' (plain, gecko, rans or auto)", coder ? coder : "");
         return -1;
     }
+    ci = (int)cv;
     if ((ri = name_index(rounding_names, COUNT(rounding_names), rounding)) < 0) {
         sfppy_raise_inval("unknown rounding '%s' (rne, trunc or stochastic)",
                           rounding ? rounding : "");

@@ -128,7 +128,8 @@ enum { SFP_CODER_COUNT = 0 SFP_CODERS(SFP__COUNT_ROW) };
  * encoder codes the exponent plane with Gecko and with rANS (which itself
  * falls back to plain codes when they are smaller) and keeps the smaller
  * frame; a Gecko frame on a tie. About the time of both encodes (rANS is the
- * slower, ~0.9 GB/s); sfp_frame_bound() covers both attempts. For tensors
+ * slower, ~1.3 GB/s per core on weights); sfp_frame_bound() covers both
+ * attempts. For tensors
  * whose bytes matter more than their encode time: weights exchanged or
  * stored, checkpoints.
  */
