@@ -191,6 +191,13 @@ int sfp_encode(const void *src, size_t n, const sfp_params *p, void *dst,
     return sfp_encode_q(src, n, p, dst, cap, out_len, stats, NULL);
 }
 
+/* Whether a zero map pays for zeros of n values: the exponent codes it
+ * saves outweigh its ~1 bit per value (and a little more). */
+static int zmap_pays(uint64_t zeros, uint64_t n, unsigned ebits)
+{
+    return zeros > 0 && zeros * ebits * 64 > n * 65;
+}
+
 /*
  * One encode. force_zmap: a zero map whatever the zeros known before pass 2;
  * *zeros: the zeros of the frame (after the window's flush); *zmapped: it has
@@ -219,11 +226,17 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     s.lo = pl.lo;
     s.prev_base = (1u << p->ebits) - 1;
 
-    /* Zero map when the zeros it saves outweigh its ~1 bit per value
-     * (decided on the zeros known before pass 2). */
+    /* Zero map when the zeros it saves outweigh its ~1 bit per value,
+     * decided on the frame's zeros: when the window flushes some values,
+     * pass 1 knows only the input's; one compare per value counts the rest
+     * (cheaper than finding out in pass 2 and encoding again, which the
+     * caller still does under stochastic rounding). */
+    uint64_t zknown = pl.zeros;
+    if (p->coder != SFP_CODER_RANS && !force_zmap && !zmap_pays(zknown, n, p->ebits) &&
+        pl.lowE < pl.minE && pl.r.mode != SFP_ROUND_STOCHASTIC)
+        zknown = sfp__plan_zeros(&pl, src, n, p->dtype);
     unsigned flags = 0;
-    if (p->coder != SFP_CODER_RANS &&
-        (force_zmap || (pl.zeros > 0 && pl.zeros * p->ebits * 64 > (uint64_t)n * 65)))
+    if (p->coder != SFP_CODER_RANS && (force_zmap || zmap_pays(zknown, n, p->ebits)))
         flags |= SFP_FLAG_ZMAP; /* rANS codes zeros at their entropy */
     if (pl.negzero > 0)
         flags |= SFP_FLAG_ZSIGN | SFP_FLAG_SIGN;
@@ -451,8 +464,7 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
      * window's flush made enough zeros for it (softmax outputs, small
      * activations), encode again with one: the frame the same values give
      * once on their grid. With qout == src those values are now in src. */
-    if (p->coder != SFP_CODER_RANS && !zmapped && zeros > 0 &&
-        zeros * p->ebits * 64 > (uint64_t)n * 65) {
+    if (p->coder != SFP_CODER_RANS && !zmapped && zmap_pays(zeros, n, p->ebits)) {
         uint64_t z2 = 0;
         rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, 1, &z2, &zmapped);
         RETURN_IF(rc < 0, rc);

@@ -120,6 +120,8 @@ typedef struct sfp__plan {
     uint64_t saturated; /* by rounding overflow or fixed anchor         */
     uint64_t negative;  /* kept non-zero negatives                      */
     uint64_t negzero;
+    int lowE;        /* smallest E of a non-zero rounded value (pass 1;
+                        255 if none): below minE, the window flushes some */
 } sfp__plan;
 
 /*
@@ -146,6 +148,15 @@ int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
 
 int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
                    size_t n) SFP__HIDDEN;
+
+/*
+ * Zeros of the quantized tensor (inputs +-0, values that round to zero and
+ * values the window flushes) without quantizing it: every magnitude below
+ * one limit (rounding is monotonic). RNE and truncation only (stochastic
+ * rounding depends on the element's index).
+ */
+uint64_t sfp__plan_zeros(const sfp__plan *pl, const void *src, size_t n,
+                         sfp_dtype dtype) SFP__HIDDEN;
 void sfp__plan_stats(const sfp__plan *pl, sfp_qstats *st) SFP__HIDDEN;
 
 /*
@@ -660,6 +671,8 @@ typedef struct sfp__kernels {
     /* Fast pass 1 (fixed_anchor < 0: auto); accumulates into sc. */
     void (*scan)(const uint32_t *x, size_t n, const sfp__round *r,
                  uint64_t i0, int fixed_anchor, sfp__scan *sc);
+    /* Number of x[i] whose magnitude (sign cleared) is below lim (< 2^31). */
+    uint64_t (*count_below)(const uint32_t *x, size_t n, uint32_t lim);
     /* Quantizes x[0..n) into y (element index base i0). */
     void (*quantize)(uint32_t *y, const uint32_t *x, size_t n,
                      const sfp__plan *pl, uint64_t i0);

@@ -100,6 +100,35 @@ static void analyze_avx2(const uint32_t *x, size_t n, const sfp__round *r,
  * the zeros, -0 and whether any value is negative. Inputs with subnormals,
  * values that may saturate, and stochastic rounding take the exact C scan.
  */
+static uint64_t count_below_avx2(const uint32_t *x, size_t n, uint32_t lim)
+{
+    /* magnitudes and lim are below 2^31: signed compares; per-lane counts
+     * (subtracting the -1 of a match) folded before they could wrap */
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i vlim = _mm256_set1_epi32((int)lim);
+    uint64_t total = 0;
+    size_t i = 0;
+    while (i + 8 <= n) {
+        const size_t stop = n - i > (size_t)1 << 30 ? i + ((size_t)1 << 30) : n;
+        __m256i c0 = _mm256_setzero_si256(), c1 = c0;
+        for (; i + 16 <= stop; i += 16) {
+            __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), absmask);
+            __m256i b = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 8)), absmask);
+            c0 = _mm256_sub_epi32(c0, _mm256_cmpgt_epi32(vlim, a));
+            c1 = _mm256_sub_epi32(c1, _mm256_cmpgt_epi32(vlim, b));
+        }
+        for (; i + 8 <= stop; i += 8) {
+            __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), absmask);
+            c0 = _mm256_sub_epi32(c0, _mm256_cmpgt_epi32(vlim, a));
+        }
+        uint32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, _mm256_add_epi32(c0, c1));
+        for (int j = 0; j < 8; j++)
+            total += t[j];
+    }
+    return total + sfp__kernels_c.count_below(x + i, n - i, lim);
+}
+
 static void scan_avx2(const uint32_t *x, size_t n, const sfp__round *r,
                       uint64_t i0, int fixed_anchor, sfp__scan *sc)
 {
@@ -1021,6 +1050,7 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
 const sfp__kernels sfp__kernels_avx2 = {
     .analyze = analyze_avx2,
     .scan = scan_avx2,
+    .count_below = count_below_avx2,
     .quantize = quantize_avx2,
     .enc_values = enc_values_avx2,
     .enc_codes = enc_codes_avx2,

@@ -259,6 +259,21 @@ static void quantize_avx512(uint32_t *y, const uint32_t *x, size_t n,
  * fix the anchor (rounding is monotonic); subnormals, saturation, NaN/Inf
  * and stochastic rounding take the exact C scan.
  */
+static uint64_t count_below_avx512(const uint32_t *x, size_t n, uint32_t lim)
+{
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    const __m512i vlim = _mm512_set1_epi32((int)lim);
+    uint64_t c0 = 0, c1 = 0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512i a = _mm512_and_si512(_mm512_loadu_si512(x + i), absmask);
+        __m512i b = _mm512_and_si512(_mm512_loadu_si512(x + i + 16), absmask);
+        c0 += (unsigned)__builtin_popcount(_mm512_cmpgt_epi32_mask(vlim, a));
+        c1 += (unsigned)__builtin_popcount(_mm512_cmpgt_epi32_mask(vlim, b));
+    }
+    return c0 + c1 + sfp__kernels_c.count_below(x + i, n - i, lim);
+}
+
 static void scan_avx512(const uint32_t *x, size_t n, const sfp__round *r,
                         uint64_t i0, int fixed_anchor, sfp__scan *sc)
 {
@@ -1125,6 +1140,7 @@ static int dec_zmap_avx512(const sfp__codec *c)
 const sfp__kernels KTABLE = {
     .analyze = analyze_avx512,
     .scan = scan_avx512,
+    .count_below = count_below_avx512,
     .quantize = quantize_avx512,
     .enc_values = enc_values_avx512,
     .enc_codes = enc_codes_avx512,

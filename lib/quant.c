@@ -62,6 +62,21 @@ static void scan_c(const uint32_t *x, size_t n, const sfp__round *r,
     }
 }
 
+static uint64_t count_below_c(const uint32_t *x, size_t n, uint32_t lim)
+{
+    /* magnitudes are below 2^31: a signed compare, which SSE2 has; 32-bit
+     * counts per block of 2^16 values, which the compiler vectorizes */
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i += 65536) {
+        const size_t m = n - i < 65536 ? n - i : 65536;
+        uint32_t c = 0;
+        for (size_t j = 0; j < m; j++)
+            c += (int32_t)(x[i + j] & 0x7fffffffu) < (int32_t)lim;
+        total += c;
+    }
+    return total;
+}
+
 static void quantize_c(uint32_t *y, const uint32_t *x, size_t n,
                        const sfp__plan *pl, uint64_t i0)
 {
@@ -149,6 +164,7 @@ static void dec_values_c(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
 const sfp__kernels sfp__kernels_c = {
     .analyze = analyze_c,
     .scan = scan_c,
+    .count_below = count_below_c,
     .quantize = quantize_c,
     .enc_values = enc_values_c,
     .enc_codes = enc_codes_c,
@@ -194,8 +210,11 @@ int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
     pl->lo = pl->anchor - (1 << p->ebits) + 2;
     pl->minE = pl->lo > 0 ? pl->lo : 0;
 
+    pl->lowE = 255;
     for (int e = 0; e < 255; e++) {
         uint64_t c = h.bin[e] + h.bin[256 + e];
+        if (c && e < pl->lowE)
+            pl->lowE = e;
         if (e < pl->minE) {
             pl->flushed += c;
         } else {
@@ -247,7 +266,35 @@ int sfp__plan_scan(sfp__plan *pl, const sfp_params *p, const void *src,
     pl->nonzero = n - sc.zeros;    /* upper bound until pass 2 */
     pl->negative = sc.anyneg;      /* upper bound until pass 2 */
     pl->negzero = sc.negzero;
+    pl->lowE = sc.minE;
     return SFP_OK;
+}
+
+/* Smallest magnitude pattern that quantizes to a non-zero value. */
+static uint32_t zero_limit(const sfp__plan *pl)
+{
+    uint32_t lo = 0, hi = 0x7f7fffffu; /* quant(lo) == 0, quant(hi) != 0 */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (sfp__quant_one(pl, mid, 0) != 0)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+uint64_t sfp__plan_zeros(const sfp__plan *pl, const void *src, size_t n,
+                         sfp_dtype dtype)
+{
+    const uint32_t lim = zero_limit(pl);
+    uint64_t zeros = 0;
+    if (dtype == SFP_DTYPE_F32)
+        return sfp__kernels_get()->count_below(src, n, lim);
+    const uint16_t *x = src;
+    for (size_t i = 0; i < n; i++)
+        zeros += (uint32_t)(x[i] & 0x7fffu) << 16 < lim;
+    return zeros;
 }
 
 static void plan_stats(const sfp__plan *pl, sfp_qstats *st)

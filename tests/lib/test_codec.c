@@ -1145,6 +1145,77 @@ static void test_flush_zmap(void)
     }
 }
 
+/*
+ * sfp__plan_zeros counts the zeros of the quantized tensor from the raw
+ * values (the encoder's one-pass zero-map decision): equal to the zeros of
+ * sfp_quantize's output for every width, RNE and truncation, both dtypes,
+ * with magnitudes on both sides of the flush limit; and a frame of the raw
+ * values equals the frame of the quantized ones.
+ */
+static void test_plan_zeros(void)
+{
+    enum { N = 3000 };
+    static float x[N], q[N];
+    static uint16_t xb[N], qb[N];
+    trng r = {91};
+    for (int t = 0; t < 400; t++) {
+        const unsigned k = t % 5 == 0 ? 23 : (unsigned)(trng_next(&r) % 8);
+        const unsigned e = 1 + (unsigned)(trng_next(&r) % 8);
+        const sfp_dtype dt = t % 3 == 2 ? SFP_DTYPE_BF16 : SFP_DTYPE_F32;
+        const unsigned kk = dt == SFP_DTYPE_BF16 && k > 7 ? 7 : k;
+        sfp_params p = params(dt, kk, e, SFP_CODER_GECKO);
+        p.rounding = t & 1 ? SFP_ROUND_TRUNC : SFP_ROUND_RNE;
+        p.zmap = t & 2 ? SFP_ZMAP_HUFFMAN : SFP_ZMAP_BITMAP;
+        if (t % 7 == 3)
+            p.anchor = 120 + (int)(trng_next(&r) % 10);
+        const size_t n = 1 + trng_next(&r) % N;
+        /* one value at 1.0 fixes the auto anchor near 127; the others
+         * spread over 2^-40..2^1, some next to the flush limit (minE's
+         * smallest magnitude minus half a step, +-1 ulp), some zero */
+        const int minE = 127 - (1 << e) + 2 > 0 ? 127 - (1 << e) + 2 : 0;
+        const uint32_t g = kk == 23 ? 0 : 1u << (23 - kk);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = trng_next(&r);
+            float v;
+            if (i == 0)
+                v = 1.0f;
+            else if (u % 5 == 0)
+                v = 0.0f;
+            else if (u % 5 == 1 && minE > 0) {
+                uint32_t b = ((uint32_t)minE << 23) - g / 2 + (u >> 8) % 3 - 1;
+                memcpy(&v, &b, 4);
+            } else
+                v = (float)pow(2.0, -40.0 * trng_unit(&r) + 1.0);
+            if (u & 0x80000000u)
+                v = -v;
+            x[i] = v;
+        }
+        const void *src = x;
+        void *dst = q;
+        if (dt == SFP_DTYPE_BF16) {
+            for (size_t i = 0; i < n; i++) {
+                uint32_t b;
+                memcpy(&b, &x[i], 4);
+                xb[i] = (uint16_t)(b >> 16);
+            }
+            src = xb, dst = qb;
+        }
+        sfp__plan pl;
+        CHECK_EQ_INT(sfp__plan_scan(&pl, &p, src, n), 0);
+        CHECK_EQ_INT(sfp_quantize(dst, src, n, &p, NULL), 0);
+        uint64_t zeros = 0;
+        for (size_t i = 0; i < n; i++)
+            zeros += dt == SFP_DTYPE_F32 ? (q[i] == 0.0f) : ((qb[i] & 0x7fffu) == 0);
+        CHECK_EQ_INT(sfp__plan_zeros(&pl, src, n, dt), zeros);
+        size_t cap = sfp_frame_bound(n, &p), la = 0, lb = 0;
+        uint8_t *a = malloc(cap), *b = malloc(cap);
+        CHECK_EQ_INT(sfp_encode(src, n, &p, a, cap, &la, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(dst, n, &p, b, cap, &lb, NULL), 0);
+        CHECK(la == lb && memcmp(a, b, la) == 0);
+        free(a), free(b);
+    }
+}
+
 int main(void)
 {
     test_vocabulary();
@@ -1164,5 +1235,6 @@ int main(void)
     test_ratios();
     test_zhuf();
     test_flush_zmap();
+    test_plan_zeros();
     return check_report("test_codec");
 }

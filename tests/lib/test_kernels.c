@@ -190,6 +190,22 @@ int main(void)
         if (zhuf_frames < 40)
             fprintf(stderr, "  only %u Huffman-coded frames of 144\n", zhuf_frames);
         CHECK(zhuf_frames >= 40);
+        /* count_below (the one-pass zero-map decision): any pattern, limits
+         * at, between and around the values, every length up to two loops
+         * of the widest kernel and a tail */
+        fill(x, N, &r, 2);
+        for (int t = 0; t < 200; t++) {
+            const size_t n = t < 70 ? (size_t)t : 1 + trng_next(&r) % N;
+            uint32_t lim = t % 3 ? x[trng_next(&r) % N] & 0x7fffffffu : (uint32_t)trng_next(&r) >> 1;
+            lim += (uint32_t)(t % 4 == 1 && lim < 0x7fffffffu) - (uint32_t)(t % 4 == 2 && lim > 0);
+            const uint64_t want = sfp__kernels_c.count_below(x, n, lim);
+            use_impl(cur);
+            CHECK_EQ_INT(sfp__kernels_get()->count_below(x, n, lim), want);
+            uint64_t naive = 0;
+            for (size_t i = 0; i < n; i++)
+                naive += (x[i] & 0x7fffffffu) < lim;
+            CHECK_EQ_INT(want, naive);
+        }
         printf("%s: %s\n", cur->name, check_failures == before ? "bit for bit equal to C" : "MISMATCH");
     }
     free(x);
