@@ -199,13 +199,13 @@ static int zmap_pays(uint64_t zeros, uint64_t n, unsigned ebits)
 }
 
 /*
- * One encode. force_zmap: a zero map whatever the zeros known before pass 2;
- * *zeros: the zeros of the frame (after the window's flush); *zmapped: it has
- * a zero map.
+ * One encode. zmap: 1 a zero map, 0 none, -1 decided here on the zeros the
+ * frame is expected to have; *zeros: the zeros of the frame (after the
+ * window's flush); *zmapped: it has a zero map.
  */
 static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst,
                        size_t cap, size_t *out_len, sfp_qstats *stats, void *qout,
-                       int force_zmap, uint64_t *zeros, int *zmapped)
+                       int zmap, uint64_t *zeros, int *zmapped)
 {
     sfp__plan pl;
     sfp__codec s;
@@ -226,18 +226,23 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     s.lo = pl.lo;
     s.prev_base = (1u << p->ebits) - 1;
 
-    /* Zero map when the zeros it saves outweigh its ~1 bit per value,
-     * decided on the frame's zeros: when the window flushes some values,
-     * pass 1 knows only the input's; one compare per value counts the rest
-     * (cheaper than finding out in pass 2 and encoding again, which the
-     * caller still does under stochastic rounding). */
-    uint64_t zknown = pl.zeros;
-    if (p->coder != SFP_CODER_RANS && !force_zmap && !zmap_pays(zknown, n, p->ebits) &&
-        pl.lowE < pl.minE && pl.r.mode != SFP_ROUND_STOCHASTIC)
-        zknown = sfp__plan_zeros(&pl, src, n, p->dtype);
-    unsigned flags = 0;
-    if (p->coder != SFP_CODER_RANS && (force_zmap || zmap_pays(zknown, n, p->ebits)))
-        flags |= SFP_FLAG_ZMAP; /* rANS codes zeros at their entropy */
+    /* Zero map when the zeros it saves outweigh its ~1 bit per value (rANS
+     * codes zeros at their entropy: never). Pass 1 knows the input's zeros;
+     * when the window flushes some values (pass 1's smallest E below it),
+     * the values below the flush limit are counted (a sample of large
+     * tensors). The caller encodes again if pass 2's exact count disagrees,
+     * so the frame is always the one its zeros call for. */
+    if (zmap < 0) {
+        zmap = 0;
+        if (p->coder != SFP_CODER_RANS) {
+            uint64_t z = pl.zeros;
+            if (!zmap_pays(z, n, p->ebits) && pl.lowE < pl.minE &&
+                pl.r.mode != SFP_ROUND_STOCHASTIC)
+                z = sfp__plan_zeros_est(&pl, src, n, p->dtype);
+            zmap = zmap_pays(z, n, p->ebits);
+        }
+    }
+    unsigned flags = zmap ? SFP_FLAG_ZMAP : 0;
     if (pl.negzero > 0)
         flags |= SFP_FLAG_ZSIGN | SFP_FLAG_SIGN;
     else if (pl.negative > 0)
@@ -458,15 +463,18 @@ int sfp_encode_q(const void *src, size_t n, const sfp_params *p, void *dst,
     uint64_t zeros = 0;
     size_t len = 0;
     int zmapped = 0;
-    int rc = encode_once(src, n, p, dst, cap, &len, &st, qout, 0, &zeros, &zmapped);
+    int rc = encode_once(src, n, p, dst, cap, &len, &st, qout, -1, &zeros, &zmapped);
     RETURN_IF(rc < 0, rc);
-    /* The zero map was decided on the zeros known before pass 2. When the
-     * window's flush made enough zeros for it (softmax outputs, small
-     * activations), encode again with one: the frame the same values give
-     * once on their grid. With qout == src those values are now in src. */
-    if (p->coder != SFP_CODER_RANS && !zmapped && zmap_pays(zeros, n, p->ebits)) {
+    /* The zero map was decided before pass 2 counted the frame's zeros
+     * (exactly when nothing is flushed or the tensor is small; from a
+     * sample, or under stochastic rounding from the input's zeros alone,
+     * otherwise). When pass 2 disagrees, encode again with the other
+     * choice: the frame the same values give once on their grid. With
+     * qout == src those values are now in src. */
+    const int want = p->coder != SFP_CODER_RANS && zmap_pays(zeros, n, p->ebits);
+    if (want != zmapped) {
         uint64_t z2 = 0;
-        rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, 1, &z2, &zmapped);
+        rc = encode_once(src, n, p, dst, cap, &len, NULL, NULL, want, &z2, &zmapped);
         RETURN_IF(rc < 0, rc);
     }
     *out_len = len;

@@ -157,6 +157,13 @@ int sfp__plan_make(sfp__plan *pl, const sfp_params *p, const void *src,
  */
 uint64_t sfp__plan_zeros(const sfp__plan *pl, const void *src, size_t n,
                          sfp_dtype dtype) SFP__HIDDEN;
+/* The same, from every SFP__ZEROS_STRIDE-th value when n exceeds
+ * SFP__ZEROS_EXACT (scaled to n; exact below). An estimate for a choice
+ * that pass 2 checks. */
+#define SFP__ZEROS_EXACT 65536
+#define SFP__ZEROS_STRIDE 61
+uint64_t sfp__plan_zeros_est(const sfp__plan *pl, const void *src, size_t n,
+                             sfp_dtype dtype) SFP__HIDDEN;
 void sfp__plan_stats(const sfp__plan *pl, sfp_qstats *st) SFP__HIDDEN;
 
 /*

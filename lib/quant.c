@@ -297,6 +297,21 @@ uint64_t sfp__plan_zeros(const sfp__plan *pl, const void *src, size_t n,
     return zeros;
 }
 
+uint64_t sfp__plan_zeros_est(const sfp__plan *pl, const void *src, size_t n,
+                             sfp_dtype dtype)
+{
+    if (n <= SFP__ZEROS_EXACT)
+        return sfp__plan_zeros(pl, src, n, dtype);
+    const uint32_t lim = zero_limit(pl);
+    uint64_t hit = 0, seen = 0;
+    for (size_t i = 0; i < n; i += SFP__ZEROS_STRIDE, seen++) {
+        uint32_t a = dtype == SFP_DTYPE_F32 ? ((const uint32_t *)src)[i] & 0x7fffffffu
+                                            : (uint32_t)(((const uint16_t *)src)[i] & 0x7fffu) << 16;
+        hit += a < lim;
+    }
+    return (uint64_t)((double)hit * (double)n / (double)seen);
+}
+
 static void plan_stats(const sfp__plan *pl, sfp_qstats *st)
 {
     st->count = pl->n;

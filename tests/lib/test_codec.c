@@ -1216,6 +1216,48 @@ static void test_plan_zeros(void)
     }
 }
 
+/*
+ * Large tensors decide the zero map on a sample (every SFP__ZEROS_STRIDE-th
+ * value) and pass 2 corrects a wrong guess: the sample here sees only
+ * flushed values (guess: map) while the whole has too few zeros for one,
+ * and the other way round. Either way the frame equals the frame of the
+ * quantized values (whose zeros pass 1 knows exactly).
+ */
+static void test_zmap_sampled(void)
+{
+    enum { N = 200000 };
+    static float x[N], q[N];
+    trng r = {17};
+    for (int way = 0; way < 4; way++) {
+        const int guess_yes = way & 1;
+        for (size_t i = 0; i < N; i++) {
+            const int sampled = i % SFP__ZEROS_STRIDE == 0;
+            const double u = trng_unit(&r);
+            if (i == 1)
+                x[i] = 1.0f;
+            else if (guess_yes)
+                x[i] = sampled ? 1e-30f : u < 0.30 ? 0.0f : 0.5f + (float)u / 2;
+            else
+                x[i] = sampled ? 1.0f : u < 0.20 ? 0.0f : u < 0.37 ? 1e-30f : 0.5f + (float)u / 2;
+        }
+        sfp_params p = params(SFP_DTYPE_F32, 2, 3, SFP_CODER_GECKO);
+        p.zmap = way & 2 ? SFP_ZMAP_HUFFMAN : SFP_ZMAP_BITMAP;
+        size_t cap = sfp_frame_bound(N, &p), la = 0, lb = 0;
+        uint8_t *a = malloc(cap), *b = malloc(cap);
+        CHECK_EQ_INT(sfp_quantize(q, x, N, &p, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(x, N, &p, a, cap, &la, NULL), 0);
+        CHECK_EQ_INT(sfp_encode(q, N, &p, b, cap, &lb, NULL), 0);
+        CHECK(la == lb && memcmp(a, b, la) == 0);
+        size_t zeros = 0;
+        for (size_t i = 0; i < N; i++)
+            zeros += q[i] == 0.0f;
+        const int pays = zeros * 3 * 64 > (size_t)N * 65;
+        CHECK_EQ_INT(pays, !guess_yes); /* the sample guessed wrong */
+        CHECK_EQ_INT((a[11] & SFP_FLAG_ZMAP) != 0, pays);
+        free(a), free(b);
+    }
+}
+
 int main(void)
 {
     test_vocabulary();
@@ -1236,5 +1278,6 @@ int main(void)
     test_zhuf();
     test_flush_zmap();
     test_plan_zeros();
+    test_zmap_sampled();
     return check_report("test_codec");
 }
