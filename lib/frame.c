@@ -36,13 +36,15 @@ static uint64_t gecko_exp_max(uint64_t s, unsigned ebits, unsigned G)
     return ceil8(groups * (1 + ebits + sfp__gecko_wbits(ebits)) + s * ebits);
 }
 
-static uint64_t exp_max(uint64_t s, unsigned ebits, sfp_coder coder, unsigned G)
+/* Largest exponent plane of s codes; lay: Gecko's group size, rANS's
+ * states. */
+static uint64_t exp_max(uint64_t s, unsigned ebits, sfp_coder coder, unsigned lay)
 {
     switch (coder) {
     case SFP_CODER_GECKO:
-        return gecko_exp_max(s, ebits, G);
+        return gecko_exp_max(s, ebits, lay);
     case SFP_CODER_RANS:
-        return sfp__rans_bound(s, ebits);
+        return sfp__rans_bound(s, ebits, lay);
     default:
         return ceil8(s * ebits);
     }
@@ -85,7 +87,8 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
     b += ceil8(nn);                          /* signs                 */
     b += ceil8(nn * p->mbits);               /* mantissas             */
     b += zmap_l1(nn) + 8 * ((nn + 63) / 64); /* zero map              */
-    b += exp_max(nn, p->ebits, p->coder, group_of(p));
+    b += exp_max(nn, p->ebits, p->coder,
+                 p->coder == SFP_CODER_RANS ? sfp__rans_states(nn) : group_of(p));
     if (p->coder == SFP_CODER_RANS)
         b += nn; /* the code sequence is gathered before it is coded */
     else if (p->zmap == SFP_ZMAP_HUFFMAN)
@@ -135,7 +138,7 @@ static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
         }
     }
     sfp__rans_build(&rt, count, 1u << e);
-    const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax);
+    const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax, sfp__rans_states(s->rn));
     const uint64_t plain = ceil8(n * e);
     uint64_t best = plain;
     int pick = 0; /* 0 plain, 1 plain + zero map, 2 rANS */
@@ -259,7 +262,10 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     const uint64_t mant_cap = ceil8(nz_ub * p->mbits);
     const uint64_t l1 = s.zmap ? zmap_l1(nn) : 0;
     const uint64_t zmap_cap = s.zmap ? l1 + 8 * ((nn + 63) / 64) : 0;
-    const uint64_t emax = exp_max(s.zmap ? nz_ub : nn, p->ebits, p->coder, s.G);
+    /* rANS codes every value (no zero map): its states follow from n */
+    const unsigned rst = sfp__rans_states(nn);
+    const uint64_t emax = exp_max(s.zmap ? nz_ub : nn, p->ebits, p->coder,
+                                  p->coder == SFP_CODER_RANS ? rst : s.G);
     const uint64_t off_sign = SFP_FRAME_HEADER_SIZE;
     const uint64_t off_mantw = off_sign + sign_cap;
     const uint64_t off_zmapw = off_mantw + mant_cap;
@@ -405,7 +411,8 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     h[7] = (uint8_t)p->ebits;
     h[8] = (uint8_t)pl.anchor;
     h[9] = (uint8_t)coder;
-    h[10] = (uint8_t)(coder == SFP_CODER_GECKO ? glog2_of(s.G) : 0);
+    h[10] = (uint8_t)(coder == SFP_CODER_GECKO ? glog2_of(s.G)
+                      : coder == SFP_CODER_RANS && rst == SFP__RANS_WIDE ? SFP__RANS_WIDE : 0);
     h[11] = (uint8_t)flags;
     sfp__store64le(h + 16, nn);
     sfp__store64le(h + 24, pl.nonzero);
@@ -522,8 +529,12 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
     RETURN_IF((fi.flags & SFP_FLAG_ZHUF) && !(fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
     /* rANS codes zeros as a symbol: a zero map with it is not a layout */
     RETURN_IF(fi.coder == SFP_CODER_RANS && (fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
-    if (fi.coder == SFP_CODER_PLAIN || fi.coder == SFP_CODER_RANS) {
+    if (fi.coder == SFP_CODER_PLAIN) {
         RETURN_IF(h[10] != 0, SFP_EHEADER);
+    } else if (fi.coder == SFP_CODER_RANS) {
+        /* interleaved states: 0 means two, 16 sixteen */
+        RETURN_IF(h[10] != 0 && h[10] != SFP__RANS_WIDE, SFP_EHEADER);
+        fi.gecko_group = h[10]; /* reported as such: 0 (two states) or 32 */
     } else if (fi.coder == SFP_CODER_GECKO) {
         RETURN_IF(h[10] < 3 || h[10] > 6, SFP_EHEADER);
         fi.gecko_group = 1u << h[10];
@@ -559,7 +570,9 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
     if (fi.coder == SFP_CODER_PLAIN)
         RETURN_IF(fi.exp_bytes != ceil8(ncodes * fi.ebits), SFP_EHEADER);
     else
-        RETURN_IF(fi.exp_bytes > exp_max(ncodes, fi.ebits, fi.coder, fi.gecko_group),
+        RETURN_IF(fi.exp_bytes > exp_max(ncodes, fi.ebits, fi.coder,
+                                         fi.coder == SFP_CODER_RANS && !fi.gecko_group
+                                             ? 2 : fi.gecko_group),
                   SFP_EHEADER);
     if (fi.coder == SFP_CODER_GECKO) {
         /* every group costs at least its flag and width bits */
@@ -639,7 +652,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     s.ebits = fi.ebits;
     s.shift = 23u - fi.mbits;
     s.coder = fi.coder;
-    s.G = fi.gecko_group;
+    s.G = fi.coder == SFP_CODER_GECKO ? fi.gecko_group : 0;
     s.zmap = (fi.flags & SFP_FLAG_ZMAP) != 0;
     s.hsign = (fi.flags & SFP_FLAG_SIGN) != 0;
     s.zsign = (fi.flags & SFP_FLAG_ZSIGN) != 0;
@@ -656,7 +669,8 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     sfp__rans_dec rd;
     if (fi.coder == SFP_CODER_RANS && s.codes_left > 0) {
         RETURN_IF((rc = sfp__rans_dec_init(&rd, &rt, f + off_exp, fi.exp_bytes,
-                                           fi.ebits)) < 0, rc);
+                                           fi.ebits, fi.gecko_group ? fi.gecko_group : 2)) < 0,
+                  rc);
         s.rd = &rd;
         s.rt = &rt;
     } else if (fi.coder == SFP_CODER_RANS) {

@@ -556,9 +556,16 @@ typedef struct sfp__rans_table {
     uint32_t slot[SFP__RANS_M];
 } sfp__rans_table;
 
+/* Interleaved states: 2 (header byte 10 = 0) or 32 (byte 10 = 32); the
+ * encoder takes 32 from SFP__RANS_WIDE_MIN codes on (FORMAT 2.5). */
+#define SFP__RANS_WIDE 32u
+#define SFP__RANS_WIDE_MIN 32768u
+
 typedef struct sfp__rans_dec {
-    uint32_t x[2];
-    uint64_t i;              /* symbols decoded so far (state parity) */
+    uint32_t x[SFP__RANS_WIDE];
+    unsigned nst;            /* states: 2 or 32                       */
+    uint64_t i;              /* symbols decoded so far (i mod nst: the
+                                next symbol's state)                  */
     const uint8_t *p, *end;
     int err;
 } sfp__rans_dec;
@@ -567,14 +574,17 @@ typedef struct sfp__rans_dec {
 void sfp__rans_build(sfp__rans_table *t, const uint64_t *count,
                      unsigned nsym) SFP__HIDDEN;
 uint64_t sfp__rans_table_bytes(unsigned nsym, unsigned present) SFP__HIDDEN;
-/* Largest rANS plane for S codes of e bits. */
-uint64_t sfp__rans_bound(uint64_t S, unsigned ebits) SFP__HIDDEN;
-/* Codes S symbols into out[0..cap); returns bytes, UINT64_MAX if cap is
- * too small. */
+/* States the encoder uses for S codes. */
+unsigned sfp__rans_states(uint64_t S) SFP__HIDDEN;
+/* Largest rANS plane for S codes of e bits with nst states. */
+uint64_t sfp__rans_bound(uint64_t S, unsigned ebits, unsigned nst) SFP__HIDDEN;
+/* Codes S symbols with nst states into out[0..cap); returns bytes,
+ * UINT64_MAX if cap is too small. */
 uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
-                          uint64_t S, uint8_t *out, uint64_t cap) SFP__HIDDEN;
+                          uint64_t S, uint8_t *out, uint64_t cap,
+                          unsigned nst) SFP__HIDDEN;
 int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
-                       uint64_t len, unsigned ebits) SFP__HIDDEN;
+                       uint64_t len, unsigned ebits, unsigned nst) SFP__HIDDEN;
 void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t,
                        uint8_t *out, size_t n) SFP__HIDDEN;
 /* After the last symbol: stream consumed exactly, states back at L. */
@@ -699,6 +709,18 @@ typedef struct sfp__kernels {
      * cbuf. zw holds the block masks in zero-map mode; with c->zh set the
      * kernel reads them from the Huffman-coded map and writes them there. */
     void (*dec_values)(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw);
+    /*
+     * Optional (NULL: the C loops in rans.c): 32-state rANS in whole rounds
+     * of 32 codes (code 32 r + l on state x[l]). rans_enc32 codes rounds
+     * rounds-1 .. 0 of codes, renormalisation words stored below p (at most
+     * 64 bytes per round, which the caller has), and returns the new p.
+     * rans_dec32 decodes up to rounds rounds into out while at least 64
+     * bytes are left before end, advances *pp and returns the rounds done.
+     */
+    uint8_t *(*rans_enc32)(uint32_t *x, const sfp__rans_table *t,
+                           const uint8_t *codes, uint64_t rounds, uint8_t *p);
+    size_t (*rans_dec32)(uint32_t *x, const sfp__rans_table *t, const uint8_t **pp,
+                         const uint8_t *end, uint8_t *out, size_t rounds);
     /* Optional: nonzero when dec_values reads a Huffman-coded zero map
      * itself (then dec_codes is not given the chunk's code count). */
     int (*dec_zmap)(const sfp__codec *c);

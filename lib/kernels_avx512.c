@@ -1137,6 +1137,129 @@ static int dec_zmap_avx512(const sfp__codec *c)
     return c->zmap && gk16_deferred(c);
 }
 
+/* ------------------------------------------------------- rANS x32 */
+
+/* (Not in the SIMDe emulation build, which lacks gathers and expands: its
+ * table leaves rANS to the C loops.) */
+#ifndef SFP_AVX512_EMULATE
+
+/* Per-symbol constants of the encoder's lanes. */
+typedef struct renc512 {
+    int small; /* at most 16 symbols: register permutes, no gathers */
+    __m512i f16, c16;
+    __m512 r16;
+    const uint32_t *ftab, *ctab;
+    const float *rtab;
+} renc512;
+
+/*
+ * One encoder step of 16 lanes (codes sy): the renormalisation of every
+ * lane at once (x >= f << 20, i.e. x >> 20 >= f), the low words of the
+ * lanes that renormalise stored below p in lane order (the decoder reads
+ * them in that order), then x = (x / f) << 12 + x mod f + cum with the
+ * quotient from a float reciprocal, at most one off (x < 2^32,
+ * x / f < 2^20: three roundings, a relative error under 2^-22, move it by
+ * less than 1) and corrected from the remainder.
+ */
+static inline __m512i renc_step(__m512i vx, __m512i sy, const renc512 *k, uint8_t **pp)
+{
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    __m512i f, cum;
+    __m512 rc;
+    if (k->small) {
+        f = _mm512_permutexvar_epi32(sy, k->f16);
+        cum = _mm512_permutexvar_epi32(sy, k->c16);
+        rc = _mm512_permutexvar_ps(sy, k->r16);
+    } else {
+        f = _mm512_i32gather_epi32(sy, (const void *)k->ftab, 4);
+        cum = _mm512_i32gather_epi32(sy, (const void *)k->ctab, 4);
+        rc = _mm512_i32gather_ps(sy, (const void *)k->rtab, 4);
+    }
+    const __mmask16 re = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(vx, 20), f);
+    const unsigned cnt = (unsigned)__builtin_popcount(re);
+    const __m256i w = _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(re, vx));
+    *pp -= 2 * cnt;
+    _mm256_mask_storeu_epi16(*pp, (__mmask16)((1u << cnt) - 1), w);
+    vx = _mm512_mask_srli_epi32(vx, re, vx, 16);
+    __m512i q = _mm512_cvttps_epu32(_mm512_mul_ps(_mm512_cvtepu32_ps(vx), rc));
+    __m512i rem = _mm512_sub_epi32(vx, _mm512_mullo_epi32(q, f));
+    const __mmask16 below = _mm512_cmplt_epi32_mask(rem, zero);
+    const __mmask16 above = _mm512_cmpge_epi32_mask(rem, f);
+    q = _mm512_mask_sub_epi32(q, below, q, one);
+    rem = _mm512_mask_add_epi32(rem, below, rem, f);
+    q = _mm512_mask_add_epi32(q, above, q, one);
+    rem = _mm512_mask_sub_epi32(rem, above, rem, f);
+    return _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(q, SFP__RANS_SCALE), rem), cum);
+}
+
+/* 32-state rANS (FORMAT 2.5): two vectors of 16 lanes, states 0-15 and
+ * 16-31; within a round the upper half is coded first (coding runs
+ * backwards), so its words lie above the lower half's. */
+static uint8_t *rans_enc32_avx512(uint32_t *x, const sfp__rans_table *t,
+                                  const uint8_t *codes, uint64_t rounds, uint8_t *p)
+{
+    uint32_t ftab[256], ctab[256];
+    float rtab[256];
+    for (unsigned s = 0; s < 256; s++) {
+        const unsigned f = s < t->nsym ? t->freq[s] : 0;
+        ftab[s] = f ? f : 1; /* absent symbols never occur */
+        ctab[s] = s < t->nsym ? t->cum[s] : 0;
+        rtab[s] = 1.0f / (float)ftab[s];
+    }
+    renc512 k;
+    k.small = t->nsym <= 16;
+    k.f16 = _mm512_loadu_si512(ftab);
+    k.c16 = _mm512_loadu_si512(ctab);
+    k.r16 = _mm512_loadu_ps(rtab);
+    k.ftab = ftab, k.ctab = ctab, k.rtab = rtab;
+    __m512i lo = _mm512_loadu_si512(x), hi = _mm512_loadu_si512(x + 16);
+    for (uint64_t r = rounds; r-- > 0;) {
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(codes + 32 * r));
+        hi = renc_step(hi, _mm512_cvtepu8_epi32(_mm256_extracti128_si256(c, 1)), &k, &p);
+        lo = renc_step(lo, _mm512_cvtepu8_epi32(_mm256_castsi256_si128(c)), &k, &p);
+    }
+    _mm512_storeu_si512(x, lo);
+    _mm512_storeu_si512(x + 16, hi);
+    return p;
+}
+
+/* One decoder step of 16 lanes: the slot entries by one gather, the
+ * symbols out, the 16 steps, the words of the lanes below L expanded from
+ * the stream in lane order (32 bytes loaded). */
+static inline __m512i rdec_step(__m512i vx, const sfp__rans_table *t, uint8_t *out,
+                                const uint8_t **pp)
+{
+    const __m512i m12 = _mm512_set1_epi32(SFP__RANS_M - 1), one = _mm512_set1_epi32(1);
+    const __m512i vL = _mm512_set1_epi32((int)SFP__RANS_L);
+    const __m512i e = _mm512_i32gather_epi32(_mm512_and_si512(vx, m12), (const void *)t->slot, 4);
+    _mm_storeu_si128((__m128i *)out, _mm512_cvtepi32_epi8(e));
+    const __m512i f = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e, 8), m12), one);
+    const __m512i v = _mm512_add_epi32(_mm512_mullo_epi32(f, _mm512_srli_epi32(vx, SFP__RANS_SCALE)),
+                                       _mm512_srli_epi32(e, 20));
+    const __mmask16 re = _mm512_cmplt_epu32_mask(v, vL);
+    const __m512i w = _mm512_maskz_expand_epi32(
+        re, _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)*pp)));
+    *pp += 2 * (unsigned)__builtin_popcount(re);
+    return _mm512_mask_or_epi32(v, re, _mm512_slli_epi32(v, 16), w);
+}
+
+static size_t rans_dec32_avx512(uint32_t *x, const sfp__rans_table *t, const uint8_t **pp,
+                                const uint8_t *end, uint8_t *out, size_t rounds)
+{
+    const uint8_t *p = *pp;
+    __m512i lo = _mm512_loadu_si512(x), hi = _mm512_loadu_si512(x + 16);
+    size_t r = 0;
+    for (; r < rounds && end - p >= 64; r++) {
+        lo = rdec_step(lo, t, out + 32 * r, &p);
+        hi = rdec_step(hi, t, out + 32 * r + 16, &p);
+    }
+    _mm512_storeu_si512(x, lo);
+    _mm512_storeu_si512(x + 16, hi);
+    *pp = p;
+    return r;
+}
+#endif
+
 const sfp__kernels KTABLE = {
     .analyze = analyze_avx512,
     .scan = scan_avx512,
@@ -1147,4 +1270,8 @@ const sfp__kernels KTABLE = {
     .dec_codes = dec_codes_avx512,
     .dec_values = dec_values_avx512,
     .dec_zmap = dec_zmap_avx512,
+#ifndef SFP_AVX512_EMULATE
+    .rans_enc32 = rans_enc32_avx512,
+    .rans_dec32 = rans_dec32_avx512,
+#endif
 };

@@ -1,6 +1,6 @@
 /*
  * rans.c - entropy-coded exponent plane (coder 2): static rANS with a
- * per-frame frequency table, two interleaved 32-bit states and 16-bit
+ * per-frame frequency table, 2 or 32 interleaved 32-bit states and 16-bit
  * renormalisation. docs/FORMAT.md section "rANS coder" is normative.
  *
  * Every code costs at most SCALE = 12 bits, so the encoder emits at most one
@@ -67,10 +67,15 @@ uint64_t sfp__rans_table_bytes(unsigned nsym, unsigned present)
     return (nsym + 7) / 8 + 2u * present;
 }
 
-uint64_t sfp__rans_bound(uint64_t S, unsigned ebits)
+unsigned sfp__rans_states(uint64_t S)
+{
+    return S >= SFP__RANS_WIDE_MIN ? SFP__RANS_WIDE : 2;
+}
+
+uint64_t sfp__rans_bound(uint64_t S, unsigned ebits, unsigned nst)
 {
     unsigned nsym = 1u << ebits;
-    return S ? sfp__rans_table_bytes(nsym, nsym) + 8 + 2 * S : 0;
+    return S ? sfp__rans_table_bytes(nsym, nsym) + 4u * nst + 2 * S : 0;
 }
 
 /* What the encoder needs of one symbol, together. */
@@ -101,13 +106,27 @@ static inline uint32_t rans_put(uint32_t x, const rans_sym *e, uint8_t **pp)
     return x + e->cum + q * e->cmpl;
 }
 
+/* 32 states, whole rounds (rounds-1 .. 0), the C loop. */
+static uint8_t *enc32_c(uint32_t *x, const rans_sym *sym, const uint8_t *codes,
+                        uint64_t rounds, uint8_t *p)
+{
+    for (uint64_t r = rounds; r-- > 0;) {
+        const uint8_t *c = codes + 32 * r;
+        for (int l = 31; l >= 0; l--)
+            x[l] = rans_put(x[l], &sym[c[l]], &p);
+    }
+    return p;
+}
+
 uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
-                          uint64_t S, uint8_t *out, uint64_t cap)
+                          uint64_t S, uint8_t *out, uint64_t cap, unsigned nst)
 {
     if (S == 0)
         return 0;
     uint8_t *end = out + cap, *p = end;
-    uint32_t x0 = SFP__RANS_L, x1 = SFP__RANS_L;
+    uint32_t x[SFP__RANS_WIDE];
+    for (unsigned l = 0; l < nst; l++)
+        x[l] = SFP__RANS_L;
     rans_sym sym[256];
     for (unsigned s = 0; s < t->nsym; s++) {
         uint32_t f = t->freq[s];
@@ -128,25 +147,37 @@ uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
     if (cap < 2 * S + 2)
         return UINT64_MAX;
     uint64_t i = S;
-    if (i & 1) {
-        i--;
-        x0 = rans_put(x0, &sym[codes[i]], &p);
+    if (nst == 2) {
+        if (i & 1) {
+            i--;
+            x[0] = rans_put(x[0], &sym[codes[i]], &p);
+        }
+        uint32_t x0 = x[0], x1 = x[1];
+        while (i >= 2) {
+            i -= 2;
+            x1 = rans_put(x1, &sym[codes[i + 1]], &p);
+            x0 = rans_put(x0, &sym[codes[i]], &p);
+        }
+        x[0] = x0, x[1] = x1;
+    } else {
+        /* the last, partial round first (coding runs backwards) */
+        while (i % 32) {
+            i--;
+            x[i % 32] = rans_put(x[i % 32], &sym[codes[i]], &p);
+        }
+        const sfp__kernels *kt = sfp__kernels_get();
+        p = kt->rans_enc32 ? kt->rans_enc32(x, t, codes, i / 32, p)
+                           : enc32_c(x, sym, codes, i / 32, p);
     }
-    while (i >= 2) {
-        i -= 2;
-        x1 = rans_put(x1, &sym[codes[i + 1]], &p);
-        x0 = rans_put(x0, &sym[codes[i]], &p);
-    }
-    uint32_t x[2] = {x0, x1};
     unsigned present = 0;
     for (unsigned s = 0; s < t->nsym; s++)
         present += t->freq[s] != 0;
     uint64_t tb = sfp__rans_table_bytes(t->nsym, present);
-    if ((uint64_t)(p - out) < 8 + tb)
+    if ((uint64_t)(p - out) < 4u * nst + tb)
         return UINT64_MAX;
-    p -= 8;
-    sfp__store32le(p, x[0]);
-    sfp__store32le(p + 4, x[1]);
+    p -= 4u * nst;
+    for (unsigned l = 0; l < nst; l++)
+        sfp__store32le(p + 4 * l, x[l]);
     p -= tb;
     uint8_t *q = p;
     memset(q, 0, (t->nsym + 7) / 8);
@@ -165,7 +196,7 @@ uint64_t sfp__rans_encode(const sfp__rans_table *t, const uint8_t *codes,
 }
 
 int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
-                       uint64_t len, unsigned ebits)
+                       uint64_t len, unsigned ebits, unsigned nst)
 {
     const unsigned nsym = 1u << ebits;
     const uint64_t bm = (nsym + 7) / 8;
@@ -181,7 +212,8 @@ int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
         RETURN_IF(p[0] >> nsym, SFP_ECORRUPT);
     RETURN_IF(present == 0, SFP_ECORRUPT);
     const uint64_t tb = sfp__rans_table_bytes(nsym, present);
-    RETURN_IF(len < tb + 8, SFP_ECORRUPT);
+    RETURN_IF(nst != 2 && nst != SFP__RANS_WIDE, SFP_ECORRUPT);
+    RETURN_IF(len < tb + 4u * nst, SFP_ECORRUPT);
     const uint8_t *q = p + bm;
     uint32_t sum = 0;
     for (unsigned s = 0; s < nsym; s++) {
@@ -198,10 +230,12 @@ int sfp__rans_dec_init(sfp__rans_dec *d, sfp__rans_table *t, const uint8_t *p,
             t->slot[t->cum[s] + j] = s | (f - 1) << 8 | j << 20;
     }
     RETURN_IF(sum != SFP__RANS_M, SFP_ECORRUPT);
-    d->x[0] = sfp__load32le(q);
-    d->x[1] = sfp__load32le(q + 4);
-    RETURN_IF(d->x[0] < SFP__RANS_L || d->x[1] < SFP__RANS_L, SFP_ECORRUPT);
-    d->p = q + 8;
+    d->nst = nst;
+    for (unsigned l = 0; l < nst; l++) {
+        d->x[l] = sfp__load32le(q + 4 * l);
+        RETURN_IF(d->x[l] < SFP__RANS_L, SFP_ECORRUPT);
+    }
+    d->p = q + 4u * nst;
     d->end = p + len;
     return SFP_OK;
 }
@@ -257,26 +291,65 @@ static inline const uint8_t *rans_pair(uint32_t *x0, uint32_t *x1,
     return p + 2 * (r0 + r1);
 }
 
+/*
+ * 32 states, whole rounds while at least 64 bytes are left (the most a
+ * round reads): all 32 steps first, then the words of the states that
+ * renormalise, in state order, each loaded whether it is needed or not.
+ */
+static size_t dec32_c(uint32_t *x, const sfp__rans_table *t, const uint8_t **pp,
+                      const uint8_t *end, uint8_t *out, size_t rounds)
+{
+    const uint8_t *p = *pp;
+    size_t r = 0;
+    for (; r < rounds && end - p >= 64; r++) {
+        uint8_t *o = out + 32 * r;
+#pragma GCC unroll 32
+        for (unsigned l = 0; l < 32; l++) {
+            const uint32_t v = rans_advance(x[l], t, &o[l]);
+            const uint32_t w = sfp__load16le(p), re = v < SFP__RANS_L;
+            x[l] = re ? v << 16 | w : v;
+            p += 2 * re;
+        }
+    }
+    *pp = p;
+    return r;
+}
+
 void sfp__rans_dec_run(sfp__rans_dec *d, const sfp__rans_table *t, uint8_t *out,
                        size_t n)
 {
-    uint32_t x0 = d->x[0], x1 = d->x[1];
     const uint8_t *p = d->p, *end = d->end;
     int err = 0;
     size_t j = 0;
 
-    if (n && (d->i & 1))
-        out[j++] = rans_step(&x1, t, &p, end, &err);
-    for (; j + 2 <= n && end - p >= 4; j += 2)
-        p = rans_pair(&x0, &x1, t, p, out + j);
-    for (; j + 2 <= n; j += 2) {
-        out[j] = rans_step(&x0, t, &p, end, &err);
-        out[j + 1] = rans_step(&x1, t, &p, end, &err);
+    if (d->nst == 2) {
+        uint32_t x0 = d->x[0], x1 = d->x[1];
+        if (n && (d->i & 1))
+            out[j++] = rans_step(&x1, t, &p, end, &err);
+        for (; j + 2 <= n && end - p >= 4; j += 2)
+            p = rans_pair(&x0, &x1, t, p, out + j);
+        for (; j + 2 <= n; j += 2) {
+            out[j] = rans_step(&x0, t, &p, end, &err);
+            out[j + 1] = rans_step(&x1, t, &p, end, &err);
+        }
+        if (j < n)
+            out[j] = rans_step(((d->i + j) & 1) ? &x1 : &x0, t, &p, end, &err);
+        d->x[0] = x0;
+        d->x[1] = x1;
+    } else {
+        uint32_t *x = d->x;
+        for (; j < n && (d->i + j) % 32; j++)
+            out[j] = rans_step(&x[(d->i + j) % 32], t, &p, end, &err);
+        const size_t rounds = (n - j) / 32;
+        if (rounds) {
+            const sfp__kernels *kt = sfp__kernels_get();
+            const size_t done = kt->rans_dec32 ? kt->rans_dec32(x, t, &p, end, out + j, rounds)
+                                               : dec32_c(x, t, &p, end, out + j, rounds);
+            j += 32 * done;
+        }
+        for (; j < n; j++)
+            out[j] = rans_step(&x[(d->i + j) % 32], t, &p, end, &err);
     }
-    if (j < n)
-        out[j] = rans_step(((d->i + j) & 1) ? &x1 : &x0, t, &p, end, &err);
-    d->x[0] = x0;
-    d->x[1] = x1;
     d->i += n;
     d->p = p;
     d->err |= err;
@@ -286,7 +359,8 @@ int sfp__rans_dec_finish(const sfp__rans_dec *d)
 {
     RETURN_IF(d->err, SFP_ECORRUPT);
     RETURN_IF(d->p != d->end, SFP_ECORRUPT);
-    RETURN_IF(d->x[0] != SFP__RANS_L || d->x[1] != SFP__RANS_L, SFP_ECORRUPT);
+    for (unsigned l = 0; l < d->nst; l++)
+        RETURN_IF(d->x[l] != SFP__RANS_L, SFP_ECORRUPT);
     return SFP_OK;
 }
 

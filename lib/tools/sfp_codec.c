@@ -907,6 +907,8 @@ static void single_text(const char *path, const frec *f)
            lo < 0 ? 0 : lo, fi->anchor);
     if (fi->coder == SFP_CODER_GECKO)
         printf("coder:           gecko (group %u)\n", fi->gecko_group);
+    else if (fi->coder == SFP_CODER_RANS && fi->gecko_group)
+        printf("coder:           rans (%u states)\n", fi->gecko_group);
     else
         printf("coder:           %s\n", sfp_coder_name(fi->coder));
     printf("flags:           0x%02x (%s)\n", fi->flags, flags);
@@ -944,6 +946,8 @@ static void frame_row(unsigned idx, const frec *f)
     flags_text(fi->flags, flags, sizeof(flags));
     if (fi->coder == SFP_CODER_GECKO)
         snprintf(coder, sizeof(coder), "gecko%u", fi->gecko_group);
+    else if (fi->coder == SFP_CODER_RANS && fi->gecko_group)
+        snprintf(coder, sizeof(coder), "rans%u", fi->gecko_group);
     else
         snprintf(coder, sizeof(coder), "%s", sfp_coder_name(fi->coder));
     printf("frame %-10u offset %" PRIu64 ", %s k%u e%u %s anchor %u flags %s, %" PRIu64

@@ -20,7 +20,7 @@
 
 #include "sfp/sfp.h"
 
-#define MAXV 4096
+#define MAXV 33000
 
 static uint64_t rng_state;
 
@@ -169,6 +169,8 @@ static const spec specs[] = {
     {"f32_k2e4_gecko_zhuf", SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO, 16, SFP_ROUND_RNE, D_RUNS, 4000, 1},
     {"f32_k0e4_plain_zhuf", SFP_DTYPE_F32, 0, 4, SFP_CODER_PLAIN, 16, SFP_ROUND_RNE, D_RUNS, 3001, 1},
     {"bf16_k3e5_gecko_zhuf", SFP_DTYPE_BF16, 3, 5, SFP_CODER_GECKO, 8, SFP_ROUND_RNE, D_RUNS, 2500, 1},
+    /* 32 rANS states (byte 10 = 32): 1025 rounds of 32 and a code more */
+    {"bf16_k0e2_rans32_relu75", SFP_DTYPE_BF16, 0, 2, SFP_CODER_RANS, 16, SFP_ROUND_RNE, D_RELU75, 32801, 0},
 };
 
 /* Encodes a spec; returns frame length or 0. raw/rawlen get the decoded
@@ -216,7 +218,7 @@ static void fix_checksum(uint8_t *f, size_t len)
         f[len - 8 + i] = (uint8_t)(c >> (8 * i));
 }
 
-static uint8_t frame_buf[1 << 16], work_buf[1 << 16], raw_buf[MAXV * 4];
+static uint8_t frame_buf[1 << 18], work_buf[1 << 18], raw_buf[MAXV * 4];
 
 static int gen_corpus(const char *root)
 {

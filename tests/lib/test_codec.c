@@ -1258,6 +1258,116 @@ static void test_zmap_sampled(void)
     }
 }
 
+/*
+ * rANS with 32 states (FORMAT 2.5, from SFP__RANS_WIDE_MIN codes on): the
+ * header says so (byte 10 = 32, info reports 32 states), frames decode to
+ * the quantized values under every kernel set, one code fewer keeps two
+ * states; corrupt states, words and the states field are refused, and
+ * every single bit flip in the plane (re-checksummed) decodes or is
+ * refused (never a crash or an out-of-bounds access, which asan checks).
+ */
+static void test_rans_wide(void)
+{
+    const size_t ns[] = {SFP__RANS_WIDE_MIN - 1, SFP__RANS_WIDE_MIN, SFP__RANS_WIDE_MIN + 33,
+                         100003};
+    trng r = {23};
+    for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
+        const size_t n = ns[a];
+        float *x = malloc(n * 4), *y = malloc(n * 4), *q = malloc(n * 4);
+        for (size_t i = 0; i < n; i++)
+            x[i] = a == 3 && i % 3 == 0 ? 0.0f : trng_gauss(&r) * 0.05f;
+        for (unsigned e = 1; e <= 8; e++) {
+            sfp_params p = params(SFP_DTYPE_F32, e % 4, e, SFP_CODER_RANS);
+            p.rounding = (sfp_rounding)(e % 3);
+            p.seed = e;
+            size_t cap = sfp_frame_bound(n, &p), len = 0, got = 0;
+            uint8_t *f = malloc(cap);
+            CHECK_EQ_INT(sfp_encode(x, n, &p, f, cap, &len, NULL), 0);
+            CHECK_EQ_INT(sfp_quantize(q, x, n, &p, NULL), 0);
+            sfp_frame_info fi;
+            CHECK_EQ_INT(sfp_frame_parse(f, len, &fi), 0);
+            if (fi.coder != SFP_CODER_RANS) { /* plain codes were not larger */
+                free(f);
+                continue;
+            }
+            const unsigned nst = n >= SFP__RANS_WIDE_MIN ? 32 : 2;
+            CHECK_EQ_INT(fi.gecko_group, nst == 32 ? 32 : 0);
+            CHECK_EQ_INT(f[10], nst == 32 ? 32 : 0);
+            static const sfp_impl impls[] = {SFP_IMPL_C, SFP_IMPL_AVX2, SFP_IMPL_AVX512};
+            for (int m = 0; m < 3; m++) {
+                if (sfp_set_impl(impls[m]) != 0)
+                    continue;
+                memset(y, 0xff, n * 4);
+                CHECK_EQ_INT(sfp_decode(f, len, y, n * 4, &got), 0);
+                CHECK(got == n && memcmp(y, q, n * 4) == 0);
+                size_t l2 = 0;
+                uint8_t *f2 = malloc(cap);
+                CHECK_EQ_INT(sfp_encode(x, n, &p, f2, cap, &l2, NULL), 0);
+                CHECK(l2 == len && memcmp(f2, f, len) == 0);
+                free(f2);
+            }
+            sfp_set_impl(SFP_IMPL_AUTO);
+            if (nst == 32 && e == 4) {
+                const size_t off_exp = 64 + fi.sign_bytes + fi.mant_bytes + fi.zmap_bytes;
+                /* presence bitmap (2 bytes at e = 4), frequencies, states */
+                const unsigned present = (unsigned)__builtin_popcount(f[off_exp]) +
+                                         (unsigned)__builtin_popcount(f[off_exp + 1]);
+                const size_t off_st = off_exp + 2 + 2 * present;
+                for (unsigned l = 0; l < 32; l++) /* the decoder's start: at least L */
+                    CHECK(sfp__load32le(f + off_st + 4 * l) >= SFP__RANS_L);
+                uint8_t *g = malloc(len);
+                /* each state word changed: the final states are not L */
+                for (unsigned l = 0; l < 32; l++) {
+                    memcpy(g, f, len);
+                    g[off_st + 4 * l + 1] ^= 0x10;
+                    sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+                    CHECK_EQ_INT(sfp_decode(g, len, y, n * 4, NULL), SFP_ECORRUPT);
+                }
+                /* a state below L */
+                memcpy(g, f, len);
+                sfp__store32le(g + off_st + 4 * 7, SFP__RANS_L - 1);
+                sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+                CHECK_EQ_INT(sfp_decode(g, len, y, n * 4, NULL), SFP_ECORRUPT);
+                /* read as two states, or with a states field that is not one */
+                memcpy(g, f, len);
+                g[10] = 0;
+                sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+                CHECK_EQ_INT(sfp_decode(g, len, y, n * 4, NULL), SFP_ECORRUPT);
+                for (unsigned v = 1; v < 256; v++) {
+                    if (v == 32)
+                        continue;
+                    g[10] = (uint8_t)v;
+                    CHECK_EQ_INT(sfp_decode(g, len, y, n * 4, NULL), SFP_EHEADER);
+                }
+                /* every bit of the first 200 bytes of the plane and of its
+                 * last 64, under each kernel set */
+                int accepted = 0, tried = 0;
+                for (size_t i = off_exp; i < len - 8; i++) {
+                    if (i >= off_exp + 200 && i < len - 8 - 64)
+                        continue;
+                    for (int b = 0; b < 8; b++) {
+                        memcpy(g, f, len);
+                        g[i] ^= (uint8_t)(1u << b);
+                        sfp__store64le(g + len - 8, sfp_checksum(g, len - 8));
+                        if (sfp_set_impl(impls[(i + (size_t)b) % 3]) != 0)
+                            sfp_set_impl(SFP_IMPL_C);
+                        int rc = sfp_decode(g, len, y, n * 4, NULL);
+                        CHECK(rc == 0 || rc == SFP_ECORRUPT);
+                        accepted += rc == 0;
+                        tried++;
+                    }
+                }
+                sfp_set_impl(SFP_IMPL_AUTO);
+                printf("rANS x32 plane bit flips accepted after re-checksumming: %d of %d\n",
+                       accepted, tried);
+                free(g);
+            }
+            free(f);
+        }
+        free(x), free(y), free(q);
+    }
+}
+
 int main(void)
 {
     test_vocabulary();
@@ -1279,5 +1389,6 @@ int main(void)
     test_flush_zmap();
     test_plan_zeros();
     test_zmap_sampled();
+    test_rans_wide();
     return check_report("test_codec");
 }

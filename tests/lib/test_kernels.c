@@ -190,6 +190,27 @@ int main(void)
         if (zhuf_frames < 40)
             fprintf(stderr, "  only %u Huffman-coded frames of 144\n", zhuf_frames);
         CHECK(zhuf_frames >= 40);
+        /* rANS with 32 states (from SFP__RANS_WIDE_MIN codes on): the
+         * encoder's and decoder's 32-lane loops against the C loops, every
+         * exponent width, a whole number of rounds and tails */
+        {
+            const size_t wl[] = {SFP__RANS_WIDE_MIN, SFP__RANS_WIDE_MIN + 47, 70001};
+            uint32_t *xw = malloc(70001 * 4);
+            for (unsigned e = 1; e <= 8; e++)
+                for (int kind = 0; kind < 5; kind++) {
+                    if (kind == 2 && e < 8)
+                        continue; /* any pattern: e = 8 keeps them all */
+                    fill(xw, 70001, &r, kind);
+                    sfp_params p;
+                    sfp_params_default(&p);
+                    p.mbits = (e + (unsigned)kind) % 4 == 3 ? 23 : (e + (unsigned)kind) % 4;
+                    p.ebits = e, p.coder = SFP_CODER_RANS;
+                    p.rounding = (sfp_rounding)((e + (unsigned)kind) % 3);
+                    p.seed = e;
+                    CHECK(frames_agree(xw, wl[(e + (unsigned)kind) % 3], &p));
+                }
+            free(xw);
+        }
         /* count_below (the one-pass zero-map decision): any pattern, limits
          * at, between and around the values, every length up to two loops
          * of the widest kernel and a tail */
