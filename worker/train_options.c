@@ -58,7 +58,7 @@ static const choice coders[] = {
 #define SFPW__CODER_CHOICE(id, value, name) {name, SFP_CODER_##id},
     SFP_CODERS(SFPW__CODER_CHOICE)
 #undef SFPW__CODER_CHOICE
-    {NULL, 0},
+    {"auto", SFP_CODER_AUTO}, {NULL, 0},
 };
 static const choice wcoders[] = {
     {"same", -1},
@@ -121,7 +121,9 @@ static const row rows[] = {
     ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
      "exponent-plane coder of the stashed activations (and of the weight "
      "pieces with --weight-coder same; rans: libsfp's entropy coder, see "
-     "docs/FORMAT.md)", .choices = coders),
+     "docs/FORMAT.md; auto: per stashed tensor the coder whose frame was "
+     "smaller at its last check, Gecko or rANS, checked every 100 steps)",
+     .choices = coders),
     ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,
      "exponent-plane coder of the weight pieces (the exchange, and what their "
      "footprint counts): auto (each piece coded with Gecko and with rANS, the "
