@@ -1047,6 +1047,185 @@ static void dec_values_avx2(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw)
     }
 }
 
+/* ------------------------------------------------------- rANS x32 */
+
+/*
+ * 32-state rANS (FORMAT 2.5) in four vectors of 8 lanes, as the AVX-512
+ * loops do it in two of 16. AVX2 has gathers but no compress or expand:
+ * the words of the lanes that renormalise are moved by a permutation
+ * whose indices come from the lane mask by BMI2 (expand: pdep deals the
+ * ranks 0, 1, ... to the set lanes; compress: pext gathers the set lanes'
+ * numbers), and the encoder stores them through a small buffer.
+ */
+static inline __m256i lane_idx(uint64_t idx8)
+{
+    return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)idx8));
+}
+
+static inline uint64_t lanes_of(unsigned m)
+{
+    return _pdep_u64(m, UINT64_C(0x0101010101010101)) * 0xff;
+}
+
+/* One decoder step of 8 lanes (32 bytes left at *pp at least). */
+static inline __m256i rdec8(__m256i vx, const sfp__rans_table *t, uint8_t *out, const uint8_t **pp)
+{
+    const __m256i m12 = _mm256_set1_epi32(SFP__RANS_M - 1), one = _mm256_set1_epi32(1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i e = _mm256_i32gather_epi32((const int *)t->slot, _mm256_and_si256(vx, m12), 4);
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i sb = _mm256_shuffle_epi8(e, pick);
+    const uint32_t s0 = (uint32_t)_mm256_extract_epi32(sb, 0), s1 = (uint32_t)_mm256_extract_epi32(sb, 4);
+    memcpy(out, &s0, 4);
+    memcpy(out + 4, &s1, 4);
+    const __m256i f = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(e, 8), m12), one);
+    const __m256i v = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(vx, SFP__RANS_SCALE)),
+                                       _mm256_srli_epi32(e, 20));
+    /* v < L = 2^16 <=> v >> 16 == 0 */
+    const __m256i lt = _mm256_cmpeq_epi32(_mm256_srli_epi32(v, 16), zero);
+    const unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(lt));
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)*pp));
+    const __m256i wx = _mm256_permutevar8x32_epi32(
+        w, lane_idx(_pdep_u64(UINT64_C(0x0706050403020100), lanes_of(m))));
+    *pp += 2 * (unsigned)__builtin_popcount(m);
+    return _mm256_blendv_epi8(v, _mm256_or_si256(_mm256_slli_epi32(v, 16), wx), lt);
+}
+
+static size_t rans_dec32_avx2(uint32_t *x, const sfp__rans_table *t, const uint8_t **pp,
+                              const uint8_t *end, uint8_t *out, size_t rounds)
+{
+    const uint8_t *p = *pp;
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)x), v1 = _mm256_loadu_si256((const __m256i *)(x + 8));
+    __m256i v2 = _mm256_loadu_si256((const __m256i *)(x + 16)), v3 = _mm256_loadu_si256((const __m256i *)(x + 24));
+    size_t r = 0;
+    /* four steps read at most 4 x 16 bytes, each load 16 */
+    for (; r < rounds && end - p >= 64; r++) {
+        uint8_t *o = out + 32 * r;
+        v0 = rdec8(v0, t, o, &p);
+        v1 = rdec8(v1, t, o + 8, &p);
+        v2 = rdec8(v2, t, o + 16, &p);
+        v3 = rdec8(v3, t, o + 24, &p);
+    }
+    _mm256_storeu_si256((__m256i *)x, v0);
+    _mm256_storeu_si256((__m256i *)(x + 8), v1);
+    _mm256_storeu_si256((__m256i *)(x + 16), v2);
+    _mm256_storeu_si256((__m256i *)(x + 24), v3);
+    *pp = p;
+    return r;
+}
+
+/* Per-symbol constants of the encoder's lanes: tables, and for at most 16
+ * symbols the same in registers (two permutes instead of a gather). */
+typedef struct renc256 {
+    const int *ftab, *ctab;
+    const float *rtab;
+    int small;
+    __m256i f0, f1, c0, c1, r0, r1;
+} renc256;
+
+/* Entry sy (0..15) of a 16-entry table held as two vectors. */
+static inline __m256i perm16(__m256i sy, __m256i lo, __m256i hi)
+{
+    const __m256i upper = _mm256_cmpgt_epi32(sy, _mm256_set1_epi32(7));
+    return _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(lo, sy),
+                              _mm256_permutevar8x32_epi32(hi, sy), upper);
+}
+
+/*
+ * One encoder step of 8 lanes (codes at c): renormalise (x >> 20 >= f),
+ * the low words of those lanes below p in lane order, then
+ * x = (x / f) << 12 + x mod f + cum with a float-reciprocal quotient
+ * corrected from its remainder (x converted as hi * 2^16 + lo: AVX2
+ * converts only signed integers).
+ */
+static inline __m256i renc8(__m256i vx, const uint8_t *c, const renc256 *k, uint8_t **pp)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lo16 = _mm256_set1_epi32(0xffff);
+    uint64_t c8;
+    memcpy(&c8, c, 8);
+    const __m256i sy = lane_idx(c8);
+    __m256i f, cum;
+    __m256 rc;
+    if (k->small) {
+        f = perm16(sy, k->f0, k->f1);
+        cum = perm16(sy, k->c0, k->c1);
+        rc = _mm256_castsi256_ps(perm16(sy, k->r0, k->r1));
+    } else {
+        f = _mm256_i32gather_epi32(k->ftab, sy, 4);
+        cum = _mm256_i32gather_epi32(k->ctab, sy, 4);
+        rc = _mm256_i32gather_ps(k->rtab, sy, 4);
+    }
+    /* x >> 20 >= f <=> !(f > x >> 20) (both below 2^31) */
+    const __m256i re = _mm256_xor_si256(_mm256_cmpgt_epi32(f, _mm256_srli_epi32(vx, 20)),
+                                        _mm256_set1_epi32(-1));
+    const unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(re));
+    if (m) {
+        const unsigned cnt = (unsigned)__builtin_popcount(m);
+        const __m256i pk = _mm256_permutevar8x32_epi32(
+            _mm256_and_si256(vx, lo16),
+            lane_idx(_pext_u64(UINT64_C(0x0706050403020100), lanes_of(m))));
+        /* eight 16-bit words from eight 32-bit lanes, in order */
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(pk), _mm256_extracti128_si256(pk, 1));
+        uint8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, w);
+        *pp -= 2 * cnt;
+        memcpy(*pp, tmp, 2 * cnt);
+        vx = _mm256_blendv_epi8(vx, _mm256_srli_epi32(vx, 16), re);
+    }
+    /* hi * 2^16 is exact: one rounding, in the add */
+    const __m256 xf = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(vx, 16)),
+                                                  _mm256_set1_ps(65536.0f)),
+                                    _mm256_cvtepi32_ps(_mm256_and_si256(vx, lo16)));
+    __m256i q = _mm256_cvttps_epi32(_mm256_mul_ps(xf, rc));
+    __m256i rem = _mm256_sub_epi32(vx, _mm256_mullo_epi32(q, f));
+    const __m256i below = _mm256_cmpgt_epi32(zero, rem);
+    q = _mm256_add_epi32(q, below); /* -1 where below */
+    rem = _mm256_add_epi32(rem, _mm256_and_si256(below, f));
+    const __m256i above = _mm256_xor_si256(_mm256_cmpgt_epi32(f, rem), _mm256_set1_epi32(-1));
+    q = _mm256_sub_epi32(q, above);
+    rem = _mm256_sub_epi32(rem, _mm256_and_si256(above, f));
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(q, SFP__RANS_SCALE), rem), cum);
+}
+
+static uint8_t *rans_enc32_avx2(uint32_t *x, const sfp__rans_table *t, const uint8_t *codes,
+                                uint64_t rounds, uint8_t *p)
+{
+    int ftab[256], ctab[256];
+    float rtab[256];
+    for (unsigned s = 0; s < 256; s++) {
+        const unsigned f = s < t->nsym ? t->freq[s] : 0;
+        ftab[s] = (int)(f ? f : 1); /* absent symbols never occur */
+        ctab[s] = s < t->nsym ? (int)t->cum[s] : 0;
+        rtab[s] = 1.0f / (float)ftab[s];
+    }
+    renc256 k;
+    k.ftab = ftab, k.ctab = ctab, k.rtab = rtab;
+    k.small = t->nsym <= 16;
+    k.f0 = _mm256_loadu_si256((const __m256i *)ftab);
+    k.f1 = _mm256_loadu_si256((const __m256i *)(ftab + 8));
+    k.c0 = _mm256_loadu_si256((const __m256i *)ctab);
+    k.c1 = _mm256_loadu_si256((const __m256i *)(ctab + 8));
+    k.r0 = _mm256_castps_si256(_mm256_loadu_ps(rtab));
+    k.r1 = _mm256_castps_si256(_mm256_loadu_ps(rtab + 8));
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)x), v1 = _mm256_loadu_si256((const __m256i *)(x + 8));
+    __m256i v2 = _mm256_loadu_si256((const __m256i *)(x + 16)), v3 = _mm256_loadu_si256((const __m256i *)(x + 24));
+    for (uint64_t r = rounds; r-- > 0;) {
+        const uint8_t *c = codes + 32 * r;
+        /* backwards: the highest lanes' words lie highest */
+        v3 = renc8(v3, c + 24, &k, &p);
+        v2 = renc8(v2, c + 16, &k, &p);
+        v1 = renc8(v1, c + 8, &k, &p);
+        v0 = renc8(v0, c, &k, &p);
+    }
+    _mm256_storeu_si256((__m256i *)x, v0);
+    _mm256_storeu_si256((__m256i *)(x + 8), v1);
+    _mm256_storeu_si256((__m256i *)(x + 16), v2);
+    _mm256_storeu_si256((__m256i *)(x + 24), v3);
+    return p;
+}
+
 const sfp__kernels sfp__kernels_avx2 = {
     .analyze = analyze_avx2,
     .scan = scan_avx2,
@@ -1056,4 +1235,6 @@ const sfp__kernels sfp__kernels_avx2 = {
     .enc_codes = enc_codes_avx2,
     .dec_codes = dec_codes_avx2,
     .dec_values = dec_values_avx2,
+    .rans_enc32 = rans_enc32_avx2,
+    .rans_dec32 = rans_dec32_avx2,
 };
