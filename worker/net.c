@@ -535,14 +535,20 @@ static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
 }
 
 /*
- * --coder auto on stashes: every SFPW_PICK_STEPS steps and whenever its
- * exponent width changed, stashed tensor t's values (a, on their grid,
- * just stashed) are coded with Gecko and with rANS and the smaller frame's
- * coder is t's until the next check. libsfp's auto request would code both
- * on every put; activations keep their character from step to step, so a
- * check now and then finds the same.
+ * --coder auto on stashes: at a tensor's first stash after a reset, every
+ * SFPW_PICK_STEPS steps after that and whenever its exponent width
+ * changed, stashed tensor t's values (a, on their grid, just stashed) are
+ * coded with Gecko and with rANS and the smaller frame's coder is t's until
+ * the next check. libsfp's auto request would code both on every put;
+ * activations keep their character from step to step, so a check now and
+ * then finds the same.
  */
 #define SFPW_PICK_STEPS 100
+
+void sfpw_net_coder_reset(sfpw_net *n)
+{
+    memset(n->pick, 0, sizeof n->pick);
+}
 
 static int pick_coder(sfpw_net *n, int t, const float *a, size_t cnt, const sfp_params *p)
 {
@@ -644,7 +650,7 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
                 return rc;
             out->coder_bytes[c][t] += (double)len;
         }
-        if (pick && (ps->key.step >= n->pick_next[t] || p.ebits != n->pick_e[t]) &&
+        if (pick && (!n->pick[t] || ps->key.step >= n->pick_next[t] || p.ebits != n->pick_e[t]) &&
             (rc = pick_coder(n, t, a, cnt, &p)))
             return rc;
         out->t_stash += sfpw_now() - t1;

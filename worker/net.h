@@ -63,6 +63,9 @@ typedef struct sfpw_net sfpw_net;
 /* Buffers for up to max_rows images; planned for FP32 (keep) mode. */
 int sfpw_net_create(sfpw_net **out, const sfpw_model *m, int max_rows);
 void sfpw_net_destroy(sfpw_net **n);
+/* --coder auto (stashes): forgets every tensor's coder, which the next
+ * stash of each tensor chooses again (sfp-train: at every epoch's start). */
+void sfpw_net_coder_reset(sfpw_net *n);
 
 /*
  * Release mode: stashed tensors leave the arena between their put and get

@@ -387,6 +387,9 @@ int sfpt_epoch_train(sfpt *r, int epoch, sfpt_epoch *R)
     double t_epoch = sfpw_now(), c_epoch = sfpw_cpu_now();
     acc a;
     memset(&a, 0, sizeof a);
+    /* --coder auto: every tensor's coder is chosen afresh in an epoch's
+     * first step, so a run resumed from a checkpoint codes as it would have */
+    sfpw_net_coder_reset(r->net);
     for (uint64_t s = 0; s < r->steps_per_epoch; s++, r->step++) {
         int rc = step(r, s, R, &a);
         if (rc)

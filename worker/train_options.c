@@ -122,7 +122,8 @@ static const row rows[] = {
      "exponent-plane coder of the stashed activations (and of the weight "
      "pieces with --weight-coder same; rans: libsfp's entropy coder, see "
      "docs/FORMAT.md; auto: per stashed tensor the coder whose frame was "
-     "smaller at its last check, Gecko or rANS, checked every 100 steps)",
+     "smaller at its last check, Gecko or rANS, checked at each epoch's start "
+     "and every 100 steps)",
      .choices = coders),
     ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,
      "exponent-plane coder of the weight pieces (the exchange, and what their "

@@ -23,6 +23,25 @@ lc=$(grep '^epoch 2/2' "$tmp/c.txt" | sed 's/time.*//')
 if [ "$la" != "$lc" ]; then
     echo "FAIL: epoch 2 differs:"; echo "$la"; echo "$lc"; exit 1
 fi
+# --coder auto (stashes): each tensor's coder is chosen afresh at every
+# epoch's start, so the resumed run codes (hence, through the footprint
+# target, learns) as the uninterrupted one; the real data if present (its
+# stashes split between Gecko and rANS)
+dir=${SFP_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+data="--synthetic=1024"
+[ -r "$dir/train-images-idx3-ubyte.gz" ] && data="--data $dir --train-limit 1280 --test-limit 500"
+auto="$data --model mlp --policy qmqe --coder auto --batch 64 --epochs 2 --quiet --no-progress --seed 3"
+"$exe" $auto > "$tmp/aa.txt"
+"$exe" $auto --save "$tmp/ack" --stop-after 1 > /dev/null
+"$exe" $auto --resume "$tmp/ack" > "$tmp/ac.txt"
+la=$(grep '^epoch 2/2' "$tmp/aa.txt" | sed 's/time.*//')
+lc=$(grep '^epoch 2/2' "$tmp/ac.txt" | sed 's/time.*//')
+ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/aa.txt")
+hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/ac.txt")
+echo "--coder auto: uninterrupted $ha, resumed $hc"
+if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
+    echo "FAIL: resumed run with --coder auto differs:"; echo "$la"; echo "$lc"; exit 1
+fi
 # a checkpoint of another setup is refused with a clear message
 if "$exe" --synthetic=1024 --model cnn --epochs 2 --resume "$tmp/ck" > "$tmp/d.txt" 2>&1; then
     echo "FAIL: resume with another model accepted"; exit 1
