@@ -60,6 +60,12 @@ static unsigned group_of(const sfp_params *p)
     return p->gecko_group ? p->gecko_group : SFP_GECKO_GROUP_DEFAULT;
 }
 
+/* rANS states of a parsed frame (gecko_group reports 0 for two). */
+static unsigned rans_states_of(const sfp_frame_info *fi)
+{
+    return fi->gecko_group ? fi->gecko_group : 2;
+}
+
 /* SFP_CODER_AUTO: the Gecko and the rANS request of the same params. */
 static void auto_pair(const sfp_params *p, sfp_params *g, sfp_params *r)
 {
@@ -111,7 +117,7 @@ size_t sfp_frame_bound(size_t n, const sfp_params *p)
  */
 static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
                                 uint64_t n, uint64_t nonzero, uint64_t fixed,
-                                sfp_coder *coder, uint8_t **ebeg)
+                                unsigned nst, sfp_coder *coder, uint8_t **ebeg)
 {
     const unsigned e = s->ebits;
     const uint8_t *codes = s->rscratch;
@@ -138,7 +144,7 @@ static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
         }
     }
     sfp__rans_build(&rt, count, 1u << e);
-    const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax, sfp__rans_states(s->rn));
+    const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax, nst);
     const uint64_t plain = ceil8(n * e);
     uint64_t best = plain;
     int pick = 0; /* 0 plain, 1 plain + zero map, 2 rANS */
@@ -379,7 +385,7 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     if (coder == SFP_CODER_RANS) {
         const uint64_t sign_bytes = s.hsign ? ceil8(s.zsign ? nn : pl.nonzero) : 0;
         zl2 = rans_or_smaller(&s, out + off_expw, emax, nn, pl.nonzero,
-                              sign_bytes + ceil8(pl.nonzero * p->mbits), &coder, &ebeg);
+                              sign_bytes + ceil8(pl.nonzero * p->mbits), rst, &coder, &ebeg);
         if (zl2 != zl1) {
             flags |= SFP_FLAG_ZMAP;
             s.zmap = 1;
@@ -532,7 +538,7 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
     if (fi.coder == SFP_CODER_PLAIN) {
         RETURN_IF(h[10] != 0, SFP_EHEADER);
     } else if (fi.coder == SFP_CODER_RANS) {
-        /* interleaved states: 0 means two, 16 sixteen */
+        /* interleaved states: 0 means two, 32 thirty-two */
         RETURN_IF(h[10] != 0 && h[10] != SFP__RANS_WIDE, SFP_EHEADER);
         fi.gecko_group = h[10]; /* reported as such: 0 (two states) or 32 */
     } else if (fi.coder == SFP_CODER_GECKO) {
@@ -571,8 +577,8 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
         RETURN_IF(fi.exp_bytes != ceil8(ncodes * fi.ebits), SFP_EHEADER);
     else
         RETURN_IF(fi.exp_bytes > exp_max(ncodes, fi.ebits, fi.coder,
-                                         fi.coder == SFP_CODER_RANS && !fi.gecko_group
-                                             ? 2 : fi.gecko_group),
+                                         fi.coder == SFP_CODER_RANS ? rans_states_of(&fi)
+                                                                    : fi.gecko_group),
                   SFP_EHEADER);
     if (fi.coder == SFP_CODER_GECKO) {
         /* every group costs at least its flag and width bits */
@@ -669,8 +675,7 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     sfp__rans_dec rd;
     if (fi.coder == SFP_CODER_RANS && s.codes_left > 0) {
         RETURN_IF((rc = sfp__rans_dec_init(&rd, &rt, f + off_exp, fi.exp_bytes,
-                                           fi.ebits, fi.gecko_group ? fi.gecko_group : 2)) < 0,
-                  rc);
+                                           fi.ebits, rans_states_of(&fi))) < 0, rc);
         s.rd = &rd;
         s.rt = &rt;
     } else if (fi.coder == SFP_CODER_RANS) {

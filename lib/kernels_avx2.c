@@ -1192,23 +1192,17 @@ static inline __m256i renc8(__m256i vx, const uint8_t *c, const renc256 *k, uint
 static uint8_t *rans_enc32_avx2(uint32_t *x, const sfp__rans_table *t, const uint8_t *codes,
                                 uint64_t rounds, uint8_t *p)
 {
-    int ftab[256], ctab[256];
-    float rtab[256];
-    for (unsigned s = 0; s < 256; s++) {
-        const unsigned f = s < t->nsym ? t->freq[s] : 0;
-        ftab[s] = (int)(f ? f : 1); /* absent symbols never occur */
-        ctab[s] = s < t->nsym ? (int)t->cum[s] : 0;
-        rtab[s] = 1.0f / (float)ftab[s];
-    }
+    rans_lanes lt;
+    rans_lanes_of(&lt, t);
     renc256 k;
-    k.ftab = ftab, k.ctab = ctab, k.rtab = rtab;
+    k.ftab = (const int *)lt.f, k.ctab = (const int *)lt.cum, k.rtab = lt.rcp;
     k.small = t->nsym <= 16;
-    k.f0 = _mm256_loadu_si256((const __m256i *)ftab);
-    k.f1 = _mm256_loadu_si256((const __m256i *)(ftab + 8));
-    k.c0 = _mm256_loadu_si256((const __m256i *)ctab);
-    k.c1 = _mm256_loadu_si256((const __m256i *)(ctab + 8));
-    k.r0 = _mm256_castps_si256(_mm256_loadu_ps(rtab));
-    k.r1 = _mm256_castps_si256(_mm256_loadu_ps(rtab + 8));
+    k.f0 = _mm256_loadu_si256((const __m256i *)lt.f);
+    k.f1 = _mm256_loadu_si256((const __m256i *)(lt.f + 8));
+    k.c0 = _mm256_loadu_si256((const __m256i *)lt.cum);
+    k.c1 = _mm256_loadu_si256((const __m256i *)(lt.cum + 8));
+    k.r0 = _mm256_castps_si256(_mm256_loadu_ps(lt.rcp));
+    k.r1 = _mm256_castps_si256(_mm256_loadu_ps(lt.rcp + 8));
     __m256i v0 = _mm256_loadu_si256((const __m256i *)x), v1 = _mm256_loadu_si256((const __m256i *)(x + 8));
     __m256i v2 = _mm256_loadu_si256((const __m256i *)(x + 16)), v3 = _mm256_loadu_si256((const __m256i *)(x + 24));
     for (uint64_t r = rounds; r-- > 0;) {

@@ -1198,20 +1198,14 @@ static inline __m512i renc_step(__m512i vx, __m512i sy, const renc512 *k, uint8_
 static uint8_t *rans_enc32_avx512(uint32_t *x, const sfp__rans_table *t,
                                   const uint8_t *codes, uint64_t rounds, uint8_t *p)
 {
-    uint32_t ftab[256], ctab[256];
-    float rtab[256];
-    for (unsigned s = 0; s < 256; s++) {
-        const unsigned f = s < t->nsym ? t->freq[s] : 0;
-        ftab[s] = f ? f : 1; /* absent symbols never occur */
-        ctab[s] = s < t->nsym ? t->cum[s] : 0;
-        rtab[s] = 1.0f / (float)ftab[s];
-    }
+    rans_lanes lt;
+    rans_lanes_of(&lt, t);
     renc512 k;
     k.small = t->nsym <= 16;
-    k.f16 = _mm512_loadu_si512(ftab);
-    k.c16 = _mm512_loadu_si512(ctab);
-    k.r16 = _mm512_loadu_ps(rtab);
-    k.ftab = ftab, k.ctab = ctab, k.rtab = rtab;
+    k.f16 = _mm512_loadu_si512(lt.f);
+    k.c16 = _mm512_loadu_si512(lt.cum);
+    k.r16 = _mm512_loadu_ps(lt.rcp);
+    k.ftab = lt.f, k.ctab = lt.cum, k.rtab = lt.rcp;
     __m512i lo = _mm512_loadu_si512(x), hi = _mm512_loadu_si512(x + 16);
     for (uint64_t r = rounds; r-- > 0;) {
         const __m256i c = _mm256_loadu_si256((const __m256i *)(codes + 32 * r));

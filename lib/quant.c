@@ -284,17 +284,26 @@ static uint32_t zero_limit(const sfp__plan *pl)
     return hi;
 }
 
+/* Magnitudes below lim among src[i], i = 0, step, 2 step, ... < n (F32
+ * through the kernels when step is 1). */
+static uint64_t count_mags_below(const void *src, size_t n, size_t step, sfp_dtype dtype,
+                                 uint32_t lim)
+{
+    if (dtype == SFP_DTYPE_F32 && step == 1)
+        return sfp__kernels_get()->count_below(src, n, lim);
+    uint64_t hit = 0;
+    for (size_t i = 0; i < n; i += step) {
+        uint32_t a = dtype == SFP_DTYPE_F32 ? ((const uint32_t *)src)[i] & 0x7fffffffu
+                                            : (uint32_t)(((const uint16_t *)src)[i] & 0x7fffu) << 16;
+        hit += a < lim;
+    }
+    return hit;
+}
+
 uint64_t sfp__plan_zeros(const sfp__plan *pl, const void *src, size_t n,
                          sfp_dtype dtype)
 {
-    const uint32_t lim = zero_limit(pl);
-    uint64_t zeros = 0;
-    if (dtype == SFP_DTYPE_F32)
-        return sfp__kernels_get()->count_below(src, n, lim);
-    const uint16_t *x = src;
-    for (size_t i = 0; i < n; i++)
-        zeros += (uint32_t)(x[i] & 0x7fffu) << 16 < lim;
-    return zeros;
+    return count_mags_below(src, n, 1, dtype, zero_limit(pl));
 }
 
 uint64_t sfp__plan_zeros_est(const sfp__plan *pl, const void *src, size_t n,
@@ -302,13 +311,8 @@ uint64_t sfp__plan_zeros_est(const sfp__plan *pl, const void *src, size_t n,
 {
     if (n <= SFP__ZEROS_EXACT)
         return sfp__plan_zeros(pl, src, n, dtype);
-    const uint32_t lim = zero_limit(pl);
-    uint64_t hit = 0, seen = 0;
-    for (size_t i = 0; i < n; i += SFP__ZEROS_STRIDE, seen++) {
-        uint32_t a = dtype == SFP_DTYPE_F32 ? ((const uint32_t *)src)[i] & 0x7fffffffu
-                                            : (uint32_t)(((const uint16_t *)src)[i] & 0x7fffu) << 16;
-        hit += a < lim;
-    }
+    const size_t seen = (n + SFP__ZEROS_STRIDE - 1) / SFP__ZEROS_STRIDE;
+    const uint64_t hit = count_mags_below(src, n, SFP__ZEROS_STRIDE, dtype, zero_limit(pl));
     return (uint64_t)((double)hit * (double)n / (double)seen);
 }
 

@@ -287,4 +287,25 @@ static inline void dec_tail(sfp__codec *c, uint32_t *y, size_t b, size_t j, size
     *cpos = c->cpos, *rs = c->rsign, *rm = c->rmant;
 }
 
+/*
+ * Per-symbol lane constants of the vector rANS encoders (FORMAT 2.5):
+ * frequency, cumulative frequency and the float reciprocal of the
+ * frequency, for all 256 symbols (absent ones, which never occur, get
+ * frequency 1 so that the reciprocal is finite).
+ */
+typedef struct rans_lanes {
+    uint32_t f[256], cum[256];
+    float rcp[256];
+} rans_lanes;
+
+static inline void rans_lanes_of(rans_lanes *k, const sfp__rans_table *t)
+{
+    for (unsigned s = 0; s < 256; s++) {
+        const unsigned f = s < t->nsym ? t->freq[s] : 0;
+        k->f[s] = f ? f : 1;
+        k->cum[s] = s < t->nsym ? t->cum[s] : 0;
+        k->rcp[s] = 1.0f / (float)k->f[s];
+    }
+}
+
 #endif /* SFP_SIMD_BITS_H */
