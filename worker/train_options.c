@@ -118,12 +118,12 @@ static const row rows[] = {
      "Gecko-code the exponent planes of the stashed activations (same as "
      "--coder gecko)",
      .value = SFP_CODER_GECKO),
-    ROW("coder", A_CHOICE, O(coder), NULL, "plain", NULL, 0, 0,
+    ROW("coder", A_CHOICE, O(coder), NULL, "auto", NULL, 0, 0,
      "exponent-plane coder of the stashed activations (and of the weight "
-     "pieces with --weight-coder same; rans: libsfp's entropy coder, see "
-     "docs/FORMAT.md; auto: per stashed tensor the coder whose frame was "
-     "smaller at its last check, Gecko or rANS, checked at each epoch's start "
-     "and every 100 steps)",
+     "pieces with --weight-coder same): auto (per stashed tensor the coder "
+     "whose frame was smaller at its last check, Gecko or rANS, checked at "
+     "each epoch's start, on an exponent-width change and every 100 steps), "
+     "plain, gecko, or rans (libsfp's entropy coder, see docs/FORMAT.md)",
      .choices = coders),
     ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,
      "exponent-plane coder of the weight pieces (the exchange, and what their "

@@ -46,7 +46,7 @@ expect_usage "--bit-cost belongs to --qm-rule adaptive" --qm-rule sgd --bit-cost
     --report "$tmp/r.json" > /dev/null || fail "run failed"
 for kv in '"optimizer": "sgd"' '"lr": 0.025' '"lr_decay": 0.5' '"policy": "qm"' \
           '"gamma": 0.125' '"sample": 100' '"qm_grad": "first"' '"weight_decay": 0.0005' \
-          '"data": "synthetic"' '"coder": "plain"' '"qm_rule": "sgd"'; do
+          '"data": "synthetic"' '"coder": "auto"' '"qm_rule": "sgd"'; do
     grep -q "$kv" "$tmp/r.json" || { cat "$tmp/r.json" | head -8; fail "report lacks $kv"; }
 done
 "$exe" --synthetic=256 --epochs 1 --batch 64 --policy qmqe --bit-cost 3.5 --e-min 2.5 \
