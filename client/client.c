@@ -35,8 +35,14 @@ struct sfpc {
     bool async_get[MAX_ASYNC];     /* a GetFrame (sfpc_pending) or a put   */
     unsigned async_head, async_n;
     int async_err;
+    bool corked;                   /* requests wait in cork[] (sfpc_cork)  */
+    uint8_t *cork;
+    size_t cork_len, cork_cap;
     char msg[256];
 };
+
+/* A corked batch is written out once it holds this many bytes. */
+#define CORK_MAX ((size_t)64 << 10)
 
 #define SFPC__ERR_IN_RANGE(name, value, msg)                                   \
     _Static_assert((value) >= SFPC_ERROR_MIN && (value) <= SFPC_ERROR_MAX,     \
@@ -175,11 +181,57 @@ static int recv_all(sfpc *c, uint8_t *buf, size_t len, int64_t deadline)
     return 0;
 }
 
+/* Writes the corked requests out. */
+static int cork_send(sfpc *c, int64_t deadline)
+{
+    size_t n = c->cork_len;
+    c->cork_len = 0;
+    return n ? send_all(c, c->cork, n, -1, deadline) : 0;
+}
+
+/* Room for n more corked bytes; 0, or -1 when the batch must go first. */
+static int cork_room(sfpc *c, size_t n)
+{
+    size_t cap = c->cork_cap ? c->cork_cap : 4096;
+    uint8_t *g;
+    if (c->cork_len + n > CORK_MAX)
+        return -1;
+    while (cap < c->cork_len + n)
+        cap *= 2;
+    if (cap == c->cork_cap)
+        return 0;
+    if (!(g = realloc(c->cork, cap)))
+        return -1;
+    c->cork = g;
+    c->cork_cap = cap;
+    return 0;
+}
+
 static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
 {
     size_t n = sfp__ipc__v1__request__get_packed_size(rq);
-    uint8_t small[512], *b = n + 4 <= sizeof(small) ? small : malloc(n + 4);
+    uint8_t small[512], *b;
     int r;
+    if (c->corked && pass_fd < 0 && n + 4 <= CORK_MAX) {
+        if (cork_room(c, n + 4) < 0) {
+            /* full (or no memory): the batch so far goes out first */
+            if ((r = cork_send(c, deadline)) < 0)
+                return r;
+            if (cork_room(c, n + 4) < 0)
+                return SFPC_ENOMEM;
+        }
+        b = c->cork + c->cork_len;
+        b[0] = (uint8_t)n;
+        b[1] = (uint8_t)(n >> 8);
+        b[2] = (uint8_t)(n >> 16);
+        b[3] = (uint8_t)(n >> 24);
+        sfp__ipc__v1__request__pack(rq, b + 4);
+        c->cork_len += n + 4;
+        return 0;
+    }
+    if ((r = cork_send(c, deadline)) < 0)
+        return r;
+    b = n + 4 <= sizeof(small) ? small : malloc(n + 4);
     if (!b)
         return SFPC_ENOMEM;
     b[0] = (uint8_t)n;
@@ -234,6 +286,9 @@ static int read_response(sfpc *c, resp_t **out, int64_t deadline)
     resp_t *r;
     int e;
 
+    /* a reply is awaited: the corked requests go first */
+    if ((e = cork_send(c, deadline)) < 0)
+        return e;
     if ((e = recv_all(c, hdr, 4, deadline)) < 0)
         return e;
     n = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
@@ -475,8 +530,26 @@ void sfpc_close(sfpc **pc)
         close(c->fd);
     if (c->shm)
         munmap(c->shm, c->shm_size);
+    free(c->cork);
     free(c);
     *pc = NULL;
+}
+
+int sfpc_cork(sfpc *c, int on)
+{
+    int e;
+    if (!c)
+        return SFPC_EINVAL;
+    if (!on) {
+        c->corked = false;
+        if (c->broken)
+            return SFPC_EDISCONNECTED;
+        if ((e = cork_send(c, now_ms() + c->timeout_ms)) < 0)
+            return e;
+        return 0;
+    }
+    c->corked = !c->broken;
+    return c->broken ? SFPC_EDISCONNECTED : 0;
 }
 
 void *sfpc_shm(sfpc *c, size_t *size)
@@ -799,14 +872,22 @@ int sfpc_drop(sfpc *c, const sfpc_key *k)
 
 int sfpc_prefetch(sfpc *c, unsigned depth)
 {
+    return sfpc_prefetch_flags(c, depth, 0);
+}
+
+int sfpc_prefetch_flags(sfpc *c, unsigned depth, unsigned flags)
+{
     req_t rq = SFP__IPC__V1__REQUEST__INIT;
     Sfp__Ipc__V1__Prefetch p = SFP__IPC__V1__PREFETCH__INIT;
     if (!c)
         return SFPC_EINVAL;
+    if (c->broken)
+        return SFPC_EDISCONNECTED;
     p.depth = depth;
     rq.body_case = SFP__IPC__V1__REQUEST__BODY_PREFETCH;
     rq.prefetch = &p;
-    return simple(c, &rq);
+    /* asynchronous: an error shows at the next sfpc_flush, as a put's */
+    return flags & SFPC_ASYNC ? send_async(c, &rq, NULL, false) : simple(c, &rq);
 }
 
 int sfpc_end_job(sfpc *c)

@@ -158,7 +158,7 @@ void sfp_bitwave_config_default(sfp_bitwave_config *c)
     c->m_min = 2; /* 0 starves the sensitive tensors: docs/RESULTS.md */
     c->m_max = 23;
     c->e_init = 8;
-    c->e_min = 5; /* 3-4 flush what the transformer needs: docs/RESULTS.md */
+    c->e_min = 4; /* 3 flushes what the transformer needs: docs/RESULTS.md */
     c->e_max = 8;
     c->beta = 0.99;
     c->tau = 0.01;

@@ -18,13 +18,20 @@
  * With cfg.rank_codec (--stash-codec rank) the rank does the codec work
  * itself, as the in-process stash does: a put encodes the tensor with
  * libsfp straight into the put ring and sends the finished frame
- * (asynchronous PutFrame; sizes and statistics are known at once, so the
- * put is not deferred); a get asks for the frame (GetFrame, dropping the
- * key) and decodes it in the rank. The hint prefetch() of the next
- * layer's tensor sends its GetFrame ahead, so sfpd copies it out while the
- * current layer's backward runs, backward() sends the GetFrame of the
- * step's last put, and every get sends the GetFrame of the tensor put just
- * before its own (backward reads in reverse put order) before it decodes: one read in flight, in two slots at the start of the
+ * (asynchronous PutFrame, corked: the step's puts stay in the client
+ * until backward(); sizes and statistics are known at once, so the put is
+ * not deferred); a get asks for the frame (GetFrame, dropping the key) and
+ * decodes it in the rank. backward() sends, in one write, the step's
+ * puts, the Prefetch and the GetFrames: when the ring did not wrap in the
+ * step (allg), the GetFrame of every tensor, each into the place its frame
+ * was put from (sfpd serves a connection in order: it has read a put
+ * before a get writes there), so sfpd wakes once per step; it waits for
+ * the first (the puts' acknowledgements come before it) and every get
+ * waits for its own. When the ring wrapped, one read ahead: backward()
+ * sends the GetFrame of the step's last put, the hint prefetch() of the
+ * next layer's tensor sends its GetFrame ahead, and every get sends the
+ * GetFrame of the tensor put just before its own (backward reads in
+ * reverse put order) before it decodes, in two slots at the start of the
  * ring (free during backward: every put was acknowledged).
  * sfpd verifies every frame before storing it and before returning it; a
  * frame the rank cannot decode counts like one sfpd could not return.
@@ -48,6 +55,7 @@
 typedef struct pending {
     uint32_t tensor;
     size_t flen;        /* rank codec: the frame's bytes           */
+    size_t off;         /* rank codec: where in the shm it was put */
     sfpc_put_info info; /* filled by the client when the ack is read */
 } pending;
 
@@ -85,6 +93,10 @@ typedef struct dstash {
     ahead ahead[2];        /* rank codec: the read ahead in get slot i     */
     uint32_t *order;       /* rank codec: tensors of the step in put order */
     unsigned char *got;    /* ... and which of them were got               */
+    size_t *at, *alen;     /* ... where each frame was put, its bytes      */
+    sfpc_pending *gp;      /* ... the GetFrame of each (allg)              */
+    int allg;              /* this step's GetFrames all sent at backward() */
+    int wrapped;           /* the ring restarted since the step's first put */
     size_t norder, corder;
     uint64_t order_step;
 } dstash;
@@ -178,6 +190,7 @@ static int ring_restart(dstash *d)
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put", 1);
     d->pos = d->act_end;
+    d->wrapped = 1;
     return 0;
 }
 
@@ -233,18 +246,33 @@ static void send_ahead(dstash *d, const sfpw_stash_key *key, int i);
 /* Rank codec: the step's put order, which backward reads in reverse. */
 static int keep_order(dstash *d, uint64_t step)
 {
+    /* no GetFrame of an earlier step is in flight here (the step's first
+     * put settled them), so gp may move */
     if (d->npend > d->corder) {
-        uint32_t *o = realloc(d->order, d->npend * sizeof *o);
-        unsigned char *g = o ? realloc(d->got, d->npend) : NULL;
+        size_t n = d->npend;
+        uint32_t *o = realloc(d->order, n * sizeof *o);
         if (o)
             d->order = o;
-        if (!g)
+        unsigned char *g = o ? realloc(d->got, n) : NULL;
+        if (g)
+            d->got = g;
+        size_t *a = g ? realloc(d->at, n * sizeof *a) : NULL;
+        if (a)
+            d->at = a;
+        size_t *l = a ? realloc(d->alen, n * sizeof *l) : NULL;
+        if (l)
+            d->alen = l;
+        sfpc_pending *p = l ? realloc(d->gp, n * sizeof *p) : NULL;
+        if (!p)
             return SFP_ENOMEM;
-        d->got = g;
-        d->corder = d->npend;
+        d->gp = p;
+        d->corder = n;
     }
-    for (size_t i = 0; i < d->npend; i++)
+    for (size_t i = 0; i < d->npend; i++) {
         d->order[i] = d->pend[i].tensor;
+        d->at[i] = d->pend[i].off;
+        d->alen[i] = d->pend[i].flen;
+    }
     memset(d->got, 0, d->npend);
     d->norder = d->npend;
     d->order_step = step;
@@ -257,6 +285,65 @@ static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
     int rc;
     if (d->lost)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
+    if (d->cfg.rank_codec && d->npend) {
+        /*
+         * One write: the step's corked puts, the prefetch hint and the
+         * GetFrames (sfpd serves a connection in order, so every put's
+         * frame is out of the ring before a get writes to it). When the
+         * ring did not wrap in this step, every frame comes back where it
+         * was put, all GetFrames go at once (sfpd wakes once for the
+         * step's reads) and the rank waits for the first only; else one
+         * read ahead in the two get slots.
+         */
+        size_t big = 0;
+        for (size_t i = 0; i < d->npend; i++)
+            big = d->pend[i].flen > big ? d->pend[i].flen : big;
+        if ((rc = keep_order(d, key->step)))
+            return rc;
+        d->slot = (big + 63) & ~(size_t)63;
+        if ((rc = sfpc_prefetch_flags(d->c, 0, SFPC_ASYNC)) < 0)
+            return lose(d, rc, "prefetch", 1);
+        d->allg = !d->wrapped;
+        for (size_t i = d->norder; d->allg && i-- > 0;) {
+            char name[32];
+            sfpc_key k;
+            sfpw_stash_key sk = *key;
+            sk.tensor = d->order[i];
+            make_key(d, &sk, &k, name, sizeof name);
+            if ((rc = sfpc_get_frame_async(d->c, &k, d->shm + d->at[i], d->alen[i],
+                                           SFPC_GET_DROP, &d->gp[i])) < 0)
+                return lose(d, rc, "get", 1);
+        }
+        if (!d->allg) {
+            sfpw_stash_key k = *key;
+            k.tensor = d->order[d->norder - 1];
+            send_ahead(d, &k, 0);
+        }
+        if ((rc = sfpc_cork(d->c, 0)) < 0)
+            return lose(d, rc, "put", 1);
+        /* the puts' acknowledgements come before any get's reply; a get's
+         * own failure shows at that get */
+        if (d->allg) {
+            rc = sfpc_wait(d->c, &d->gp[d->norder - 1]);
+            if (rc < 0 && rc != SFPC_ENOTFOUND && rc != SFPC_ELOST && rc != SFPC_ECORRUPT)
+                return lose(d, rc, "put (acknowledgement)", 1);
+        } else if ((rc = sfpc_flush(d->c)) < 0) {
+            return lose(d, rc, "put (acknowledgement)", 1);
+        }
+        for (size_t i = 0; i < d->npend; i++) {
+            if (d->pend[i].info.stored_bytes != d->pend[i].flen) {
+                /* a put failed: its error is the connection's */
+                rc = sfpc_flush(d->c);
+                return lose(d, rc < 0 ? rc : SFPC_EPROTO, "put (acknowledgement)", 1);
+            }
+            if (d->pend[i].info.policy_generation > d->policy_seen)
+                d->policy_seen = d->pend[i].info.policy_generation;
+        }
+        d->npend = 0;
+        d->pos = d->act_end;
+        d->wrapped = 0;
+        return 0;
+    }
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put (acknowledgement)", 1);
     size_t big = 0;
@@ -385,12 +472,24 @@ static int f_put_frame(sfpw_stash *st, const sfpw_stash_key *key, const float *d
         return SFP_EOVERFLOW;
     if ((rc = settle_ahead(d)))
         return rc;
+    if (!d->npend && d->allg) {
+        /* GetFrames of the last step no get took: read before the ring
+         * is written again */
+        d->allg = 0;
+        if ((rc = sfpc_flush(d->c)) < 0)
+            return lose(d, rc, "get", 1);
+    }
+    if (!d->npend)
+        d->wrapped = 0;
     if (d->pos + bound > d->shm_size && (rc = ring_restart(d)))
         return rc;
     if ((rc = pend_reserve(d)))
         return rc;
     if ((rc = note_flen(d, key->tensor, 0)))
         return rc;
+    /* the step's puts travel together at backward() (one sfpd wake-up) */
+    if (!d->npend && (rc = sfpc_cork(d->c, 1)) < 0)
+        return lose(d, rc, "put", 1);
     /* exactly the in-process stash's frame (stash_local.c) */
     if ((rc = sfp_encode_q(data, n, p, d->shm + d->pos, bound, &len, p == &raw ? NULL : stats,
                            p == &raw ? NULL : qout)))
@@ -401,6 +500,7 @@ static int f_put_frame(sfpw_stash *st, const sfpw_stash_key *key, const float *d
     pending *pe = &d->pend[d->npend];
     pe->tensor = key->tensor;
     pe->flen = len;
+    pe->off = d->pos;
     if ((rc = sfpc_put_frame(d->c, &k, d->shm + d->pos, len, SFPC_ASYNC, &pe->info)) < 0)
         return lose(d, rc, "put", 1);
     d->npend++;
@@ -455,7 +555,7 @@ static void send_ahead(dstash *d, const sfpw_stash_key *key, int i)
 static int f_prefetch(sfpw_stash *st, const sfpw_stash_key *key)
 {
     dstash *d = st->impl;
-    if (!d->lost)
+    if (!d->lost && !d->allg) /* allg: every GetFrame is on its way */
         send_ahead(d, key, 1);
     return 0;
 }
@@ -477,6 +577,18 @@ static long next_in_order(dstash *d, const sfpw_stash_key *key)
     return i > 0 ? (long)d->order[i - 1] : -1;
 }
 
+/* allg: the index in the step's order of key's GetFrame not yet taken,
+ * or -1 (then key is read as without allg). */
+static long allg_index(const dstash *d, const sfpw_stash_key *key)
+{
+    if (!d->allg || d->order_step != key->step)
+        return -1;
+    for (size_t i = d->norder; i-- > 0;)
+        if (d->order[i] == key->tensor)
+            return d->got[i] ? -1 : (long)i;
+    return -1;
+}
+
 static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n)
 {
     dstash *d = st->impl;
@@ -485,6 +597,24 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
     sfpc_get_info gi;
     size_t off, got = 0;
     int rc, cur = -1;
+    long ai = allg_index(d, key);
+    if (ai >= 0) {
+        /* sent at backward(), into the place it was put from */
+        d->got[ai] = 1;
+        rc = sfpc_wait(d->c, &d->gp[ai]);
+        if (rc == SFPC_ELOST || rc == SFPC_ECORRUPT)
+            return frame_failed(d, key, rc, sfpc_last_message(d->c));
+        if (rc < 0)
+            return lose(d, rc, "get", 1);
+        gi = d->gp[ai].info;
+        if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
+            return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
+        rc = sfp_decode(d->shm + d->at[ai], (size_t)gi.bytes, dst, n * sizeof(float), &got);
+        if (rc || got != n)
+            return frame_failed(d, key, rc ? rc : SFPW_STASH_ESIZE,
+                                "the rank could not decode the frame");
+        return 0;
+    }
     for (int i = 0; i < 2; i++)
         if (d->ahead[i].live && key_same(&d->ahead[i].key, key)) {
             cur = i;
@@ -558,6 +688,9 @@ static void d_close(sfpw_stash *st)
     free(d->flen);
     free(d->order);
     free(d->got);
+    free(d->at);
+    free(d->alen);
+    free(d->gp);
     free(d);
 }
 

@@ -104,7 +104,7 @@ static PyTypeObject bitwave_type = {
     .tp_name = "sfp._sfp.BitWave",
     .tp_basicsize = sizeof(BitWave),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "BitWave(*, m_init=7, m_min=2, m_max=23, e_init=8, e_min=5, e_max=8,\n"
+    .tp_doc = "BitWave(*, m_init=7, m_min=2, m_max=23, e_init=8, e_min=4, e_max=8,\n"
               "        beta=0.99, tau=0.01, period=10, warmup=50)\n\n"
               "libsfp's BitWave width controller (defaults: sfp_bitwave_config_default).",
     .tp_new = PyType_GenericNew,

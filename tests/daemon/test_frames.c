@@ -7,6 +7,7 @@
  * truncated, a header declaring 2^40 values, over max_tensor in bytes or in
  * what they decode to, garbage) are refused with E_CODEC / E_TOO_LARGE while
  * the daemon keeps serving and every frame stored before stays readable.
+ * A corked connection (sfpc_cork) batches requests and keeps their order.
  */
 #include "common.h"
 
@@ -177,6 +178,112 @@ static void roundtrip_and_spill(const sfp_params *p)
     th_cleanup(&d);
 }
 
+/*
+ * sfpc_cork: corked requests stay in the client (sfpd counts none of them,
+ * seen from a second connection) until a call waits for a reply or the
+ * connection is uncorked; then they arrive in order, in one batch, and
+ * every reply lands where its request asked. A batch over the client's
+ * cork buffer goes out by itself. A request after an error in the batch
+ * still gets its own reply.
+ */
+static void corked(void)
+{
+    th_daemon d;
+    size_t shm_size, pos = 0, total = 0;
+    th_prepare(&d);
+    TH_CHECK(th_start(&d, NULL) == 0, "sfpd did not start");
+    for (int i = 0; i < NT; i++)
+        total += (flen[i] + 63) & ~(size_t)63;
+    sfpc *c = tc_connect(&d, "cork", 0, total + (1u << 20));
+    sfpc *watch = tc_connect(&d, "cork-watch", 0, 1u << 20);
+    uint8_t *shm = sfpc_shm(c, &shm_size);
+    sfpc_put_info info[NT];
+    sfpc_pending pend[NT];
+    size_t at[NT];
+    char name[32];
+    sfpc_key k = {.rank = 0, .step = 1, .tensor = name};
+    unsigned long long fp0 = stat_of(watch, "frames_put");
+
+    TH_CHECK(sfpc_cork(c, 1) == 0, "cork");
+    for (int i = 0; i < NT; i++) {
+        memcpy(shm + pos, frame[i], flen[i]);
+        at[i] = pos;
+        name_of(name, sizeof(name), i);
+        TH_CHECK(sfpc_put_frame(c, &k, shm + pos, flen[i], SFPC_ASYNC, &info[i]) == 0, "corked put %d", i);
+        pos += (flen[i] + 63) & ~(size_t)63;
+    }
+    TH_CHECK(sfpc_prefetch_flags(c, 0, SFPC_ASYNC) == 0, "corked prefetch");
+    /* every get writes where its frame was put: sfpd serves the connection
+     * in order, so each put is read before a get overwrites it */
+    for (int i = NT - 1; i >= 0; i--) {
+        name_of(name, sizeof(name), i);
+        TH_CHECK(sfpc_get_frame_async(c, &k, shm + at[i], flen[i], SFPC_GET_DROP, &pend[i]) == 0,
+                 "corked get %d", i);
+    }
+    usleep(100 * 1000);
+    TH_CHECK(stat_of(watch, "frames_put") == fp0, "corked puts reached sfpd");
+    TH_CHECK(sfpc_cork(c, 0) == 0, "uncork");
+    for (int i = NT - 1; i >= 0; i--) {
+        size_t n = 0;
+        float *out = malloc(NV * sizeof(float));
+        TH_CHECK(sfpc_wait(c, &pend[i]) == 0, "get %d: %s", i, sfpc_last_message(c));
+        TH_CHECK(pend[i].info.bytes == flen[i] && memcmp(shm + at[i], frame[i], flen[i]) == 0,
+                 "frame %d not byte-identical", i);
+        TH_CHECK(sfp_decode(shm + at[i], flen[i], out, NV * sizeof(float), &n) == 0 && n == NV &&
+                     memcmp(out, data[i], NV * sizeof(float)) == 0, "tensor %d not bit-exact", i);
+        free(out);
+    }
+    TH_CHECK(sfpc_flush(c) == 0, "flush: %s", sfpc_last_message(c));
+    for (int i = 0; i < NT; i++)
+        TH_CHECK(info[i].stored_bytes == flen[i], "put %d: stored %llu", i,
+                 (unsigned long long)info[i].stored_bytes);
+    TH_CHECK(stat_of(watch, "frames_put") == fp0 + NT, "frames_put");
+
+    /* a synchronous call while corked sends the batch first */
+    TH_CHECK(sfpc_cork(c, 1) == 0, "cork");
+    k.step = 2;
+    name_of(name, sizeof(name), 0);
+    TH_CHECK(sfpc_put_frame(c, &k, shm, flen[0], SFPC_ASYNC, &info[0]) == 0, "corked put");
+    TH_CHECK(sfpc_get_frame(c, &k, shm + total, shm_size - total, 0, NULL) == 0,
+             "synchronous get after a corked put: %s", sfpc_last_message(c));
+    TH_CHECK(info[0].stored_bytes == flen[0], "the corked put was not acknowledged first");
+    /* an error inside a batch: its reply, and the next request's */
+    name_of(name, sizeof(name), 9);
+    TH_CHECK(sfpc_get_frame_async(c, &k, shm + total, shm_size - total, 0, &pend[0]) == 0, "get");
+    name_of(name, sizeof(name), 0);
+    TH_CHECK(sfpc_get_frame_async(c, &k, shm + total, shm_size - total, SFPC_GET_DROP, &pend[1]) == 0,
+             "get");
+    TH_CHECK(sfpc_wait(c, &pend[0]) == SFPC_ENOTFOUND, "missing key in a batch");
+    TH_CHECK(sfpc_wait(c, &pend[1]) == 0 && pend[1].info.bytes == flen[0], "get after the error");
+
+    /* more than the cork buffer: part of the batch leaves by itself */
+    {
+        unsigned long long before = stat_of(watch, "frames_put");
+        int n = 3000, seen = 0;
+        k.step = 3;
+        for (int i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "many%04d", i);
+            TH_CHECK(sfpc_put_frame(c, &k, shm, flen[0], SFPC_ASYNC, NULL) == 0, "put %d", i);
+        }
+        for (int t = 0; t < 100 && !seen; t++) {
+            seen = stat_of(watch, "frames_put") > before;
+            if (!seen)
+                usleep(20 * 1000);
+        }
+        TH_CHECK(seen, "no part of a %d-request batch left the client", n);
+        TH_CHECK(stat_of(watch, "frames_put") < before + (unsigned long long)n,
+                 "the whole batch left while corked");
+        TH_CHECK(sfpc_cork(c, 0) == 0 && sfpc_flush(c) == 0, "flush: %s", sfpc_last_message(c));
+        TH_CHECK(stat_of(watch, "frames_put") == before + (unsigned long long)n, "frames_put");
+    }
+    printf("cork: %d puts + prefetch + %d gets in one batch, byte-identical; sync call, "
+           "error and overflow of a corked batch handled\n", NT, NT);
+    sfpc_close(&watch);
+    sfpc_close(&c);
+    TH_CHECK(th_stop(&d, SIGTERM, 20) == 0, "exit status %d", d.exit_status);
+    th_cleanup(&d);
+}
+
 static void put_bad(sfpc *c, const char *what, const void *f, size_t len, int want)
 {
     char name[] = "bad";
@@ -270,6 +377,7 @@ int main(int argc, char **argv)
     p.coder = SFP_CODER_GECKO;
     make_frames(&p);
     roundtrip_and_spill(&p);
+    corked();
     hostile(&p);
     printf("ok\n");
     return 0;

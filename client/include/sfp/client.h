@@ -155,6 +155,20 @@ int sfpc_get(sfpc *c, const sfpc_key *k, void *dst, size_t cap, unsigned flags,
 int sfpc_drop(sfpc *c, const sfpc_key *k);
 /* Tells sfpd backward starts: keep depth stashes ahead in DRAM (0: default). */
 int sfpc_prefetch(sfpc *c, unsigned depth);
+/* The same; with SFPC_ASYNC it does not wait (an error shows at the next
+ * sfpc_flush(), as an asynchronous put's does). */
+int sfpc_prefetch_flags(sfpc *c, unsigned depth, unsigned flags);
+
+/*
+ * Corks the connection (on != 0): requests are kept in the client and
+ * written together by the next call that waits for a reply (any synchronous
+ * call, sfpc_wait(), sfpc_flush()) or by sfpc_cork(c, 0), which uncorks.
+ * Batching a phase's asynchronous requests wakes sfpd once for all of them
+ * instead of once each (a wake-up takes a core from a training rank when
+ * ranks use every core). A request that passes a file descriptor is never
+ * corked. 0, or an error of the write.
+ */
+int sfpc_cork(sfpc *c, int on);
 
 /* Stateless codec on the daemon's pool (weight exchange). Same frames as libsfp. */
 int sfpc_encode(sfpc *c, const void *src, size_t count, const sfp_params *p,
