@@ -136,6 +136,18 @@ def main():
                      "### Which tensor kinds compress how well"):
             if head not in text:
                 fail("RESULTS.md lacks %r" % head)
+        # the headline (default) runs code their stashes with the auto coder
+        for n in names:
+            if "-auto-" in n:
+                with open(os.path.join(out, n + ".json")) as f:
+                    coder = json.load(f)["settings"]["coder"]
+                if coder != "auto":
+                    fail("%s ran with coder %s" % (n, coder))
+            if n.endswith("-plain-s1") and "fp32" not in n:
+                with open(os.path.join(out, n + ".json")) as f:
+                    coder = json.load(f)["settings"]["coder"]
+                if coder != "plain":
+                    fail("%s ran with coder %s" % (n, coder))
         if "**differ**" in text:
             fail("a plain and a Gecko run of the same seed ended with different weights")
         for kind in ("| resnet | QM+QE | bn-input |", "| resnet | QM+QE | post-relu |",
@@ -144,7 +156,8 @@ def main():
             if kind not in text:
                 fail("the per-kind table lacks %r" % kind)
         for model in ("mlp", "cnn", "resnet", "vit"):
-            for label in ("FP32", "QM+QE + Gecko", "BitWave + Gecko"):
+            for label in ("FP32", "QM+QE + Gecko", "BitWave + Gecko",
+                          "QM+QE + auto (Gecko/rANS)", "BitWave + auto (Gecko/rANS)"):
                 if not re.search(r"\| %s \| %s[^|]*\| \d+ \| \d+\.\d\d" %
                                  (model, re.escape(label)), text):
                     fail("no accuracy row for %s %s" % (model, label))
