@@ -249,8 +249,8 @@ static const row rows[] = {
     ROW("stash-codec", A_CHOICE, O(stash_codec), NULL, "auto", NULL, 0, 0,
      "with --daemon, who encodes and decodes the stash: rank (the rank, with "
      "libsfp; sfpd stores the frames; weight pieces too), daemon (sfpd's "
-     "threads), auto (rank when the node's ranks are at least its online "
-     "cores, else daemon)", .choices = codecs),
+     "threads), auto (rank: cheaper for the ranks with or without a free "
+     "core, docs/BENCHMARKS.md)", .choices = codecs),
     ROW("daemon-timeout", A_INT, O(daemon_timeout_ms), "MS", "5000", NULL, 10, 3600000,
      "bound of every sfpd call"),
     ROW("step-timeout", A_DBL, O(step_timeout), "S", "600", NULL, 0, 1e6,

@@ -227,11 +227,15 @@ static int encode_via_daemon(void *ctx, const float *src, size_t n,
 #endif
 
 /*
- * --stash-codec auto: the rank does the codec work when the node has no
- * core to spare for sfpd (its ranks, from MPI's shared-memory split, are at
- * least its online cores), else sfpd's threads do it beside the ranks.
- * The node's cores, not this rank's affinity: mpirun may bind each rank
- * to one core while sfpd runs on any.
+ * --stash-codec auto: the rank does the codec work. Measured with and
+ * without a core to spare for sfpd (docs/BENCHMARKS.md "Who encodes"):
+ * when sfpd encodes, the rank still quantizes in a pass of its own (for
+ * the statistics and gradient samples the encode would give it) and sends
+ * its weight pieces to sfpd's Encode, which costs it more than the codec
+ * work handed over (one rank on 2 cores: cnn +7.5 % over in-process against
+ * +0.9 % with the rank codec, mlp +28 % against +4 %, resnet +10 % against
+ * +5 %). The node's ranks (MPI's shared-memory split) and online cores are
+ * recorded for the report.
  */
 static int choose_codec(sfpt *r)
 {
@@ -245,9 +249,7 @@ static int choose_codec(sfpt *r)
         MPI_Comm_free(&node);
     }
     r->node_cores = cores > 0 ? (int)cores : 1;
-    if (o->stash_codec != SFPW_CODEC_AUTO)
-        return o->stash_codec;
-    return r->node_ranks >= r->node_cores ? SFPW_CODEC_RANK : SFPW_CODEC_DAEMON;
+    return o->stash_codec != SFPW_CODEC_AUTO ? o->stash_codec : SFPW_CODEC_RANK;
 }
 
 /*
