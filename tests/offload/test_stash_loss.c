@@ -9,9 +9,11 @@
  *    runs the step again) and the log line says "this step runs again".
  * And the rank codec (cfg.rank_codec, --stash-codec rank): a step of puts
  * and gets in reverse order comes back bit-exact with sizes known at the
- * put; sfpd killed in the middle of backward, while a frame is read ahead:
- * the get returns SFPW_STASH_ERETRY, says "sfpd lost (get", and the step
- * run again goes in-process.
+ * put; sfpd killed after the (corked) puts: backward() returns
+ * SFPW_STASH_ERETRY; with a ring that wraps within the step, sfpd killed in
+ * the middle of backward while a frame is read ahead: the get returns
+ * SFPW_STASH_ERETRY, says "sfpd lost (get"; either way the step run again
+ * goes in-process.
  */
 #include "harness.h"
 #include "stash.h"
@@ -27,7 +29,7 @@ static void log_line(const char *msg)
     snprintf(logged, sizeof(logged), "%s", msg);
 }
 
-static sfpw_stash *open_stash(th_daemon *d, const char *job, int rank_codec)
+static sfpw_stash *open_stash_shm(th_daemon *d, const char *job, int rank_codec, size_t shm)
 {
     sfpw_daemon_config cfg;
     sfpw_stash *st = NULL;
@@ -37,13 +39,18 @@ static sfpw_stash *open_stash(th_daemon *d, const char *job, int rank_codec)
     cfg.rank_codec = rank_codec;
     cfg.socket_path = d->socket;
     cfg.job_id = job;
-    cfg.shm_size = 1 << 20;
+    cfg.shm_size = shm;
     cfg.timeout_ms = 5000;
     cfg.on_loss = SFPW_ON_LOSS_FALLBACK;
     cfg.log = log_line;
     TH_CHECK(sfpw_stash_daemon_open(&st, &cfg) == 0, "open the daemon stash");
     logged[0] = 0;
     return st;
+}
+
+static sfpw_stash *open_stash(th_daemon *d, const char *job, int rank_codec)
+{
+    return open_stash_shm(d, job, rank_codec, 1 << 20);
 }
 
 static sfpw_stash *open_and_kill(th_daemon *d, const char *job)
@@ -57,8 +64,8 @@ static sfpw_stash *open_and_kill(th_daemon *d, const char *job)
 #define NV 4096
 
 /* One step with the rank codec: puts 0..NT-1, backward, gets in reverse;
- * kill_after >= 0 kills sfpd after that many gets. Returns the first get
- * error (0: all bit-exact). */
+ * kill_after >= 0 kills sfpd after that many gets, -2 before backward().
+ * Returns backward's or the first get's error (0: all bit-exact). */
 static int rank_step(th_daemon *d, sfpw_stash *st, uint64_t step, float (*t)[NV], int kill_after)
 {
     static float out[NV];
@@ -75,7 +82,11 @@ static int rank_step(th_daemon *d, sfpw_stash *st, uint64_t step, float (*t)[NV]
     }
     {
         sfpw_stash_key k = {.job = 0, .rank = 0, .step = step, .tensor = 0};
-        TH_CHECK(st->ops->backward(st, &k, NULL) == 0, "backward");
+        if (kill_after == -2)
+            th_stop(d, SIGKILL, 10);
+        int rc = st->ops->backward(st, &k, NULL);
+        if (rc)
+            return rc;
     }
     for (int i = NT - 1; i >= 0; i--) {
         sfpw_stash_key k = {.job = 0, .rank = 0, .step = step, .tensor = (uint32_t)i};
@@ -97,11 +108,29 @@ static void rank_codec(void)
     for (int i = 0; i < NT; i++)
         for (int j = 0; j < NV; j++)
             t[i][j] = (j % 5 == 0) ? 0.0f : (float)((i + 1) * j % 977) * 0.25f - 60.0f;
+    /* the step's frames fit the ring: its puts (corked until backward) and
+     * every GetFrame leave at backward(); sfpd killed before that loses
+     * the step there */
     sfpw_stash *st = open_stash(&d, "rank-codec", 1);
     TH_CHECK(!(st->ops->flags & SFPW_STASH_DEFERRED), "the rank codec's puts are not deferred");
     TH_CHECK(rank_step(&d, st, 1, t, -1) == 0, "step 1 through sfpd");
     TH_CHECK(rank_step(&d, st, 2, t, -1) == 0, "step 2 through sfpd");
-    int rc = rank_step(&d, st, 3, t, 1); /* tensor NT-2 is being read ahead */
+    int rc = rank_step(&d, st, 3, t, -2);
+    TH_CHECK(rc == SFPW_STASH_ERETRY, "backward after the loss: %d", rc);
+    TH_CHECK(strstr(logged, "sfpd lost (") && strstr(logged, "this step runs again"),
+             "backward loss said: %s", logged);
+    printf("rank codec, lost before backward: %s\n", logged);
+    TH_CHECK(!sfpw_stash_daemon_alive(st), "still alive after the loss");
+    TH_CHECK(rank_step(&d, st, 3, t, -1) == 0, "step 3 again, in-process");
+    sfpw_stash_close(&st);
+    th_cleanup(&d);
+
+    /* a ring of two frames: it wraps within the step, the gets go one
+     * ahead; sfpd killed while tensor NT-2 is being read ahead */
+    st = open_stash_shm(&d, "rank-codec-ring", 1, 40 << 10);
+    TH_CHECK(rank_step(&d, st, 1, t, -1) == 0, "step 1 through sfpd (ring)");
+    TH_CHECK(rank_step(&d, st, 2, t, -1) == 0, "step 2 through sfpd (ring)");
+    rc = rank_step(&d, st, 3, t, 1);
     TH_CHECK(rc == SFPW_STASH_ERETRY, "get after the loss: %d", rc);
     TH_CHECK(strstr(logged, "sfpd lost (get") && strstr(logged, "this step runs again"),
              "get loss said: %s", logged);
