@@ -101,6 +101,24 @@ static int rank_step(th_daemon *d, sfpw_stash *st, uint64_t step, float (*t)[NV]
     return 0;
 }
 
+/* Steps 1 and 2 through sfpd, step 3 with sfpd killed at kill (as
+ * rank_step) must return ERETRY and log what, step 3 again in-process. */
+static void lose_in_step(th_daemon *d, sfpw_stash *st, float (*t)[NV], int kill,
+                         const char *what, const char *when)
+{
+    TH_CHECK(rank_step(d, st, 1, t, -1) == 0, "step 1 through sfpd (%s)", when);
+    TH_CHECK(rank_step(d, st, 2, t, -1) == 0, "step 2 through sfpd (%s)", when);
+    int rc = rank_step(d, st, 3, t, kill);
+    TH_CHECK(rc == SFPW_STASH_ERETRY, "%s: %d", when, rc);
+    TH_CHECK(strstr(logged, what) && strstr(logged, "this step runs again"), "%s said: %s",
+             when, logged);
+    printf("rank codec, %s: %s\n", when, logged);
+    TH_CHECK(!sfpw_stash_daemon_alive(st), "still alive after the loss");
+    TH_CHECK(rank_step(d, st, 3, t, -1) == 0, "step 3 again, in-process (%s)", when);
+    sfpw_stash_close(&st);
+    th_cleanup(d);
+}
+
 static void rank_codec(void)
 {
     static float t[NT][NV];
@@ -113,32 +131,11 @@ static void rank_codec(void)
      * the step there */
     sfpw_stash *st = open_stash(&d, "rank-codec", 1);
     TH_CHECK(!(st->ops->flags & SFPW_STASH_DEFERRED), "the rank codec's puts are not deferred");
-    TH_CHECK(rank_step(&d, st, 1, t, -1) == 0, "step 1 through sfpd");
-    TH_CHECK(rank_step(&d, st, 2, t, -1) == 0, "step 2 through sfpd");
-    int rc = rank_step(&d, st, 3, t, -2);
-    TH_CHECK(rc == SFPW_STASH_ERETRY, "backward after the loss: %d", rc);
-    TH_CHECK(strstr(logged, "sfpd lost (") && strstr(logged, "this step runs again"),
-             "backward loss said: %s", logged);
-    printf("rank codec, lost before backward: %s\n", logged);
-    TH_CHECK(!sfpw_stash_daemon_alive(st), "still alive after the loss");
-    TH_CHECK(rank_step(&d, st, 3, t, -1) == 0, "step 3 again, in-process");
-    sfpw_stash_close(&st);
-    th_cleanup(&d);
-
+    lose_in_step(&d, st, t, -2, "sfpd lost (", "lost before backward");
     /* a ring of two frames: it wraps within the step, the gets go one
      * ahead; sfpd killed while tensor NT-2 is being read ahead */
     st = open_stash_shm(&d, "rank-codec-ring", 1, 40 << 10);
-    TH_CHECK(rank_step(&d, st, 1, t, -1) == 0, "step 1 through sfpd (ring)");
-    TH_CHECK(rank_step(&d, st, 2, t, -1) == 0, "step 2 through sfpd (ring)");
-    rc = rank_step(&d, st, 3, t, 1);
-    TH_CHECK(rc == SFPW_STASH_ERETRY, "get after the loss: %d", rc);
-    TH_CHECK(strstr(logged, "sfpd lost (get") && strstr(logged, "this step runs again"),
-             "get loss said: %s", logged);
-    printf("rank codec, lost during backward: %s\n", logged);
-    TH_CHECK(!sfpw_stash_daemon_alive(st), "still alive after the loss");
-    TH_CHECK(rank_step(&d, st, 3, t, -1) == 0, "step 3 again, in-process");
-    sfpw_stash_close(&st);
-    th_cleanup(&d);
+    lose_in_step(&d, st, t, 1, "sfpd lost (get", "lost during backward");
 }
 
 int main(int argc, char **argv)
