@@ -2,7 +2,8 @@
 # A fault in the middle of a 3-node job (sfp-train, CNN, each rank stashing in
 # its node's sfpd, node0 spilling into the other nodes' sfpd):
 #
-# kill: kill -9 of node1's sfpd while it holds frames of node0. node1's rank
+# kill: kill -9 of node1's sfpd while it holds frames of node0 (caught with
+#   node0's sfpd stopped for a moment). node1's rank
 #   falls back to its in-process stash and runs the interrupted step again;
 #   node0's rank, when a Get finds its frame gone with node1 (E_LOST), runs
 #   that step again through its own sfpd, which it keeps using. The job ends
@@ -32,26 +33,24 @@ case $mode in
 kill)
     wait_puts 1 30
     # ... at a moment when node1 holds frames of node0 that node0's rank
-    # will ask for: stop that rank (SIGSTOP), look, and go on (SIGCONT)
-    # until node1 holds some, then kill node1's sfpd before the rank resumes
+    # will ask for. The rank sends a step's frames and their gets together
+    # at backward, so node1 holds them while node0's sfpd works through
+    # that batch: stop node0's sfpd (SIGSTOP), look, and go on (SIGCONT)
+    # until node1 holds some, then kill node1's sfpd before node0's resumes
     pid1=$(cat "/run/sfp-cluster/$name/node1/sfpd.pid")
-    rank0=
-    for p in $(ip netns pids "sfpc-$name-node0"); do
-        [ "$(ps -o comm= -p "$p")" = sfp-train ] && rank0=$p
-    done
-    [ -n "$rank0" ] || fail "no sfp-train process on node0"
+    pid0=$(cat "/run/sfp-cluster/$name/node0/sfpd.pid")
     i=0 held=0
-    while [ $i -lt 50 ]; do
-        kill -STOP "$rank0"
-        sleep 0.05
+    while [ $i -lt 200 ] && kill -0 "$train_pid" 2> /dev/null; do
+        kill -STOP "$pid0"
+        sleep 0.02
         held=$(jget 1 'sum(int(c.get("held_frames", 0)) for c in d.get("peer_clients", []) if c["node"] == "node0")')
         [ "$held" -ge 1 ] && break
-        kill -CONT "$rank0"
+        kill -CONT "$pid0"
         i=$((i + 1))
-        sleep 0.03
+        sleep 0.01
     done
     kill -9 "$pid1"
-    kill -CONT "$rank0"
+    kill -CONT "$pid0"
     echo "killed node1's sfpd (pid $pid1) with SIGKILL; it held $held frames of node0 just before"
     ;;
 link)
