@@ -279,95 +279,100 @@ static int keep_order(dstash *d, uint64_t step)
     return 0;
 }
 
+/* The newest policy generation the step's acknowledged puts reported. */
+static void note_policy(dstash *d)
+{
+    for (size_t i = 0; i < d->npend; i++)
+        if (d->pend[i].info.policy_generation > d->policy_seen)
+            d->policy_seen = d->pend[i].info.policy_generation;
+}
+
 static int d_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
 {
     dstash *d = st->impl;
     int rc;
+    (void)key;
     if (d->lost)
         return d->local ? 0 : SFPW_STASH_EDAEMON;
-    if (d->cfg.rank_codec && d->npend) {
-        /*
-         * One write: the step's corked puts, the prefetch hint and the
-         * GetFrames (sfpd serves a connection in order, so every put's
-         * frame is out of the ring before a get writes to it). When the
-         * ring did not wrap in this step, every frame comes back where it
-         * was put, all GetFrames go at once (sfpd wakes once for the
-         * step's reads) and the rank waits for the first only; else one
-         * read ahead in the two get slots.
-         */
-        size_t big = 0;
-        for (size_t i = 0; i < d->npend; i++)
-            big = d->pend[i].flen > big ? d->pend[i].flen : big;
-        if ((rc = keep_order(d, key->step)))
-            return rc;
-        d->slot = (big + 63) & ~(size_t)63;
-        if ((rc = sfpc_prefetch_flags(d->c, 0, SFPC_ASYNC)) < 0)
-            return lose(d, rc, "prefetch", 1);
-        d->allg = !d->wrapped;
-        for (size_t i = d->norder; d->allg && i-- > 0;) {
-            char name[32];
-            sfpc_key k;
-            sfpw_stash_key sk = *key;
-            sk.tensor = d->order[i];
-            make_key(d, &sk, &k, name, sizeof name);
-            if ((rc = sfpc_get_frame_async(d->c, &k, d->shm + d->at[i], d->alen[i],
-                                           SFPC_GET_DROP, &d->gp[i])) < 0)
-                return lose(d, rc, "get", 1);
-        }
-        if (!d->allg) {
-            sfpw_stash_key k = *key;
-            k.tensor = d->order[d->norder - 1];
-            send_ahead(d, &k, 0);
-        }
-        if ((rc = sfpc_cork(d->c, 0)) < 0)
-            return lose(d, rc, "put", 1);
-        /* the puts' acknowledgements come before any get's reply; a get's
-         * own failure shows at that get */
-        if (d->allg) {
-            rc = sfpc_wait(d->c, &d->gp[d->norder - 1]);
-            if (rc < 0 && rc != SFPC_ENOTFOUND && rc != SFPC_ELOST && rc != SFPC_ECORRUPT)
-                return lose(d, rc, "put (acknowledgement)", 1);
-        } else if ((rc = sfpc_flush(d->c)) < 0) {
-            return lose(d, rc, "put (acknowledgement)", 1);
-        }
-        for (size_t i = 0; i < d->npend; i++) {
-            if (d->pend[i].info.stored_bytes != d->pend[i].flen) {
-                /* a put failed: its error is the connection's */
-                rc = sfpc_flush(d->c);
-                return lose(d, rc < 0 ? rc : SFPC_EPROTO, "put (acknowledgement)", 1);
-            }
-            if (d->pend[i].info.policy_generation > d->policy_seen)
-                d->policy_seen = d->pend[i].info.policy_generation;
-        }
-        d->npend = 0;
-        d->pos = d->act_end;
-        d->wrapped = 0;
-        return 0;
-    }
     if ((rc = sfpc_flush(d->c)) < 0)
         return lose(d, rc, "put (acknowledgement)", 1);
-    size_t big = 0;
-    for (size_t i = 0; i < d->npend; i++) {
-        big = d->pend[i].flen > big ? d->pend[i].flen : big;
-        if (bytes && !d->cfg.rank_codec) /* the rank codec's puts told them */
-            bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
-        if (d->pend[i].info.policy_generation > d->policy_seen)
-            d->policy_seen = d->pend[i].info.policy_generation;
-    }
-    if (d->cfg.rank_codec && (rc = keep_order(d, key->step)))
-        return rc;
+    for (size_t i = 0; bytes && i < d->npend; i++)
+        bytes[d->pend[i].tensor] += (double)d->pend[i].info.stored_bytes;
+    note_policy(d);
     d->npend = 0;
     d->pos = d->act_end;
-    if (big)
-        d->slot = (big + 63) & ~(size_t)63;
     if ((rc = sfpc_prefetch(d->c, 0)) < 0)
         return lose(d, rc, "prefetch", 1);
-    if (d->cfg.rank_codec && d->norder) {
-        /* backward reads the last put first: on its way at once */
+    return 0;
+}
+
+/*
+ * Rank codec. One write: the step's corked puts, the prefetch hint and the
+ * GetFrames (sfpd serves a connection in order, so every put's frame is out
+ * of the ring before a get writes to it). When the ring did not wrap in
+ * this step, every frame comes back where it was put, all GetFrames go at
+ * once (sfpd wakes once for the step's reads) and the rank waits for the
+ * first only; else one read ahead in the two get slots. The puts told
+ * their sizes (bytes is not touched).
+ */
+static int f_backward(sfpw_stash *st, const sfpw_stash_key *key, double *bytes)
+{
+    dstash *d = st->impl;
+    int rc;
+    (void)bytes;
+    if (d->lost || !d->npend) {
+        /* nothing put in this step: nothing to read back (d_backward's
+         * flush takes any reply still due) */
+        d->allg = 0;
+        d->norder = 0;
+        return d_backward(st, key, NULL);
+    }
+    size_t big = 0;
+    for (size_t i = 0; i < d->npend; i++)
+        big = d->pend[i].flen > big ? d->pend[i].flen : big;
+    if ((rc = keep_order(d, key->step)))
+        return rc;
+    d->slot = (big + 63) & ~(size_t)63;
+    if ((rc = sfpc_prefetch_flags(d->c, 0, SFPC_ASYNC)) < 0)
+        return lose(d, rc, "prefetch", 1);
+    d->allg = !d->wrapped;
+    for (size_t i = d->norder; d->allg && i-- > 0;) {
+        char name[32];
+        sfpc_key k;
+        sfpw_stash_key sk = *key;
+        sk.tensor = d->order[i];
+        make_key(d, &sk, &k, name, sizeof name);
+        if ((rc = sfpc_get_frame_async(d->c, &k, d->shm + d->at[i], d->alen[i], SFPC_GET_DROP,
+                                       &d->gp[i])) < 0)
+            return lose(d, rc, "get", 1);
+    }
+    if (!d->allg) {
         sfpw_stash_key k = *key;
         k.tensor = d->order[d->norder - 1];
         send_ahead(d, &k, 0);
     }
+    if ((rc = sfpc_cork(d->c, 0)) < 0)
+        return lose(d, rc, "put", 1);
+    /* the puts' acknowledgements come before any get's reply; a get's own
+     * failure shows at that get */
+    if (d->allg) {
+        rc = sfpc_wait(d->c, &d->gp[d->norder - 1]);
+        if (rc < 0 && rc != SFPC_ENOTFOUND && rc != SFPC_ELOST && rc != SFPC_ECORRUPT)
+            return lose(d, rc, "put (acknowledgement)", 1);
+    } else if ((rc = sfpc_flush(d->c)) < 0) {
+        return lose(d, rc, "put (acknowledgement)", 1);
+    }
+    for (size_t i = 0; i < d->npend; i++) {
+        if (d->pend[i].info.stored_bytes != d->pend[i].flen) {
+            /* a put failed: its error is the connection's */
+            rc = sfpc_flush(d->c);
+            return lose(d, rc < 0 ? rc : SFPC_EPROTO, "put (acknowledgement)", 1);
+        }
+    }
+    note_policy(d);
+    d->npend = 0;
+    d->pos = d->act_end;
+    d->wrapped = 0;
     return 0;
 }
 
@@ -602,20 +607,10 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
         /* sent at backward(), into the place it was put from */
         d->got[ai] = 1;
         rc = sfpc_wait(d->c, &d->gp[ai]);
-        if (rc == SFPC_ELOST || rc == SFPC_ECORRUPT)
-            return frame_failed(d, key, rc, sfpc_last_message(d->c));
-        if (rc < 0)
-            return lose(d, rc, "get", 1);
         gi = d->gp[ai].info;
-        if (gi.count != n || gi.dtype != SFP_DTYPE_F32)
-            return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
-        rc = sfp_decode(d->shm + d->at[ai], (size_t)gi.bytes, dst, n * sizeof(float), &got);
-        if (rc || got != n)
-            return frame_failed(d, key, rc ? rc : SFPW_STASH_ESIZE,
-                                "the rank could not decode the frame");
-        return 0;
+        off = d->at[ai];
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; ai < 0 && i < 2; i++)
         if (d->ahead[i].live && key_same(&d->ahead[i].key, key)) {
             cur = i;
             d->ahead[i].live = 0;
@@ -623,7 +618,7 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
             gi = d->ahead[i].p.info;
             slot_of(d, i, &off);
         }
-    if (cur < 0) {
+    if (ai < 0 && cur < 0) {
         char name[32];
         sfpc_key k;
         cur = d->ahead[0].live ? 1 : 0; /* at most one read ahead is live */
@@ -639,7 +634,7 @@ static int f_get(sfpw_stash *st, const sfpw_stash_key *key, float *dst, size_t n
         return lose(d, SFPC_EPROTO, "get (size or type differs from the put)", 1);
     /* the next frame backward reads is copied out by sfpd while this one
      * decodes (and while the layer's backward runs) */
-    long next = next_in_order(d, key);
+    long next = ai < 0 ? next_in_order(d, key) : -1;
     if (next >= 0) {
         sfpw_stash_key nk = *key;
         nk.tensor = (uint32_t)next;
@@ -739,7 +734,7 @@ static const sfpw_stash_ops frame_ops = {
     .drop = d_drop,
     .strerror = d_strerror,
     .close = d_close,
-    .backward = d_backward,
+    .backward = f_backward,
     .held_peak = d_held_peak,
 };
 
