@@ -4,7 +4,8 @@
  * one scratch buffer (the frame bound of the largest tensor) and keeps a
  * copy of the frame's real size, so the memory held is what the frames
  * take (plus at most a quarter of headroom). Buffers are kept across steps
- * and only grow, so steady state does no allocation.
+ * and only grow, and a tensor gets back its buffer of the step before, so
+ * steady state does no allocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +45,27 @@ static slot *find(local *l, const sfpw_stash_key *k)
     return NULL;
 }
 
-static slot *free_slot(local *l)
+/*
+ * A slot for key. A tensor gets back the slot it had in the step before
+ * (same tensor id), whose buffer already fits its frames: a step's puts
+ * then neither grow nor move a buffer, and touch no fresh page (taking
+ * the largest free buffer instead handed each step's tensors different
+ * buffers, which grew and moved for many steps). Another tensor takes the
+ * unused slot with the largest buffer, or a new one.
+ */
+static slot *free_slot(local *l, const sfpw_stash_key *key)
 {
-    /* Prefer an unused slot with the largest buffer (reuse). */
     slot *best = NULL;
-    for (size_t i = 0; i < l->nslots; i++)
-        if (!l->slots[i].used && (!best || l->slots[i].cap > best->cap))
-            best = &l->slots[i];
+    for (size_t i = 0; i < l->nslots; i++) {
+        slot *s = &l->slots[i];
+        if (s->used)
+            continue;
+        if (s->buf && s->key.tensor == key->tensor && s->key.rank == key->rank &&
+            s->key.job == key->job)
+            return s;
+        if (!best || s->cap > best->cap)
+            best = s;
+    }
     if (best)
         return best;
     size_t nn = l->nslots ? 2 * l->nslots : 16;
@@ -94,7 +109,7 @@ static int put_frame(sfpw_stash *st, const sfpw_stash_key *key, const float *dat
     local *l = st->impl;
     if (find(l, key))
         return SFPW_STASH_EDUP;
-    slot *s = free_slot(l);
+    slot *s = free_slot(l, key);
     if (!s)
         return SFP_ENOMEM;
     size_t len = n * sizeof(float);
