@@ -207,6 +207,16 @@ static int cork_room(sfpc *c, size_t n)
     return 0;
 }
 
+/* Writes request rq (n bytes packed) at b behind its 4-byte length. */
+static void put_request(uint8_t *b, const req_t *rq, size_t n)
+{
+    b[0] = (uint8_t)n;
+    b[1] = (uint8_t)(n >> 8);
+    b[2] = (uint8_t)(n >> 16);
+    b[3] = (uint8_t)(n >> 24);
+    sfp__ipc__v1__request__pack(rq, b + 4);
+}
+
 static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
 {
     size_t n = sfp__ipc__v1__request__get_packed_size(rq);
@@ -220,12 +230,7 @@ static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
             if (cork_room(c, n + 4) < 0)
                 return SFPC_ENOMEM;
         }
-        b = c->cork + c->cork_len;
-        b[0] = (uint8_t)n;
-        b[1] = (uint8_t)(n >> 8);
-        b[2] = (uint8_t)(n >> 16);
-        b[3] = (uint8_t)(n >> 24);
-        sfp__ipc__v1__request__pack(rq, b + 4);
+        put_request(c->cork + c->cork_len, rq, n);
         c->cork_len += n + 4;
         return 0;
     }
@@ -234,11 +239,7 @@ static int send_request(sfpc *c, req_t *rq, int pass_fd, int64_t deadline)
     b = n + 4 <= sizeof(small) ? small : malloc(n + 4);
     if (!b)
         return SFPC_ENOMEM;
-    b[0] = (uint8_t)n;
-    b[1] = (uint8_t)(n >> 8);
-    b[2] = (uint8_t)(n >> 16);
-    b[3] = (uint8_t)(n >> 24);
-    sfp__ipc__v1__request__pack(rq, b + 4);
+    put_request(b, rq, n);
     r = send_all(c, b, n + 4, pass_fd, deadline);
     if (b != small)
         free(b);
