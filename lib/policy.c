@@ -384,8 +384,13 @@ int sfp_policy_create(sfp_policy **out, const sfp_policy_config *c,
     if (!p->calib_steps)
         p->calib_steps = 2 * (uint64_t)(p->rn.sweep > p->re.sweep ? p->rn.sweep
                                                                    : p->re.sweep);
-    if (c->kind == SFP_POLICY_BITWAVE)
+    if (c->kind == SFP_POLICY_BITWAVE) {
         sfp_bitwave_init(&p->bw, &c->bw);
+        for (size_t t = 0; t < ntensors; t++) {
+            p->fn[t] = c->bw.m_min;
+            p->fe[t] = c->bw.e_min;
+        }
+    }
     *out = p;
     return 0;
 fail:
@@ -486,6 +491,12 @@ static unsigned sweep_index(uint64_t step, unsigned sweep)
     return sweep ? (unsigned)(step % sweep) : 0;
 }
 
+/* BitWave: the controller's width w, raised to a tensor's floor f. */
+static unsigned bw_width(unsigned w, double f)
+{
+    return (double)w < f ? (unsigned)f : w;
+}
+
 int sfp_policy_choose(const sfp_policy *p, uint64_t step, sfp_width *out)
 {
     RETURN_IF(!p || !out, SFP_EINVAL);
@@ -525,8 +536,9 @@ int sfp_policy_choose(const sfp_policy *p, uint64_t step, sfp_width *out)
             break;
         }
         case SFP_POLICY_BITWAVE:
-            w.k = p->bw.m;
-            w.e = p->bw.e;
+            /* the network's widths, or the tensor's floors if higher */
+            w.k = bw_width(p->bw.m, p->fn[t]);
+            w.e = bw_width(p->bw.e, p->fe[t]);
             bracket_fixed(w.k, 0, 23, &w.k_lo, &w.k_hi);
             bracket_fixed(w.e, 1, 8, &w.e_lo, &w.e_hi);
             break;
@@ -757,6 +769,17 @@ int sfp_policy_update(sfp_policy *p, uint64_t step, double loss,
 int sfp_policy_set_floor(sfp_policy *p, size_t t, double n_min, double e_min)
 {
     RETURN_IF(!p || t >= p->n, SFP_EINVAL);
+    if (p->cfg.kind == SFP_POLICY_BITWAVE) {
+        /* whole bits, within the controller's bounds */
+        const sfp_bitwave_config *b = &p->cfg.bw;
+        RETURN_IF(!(n_min >= b->m_min && n_min <= b->m_max && n_min == floor(n_min)),
+                  SFP_EINVAL);
+        RETURN_IF(!(e_min >= b->e_min && e_min <= b->e_max && e_min == floor(e_min)),
+                  SFP_EINVAL);
+        p->fn[t] = n_min;
+        p->fe[t] = e_min;
+        return 0;
+    }
     RETURN_IF(p->cfg.kind != SFP_POLICY_QM && p->cfg.kind != SFP_POLICY_QMQE,
               SFP_EINVAL);
     const sfp_qm_config *q = &p->cfg.qm;
@@ -782,8 +805,8 @@ int sfp_policy_get(const sfp_policy *p, size_t t, double *n, double *e)
         ve = p->we[t];
         break;
     case SFP_POLICY_BITWAVE:
-        vn = p->bw.m;
-        ve = p->bw.e;
+        vn = bw_width(p->bw.m, p->fn[t]);
+        ve = bw_width(p->bw.e, p->fe[t]);
         break;
     default:
         break;

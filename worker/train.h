@@ -40,6 +40,9 @@ extern int sfpt_rank;
 /* QM/QE: the activations' mantissa floor when --n-min-act is not given
  * (--n-min when that is higher) */
 #define SFPT_N_MIN_ACT 2.0
+/* BitWave: the activations' mantissa floor (docs/RESULTS.md "BitWave's
+ * activations keep 3 mantissa bits") */
+#define SFPT_BW_M_MIN_ACT 3.0
 
 /* ---------------------------------------------------------------- options */
 
@@ -75,6 +78,8 @@ typedef struct sfpt_opts {
                                 * default, SFPT_N_MIN_ACT or --n-min) */
     double n_min_act_linear;   /* floor of activations only linear layers
                                 * read (-1: n_min_act)                    */
+    double bw_m_min_act;       /* BitWave: activations' mantissa floor (-1:
+                                * SFPT_BW_M_MIN_ACT or --bw-m-min)        */
     int calib_target;          /* sfp_qm_config.calib_target */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
@@ -176,6 +181,8 @@ typedef struct sfpt {
     double n_min;                 /* mantissa floor in force               */
     double n_min_act;             /* activations' mantissa floor in force  */
     double n_min_act_linear;      /* ... of those only linear layers read  */
+    unsigned bw_m_min, bw_e_min;  /* BitWave: network-wide floors in force */
+    unsigned bw_m_min_act;        /* BitWave: activations' mantissa floor  */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */

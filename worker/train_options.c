@@ -230,6 +230,9 @@ static const row rows[] = {
      "BitWave: fewest mantissa bits"),
     ROW("bw-e-min", A_POL_UINT, P(bw.e_min), "N", NULL, NULL, 1, 8,
      "BitWave: fewest exponent bits"),
+    ROW("bw-m-min-act", A_DBL, O(bw_m_min_act), "N", NULL, "3, or --bw-m-min if higher", 0, 23,
+     "BitWave: fewest mantissa bits of the activations (the stashes), which keep them "
+     "while the weights' go on down to --bw-m-min"),
     ROW("sample", A_SIZE, O(sample), "N", "4096", NULL, 1, 1 << 20,
      "values per tensor for the bitlength gradient"),
     ROW("qm-grad", A_CHOICE, O(qm_grad), NULL, "second", NULL, 0, 0,
@@ -607,6 +610,12 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
         o->n_min_act = -1;
     if (!given(o, O(n_min_act_linear)))
         o->n_min_act_linear = -1;
+    if (!given(o, O(bw_m_min_act)))
+        o->bw_m_min_act = -1;
+    else if (o->bw_m_min_act != (double)(long)o->bw_m_min_act) {
+        err("--bw-m-min-act takes a whole number of bits\n");
+        return -1;
+    }
     int adam = o->optimizer == SFPW_OPT_ADAM;
     if (!given(o, O(lr)))
         o->lr = adam ? 1e-3 : 0.05;

@@ -191,6 +191,21 @@ static int make_policy(sfpt *r)
         rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
                                   kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
     }
+    /* BitWave: the activations keep SFPT_BW_M_MIN_ACT mantissa bits while
+     * the network's widths go lower (the weights follow them): the loss
+     * that drives the controller does not see what coarse stashes cost
+     * the weight gradients (docs/RESULTS.md) */
+    r->bw_m_min = pc.bw.m_min;
+    r->bw_e_min = pc.bw.e_min;
+    double bf = o->bw_m_min_act >= 0 ? o->bw_m_min_act : SFPT_BW_M_MIN_ACT;
+    if (bf < pc.bw.m_min)
+        bf = pc.bw.m_min;
+    if (bf > pc.bw.m_max)
+        bf = pc.bw.m_max;
+    r->bw_m_min_act = (unsigned)bf;
+    for (int t = 0; !rc && o->policy == SFP_POLICY_BITWAVE && t < m->ntensors; t++)
+        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
+            rc = sfp_policy_set_floor(r->pol, (size_t)t, bf, pc.bw.e_min);
     if (rc) {
         err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
         return -1;

@@ -196,6 +196,9 @@ class offload:
                 cfg.setdefault("m_init", mantissa)
             if exponent is not None:
                 cfg.setdefault("e_init", exponent)
+            # the stashes are activations: they keep 3 mantissa bits, as
+            # sfp-train's do under BitWave (--bw-m-min-act; docs/RESULTS.md)
+            cfg.setdefault("m_min", min(3, cfg.get("m_init", 7)))
             self._bw = _sfp.BitWave(**cfg)
         self._lock = threading.RLock()
         self._hooks = []

@@ -91,6 +91,12 @@ for step in range(12):
     bw.observe_loss(loss)
 m_now = bw.widths()[0]
 check(m_now < 7, "a falling loss lowered the BitWave mantissa 7 -> %d" % m_now)
+check(bw._bw.config()["m_min"] == 3 and m_now >= 3,
+      "the stashes keep 3 mantissa bits under BitWave: floor %d, now %d"
+      % (bw._bw.config()["m_min"], m_now))
+low = sfp.torch.offload(socket=d.socket, policy="bitwave", mantissa=2)
+check(low._bw.config()["m_min"] == 2, "a starting mantissa of 2 lowers the floor to it")
+low.close()
 check(listed and m_listed < 7 and all(t["mantissa_bits"] == m_listed for t in listed),
       "sfpd stores the controller's widths: %s" % sorted({t["mantissa_bits"] for t in listed}))
 try:

@@ -115,6 +115,33 @@ acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
 assert acts and all(t["n"] >= want - 1e-9 for t in acts), acts
 PY
 done
+# BitWave: activations keep 3 mantissa bits (or --bw-m-min if higher, or
+# --bw-m-min-act) while the weights follow the controller's width
+for c in "2 - 2 3" "2 5 2 5" "4 - 4 4"; do
+    set -- $c
+    x=
+    [ "$2" = - ] || x="--bw-m-min-act $2"
+    "$exe" --model mlp --synthetic=256 --batch 32 --epochs 1 --policy bitwave --bw-m-init "$1" \
+        --bw-m-min "$3" $x --no-progress --quiet --report "$tmp/bw.json" > /dev/null ||
+        fail "bitwave floor run ($c) failed"
+    /usr/bin/python3 - "$tmp/bw.json" "$3" "$4" <<'PY' || fail "BitWave's activation floor ($c)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+w, a = int(sys.argv[2]), int(sys.argv[3])
+s = r["settings"]
+assert (s["bw_m_min"], s["bw_m_min_act"]) == (w, a), s
+kind = {t["name"]: t["kind"] for t in r["tensors"]}
+ts = r["epochs"][-1]["tensors"]
+acts = [t for t in ts if kind[t["name"]] == "activation"]
+weights = [t for t in ts if kind[t["name"]] == "weight"]
+assert acts and all(t["n"] == a and t["k_mean"] == a for t in acts), acts
+assert weights and all(t["n"] == w and t["k_mean"] == w for t in weights), weights
+PY
+done
+if "$exe" --policy bitwave --bw-m-min-act 2.5 --synthetic=64 --epochs 1 > "$tmp/bw.out" 2>&1; then
+    fail "--bw-m-min-act 2.5 accepted"
+fi
+grep -q 'whole number' "$tmp/bw.out" || fail "no message for a fractional --bw-m-min-act"
 # --calib-target: accepted with the adaptive rule, recorded, refused with sgd
 "$exe" --model cnn --synthetic=256 --batch 32 --epochs 1 --warmup 4 --target-bits 6 \
     --calib-target on --no-progress --quiet --report "$tmp/ct.json" > /dev/null ||

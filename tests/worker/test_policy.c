@@ -623,6 +623,37 @@ static void test_bitwave(void)
     CHECK(sfp_policy_bitwave(p) != NULL);
     sfp_policy_destroy(&p);
 
+    /* per-tensor floors: tensor 1 (an activation in sfp-train) keeps 3
+     * mantissa and 5 exponent bits while the network's widths go to the
+     * config's floors; whole bits within the config only */
+    CHECK_EQ_INT(sfp_policy_create(&p, &pc, 3, numel), 0);
+    if (!p)
+        return;
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, 3, 5), 0);
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, 2.5, 5), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, pc.bw.m_min - 1.0, 5), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 1, 3, pc.bw.e_max + 1.0), SFP_EINVAL);
+    CHECK_EQ_INT(sfp_policy_set_floor(p, 3, 3, 5), SFP_EINVAL);
+    sfp_policy_choose(p, 0, w);
+    CHECK(w[1].k == pc.bw.m_init && w[1].e == pc.bw.e_init); /* above the floors */
+    loss = 3;
+    for (uint64_t s = 0; s < 2000; s++) {
+        loss *= 0.98;
+        CHECK_EQ_INT(sfp_policy_update(p, s, loss, NULL, NULL), 0);
+    }
+    sfp_policy_choose(p, 2000, w);
+    CHECK(w[0].k == pc.bw.m_min && w[0].e == pc.bw.e_min);
+    CHECK(w[2].k == pc.bw.m_min && w[2].e == pc.bw.e_min);
+    CHECK(w[1].k == 3 && w[1].e == 5);
+    CHECK(w[1].k_lo == 3 && w[1].k_hi == 4 && w[1].e_lo == 5 && w[1].e_hi == 6);
+    double fn, fe;
+    sfp_policy_get(p, 1, &fn, &fe);
+    CHECK_NEAR(fn, 3, 0);
+    CHECK_NEAR(fe, 5, 0);
+    sfp_policy_get(p, 0, &fn, &fe);
+    CHECK_NEAR(fn, pc.bw.m_min, 0);
+    sfp_policy_destroy(&p);
+
     /* fp32 policy: lossless widths, ignores updates */
     sfp_policy_config_default(&pc, SFP_POLICY_FP32);
     CHECK_EQ_INT(sfp_policy_create(&p, &pc, 3, numel), 0);

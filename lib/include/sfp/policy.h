@@ -210,14 +210,18 @@ SFP_API int sfp_policy_update(sfp_policy *p, uint64_t step, double loss,
 /*
  * QM/QE: raises the lower bounds of tensor t's widths to n_min / e_min
  * (within the config's bounds; a width below them is raised). Call before
- * the first update. SFP_EINVAL for other kinds or bounds outside the config.
+ * the first update. BitWave: tensor t keeps at least n_min mantissa and
+ * e_min exponent bits (whole numbers within m_min..m_max, e_min..e_max)
+ * while the controller's network-wide widths go lower. SFP_EINVAL for fp32
+ * or bounds outside the config.
  */
 SFP_API int sfp_policy_set_floor(sfp_policy *p, size_t t, double n_min,
                                  double e_min);
 
 /*
  * Current (continuous) widths of tensor t: the learned n/e for qm/qmqe, the
- * controller's (m, e) for bitwave, (23, 8) for fp32.
+ * controller's (m, e) for bitwave (or the tensor's floors if higher), (23, 8)
+ * for fp32.
  */
 SFP_API int sfp_policy_get(const sfp_policy *p, size_t t, double *n,
                            double *e);
