@@ -44,6 +44,8 @@ typedef enum sfpd_opt_type {
       "bytes of frames the DRAM tier may hold, all jobs together")               \
     X(job_dram_budget, SIZE, "0", 0, UINT64_C(1) << 50, true,                     \
       "bytes of frames one job may hold in DRAM (0: dram_budget)")                \
+    X(spill_write_behind, SIZE, "16M", 0, UINT64_C(1) << 40, true,                \
+      "bytes of frames that may be on their way to a lower tier while a Put they make room for is admitted; DRAM exceeds dram_budget by at most this (0: the Put waits for the writes)") \
     X(job_quota, SIZE, "0", 0, UINT64_C(1) << 60, true,                           \
       "bytes of frames one job may store in all tiers (0: unlimited)")            \
     X(disk_budget, SIZE, "0", 0, UINT64_C(1) << 60, true,                         \

@@ -10,10 +10,14 @@
  * jobs (read first, then the lowest sequence).
  *
  * Budget. dram_bytes counts frames in DRAM plus reservations for prefetch
- * reads in flight; it never exceeds dram_budget (nor a job's share). A Put
- * whose frame does not fit starts spills of victims and waits in a FIFO until
- * they complete; if nothing can be evicted, the frame itself goes to the
- * first lower tier that takes it.
+ * reads in flight; it exceeds dram_budget (or a job's share) only by frames
+ * on their way to a lower tier, at most spill_write_behind bytes. A Put
+ * whose frame does not fit starts spills of victims; once they will free
+ * its room it is admitted at once while the frames being written stay
+ * within spill_write_behind (its frame is in memory either way, and the
+ * connection, served in order, goes on to the Gets behind it), else it
+ * waits in a FIFO until they complete; if nothing can be evicted, the frame
+ * itself goes to the first lower tier that takes it.
  * Frames being encoded or read on the pool are staging memory of the
  * requests in flight, outside the tier budget (docs/DAEMON.md).
  *
@@ -168,6 +172,7 @@ struct sfpd_store {
     sfpd_tier *lower[SFPD_MAX_LOWER]; /* below DRAM, in tier_order       */
     unsigned n_lower;
     uint64_t dram_budget, job_dram_budget, job_quota, max_tensor;
+    uint64_t write_behind;       /* spill_write_behind                  */
     unsigned prefetch_depth;
     uint64_t grace_ns;
     entry **tab;
@@ -855,8 +860,13 @@ static int admit_try(put_op *op)
     }
     while (!fits(st, job, need, false)) {
         entry *v;
-        if (fits(st, job, need, true))
-            return ADMIT_WAIT;
+        if (fits(st, job, need, true)) {
+            /* its room is on its way to a lower tier */
+            if (st->spilling_bytes > st->write_behind)
+                return ADMIT_WAIT;
+            put_install(op);
+            return ADMIT_DONE;
+        }
         if (job->dram_bytes - job->spilling_bytes + need > job_cap(st))
             v = job_victim(job, false);
         else
@@ -1735,6 +1745,7 @@ void sfpd_store_configure(sfpd_store *st, const sfpd_config *c)
 {
     st->dram_budget = c->dram_budget;
     st->job_dram_budget = c->job_dram_budget;
+    st->write_behind = c->spill_write_behind;
     st->job_quota = c->job_quota;
     st->max_tensor = c->max_tensor;
     st->prefetch_depth = (unsigned)c->prefetch_depth;
