@@ -25,8 +25,14 @@ ref=$(ref_run ref $run)
 echo "single host, 3 ranks: weights hash $ref"
 
 # node0: 64 KiB of DRAM for ~300 KiB of frames per step, and no prefetch:
-# its frames stay on the peers until backward reads them
-cl up --nodes 3 --node-set 0:dram_budget=64K --node-set 0:prefetch_depth=0
+# its frames stay on the peers until backward reads them; its Puts wait for
+# their spill writes (spill_write_behind 0), so that node0's sfpd works
+# through a step's batch slowly enough to be caught with frames on node1
+# before the job's last steps (with the default window, under ASan, the
+# moment came at the last step, after node1's rank had used its sfpd for
+# the last time, and no rank noticed the kill)
+cl up --nodes 3 --node-set 0:dram_budget=64K --node-set 0:prefetch_depth=0 \
+    --node-set 0:spill_write_behind=0
 cluster_bg clu $run --job "cluster-$mode"
 # mid-run: the node has taken 5 steps' stashes (6 puts a step)
 case $mode in
