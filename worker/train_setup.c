@@ -181,16 +181,6 @@ static int make_policy(sfpt *r)
     if (o->n_min_act < 0 && pc.qm.n_min < SFPT_N_MIN_ACT && SFPT_N_MIN_ACT < pc.qm.n_max)
         r->n_min_act = SFPT_N_MIN_ACT;
     r->n_min_act_linear = o->n_min_act_linear >= 0 ? o->n_min_act_linear : r->n_min_act;
-    for (int t = 0; !rc && sfp_policy_wants_gradients(r->pol) && t < m->ntensors; t++) {
-        const int kind = m->tensors[t].kind;
-        double nf = pc.qm.n_min;
-        if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
-            nf = o->n_min_param;
-        if (kind == SFPW_TENSOR_ACT)
-            nf = read_by_linear_only(m->tensors[t].role) ? r->n_min_act_linear : r->n_min_act;
-        rc = sfp_policy_set_floor(r->pol, (size_t)t, nf,
-                                  kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min);
-    }
     /* BitWave: the activations keep SFPT_BW_M_MIN_ACT mantissa bits while
      * the network's widths go lower (the weights follow them): the loss
      * that drives the controller does not see what coarse stashes cost
@@ -203,9 +193,27 @@ static int make_policy(sfpt *r)
     if (bf > pc.bw.m_max)
         bf = pc.bw.m_max;
     r->bw_m_min_act = (unsigned)bf;
-    for (int t = 0; !rc && o->policy == SFP_POLICY_BITWAVE && t < m->ntensors; t++)
-        if (m->tensors[t].kind == SFPW_TENSOR_ACT)
-            rc = sfp_policy_set_floor(r->pol, (size_t)t, bf, pc.bw.e_min);
+    /* one pass sets every tensor's floors: QM/QE's per kind, BitWave's on
+     * the activations */
+    for (int t = 0; !rc && t < m->ntensors; t++) {
+        const int kind = m->tensors[t].kind;
+        double nf, ef;
+        if (sfp_policy_wants_gradients(r->pol)) {
+            nf = pc.qm.n_min;
+            if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
+                nf = o->n_min_param;
+            if (kind == SFPW_TENSOR_ACT)
+                nf = read_by_linear_only(m->tensors[t].role) ? r->n_min_act_linear
+                                                             : r->n_min_act;
+            ef = kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min;
+        } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_ACT) {
+            nf = bf;
+            ef = pc.bw.e_min;
+        } else {
+            continue;
+        }
+        rc = sfp_policy_set_floor(r->pol, (size_t)t, nf, ef);
+    }
     if (rc) {
         err("policy: %s (check the width bounds)\n", sfp_strerror(rc));
         return -1;
