@@ -168,7 +168,12 @@ static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
     const uint8_t *codes = s->rscratch;
     uint64_t count[256] = {0};
     sfp__rans_table rt;
-    count_codes(codes, s->rn, e, count);
+    const sfp__kernels *kt = sfp__kernels_get();
+    uint64_t words = UINT64_MAX; /* blocks of 64 codes with a non-zero one */
+    if (!kt->count_codes || !kt->count_codes(codes, s->rn, e, count, &words))
+        count_codes(codes, s->rn, e, count);
+    if (s->rn != n)
+        words = UINT64_MAX;
     sfp__rans_build(&rt, count, 1u << e);
     const uint64_t rb = sfp__rans_encode(&rt, codes, s->rn, p, emax, nst);
     const uint64_t plain = ceil8(n * e);
@@ -176,12 +181,14 @@ static uint8_t *rans_or_smaller(sfp__codec *s, uint8_t *p, uint64_t emax,
     int pick = 0; /* 0 plain, 1 plain + zero map, 2 rANS */
     const uint64_t l1 = zmap_l1(n);
     if (nonzero < n && l1 + ceil8(nonzero * e) < plain) {
-        uint64_t words = 0;
-        for (uint64_t b = 0; b < n; b += 64) {
-            uint64_t m = n - b < 64 ? n - b : 64, any = 0;
-            for (uint64_t j = 0; j < m; j++)
-                any |= codes[b + j];
-            words += any != 0;
+        if (words == UINT64_MAX) {
+            words = 0;
+            for (uint64_t b = 0; b < n; b += 64) {
+                uint64_t m = n - b < 64 ? n - b : 64, any = 0;
+                for (uint64_t j = 0; j < m; j++)
+                    any |= codes[b + j];
+                words += any != 0;
+            }
         }
         uint64_t zb = l1 + 8 * words + ceil8(nonzero * e);
         if (zb < best)
@@ -333,11 +340,15 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
             sfp__widen_bf16(tmp, (const uint16_t *)src + i, c);
             x = tmp;
         }
+        s.qout = qout && p->dtype == SFP_DTYPE_F32 ? (uint32_t *)qout + i : NULL;
+        s.qdone = 0;
         kt->enc_values(&s, x, c, i, zw);
         if (qout) {
-            /* the chunk is still in cache: quantize it for the caller too */
+            /* the chunk is still in cache: quantize it for the caller too
+             * (what the kernel has not written while encoding) */
             if (p->dtype == SFP_DTYPE_F32) {
-                kt->quantize((uint32_t *)qout + i, x, c, &pl, i);
+                kt->quantize((uint32_t *)qout + i + s.qdone, x + s.qdone, c - s.qdone, &pl,
+                             i + s.qdone);
             } else {
                 uint32_t q[SFP__CHUNK];
                 uint16_t *d = (uint16_t *)qout + i;

@@ -625,6 +625,10 @@ typedef struct sfp__codec {
     int bad;             /* decoder: invalid code seen                    */
     struct sfp__zhread *zh; /* decoder: a Huffman-coded zero map that
                               dec_values reads itself (dec_zmap), or NULL */
+    uint32_t *qout;      /* encoder: the chunk's quantized values (binary32;
+                            may be the input itself), or NULL              */
+    size_t qdone;        /* encoder: values of the chunk from its start that
+                            enc_values wrote to qout (kernels may skip it) */
     /* exponent codes of the current chunk (+ a partial Gecko group); last,
      * so that memset(.., offsetof(sfp__codec, cbuf)) clears the rest */
     uint8_t cbuf[SFP__CHUNK + 4 * 64 + 16];
@@ -724,6 +728,13 @@ typedef struct sfp__kernels {
     /* Optional: nonzero when dec_values reads a Huffman-coded zero map
      * itself (then dec_codes is not given the chunk's code count). */
     int (*dec_zmap)(const sfp__codec *c);
+    /*
+     * Optional (NULL or 0 returned: the C loop in frame.c): adds the
+     * histogram of n codes of e bits to count[] and sets *blocks to the
+     * number of 64-code blocks (the last one partial) with a non-zero code.
+     */
+    int (*count_codes)(const uint8_t *codes, uint64_t n, unsigned e,
+                       uint64_t count[256], uint64_t *blocks);
 } sfp__kernels;
 
 extern const sfp__kernels sfp__kernels_c SFP__HIDDEN;

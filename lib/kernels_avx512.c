@@ -559,7 +559,7 @@ typedef struct q4c {
  * and for K = 23 (f23 not NULL) the fractions. */
 static inline __attribute__((always_inline)) void
 enc_quarter(const uint32_t *x, const q4c *q, const unsigned j, __m512i *g, __mmask16 *kk,
-            __mmask16 *ks, __m512i *f23)
+            __mmask16 *ks, __m512i *f23, uint32_t *qo)
 {
     const __m512i v = _mm512_loadu_si512(x + 16 * j);
     const __m512i a = _mm512_and_si512(v, q->absmask);
@@ -571,6 +571,9 @@ enc_quarter(const uint32_t *x, const q4c *q, const unsigned j, __m512i *g, __mma
     *kk = _mm512_cmpge_epu32_mask(m, q->thr);
     *ks = _mm512_test_epi32_mask(v, q->signbit);
     *g = _mm512_srli_epi32(m, 15); /* E << 8 | the mantissa's top byte */
+    if (qo) /* the quantized values: kept magnitudes with their sign, +0 */
+        _mm512_storeu_si512(qo + 16 * j,
+                            _mm512_maskz_or_epi32(*kk, m, _mm512_and_si512(v, q->signbit)));
     if (f23)
         *f23 = _mm512_and_si512(m, _mm512_set1_epi32(0x7fffff));
 }
@@ -630,6 +633,11 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
 
     for (size_t b = 0; b < nb; b += 64) {
         prefetch_block(x + b, PF_ENC);
+        /* the quantized values too, where the caller wants them (written
+         * after the block's loads: qout may be x); not in the K = 23 loop,
+         * whose frames came out wrong with the store compiled in (gcc 12,
+         * never reached: the store is not executed for a NULL qout) */
+        uint32_t *qo = K != 23 && c->qout && s->minE > 0 ? c->qout + b : NULL;
         /* four vectors; their masks joined with constant shifts (with a
          * loop shifting by 16 j the asan+ubsan build gave wrong masks; that
          * build also had K = 23 copies with out-of-range constant shifts,
@@ -637,10 +645,10 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
         __m512i g[4];
         __m512i f[4];
         __mmask16 kk[4], ks[4];
-        enc_quarter(x + b, &q4, 0, &g[0], &kk[0], &ks[0], K == 23 ? &f[0] : NULL);
-        enc_quarter(x + b, &q4, 1, &g[1], &kk[1], &ks[1], K == 23 ? &f[1] : NULL);
-        enc_quarter(x + b, &q4, 2, &g[2], &kk[2], &ks[2], K == 23 ? &f[2] : NULL);
-        enc_quarter(x + b, &q4, 3, &g[3], &kk[3], &ks[3], K == 23 ? &f[3] : NULL);
+        enc_quarter(x + b, &q4, 0, &g[0], &kk[0], &ks[0], K == 23 ? &f[0] : NULL, qo);
+        enc_quarter(x + b, &q4, 1, &g[1], &kk[1], &ks[1], K == 23 ? &f[1] : NULL, qo);
+        enc_quarter(x + b, &q4, 2, &g[2], &kk[2], &ks[2], K == 23 ? &f[2] : NULL, qo);
+        enc_quarter(x + b, &q4, 3, &g[3], &kk[3], &ks[3], K == 23 ? &f[3] : NULL, qo);
         if (K == 23) {
             put_frac23(&wm, f[0], kk[0]);
             put_frac23(&wm, f[1], kk[1]);
@@ -716,6 +724,9 @@ static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
         SFP__FAST_CASE(28) SFP__FAST_CASE(29) SFP__FAST_CASE(30) SFP__FAST_CASE(31)
 #undef SFP__FAST_CASE
         }
+        /* the quantized values of the blocks (not of subnormal windows,
+         * which quantize takes care of) */
+        c->qdone = c->qout && s.minE > 0 && c->k != 23 ? done : 0;
         if (done < n) /* the tail of the last block */
             sfp__kernels_avx2.enc_values(c, x + done, n - done, i0 + done, zw + done / 64);
         return;
@@ -1254,6 +1265,56 @@ static size_t rans_dec32_avx512(uint32_t *x, const sfp__rans_table *t, const uin
 }
 #endif
 
+/*
+ * Histogram of the rANS request's codes (e <= 5 bits): per symbol a vector
+ * of byte counters, one masked add per 64 codes, summed by vpsadbw every
+ * 255 rounds (before a byte can wrap); 32 symbols in two passes of 16.
+ * The scalar loop was a chain of increments through memory.
+ */
+static void count16_avx512(const uint8_t *codes, uint64_t n, unsigned s0,
+                           uint64_t count[256], uint64_t *blocks)
+{
+    const __m512i one = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
+    uint64_t h = 0, nb = 0;
+    while (n - h >= 64) {
+        __m512i c[16];
+        for (unsigned s = 0; s < 16; s++)
+            c[s] = zero;
+        const uint64_t stop = n - h >= 64 * 255 ? h + 64 * 255 : n - (n - h) % 64;
+        for (; h < stop; h += 64) {
+            const __m512i v = _mm512_loadu_si512(codes + h);
+            nb += _mm512_test_epi8_mask(v, v) != 0;
+#pragma GCC unroll 16
+            for (unsigned s = 0; s < 16; s++)
+                c[s] = _mm512_mask_add_epi8(
+                    c[s], _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8((char)(s0 + s))), c[s], one);
+        }
+        for (unsigned s = 0; s < 16; s++) {
+            uint64_t t[8];
+            _mm512_storeu_si512(t, _mm512_sad_epu8(c[s], zero));
+            count[s0 + s] += t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+        }
+    }
+    unsigned any = 0;
+    for (; h < n; h++) {
+        any |= codes[h];
+        if (codes[h] - s0 < 16)
+            count[codes[h]]++;
+    }
+    *blocks = nb + (any != 0);
+}
+
+static int count_codes_avx512(const uint8_t *codes, uint64_t n, unsigned e,
+                              uint64_t count[256], uint64_t *blocks)
+{
+    if (e > 5)
+        return 0;
+    count16_avx512(codes, n, 0, count, blocks);
+    if (e == 5)
+        count16_avx512(codes, n, 16, count, blocks);
+    return 1;
+}
+
 const sfp__kernels KTABLE = {
     .analyze = analyze_avx512,
     .scan = scan_avx512,
@@ -1264,6 +1325,7 @@ const sfp__kernels KTABLE = {
     .dec_codes = dec_codes_avx512,
     .dec_values = dec_values_avx512,
     .dec_zmap = dec_zmap_avx512,
+    .count_codes = count_codes_avx512,
 #ifndef SFP_AVX512_EMULATE
     .rans_enc32 = rans_enc32_avx512,
     .rans_dec32 = rans_dec32_avx512,

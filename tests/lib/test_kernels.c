@@ -71,6 +71,22 @@ static int frames_agree(const uint32_t *x, size_t n, const sfp_params *p)
     ok &= r1 == 0 && r2 == 0 && l1 == l2 && memcmp(f1, f2, l1) == 0;
     ok &= memcmp(&s1, &s2, sizeof(s1)) == 0;
     ok &= memcmp(q1, q2, n * 4) == 0;
+    /* the encoder's quantized output (a kernel may write it while it
+     * encodes): into another buffer and in place, as the stash does */
+    {
+        uint32_t *q3 = malloc(n * 4 + 4);
+        uint8_t *f3 = malloc(cap);
+        size_t l3 = 0;
+        use_impl(cur);
+        int r3 = sfp_encode_q(x, n, p, f3, cap, &l3, NULL, q3);
+        ok &= r3 == r1 && (r3 != 0 || (l3 == l1 && memcmp(f3, f1, l1) == 0 &&
+                                       memcmp(q3, q1, n * 4) == 0));
+        memcpy(q3, x, n * 4);
+        r3 = sfp_encode_q(q3, n, p, f3, cap, &l3, NULL, q3);
+        ok &= r3 == r1 && (r3 != 0 || (l3 == l1 && memcmp(f3, f1, l1) == 0 &&
+                                       memcmp(q3, q1, n * 4) == 0));
+        free(q3), free(f3);
+    }
     if (r1 == 0) {
         size_t n1 = 0, n2 = 0;
         use_impl(NULL);
@@ -226,6 +242,41 @@ int main(void)
             for (size_t i = 0; i < n; i++)
                 naive += (x[i] & 0x7fffffffu) < lim;
             CHECK_EQ_INT(want, naive);
+        }
+        /* count_codes (the rANS request's histogram and non-zero blocks):
+         * every width up to 8 (the kernel may decline), lengths around its
+         * 64-code rounds and its 255-round counter flush, codes random, in
+         * runs of zeros and one symbol for more than 255 rounds, against a naive count */
+        {
+            enum { CN = 64 * 255 * 2 + 200 };
+            uint8_t *codes = malloc(CN);
+            const size_t cl[] = {0, 1, 63, 64, 65, 64 * 255 - 1, 64 * 255, 64 * 255 + 64,
+                                 64 * 255 + 65, CN};
+            for (unsigned e = 1; e <= 8; e++)
+                for (size_t li = 0; li < sizeof(cl) / sizeof(cl[0]); li++) {
+                    const size_t n = cl[li];
+                    for (size_t i = 0; i < n; i++)
+                        codes[i] = (uint8_t)(trng_next(&r) >> 7);
+                    for (size_t i = 0; i < n; i++) {
+                        codes[i] &= (uint8_t)((1u << e) - 1);
+                        if ((i / 200) % 3 == li % 3 || (li % 2 && i < 64 * 256 + 5))
+                            codes[i] = 0;
+                    }
+                    uint64_t want[256] = {0}, got[256] = {0}, wblocks = 0, blocks = 7;
+                    for (size_t b = 0; b < n; b += 64) {
+                        unsigned any = 0;
+                        for (size_t j = b; j < n && j < b + 64; j++)
+                            any |= codes[j], want[codes[j]]++;
+                        wblocks += any != 0;
+                    }
+                    use_impl(cur);
+                    const sfp__kernels *kt = sfp__kernels_get();
+                    if (kt->count_codes && kt->count_codes(codes, n, e, got, &blocks)) {
+                        CHECK(memcmp(got, want, sizeof(want)) == 0);
+                        CHECK_EQ_INT(blocks, wblocks);
+                    }
+                }
+            free(codes);
         }
         printf("%s: %s\n", cur->name, check_failures == before ? "bit for bit equal to C" : "MISMATCH");
     }

@@ -5,7 +5,8 @@
 # own frames must not exceed what --measure-coders finds for Gecko or for
 # rANS alone on the same values (a pick at most 100 steps old may be off by
 # a little: 0.5 % allowed), and on the mlp, whose stashes split between the
-# two, it must be below both. Skipped without the data.
+# two, it must be below both. The weight pieces' auto coder (tried every
+# 100 publishes) likewise. Skipped without the data.
 # usage: coder_auto.sh path/to/sfp-train
 set -eu
 exe=$1
@@ -27,5 +28,11 @@ if auto > min(g, ra) * 1.005:
     sys.exit("FAIL: auto is larger than the better single coder")
 if not (auto < g and auto < ra):
     sys.exit("FAIL: auto is not below both coders on the mlp")
+# the weight pieces (--weight-coder auto by default): each in the coder that
+# won when both were last tried (every 100 publishes, on a width change)
+wa, wg, wr = e["weight_bits"], e["coders"]["gecko"]["weight_bits"], e["coders"]["rans"]["weight_bits"]
+print("weight bits/value: auto %.4f, gecko %.4f, rans %.4f" % (wa, wg, wr))
+if wa > min(wg, wr) * 1.005:
+    sys.exit("FAIL: the weight pieces' auto coder is larger than the better single coder")
 print("ok")
 PY
