@@ -16,15 +16,18 @@ typedef struct seg {
 
 /*
  * A weight piece's coder under SFP_CODER_AUTO: the one whose frame was the
- * smaller when both were last tried (libsfp's auto request encodes twice),
- * which is every SFPW_PIECE_PICK publishes and whenever the piece's widths
- * change; in between the piece is encoded once, with that coder.
+ * smaller when both were last tried (libsfp's auto request encodes twice):
+ * after sfpw_dist_coder_step(.., fresh), whenever the piece's widths change
+ * and at every multiple of SFPW_PIECE_PICK steps; in between the piece is
+ * encoded once, with that coder. The checks depend on the step only, so a
+ * run resumed at an epoch codes (and, through the footprint, learns) as the
+ * uninterrupted one.
  */
 #define SFPW_PIECE_PICK 100
 typedef struct piece_pick {
     unsigned char coder; /* 1 + sfp_coder; 0: not tried yet */
     unsigned char k, e;
-    uint64_t next;       /* publish count of the next check */
+    uint64_t next;       /* step of the next check */
 } piece_pick;
 
 struct sfpw_dist {
@@ -36,7 +39,7 @@ struct sfpw_dist {
     float *master, *s1, *s2, *g;
     seg *segs;          /* segments of every rank, rank-major */
     piece_pick *picks;  /* per segment (only mine are used)  */
-    uint64_t publishes;
+    uint64_t pick_step; /* sfpw_dist_coder_step                */
     int *seg_first;     /* index of rank r's first segment     */
     unsigned char *sbuf, *rbuf;
     size_t scap, rcap;
@@ -60,6 +63,13 @@ struct sfpw_dist {
 void sfpw_dist_measure_coders(sfpw_dist *d, int on)
 {
     d->measure = on;
+}
+
+void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh)
+{
+    d->pick_step = step;
+    if (fresh)
+        memset(d->picks, 0, (size_t)d->size * SFPW_MAX_TENSORS * sizeof(piece_pick));
 }
 
 void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx)
@@ -609,7 +619,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         unsigned char *frame = d->sbuf + pos + 8;
         piece_pick *pk = &d->picks[s];
         const int check = p.coder == SFP_CODER_AUTO &&
-                          (!pk->coder || d->publishes >= pk->next || pk->k != p.mbits ||
+                          (!pk->coder || d->pick_step >= pk->next || pk->k != p.mbits ||
                            pk->e != p.ebits);
         if (p.coder == SFP_CODER_AUTO && !check)
             p.coder = (sfp_coder)(pk->coder - 1);
@@ -639,12 +649,11 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             pk->coder = (unsigned char)(fi.coder + 1);
             pk->k = (unsigned char)p.mbits;
             pk->e = (unsigned char)p.ebits;
-            pk->next = d->publishes + SFPW_PIECE_PICK;
+            pk->next = (d->pick_step / SFPW_PIECE_PICK + 1) * SFPW_PIECE_PICK;
         }
         put_u64(d->sbuf + pos, len);
         pos += 8 + len;
     }
-    d->publishes++;
     if (pos > (size_t)INT32_MAX)
         return SFP_EOVERFLOW;
     unsigned char *rb;

@@ -79,6 +79,14 @@ void sfpw_dist_update(sfpw_dist *d, const sfpw_opt_config *c, uint64_t t);
  * bytes[t] (tensor-indexed, may be NULL) is the size of tensor t's frames,
  * summed over its pieces.
  */
+/*
+ * The step the next publishes are for, which decides when the weight pieces
+ * of an SFP_CODER_AUTO base try both coders again (every 100 steps, on a
+ * width change); fresh: try them at the next publish (an epoch's last step,
+ * a start or a resume).
+ */
+void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh);
+
 int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
                       const sfp_params *base, float *W, double *bytes);
 

@@ -328,6 +328,9 @@ static int step(sfpt *r, uint64_t s, sfpt_epoch *R, acc *a)
     double t_opt0 = sfpw_now();
     sfpw_dist_update(r->dist, &o->opt, r->step + 1);
     double t_pub0 = sfpw_now();
+    /* the weights of the next step; an epoch's last publish (which its
+     * evaluation and a resume start from) tries both coders afresh */
+    sfpw_dist_coder_step(r->dist, r->step + 1, s + 1 == r->steps_per_epoch);
     if (!(rc = sfp_policy_choose(r->pol, r->step + 1, r->width)))
         sfpt_override_apply(&r->ovr, r->width, T);
     if (rc ||

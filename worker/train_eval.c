@@ -97,6 +97,7 @@ int sfpt_evaluate(sfpt *r, sfpt_epoch *R)
     }
     if (r->quant)
         sfpt_override_apply(&r->ovr, r->ewidth, T);
+    sfpw_dist_coder_step(r->dist, r->step, 0);
     if ((rc = sfpt_publish(r, r->ewidth, NULL))) {
         err("publishing eval weights: %s\n", sfpt_stash_err(r, rc));
         return rc;

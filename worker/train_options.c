@@ -128,8 +128,9 @@ static const row rows[] = {
     ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,
      "exponent-plane coder of the weight pieces (the exchange, and what their "
      "footprint counts): auto (each piece in the coder whose frame was the "
-     "smaller when both Gecko and rANS were last tried: at the first publish, "
-     "every 100 and on a width change), same (as --coder), plain, gecko or "
+     "smaller when both Gecko and rANS were last tried: at the start, at an "
+     "epoch's last step, every 100 steps and on a width change), same (as "
+     "--coder), plain, gecko or "
      "rans", .choices = wcoders),
     ROW("zmap", A_CHOICE, O(zmap), NULL, "huffman", NULL, 0, 0,
      "zero map of the frames that have one: bitmap (one bit per value), or "

@@ -42,6 +42,23 @@ echo "--coder auto: uninterrupted $ha, resumed $hc"
 if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
     echo "FAIL: resumed run with --coder auto differs:"; echo "$la"; echo "$lc"; exit 1
 fi
+# the weight pieces' auto coder (--weight-coder auto, the default) tries
+# both coders at an epoch's last step, on width changes and every 100
+# steps: over epochs of 160 steps the resumed run codes as the
+# uninterrupted one
+wauto="$data --model mlp --policy qmqe --batch 8 --epochs 2 --quiet --no-progress --seed 5"
+[ "$data" = "--synthetic=1024" ] || wauto="--data $dir --train-limit 1280 --test-limit 500 --model mlp --policy qmqe --batch 8 --epochs 2 --quiet --no-progress --seed 5"
+"$exe" $wauto > "$tmp/wa.txt"
+"$exe" $wauto --save "$tmp/wck" --stop-after 1 > /dev/null
+"$exe" $wauto --resume "$tmp/wck" > "$tmp/wc.txt"
+la=$(grep '^epoch 2/2' "$tmp/wa.txt" | sed 's/time.*//')
+lc=$(grep '^epoch 2/2' "$tmp/wc.txt" | sed 's/time.*//')
+ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/wa.txt")
+hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/wc.txt")
+echo "weight pieces' auto coder, 160 steps per epoch: uninterrupted $ha, resumed $hc"
+if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
+    echo "FAIL: resumed run with the weights' auto coder differs:"; echo "$la"; echo "$lc"; exit 1
+fi
 # a checkpoint of another setup is refused with a clear message
 if "$exe" --synthetic=1024 --model cnn --epochs 2 --resume "$tmp/ck" > "$tmp/d.txt" 2>&1; then
     echo "FAIL: resume with another model accepted"; exit 1
