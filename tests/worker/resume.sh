@@ -30,35 +30,33 @@ fi
 dir=${SFP_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 data="--synthetic=1024"
 [ -r "$dir/train-images-idx3-ubyte.gz" ] && data="--data $dir --train-limit 1280 --test-limit 500"
-auto="$data --model mlp --policy qmqe --coder auto --batch 64 --epochs 2 --quiet --no-progress --seed 3"
-"$exe" $auto > "$tmp/aa.txt"
-"$exe" $auto --save "$tmp/ack" --stop-after 1 > /dev/null
-"$exe" $auto --resume "$tmp/ack" > "$tmp/ac.txt"
-la=$(grep '^epoch 2/2' "$tmp/aa.txt" | sed 's/time.*//')
-lc=$(grep '^epoch 2/2' "$tmp/ac.txt" | sed 's/time.*//')
-ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/aa.txt")
-hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/ac.txt")
-echo "--coder auto: uninterrupted $ha, resumed $hc"
-if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
-    echo "FAIL: resumed run with --coder auto differs:"; echo "$la"; echo "$lc"; exit 1
-fi
+# same_resumed NAME ARGS...: uninterrupted, stopped after epoch 1 and
+# resumed runs of ARGS (2 epochs) end with the same weights and epoch 2
+same_resumed() {
+    what=$1; shift
+    "$exe" "$@" > "$tmp/ra.txt"
+    "$exe" "$@" --save "$tmp/rck" --stop-after 1 > /dev/null
+    "$exe" "$@" --resume "$tmp/rck" > "$tmp/rc.txt"
+    la=$(grep '^epoch 2/2' "$tmp/ra.txt" | sed 's/time.*//')
+    lc=$(grep '^epoch 2/2' "$tmp/rc.txt" | sed 's/time.*//')
+    ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/ra.txt")
+    hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/rc.txt")
+    echo "$what: uninterrupted $ha, resumed $hc"
+    if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
+        echo "FAIL: resumed run ($what) differs:"; echo "$la"; echo "$lc"; exit 1
+    fi
+}
+# shellcheck disable=SC2086
+same_resumed "--coder auto" $data --model mlp --policy qmqe --coder auto --batch 64 --epochs 2 \
+    --quiet --no-progress --seed 3
 # the weight pieces' auto coder (--weight-coder auto, the default) tries
 # both coders at an epoch's last step, on width changes and every 100
 # steps: over epochs of 160 steps the resumed run codes as the
 # uninterrupted one
-wauto="$data --model mlp --policy qmqe --batch 8 --epochs 2 --quiet --no-progress --seed 5"
-[ "$data" = "--synthetic=1024" ] || wauto="--data $dir --train-limit 1280 --test-limit 500 --model mlp --policy qmqe --batch 8 --epochs 2 --quiet --no-progress --seed 5"
-"$exe" $wauto > "$tmp/wa.txt"
-"$exe" $wauto --save "$tmp/wck" --stop-after 1 > /dev/null
-"$exe" $wauto --resume "$tmp/wck" > "$tmp/wc.txt"
-la=$(grep '^epoch 2/2' "$tmp/wa.txt" | sed 's/time.*//')
-lc=$(grep '^epoch 2/2' "$tmp/wc.txt" | sed 's/time.*//')
-ha=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/wa.txt")
-hc=$(sed -n 's/^final:.*hash \([0-9a-f]*\).*/\1/p' "$tmp/wc.txt")
-echo "weight pieces' auto coder, 160 steps per epoch: uninterrupted $ha, resumed $hc"
-if [ -z "$ha" ] || [ "$ha" != "$hc" ] || [ "$la" != "$lc" ]; then
-    echo "FAIL: resumed run with the weights' auto coder differs:"; echo "$la"; echo "$lc"; exit 1
-fi
+[ "$data" = "--synthetic=1024" ] || data="--data $dir --train-limit 1280 --test-limit 500"
+# shellcheck disable=SC2086
+same_resumed "weight pieces' auto coder, 160 steps per epoch" $data --model mlp --policy qmqe \
+    --batch 8 --epochs 2 --quiet --no-progress --seed 5
 # a checkpoint of another setup is refused with a clear message
 if "$exe" --synthetic=1024 --model cnn --epochs 2 --resume "$tmp/ck" > "$tmp/d.txt" 2>&1; then
     echo "FAIL: resume with another model accepted"; exit 1
