@@ -47,18 +47,18 @@ static unsigned tree_lengths(const uint64_t *cnt, const uint16_t *order,
 }
 
 /* Sorts order[0..n) (symbols in ascending order) by count, then symbol:
- * a bottom-up merge sort of count << 8 | symbol (an insertion sort of up to
- * 256 symbols per context was 0.6 % of a cnn step); counts of 2^56 or more,
- * which no frame has, take the insertion sort. */
+ * an LSD radix sort of count << 8 | symbol, one byte per pass (stable, no
+ * branches on the data), as many passes as the largest key has bytes (an
+ * insertion sort of up to 256 symbols per context was 0.6 % of a cnn step).
+ * Counts of 2^56 or more, which no frame has, take the insertion sort. */
 static void sort_by_count(const uint64_t *cnt, uint16_t *order, unsigned n)
 {
-    uint64_t a[256], b[256], *src = a, *dst = b;
-    int wide = 0;
+    uint64_t a[256], b[256], *src = a, *dst = b, top = 0;
     for (unsigned i = 0; i < n; i++) {
-        wide |= cnt[order[i]] >> 56 != 0;
         a[i] = cnt[order[i]] << 8 | order[i];
+        top |= cnt[order[i]];
     }
-    if (wide) {
+    if (top >> 56) {
         for (unsigned i = 1; i < n; i++) {
             uint16_t v = order[i];
             unsigned j = i;
@@ -68,13 +68,18 @@ static void sort_by_count(const uint64_t *cnt, uint16_t *order, unsigned n)
         }
         return;
     }
-    for (unsigned w = 1; w < n; w *= 2) {
-        for (unsigned lo = 0; lo < n; lo += 2 * w) {
-            unsigned i = lo, mid = lo + w < n ? lo + w : n, j = mid;
-            const unsigned hi = lo + 2 * w < n ? lo + 2 * w : n;
-            for (unsigned k = lo; k < hi; k++)
-                dst[k] = j >= hi || (i < mid && src[i] <= src[j]) ? src[i++] : src[j++];
+    /* the symbol byte is in ascending order already: passes over the count */
+    for (unsigned sh = 8; sh < 64 && top >> (sh - 8); sh += 8) {
+        unsigned pos[256] = {0};
+        for (unsigned i = 0; i < n; i++)
+            pos[src[i] >> sh & 0xffu]++;
+        for (unsigned c = 0, sum = 0; c < 256; c++) {
+            const unsigned t = pos[c];
+            pos[c] = sum;
+            sum += t;
         }
+        for (unsigned i = 0; i < n; i++)
+            dst[pos[src[i] >> sh & 0xffu]++] = src[i];
         uint64_t *t = src;
         src = dst, dst = t;
     }
