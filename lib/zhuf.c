@@ -203,8 +203,10 @@ int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p)
          * its missing codes are corrupt input) */
         RETURN_IF(kraft > (1u << SFP__ZH_MAXLEN), SFP_ECORRUPT);
         canonical(len, code);
-        for (unsigned i = 0; i < (1u << SFP__ZH_MAXLEN); i++)
-            d->tab[x][i] = (uint16_t)(SFP__ZH_MISS | 1u);
+        /* a complete code's entries cover the whole table */
+        if (kraft < (1u << SFP__ZH_MAXLEN))
+            for (unsigned i = 0; i < (1u << SFP__ZH_MAXLEN); i++)
+                d->tab[x][i] = (uint16_t)(SFP__ZH_MISS | 1u);
         for (unsigned s = 0; s < 256; s++) {
             unsigned l = len[s];
             if (!l)
