@@ -542,7 +542,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
                 if (sfpw_tensor_is_param(m->tensors[t].kind))
                     bytes[t] = (double)m->tensors[t].n * sizeof(float);
         d->last.fp32 = d->last.exchanged = (double)m->nparams * sizeof(float);
-        d->last.remote = d->last.local = 0;
+        d->last.remote = d->last.local = d->last.checks = 0;
         return 0;
     }
     /* anchors: largest magnitude of each whole tensor, rounded to k bits */
@@ -591,7 +591,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             }
         }
     }
-    d->last.remote = d->last.local = 0;
+    d->last.remote = d->last.local = d->last.checks = 0;
     /* encode my pieces: [u64 length | frame] each */
     size_t need = 0;
     for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
@@ -650,6 +650,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             pk->k = (unsigned char)p.mbits;
             pk->e = (unsigned char)p.ebits;
             pk->next = (d->pick_step / SFPW_PIECE_PICK + 1) * SFPW_PIECE_PICK;
+            d->last.checks++;
         }
         put_u64(d->sbuf + pos, len);
         pos += 8 + len;

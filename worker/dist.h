@@ -108,6 +108,7 @@ void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx);
 typedef struct sfpw_exchange {
     double exchanged, fp32;
     unsigned remote, local;
+    unsigned checks; /* my pieces encoded with both coders (auto coder) */
 } sfpw_exchange;
 void sfpw_dist_last_exchange(const sfpw_dist *d, sfpw_exchange *x);
 
