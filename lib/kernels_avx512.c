@@ -449,14 +449,19 @@ enc_values_body(sfp__codec *c, const uint32_t *x, size_t n, uint64_t i0,
  */
 
 /* qword i-1 / i+1 of a vector (vpermq; the lane shifted in is cleared) */
-static const uint64_t idx_qdown[8] = {0, 0, 1, 2, 3, 4, 5, 6};
-static const uint64_t idx_qup[8] = {1, 2, 3, 4, 5, 6, 7, 7};
+/* Qword shifts of a vector by one lane (index 8: lane 0 of a zero vector).
+ * Zero lanes come from a second, zero operand rather than from a zeroing
+ * mask: gcc 12 at -O2/-O3 compiled the K = 23 encoder loop wrong with
+ * immediate masks on these permutes (see put_frac23). */
+static const uint64_t idx_qdown[8] = {8, 0, 1, 2, 3, 4, 5, 6};
+static const uint64_t idx_qup[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 
 /* Appends the low L bits of v (bits from L on zero; w->nbits + L < 512). */
 static inline __attribute__((always_inline)) void bw_put512(sfp__bw *w, __m512i v, unsigned L)
 {
     const unsigned nb = w->nbits, T = nb + L, full = T >> 6;
-    const __m512i prev = _mm512_maskz_permutexvar_epi64(0xfe, _mm512_loadu_si512(idx_qdown), v);
+    const __m512i prev =
+        _mm512_permutex2var_epi64(v, _mm512_loadu_si512(idx_qdown), _mm512_setzero_si512());
     __m512i o = _mm512_or_si512(_mm512_sllv_epi64(v, _mm512_set1_epi64(nb)),
                                 _mm512_srlv_epi64(prev, _mm512_set1_epi64(64 - nb)));
     o = _mm512_or_si512(o, _mm512_maskz_mov_epi64(1, _mm512_set1_epi64((long long)w->acc)));
@@ -473,7 +478,8 @@ static inline __attribute__((always_inline)) __m512i br_get512(sfp__br *r, unsig
 {
     const unsigned sh = (unsigned)(r->pos & 7);
     const __m512i v = _mm512_loadu_si512(r->p + (r->pos >> 3));
-    const __m512i next = _mm512_maskz_permutexvar_epi64(0x7f, _mm512_loadu_si512(idx_qup), v);
+    const __m512i next =
+        _mm512_permutex2var_epi64(v, _mm512_loadu_si512(idx_qup), _mm512_setzero_si512());
     r->pos += L;
     return _mm512_or_si512(_mm512_srlv_epi64(v, _mm512_set1_epi64(sh)),
                            _mm512_sllv_epi64(next, _mm512_set1_epi64(64 - sh)));
@@ -588,17 +594,21 @@ put_frac23(sfp__bw *wm, __m512i fr, __mmask16 kj)
     const __m512i lo32 = _mm512_set1_epi64(0xffffffff);
     const __m512i ia = _mm512_set_epi64(0, 0, 7, 6, 5, 3, 2, 0);
     const __m512i ca = _mm512_set_epi64(64, 64, 2, 20, 38, 10, 28, 0);
-    const __m512i ib = _mm512_set_epi64(0, 0, 0, 0, 0, 4, 0, 1);
+    const __m512i ib = _mm512_set_epi64(8, 8, 8, 8, 8, 4, 8, 1);
     const __m512i cb = _mm512_set_epi64(64, 64, 64, 64, 64, 56, 64, 46);
-    const __m512i ic = _mm512_set_epi64(0, 0, 6, 5, 4, 2, 1, 0);
+    const __m512i ic = _mm512_set_epi64(8, 8, 6, 5, 4, 2, 1, 8);
     const __m512i cc = _mm512_set_epi64(64, 64, 44, 26, 8, 36, 18, 64);
+    /* lanes with index 8 take lane 0 of zero (a zeroing mask on these
+     * permutes was compiled wrong by gcc 12 at -O2/-O3 once a store of the
+     * quantized values joined the loop: frames that did not decode) */
+    const __m512i zero = _mm512_setzero_si512();
     fr = _mm512_maskz_compress_epi32(kj, fr);
     const __m512i pr = _mm512_or_si512(_mm512_and_si512(fr, lo32),
                                        _mm512_slli_epi64(_mm512_srli_epi64(fr, 32), 23));
     const __m512i t = _mm512_or_si512(
         _mm512_or_si512(_mm512_sllv_epi64(_mm512_permutexvar_epi64(ia, pr), ca),
-                        _mm512_sllv_epi64(_mm512_maskz_permutexvar_epi64(0x05, ib, pr), cb)),
-        _mm512_srlv_epi64(_mm512_maskz_permutexvar_epi64(0x3e, ic, pr), cc));
+                        _mm512_sllv_epi64(_mm512_permutex2var_epi64(pr, ib, zero), cb)),
+        _mm512_srlv_epi64(_mm512_permutex2var_epi64(pr, ic, zero), cc));
     bw_put512(wm, t, 23 * (unsigned)__builtin_popcount(kj));
 }
 
@@ -634,10 +644,8 @@ enc_fast512(sfp__codec *c, const uint32_t *x, size_t n, uint64_t *zw,
     for (size_t b = 0; b < nb; b += 64) {
         prefetch_block(x + b, PF_ENC);
         /* the quantized values too, where the caller wants them (written
-         * after the block's loads: qout may be x); not in the K = 23 loop,
-         * whose frames came out wrong with the store compiled in (gcc 12,
-         * never reached: the store is not executed for a NULL qout) */
-        uint32_t *qo = K != 23 && c->qout && s->minE > 0 ? c->qout + b : NULL;
+         * after the block's loads: qout may be x) */
+        uint32_t *qo = c->qout && s->minE > 0 ? c->qout + b : NULL;
         /* four vectors; their masks joined with constant shifts (with a
          * loop shifting by 16 j the asan+ubsan build gave wrong masks; that
          * build also had K = 23 copies with out-of-range constant shifts,
@@ -726,7 +734,7 @@ static void enc_values_avx512(sfp__codec *c, const uint32_t *x, size_t n,
         }
         /* the quantized values of the blocks (not of subnormal windows,
          * which quantize takes care of) */
-        c->qdone = c->qout && s.minE > 0 && c->k != 23 ? done : 0;
+        c->qdone = c->qout && s.minE > 0 ? done : 0;
         if (done < n) /* the tail of the last block */
             sfp__kernels_avx2.enc_values(c, x + done, n - done, i0 + done, zw + done / 64);
         return;
