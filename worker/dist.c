@@ -15,7 +15,8 @@ typedef struct seg {
 } seg;
 
 /*
- * A weight piece's coder under SFP_CODER_AUTO: the one whose frame was the
+ * A piece's coder under SFP_CODER_AUTO (weight pieces, and gradient pieces
+ * for other ranks): the one whose frame was the
  * smaller when both were last tried (libsfp's auto request encodes twice):
  * after sfpw_dist_coder_step(.., fresh), whenever the piece's widths change
  * and at every multiple of SFPW_PIECE_PICK steps; in between the piece is
@@ -70,6 +71,34 @@ void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh)
     d->pick_step = step;
     if (fresh)
         memset(d->picks, 0, (size_t)d->size * SFPW_MAX_TENSORS * sizeof(piece_pick));
+}
+
+/* For piece s under SFP_CODER_AUTO: sets p's coder to the piece's pick and
+ * returns 0, or leaves auto (both coders tried) and returns 1 when the
+ * piece is due for a check. Other coders: 0, p unchanged. */
+static int pick_coder(sfpw_dist *d, int s, sfp_params *p)
+{
+    const piece_pick *pk = &d->picks[s];
+    if (p->coder != SFP_CODER_AUTO)
+        return 0;
+    if (!pk->coder || d->pick_step >= pk->next || pk->k != p->mbits || pk->e != p->ebits)
+        return 1;
+    p->coder = (sfp_coder)(pk->coder - 1);
+    return 0;
+}
+
+/* After a check of piece s: its frame's coder is the pick until the next
+ * multiple of SFPW_PIECE_PICK steps. */
+static void picked(sfpw_dist *d, int s, const sfp_params *p, const void *frame, size_t len)
+{
+    piece_pick *pk = &d->picks[s];
+    sfp_frame_info fi;
+    if (sfp_frame_parse(frame, len, &fi) != 0)
+        return;
+    pk->coder = (unsigned char)(fi.coder + 1);
+    pk->k = (unsigned char)p->mbits;
+    pk->e = (unsigned char)p->ebits;
+    pk->next = (d->pick_step / SFPW_PIECE_PICK + 1) * SFPW_PIECE_PICK;
 }
 
 void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx)
@@ -236,7 +265,7 @@ int sfpw_dist_reduce_grads(sfpw_dist *d, const float *G)
 {
     const double others = (double)(d->m->nparams - d->len[d->rank]);
     d->glast.sent = d->glast.fp32 = 4.0 * others;
-    d->glast.pieces = 0;
+    d->glast.pieces = d->glast.checks = 0;
     if (d->size == 1) {
         memcpy(d->g, G, d->len[0] * sizeof(float));
         return 0;
@@ -318,7 +347,7 @@ int sfpw_dist_reduce_grads_q(sfpw_dist *d, const float *G,
     if ((rc = reserve(&d->gsbuf, &d->gscap, need ? need : 1)))
         return rc;
     size_t pos = 0;
-    d->glast.pieces = 0;
+    d->glast.pieces = d->glast.checks = 0;
     d->glast.fp32 = 0;
     for (int r = 0; r < N; r++) {
         d->gsdispls[r] = (int)pos;
@@ -334,10 +363,16 @@ int sfpw_dist_reduce_grads_q(sfpw_dist *d, const float *G,
             for (size_t i = 0; i < sg->n; i++)
                 x[i] = g[i] + e[i];
             size_t len = 0;
+            /* other ranks' pieces: their picks are not used by publish */
+            const int check = pick_coder(d, s, &p);
             /* the residual of error feedback: what the frame loses */
             if ((rc = sfp_encode_q(x, sg->n, &p, d->gsbuf + pos + 8,
                                    d->gscap - pos - 8, &len, NULL, e)))
                 return rc;
+            if (check) {
+                picked(d, s, &p, d->gsbuf + pos + 8, len);
+                d->glast.checks++;
+            }
             for (size_t i = 0; i < sg->n; i++)
                 e[i] = x[i] - e[i];
             put_u64(d->gsbuf + pos, len);
@@ -617,12 +652,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         size_t len = 0;
         const float *src = d->master + (sg->off - my);
         unsigned char *frame = d->sbuf + pos + 8;
-        piece_pick *pk = &d->picks[s];
-        const int check = p.coder == SFP_CODER_AUTO &&
-                          (!pk->coder || d->pick_step >= pk->next || pk->k != p.mbits ||
-                           pk->e != p.ebits);
-        if (p.coder == SFP_CODER_AUTO && !check)
-            p.coder = (sfp_coder)(pk->coder - 1);
+        const int check = pick_coder(d, s, &p);
         rc = d->enc ? d->enc(d->enc_ctx, src, sg->n, &p, frame,
                              d->scap - pos - 8, &len) : 1;
         if (rc == 0) {
@@ -644,12 +674,8 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
         }
         if (rc)
             return rc;
-        sfp_frame_info fi;
-        if (check && sfp_frame_parse(frame, len, &fi) == 0) {
-            pk->coder = (unsigned char)(fi.coder + 1);
-            pk->k = (unsigned char)p.mbits;
-            pk->e = (unsigned char)p.ebits;
-            pk->next = (d->pick_step / SFPW_PIECE_PICK + 1) * SFPW_PIECE_PICK;
+        if (check) {
+            picked(d, s, &p, frame, len);
             d->last.checks++;
         }
         put_u64(d->sbuf + pos, len);

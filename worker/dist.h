@@ -54,6 +54,7 @@ int sfpw_dist_reduce_grads_q(sfpw_dist *d, const float *G,
 typedef struct sfpw_grad_exchange {
     double sent, fp32;
     unsigned pieces;
+    unsigned checks; /* pieces encoded with both coders (auto coder) */
 } sfpw_grad_exchange;
 void sfpw_dist_last_grad_exchange(const sfpw_dist *d, sfpw_grad_exchange *x);
 

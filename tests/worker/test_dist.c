@@ -4,7 +4,8 @@
  * only at a fresh start, at multiples of 100 steps and when its widths
  * change, which depends on the step alone (a run resumed at a step codes as
  * the uninterrupted one); the working weights are the frames' values either
- * way, and other coders never try both.
+ * way, and other coders never try both. Run with mpirun -np 2 as well: the
+ * rule per rank, and for the gradient containers' pieces.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,28 +60,46 @@ static unsigned publish(rig *r, uint64_t step, int fresh, double *bytes)
     return x.checks;
 }
 
+/* Gradient containers (2 ranks): the pieces this rank sends that tried both
+ * coders in a reduce-scatter for step. */
+static unsigned reduce(rig *r, const float *G, uint64_t step, int fresh)
+{
+    sfpw_grad_exchange x;
+    sfpw_dist_coder_step(r->d, step, fresh);
+    CHECK_EQ_INT(sfpw_dist_reduce_grads_q(r->d, G, r->w, &r->base), 0);
+    sfpw_dist_last_grad_exchange(r->d, &x);
+    return x.checks;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    int ranks = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     rig a, b;
     rig_init(&a, SFP_CODER_AUTO);
     rig_init(&b, SFP_CODER_AUTO);
     CHECK(a.pieces >= 3);
-    /* the rule, step by step */
-    CHECK_EQ_INT(publish(&a, 0, 1, NULL), a.pieces);
+    /* the rule, step by step; mine: this rank's pieces */
+    const unsigned mine = publish(&a, 0, 1, NULL);
+    CHECK(mine >= 1);
+    if (ranks == 1)
+        CHECK_EQ_INT(mine, a.pieces);
     CHECK_EQ_INT(publish(&a, 1, 0, NULL), 0);
     CHECK_EQ_INT(publish(&a, 99, 0, NULL), 0);
-    CHECK_EQ_INT(publish(&a, 100, 0, NULL), a.pieces);
+    CHECK_EQ_INT(publish(&a, 100, 0, NULL), mine);
     CHECK_EQ_INT(publish(&a, 101, 0, NULL), 0);
-    CHECK_EQ_INT(publish(&a, 250, 0, NULL), a.pieces); /* 200 passed */
+    CHECK_EQ_INT(publish(&a, 250, 0, NULL), mine); /* 200 passed */
     CHECK_EQ_INT(publish(&a, 251, 0, NULL), 0);
     int wt = 0; /* the first weight tensor */
     while (!sfpw_tensor_is_param(a.m.tensors[wt].kind))
         wt++;
-    a.w[wt].e = 5; /* one tensor's widths change: its piece tries both */
-    CHECK_EQ_INT(publish(&a, 252, 0, NULL), 1);
+    a.w[wt].e = 5; /* one tensor's widths change: its pieces try both */
+    int changed = (int)publish(&a, 252, 0, NULL), all = changed;
+    MPI_Allreduce(&changed, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    CHECK(changed <= 1 && all >= 1 && all <= ranks);
     CHECK_EQ_INT(publish(&a, 253, 0, NULL), 0);
-    CHECK_EQ_INT(publish(&a, 254, 1, NULL), a.pieces);
+    CHECK_EQ_INT(publish(&a, 254, 1, NULL), mine);
     /* resumed at step 120 after a fresh start there: the same checks and
      * the same frames as a run that got there from step 0 */
     a.w[wt].e = 4;
@@ -88,12 +107,12 @@ int main(int argc, char **argv)
     publish(&a, 0, 1, NULL);
     for (uint64_t s = 1; s < 120; s++)
         publish(&a, s, 0, NULL);
-    CHECK_EQ_INT(publish(&b, 120, 1, NULL), b.pieces);
-    CHECK_EQ_INT(publish(&a, 120, 1, ba), a.pieces);
+    CHECK_EQ_INT(publish(&b, 120, 1, NULL), mine);
+    CHECK_EQ_INT(publish(&a, 120, 1, ba), mine);
     for (uint64_t s = 121; s < 320; s++) {
         unsigned ca = publish(&a, s, 0, ba), cb = publish(&b, s, 0, bb);
         CHECK_EQ_INT(ca, cb);
-        CHECK_EQ_INT(ca, s % 100 == 0 ? a.pieces : 0);
+        CHECK_EQ_INT(ca, s % 100 == 0 ? mine : 0);
         CHECK(memcmp(ba, bb, sizeof(ba)) == 0);
     }
     CHECK(memcmp(a.W, b.W, a.m.nparams * sizeof(float)) == 0);
@@ -103,6 +122,20 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(publish(&g, 0, 1, NULL), 0);
     CHECK_EQ_INT(publish(&g, 100, 0, NULL), 0);
     CHECK(memcmp(a.W, g.W, a.m.nparams * sizeof(float)) == 0);
+    if (ranks == 2) {
+        /* gradient containers: the pieces sent to the other rank follow
+         * the same rule */
+        float *G = malloc(a.m.nparams * sizeof(float));
+        for (size_t i = 0; i < a.m.nparams; i++)
+            G[i] = 1e-3f * (float)((i * 2654435761u) % 2001) - 1.0f;
+        const unsigned sent = reduce(&b, G, 400, 1);
+        CHECK(sent >= 1);
+        CHECK_EQ_INT(reduce(&b, G, 401, 0), 0);
+        CHECK_EQ_INT(reduce(&b, G, 499, 0), 0);
+        CHECK_EQ_INT(reduce(&b, G, 500, 0), sent);
+        CHECK_EQ_INT(reduce(&b, G, 501, 0), 0);
+        free(G);
+    }
     rig_free(&a);
     rig_free(&b);
     rig_free(&g);
