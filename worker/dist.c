@@ -19,12 +19,11 @@ typedef struct seg {
  * for other ranks): the one whose frame was the
  * smaller when both were last tried (libsfp's auto request encodes twice):
  * after sfpw_dist_coder_step(.., fresh), whenever the piece's widths change
- * and at every multiple of SFPW_PIECE_PICK steps; in between the piece is
+ * and at every multiple of SFPW_PICK_STEPS steps; in between the piece is
  * encoded once, with that coder. The checks depend on the step only, so a
  * run resumed at an epoch codes (and, through the footprint, learns) as the
  * uninterrupted one.
  */
-#define SFPW_PIECE_PICK 100
 typedef struct piece_pick {
     unsigned char coder; /* 1 + sfp_coder; 0: not tried yet */
     unsigned char k, e;
@@ -39,7 +38,7 @@ struct sfpw_dist {
     int *counts, *displs;
     float *master, *s1, *s2, *g;
     seg *segs;          /* segments of every rank, rank-major */
-    piece_pick *picks;  /* per segment (only mine are used)  */
+    piece_pick *picks;  /* per segment: mine (weights), others' (gradients) */
     uint64_t pick_step; /* sfpw_dist_coder_step                */
     int *seg_first;     /* index of rank r's first segment     */
     unsigned char *sbuf, *rbuf;
@@ -88,7 +87,7 @@ static int pick_coder(sfpw_dist *d, int s, sfp_params *p)
 }
 
 /* After a check of piece s: its frame's coder is the pick until the next
- * multiple of SFPW_PIECE_PICK steps. */
+ * multiple of SFPW_PICK_STEPS steps. */
 static void picked(sfpw_dist *d, int s, const sfp_params *p, const void *frame, size_t len)
 {
     piece_pick *pk = &d->picks[s];
@@ -98,7 +97,7 @@ static void picked(sfpw_dist *d, int s, const sfp_params *p, const void *frame, 
     pk->coder = (unsigned char)(fi.coder + 1);
     pk->k = (unsigned char)p->mbits;
     pk->e = (unsigned char)p->ebits;
-    pk->next = (d->pick_step / SFPW_PIECE_PICK + 1) * SFPW_PIECE_PICK;
+    pk->next = (d->pick_step / SFPW_PICK_STEPS + 1) * SFPW_PICK_STEPS;
 }
 
 void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx)

@@ -543,7 +543,6 @@ static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
  * activations keep their character from step to step, so a check now and
  * then finds the same.
  */
-#define SFPW_PICK_STEPS 100
 
 void sfpw_net_coder_reset(sfpw_net *n)
 {

@@ -67,6 +67,11 @@ void sfpw_net_destroy(sfpw_net **n);
  * stash of each tensor chooses again (sfp-train: at every epoch's start). */
 void sfpw_net_coder_reset(sfpw_net *n);
 
+/* Steps between two checks of an auto coder's pick, of a stashed tensor
+ * (net.c) and of a weight or gradient piece (dist.c): both coders tried,
+ * the smaller frame's coder kept until the next check. */
+#define SFPW_PICK_STEPS 100
+
 /*
  * Release mode: stashed tensors leave the arena between their put and get
  * (the stash must copy or encode on put). Training passes then need
