@@ -12,6 +12,10 @@
 #include "config.h"
 #include "internal.h"
 
+/* a chunk holds whole pairs of 64-value blocks: a block's parity in a chunk
+ * is its parity in the tensor (the zero map's two streams) */
+_Static_assert(SFP__CHUNK % 128 == 0, "SFP__CHUNK: whole block pairs");
+
 static const uint8_t sfp__magic[4] = {'S', 'F', 'P', 'F'};
 
 static uint64_t ceil8(uint64_t bits)
@@ -53,6 +57,15 @@ static uint64_t exp_max(uint64_t s, unsigned ebits, sfp_coder coder, unsigned la
 static uint64_t zmap_l1(uint64_t n)
 {
     return ceil8((n + 63) / 64);
+}
+
+/* Masks (of 8 values) of a Huffman-coded zero map in two streams: those of
+ * the even 64-value blocks (*ma) and of the odd ones (*mb). */
+static void zh2_masks(uint64_t n, uint64_t *ma, uint64_t *mb)
+{
+    const uint64_t whole = n / 64, rest = (n % 64 + 7) / 8;
+    *ma = 8 * ((whole + 1) / 2) + (whole % 2 == 0 ? rest : 0);
+    *mb = 8 * (whole / 2) + (whole % 2 ? rest : 0);
 }
 
 static unsigned group_of(const sfp_params *p)
@@ -327,7 +340,7 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
     const sfp__kernels *kt = sfp__kernels_get();
     uint64_t zw[SFP__CHUNK / 64];
     uint32_t tmp[SFP__CHUNK];
-    uint64_t zcnt[2][256];
+    uint64_t zcnt[2][2][256]; /* per stream: even and odd blocks */
     unsigned zprev = 0;
     if (zhuf)
         memset(zcnt, 0, sizeof(zcnt));
@@ -370,35 +383,58 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
             if (zhuf)
                 for (size_t b = 0; b < (c + 63) / 64; b++) {
                     size_t m = c - b * 64 < 64 ? c - b * 64 : 64;
-                    sfp__zh_count(zcnt, zw[b], (unsigned)(m + 7) / 8, &zprev);
+                    unsigned t = (unsigned)b & 1; /* SFP__CHUNK is whole block pairs */
+                    sfp__zh_count(zcnt[t], zw[b], (unsigned)(m + 7) / 8, &zprev);
                 }
         }
     }
     if (zhuf) {
         /* The masks again, from the bitmap just written, as Huffman codes
-         * into the scratch after the planes; kept if smaller. */
+         * into the scratch after the planes, in two streams (the even and
+         * the odd blocks: FORMAT 2.4.1); kept if smaller. */
         sfp__zh_enc ze;
-        const uint64_t bits = sfp__zh_build(&ze, (const uint64_t(*)[256])zcnt);
-        const uint64_t zbytes = SFP__ZH_TABLE_BYTES + ceil8(bits);
-        if (zbytes < (uint64_t)(zl2 - zl1)) {
-            uint8_t *zs = out + off_expw + emax + scratch;
+        uint64_t sum[2][256], sbits[2] = {0, 0};
+        for (unsigned x = 0; x < 2; x++)
+            for (unsigned m = 0; m < 256; m++)
+                sum[x][m] = zcnt[0][x][m] + zcnt[1][x][m];
+        sfp__zh_build(&ze, (const uint64_t(*)[256])sum);
+        for (unsigned t = 0; t < 2; t++)
+            for (unsigned x = 0; x < 2; x++)
+                for (unsigned m = 0; m < 256; m++)
+                    sbits[t] += zcnt[t][x][m] * ze.len[x][m];
+        const uint64_t zbytes = SFP__ZH_TABLE_BYTES + 8 + ceil8(sbits[0]) + ceil8(sbits[1]);
+        /* 16 bytes of room in the scratch: the streams are written with a
+         * gap of 8 between them (a writer stores 8 bytes at a time) */
+        if (zbytes + 16 <= (uint64_t)(zl2 - zl1)) {
+            uint8_t *zs = out + off_expw + emax + scratch, *at = zs + SFP__ZH_TABLE_BYTES + 8;
+            const uint64_t nblk = (nn + 63) / 64, la = ceil8(sbits[0]);
             const uint8_t *l2 = zl1 + l1;
-            sfp__bw zwr;
+            sfp__bw wa, wb;
             unsigned prev = 0;
             sfp__zh_write_table(zs, &ze);
-            sfp__bw_init(&zwr, zs + SFP__ZH_TABLE_BYTES);
-            for (uint64_t blk = 0; blk < (nn + 63) / 64; blk++) {
+            sfp__store64le(zs + SFP__ZH_TABLE_BYTES, la);
+            sfp__bw_init(&wa, at);
+            sfp__bw_init(&wb, at + la + 8);
+            /* the blocks in order, a pair at a time, each into its stream
+             * (a mask's context is the mask before it, in either stream) */
+            for (uint64_t blk = 0; blk < nblk; blk++) {
                 uint64_t w = 0, m = nn - blk * 64 < 64 ? nn - blk * 64 : 64;
                 if (zl1[blk >> 3] >> (blk & 7) & 1) {
                     w = sfp__load64le(l2);
                     l2 += 8;
                 }
-                sfp__zh_put(&zwr, &ze, w, (unsigned)(m + 7) / 8, &prev);
+                if (blk & 1)
+                    sfp__zh_put(&wb, &ze, w, (unsigned)(m + 7) / 8, &prev);
+                else
+                    sfp__zh_put(&wa, &ze, w, (unsigned)(m + 7) / 8, &prev);
             }
-            sfp__bw_flush(&zwr);
+            const uint8_t *ea = sfp__bw_flush(&wa), *eb = sfp__bw_flush(&wb);
+            if ((uint64_t)(ea - at) != la || (uint64_t)(eb - at) != la + 8 + ceil8(sbits[1]))
+                return SFP_EINVAL; /* cannot happen: the counts gave each stream's bits */
+            memmove(at + la, at + la + 8, ceil8(sbits[1]));
             memcpy(zl1, zs, zbytes);
             zl2 = zl1 + zbytes;
-            flags |= SFP_FLAG_ZHUF;
+            flags |= SFP_FLAG_ZHUF | SFP_FLAG_ZH2;
         }
     }
     if (s.nonzero > nz_ub)
@@ -566,10 +602,12 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
     RETURN_IF(fi.ebits < 1 || fi.ebits > 8, SFP_EHEADER);
     RETURN_IF(fi.anchor > 254, SFP_EHEADER);
     RETURN_IF(sfp__load32le(h + 12) != 0, SFP_EHEADER);
-    RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP | SFP_FLAG_ZHUF),
+    RETURN_IF(fi.flags & ~(SFP_FLAG_SIGN | SFP_FLAG_ZSIGN | SFP_FLAG_ZMAP | SFP_FLAG_ZHUF |
+                           SFP_FLAG_ZH2),
               SFP_EHEADER);
     RETURN_IF((fi.flags & SFP_FLAG_ZSIGN) && !(fi.flags & SFP_FLAG_SIGN), SFP_EHEADER);
     RETURN_IF((fi.flags & SFP_FLAG_ZHUF) && !(fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
+    RETURN_IF((fi.flags & SFP_FLAG_ZH2) && !(fi.flags & SFP_FLAG_ZHUF), SFP_EHEADER);
     /* rANS codes zeros as a symbol: a zero map with it is not a layout */
     RETURN_IF(fi.coder == SFP_CODER_RANS && (fi.flags & SFP_FLAG_ZMAP), SFP_EHEADER);
     if (fi.coder == SFP_CODER_PLAIN) {
@@ -595,7 +633,16 @@ int sfp_frame_parse_header(const void *frame, size_t len, sfp_frame_info *info)
         want_sign = ceil8((fi.flags & SFP_FLAG_ZSIGN) ? fi.count : fi.nonzero);
     RETURN_IF(fi.sign_bytes != want_sign, SFP_EHEADER);
     RETURN_IF(fi.mant_bytes != ceil8(fi.nonzero * fi.mbits), SFP_EHEADER);
-    if (fi.flags & SFP_FLAG_ZHUF) {
+    if (fi.flags & SFP_FLAG_ZH2) {
+        /* the tables, the first stream's bytes, then in each stream 1 to
+         * 12 bits per mask of 8 values */
+        uint64_t ma, mb;
+        zh2_masks(fi.count, &ma, &mb);
+        RETURN_IF(fi.zmap_bytes < SFP__ZH_TABLE_BYTES + 8 + ceil8(ma) + ceil8(mb), SFP_EHEADER);
+        RETURN_IF(fi.zmap_bytes > SFP__ZH_TABLE_BYTES + 8 + ceil8(ma * SFP__ZH_MAXLEN) +
+                                      ceil8(mb * SFP__ZH_MAXLEN),
+                  SFP_EHEADER);
+    } else if (fi.flags & SFP_FLAG_ZHUF) {
         /* the tables, then 1 to 12 bits per mask of 8 values */
         uint64_t masks = (fi.count + 7) / 8;
         RETURN_IF(fi.zmap_bytes < SFP__ZH_TABLE_BYTES + ceil8(masks), SFP_EHEADER);
@@ -723,12 +770,27 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
     const uint64_t nblocks = (fi.count + 63) / 64;
     const int zhuf = (fi.flags & SFP_FLAG_ZHUF) != 0;
     sfp__zh_dec zd;
-    sfp__br rz;
-    unsigned zprev = 0, zbad = 0;
-    sfp__br_init(&rz, zl1, 0);
+    sfp__zhread zr = {0};
     if (zhuf) {
         RETURN_IF((rc = sfp__zh_dec_init(&zd, zl1)) < 0, rc);
-        sfp__br_init(&rz, zl1 + SFP__ZH_TABLE_BYTES, fi.zmap_bytes - SFP__ZH_TABLE_BYTES);
+        zr.d = &zd;
+        if (fi.flags & SFP_FLAG_ZH2) {
+            /* the first stream's bytes, then the two streams */
+            const uint64_t room = fi.zmap_bytes - SFP__ZH_TABLE_BYTES - 8;
+            const uint64_t la = sfp__load64le(zl1 + SFP__ZH_TABLE_BYTES);
+            uint64_t ma, mb;
+            zh2_masks(fi.count, &ma, &mb);
+            RETURN_IF(la < ceil8(ma) || la > ceil8(ma * SFP__ZH_MAXLEN) || la > room,
+                      SFP_ECORRUPT);
+            RETURN_IF(room - la < ceil8(mb) || room - la > ceil8(mb * SFP__ZH_MAXLEN),
+                      SFP_ECORRUPT);
+            sfp__br_init(&zr.r[0], zl1 + SFP__ZH_TABLE_BYTES + 8, la);
+            sfp__br_init(&zr.r[1], zl1 + SFP__ZH_TABLE_BYTES + 8 + la, room - la);
+            zr.two = 1;
+        } else {
+            sfp__br_init(&zr.r[0], zl1 + SFP__ZH_TABLE_BYTES, fi.zmap_bytes - SFP__ZH_TABLE_BYTES);
+            sfp__br_init(&zr.r[1], zl1, 0);
+        }
     } else if (s.zmap) {
         uint64_t l1 = zmap_l1(fi.count);
         uint64_t set = 0;
@@ -743,13 +805,9 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
 
     const sfp__kernels *kt = sfp__kernels_get();
     /* the kernel may read the Huffman-coded masks itself, block by block */
-    sfp__zhread zr = {0};
     const int zdefer = zhuf && kt->dec_zmap && kt->dec_zmap(&s);
-    if (zdefer) {
-        zr.d = &zd;
-        zr.r = rz;
+    if (zdefer)
         s.zh = &zr;
-    }
     uint64_t zw[SFP__CHUNK / 64];
     uint32_t tmp[SFP__CHUNK];
     for (uint64_t i = 0; i < fi.count; i += SFP__CHUNK) {
@@ -761,13 +819,14 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
             need = 0;
             for (size_t b = 0; b < (c + 63) / 64; b++) {
                 size_t m = c - b * 64 < 64 ? c - b * 64 : 64;
-                uint64_t w = sfp__zh_get(&rz, &zd, (unsigned)(m + 7) / 8, &zprev, &zbad);
+                uint64_t w = sfp__zh_block(&zr, i / 64 + b, (unsigned)(m + 7) / 8);
                 /* bits past the tensor end are never written by an encoder */
                 RETURN_IF(m < 64 && (w >> m) != 0, SFP_ECORRUPT);
                 zw[b] = w;
                 need += sfp__popcount64(w);
             }
-            RETURN_IF(zbad || sfp__br_overrun(&rz), SFP_ECORRUPT);
+            RETURN_IF(zr.bad || sfp__br_overrun(&zr.r[0]) || sfp__br_overrun(&zr.r[1]),
+                      SFP_ECORRUPT);
         } else if (s.zmap) {
             need = 0;
             for (size_t b = 0; b < (c + 63) / 64; b++) {
@@ -794,7 +853,8 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
         kt->dec_values(&s, y, c, zw);
         RETURN_IF(s.bad || sfp__br_overrun(&s.rsign) || sfp__br_overrun(&s.rmant),
                   SFP_ECORRUPT);
-        RETURN_IF(zdefer && (zr.bad || sfp__br_overrun(&zr.r)), SFP_ECORRUPT);
+        RETURN_IF(zdefer && (zr.bad || sfp__br_overrun(&zr.r[0]) || sfp__br_overrun(&zr.r[1])),
+                  SFP_ECORRUPT);
         if (fi.dtype == SFP_DTYPE_BF16) {
             uint16_t *d = (uint16_t *)dst + i;
             for (size_t j = 0; j < c; j++)
@@ -809,10 +869,9 @@ int sfp_decode(const void *frame, size_t len, void *dst, size_t cap,
               SFP_ECORRUPT);
     if (fi.coder != SFP_CODER_RANS)
         RETURN_IF(!plane_exact(f + off_exp, fi.exp_bytes, s.rexp.pos), SFP_ECORRUPT);
-    if (zhuf) {
-        const sfp__br *zrd = zdefer ? &zr.r : &rz;
-        RETURN_IF(!plane_exact(zrd->p, zrd->len, zrd->pos), SFP_ECORRUPT);
-    }
+    if (zhuf)
+        for (int t = 0; t < 2; t++)
+            RETURN_IF(!plane_exact(zr.r[t].p, zr.r[t].len, zr.r[t].pos), SFP_ECORRUPT);
     if (s.rd)
         RETURN_IF((rc = sfp__rans_dec_finish(s.rd)) < 0, rc);
     if (out_n)

@@ -418,11 +418,15 @@ typedef struct sfp__zh_dec {
     uint16_t tab[2][1u << SFP__ZH_MAXLEN];
 } sfp__zh_dec;
 
-/* Decoder state of a Huffman-coded zero map read by a kernel. */
+/* Decoder state of a Huffman-coded zero map (frame.c, or a kernel that
+ * reads the masks as its blocks come). With two streams (SFP_FLAG_ZH2) the
+ * masks of block b are in stream b & 1; a mask's context is still the mask
+ * before it in the tensor. */
 typedef struct sfp__zhread {
     const sfp__zh_dec *d;
-    sfp__br r;
-    unsigned prev, bad;
+    sfp__br r[2];
+    unsigned prev, bad; /* prev: the mask before the next block's */
+    unsigned two;    /* 1: two streams (the parity of a block picks one) */
     uint64_t blocks; /* masks of the chunk's first `blocks` blocks read */
 } sfp__zhread;
 
@@ -483,6 +487,44 @@ static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
     *prev = pv;
 }
 
+/* One mask: the entry of the code at the low bits of *v in context *ctx;
+ * *v, *used and *ctx move past it, *miss or-s the entry. */
+static inline unsigned sfp__zh_step(const uint16_t *tab, unsigned *ctx, uint64_t *v,
+                                    unsigned *used, unsigned *miss)
+{
+    const unsigned t = tab[*ctx | ((unsigned)*v & ((1u << SFP__ZH_MAXLEN) - 1))];
+    const unsigned l = t & 15u;
+    *v >>= l;
+    *used += l;
+    *ctx = t & SFP__ZH_CTX;
+    *miss |= t;
+    return t;
+}
+
+/* One whole block's 8 masks from stream r at its position (not moved),
+ * the first in context ctx (0 or SFP__ZH_CTX): the word; *used bits, *last
+ * the last mask's entry, *miss the entries or-ed. */
+static inline __attribute__((always_inline)) uint64_t sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned ctx,
+                                     unsigned *used, unsigned *last, unsigned *miss)
+{
+    uint64_t word = 0, pos = r->pos;
+    unsigned t = 0, m = 0;
+    for (unsigned h = 0; h < 2; h++) {
+        uint64_t v = sfp__load64le(r->p + (pos >> 3)) >> (pos & 7);
+        unsigned u = 0;
+#pragma GCC unroll 4
+        for (unsigned j = 0; j < 4; j++) {
+            t = sfp__zh_step(tab, &ctx, &v, &u, &m);
+            word |= (uint64_t)(t >> 4 & 0xffu) << (8 * (4 * h + j));
+        }
+        pos += u;
+    }
+    *used = (unsigned)(pos - r->pos);
+    *last = t;
+    *miss = m;
+    return word;
+}
+
 /* Decodes nb (<= 8) masks into a word; sets *bad on a missing code. Reads
  * past the plane deliver zero bits (the caller checks sfp__br_overrun). One
  * 64-bit load holds at least 57 bits: four codes of at most 12. */
@@ -490,29 +532,15 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
                                    unsigned *prev, unsigned *bad)
 {
     const uint16_t *tab = d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
-    const unsigned lmask = (1u << SFP__ZH_MAXLEN) - 1;
     uint64_t word = 0;
     unsigned ctx = (*prev >> 7) << SFP__ZH_MAXLEN, t = *prev << 4, i = 0, miss = 0;
     if (SFP__LIKELY(nb == 8 && (r->pos >> 3) + 16 <= r->len)) {
-        /* a whole block in the plane: two loads, four codes each; the
-         * chain from one code to the next is load, length, shift, index */
-        for (unsigned h = 0; h < 2; h++) {
-            uint64_t v = sfp__load64le(r->p + (r->pos >> 3)) >> (r->pos & 7);
-            unsigned used = 0;
-#pragma GCC unroll 4
-            for (unsigned j = 0; j < 4; j++) {
-                t = tab[ctx | ((unsigned)v & lmask)];
-                const unsigned l = t & 15u;
-                v >>= l;
-                used += l;
-                ctx = t & SFP__ZH_CTX;
-                miss |= t;
-                word |= (uint64_t)(t >> 4 & 0xffu) << (8 * (4 * h + j));
-            }
-            r->pos += used;
-        }
+        /* a whole block in the plane: two loads, four codes each */
+        unsigned used, last;
+        word = sfp__zh_chain(r, tab, ctx, &used, &last, &miss);
+        r->pos += used;
         *bad |= (miss & SFP__ZH_MISS) != 0;
-        *prev = t >> 4 & 0xffu;
+        *prev = last >> 4 & 0xffu;
         return word;
     }
     while (i < nb) {
@@ -527,12 +555,7 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
         }
         unsigned used = 0;
         for (unsigned j = 0; j < 4 && i < nb; j++, i++) {
-            t = tab[ctx | ((unsigned)v & lmask)];
-            const unsigned l = t & 15u;
-            v >>= l;
-            used += l;
-            ctx = t & SFP__ZH_CTX;
-            miss |= t;
+            t = sfp__zh_step(tab, &ctx, &v, &used, &miss);
             word |= (uint64_t)(t >> 4 & 0xffu) << (8 * i);
         }
         r->pos += used;
@@ -540,6 +563,40 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
     *bad |= (miss & SFP__ZH_MISS) != 0;
     *prev = t >> 4 & 0xffu;
     return word;
+}
+
+/* The nb masks of block blk (its number in the tensor; blocks are read in
+ * order). */
+static inline uint64_t sfp__zh_block(sfp__zhread *z, uint64_t blk, unsigned nb)
+{
+    return sfp__zh_get(&z->r[z->two & (unsigned)blk], z->d, nb, &z->prev, &z->bad);
+}
+
+/* Two streams: the masks of the whole blocks blk (even) and blk + 1. The
+ * second block's first context is the first block's last mask: it is
+ * decoded in both contexts while the first block decodes, and the right
+ * one kept, so that three chains (a load, a length, a shift and an index
+ * per mask) run side by side instead of two one after the other. */
+static inline __attribute__((always_inline)) void sfp__zh_pair(sfp__zhread *z, uint64_t *w0, uint64_t *w1)
+{
+    const uint16_t *tab = z->d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
+    sfp__br *ra = &z->r[0], *rb = &z->r[1];
+    if (SFP__UNLIKELY((ra->pos >> 3) + 16 > ra->len || (rb->pos >> 3) + 16 > rb->len)) {
+        *w0 = sfp__zh_get(ra, z->d, 8, &z->prev, &z->bad);
+        *w1 = sfp__zh_get(rb, z->d, 8, &z->prev, &z->bad);
+        return;
+    }
+    unsigned ua, ub0, ub1, ta, tb0, tb1, ma, mb0, mb1;
+    const uint64_t a = sfp__zh_chain(ra, tab, (z->prev >> 7) << SFP__ZH_MAXLEN, &ua, &ta, &ma);
+    const uint64_t b0 = sfp__zh_chain(rb, tab, 0, &ub0, &tb0, &mb0);
+    const uint64_t b1 = sfp__zh_chain(rb, tab, SFP__ZH_CTX, &ub1, &tb1, &mb1);
+    const int one = (ta & SFP__ZH_CTX) != 0; /* the first block's last mask, bit 7 */
+    ra->pos += ua;
+    rb->pos += one ? ub1 : ub0;
+    z->bad |= ((ma | (one ? mb1 : mb0)) & SFP__ZH_MISS) != 0;
+    z->prev = (one ? tb1 : tb0) >> 4 & 0xffu;
+    *w0 = a;
+    *w1 = one ? b1 : b0;
 }
 
 /* -------------------------------------------------------------- rANS */

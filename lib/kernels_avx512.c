@@ -985,9 +985,23 @@ dec_fast512(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw,
             break;
         uint64_t word = 0;
         if (zh) {
-            word = sfp__zh_get(&zs.r, zs.d, 8, &zs.prev, &zs.bad);
-            zw[b / 64] = word;
-            zs.blocks = b / 64 + 1;
+            /* with two streams, a block pair's masks at once (the chunk is
+             * whole pairs: the block's parity here is its parity in the
+             * tensor) */
+            const uint64_t blk = b / 64;
+            if (blk < zs.blocks) {
+                word = zw[blk];
+            } else if (zs.two && !(blk & 1) && b + 64 < nb) {
+                uint64_t w1;
+                sfp__zh_pair(&zs, &word, &w1);
+                zw[blk] = word;
+                zw[blk + 1] = w1;
+                zs.blocks = blk + 2;
+            } else {
+                word = sfp__zh_block(&zs, blk, 8);
+                zw[blk] = word;
+                zs.blocks = blk + 1;
+            }
         } else if (zmap) {
             word = zw[b / 64];
         }
@@ -1091,14 +1105,13 @@ static void dec_values_avx512(sfp__codec *c, uint32_t *y, size_t n, uint64_t *zw
                 /* the masks of the blocks the loop did not read */
                 for (uint64_t blk = zh->blocks; blk < (n + 63) / 64; blk++) {
                     const size_t m = n - blk * 64 < 64 ? n - blk * 64 : 64;
-                    uint64_t w = sfp__zh_get(&zh->r, zh->d, (unsigned)(m + 7) / 8, &zh->prev,
-                                             &zh->bad);
+                    uint64_t w = sfp__zh_block(zh, blk, (unsigned)(m + 7) / 8);
                     /* bits past the tensor end are never written by an encoder */
                     zh->bad |= m < 64 && (w >> m) != 0;
                     zw[blk] = w;
                 }
                 zh->blocks = (n + 63) / 64;
-                if (zh->bad || sfp__br_overrun(&zh->r)) {
+                if (zh->bad || sfp__br_overrun(&zh->r[0]) || sfp__br_overrun(&zh->r[1])) {
                     c->bad = 1;
                     return;
                 }

@@ -806,9 +806,10 @@ fail:
 
 static void flags_text(unsigned f, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s%s%s%s%s", (f & SFP_FLAG_SIGN) ? "SIGN " : "",
+    snprintf(buf, cap, "%s%s%s%s%s%s", (f & SFP_FLAG_SIGN) ? "SIGN " : "",
              (f & SFP_FLAG_ZSIGN) ? "ZSIGN " : "", (f & SFP_FLAG_ZMAP) ? "ZMAP " : "",
-             (f & SFP_FLAG_ZHUF) ? "ZHUF " : "", f ? "" : "none");
+             (f & SFP_FLAG_ZHUF) ? "ZHUF " : "", (f & SFP_FLAG_ZH2) ? "ZH2 " : "",
+             f ? "" : "none");
     size_t l = strlen(buf);
     if (l && buf[l - 1] == ' ')
         buf[l - 1] = '\0';

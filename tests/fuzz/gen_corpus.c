@@ -171,6 +171,12 @@ static const spec specs[] = {
     {"bf16_k3e5_gecko_zhuf", SFP_DTYPE_BF16, 3, 5, SFP_CODER_GECKO, 8, SFP_ROUND_RNE, D_RUNS, 2500, 1},
     /* 32 rANS states (byte 10 = 32): 1025 rounds of 32 and a code more */
     {"bf16_k0e2_rans32_relu75", SFP_DTYPE_BF16, 0, 2, SFP_CODER_RANS, 16, SFP_ROUND_RNE, D_RELU75, 32801, 0},
+    /* the Huffman zero map in two streams (ZH2, 2026-12-06; the _zhuf
+     * golden frames above were written before it, in one stream): several
+     * chunks and an odd number of blocks, the last one partial in each
+     * stream */
+    {"f32_k2e4_gecko_zh2", SFP_DTYPE_F32, 2, 4, SFP_CODER_GECKO, 16, SFP_ROUND_RNE, D_RUNS, 9000, 1},
+    {"f32_k1e3_plain_zh2", SFP_DTYPE_F32, 1, 3, SFP_CODER_PLAIN, 16, SFP_ROUND_RNE, D_RUNS, 2150, 1},
 };
 
 /* Encodes a spec; returns frame length or 0. raw/rawlen get the decoded
@@ -346,6 +352,8 @@ static const mutation muts[] = {
     {"pad_exp_gecko", 5, SFP_ECORRUPT, 1, 0, 0, -1, 0, "padding bit after the last Gecko group set (checksum fixed)"},
     {"zhuf_no_zmap", 21, SFP_EHEADER, 0, 11, 0x04, -1, 0, "ZHUF without ZMAP"},
     {"zhuf_size", 21, SFP_EHEADER, 0, 49, 0x10, -1, 0, "Huffman zero map larger than 256 + 12 bits per mask"},
+    {"zh2_no_zhuf", 25, SFP_EHEADER, 0, 11, 0x08, -1, 0, "ZH2 without ZHUF"},
+    {"zh2_split", 25, SFP_ECORRUPT, 1, 0, 0, -1, 0, "ZH2: the first stream's byte count one more (checksum fixed)"},
 };
 
 /* Plane offsets of a parsed frame. */
@@ -385,6 +393,15 @@ static int special_mutation(const mutation *mu, size_t *len)
             return -1;
         uint64_t l1 = ((fi.count + 63) / 64 + 7) / 8;
         memset(f + off_zmap(&fi) + l1, 0, 8);
+    } else if (strcmp(mu->name, "zh2_split") == 0) {
+        /* the byte count after the 256 bytes of code lengths */
+        if (!(fi.flags & SFP_FLAG_ZH2))
+            return -1;
+        uint8_t *at = f + off_zmap(&fi) + 256;
+        uint64_t la = 0;
+        for (int i = 0; i < 8; i++)
+            la |= (uint64_t)at[i] << (8 * i);
+        put64(at, la + 1);
     } else if (strcmp(mu->name, "gecko_width") == 0) {
         if (fi.coder != SFP_CODER_GECKO || fi.exp_bytes == 0)
             return -1;

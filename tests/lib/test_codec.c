@@ -1097,6 +1097,23 @@ static void test_zhuf(void)
         sfp__store64le(t + 48, SFP__ZH_TABLE_BYTES + 1);
         resum(t, lh);
         CHECK(sfp_decode(t, lh, yh, sizeof(yh), NULL) < 0);
+        /* two streams (ZH2): the first stream's byte count must split the
+         * plane where the encoder did (one off either way, none, all of
+         * it, past it); ZH2 only with ZHUF */
+        CHECK(fh.flags & SFP_FLAG_ZH2);
+        const uint64_t la = sfp__load64le(h + zoff + SFP__ZH_TABLE_BYTES);
+        const uint64_t cuts[] = {0, la - 1, la + 1, fh.zmap_bytes - SFP__ZH_TABLE_BYTES - 8,
+                                 fh.zmap_bytes, UINT64_MAX};
+        for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+            memcpy(t, h, lh);
+            sfp__store64le(t + zoff + SFP__ZH_TABLE_BYTES, cuts[i]);
+            resum(t, lh);
+            CHECK_EQ_INT(sfp_decode(t, lh, yh, sizeof(yh), NULL), SFP_ECORRUPT);
+        }
+        memcpy(t, h, lh);
+        t[11] = (uint8_t)(t[11] & ~SFP_FLAG_ZHUF);
+        resum(t, lh);
+        CHECK_EQ_INT(sfp_decode(t, lh, yh, sizeof(yh), NULL), SFP_EHEADER);
         free(t), free(b), free(h);
     }
     /* a tensor with no zero map: the option changes nothing */

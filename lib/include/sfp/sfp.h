@@ -246,6 +246,7 @@ SFP_API int sfp_quantize(void *dst, const void *src, size_t n,
 #define SFP_FLAG_ZSIGN     0x02u /* sign plane covers zeros too (has -0)     */
 #define SFP_FLAG_ZMAP      0x04u /* zero map present; codes only for nonzero */
 #define SFP_FLAG_ZHUF      0x08u /* the zero map is Huffman-coded (with ZMAP)  */
+#define SFP_FLAG_ZH2       0x10u /* ... in two streams, even/odd blocks (with ZHUF) */
 
 #define SFP_FRAME_HEADER_SIZE 64u
 #define SFP_FRAME_TRAILER_SIZE 8u
