@@ -16,19 +16,13 @@ typedef struct seg {
 
 /*
  * A piece's coder under SFP_CODER_AUTO (weight pieces, and gradient pieces
- * for other ranks): the one whose frame was the
- * smaller when both were last tried (libsfp's auto request encodes twice):
- * after sfpw_dist_coder_step(.., fresh), whenever the piece's widths change
- * and at every multiple of SFPW_PICK_STEPS steps; in between the piece is
- * encoded once, with that coder. The checks depend on the step only, so a
- * run resumed at an epoch codes (and, through the footprint, learns) as the
- * uninterrupted one.
+ * for other ranks): an sfpw_pick (net.h) keyed to the piece's mantissa and
+ * exponent widths, forgotten by sfpw_dist_coder_step(.., fresh). A check
+ * is libsfp's auto request (both coders, the smaller frame); in between the
+ * piece is encoded once, with the pick. The checks depend on the step only,
+ * so a run resumed at an epoch codes (and, through the footprint, learns)
+ * as the uninterrupted one.
  */
-typedef struct piece_pick {
-    unsigned char coder; /* 1 + sfp_coder; 0: not tried yet */
-    unsigned char k, e;
-    uint64_t next;       /* step of the next check */
-} piece_pick;
 
 struct sfpw_dist {
     MPI_Comm comm;
@@ -38,7 +32,7 @@ struct sfpw_dist {
     int *counts, *displs;
     float *master, *s1, *s2, *g;
     seg *segs;          /* segments of every rank, rank-major */
-    piece_pick *picks;  /* per segment: mine (weights), others' (gradients) */
+    sfpw_pick *picks;   /* per segment: mine (weights), others' (gradients) */
     uint64_t pick_step; /* sfpw_dist_coder_step                */
     int *seg_first;     /* index of rank r's first segment     */
     unsigned char *sbuf, *rbuf;
@@ -69,7 +63,13 @@ void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh)
 {
     d->pick_step = step;
     if (fresh)
-        memset(d->picks, 0, (size_t)d->size * SFPW_MAX_TENSORS * sizeof(piece_pick));
+        memset(d->picks, 0, (size_t)d->size * SFPW_MAX_TENSORS * sizeof(sfpw_pick));
+}
+
+/* A piece's pick holds for its mantissa and exponent widths. */
+static unsigned pick_key(const sfp_params *p)
+{
+    return p->mbits << 8 | p->ebits;
 }
 
 /* For piece s under SFP_CODER_AUTO: sets p's coder to the piece's pick and
@@ -77,12 +77,12 @@ void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh)
  * piece is due for a check. Other coders: 0, p unchanged. */
 static int pick_coder(sfpw_dist *d, int s, sfp_params *p)
 {
-    const piece_pick *pk = &d->picks[s];
+    const sfpw_pick *pk = &d->picks[s];
     if (p->coder != SFP_CODER_AUTO)
         return 0;
-    if (!pk->coder || d->pick_step >= pk->next || pk->k != p->mbits || pk->e != p->ebits)
+    if (sfpw_pick_due(pk, d->pick_step, pick_key(p)))
         return 1;
-    p->coder = (sfp_coder)(pk->coder - 1);
+    p->coder = sfpw_pick_coder(pk, SFP_CODER_GECKO);
     return 0;
 }
 
@@ -90,14 +90,9 @@ static int pick_coder(sfpw_dist *d, int s, sfp_params *p)
  * multiple of SFPW_PICK_STEPS steps. */
 static void picked(sfpw_dist *d, int s, const sfp_params *p, const void *frame, size_t len)
 {
-    piece_pick *pk = &d->picks[s];
     sfp_frame_info fi;
-    if (sfp_frame_parse(frame, len, &fi) != 0)
-        return;
-    pk->coder = (unsigned char)(fi.coder + 1);
-    pk->k = (unsigned char)p->mbits;
-    pk->e = (unsigned char)p->ebits;
-    pk->next = (d->pick_step / SFPW_PICK_STEPS + 1) * SFPW_PICK_STEPS;
+    if (sfp_frame_parse(frame, len, &fi) == 0)
+        sfpw_pick_set(&d->picks[s], (sfp_coder)fi.coder, d->pick_step, pick_key(p));
 }
 
 void sfpw_dist_set_encoder(sfpw_dist *d, sfpw_encode_fn fn, void *ctx)
@@ -185,7 +180,7 @@ int sfpw_dist_create(sfpw_dist **out, MPI_Comm comm, const sfpw_model *m)
     d->bdispls = calloc(N, sizeof(int));
     d->seg_first = calloc(N + 1, sizeof(int));
     d->segs = calloc((size_t)N * SFPW_MAX_TENSORS, sizeof(seg));
-    d->picks = calloc((size_t)N * SFPW_MAX_TENSORS, sizeof(piece_pick));
+    d->picks = calloc((size_t)N * SFPW_MAX_TENSORS, sizeof(sfpw_pick));
     d->scratch = malloc(3 * SCRATCH * sizeof(float));
     if (!d->off || !d->len || !d->counts || !d->displs || !d->bcounts ||
         !d->bdispls || !d->seg_first || !d->segs || !d->picks || !d->scratch)

@@ -71,10 +71,8 @@ struct sfpw_net {
     size_t samp_cap[SFPW_MAX_TENSORS];
     float *samp_x, *samp_q;
     size_t samp_xcap;
-    /* --coder auto on stashes: each tensor's coder (0: none picked yet, else
-     * coder + 1) and the step of its next check */
-    unsigned char pick[SFPW_MAX_TENSORS], pick_e[SFPW_MAX_TENSORS];
-    uint64_t pick_next[SFPW_MAX_TENSORS];
+    /* --coder auto on stashes: each tensor's coder */
+    sfpw_pick pick[SFPW_MAX_TENSORS];
     /* the pass in progress */
     const sfpw_pass *ps;
     sfpw_pass_out *po;
@@ -535,13 +533,14 @@ static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
 }
 
 /*
- * --coder auto on stashes: at a tensor's first stash after a reset, every
- * SFPW_PICK_STEPS steps after that and whenever its exponent width
- * changed, stashed tensor t's values (a, on their grid, just stashed) are
- * coded with Gecko and with rANS and the smaller frame's coder is t's until
- * the next check. libsfp's auto request would code both on every put;
- * activations keep their character from step to step, so a check now and
- * then finds the same.
+ * --coder auto on stashes: when tensor t's pick is due (sfpw_pick: the
+ * first stash after a reset, every multiple of SFPW_PICK_STEPS steps, a new
+ * exponent width; the mantissa width, which QM draws afresh every step,
+ * leaves it), t's values (a, on their grid, just stashed) are coded with
+ * Gecko and with rANS and the smaller frame's coder is t's until the next
+ * check. libsfp's auto request would code both on every put; activations
+ * keep their character from step to step, so a check now and then finds
+ * the same.
  */
 
 void sfpw_net_coder_reset(sfpw_net *n)
@@ -556,9 +555,8 @@ static int pick_coder(sfpw_net *n, int t, const float *a, size_t cnt, const sfp_
     if ((rc = sfpw_measure_frame(a, cnt, p, SFP_CODER_GECKO, &lg)) ||
         (rc = sfpw_measure_frame(a, cnt, p, SFP_CODER_RANS, &lr)))
         return rc;
-    n->pick[t] = (unsigned char)((lr < lg ? SFP_CODER_RANS : SFP_CODER_GECKO) + 1);
-    n->pick_e[t] = (unsigned char)p->ebits;
-    n->pick_next[t] = n->ps->key.step + SFPW_PICK_STEPS;
+    sfpw_pick_set(&n->pick[t], lr < lg ? SFP_CODER_RANS : SFP_CODER_GECKO, n->ps->key.step,
+                  p->ebits);
     return 0;
 }
 
@@ -619,7 +617,7 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     /* --coder auto: the tensor's last pick (Gecko before the first) */
     const int pick = ps->stash && ps->base.coder == SFP_CODER_AUTO;
     if (pick)
-        p.coder = n->pick[t] ? (sfp_coder)(n->pick[t] - 1) : SFP_CODER_GECKO;
+        p.coder = sfpw_pick_coder(&n->pick[t], SFP_CODER_GECKO);
     /* Statistics (zeros, anchor) come from the encoder when stashing: the
      * in-place quantization then takes libsfp's faster no-statistics scan. */
     sfp_qstats st;
@@ -649,7 +647,7 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
                 return rc;
             out->coder_bytes[c][t] += (double)len;
         }
-        if (pick && (!n->pick[t] || ps->key.step >= n->pick_next[t] || p.ebits != n->pick_e[t]) &&
+        if (pick && sfpw_pick_due(&n->pick[t], ps->key.step, p.ebits) &&
             (rc = pick_coder(n, t, a, cnt, &p)))
             return rc;
         out->t_stash += sfpw_now() - t1;

@@ -67,10 +67,42 @@ void sfpw_net_destroy(sfpw_net **n);
  * stash of each tensor chooses again (sfp-train: at every epoch's start). */
 void sfpw_net_coder_reset(sfpw_net *n);
 
-/* Steps between two checks of an auto coder's pick, of a stashed tensor
- * (net.c) and of a weight or gradient piece (dist.c): both coders tried,
- * the smaller frame's coder kept until the next check. */
+/*
+ * An auto coder's pick for one stashed tensor (net.c) or one weight or
+ * gradient piece (dist.c). At a check both coders are tried and the
+ * smaller frame's coder is kept until the next check, which is due at the
+ * first use (after a reset), at every multiple of SFPW_PICK_STEPS steps
+ * (keyed to the step: a run resumed at an epoch checks as the
+ * uninterrupted one) and when the widths the pick was made for (key, the
+ * caller's choice) change.
+ */
 #define SFPW_PICK_STEPS 100
+
+typedef struct sfpw_pick {
+    unsigned char coder; /* 1 + sfp_coder; 0: none yet */
+    unsigned key;        /* the widths it was picked for */
+    uint64_t next;       /* step of the next check */
+} sfpw_pick;
+
+static inline int sfpw_pick_due(const sfpw_pick *pk, uint64_t step, unsigned key)
+{
+    return !pk->coder || step >= pk->next || pk->key != key;
+}
+
+/* The coder picked, or dflt before the first check. */
+static inline sfp_coder sfpw_pick_coder(const sfpw_pick *pk, sfp_coder dflt)
+{
+    return pk->coder ? (sfp_coder)(pk->coder - 1) : dflt;
+}
+
+/* Records a check at step: coder until the next multiple of
+ * SFPW_PICK_STEPS or a new key. */
+static inline void sfpw_pick_set(sfpw_pick *pk, sfp_coder coder, uint64_t step, unsigned key)
+{
+    pk->coder = (unsigned char)(coder + 1);
+    pk->key = key;
+    pk->next = (step / SFPW_PICK_STEPS + 1) * SFPW_PICK_STEPS;
+}
 
 /*
  * Release mode: stashed tensors leave the arena between their put and get

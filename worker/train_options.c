@@ -122,7 +122,8 @@ static const row rows[] = {
      "exponent-plane coder of the stashed activations (and of the weight "
      "pieces with --weight-coder same): auto (per stashed tensor the coder "
      "whose frame was smaller at its last check, Gecko or rANS, checked at "
-     "each epoch's start, on an exponent-width change and every 100 steps), "
+     "each epoch's start, on an exponent-width change and at every multiple "
+     "of 100 steps), "
      "plain, gecko, or rans (libsfp's entropy coder, see docs/FORMAT.md)",
      .choices = coders),
     ROW("weight-coder", A_CHOICE, O(weight_coder), NULL, "auto", NULL, 0, 0,

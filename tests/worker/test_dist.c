@@ -71,9 +71,32 @@ static unsigned reduce(rig *r, const float *G, uint64_t step, int fresh)
     return x.checks;
 }
 
+/* The pick both use (net.h; the stashes key it to the exponent width, the
+ * pieces to both widths): due before the first check, at the next multiple
+ * of SFPW_PICK_STEPS after a check (not SFPW_PICK_STEPS after it), and for
+ * another key. */
+static void test_pick(void)
+{
+    sfpw_pick pk;
+    memset(&pk, 0, sizeof pk);
+    CHECK(sfpw_pick_due(&pk, 7, 4));
+    CHECK_EQ_INT(sfpw_pick_coder(&pk, SFP_CODER_GECKO), SFP_CODER_GECKO);
+    sfpw_pick_set(&pk, SFP_CODER_RANS, 150, 4);
+    CHECK_EQ_INT(sfpw_pick_coder(&pk, SFP_CODER_GECKO), SFP_CODER_RANS);
+    CHECK(!sfpw_pick_due(&pk, 150, 4));
+    CHECK(!sfpw_pick_due(&pk, 199, 4));
+    CHECK(sfpw_pick_due(&pk, 200, 4));
+    CHECK(sfpw_pick_due(&pk, 151, 5));
+    sfpw_pick_set(&pk, SFP_CODER_GECKO, 200, 5);
+    CHECK_EQ_INT(sfpw_pick_coder(&pk, SFP_CODER_RANS), SFP_CODER_GECKO);
+    CHECK(!sfpw_pick_due(&pk, 299, 5));
+    CHECK(sfpw_pick_due(&pk, 300, 5));
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    test_pick();
     int ranks = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     rig a, b;
