@@ -1096,9 +1096,12 @@ static void decode_run(uv_work_t *w)
         t0 = sfpd_now_ns();
     }
     if (op->frame_out) {
-        /* GetFrame: the frame as stored, verified first (never returned
-         * as data if it fails), decoded by the client */
-        r = sfp_frame_verify(frame, (size_t)e->frame_len, NULL);
+        /* GetFrame: the frame as stored, decoded by the client. A frame in
+         * DRAM was verified on its way in (PutFrame's private copy, a read
+         * back by load_run) or written by sfp_encode here; one read from a
+         * tier for this Get is verified now (never returned as data if it
+         * fails). */
+        r = op->from_lower ? sfp_frame_verify(frame, (size_t)e->frame_len, NULL) : 0;
         if (r != 0)
             op->codec_err = r;
         else
