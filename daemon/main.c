@@ -105,12 +105,23 @@ int main(int argc, char **argv)
         }
     }
 
-    /* the libuv pool reads this once, at the first uv_queue_work */
+    /* the libuv pool reads this once, at the first uv_queue_work. Auto:
+     * half the CPUs, at least one. Each queued job wakes an idle pool
+     * thread, and on a node whose cores all run training ranks every
+     * wake-up takes a core from a rank: on 2 CPUs with 2 ranks one thread
+     * against four made the spilling stash's step 4.7 % slower than
+     * in-process instead of 6.2 % (medians of 13 and 17 rounds,
+     * docs/BENCHMARKS.md "Where sfpd's CPU goes"). A peer tier makes
+     * blocking calls on the pool (up to peer_timeout each): at least 4. */
     {
         char v[24];
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned long t = cfg->threads ? (unsigned long)cfg->threads
-                                       : (unsigned long)(cpus > 4 ? cpus : 4);
+        unsigned long t = cfg->threads;
+        if (!t) {
+            t = cpus > 2 ? (unsigned long)cpus / 2 : 1;
+            if (strstr(cfg->tier_order, "peer") && t < 4)
+                t = 4;
+        }
         snprintf(v, sizeof(v), "%lu", t);
         setenv("UV_THREADPOOL_SIZE", v, 1);
     }

@@ -61,7 +61,8 @@ typedef enum sfpd_opt_type {
     X(max_connections, UINT, "1024", 1, 1000000, true,                            \
       "connections served at once; more are refused")                             \
     X(threads, UINT, "0", 0, 1024, false,                                         \
-      "thread pool size for encode/decode/disk I/O (0: max(4, CPUs))")            \
+      "thread pool size for encode/decode/disk I/O (0: half the CPUs, at least "  \
+      "1; at least 4 with a peer tier)")                                          \
     X(prefetch_depth, UINT, "4", 0, 4096, true,                                   \
       "stashes kept ahead in DRAM during backward (0: no prefetch)")              \
     X(grace_period, SECONDS, "30", 0, 86400 * 7, true,                            \
