@@ -415,8 +415,8 @@ static int encode_once(const void *src, size_t n, const sfp_params *p, void *dst
             sfp__store64le(zs + SFP__ZH_TABLE_BYTES, la);
             sfp__bw_init(&wa, at);
             sfp__bw_init(&wb, at + la + 8);
-            /* the blocks in order, a pair at a time, each into its stream
-             * (a mask's context is the mask before it, in either stream) */
+            /* the blocks in order, each into its stream (a mask's context
+             * is the mask before it, in either stream) */
             for (uint64_t blk = 0; blk < nblk; blk++) {
                 uint64_t w = 0, m = nn - blk * 64 < 64 ? nn - blk * 64 : 64;
                 if (zl1[blk >> 3] >> (blk & 7) & 1) {

@@ -504,8 +504,9 @@ static inline unsigned sfp__zh_step(const uint16_t *tab, unsigned *ctx, uint64_t
 /* One whole block's 8 masks from stream r at its position (not moved),
  * the first in context ctx (0 or SFP__ZH_CTX): the word; *used bits, *last
  * the last mask's entry, *miss the entries or-ed. */
-static inline __attribute__((always_inline)) uint64_t sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned ctx,
-                                     unsigned *used, unsigned *last, unsigned *miss)
+static inline __attribute__((always_inline)) uint64_t
+sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned ctx, unsigned *used,
+              unsigned *last, unsigned *miss)
 {
     uint64_t word = 0, pos = r->pos;
     unsigned t = 0, m = 0;
@@ -577,7 +578,8 @@ static inline uint64_t sfp__zh_block(sfp__zhread *z, uint64_t blk, unsigned nb)
  * decoded in both contexts while the first block decodes, and the right
  * one kept, so that three chains (a load, a length, a shift and an index
  * per mask) run side by side instead of two one after the other. */
-static inline __attribute__((always_inline)) void sfp__zh_pair(sfp__zhread *z, uint64_t *w0, uint64_t *w1)
+static inline __attribute__((always_inline)) void
+sfp__zh_pair(sfp__zhread *z, uint64_t *w0, uint64_t *w1)
 {
     const uint16_t *tab = z->d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
     sfp__br *ra = &z->r[0], *rb = &z->r[1];
