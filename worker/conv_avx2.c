@@ -305,23 +305,15 @@ static inline void split_pairs(const float *p, const pool_masks *k, __m256 *ev, 
     *od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* Eight windows (k NULL) or the first of them that k's masks keep. */
+/*
+ * The gradients g of eight windows (k: a partial last step) to the inputs
+ * the masks sa..sd (lanes in split_pairs' order) select: written (+0 for
+ * the others) or, with add, added (the others keep their value).
+ */
 static inline __attribute__((always_inline)) void
-pool_bwd8(const float *r0, const float *r1, const float *g, float *d0, float *d1, int add,
-          const pool_masks *k)
+pool_route8(const float *g, float *d0, float *d1, int add, const pool_masks *k, __m256 sa,
+            __m256 sb, __m256 sc, __m256 sd)
 {
-    __m256 a, b, c, d;
-    split_pairs(r0, k, &a, &b);
-    split_pairs(r1, k, &c, &d);
-    const __m256 tb = _mm256_cmp_ps(b, a, _CMP_GT_OQ);
-    __m256 m = _mm256_blendv_ps(a, b, tb);
-    const __m256 tc = _mm256_cmp_ps(c, m, _CMP_GT_OQ);
-    m = _mm256_blendv_ps(m, c, tc);
-    const __m256 td = _mm256_cmp_ps(d, m, _CMP_GT_OQ);
-    const __m256 sd = td, sc = _mm256_andnot_ps(td, tc);
-    const __m256 sb = _mm256_andnot_ps(_mm256_or_ps(tc, td), tb);
-    const __m256 sa = _mm256_andnot_ps(_mm256_or_ps(tb, _mm256_or_ps(tc, td)),
-                                       _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
     const __m256 gv = _mm256_castpd_ps(_mm256_permute4x64_pd(
         _mm256_castps_pd(load8f(g, k ? &k->g : NULL)), _MM_SHUFFLE(3, 1, 2, 0)));
     __m256 oa, ob, oc, od;
@@ -345,6 +337,51 @@ pool_bwd8(const float *r0, const float *r1, const float *g, float *d0, float *d1
     store8f(d1 + 8, k ? &k->hi : NULL, _mm256_unpackhi_ps(oc, od));
 }
 
+/* The masks of a last step of rem < 8 windows. */
+static inline pool_masks pool_tail(int rem)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    pool_masks k;
+    k.lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), iota);
+    k.hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), iota);
+    k.g = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), iota);
+    return k;
+}
+
+/*
+ * The windows' scan in the order (0,0), (0,1), (1,0), (1,1): tb, tc, td
+ * whether each input is strictly larger than the maximum before it (false
+ * for NaN); returns the maximum (lanes in split_pairs' order).
+ */
+static inline __attribute__((always_inline)) __m256
+pool_scan8(const float *r0, const float *r1, const pool_masks *k, __m256 *tb, __m256 *tc,
+           __m256 *td)
+{
+    __m256 a, b, c, d;
+    split_pairs(r0, k, &a, &b);
+    split_pairs(r1, k, &c, &d);
+    *tb = _mm256_cmp_ps(b, a, _CMP_GT_OQ);
+    __m256 m = _mm256_blendv_ps(a, b, *tb);
+    *tc = _mm256_cmp_ps(c, m, _CMP_GT_OQ);
+    m = _mm256_blendv_ps(m, c, *tc);
+    *td = _mm256_cmp_ps(d, m, _CMP_GT_OQ);
+    return _mm256_blendv_ps(m, d, *td);
+}
+
+/* Eight windows (k NULL) or the first of them that k's masks keep. */
+static inline __attribute__((always_inline)) void
+pool_bwd8(const float *r0, const float *r1, const float *g, float *d0, float *d1, int add,
+          const pool_masks *k)
+{
+    __m256 tb, tc, td;
+    pool_scan8(r0, r1, k, &tb, &tc, &td);
+    const __m256 sd = td, sc = _mm256_andnot_ps(td, tc);
+    const __m256 sb = _mm256_andnot_ps(_mm256_or_ps(tc, td), tb);
+    const __m256 sa = _mm256_andnot_ps(_mm256_or_ps(tb, _mm256_or_ps(tc, td)),
+                                       _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    pool_route8(g, d0, d1, add, k, sa, sb, sc, sd);
+}
+
 /*
  * One output row of the 2x2 max-pool's backward pass (kernels.c
  * sfpw_pool_bwd): r0, r1 the two input rows, g the ow output gradients,
@@ -365,12 +402,92 @@ void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, fl
         pool_bwd8(r0 + 2 * j, r1 + 2 * j, g + j, d0 + 2 * j, d1 + 2 * j, add, NULL);
     if (j < ow) {
         const int rem = ow - j;
-        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        pool_masks k;
-        k.lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem), iota);
-        k.hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * rem - 8), iota);
-        k.g = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), iota);
+        const pool_masks k = pool_tail(rem);
         pool_bwd8(r0 + 2 * j, r1 + 2 * j, g + j, d0 + 2 * j, d1 + 2 * j, add, &k);
+    }
+}
+
+/* Lanes 0-7 <-> 0 1 4 5 2 3 6 7 (split_pairs' order; its own inverse). */
+static inline __m256i pair_order(__m256i v)
+{
+    return _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* Eight windows' maxima and codes (k: the lanes of a partial last step). */
+static inline __attribute__((always_inline)) void
+pool_fwd_codes8(const float *r0, const float *r1, float *y, uint8_t *code, const pool_masks *k,
+                int rem)
+{
+    __m256 tb, tc, td;
+    __m256 m = pool_scan8(r0, r1, k, &tb, &tc, &td);
+    __m256i s = _mm256_and_si256(_mm256_castps_si256(tb), _mm256_set1_epi32(1));
+    s = _mm256_blendv_epi8(s, _mm256_set1_epi32(2), _mm256_castps_si256(tc));
+    s = _mm256_blendv_epi8(s, _mm256_set1_epi32(3), _mm256_castps_si256(td));
+    const __m256 pos = _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ);
+    s = _mm256_blendv_epi8(_mm256_set1_epi32(4), s, _mm256_castps_si256(pos));
+    m = _mm256_castsi256_ps(pair_order(_mm256_castps_si256(m)));
+    s = pair_order(s);
+    store8f(y, k ? &k->g : NULL, m);
+    /* the low byte of each lane: bytes 0, 4, 8, 12 of each half, then the
+     * halves' first words side by side */
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, -1, -1);
+    const __m256i by = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(s, pick),
+                                                   _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+    const uint64_t eight = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(by));
+    if (rem == 8)
+        memcpy(code, &eight, 8);
+    else
+        memcpy(code, &eight, (size_t)rem);
+}
+
+/*
+ * One output row of sfpw_pool_fwd_codes: the maxima of the ow windows of
+ * rows r0, r1 into y, their codes into code (first max with >, as
+ * sfpw_pool_fwd; 4 where the maximum is not > 0). Nothing outside the 2 ow
+ * inputs, ow outputs and ow codes is read or written.
+ */
+void sfpw_pool_fwd_codes_row_avx2(const float *r0, const float *r1, float *y, uint8_t *code,
+                                  int ow)
+{
+    int j = 0;
+    for (; j + 8 <= ow; j += 8)
+        pool_fwd_codes8(r0 + 2 * j, r1 + 2 * j, y + j, code + j, NULL, 8);
+    if (j < ow) {
+        const int rem = ow - j;
+        const pool_masks k = pool_tail(rem);
+        pool_fwd_codes8(r0 + 2 * j, r1 + 2 * j, y + j, code + j, &k, rem);
+    }
+}
+
+/* Eight windows' gradients from their codes (k: a partial last step). */
+static inline __attribute__((always_inline)) void
+pool_bwd_codes8(const uint8_t *code, const float *g, float *d0, float *d1, int add,
+                const pool_masks *k, int rem)
+{
+    uint64_t eight = 0x0404040404040404ull;
+    memcpy(&eight, code, rem == 8 ? 8 : (size_t)rem);
+    const __m256i s = pair_order(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)eight)));
+    const __m256 sa = _mm256_castsi256_ps(_mm256_cmpeq_epi32(s, _mm256_setzero_si256()));
+    const __m256 sb = _mm256_castsi256_ps(_mm256_cmpeq_epi32(s, _mm256_set1_epi32(1)));
+    const __m256 sc = _mm256_castsi256_ps(_mm256_cmpeq_epi32(s, _mm256_set1_epi32(2)));
+    const __m256 sd = _mm256_castsi256_ps(_mm256_cmpeq_epi32(s, _mm256_set1_epi32(3)));
+    pool_route8(g, d0, d1, add, k, sa, sb, sc, sd);
+}
+
+/* One output row of sfpw_pool_bwd_codes (the gradients of ow windows from
+ * their code bytes; codes other than 0-3 route nothing). */
+void sfpw_pool_bwd_codes_row_avx2(const uint8_t *code, const float *g, float *d0, float *d1,
+                                  int ow, int add)
+{
+    int j = 0;
+    for (; j + 8 <= ow; j += 8)
+        pool_bwd_codes8(code + j, g + j, d0 + 2 * j, d1 + 2 * j, add, NULL, 8);
+    if (j < ow) {
+        const int rem = ow - j;
+        const pool_masks k = pool_tail(rem);
+        pool_bwd_codes8(code + j, g + j, d0 + 2 * j, d1 + 2 * j, add, &k, rem);
     }
 }
 

@@ -4,6 +4,7 @@
 #define SFPW_CONV_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* dst[j] (+)= src[j] (+ bias, then ReLU) for j < n: add 1 adds (bias and
  * relu ignored), else writes */
@@ -37,6 +38,13 @@ void sfpw_conv_wgrad16_avx2(int M, int N, int np, const float *At, const float *
 
 void sfpw_pool_bwd_row_avx2(const float *r0, const float *r1, const float *g, float *d0,
                             float *d1, int ow, int add);
+
+/* The max pool's rows with codes (kernels.c sfpw_pool_fwd_codes and
+ * sfpw_pool_bwd_codes): one code byte per window (0-3 the argmax, 4 masked). */
+void sfpw_pool_fwd_codes_row_avx2(const float *r0, const float *r1, float *y, uint8_t *code,
+                                  int ow);
+void sfpw_pool_bwd_codes_row_avx2(const uint8_t *code, const float *g, float *d0, float *d1,
+                                  int ow, int add);
 
 void sfpw_widen_t_avx2(const float *dy, int oc, int oh, int ow, int wp, float *dst);
 

@@ -147,6 +147,24 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
     }
 }
 
+/* A window's gradient g to its input s (0-3: (0,0), (0,1), (1,0), (1,1);
+ * other values: none): written, +0 for the others, or with add added, the
+ * others kept; without branches on the data. */
+static inline void pool_route(float *d0, float *d1, unsigned s, float g, int add)
+{
+    if (add) {
+        d0[0] = s == 0 ? d0[0] + g : d0[0];
+        d0[1] = s == 1 ? d0[1] + g : d0[1];
+        d1[0] = s == 2 ? d1[0] + g : d1[0];
+        d1[1] = s == 3 ? d1[1] + g : d1[1];
+    } else {
+        d0[0] = s == 0 ? g : 0.0f;
+        d0[1] = s == 1 ? g : 0.0f;
+        d1[0] = s == 2 ? g : 0.0f;
+        d1[1] = s == 3 ? g : 0.0f;
+    }
+}
+
 /*
  * Routes each output gradient to the first of its four inputs (in the order
  * (0,0), (0,1), (1,0), (1,1)) that is strictly larger than those before it,
@@ -189,18 +207,115 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
                 s = c > m ? 2 : s;
                 m = c > m ? c : m;
                 s = d > m ? 3 : s;
-                const float gj = g[j];
-                if (dx_add) {
-                    d0[2 * j] = s == 0 ? d0[2 * j] + gj : d0[2 * j];
-                    d0[2 * j + 1] = s == 1 ? d0[2 * j + 1] + gj : d0[2 * j + 1];
-                    d1[2 * j] = s == 2 ? d1[2 * j] + gj : d1[2 * j];
-                    d1[2 * j + 1] = s == 3 ? d1[2 * j + 1] + gj : d1[2 * j + 1];
-                } else {
-                    d0[2 * j] = s == 0 ? gj : 0.0f;
-                    d0[2 * j + 1] = s == 1 ? gj : 0.0f;
-                    d1[2 * j] = s == 2 ? gj : 0.0f;
-                    d1[2 * j + 1] = s == 3 ? gj : 0.0f;
+                pool_route(d0 + 2 * j, d1 + 2 * j, (unsigned)s, g[j], dx_add);
+            }
+        }
+    }
+}
+
+#define POOL_CODE_HIGH 0x3F800000u
+
+/* A row of windows: maxima and code bytes (the C path of the AVX2 row). */
+static void pool_fwd_codes_row(const float *r0, const float *r1, float *y, uint8_t *code, int ow)
+{
+    for (int j = 0; j < ow; j++) {
+        float m = r0[2 * j];
+        uint8_t s = 0;
+        s = r0[2 * j + 1] > m ? 1 : s;
+        m = r0[2 * j + 1] > m ? r0[2 * j + 1] : m;
+        s = r1[2 * j] > m ? 2 : s;
+        m = r1[2 * j] > m ? r1[2 * j] : m;
+        s = r1[2 * j + 1] > m ? 3 : s;
+        m = r1[2 * j + 1] > m ? r1[2 * j + 1] : m;
+        y[j] = m;
+        code[j] = m > 0.0f ? s : (uint8_t)SFPW_POOL_MASKED;
+    }
+}
+
+static void pool_bwd_codes_row(const uint8_t *code, const float *g, float *d0, float *d1, int ow,
+                               int add)
+{
+    for (int j = 0; j < ow; j++) {
+        pool_route(d0 + 2 * j, d1 + 2 * j, code[j], g[j], add);
+    }
+}
+
+/*
+ * An image's codes are first written one byte per window into its own
+ * words (words * 4 bytes >= windows), then packed in place: word w from
+ * bytes 4w..4w+3 (little-endian), which it occupies itself.
+ */
+SFPW_HOT
+void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, int H, int W)
+{
+    const int OH = H / 2, OW = W / 2;
+    const size_t words = sfpw_pool_code_words(C, H, W);
+#if HAVE_AVX2
+    const int fast = sfpw_simd_fast();
+#endif
+    for (int b = 0; b < B; b++) {
+        uint8_t *cb = (uint8_t *)(codes + (size_t)b * words);
+        memset(cb + 4 * (words - 1), 0, 4); /* the last word's unused nibbles */
+        size_t p = 0;
+        for (int c = 0; c < C; c++) {
+            const size_t bc = (size_t)b * C + c;
+            const float *x = X + bc * H * W;
+            float *y = Y + bc * OH * OW;
+            for (int i = 0; i < OH; i++, p += (size_t)OW) {
+                const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
+#if HAVE_AVX2
+                if (fast) {
+                    sfpw_pool_fwd_codes_row_avx2(r0, r1, y + (size_t)i * OW, cb + p, OW);
+                    continue;
                 }
+#endif
+                pool_fwd_codes_row(r0, r1, y + (size_t)i * OW, cb + p, OW);
+            }
+        }
+        for (size_t w = 0; w < words; w++) {
+            uint32_t v;
+            memcpy(&v, cb + 4 * w, sizeof v);
+            v = (v & 0xFu) | ((v >> 4) & 0xF0u) | ((v >> 8) & 0xF00u) | ((v >> 12) & 0xF000u);
+            v |= POOL_CODE_HIGH;
+            memcpy(cb + 4 * w, &v, sizeof v);
+        }
+    }
+}
+
+SFPW_HOT
+void sfpw_pool_bwd_codes(const float *codes, const float *dY, float *dX, int dx_rows,
+                         int dx_add, int C, int H, int W, void *scratch)
+{
+    const int OH = H / 2, OW = W / 2;
+    const size_t words = sfpw_pool_code_words(C, H, W);
+    uint8_t *cb = scratch;
+#if HAVE_AVX2
+    const int fast = sfpw_simd_fast();
+#endif
+    for (int b = 0; b < dx_rows; b++) {
+        const float *cw = codes + (size_t)b * words;
+        for (size_t w = 0; w < words; w++) {
+            uint32_t v;
+            memcpy(&v, cw + w, sizeof v);
+            v = (v & 0xFu) | ((v & 0xF0u) << 4) | ((v & 0xF00u) << 8) | ((v & 0xF000u) << 12);
+            memcpy(cb + 4 * w, &v, sizeof v);
+        }
+        size_t p = 0;
+        for (int c = 0; c < C; c++) {
+            const size_t bc = (size_t)b * C + c;
+            const float *dy = dY + bc * OH * OW;
+            float *dx = dX + bc * H * W;
+            if (!dx_add && ((H | W) & 1))
+                memset(dx, 0, sizeof(float) * H * W);
+            for (int i = 0; i < OH; i++, p += (size_t)OW) {
+                float *d0 = dx + (size_t)(2 * i) * W, *d1 = d0 + W;
+#if HAVE_AVX2
+                if (fast) {
+                    sfpw_pool_bwd_codes_row_avx2(cb + p, dy + (size_t)i * OW, d0, d1, OW, dx_add);
+                    continue;
+                }
+#endif
+                pool_bwd_codes_row(cb + p, dy + (size_t)i * OW, d0, d1, OW, dx_add);
             }
         }
     }

@@ -55,6 +55,15 @@ typedef struct sfpw_layer_ops {
     /* 0 or the error of a hook (slot_ready). */
     int (*forward)(const sfpw_layer *l, sfpw_run *c);
     void (*backward)(const sfpw_layer *l, sfpw_run *c);
+    /*
+     * Optional. Called when the first input is the output of a layer with
+     * act=relu that nothing else reads and whose backward reads only the
+     * ReLU's mask from it: the layer may instead keep codes of its own (a
+     * slot with slot_codes set) and apply that mask itself in backward.
+     * Sets l->relu_codes, l->needs and the slot; the builder then stashes
+     * no copy of that input.
+     */
+    void (*relu_codes)(sfpw_layer *l);
     /* Role of the output when it is stashed (-1: decided by its readers). */
     int out_role;
 } sfpw_layer_ops;
@@ -84,6 +93,13 @@ struct sfpw_run {
     void (*slot_grad)(sfpw_run *c, int i, const float *g);
     void *engine;
 };
+
+/* Backward reads the layer's own output (its kind's need, or its ReLU's
+ * mask unless its reader applies it). */
+static inline int sfpw_layer_reads_out(const sfpw_layer *l)
+{
+    return (l->needs & SFPW_NEEDS_OUT) || (l->relu && !l->relu_masked);
+}
 
 /* The kind named kind, NULL if none. */
 const sfpw_layer_ops *sfpw_layer_find(const char *kind);

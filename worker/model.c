@@ -52,6 +52,7 @@ const char *sfpw_role_name(sfpw_role r)
         [SFPW_ROLE_TOKENS] = "tokens",
         [SFPW_ROLE_LINEAR] = "linear-output",
         [SFPW_ROLE_STATS] = "norm-stats",
+        [SFPW_ROLE_ARGMAX] = "pool-argmax",
         [SFPW_ROLE_WEIGHT] = "weight",
         [SFPW_ROLE_BIAS] = "bias",
         [SFPW_ROLE_PARAM] = "param",
@@ -458,6 +459,7 @@ static int build(parser *p, sfpw_model *m, const int *order)
         char why[256] = "";
         if (l->ops->setup(l, why, sizeof why))
             return fail(p, r->line, "%s '%s': %s", l->ops->kind, l->name, why);
+        l->needs = l->ops->needs;
         size_t on = sfpw_shape_size(&l->out_shape);
         if (on == 0 || on > SFPW_MODEL_MAX_VALUE)
             return fail(p, r->line, "%s '%s': output %s has more than %u values per image",
@@ -519,6 +521,23 @@ static int build(parser *p, sfpw_model *m, const int *order)
                     sfpw_shape_str(&o->shape, sa, sizeof sa));
     m->classes = (int)o->n;
 
+    /* a ReLU output read only by a layer that can keep codes instead (a
+     * max pool: its argmax) is not stashed at all */
+    for (int i = 0; i < m->nlayers; i++) {
+        sfpw_layer *l = &m->layers[i];
+        if (!l->ops->relu_codes || l->nin < 1)
+            continue;
+        const sfpw_value *src = &m->values[l->in[0]];
+        if (src->producer < 0 || src->nconsumers != 1 || l->in[0] == m->output)
+            continue;
+        sfpw_layer *pl = &m->layers[src->producer];
+        if (!pl->relu || (pl->needs & SFPW_NEEDS_OUT))
+            continue;
+        l->ops->relu_codes(l);
+        if (l->relu_codes)
+            pl->relu_masked = 1;
+    }
+
     /* stashed tensors in production order: the input, then per layer its
      * internal tensors and its output */
     for (int v = 0; v < m->nvalues; v++) {
@@ -526,8 +545,8 @@ static int build(parser *p, sfpw_model *m, const int *order)
         for (int i = 0; i < m->nlayers && !read; i++) {
             const sfpw_layer *l = &m->layers[i];
             for (int j = 0; j < l->nin; j++)
-                read |= l->in[j] == v && (l->ops->needs & (SFPW_NEEDS_IN0 << j));
-            read |= l->out == v && ((l->ops->needs & SFPW_NEEDS_OUT) || l->relu);
+                read |= l->in[j] == v && (l->needs & (SFPW_NEEDS_IN0 << j));
+            read |= l->out == v && sfpw_layer_reads_out(l);
         }
         m->values[v].tensor = read ? -2 : -1; /* -2: to be numbered */
     }
@@ -544,9 +563,11 @@ static int build(parser *p, sfpw_model *m, const int *order)
         for (int s = 0; s < l->nslots; s++) {
             char suf[SFPW_NAME_MAX + 1];
             snprintf(suf, sizeof suf, ".%s", l->slot_name[s]);
-            if ((t = add_tensor(p, m, l->line, l->name, suf,
-                                l->slot_raw[s] ? SFPW_TENSOR_STATS : SFPW_TENSOR_ACT,
-                                l->slot_role[s], l->slot_n[s])) < 0)
+            sfpw_tensor_kind kind = l->slot_codes[s] ? SFPW_TENSOR_CODES
+                                    : l->slot_raw[s] ? SFPW_TENSOR_STATS
+                                                     : SFPW_TENSOR_ACT;
+            if ((t = add_tensor(p, m, l->line, l->name, suf, kind, l->slot_role[s],
+                                l->slot_codes[s] ? l->slot_codes[s] : l->slot_n[s])) < 0)
                 return SFP_EINVAL;
             m->tensors[t].fixed = l->slot_fixed[s];
             m->tensors[t].layer = i;

@@ -68,6 +68,7 @@ typedef enum sfpw_role {
     SFPW_ROLE_TOKENS,     /* patch embedding, class token, positions */
     SFPW_ROLE_LINEAR,     /* other conv / dense output              */
     SFPW_ROLE_STATS,      /* FP32 per-row / per-channel statistics  */
+    SFPW_ROLE_ARGMAX,     /* a max-pool's argmax codes (its input's stand-in) */
     SFPW_ROLE_WEIGHT,     /* parameters                             */
     SFPW_ROLE_BIAS,
     SFPW_ROLE_PARAM,
@@ -83,6 +84,9 @@ typedef enum sfpw_tensor_kind {
     SFPW_TENSOR_PARAM = 3,  /* norm scales, class token, position embedding:
                              * parameters without weight decay            */
     SFPW_TENSOR_STATS = 4,  /* stashed raw FP32 (never quantized)         */
+    SFPW_TENSOR_CODES = 5,  /* stashed exactly: a layer's packed codes that
+                             * stand in for n values of its input (n below
+                             * counts those; the frames hold fewer floats) */
 } sfpw_tensor_kind;
 
 /* Parameters live in the flat vector and are exchanged between ranks. */
@@ -93,7 +97,12 @@ static inline int sfpw_tensor_is_param(sfpw_tensor_kind k)
 /* Stashed each step (activations and statistics). */
 static inline int sfpw_tensor_is_stashed(sfpw_tensor_kind k)
 {
-    return k == SFPW_TENSOR_ACT || k == SFPW_TENSOR_STATS;
+    return k == SFPW_TENSOR_ACT || k == SFPW_TENSOR_STATS || k == SFPW_TENSOR_CODES;
+}
+/* Stashed as is, never quantized (no widths). */
+static inline int sfpw_tensor_is_raw(sfpw_tensor_kind k)
+{
+    return k == SFPW_TENSOR_STATS || k == SFPW_TENSOR_CODES;
 }
 
 typedef struct sfpw_tensor {
@@ -129,6 +138,13 @@ typedef struct sfpw_layer {
     int in[SFPW_MAX_INPUTS];        /* values                       */
     int out;                        /* value                        */
     int relu;                       /* act=relu: fused on the output */
+    unsigned needs;                 /* what backward reads (SFPW_NEEDS_*):
+                                       the kind's, or less (relu_codes)  */
+    int relu_masked;                /* its ReLU's mask is applied by its one
+                                       reader (relu_codes): its output is
+                                       not read in backward            */
+    int relu_codes;                 /* its first input is such an output:
+                                       it keeps codes instead          */
     int opt[SFPW_MAX_OPTS];         /* the kind's options, in its order */
     sfpw_shape in_shape[SFPW_MAX_INPUTS], out_shape;
     /* set by the kind's setup() */
@@ -140,6 +156,9 @@ typedef struct sfpw_layer {
     size_t slot_n[SFPW_MAX_SLOTS];  /* values per image             */
     size_t slot_fixed[SFPW_MAX_SLOTS]; /* plus values per step      */
     int slot_raw[SFPW_MAX_SLOTS];   /* FP32 statistics, never quantized */
+    size_t slot_codes[SFPW_MAX_SLOTS]; /* > 0: packed codes (stashed
+                                       exactly) standing in for this many
+                                       input values per image          */
     sfpw_role slot_role[SFPW_MAX_SLOTS];
     const char *slot_name[SFPW_MAX_SLOTS];
     size_t scratch;                 /* floats of scratch per image  */

@@ -166,7 +166,7 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
                     flast = i;
                 if (i > maxcons)
                     maxcons = i;
-                if (l->ops->needs & (SFPW_NEEDS_IN0 << j)) {
+                if (l->needs & (SFPW_NEEDS_IN0 << j)) {
                     int t = bwd_time(n, i);
                     bfirst = t < bfirst ? t : bfirst;
                     blast = t > blast ? t : blast;
@@ -175,7 +175,7 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
         }
         if (val->producer >= 0) {
             const sfpw_layer *l = &m->layers[val->producer];
-            if ((l->ops->needs & SFPW_NEEDS_OUT) || l->relu) {
+            if (sfpw_layer_reads_out(l)) {
                 int t = bwd_time(n, val->producer);
                 bfirst = t < bfirst ? t : bfirst;
                 blast = t > blast ? t : blast;
@@ -533,6 +533,36 @@ static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
 }
 
 /*
+ * A layer's codes (rows x words floats at a, stashed as they are) standing
+ * in for rows x T->n values of its input: counted as those values.
+ */
+static int codes_produced(sfpw_net *n, int t, float *a, int rows)
+{
+    const sfpw_pass *ps = n->ps;
+    sfpw_pass_out *out = n->po;
+    const sfpw_tensor *T = &n->m->tensors[t];
+    const size_t words = n->m->layers[T->layer].slot_n[T->slot];
+    const double covers = (double)rows * T->n;
+    if (!ps->stash) {
+        out->bytes[t] += (double)rows * words * sizeof(float);
+        out->values[t] += covers;
+        return 0;
+    }
+    double t0 = sfpw_now();
+    sfpw_stash_key key = key_of(ps, t);
+    size_t bytes = 0;
+    int rc = ps->st->ops->put(ps->st, &key, a, (size_t)rows * words, NULL, &bytes, NULL);
+    if (rc)
+        return rc;
+    out->bytes[t] += (double)bytes;
+    for (int c = 0; ps->measure_coders && c < SFPW_NCODERS; c++)
+        out->coder_bytes[c][t] += (double)bytes;
+    out->values[t] += covers;
+    out->t_stash += sfpw_now() - t0;
+    return 0;
+}
+
+/*
  * --coder auto on stashes: when tensor t's pick is due (sfpw_pick: the
  * first stash after a reset, every multiple of SFPW_PICK_STEPS steps, a new
  * exponent width; the mantissa width, which QM draws afresh every step,
@@ -572,6 +602,8 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     const sfpw_tensor *T = &m->tensors[t];
     if (T->kind == SFPW_TENSOR_STATS)
         return stats_produced(n, t, a, (size_t)rows * T->n + T->fixed);
+    if (T->kind == SFPW_TENSOR_CODES)
+        return codes_produced(n, t, a, rows);
     const size_t dim = T->n, cnt = (size_t)rows * dim;
     if (!ps->quantize) {
         out->bytes[t] += (double)cnt * sizeof(float);
@@ -849,9 +881,9 @@ static int fetch_layer(sfpw_net *n, int i)
     int rc;
     for (int j = 0; j <= l->nin; j++) {
         int v;
-        if (j < l->nin && (l->ops->needs & (SFPW_NEEDS_IN0 << j)))
+        if (j < l->nin && (l->needs & (SFPW_NEEDS_IN0 << j)))
             v = l->in[j];
-        else if (j == l->nin && ((l->ops->needs & SFPW_NEEDS_OUT) || l->relu))
+        else if (j == l->nin && sfpw_layer_reads_out(l))
             v = l->out;
         else
             continue;
@@ -914,7 +946,7 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
         run_init(n, l, &c, rows);
         c.train = 1;
         n->layer = i;
-        if (l->relu)
+        if (l->relu && !l->relu_masked) /* else its reader applied the mask */
             sfpw_relu_bwd(n->bwd[vo], n->grad[vo], (size_t)rows * m->values[vo].n);
         c.dy = n->grad[vo];
         c.y = n->bwd[vo];

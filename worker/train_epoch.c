@@ -201,7 +201,7 @@ static double account(sfpt *r, sfpt_epoch *R, acc *a)
     double bytes = 0, values = 0;
     for (int t = 0; t < T; t++) {
         sfpt_tensor_epoch *te = &R->t[t];
-        const int raw = m->tensors[t].kind == SFPW_TENSOR_STATS || !r->quant;
+        const int raw = sfpw_tensor_is_raw(m->tensors[t].kind) || !r->quant;
         te->k_sum += raw ? 23 : r->width[t].k; /* statistics are stored as FP32 */
         te->e_sum += raw ? 8 : r->width[t].e;
         if (sfpw_tensor_is_stashed(m->tensors[t].kind)) {

@@ -136,7 +136,8 @@ static int write_report(const char *path, const sfpt *r, int identical,
         const sfpw_tensor *T = &m->tensors[t];
         fprintf(f, "%s\n    {\"name\": ", t ? "," : "");
         json_str(f, T->name);
-        static const char *const kinds[] = { "activation", "weight", "bias", "param", "stats" };
+        static const char *const kinds[] = { "activation", "weight", "bias", "param", "stats",
+                                             "codes" };
         fprintf(f, ", \"kind\": \"%s\", \"role\": \"%s\", \"values\": %zu",
                 kinds[T->kind], sfpw_role_name(T->role), T->n);
         if (T->fixed)
@@ -237,7 +238,7 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
     R->seconds = sfpw_now() - R->t_start;
     for (int t = 0; t < T; t++) {
         sfp_policy_get(r->pol, t, &R->t[t].n, &R->t[t].e);
-        if (m->tensors[t].kind == SFPW_TENSOR_STATS) { /* stored as FP32 */
+        if (sfpw_tensor_is_raw(m->tensors[t].kind)) { /* stored as FP32 */
             R->t[t].n = 23;
             R->t[t].e = 8;
         }
@@ -286,7 +287,7 @@ void sfpt_report_epoch(sfpt *r, sfpt_epoch *R)
             say("  bit cost in force %.3g %%\n", R->bit_cost);
         say("  widths (n, e):");
         for (int t = 0; t < T; t++)
-            if (m->tensors[t].kind != SFPW_TENSOR_BIAS && m->tensors[t].kind != SFPW_TENSOR_STATS)
+            if (m->tensors[t].kind != SFPW_TENSOR_BIAS && !sfpw_tensor_is_raw(m->tensors[t].kind))
                 say(" %s %.2f,%.2f", m->tensors[t].name, R->t[t].n, R->t[t].e);
         say("\n");
     }

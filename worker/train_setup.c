@@ -124,7 +124,7 @@ static int make_policy(sfpt *r)
     for (int t = 0; t < m->ntensors; t++)
         numel[t] = m->tensors[t].kind == SFPW_TENSOR_ACT
                        ? (uint64_t)m->tensors[t].n * o->batch
-                   : m->tensors[t].kind == SFPW_TENSOR_STATS
+                   : sfpw_tensor_is_raw(m->tensors[t].kind)
                        ? 0
                        : (uint64_t)llround(m->tensors[t].n * o->weight_cost);
     const uint64_t total_steps = r->steps_per_epoch * o->epochs;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Slow suite: the quickstart's main job on the real data set, bounded:
-# sfpd with a 1 MiB DRAM budget, mpirun -np 2 sfp-train --model cnn --policy
+# sfpd with a 128 KiB DRAM budget, mpirun -np 2 sfp-train --model cnn --policy
 # qmqe --gecko on the first 12800 Fashion-MNIST training images (one
 # epoch, 100 steps); the run must spill, hit prefetches, finish through sfpd
 # with identical replicas and a test accuracy above 70 %.
@@ -10,7 +10,7 @@ sfpd=$1 sfpctl=$2 train=$3
 . "$(dirname "$0")/common.sh"
 data=${SFP_DATA:-/usr/share/datasets/fashion-mnist}
 [ -r "$data/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST at $data"; exit 77; }
-start_sfpd 1M
+start_sfpd 128K
 timeout 600 mpirun -np 2 "$train" --model cnn --policy qmqe --gecko --epochs 1 \
     --train-limit 12800 --data "$data" --daemon "$tmp/sfpd.sock" --job fashion \
     --no-progress --timing --check-replicas --report "$tmp/r.json" > "$tmp/out.txt" 2>&1 ||
@@ -27,7 +27,9 @@ checks = [
     (e["test_acc"] > 70, f"test accuracy {e['test_acc']:.2f}% > 70"),
     (c["spills"] > 0, f"spills {c['spills']}"),
     (c["prefetch_hits"] > 0, f"prefetch hits {c['prefetch_hits']}"),
-    (c["bytes_in"] / max(1, c["bytes_stored_in"]) > 4, f"stash ratio {c['bytes_in'] / max(1, c['bytes_stored_in']):.2f} > 4"),
+    # sfpd sees the max pools' argmax codes as raw FP32 frames (stored 1:1;
+    # each stands for 8x its bytes of ReLU output, which sfp-train's footprint counts)
+    (c["bytes_in"] / max(1, c["bytes_stored_in"]) > 3, f"stash ratio {c['bytes_in'] / max(1, c['bytes_stored_in']):.2f} > 3"),
     (not r["daemon"]["lost"], "sfpd served the whole run"),
     (r["final"]["replicas_identical"], "replicas identical"),
 ]

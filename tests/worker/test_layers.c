@@ -134,6 +134,10 @@ static const struct {
     {"conv-stride", "input x 2x7x6\nconv a x out=3 k=3 stride=2 pad=1 bias=no\n"
                     "conv b a out=2 k=1 stride=2\navgpool p b\ndense o p out=3\n"},
     {"maxpool", "input x 2x4x6\nmaxpool a x\ndense o a out=3\n"},
+    {"maxpool-codes", "input x 2x6x6\nconv a x out=3 k=3 pad=1 act=relu\nmaxpool p a\n"
+                      "dense o p out=3\n"},
+    {"maxpool-shared", "input x 2x4x4\nconv a x out=2 k=3 pad=1 act=relu\nmaxpool p a\n"
+                       "avgpool q a\ndense o1 p out=3\ndense o2 q out=3\nadd o o1 o2\n"},
     {"avgpool", "input x 3x4x5\navgpool a x\ndense o a out=3\n"},
     {"relu", "input x 2x3x3\nrelu a x\ndense o a out=3\n"},
     {"batchnorm", "input x 3x4x4\nbatchnorm a x act=relu\nconv b a out=2 k=3 pad=1\n"
@@ -226,6 +230,30 @@ static void test_stashed(void)
     CHECK_EQ_INT(roles[SFPW_ROLE_NORM_OUT], 9);   /* dense inputs after LayerNorm */
     CHECK_EQ_INT(roles[SFPW_ROLE_ATTN_OUT], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_STATS], 9);
+
+    /* cnn: each max pool keeps argmax codes in place of its ReLU input */
+    CHECK_EQ_INT(sfpw_model_build(&m, "cnn"), 0);
+    memset(roles, 0, sizeof roles);
+    for (int t = 0; t < m.ntensors; t++) {
+        roles[m.tensors[t].role]++;
+        CHECK(strcmp(m.tensors[t].name, "conv1.out") && strcmp(m.tensors[t].name, "conv2.out"));
+        if (!strcmp(m.tensors[t].name, "pool1.argmax")) {
+            CHECK_EQ_INT(m.tensors[t].kind, SFPW_TENSOR_CODES);
+            CHECK_EQ_INT(m.tensors[t].n, 16 * 28 * 28); /* the values it stands for */
+        }
+    }
+    CHECK_EQ_INT(roles[SFPW_ROLE_ARGMAX], 2);
+    CHECK_EQ_INT(roles[SFPW_ROLE_POOLED], 2);
+    CHECK(m.layers[0].relu_masked && m.layers[1].relu_codes);
+    /* not when the ReLU output has another reader */
+    CHECK_EQ_INT(parse(&m, cases[6].text), 0);
+    CHECK(!strcmp(cases[6].kind, "maxpool-shared"));
+    int codes = 0, conv_out = 0;
+    for (int t = 0; t < m.ntensors; t++) {
+        codes += m.tensors[t].kind == SFPW_TENSOR_CODES;
+        conv_out += !strcmp(m.tensors[t].name, "a.out");
+    }
+    CHECK(codes == 0 && conv_out == 1);
 }
 
 /*
@@ -292,6 +320,8 @@ static void test_release(const char *name)
             CHECK(pb.bytes[t] > 0);
             if (m.tensors[t].kind == SFPW_TENSOR_ACT)
                 CHECK(pb.bytes[t] < pb.values[t] * 4);
+            else if (m.tensors[t].kind == SFPW_TENSOR_CODES) /* a byte per window */
+                CHECK(pb.bytes[t] >= pb.values[t] / 4 && pb.bytes[t] < pb.values[t] / 2);
             else
                 CHECK(pb.bytes[t] >= pb.values[t] * 4); /* raw FP32 frames */
         }
