@@ -241,21 +241,21 @@ static void pool_bwd_codes_row(const uint8_t *code, const float *g, float *d0, f
 }
 
 /*
- * An image's codes are first written one byte per window into its own
- * words (words * 4 bytes >= windows), then packed in place: word w from
- * bytes 4w..4w+3 (little-endian), which it occupies itself.
+ * An image's codes are first written one byte per window into scratch (its
+ * tail up to whole words zeroed), then packed seven to a word.
  */
 SFPW_HOT
-void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, int H, int W)
+void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, int H, int W,
+                         void *scratch)
 {
     const int OH = H / 2, OW = W / 2;
-    const size_t words = sfpw_pool_code_words(C, H, W);
+    const size_t words = sfpw_pool_code_words(C, H, W), nw = (size_t)C * OH * OW;
+    uint8_t *cb = scratch;
 #if HAVE_AVX2
     const int fast = sfpw_simd_fast();
 #endif
+    memset(cb + nw, 0, sfpw_pool_code_scratch(C, H, W) - nw);
     for (int b = 0; b < B; b++) {
-        uint8_t *cb = (uint8_t *)(codes + (size_t)b * words);
-        memset(cb + 4 * (words - 1), 0, 4); /* the last word's unused nibbles */
         size_t p = 0;
         for (int c = 0; c < C; c++) {
             const size_t bc = (size_t)b * C + c;
@@ -272,12 +272,13 @@ void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, i
                 pool_fwd_codes_row(r0, r1, y + (size_t)i * OW, cb + p, OW);
             }
         }
+        float *cw = codes + (size_t)b * words;
         for (size_t w = 0; w < words; w++) {
-            uint32_t v;
-            memcpy(&v, cb + 4 * w, sizeof v);
-            v = (v & 0xFu) | ((v >> 4) & 0xF0u) | ((v >> 8) & 0xF00u) | ((v >> 12) & 0xF000u);
-            v |= POOL_CODE_HIGH;
-            memcpy(cb + 4 * w, &v, sizeof v);
+            const uint8_t *q = cb + SFPW_POOL_CODES_PER_WORD * w;
+            uint32_t v = POOL_CODE_HIGH;
+            for (int k = 0; k < SFPW_POOL_CODES_PER_WORD; k++)
+                v |= (uint32_t)q[k] << (3 * k);
+            memcpy(&cw[w], &v, sizeof v);
         }
     }
 }
@@ -297,8 +298,9 @@ void sfpw_pool_bwd_codes(const float *codes, const float *dY, float *dX, int dx_
         for (size_t w = 0; w < words; w++) {
             uint32_t v;
             memcpy(&v, cw + w, sizeof v);
-            v = (v & 0xFu) | ((v & 0xF0u) << 4) | ((v & 0xF00u) << 8) | ((v & 0xF000u) << 12);
-            memcpy(cb + 4 * w, &v, sizeof v);
+            uint8_t *q = cb + SFPW_POOL_CODES_PER_WORD * w;
+            for (int k = 0; k < SFPW_POOL_CODES_PER_WORD; k++)
+                q[k] = (uint8_t)((v >> (3 * k)) & 7u);
         }
         size_t p = 0;
         for (int c = 0; c < C; c++) {

@@ -90,24 +90,31 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
 
 /*
  * The max pool of a ReLU output that keeps, instead of its input, what its
- * backward needs: per window a 4-bit code, the argmax (0-3, the first max,
+ * backward needs: per window a 3-bit code, the argmax (0-3, the first max,
  * as sfpw_pool_fwd chooses) or SFPW_POOL_MASKED when the maximum is not
  * positive (the ReLU passes no gradient there). An image's codes are packed
- * four to a float, window w in bits 4 (w % 4) of float w / 4, the high half
- * 0x3F80 (a finite float: stored exactly wherever raw FP32 is); its last
- * float's unused nibbles are 0. Codes start afresh with every image:
- * sfpw_pool_code_words(C, H, W) floats per image.
+ * seven to a float, window w in bits 3 (w % 7) of float w / 7 (bits 0-20),
+ * the other bits those of 1.0f (a finite float in [1, 2): stored exactly
+ * wherever raw FP32 is); its last float's unused codes are 0. Codes start
+ * afresh with every image: sfpw_pool_code_words(C, H, W) floats per image.
+ * Both directions use sfpw_pool_code_scratch(C, H, W) bytes of scratch.
  */
 #define SFPW_POOL_MASKED 4u
+#define SFPW_POOL_CODES_PER_WORD 7
 static inline size_t sfpw_pool_code_words(int C, int H, int W)
 {
-    return ((size_t)C * (H / 2) * (W / 2) + 3) / 4;
+    return ((size_t)C * (H / 2) * (W / 2) + SFPW_POOL_CODES_PER_WORD - 1) /
+           SFPW_POOL_CODES_PER_WORD;
 }
-void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, int H, int W);
+static inline size_t sfpw_pool_code_scratch(int C, int H, int W)
+{
+    return sfpw_pool_code_words(C, H, W) * SFPW_POOL_CODES_PER_WORD;
+}
+void sfpw_pool_fwd_codes(const float *X, float *Y, float *codes, int B, int C, int H, int W,
+                         void *scratch);
 /* Backward from the codes alone: each gradient to its argmax, 0 for a
  * masked window; dX as sfpw_pool_bwd writes it, with the producer's ReLU
- * applied. Codes other than 0-3 route nothing. scratch: 4 *
- * sfpw_pool_code_words(C, H, W) bytes. */
+ * applied. Codes other than 0-3 route nothing. */
 void sfpw_pool_bwd_codes(const float *codes, const float *dY, float *dX, int dx_rows,
                          int dx_add, int C, int H, int W, void *scratch);
 

@@ -271,7 +271,7 @@ static void test_pool_simd(void)
  * sfpw_pool_fwd's, the gradients sfpw_pool_bwd's with the ReLU's mask
  * (bit for bit, with and without accumulation, for the first dx_rows rows
  * only), C and AVX2 equal (codes and all), a code that is not 0-3 routes
- * nothing, and the unused nibbles of an image's last word are 0.
+ * nothing, and the unused codes of an image's last word are 0.
  */
 static void test_pool_codes(void)
 {
@@ -300,16 +300,16 @@ static void test_pool_codes(void)
             sfpw_conv_set_impl(impl);
             float *Y = impl ? Y2 : Y1, *cw = impl ? c2 : c1;
             memset(cw, 0xA5, sizeof(float) * words * B);
-            sfpw_pool_fwd_codes(X, Y, cw, B, C, H, W);
+            sfpw_pool_fwd_codes(X, Y, cw, B, C, H, W, scratch);
             sfpw_conv_set_impl(0);
             sfpw_pool_fwd(X, dr, B, C, H, W);
             CHECK(memcmp(Y, dr, sizeof(float) * (size_t)no) == 0);
             for (int b = 0; b < B; b++) {
                 uint32_t last;
                 memcpy(&last, &cw[(size_t)b * words + words - 1], sizeof last);
-                const size_t used = (size_t)C * (H / 2) * (W / 2) - 4 * (words - 1);
-                CHECK((last >> 16) == 0x3F80u);
-                CHECK(used == 4 || (last & 0xFFFFu) >> (4 * used) == 0);
+                const size_t used = (size_t)C * (H / 2) * (W / 2) - 7 * (words - 1);
+                CHECK((last >> 21) == 0x3F800000u >> 21); /* a float in [1, 2) */
+                CHECK(used == 7 || (last & 0x1FFFFFu) >> (3 * used) == 0);
             }
             for (int add = 0; add < 2; add++) {
                 for (int rows = B - 1; rows <= B; rows++) {
@@ -345,7 +345,7 @@ static void test_pool_codes(void)
         /* a corrupt code (7) in the first window routes nothing */
         uint32_t w0;
         memcpy(&w0, &c1[0], sizeof w0);
-        w0 = (w0 & ~0xFu) | 7u;
+        w0 = (w0 & ~7u) | 7u;
         memcpy(&c1[0], &w0, sizeof w0);
         fill(d1, (size_t)n, 5);
         sfpw_pool_bwd_codes(c1, R, d1, B, 0, C, H, W, scratch);

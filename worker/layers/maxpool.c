@@ -3,7 +3,7 @@
  * Backward reads its input (the argmax is recomputed from it); its output
  * is a subset of its input: stored with no more bits than the input. When
  * its input is a ReLU output that nothing else reads (conv act=relu ->
- * maxpool), backward reads 4-bit codes of its own instead (the argmax, or
+ * maxpool), backward reads 3-bit codes of its own instead (the argmax, or
  * "masked" where the maximum is 0), stashed exactly: the input, four times
  * the output's size, is then not stashed at all, and the ReLU's mask is
  * applied here.
@@ -30,7 +30,8 @@ static void relu_codes(sfpw_layer *l)
     l->slot_codes[0] = sfpw_shape_size(s);
     l->slot_role[0] = SFPW_ROLE_ARGMAX;
     l->slot_name[0] = "argmax";
-    l->scratch_fixed = l->slot_n[0]; /* backward unpacks an image's codes */
+    /* an image's codes, a byte each, in both directions */
+    l->scratch_fixed = (sfpw_pool_code_scratch(s->d[0], s->d[1], s->d[2]) + 3) / 4;
 }
 
 static int forward(const sfpw_layer *l, sfpw_run *c)
@@ -40,7 +41,8 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
         sfpw_pool_fwd(c->x[0], c->y, c->rows, s->d[0], s->d[1], s->d[2]);
         return 0;
     }
-    sfpw_pool_fwd_codes(c->x[0], c->y, c->slot[0], c->rows, s->d[0], s->d[1], s->d[2]);
+    sfpw_pool_fwd_codes(c->x[0], c->y, c->slot[0], c->rows, s->d[0], s->d[1], s->d[2],
+                        c->scratch);
     return c->slot_ready(c, 0);
 }
 
