@@ -12,7 +12,7 @@
 # one warm-up round; the table shows medians and ratios to (a).
 # usage: bench/offload.sh BUILD_DIR [model]
 #        env: NP=2 ranks (1: no mpirun), REPS=3, LIMIT=6400 training images (50 steps at batch 128),
-#             BUDGET_SPILL=512K, POLICY=qmqe, CODER=--gecko,
+#             BUDGET_SPILL=128K (512K until the cnn kept argmax codes), POLICY=qmqe, CODER=--gecko,
 #             CONFIGS="f a b c B C" (B, C: (b'), (c'); also w: (a) with
 #             --weight-coder same)
 set -eu
@@ -34,7 +34,7 @@ sfpd_for() {
     rm -rf "$tmp/s.sock" "$tmp/spill"
     case $1 in
     b|B) budget=1G ;;
-    c|C) budget=${BUDGET_SPILL:-512K} ;;
+    c|C) budget=${BUDGET_SPILL:-128K} ;;
     *) return 0 ;;
     esac
     "$sfpd" --socket "$tmp/s.sock" --spill-dir "$tmp/spill" --dram-budget "$budget" \
