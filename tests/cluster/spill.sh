@@ -11,14 +11,14 @@ sfpd=$1 sfpctl=$2 train=$3
 CLUSTER_TEST=s
 . "$(dirname "$0")/common.sh"
 
-run="--synthetic=1536 --model cnn --policy qmqe --gecko --batch 96 --epochs 1
+run="--synthetic=3072 --model cnn --policy qmqe --gecko --batch 96 --epochs 1
      --seed 7 --no-progress --quiet --check-replicas"
 ref=$(ref_run ref $run)
 echo "single host, 3 ranks: weights hash $ref"
 
-# node0: 64 KiB of DRAM for ~300 KiB of frames per step, and no prefetch: its
+# node0: 32 KiB of DRAM for ~170 KiB of frames per step, and no prefetch: its
 # frames stay on the peers until backward reads them
-cl up --nodes 3 --node-set 0:dram_budget=64K --node-set 0:prefetch_depth=0
+cl up --nodes 3 --node-set 0:dram_budget=32K --node-set 0:prefetch_depth=0
 cluster_bg clu $run --job cluster-spill
 # sfpctl watch on every node while the job runs: one JSON snapshot per line
 watch_pids=
