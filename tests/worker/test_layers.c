@@ -162,6 +162,8 @@ static const struct {
     {"posembed", "input x 1x4x4\npatch p x patch=2 out=4\nposembed a p\ntoken c a index=2\n"
                  "dense o c out=3\n"},
     {"token", "input x 1x4x4\npatch p x patch=2 out=4\ntoken a p index=3\ndense o a out=3\n"},
+    {"maxpool-codes-bn", "input x 2x4x4\nconv a x out=3 k=3 pad=1 bias=no\n"
+                         "batchnorm b a act=relu\nmaxpool p b\ndense o p out=3\n"},
 };
 
 static void test_kinds(void)
@@ -254,6 +256,16 @@ static void test_stashed(void)
         conv_out += !strcmp(m.tensors[t].name, "a.out");
     }
     CHECK(codes == 0 && conv_out == 1);
+    /* a BatchNorm with act=relu under the pool: codes, no BN output */
+    const size_t last = sizeof cases / sizeof cases[0] - 1;
+    CHECK(!strcmp(cases[last].kind, "maxpool-codes-bn"));
+    CHECK_EQ_INT(parse(&m, cases[last].text), 0);
+    codes = conv_out = 0;
+    for (int t = 0; t < m.ntensors; t++) {
+        codes += m.tensors[t].kind == SFPW_TENSOR_CODES;
+        conv_out += !strcmp(m.tensors[t].name, "b.out");
+    }
+    CHECK(codes == 1 && conv_out == 0);
 }
 
 /*
