@@ -124,6 +124,24 @@ void sfpw_dense_bwd(const float *X, const float *W, const float *dY,
 
 /* -------------------------------------------------------------- max-pool */
 
+/* Window j of rows r0, r1: the first maximum in the order (0,0), (0,1),
+ * (1,0), (1,1) (compares with >: false for NaN), its value in *m and its
+ * position returned; without branches on the data. */
+static inline unsigned pool_window(const float *r0, const float *r1, int j, float *m)
+{
+    const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+    float v = a;
+    unsigned s = 0;
+    s = b > v ? 1 : s;
+    v = b > v ? b : v;
+    s = c > v ? 2 : s;
+    v = c > v ? c : v;
+    s = d > v ? 3 : s;
+    v = d > v ? d : v;
+    *m = v;
+    return s;
+}
+
 SFPW_HOT
 void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
 {
@@ -133,16 +151,8 @@ void sfpw_pool_fwd(const float *X, float *Y, int B, int C, int H, int W)
         float *y = Y + bc * OH * OW;
         for (int i = 0; i < OH; i++) {
             const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
-            for (int j = 0; j < OW; j++) {
-                float m = r0[2 * j];
-                if (r0[2 * j + 1] > m)
-                    m = r0[2 * j + 1];
-                if (r1[2 * j] > m)
-                    m = r1[2 * j];
-                if (r1[2 * j + 1] > m)
-                    m = r1[2 * j + 1];
-                y[i * OW + j] = m;
-            }
+            for (int j = 0; j < OW; j++)
+                (void)pool_window(r0, r1, j, &y[i * OW + j]);
         }
     }
 }
@@ -198,16 +208,8 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
             }
 #endif
             for (int j = 0; j < OW; j++) {
-                const float a = r0[2 * j], b = r0[2 * j + 1];
-                const float c = r1[2 * j], d = r1[2 * j + 1];
-                float m = a;
-                int s = 0;
-                s = b > m ? 1 : s;
-                m = b > m ? b : m;
-                s = c > m ? 2 : s;
-                m = c > m ? c : m;
-                s = d > m ? 3 : s;
-                pool_route(d0 + 2 * j, d1 + 2 * j, (unsigned)s, g[j], dx_add);
+                float m;
+                pool_route(d0 + 2 * j, d1 + 2 * j, pool_window(r0, r1, j, &m), g[j], dx_add);
             }
         }
     }
@@ -219,25 +221,16 @@ void sfpw_pool_bwd(const float *X, const float *dY, float *dX, int dx_rows,
 static void pool_fwd_codes_row(const float *r0, const float *r1, float *y, uint8_t *code, int ow)
 {
     for (int j = 0; j < ow; j++) {
-        float m = r0[2 * j];
-        uint8_t s = 0;
-        s = r0[2 * j + 1] > m ? 1 : s;
-        m = r0[2 * j + 1] > m ? r0[2 * j + 1] : m;
-        s = r1[2 * j] > m ? 2 : s;
-        m = r1[2 * j] > m ? r1[2 * j] : m;
-        s = r1[2 * j + 1] > m ? 3 : s;
-        m = r1[2 * j + 1] > m ? r1[2 * j + 1] : m;
-        y[j] = m;
-        code[j] = m > 0.0f ? s : (uint8_t)SFPW_POOL_MASKED;
+        const unsigned s = pool_window(r0, r1, j, &y[j]);
+        code[j] = (uint8_t)(y[j] > 0.0f ? s : SFPW_POOL_MASKED);
     }
 }
 
 static void pool_bwd_codes_row(const uint8_t *code, const float *g, float *d0, float *d1, int ow,
                                int add)
 {
-    for (int j = 0; j < ow; j++) {
+    for (int j = 0; j < ow; j++)
         pool_route(d0 + 2 * j, d1 + 2 * j, code[j], g[j], add);
-    }
 }
 
 /*

@@ -508,14 +508,18 @@ static sfpw_stash_key key_of(const sfpw_pass *ps, int t)
     return key;
 }
 
-/* A raw FP32 tensor (statistics) of cnt values: stashed as is. */
-static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
+/*
+ * A tensor stashed as is (no widths): cnt floats at a, counted as values
+ * values (statistics: the floats themselves; a layer's codes: the input
+ * values they stand for).
+ */
+static int raw_produced(sfpw_net *n, int t, float *a, size_t cnt, double values)
 {
     const sfpw_pass *ps = n->ps;
     sfpw_pass_out *out = n->po;
     if (!ps->stash) {
         out->bytes[t] += (double)cnt * sizeof(float);
-        out->values[t] += (double)cnt;
+        out->values[t] += values;
         return 0;
     }
     double t0 = sfpw_now();
@@ -527,37 +531,7 @@ static int stats_produced(sfpw_net *n, int t, float *a, size_t cnt)
     out->bytes[t] += (double)bytes;
     for (int c = 0; ps->measure_coders && c < SFPW_NCODERS; c++)
         out->coder_bytes[c][t] += (double)bytes;
-    out->values[t] += (double)cnt;
-    out->t_stash += sfpw_now() - t0;
-    return 0;
-}
-
-/*
- * A layer's codes (rows x words floats at a, stashed as they are) standing
- * in for rows x T->n values of its input: counted as those values.
- */
-static int codes_produced(sfpw_net *n, int t, float *a, int rows)
-{
-    const sfpw_pass *ps = n->ps;
-    sfpw_pass_out *out = n->po;
-    const sfpw_tensor *T = &n->m->tensors[t];
-    const size_t words = n->m->layers[T->layer].slot_n[T->slot];
-    const double covers = (double)rows * T->n;
-    if (!ps->stash) {
-        out->bytes[t] += (double)rows * words * sizeof(float);
-        out->values[t] += covers;
-        return 0;
-    }
-    double t0 = sfpw_now();
-    sfpw_stash_key key = key_of(ps, t);
-    size_t bytes = 0;
-    int rc = ps->st->ops->put(ps->st, &key, a, (size_t)rows * words, NULL, &bytes, NULL);
-    if (rc)
-        return rc;
-    out->bytes[t] += (double)bytes;
-    for (int c = 0; ps->measure_coders && c < SFPW_NCODERS; c++)
-        out->coder_bytes[c][t] += (double)bytes;
-    out->values[t] += covers;
+    out->values[t] += values;
     out->t_stash += sfpw_now() - t0;
     return 0;
 }
@@ -600,10 +574,13 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
     sfpw_pass_out *out = n->po;
     const sfpw_model *m = n->m;
     const sfpw_tensor *T = &m->tensors[t];
-    if (T->kind == SFPW_TENSOR_STATS)
-        return stats_produced(n, t, a, (size_t)rows * T->n + T->fixed);
-    if (T->kind == SFPW_TENSOR_CODES)
-        return codes_produced(n, t, a, rows);
+    if (T->kind == SFPW_TENSOR_STATS) {
+        const size_t cnt = (size_t)rows * T->n + T->fixed;
+        return raw_produced(n, t, a, cnt, (double)cnt);
+    }
+    if (T->kind == SFPW_TENSOR_CODES) /* rows x the slot's words, for rows x n values */
+        return raw_produced(n, t, a, (size_t)rows * m->layers[T->layer].slot_n[T->slot],
+                            (double)rows * T->n);
     const size_t dim = T->n, cnt = (size_t)rows * dim;
     if (!ps->quantize) {
         out->bytes[t] += (double)cnt * sizeof(float);
