@@ -64,6 +64,15 @@ typedef struct sfpw_layer_ops {
      * no copy of that input.
      */
     void (*relu_codes)(sfpw_layer *l);
+    /*
+     * Optional. The training forward's output (c->y, before an act=relu
+     * the engine applies) from c->x[] and c->slot[] as its backward gets
+     * them, bit for bit what forward wrote, without touching running
+     * statistics. Only for kinds whose needs cover every input this reads
+     * (IN bits) and whose slots hold what forward computed (statistics):
+     * the builder then stashes no copy of the output (SFPW_TENSOR_RECOMP).
+     */
+    void (*recompute)(const sfpw_layer *l, sfpw_run *c);
     /* Role of the output when it is stashed (-1: decided by its readers). */
     int out_role;
 } sfpw_layer_ops;

@@ -53,6 +53,7 @@ const char *sfpw_role_name(sfpw_role r)
         [SFPW_ROLE_LINEAR] = "linear-output",
         [SFPW_ROLE_STATS] = "norm-stats",
         [SFPW_ROLE_ARGMAX] = "pool-argmax",
+        [SFPW_ROLE_RECOMPUTED] = "recomputed",
         [SFPW_ROLE_WEIGHT] = "weight",
         [SFPW_ROLE_BIAS] = "bias",
         [SFPW_ROLE_PARAM] = "param",
@@ -550,6 +551,21 @@ static int build(parser *p, sfpw_model *m, const int *order)
         }
         m->values[v].tensor = read ? -2 : -1; /* -2: to be numbered */
     }
+    /* an output its producer rebuilds from what its own backward reads (its
+     * stashed inputs and statistics) is recomputed in backward, not stashed
+     * (not the input of another recomputed output: no chains) */
+    for (int i = 0; i < m->nlayers; i++) {
+        sfpw_layer *l = &m->layers[i];
+        sfpw_value *v = &m->values[l->out];
+        if (!l->ops->recompute || v->tensor != -2 || l->out == m->output ||
+            (l->needs & SFPW_NEEDS_OUT))
+            continue;
+        int ok = 1;
+        for (int j = 0; j < l->nin; j++)
+            ok &= (l->needs & (SFPW_NEEDS_IN0 << j)) && m->values[l->in[j]].tensor == -2;
+        if (ok)
+            v->tensor = -3; /* -3: to be numbered as recomputed */
+    }
     int t;
     if (m->values[0].tensor == -2) {
         if ((t = add_tensor(p, m, p->in_line, p->in_name, "", SFPW_TENSOR_ACT,
@@ -575,9 +591,11 @@ static int build(parser *p, sfpw_model *m, const int *order)
             l->slot_tensor[s] = t;
         }
         sfpw_value *v = &m->values[l->out];
-        if (v->tensor == -2) {
-            if ((t = add_tensor(p, m, l->line, l->name, ".out", SFPW_TENSOR_ACT,
-                                value_role(m, l->out), v->n)) < 0)
+        if (v->tensor == -2 || v->tensor == -3) {
+            const int rec = v->tensor == -3;
+            if ((t = add_tensor(p, m, l->line, l->name, ".out",
+                                rec ? SFPW_TENSOR_RECOMP : SFPW_TENSOR_ACT,
+                                rec ? SFPW_ROLE_RECOMPUTED : value_role(m, l->out), v->n)) < 0)
                 return SFP_EINVAL;
             v->tensor = t;
             m->tensors[t].layer = i;
@@ -726,11 +744,16 @@ int sfpw_model_load(sfpw_model *m, const char *path, char *err, size_t cap)
 
 void sfpw_model_print(const sfpw_model *m, FILE *f)
 {
-    int stashed = 0;
-    for (int t = 0; t < m->ntensors; t++)
-        stashed += sfpw_tensor_is_stashed(m->tensors[t].kind);
-    fprintf(f, "model %s: %zu parameters, %d layers, %d stashed tensors\n", m->name,
-            m->nparams, m->nlayers, stashed);
+    int stashed = 0, rec = 0;
+    for (int t = 0; t < m->ntensors; t++) {
+        stashed += sfpw_tensor_is_put(m->tensors[t].kind);
+        rec += m->tensors[t].kind == SFPW_TENSOR_RECOMP;
+    }
+    fprintf(f, "model %s: %zu parameters, %d layers, %d stashed tensors", m->name, m->nparams,
+            m->nlayers, stashed);
+    if (rec)
+        fprintf(f, ", %d recomputed", rec);
+    fputc('\n', f);
     for (int i = 0; i < m->nlayers; i++) {
         const sfpw_layer *l = &m->layers[i];
         char si[64], so[64], ins[96] = "";

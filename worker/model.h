@@ -9,7 +9,12 @@
  * backward reads (attention's Q, K, V and probabilities) and its FP32
  * statistics (BatchNorm, LayerNorm). Every stashed tensor is quantized with
  * its own widths and goes through the stash; parameters (weights, biases,
- * norm scales ...) live in one flat FP32 vector.
+ * norm scales ...) live in one flat FP32 vector. Two exceptions keep less:
+ * a max pool over a ReLU output keeps argmax codes instead of that output
+ * (relu_codes), and the output of a layer that can rebuild it cheaply from
+ * what its own backward reads anyway (BatchNorm, LayerNorm, GELU: its
+ * kind's recompute) is not stashed but RECOMPUTED in backward, bit for bit
+ * as forward made it.
  *
  * Tensor table order: the activation tensors in the order the forward pass
  * produces them, then the parameter tensors in layer order.
@@ -69,6 +74,7 @@ typedef enum sfpw_role {
     SFPW_ROLE_LINEAR,     /* other conv / dense output              */
     SFPW_ROLE_STATS,      /* FP32 per-row / per-channel statistics  */
     SFPW_ROLE_ARGMAX,     /* a max-pool's argmax codes (its input's stand-in) */
+    SFPW_ROLE_RECOMPUTED, /* rebuilt in backward from its producer's stash */
     SFPW_ROLE_WEIGHT,     /* parameters                             */
     SFPW_ROLE_BIAS,
     SFPW_ROLE_PARAM,
@@ -87,6 +93,9 @@ typedef enum sfpw_tensor_kind {
     SFPW_TENSOR_CODES = 5,  /* stashed exactly: a layer's packed codes that
                              * stand in for n values of its input (n below
                              * counts those; the frames hold fewer floats) */
+    SFPW_TENSOR_RECOMP = 6, /* never stashed: backward rebuilds it from its
+                             * producer's stashed inputs and statistics
+                             * (counted in the footprint at 0 bytes)      */
 } sfpw_tensor_kind;
 
 /* Parameters live in the flat vector and are exchanged between ranks. */
@@ -94,15 +103,21 @@ static inline int sfpw_tensor_is_param(sfpw_tensor_kind k)
 {
     return k == SFPW_TENSOR_WEIGHT || k == SFPW_TENSOR_BIAS || k == SFPW_TENSOR_PARAM;
 }
-/* Stashed each step (activations and statistics). */
-static inline int sfpw_tensor_is_stashed(sfpw_tensor_kind k)
+/* Goes through the stash each step (activations, statistics, codes). */
+static inline int sfpw_tensor_is_put(sfpw_tensor_kind k)
 {
     return k == SFPW_TENSOR_ACT || k == SFPW_TENSOR_STATS || k == SFPW_TENSOR_CODES;
 }
-/* Stashed as is, never quantized (no widths). */
+/* Counted in the stash's footprint each step: what is put, and the
+ * recomputed tensors (0 bytes) that an FP32 training would stash. */
+static inline int sfpw_tensor_is_stashed(sfpw_tensor_kind k)
+{
+    return sfpw_tensor_is_put(k) || k == SFPW_TENSOR_RECOMP;
+}
+/* Not quantized (no widths): stashed as is, or not stored at all. */
 static inline int sfpw_tensor_is_raw(sfpw_tensor_kind k)
 {
-    return k == SFPW_TENSOR_STATS || k == SFPW_TENSOR_CODES;
+    return k == SFPW_TENSOR_STATS || k == SFPW_TENSOR_CODES || k == SFPW_TENSOR_RECOMP;
 }
 
 typedef struct sfpw_tensor {

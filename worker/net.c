@@ -79,6 +79,7 @@ struct sfpw_net {
     int rows, layer;
     int rc;
     unsigned char fetched[SFPW_MAX_VALUES], written[SFPW_MAX_VALUES];
+    unsigned char slots_fetched[SFPW_MAX_LAYERS];
     double t_fwd[SFPW_MAX_LAYERS], t_bwd[SFPW_MAX_LAYERS]; /* seconds, all passes */
 };
 
@@ -146,6 +147,50 @@ static size_t place_blocks(blk *b, int nb)
  * the loss at L, backward of layer i at 2L - i, the end at 2L + 1. Writes
  * into b (room for 3 * nvalues + 2 * nlayers * SFPW_MAX_SLOTS blocks).
  */
+/* The first and last backward times at which value v is read (by its
+ * readers' backward; *last -1 if none), not counting recomputations. */
+static void value_reads(const sfpw_net *n, int v, int *first, int *last)
+{
+    const sfpw_model *m = n->m;
+    int bfirst = 2 * n->L + 2, blast = -1;
+    for (int i = 0; i < n->L; i++) {
+        const sfpw_layer *l = &m->layers[i];
+        for (int j = 0; j < l->nin; j++)
+            if (l->in[j] == v && (l->needs & (SFPW_NEEDS_IN0 << j))) {
+                int t = bwd_time(n, i);
+                bfirst = t < bfirst ? t : bfirst;
+                blast = t > blast ? t : blast;
+            }
+    }
+    if (m->values[v].producer >= 0 && sfpw_layer_reads_out(&m->layers[m->values[v].producer])) {
+        int t = bwd_time(n, m->values[v].producer);
+        bfirst = t < bfirst ? t : bfirst;
+        blast = t > blast ? t : blast;
+    }
+    *first = bfirst;
+    *last = blast;
+}
+
+/* Layer i's output is recomputed in backward (from its inputs and slots). */
+static int recomputed(const sfpw_model *m, int i)
+{
+    int t = m->values[m->layers[i].out].tensor;
+    return t >= 0 && m->tensors[t].kind == SFPW_TENSOR_RECOMP;
+}
+
+/* When layer i's inputs and slots must be back in backward: its own
+ * backward, or earlier when its output is recomputed for a reader. */
+static int bwd_need(const sfpw_net *n, int i)
+{
+    int first = bwd_time(n, i), last;
+    if (recomputed(n->m, i)) {
+        value_reads(n, n->m->layers[i].out, &first, &last);
+        if (first > bwd_time(n, i))
+            first = bwd_time(n, i);
+    }
+    return first;
+}
+
 static int plan_blocks(sfpw_net *n, int release, blk *b)
 {
     const sfpw_model *m = n->m;
@@ -155,8 +200,9 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
     for (int v = 0; v < m->nvalues; v++) {
         const sfpw_value *val = &m->values[v];
         int prod = val->producer < 0 ? 0 : val->producer;
-        int flast = prod, glo = 2 * L + 1, bfirst = 2 * L + 2, blast = -1;
+        int flast = prod, glo = 2 * L + 1, bfirst, blast;
         int maxcons = -1;
+        value_reads(n, v, &bfirst, &blast);
         for (int i = 0; i < L; i++) {
             const sfpw_layer *l = &m->layers[i];
             for (int j = 0; j < l->nin; j++) {
@@ -166,19 +212,9 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
                     flast = i;
                 if (i > maxcons)
                     maxcons = i;
-                if (l->needs & (SFPW_NEEDS_IN0 << j)) {
-                    int t = bwd_time(n, i);
-                    bfirst = t < bfirst ? t : bfirst;
-                    blast = t > blast ? t : blast;
-                }
-            }
-        }
-        if (val->producer >= 0) {
-            const sfpw_layer *l = &m->layers[val->producer];
-            if (sfpw_layer_reads_out(l)) {
-                int t = bwd_time(n, val->producer);
-                bfirst = t < bfirst ? t : bfirst;
-                blast = t > blast ? t : blast;
+                /* an input of a recomputed output is read when it is */
+                if ((l->needs & (SFPW_NEEDS_IN0 << j)) && bwd_need(n, i) < bfirst)
+                    bfirst = bwd_need(n, i);
             }
         }
         if (v == m->output)
@@ -204,7 +240,7 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
             size_t bytes = al(sizeof(float) * (R * l->slot_n[s] + l->slot_fixed[s]));
             if (release) {
                 b[nb++] = (blk){ bytes, 0, i, i, &n->slot_f[i][s] };
-                b[nb++] = (blk){ bytes, 0, bwd_time(n, i), bwd_time(n, i), &n->slot_b[i][s] };
+                b[nb++] = (blk){ bytes, 0, bwd_need(n, i), bwd_time(n, i), &n->slot_b[i][s] };
             } else {
                 b[nb++] = (blk){ bytes, 0, i, bwd_time(n, i), &n->slot_f[i][s] };
             }
@@ -578,6 +614,10 @@ static int act_produced(sfpw_net *n, int t, float *a, int rows)
         const size_t cnt = (size_t)rows * T->n + T->fixed;
         return raw_produced(n, t, a, cnt, (double)cnt);
     }
+    if (T->kind == SFPW_TENSOR_RECOMP) { /* rebuilt in backward: nothing stored */
+        out->values[t] += (double)rows * T->n;
+        return 0;
+    }
     if (T->kind == SFPW_TENSOR_CODES) /* rows x the slot's words, for rows x n values */
         return raw_produced(n, t, a, (size_t)rows * m->layers[T->layer].slot_n[T->slot],
                             (double)rows * T->n);
@@ -849,34 +889,99 @@ int sfpw_net_run(sfpw_net *n, const sfpw_pass *ps, const float *x, int rows)
 
 /* -------------------------------------------------------------- backward */
 
+static int fetch_value(sfpw_net *n, int v);
+
+/* Brings layer i's stashed slots back (once per step). */
+static int fetch_slots(sfpw_net *n, int i)
+{
+    const sfpw_layer *l = &n->m->layers[i];
+    int rc;
+    if (n->slots_fetched[i])
+        return 0;
+    for (int s = 0; s < l->nslots; s++) {
+        int t = l->slot_tensor[s];
+        if (t >= 0 && (rc = fetch(n, t, n->slot_b[i][s],
+                                  (size_t)n->rows * l->slot_n[s] + l->slot_fixed[s])))
+            return rc;
+    }
+    n->slots_fetched[i] = 1;
+    return 0;
+}
+
+/*
+ * Rebuilds recomputed value v into its backward buffer: its producer's
+ * inputs and slots come back from the stash (where its own backward would
+ * have fetched them) and its kind's recompute writes what forward wrote.
+ */
+static int recompute_value(sfpw_net *n, int v)
+{
+    const sfpw_model *m = n->m;
+    const int i = m->values[v].producer;
+    const sfpw_layer *l = &m->layers[i];
+    int rc;
+    for (int j = 0; j < l->nin; j++)
+        if ((rc = fetch_value(n, l->in[j])))
+            return rc;
+    if ((rc = fetch_slots(n, i)))
+        return rc;
+    double t0 = sfpw_now();
+    sfpw_run c;
+    run_init(n, l, &c, n->rows);
+    c.train = 1;
+    for (int j = 0; j < l->nin; j++)
+        c.x[j] = n->bwd[l->in[j]];
+    c.y = n->bwd[v];
+    for (int s = 0; s < l->nslots; s++)
+        c.slot[s] = n->slot_b[i][s];
+    l->ops->recompute(l, &c);
+    if (l->relu && !l->ops->fuses_relu)
+        sfpw_relu_fwd(c.y, (size_t)n->rows * m->values[v].n);
+    double dt = sfpw_now() - t0;
+    n->po->t_compute += dt;
+    n->t_bwd[i] += dt;
+    return 0;
+}
+
+/* Value v back for backward: from the stash, or recomputed. */
+static int fetch_value(sfpw_net *n, int v)
+{
+    const sfpw_model *m = n->m;
+    int t = m->values[v].tensor, rc;
+    if (n->fetched[v] || t < 0)
+        return 0;
+    if (m->tensors[t].kind == SFPW_TENSOR_RECOMP)
+        rc = recompute_value(n, v);
+    else
+        rc = fetch(n, t, n->bwd[v], (size_t)n->rows * m->values[v].n);
+    if (!rc)
+        n->fetched[v] = 1;
+    return rc;
+}
+
 /* Brings what layer i's backward reads back from the stash. */
 static int fetch_layer(sfpw_net *n, int i)
 {
-    const sfpw_model *m = n->m;
-    const sfpw_layer *l = &m->layers[i];
-    const size_t rows = (size_t)n->rows;
+    const sfpw_layer *l = &n->m->layers[i];
     int rc;
-    for (int j = 0; j <= l->nin; j++) {
-        int v;
-        if (j < l->nin && (l->needs & (SFPW_NEEDS_IN0 << j)))
-            v = l->in[j];
-        else if (j == l->nin && sfpw_layer_reads_out(l))
-            v = l->out;
-        else
-            continue;
-        int t = m->values[v].tensor;
-        if (n->fetched[v] || t < 0)
-            continue;
-        if ((rc = fetch(n, t, n->bwd[v], rows * m->values[v].n)))
+    for (int j = 0; j < l->nin; j++)
+        if ((l->needs & (SFPW_NEEDS_IN0 << j)) && (rc = fetch_value(n, l->in[j])))
             return rc;
-        n->fetched[v] = 1;
-    }
-    for (int s = 0; s < l->nslots; s++) {
-        int t = l->slot_tensor[s];
-        if (t >= 0 && (rc = fetch(n, t, n->slot_b[i][s], rows * l->slot_n[s] + l->slot_fixed[s])))
-            return rc;
-    }
-    return 0;
+    if (sfpw_layer_reads_out(l) && (rc = fetch_value(n, l->out)))
+        return rc;
+    return fetch_slots(n, i);
+}
+
+/* The stashed tensor that fetching value v gets first (-1 if none). */
+static int first_get(const sfpw_net *n, int v)
+{
+    const sfpw_model *m = n->m;
+    int t = m->values[v].tensor;
+    if (t < 0 || n->fetched[v])
+        return -1;
+    if (m->tensors[t].kind != SFPW_TENSOR_RECOMP)
+        return t;
+    const sfpw_layer *l = &m->layers[m->values[v].producer];
+    return l->nin ? first_get(n, l->in[0]) : -1;
 }
 
 int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
@@ -890,6 +995,7 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
     n->po = out;
     memset(n->G, 0, sizeof(float) * m->nparams);
     memset(n->fetched, 0, sizeof n->fetched);
+    memset(n->slots_fetched, 0, sizeof n->slots_fetched);
     memset(n->written, 0, sizeof n->written);
     n->written[m->output] = 1;
     if (ps->stash && ps->st->ops->backward) {
@@ -912,8 +1018,8 @@ int sfpw_net_backward(sfpw_net *n, const sfpw_pass *ps, int rows,
         if (ps->stash && i > 0) {
             /* hint: the next layer's first stashed input */
             const sfpw_layer *nl = &m->layers[i - 1];
-            int t = nl->nin ? m->values[nl->in[0]].tensor : -1;
-            if (t >= 0 && !n->fetched[nl->in[0]]) {
+            int t = nl->nin ? first_get(n, nl->in[0]) : -1;
+            if (t >= 0) {
                 sfpw_stash_key key = key_of(ps, t);
                 ps->st->ops->prefetch(ps->st, &key);
             }

@@ -137,7 +137,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
         fprintf(f, "%s\n    {\"name\": ", t ? "," : "");
         json_str(f, T->name);
         static const char *const kinds[] = { "activation", "weight", "bias", "param", "stats",
-                                             "codes" };
+                                             "codes", "recomputed" };
         fprintf(f, ", \"kind\": \"%s\", \"role\": \"%s\", \"values\": %zu",
                 kinds[T->kind], sfpw_role_name(T->role), T->n);
         if (T->fixed)

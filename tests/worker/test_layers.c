@@ -214,7 +214,14 @@ static void test_stashed(void)
     CHECK_EQ_INT(roles[SFPW_ROLE_INPUT], 1);
     CHECK_EQ_INT(roles[SFPW_ROLE_BN_IN], 21);  /* every conv output */
     CHECK_EQ_INT(roles[SFPW_ROLE_STATS], 21);  /* every BatchNorm   */
-    CHECK_EQ_INT(roles[SFPW_ROLE_RELU], 19);   /* stem, 9 inner, 9 block outputs */
+    CHECK_EQ_INT(roles[SFPW_ROLE_RELU], 9);    /* the block outputs (add act=relu) */
+    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 10); /* stem and 9 inner BatchNorm+ReLU */
+    for (int t = 0; t < m.ntensors; t++)
+        if (m.tensors[t].role == SFPW_ROLE_RECOMPUTED) {
+            CHECK_EQ_INT(m.tensors[t].kind, SFPW_TENSOR_RECOMP);
+            const sfpw_layer *pl = &m.layers[m.tensors[t].layer];
+            CHECK(!strcmp(pl->ops->kind, "batchnorm") && pl->relu);
+        }
     CHECK_EQ_INT(roles[SFPW_ROLE_POOLED], 1);  /* the dense layer's input */
     CHECK_EQ_INT(m.ntensors - 63, 21 + 2 * 21 + 2);
     CHECK_EQ_INT(sfpw_model_build(&m, "vit"), 0);
@@ -226,10 +233,11 @@ static void test_stashed(void)
     CHECK_EQ_INT(roles[SFPW_ROLE_V], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_PROBS], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_GELU_IN], 4);
-    CHECK_EQ_INT(roles[SFPW_ROLE_GELU_OUT], 4);
+    CHECK_EQ_INT(roles[SFPW_ROLE_GELU_OUT], 0);   /* recomputed from the GELU input */
     CHECK_EQ_INT(roles[SFPW_ROLE_RESIDUAL], 7);   /* LN inputs inside the blocks */
     CHECK_EQ_INT(roles[SFPW_ROLE_LN_IN], 2);      /* the first block's, the class token */
-    CHECK_EQ_INT(roles[SFPW_ROLE_NORM_OUT], 9);   /* dense inputs after LayerNorm */
+    CHECK_EQ_INT(roles[SFPW_ROLE_NORM_OUT], 0);   /* dense inputs after LayerNorm: */
+    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 13); /* recomputed, as the GELU outputs */
     CHECK_EQ_INT(roles[SFPW_ROLE_ATTN_OUT], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_STATS], 9);
 
@@ -278,9 +286,10 @@ static void test_release(const char *name)
     sfpw_model m;
     CHECK_EQ_INT(sfpw_model_build(&m, name), 0);
     enum { B = 4 };
-    sfpw_net *a = NULL, *b = NULL;
+    sfpw_net *a = NULL, *b = NULL, *c = NULL;
     sfpw_stash *sa = NULL, *sb = NULL;
     CHECK_EQ_INT(sfpw_net_create(&a, &m, B), 0);
+    CHECK_EQ_INT(sfpw_net_create(&c, &m, B), 0);
     CHECK_EQ_INT(sfpw_net_create(&b, &m, B), 0);
     CHECK_EQ_INT(sfpw_net_set_release(b), 0);
     CHECK_EQ_INT(sfpw_stash_local_open(&sa), 0);
@@ -291,9 +300,11 @@ static void test_release(const char *name)
     CHECK(stashed > 0);
     sfpw_model_init_params(&m, sfpw_net_weights(a), 2);
     sfpw_model_init_params(&m, sfpw_net_weights(b), 2);
+    sfpw_model_init_params(&m, sfpw_net_weights(c), 2);
     if (m.nbuffers) {
         sfpw_model_init_buffers(&m, sfpw_net_buffers(a));
         sfpw_model_init_buffers(&m, sfpw_net_buffers(b));
+        sfpw_model_init_buffers(&m, sfpw_net_buffers(c));
     }
     float *x = malloc(sizeof(float) * B * m.in_dim);
     for (size_t i = 0; i < B * m.in_dim; i++)
@@ -322,6 +333,18 @@ static void test_release(const char *name)
         CHECK_EQ_INT(sfpw_net_backward(b, &ps, B, &pb), 0);
         CHECK(pa.loss_sum == pb.loss_sum);
         CHECK(memcmp(sfpw_net_grads(a), sfpw_net_grads(b), m.nparams * sizeof(float)) == 0);
+        /* without a stash nothing is fetched or recomputed (backward reads
+         * what forward left in the arena): the same gradients, so a
+         * recomputed output is bit for bit what forward wrote */
+        sfpw_pass_out pc;
+        memset(&pc, 0, sizeof pc);
+        ps.stash = 0;
+        CHECK_EQ_INT(sfpw_net_forward(c, &ps, x, y, B, 0.25f, &pc), 0);
+        CHECK_EQ_INT(sfpw_net_backward(c, &ps, B, &pc), 0);
+        ps.stash = 1;
+        CHECK(pc.loss_sum == pb.loss_sum);
+        CHECK(memcmp(sfpw_net_grads(c), sfpw_net_grads(b), m.nparams * sizeof(float)) == 0);
+        CHECK(memcmp(pc.gn, pb.gn, sizeof pc.gn) == 0);
         CHECK(memcmp(pa.gn, pb.gn, sizeof pa.gn) == 0);
         CHECK(memcmp(pa.bytes, pb.bytes, sizeof pa.bytes) == 0);
         int stashed_n = 0;
@@ -329,6 +352,11 @@ static void test_release(const char *name)
             if (!sfpw_tensor_is_stashed(m.tensors[t].kind))
                 continue;
             stashed_n++;
+            CHECK(pb.values[t] > 0);
+            if (m.tensors[t].kind == SFPW_TENSOR_RECOMP) { /* counted, never stored */
+                CHECK(pb.bytes[t] == 0);
+                continue;
+            }
             CHECK(pb.bytes[t] > 0);
             if (m.tensors[t].kind == SFPW_TENSOR_ACT)
                 CHECK(pb.bytes[t] < pb.values[t] * 4);
@@ -351,6 +379,7 @@ static void test_release(const char *name)
     sfpw_stash_close(&sb);
     sfpw_net_destroy(&a);
     sfpw_net_destroy(&b);
+    sfpw_net_destroy(&c);
 }
 
 /* BatchNorm in evaluation uses the running statistics. */

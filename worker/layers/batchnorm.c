@@ -7,7 +7,8 @@
  * Stash: its INPUT (quantized like every stashed tensor; the forward pass
  * normalizes the quantized values) and, raw FP32, the per-channel mean and
  * inverse standard deviation ("NAME.stats", 2C values per step); backward
- * recomputes the normalized values from them. Each rank normalizes with its
+ * recomputes the normalized values from them, and its output too when a
+ * reader needs it (recompute: the output is not stashed). Each rank normalizes with its
  * own rows' statistics (as PyTorch's DistributedDataParallel does); the
  * running statistics are averaged over the ranks every step (train_epoch.c).
  */
@@ -48,6 +49,32 @@ static void init(const sfpw_layer *l, float *w, float *b, float *buf, sfpw_rng *
     }
 }
 
+/* y = x * a + b per channel (a = istd * scale, b = shift - mean * a) from
+ * the statistics in slot 0, with the fused ReLU: forward and recompute. */
+SFPW_HOT
+static void apply(const sfpw_layer *l, sfpw_run *c)
+{
+    int C;
+    size_t hw;
+    geometry(l, &C, &hw);
+    const size_t per = (size_t)C * hw;
+    const float *mean = c->slot[0], *istd = c->slot[0] + C;
+    for (int r = 0; r < c->rows; r++)
+        for (int ch = 0; ch < C; ch++) {
+            const float *x = c->x[0] + r * per + ch * hw;
+            float *y = c->y + r * per + ch * hw;
+            const float a = istd[ch] * c->W[ch], b = c->b[ch] - mean[ch] * a;
+            if (l->relu)
+                for (size_t p = 0; p < hw; p++) {
+                    float v = x[p] * a + b;
+                    y[p] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t p = 0; p < hw; p++)
+                    y[p] = x[p] * a + b;
+        }
+}
+
 SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
@@ -76,21 +103,14 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
         c->buf[C + ch] = (1 - mo) * c->buf[C + ch] +
                          mo * (float)(N > 1 ? ss / (double)(N - 1) : var);
     }
-    for (int r = 0; r < c->rows; r++)
-        for (int ch = 0; ch < C; ch++) {
-            const float *x = c->x[0] + r * per + ch * hw;
-            float *y = c->y + r * per + ch * hw;
-            const float a = istd[ch] * c->W[ch], b = c->b[ch] - mean[ch] * a;
-            if (l->relu)
-                for (size_t p = 0; p < hw; p++) {
-                    float v = x[p] * a + b;
-                    y[p] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (size_t p = 0; p < hw; p++)
-                    y[p] = x[p] * a + b;
-        }
+    apply(l, c);
     return c->train ? c->slot_ready(c, 0) : 0;
+}
+
+/* Backward of a reader: the output again from the input and statistics. */
+static void recompute(const sfpw_layer *l, sfpw_run *c)
+{
+    apply(l, c);
 }
 
 SFPW_HOT
@@ -135,5 +155,5 @@ const sfpw_layer_ops sfpw_layer_batchnorm = {
     .min_in = 1, .max_in = 1, .can_relu = 1, .fuses_relu = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = init, .forward = forward, .backward = backward,
-    .out_role = SFPW_ROLE_NORM_OUT,
+    .recompute = recompute, .out_role = SFPW_ROLE_NORM_OUT,
 };

@@ -1,5 +1,5 @@
 /* gelu.c - GELU, the erf form (PyTorch's default): x * Phi(x). Backward
- * reads its input. Vectorized (hot.h): erf to 1.5e-7. */
+ * reads its input; a reader's backward gets the output recomputed from it. Vectorized (hot.h): erf to 1.5e-7. */
 #include "hot.h"
 #include "layer.h"
 
@@ -30,6 +30,12 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     return 0;
 }
 
+/* Backward of a reader: the output again from the input. */
+static void recompute(const sfpw_layer *l, sfpw_run *c)
+{
+    forward(l, c);
+}
+
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
     if (c->dx[0])
@@ -43,5 +49,5 @@ const sfpw_layer_ops sfpw_layer_gelu = {
     .min_in = 1, .max_in = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = sfpw_setup_same_shape, .forward = forward, .backward = backward,
-    .out_role = SFPW_ROLE_GELU_OUT,
+    .recompute = recompute, .out_role = SFPW_ROLE_GELU_OUT,
 };

@@ -34,6 +34,14 @@ static int setup(sfpw_layer *l, char *err, size_t cap)
     return 0;
 }
 
+/* One row: forward and recompute write the same bits. */
+static inline void normalize(const float *x, float *y, float m, float is, const float *W,
+                             const float *b, int D)
+{
+    for (int i = 0; i < D; i++)
+        y[i] = (x[i] - m) * is * W[i] + b[i];
+}
+
 SFPW_HOT
 static int forward(const sfpw_layer *l, sfpw_run *c)
 {
@@ -48,10 +56,21 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
         float m = (float)mu, is = (float)(1.0 / sqrt(var + EPS));
         c->slot[0][2 * t] = m;
         c->slot[0][2 * t + 1] = is;
-        for (int i = 0; i < D; i++)
-            y[i] = (x[i] - m) * is * c->W[i] + c->b[i];
+        normalize(x, y, m, is, c->W, c->b, D);
     }
     return c->slot_ready(c, 0);
+}
+
+/* Backward of a reader: the output again from the input and statistics. */
+SFPW_HOT
+static void recompute(const sfpw_layer *l, sfpw_run *c)
+{
+    int T, D;
+    geometry(l, &T, &D);
+    const size_t n = (size_t)c->rows * T;
+    for (size_t t = 0; t < n; t++)
+        normalize(c->x[0] + t * D, c->y + t * D, c->slot[0][2 * t], c->slot[0][2 * t + 1],
+                  c->W, c->b, D);
 }
 
 SFPW_HOT
@@ -90,5 +109,5 @@ const sfpw_layer_ops sfpw_layer_layernorm = {
     .min_in = 1, .max_in = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = sfpw_init_norm, .forward = forward, .backward = backward,
-    .out_role = SFPW_ROLE_NORM_OUT,
+    .recompute = recompute, .out_role = SFPW_ROLE_NORM_OUT,
 };
