@@ -69,7 +69,7 @@ def twin(text, rep, w0, optname, x, y, dtype):
     names, off = [], 0
     with torch.no_grad():
         for t in rep["tensors"]:
-            if t["kind"] in ("activation", "stats", "codes"):
+            if t["kind"] in ("activation", "stats", "codes", "recomputed"):
                 continue
             layer, which = t["name"].rsplit(".", 1)
             p = net.param_of(layer, which)
