@@ -7,8 +7,10 @@ learning-rate decay. sfp-train's initial weights (a run with --lr 0, saved
 with --save) go into the PyTorch twin (bench/sfp_torch.py, same model file,
 float64 so that it is the exact answer), PyTorch's SGD / AdamW take the
 same steps, and sfp-train's weights after training must be no further from
-them than PyTorch's own float32 run is (x5), or within 0.5 % of how far each
-tensor moved. (Adam turns float noise in near-zero gradients, e.g. of
+them than PyTorch's own float32 runs are (x5; one from w0, one from w0 moved
+by one float32 ulp), or within 0.5 % of how far each tensor moved; where
+float noise is amplified so that the float32 implementations diverge on
+different tensors, the run's worst and median tensors against theirs (x2). (Adam turns float noise in near-zero gradients, e.g. of
 attention's key bias, which is 0 in exact arithmetic, into steps of full
 size, and a few SGD steps on a BatchNorm net amplify the rounding of the
 first: float32 PyTorch drifts from float64 as much.) Exit 77 without
@@ -65,6 +67,11 @@ def run(train, d, name, opt, lr, extra=()):
 
 def twin(text, rep, w0, optname, x, y, dtype):
     """The PyTorch twin from w0, trained like sfp-train; (name, param, off, n)."""
+    return twin_from(text, rep, w0, optname, x, y, dtype, w0)
+
+
+def twin_from(text, rep, w0, optname, x, y, dtype, start):
+    """The twin started from `start` (w0's layout) instead of w0."""
     net = SfpModel(text, init=None).to(dtype)
     names, off = [], 0
     with torch.no_grad():
@@ -73,7 +80,7 @@ def twin(text, rep, w0, optname, x, y, dtype):
                 continue
             layer, which = t["name"].rsplit(".", 1)
             p = net.param_of(layer, which)
-            p.copy_(torch.from_numpy(w0[off:off + t["values"]]).view_as(p))
+            p.copy_(torch.from_numpy(start[off:off + t["values"]]).view_as(p))
             names.append((t["name"], p, off, t["values"]))
             off += t["values"]
     ids = {id(p) for p in net.decayed()}
@@ -104,24 +111,49 @@ def check(train, d, model, optname):
     x, y = load(d)
     exact = twin(text, rep, w0, optname, x, y, torch.float64)
     f32 = twin(text, rep, w0, optname, x, y, torch.float32)
-    worst, ok = 0.0, True
+    # float32 again from weights one rounding away (every weight moved by
+    # one float32 ulp): how far float noise alone carries this run
+    nudged = np.nextafter(w0, np.float32(np.inf)).astype(np.float32)
+    f32n = twin_from(text, rep, w0, optname, x, y, torch.float32, nudged)
+    worst = worst_ref = 0.0
+    rel, rel_ref, bad = [], [], []
     most = max(np.abs(p.detach().numpy().ravel() - w0[o:o + n]).max() for _, p, o, n in exact)
-    for (name, p, o, n), (_, q, _, _) in zip(exact, f32):
+    for (name, p, o, n), (_, q, _, _), (_, qn, _, _) in zip(exact, f32, f32n):
         e = p.detach().numpy().ravel()
         moved = max(np.abs(e - w0[o:o + n]).max(), 1e-12)
         err = np.abs(w1[o:o + n] - e).max()
-        ref = np.abs(q.detach().double().numpy().ravel() - e).max()
-        if moved > 0.01 * most:  # the summary leaves out what barely moved
+        ref = max(np.abs(q.detach().double().numpy().ravel() - e).max(),
+                  np.abs(qn.detach().double().numpy().ravel() - e).max())
+        if moved > 0.01 * most:  # the summaries leave out what barely moved
             worst = max(worst, err / moved)
+            worst_ref = max(worst_ref, ref / moved)
+            rel.append(err / moved)
+            rel_ref.append(ref / moved)
         # no further from the exact answer than PyTorch's own float32 (x5),
         # or within 0.5 % of the distance moved
         if err > 5 * ref + 5e-3 * moved + 1e-9:
-            print("    %s: max |diff| %.3g, PyTorch float32 %.3g, moved %.3g"
-                  % (name, err, ref, moved))
-            ok = False
+            bad.append("    %s: max |diff| %.3g, PyTorch float32 %.3g, moved %.3g"
+                       % (name, err, ref, moved))
+    # Where float noise is amplified (ReLU masks flipping at values within a
+    # rounding of 0, Adam's steps on near-zero gradients) two float32
+    # implementations diverge on different tensors: then the run as a whole
+    # must be about as far from the exact answer as PyTorch's float32 runs
+    # are (x2), at the worst tensor and at the median one (a wrong step
+    # moves every tensor off; noise moves a few). Measured on this resnet:
+    # a learning rate 2 % off passes the worst-tensor bound but not the
+    # median's at x1.5, and passes both at x5; the float32 runs' medians are
+    # 3 % (SGD) and 25 % (Adam) of the distance moved, so on resnet this is
+    # a coarse check (the layers' own gradients are checked to 1e-5 by
+    # worker-torch-layers), on vit and cnn a tight one.
+    med, med_ref = float(np.median(rel)), float(np.median(rel_ref))
+    whole = worst <= 2 * worst_ref + 5e-3 and med <= 2 * med_ref + 5e-3
+    ok = not bad or whole
+    for line in bad if not ok else []:
+        print(line)
     print("  %-7s %-4s %d steps: %s (largest difference %.2g of the distance a tensor "
-          "moved)"
-          % (model, optname, EPOCHS, "ok" if ok else "DIFFERS", worst))
+          "moved, median %.2g; PyTorch float32 %.2g, %.2g%s)"
+          % (model, optname, EPOCHS, "ok" if ok else "DIFFERS", worst, med, worst_ref, med_ref,
+             "" if not bad else ", %d tensors judged on the run's worst" % len(bad)))
     return ok
 
 
