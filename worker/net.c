@@ -142,11 +142,6 @@ static size_t place_blocks(blk *b, int nb)
     return total;
 }
 
-/*
- * The blocks of one step and their lifetimes: forward of layer i at time i,
- * the loss at L, backward of layer i at 2L - i, the end at 2L + 1. Writes
- * into b (room for 3 * nvalues + 2 * nlayers * SFPW_MAX_SLOTS blocks).
- */
 /* The first and last backward times at which value v is read (by its
  * readers' backward; *last -1 if none), not counting recomputations. */
 static void value_reads(const sfpw_net *n, int v, int *first, int *last)
@@ -191,6 +186,11 @@ static int bwd_need(const sfpw_net *n, int i)
     return first;
 }
 
+/*
+ * The blocks of one step and their lifetimes: forward of layer i at time i,
+ * the loss at L, backward of layer i at 2L - i, the end at 2L + 1. Writes
+ * into b (room for 3 * nvalues + 2 * nlayers * SFPW_MAX_SLOTS blocks).
+ */
 static int plan_blocks(sfpw_net *n, int release, blk *b)
 {
     const sfpw_model *m = n->m;
