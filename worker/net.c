@@ -196,7 +196,9 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
     const sfpw_model *m = n->m;
     const int L = n->L;
     const size_t R = (size_t)n->max_rows;
-    int nb = 0;
+    int nb = 0, need[SFPW_MAX_LAYERS];
+    for (int i = 0; i < L; i++)
+        need[i] = bwd_need(n, i);
     for (int v = 0; v < m->nvalues; v++) {
         const sfpw_value *val = &m->values[v];
         int prod = val->producer < 0 ? 0 : val->producer;
@@ -213,8 +215,8 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
                 if (i > maxcons)
                     maxcons = i;
                 /* an input of a recomputed output is read when it is */
-                if ((l->needs & (SFPW_NEEDS_IN0 << j)) && bwd_need(n, i) < bfirst)
-                    bfirst = bwd_need(n, i);
+                if ((l->needs & (SFPW_NEEDS_IN0 << j)) && need[i] < bfirst)
+                    bfirst = need[i];
             }
         }
         if (v == m->output)
@@ -240,7 +242,7 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
             size_t bytes = al(sizeof(float) * (R * l->slot_n[s] + l->slot_fixed[s]));
             if (release) {
                 b[nb++] = (blk){ bytes, 0, i, i, &n->slot_f[i][s] };
-                b[nb++] = (blk){ bytes, 0, bwd_need(n, i), bwd_time(n, i), &n->slot_b[i][s] };
+                b[nb++] = (blk){ bytes, 0, need[i], bwd_time(n, i), &n->slot_b[i][s] };
             } else {
                 b[nb++] = (blk){ bytes, 0, i, bwd_time(n, i), &n->slot_f[i][s] };
             }

@@ -107,12 +107,6 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     return c->train ? c->slot_ready(c, 0) : 0;
 }
 
-/* Backward of a reader: the output again from the input and statistics. */
-static void recompute(const sfpw_layer *l, sfpw_run *c)
-{
-    apply(l, c);
-}
-
 SFPW_HOT
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
@@ -155,5 +149,5 @@ const sfpw_layer_ops sfpw_layer_batchnorm = {
     .min_in = 1, .max_in = 1, .can_relu = 1, .fuses_relu = 1,
     .needs = SFPW_NEEDS_IN0,
     .setup = setup, .init = init, .forward = forward, .backward = backward,
-    .recompute = recompute, .out_role = SFPW_ROLE_NORM_OUT,
+    .recompute = apply, .out_role = SFPW_ROLE_NORM_OUT,
 };
