@@ -73,6 +73,14 @@ typedef struct sfpw_layer_ops {
      * the builder then stashes no copy of the output (SFPW_TENSOR_RECOMP).
      */
     void (*recompute)(const sfpw_layer *l, sfpw_run *c);
+    /*
+     * Optional. Slot s (not raw, not codes) into c->slot[s] from c->x[] as
+     * backward gets them, bit for bit what forward computed before it
+     * called slot_ready (the slot is then never quantized). Only for kinds
+     * whose needs cover every input it reads: when all of those are
+     * stashed, the builder stashes no copy of the slot (SFPW_TENSOR_RECOMP).
+     */
+    void (*recompute_slot)(const sfpw_layer *l, sfpw_run *c, int s);
     /* Role of the output when it is stashed (-1: decided by its readers). */
     int out_role;
 } sfpw_layer_ops;

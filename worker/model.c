@@ -398,6 +398,24 @@ static sfpw_role value_role(const sfpw_model *m, int v)
     return pl->ops->out_role >= 0 ? (sfpw_role)pl->ops->out_role : SFPW_ROLE_LINEAR;
 }
 
+/*
+ * Layer l's slots (those neither raw nor codes) are rebuilt in backward
+ * rather than stashed: its kind can, and every input it reads is stashed
+ * (numbered as an activation, or still to be numbered: -2), not recomputed.
+ */
+static int slot_rebuilt(const sfpw_model *m, const sfpw_layer *l)
+{
+    if (!l->ops->recompute_slot)
+        return 0;
+    for (int j = 0; j < l->nin; j++) {
+        const int t = m->values[l->in[j]].tensor;
+        if (!(l->needs & (SFPW_NEEDS_IN0 << j)) ||
+            !(t == -2 || (t >= 0 && m->tensors[t].kind == SFPW_TENSOR_ACT)))
+            return 0;
+    }
+    return 1;
+}
+
 static int add_tensor(parser *p, sfpw_model *m, int line, const char *name, const char *suffix,
                       sfpw_tensor_kind kind, sfpw_role role, size_t n)
 {
@@ -581,8 +599,11 @@ static int build(parser *p, sfpw_model *m, const int *order)
             snprintf(suf, sizeof suf, ".%s", l->slot_name[s]);
             sfpw_tensor_kind kind = l->slot_codes[s] ? SFPW_TENSOR_CODES
                                     : l->slot_raw[s] ? SFPW_TENSOR_STATS
-                                                     : SFPW_TENSOR_ACT;
-            if ((t = add_tensor(p, m, l->line, l->name, suf, kind, l->slot_role[s],
+                                    : slot_rebuilt(m, l) ? SFPW_TENSOR_RECOMP
+                                                         : SFPW_TENSOR_ACT;
+            if ((t = add_tensor(p, m, l->line, l->name, suf, kind,
+                                kind == SFPW_TENSOR_RECOMP ? SFPW_ROLE_RECOMPUTED
+                                                           : l->slot_role[s],
                                 l->slot_codes[s] ? l->slot_codes[s] : l->slot_n[s])) < 0)
                 return SFP_EINVAL;
             m->tensors[t].fixed = l->slot_fixed[s];

@@ -94,8 +94,9 @@ typedef enum sfpw_tensor_kind {
                              * stand in for n values of its input (n below
                              * counts those; the frames hold fewer floats) */
     SFPW_TENSOR_RECOMP = 6, /* never stashed: backward rebuilds it from its
-                             * producer's stashed inputs and statistics
-                             * (counted in the footprint at 0 bytes)      */
+                             * producer's (owner's, for a slot) stashed
+                             * inputs and statistics (counted in the
+                             * footprint at 0 bytes)                      */
 } sfpw_tensor_kind;
 
 /* Parameters live in the flat vector and are exchanged between ranks. */

@@ -893,18 +893,54 @@ int sfpw_net_run(sfpw_net *n, const sfpw_pass *ps, const float *x, int rows)
 
 static int fetch_value(sfpw_net *n, int v);
 
-/* Brings layer i's stashed slots back (once per step). */
-static int fetch_slots(sfpw_net *n, int i)
+/* Layer i's inputs back for backward, and a run of it over their and its
+ * slots' backward buffers (to rebuild what its forward computed). */
+static int rebuild_init(sfpw_net *n, int i, sfpw_run *c)
 {
     const sfpw_layer *l = &n->m->layers[i];
     int rc;
+    for (int j = 0; j < l->nin; j++)
+        if ((rc = fetch_value(n, l->in[j])))
+            return rc;
+    run_init(n, l, c, n->rows);
+    c->train = 1;
+    for (int j = 0; j < l->nin; j++)
+        c->x[j] = n->bwd[l->in[j]];
+    for (int s = 0; s < l->nslots; s++)
+        c->slot[s] = n->slot_b[i][s];
+    return 0;
+}
+
+/* Brings layer i's stashed slots back and rebuilds its recomputed ones
+ * (from its inputs, which its backward reads anyway; once per step). */
+static int fetch_slots(sfpw_net *n, int i)
+{
+    const sfpw_model *m = n->m;
+    const sfpw_layer *l = &m->layers[i];
+    int rc, rebuild = 0;
     if (n->slots_fetched[i])
         return 0;
     for (int s = 0; s < l->nslots; s++) {
         int t = l->slot_tensor[s];
-        if (t >= 0 && (rc = fetch(n, t, n->slot_b[i][s],
-                                  (size_t)n->rows * l->slot_n[s] + l->slot_fixed[s])))
+        if (t >= 0 && m->tensors[t].kind == SFPW_TENSOR_RECOMP)
+            rebuild = 1;
+        else if (t >= 0 && (rc = fetch(n, t, n->slot_b[i][s],
+                                       (size_t)n->rows * l->slot_n[s] + l->slot_fixed[s])))
             return rc;
+    }
+    if (rebuild) {
+        sfpw_run c;
+        if ((rc = rebuild_init(n, i, &c)))
+            return rc;
+        double t0 = sfpw_now();
+        for (int s = 0; s < l->nslots; s++) {
+            int t = l->slot_tensor[s];
+            if (t >= 0 && m->tensors[t].kind == SFPW_TENSOR_RECOMP)
+                l->ops->recompute_slot(l, &c, s);
+        }
+        double dt = sfpw_now() - t0;
+        n->po->t_compute += dt;
+        n->t_bwd[i] += dt;
     }
     n->slots_fetched[i] = 1;
     return 0;
@@ -920,21 +956,12 @@ static int recompute_value(sfpw_net *n, int v)
     const sfpw_model *m = n->m;
     const int i = m->values[v].producer;
     const sfpw_layer *l = &m->layers[i];
-    int rc;
-    for (int j = 0; j < l->nin; j++)
-        if ((rc = fetch_value(n, l->in[j])))
-            return rc;
-    if ((rc = fetch_slots(n, i)))
+    sfpw_run c;
+    int rc = rebuild_init(n, i, &c);
+    if (rc || (rc = fetch_slots(n, i)))
         return rc;
     double t0 = sfpw_now();
-    sfpw_run c;
-    run_init(n, l, &c, n->rows);
-    c.train = 1;
-    for (int j = 0; j < l->nin; j++)
-        c.x[j] = n->bwd[l->in[j]];
     c.y = n->bwd[v];
-    for (int s = 0; s < l->nslots; s++)
-        c.slot[s] = n->slot_b[i][s];
     l->ops->recompute(l, &c);
     if (l->relu && !l->ops->fuses_relu)
         sfpw_relu_fwd(c.y, (size_t)n->rows * m->values[v].n);

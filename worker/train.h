@@ -83,6 +83,7 @@ typedef struct sfpt_opts {
     int calib_target;          /* sfp_qm_config.calib_target */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
+    double n_min_bias;         /* mantissa floor of biases (-1: --n-min)     */
     int measure_coders;
     const char *daemon, *job;  /* sfpd socket (NULL: in-process stash) */
     int on_loss;               /* sfpw_on_loss                         */

@@ -218,6 +218,9 @@ static const row rows[] = {
      "GELU, Q/K/V, attention probabilities, residual sums, tokens) keep --n-min-act"),
     ROW("n-min-param", A_DBL, O(n_min_param), "F", "7", NULL, 0, 22,
      "lower bound of the learned mantissa widths of norm scales, class token and positions"),
+    ROW("n-min-bias", A_DBL, O(n_min_bias), "F", NULL, "--n-min", 0, 22,
+     "lower bound of the learned mantissa widths of biases (BatchNorm and LayerNorm "
+     "shifts included)"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
      "1% of the steps; adaptive QM/QE: 2 sweeps of the brackets", 0, 1e12,
      "steps before the regularizer (sgd rule) or the controller (BitWave) acts; "
@@ -612,6 +615,8 @@ int sfpt_opts_parse(int argc, char **argv, sfpt_opts *o)
         o->n_min_act = -1;
     if (!given(o, O(n_min_act_linear)))
         o->n_min_act_linear = -1;
+    if (!given(o, O(n_min_bias)))
+        o->n_min_bias = -1;
     if (!given(o, O(bw_m_min_act)))
         o->bw_m_min_act = -1;
     else if (o->bw_m_min_act != (double)(long)o->bw_m_min_act) {

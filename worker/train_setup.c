@@ -202,12 +202,22 @@ static int make_policy(sfpt *r)
             nf = pc.qm.n_min;
             if (kind == SFPW_TENSOR_PARAM && o->n_min_param > nf)
                 nf = o->n_min_param;
+            if (kind == SFPW_TENSOR_BIAS && o->n_min_bias > nf)
+                nf = o->n_min_bias;
             if (kind == SFPW_TENSOR_ACT)
                 nf = read_by_linear_only(m->tensors[t].role) ? r->n_min_act_linear
                                                              : r->n_min_act;
             ef = kind == SFPW_TENSOR_ACT ? o->e_min_act : o->e_min;
         } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_ACT) {
             nf = bf;
+            ef = pc.bw.e_min;
+        } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_BIAS &&
+                   o->n_min_bias >= 0) {
+            nf = ceil(o->n_min_bias);
+            if (nf < pc.bw.m_min)
+                nf = pc.bw.m_min;
+            if (nf > pc.bw.m_max)
+                nf = pc.bw.m_max;
             ef = pc.bw.e_min;
         } else {
             continue;

@@ -231,13 +231,19 @@ static void test_stashed(void)
     CHECK_EQ_INT(roles[SFPW_ROLE_Q], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_K], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_V], 4);
-    CHECK_EQ_INT(roles[SFPW_ROLE_PROBS], 4);
+    CHECK_EQ_INT(roles[SFPW_ROLE_PROBS], 0);      /* recomputed from Q and K */
     CHECK_EQ_INT(roles[SFPW_ROLE_GELU_IN], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_GELU_OUT], 0);   /* recomputed from the GELU input */
     CHECK_EQ_INT(roles[SFPW_ROLE_RESIDUAL], 7);   /* LN inputs inside the blocks */
     CHECK_EQ_INT(roles[SFPW_ROLE_LN_IN], 2);      /* the first block's, the class token */
     CHECK_EQ_INT(roles[SFPW_ROLE_NORM_OUT], 0);   /* dense inputs after LayerNorm: */
-    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 13); /* recomputed, as the GELU outputs */
+    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 17); /* recomputed, as the GELU outputs
+                                                   * and the attention probabilities */
+    for (int t = 0; t < m.ntensors; t++)
+        if (strstr(m.tensors[t].name, ".probs")) {
+            CHECK_EQ_INT(m.tensors[t].kind, SFPW_TENSOR_RECOMP);
+            CHECK_EQ_INT(m.tensors[t].slot, 0);
+        }
     CHECK_EQ_INT(roles[SFPW_ROLE_ATTN_OUT], 4);
     CHECK_EQ_INT(roles[SFPW_ROLE_STATS], 9);
 

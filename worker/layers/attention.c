@@ -4,9 +4,11 @@
  * dividing D; head h uses features [h*D/H, (h+1)*D/H). Output [T, D], the
  * heads concatenated (an output projection is a dense layer after it):
  *   P_h = softmax(Q_h K_h^T / sqrt(D/H)),  O_h = P_h V_h.
- * Stash: Q, K and V (its inputs) and the probabilities P ("NAME.probs",
- * H*T*T values per image); the forward pass uses P as quantized. Small
- * GEMMs per image and head, batched over both.
+ * Stash: Q, K and V (its inputs). The probabilities P ("NAME.probs", H*T*T
+ * values per image) are recomputed from Q and K in backward, bit for bit
+ * (recompute_slot), when Q and K are stashed; otherwise P is stashed and
+ * the forward pass uses it as quantized. Small GEMMs per image and head,
+ * batched over both.
  */
 #include <math.h>
 #include <string.h>
@@ -76,12 +78,14 @@ static void softmax_bwd_rows(const float *P, float *d, int T)
     }
 }
 
-static int forward(const sfpw_layer *l, sfpw_run *c)
+/* The probabilities into slot 0 from Q and K: forward and recompute_slot. */
+static void probs(const sfpw_layer *l, sfpw_run *c, int s)
 {
     const int T = l->in_shape[0].d[0], D = l->in_shape[0].d[1], H = l->opt[O_HEADS];
     const int dh = D / H;
     const float scale = 1.0f / sqrtf((float)dh);
     const size_t img = (size_t)T * D, pimg = (size_t)H * T * T;
+    (void)s;
     for (int r = 0; r < c->rows; r++)
         for (int h = 0; h < H; h++) {
             float *P = c->slot[0] + r * pimg + (size_t)h * T * T;
@@ -90,6 +94,14 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
                         P, T);
             softmax_rows(P, T);
         }
+}
+
+static int forward(const sfpw_layer *l, sfpw_run *c)
+{
+    const int T = l->in_shape[0].d[0], D = l->in_shape[0].d[1], H = l->opt[O_HEADS];
+    const int dh = D / H;
+    const size_t img = (size_t)T * D, pimg = (size_t)H * T * T;
+    probs(l, c, 0);
     int rc = c->slot_ready(c, 0);
     if (rc)
         return rc;
@@ -140,5 +152,5 @@ const sfpw_layer_ops sfpw_layer_attention = {
     .min_in = 3, .max_in = 3, .opts = opts,
     .needs = SFPW_NEEDS_IN0 | SFPW_NEEDS_IN1 | SFPW_NEEDS_IN2,
     .setup = setup, .forward = forward, .backward = backward,
-    .out_role = SFPW_ROLE_ATTN_OUT,
+    .recompute_slot = probs, .out_role = SFPW_ROLE_ATTN_OUT,
 };
