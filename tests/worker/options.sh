@@ -75,13 +75,14 @@ PY
 # while a strong bit cost takes the other weights below it
 # (and activations --n-min-act)
 "$exe" --model vit --synthetic=256 --batch 32 --epochs 2 --policy qmqe --warmup 2 \
-    --bit-cost 40 --n-min-act 3 --n-min-act-linear 1 --no-progress --quiet \
+    --bit-cost 40 --n-min-act 3 --n-min-act-linear 1 --n-min-bias 5 --no-progress --quiet \
     --report "$tmp/p.json" > /dev/null || fail "vit floor run failed"
 /usr/bin/python3 - "$tmp/p.json" <<'PY' || fail "a norm scale or activation went below its floor"
 import json, sys
 r = json.load(open(sys.argv[1]))
 s = r["settings"]
 assert s["n_min_param"] == 7 and s["n_min_act"] == 3 and s["n_min_act_linear"] == 1, s
+assert s["n_min_bias"] == 5, s
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
 role = {t["name"]: t["role"] for t in r["tensors"]}
 linear = {"input", "post-relu", "pooled", "linear", "norm-output", "gelu-output",
@@ -89,6 +90,8 @@ linear = {"input", "post-relu", "pooled", "linear", "norm-output", "gelu-output"
 ts = r["epochs"][-1]["tensors"]
 params = [t for t in ts if kind[t["name"]] == "param"]
 weights = [t for t in ts if kind[t["name"]] == "weight"]
+biases = [t for t in ts if kind[t["name"]] == "bias"]
+assert biases and all(t["n"] >= 5 - 1e-9 and t["k_mean"] >= 5 - 1e-9 for t in biases), biases
 acts = [t for t in ts if kind[t["name"]] == "activation" and t["n"] < 23]
 lin = [t for t in acts if role[t["name"]] in linear]
 other = [t for t in acts if role[t["name"]] not in linear]
@@ -138,6 +141,21 @@ assert acts and all(t["n"] == a and t["k_mean"] == a for t in acts), acts
 assert weights and all(t["n"] == w and t["k_mean"] == w for t in weights), weights
 PY
 done
+# --n-min-bias: BitWave's biases keep it under the network's width
+"$exe" --model mlp --synthetic=256 --batch 32 --epochs 1 --policy bitwave --bw-m-init 2 \
+    --bw-m-min 2 --n-min-bias 5.5 --no-progress --quiet --report "$tmp/bw.json" > /dev/null ||
+    fail "bitwave bias floor run failed"
+/usr/bin/python3 - "$tmp/bw.json" <<'PY' || fail "BitWave's bias floor"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["settings"]["n_min_bias"] == 5.5, r["settings"]
+kind = {t["name"]: t["kind"] for t in r["tensors"]}
+ts = r["epochs"][-1]["tensors"]
+biases = [t for t in ts if kind[t["name"]] == "bias"]
+weights = [t for t in ts if kind[t["name"]] == "weight"]
+assert biases and all(t["n"] == 6 and t["k_mean"] == 6 for t in biases), biases
+assert weights and all(t["n"] == 2 for t in weights), weights
+PY
 if "$exe" --policy bitwave --bw-m-min-act 2.5 --synthetic=64 --epochs 1 > "$tmp/bw.out" 2>&1; then
     fail "--bw-m-min-act 2.5 accepted"
 fi
