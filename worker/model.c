@@ -64,6 +64,8 @@ const char *sfpw_role_name(sfpw_role r)
 /* ----------------------------------------------------------------- parser */
 
 #define MAX_TOKENS 16
+/* recomputations in a row that backward may do for one output */
+#define REBUILD_DEPTH 2
 #define MAX_LINE 1024
 
 typedef struct raw {
@@ -569,20 +571,40 @@ static int build(parser *p, sfpw_model *m, const int *order)
         }
         m->values[v].tensor = read ? -2 : -1; /* -2: to be numbered */
     }
-    /* an output its producer rebuilds from what its own backward reads (its
-     * stashed inputs and statistics) is recomputed in backward, not stashed
-     * (not the input of another recomputed output: no chains) */
+    /*
+     * An output its producer rebuilds from its inputs and statistics is
+     * recomputed in backward, not stashed, when each input is stashed or
+     * itself rebuilt from stashed ones (at most REBUILD_DEPTH recomputations
+     * in a row: a residual add over a BatchNorm output, not the whole
+     * residual stream). An input nothing reads in backward (no tensor) is
+     * then rebuilt for the occasion (`rebuilt`), if its own producer can.
+     */
+    int depth[SFPW_MAX_VALUES];
+    for (int v = 0; v < m->nvalues; v++) {
+        depth[v] = m->values[v].tensor == -2 ? 0 : -1; /* -1: not available */
+        m->values[v].rebuilt = 0;
+    }
     for (int i = 0; i < m->nlayers; i++) {
         sfpw_layer *l = &m->layers[i];
         sfpw_value *v = &m->values[l->out];
-        if (!l->ops->recompute || v->tensor != -2 || l->out == m->output ||
-            (l->needs & SFPW_NEEDS_OUT))
+        if (!l->ops->recompute || l->out == m->output || (l->needs & SFPW_NEEDS_OUT))
             continue;
-        int ok = 1;
-        for (int j = 0; j < l->nin; j++)
-            ok &= (l->needs & (SFPW_NEEDS_IN0 << j)) && m->values[l->in[j]].tensor == -2;
-        if (ok)
+        int d = 0;
+        for (int j = 0; j < l->nin && d >= 0; j++) {
+            const int dj = depth[l->in[j]];
+            d = dj < 0 ? -1 : dj + 1 > d ? dj + 1 : d;
+        }
+        if (d < 1 || d > REBUILD_DEPTH)
+            continue;
+        if (v->tensor == -2) {
             v->tensor = -3; /* -3: to be numbered as recomputed */
+            depth[l->out] = d;
+            for (int j = 0; j < l->nin; j++)
+                if (m->values[l->in[j]].tensor == -1)
+                    m->values[l->in[j]].rebuilt = 1;
+        } else if (v->tensor == -1) {
+            depth[l->out] = d; /* could be rebuilt for a reader */
+        }
     }
     int t;
     if (m->values[0].tensor == -2) {

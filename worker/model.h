@@ -142,6 +142,8 @@ typedef struct sfpw_value {
     int producer;    /* layer index, -1 for the input         */
     int tensor;      /* activation tensor if stashed, else -1 */
     int nconsumers;
+    int rebuilt;     /* no tensor, but rebuilt in backward for the
+                        recomputation of a reader's output       */
 } sfpw_value;
 
 struct sfpw_layer_ops;

@@ -166,24 +166,36 @@ static void value_reads(const sfpw_net *n, int v, int *first, int *last)
     *last = blast;
 }
 
-/* Layer i's output is recomputed in backward (from its inputs and slots). */
+/* Layer i's output is recomputed in backward (from its inputs and slots),
+ * stood for by a tensor or rebuilt for a reader's recomputation. */
 static int recomputed(const sfpw_model *m, int i)
 {
-    int t = m->values[m->layers[i].out].tensor;
-    return t >= 0 && m->tensors[t].kind == SFPW_TENSOR_RECOMP;
+    const sfpw_value *v = &m->values[m->layers[i].out];
+    return v->rebuilt || (v->tensor >= 0 && m->tensors[v->tensor].kind == SFPW_TENSOR_RECOMP);
 }
 
-/* When layer i's inputs and slots must be back in backward: its own
- * backward, or earlier when its output is recomputed for a reader. */
-static int bwd_need(const sfpw_net *n, int i)
+/*
+ * need[i]: when layer i's inputs and slots must be back in backward: its
+ * own backward, or earlier when its output is recomputed, at the first
+ * read of that output (by a reader's backward or by the recomputation of
+ * a reader's output). Readers come later in the model, so from the end.
+ */
+static void bwd_need(const sfpw_net *n, int *need)
 {
-    int first = bwd_time(n, i), last;
-    if (recomputed(n->m, i)) {
-        value_reads(n, n->m->layers[i].out, &first, &last);
-        if (first > bwd_time(n, i))
-            first = bwd_time(n, i);
+    const sfpw_model *m = n->m;
+    for (int i = n->L - 1; i >= 0; i--) {
+        const int out = m->layers[i].out;
+        int first = bwd_time(n, i), rf, rl;
+        if (recomputed(m, i)) {
+            value_reads(n, out, &rf, &rl);
+            for (int k = i + 1; k < n->L; k++)
+                for (int j = 0; j < m->layers[k].nin; j++)
+                    if (m->layers[k].in[j] == out && recomputed(m, k) && need[k] < rf)
+                        rf = need[k];
+            first = rf < first ? rf : first;
+        }
+        need[i] = first;
     }
-    return first;
 }
 
 /*
@@ -197,8 +209,7 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
     const int L = n->L;
     const size_t R = (size_t)n->max_rows;
     int nb = 0, need[SFPW_MAX_LAYERS];
-    for (int i = 0; i < L; i++)
-        need[i] = bwd_need(n, i);
+    bwd_need(n, need);
     for (int v = 0; v < m->nvalues; v++) {
         const sfpw_value *val = &m->values[v];
         int prod = val->producer < 0 ? 0 : val->producer;
@@ -215,15 +226,17 @@ static int plan_blocks(sfpw_net *n, int release, blk *b)
                 if (i > maxcons)
                     maxcons = i;
                 /* an input of a recomputed output is read when it is */
-                if ((l->needs & (SFPW_NEEDS_IN0 << j)) && need[i] < bfirst)
-                    bfirst = need[i];
+                if (!((l->needs & (SFPW_NEEDS_IN0 << j)) || recomputed(m, i)))
+                    continue;
+                bfirst = need[i] < bfirst ? need[i] : bfirst;
+                blast = need[i] > blast ? need[i] : blast;
             }
         }
         if (v == m->output)
             flast = L;
         n->bwd_read[v] = blast >= 0;
         size_t bytes = al(sizeof(float) * R * val->n);
-        if (blast >= 0 && release && val->tensor >= 0) {
+        if (blast >= 0 && release && (val->tensor >= 0 || val->rebuilt)) {
             b[nb++] = (blk){ bytes, 0, prod, flast, &n->fwd[v] };
             b[nb++] = (blk){ bytes, 0, bfirst, blast, &n->bwd[v] };
         } else {
@@ -976,9 +989,9 @@ static int fetch_value(sfpw_net *n, int v)
 {
     const sfpw_model *m = n->m;
     int t = m->values[v].tensor, rc;
-    if (n->fetched[v] || t < 0)
+    if (n->fetched[v] || (t < 0 && !m->values[v].rebuilt))
         return 0;
-    if (m->tensors[t].kind == SFPW_TENSOR_RECOMP)
+    if (t < 0 || m->tensors[t].kind == SFPW_TENSOR_RECOMP)
         rc = recompute_value(n, v);
     else
         rc = fetch(n, t, n->bwd[v], (size_t)n->rows * m->values[v].n);
@@ -1005,9 +1018,9 @@ static int first_get(const sfpw_net *n, int v)
 {
     const sfpw_model *m = n->m;
     int t = m->values[v].tensor;
-    if (t < 0 || n->fetched[v])
+    if ((t < 0 && !m->values[v].rebuilt) || n->fetched[v])
         return -1;
-    if (m->tensors[t].kind != SFPW_TENSOR_RECOMP)
+    if (t >= 0 && m->tensors[t].kind != SFPW_TENSOR_RECOMP)
         return t;
     const sfpw_layer *l = &m->layers[m->values[v].producer];
     return l->nin ? first_get(n, l->in[0]) : -1;

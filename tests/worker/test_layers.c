@@ -214,14 +214,29 @@ static void test_stashed(void)
     CHECK_EQ_INT(roles[SFPW_ROLE_INPUT], 1);
     CHECK_EQ_INT(roles[SFPW_ROLE_BN_IN], 21);  /* every conv output */
     CHECK_EQ_INT(roles[SFPW_ROLE_STATS], 21);  /* every BatchNorm   */
-    CHECK_EQ_INT(roles[SFPW_ROLE_RELU], 9);    /* the block outputs (add act=relu) */
-    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 10); /* stem and 9 inner BatchNorm+ReLU */
+    /* the block outputs (add act=relu): every other one recomputed from
+     * the second BatchNorm's output (itself rebuilt from the stashed conv
+     * output) and the shortcut, when that is stashed or rebuilt once */
+    CHECK_EQ_INT(roles[SFPW_ROLE_RELU], 3);
+    CHECK_EQ_INT(roles[SFPW_ROLE_RECOMPUTED], 16); /* stem, 9 inner BatchNorm+ReLU, 6 adds */
+    int adds = 0, rebuilt = 0;
     for (int t = 0; t < m.ntensors; t++)
         if (m.tensors[t].role == SFPW_ROLE_RECOMPUTED) {
             CHECK_EQ_INT(m.tensors[t].kind, SFPW_TENSOR_RECOMP);
             const sfpw_layer *pl = &m.layers[m.tensors[t].layer];
-            CHECK(!strcmp(pl->ops->kind, "batchnorm") && pl->relu);
+            CHECK(pl->relu);
+            CHECK(!strcmp(pl->ops->kind, "batchnorm") || !strcmp(pl->ops->kind, "add"));
+            adds += !strcmp(pl->ops->kind, "add");
         }
+    CHECK_EQ_INT(adds, 6); /* s1b1, s1b3, s2b1, s2b3, s3b1, s3b3 */
+    for (int v = 0; v < m.nvalues; v++) {
+        if (!m.values[v].rebuilt)
+            continue;
+        rebuilt++; /* a BatchNorm output only an add reads: no tensor */
+        CHECK_EQ_INT(m.values[v].tensor, -1);
+        CHECK(!strcmp(m.layers[m.values[v].producer].ops->kind, "batchnorm"));
+    }
+    CHECK_EQ_INT(rebuilt, 8); /* 6 blocks' second BatchNorm, 2 projections' */
     CHECK_EQ_INT(roles[SFPW_ROLE_POOLED], 1);  /* the dense layer's input */
     CHECK_EQ_INT(m.ntensors - 63, 21 + 2 * 21 + 2);
     CHECK_EQ_INT(sfpw_model_build(&m, "vit"), 0);

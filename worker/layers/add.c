@@ -1,5 +1,6 @@
 /* add.c - elementwise sum of two values of one shape (residual add).
- * Backward reads nothing. */
+ * Backward reads nothing; the output, when a reader needs it, is recomputed
+ * from the inputs if they are stashed or rebuilt themselves (worker/model.c). */
 #include "hot.h"
 #include "layer.h"
 
@@ -32,6 +33,12 @@ static int forward(const sfpw_layer *l, sfpw_run *c)
     return 0;
 }
 
+/* The output again from the inputs (when it is recomputed in backward). */
+static void recompute(const sfpw_layer *l, sfpw_run *c)
+{
+    (void)forward(l, c);
+}
+
 static void backward(const sfpw_layer *l, sfpw_run *c)
 {
     size_t per = sfpw_shape_size(&l->out_shape);
@@ -45,5 +52,5 @@ const sfpw_layer_ops sfpw_layer_add = {
     .help = "sum of two inputs of one shape (residual connection)",
     .min_in = 2, .max_in = 2, .can_relu = 1, .fuses_relu = 1,
     .setup = setup, .forward = forward, .backward = backward,
-    .out_role = SFPW_ROLE_RESIDUAL,
+    .recompute = recompute, .out_role = SFPW_ROLE_RESIDUAL,
 };
