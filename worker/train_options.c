@@ -220,7 +220,8 @@ static const row rows[] = {
      "lower bound of the learned mantissa widths of norm scales, class token and positions"),
     ROW("n-min-bias", A_DBL, O(n_min_bias), "F", NULL, "--n-min", 0, 22,
      "lower bound of the learned mantissa widths of biases (BatchNorm and LayerNorm "
-     "shifts included)"),
+     "shifts included); with --policy bitwave, rounded up to whole bits, the biases' "
+     "floor under the network's width"),
     ROW("warmup", A_LONG, O(warmup), "N", NULL,
      "1% of the steps; adaptive QM/QE: 2 sweeps of the brackets", 0, 1e12,
      "steps before the regularizer (sgd rule) or the controller (BitWave) acts; "
