@@ -19,7 +19,10 @@ mode=$1 sfpd=$2 sfpctl=$3 train=$4
 CLUSTER_TEST=$(echo "$mode" | cut -c1)
 . "$(dirname "$0")/common.sh"
 
-run="--synthetic=1536 --model cnn --policy qmqe --gecko --batch 96 --epochs 1
+# 32 steps: on a fast host (an AMD EPYC with AVX-512 ran 16 steps in 6 s)
+# the job could end before node1 was caught holding node0's frames, and the
+# kill then came after the last step
+run="--synthetic=3072 --model cnn --policy qmqe --gecko --batch 96 --epochs 1
      --seed 11 --no-progress --quiet --check-replicas"
 ref=$(ref_run ref $run)
 echo "single host, 3 ranks: weights hash $ref"
@@ -57,6 +60,8 @@ kill)
         i=$((i + 1))
         sleep 0.01
     done
+    kill -0 "$train_pid" 2> /dev/null ||
+        { kill -CONT "$pid0"; cat "$tmp"/*.txt; fail "the job ended before node1's sfpd was killed"; }
     kill -9 "$pid1"
     kill -CONT "$pid0"
     echo "killed node1's sfpd (pid $pid1) with SIGKILL; it held $held frames of node0 just before"
