@@ -207,7 +207,7 @@ static const row rows[] = {
      "lower bound of the learned exponent widths of weights and biases"),
     ROW("e-min-act", A_DBL, O(e_min_act), "F", "3", NULL, 1, 8,
      "lower bound of the learned exponent widths of activations"),
-    ROW("n-min-act", A_DBL, O(n_min_act), "F", NULL, "2, or --n-min if higher", 0, 22,
+    ROW("n-min-act", A_DBL, O(n_min_act), "F", NULL, "3, or --n-min if higher", 0, 22,
      "lower bound of the learned mantissa widths of activations (0 lets the rule take "
      "them to powers of two; 7 leaves the stash near bf16 and compresses only the "
      "exchange of weights and gradients)"),

@@ -101,15 +101,15 @@ assert lin and all(t["n"] >= 1 - 1e-9 and t["k_mean"] >= 1 - 1e-9 for t in lin),
 assert min(t["n"] for t in lin) < 3, "no pressure on the activations linear layers read"
 assert min(t["n"] for t in weights) < 2, "no pressure on the weights"
 PY
-# without --n-min-act, activations keep 2 mantissa bits (or --n-min if higher)
-for nm in 0 2.5; do
+# without --n-min-act, activations keep 3 mantissa bits (or --n-min if higher)
+for nm in 0 3.5; do
     "$exe" --model mlp --synthetic=256 --batch 32 --epochs 1 --policy qmqe --warmup 2 \
         --bit-cost 40 --n-min "$nm" --no-progress --quiet --report "$tmp/d.json" > /dev/null ||
         fail "default floor run failed"
     /usr/bin/python3 - "$tmp/d.json" "$nm" <<'PY' || fail "activations' default mantissa floor"
 import json, sys
 r = json.load(open(sys.argv[1]))
-want = max(2.0, float(sys.argv[2]))
+want = max(3.0, float(sys.argv[2]))
 assert r["settings"]["n_min_act"] == want, r["settings"]
 assert r["settings"]["n_min_act_linear"] == want, r["settings"]
 kind = {t["name"]: t["kind"] for t in r["tensors"]}
