@@ -38,8 +38,8 @@ extern int sfpt_rank;
 #define SFPT_GRAD_E_MIN 4u
 
 /* QM/QE: the activations' mantissa floor when --n-min-act is not given
- * (--n-min when that is higher); 3 since 2026-12-07 (docs/RESULTS.md "An
- * activation floor of 3 mantissa bits") */
+ * (--n-min when that is higher); 3 since 2026-12-07 (docs/RESULTS.md "The
+ * activation floor is 3 mantissa bits") */
 #define SFPT_N_MIN_ACT 3.0
 /* BitWave: the activations' mantissa floor (docs/RESULTS.md "BitWave's
  * activations keep 3 mantissa bits") */
