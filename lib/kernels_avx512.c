@@ -281,44 +281,54 @@ static void scan_avx512(const uint32_t *x, size_t n, const sfp__round *r,
         sfp__kernels_c.scan(x, n, r, i0, fixed_anchor, sc);
         return;
     }
+    /* 64 values a turn, no merge-masked accumulators (their register copies
+     * made the loop 1.5-2.5x slower than the reads): the largest magnitude
+     * and the largest raw pattern (above 0x80000000: a negative non-zero);
+     * the smallest non-zero magnitude as the smallest a - 1 (a zero wraps to
+     * the largest); zeros and -0s counted from the compare masks. */
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     const __m512i negz = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i one = _mm512_set1_epi32(1);
     const __m512i zero = _mm512_setzero_si512();
-    const __m512i minus1 = _mm512_set1_epi32(-1);
-    __m512i amax = zero, amin = minus1, neg = zero, nzero = zero, nnegz = zero;
+    __m512i amax = zero, vmax = zero, amin = _mm512_set1_epi32(-1);
     uint64_t zeros = 0, negzero = 0;
     size_t i = 0;
-    while (i + 16 <= n) {
-        /* per-lane counters (subtracting -1 where a lane matches), folded
-         * into the totals before they could wrap */
-        const size_t stop = n - i > (size_t)1 << 30 ? i + ((size_t)1 << 30) : n;
-        for (; i + 16 <= stop; i += 16) {
-            prefetch_ahead(x + i, PF_SCAN);
-            __m512i v = _mm512_loadu_si512(x + i);
-            __m512i a = _mm512_and_si512(v, absmask);
-            __mmask16 isz = _mm512_cmpeq_epi32_mask(a, zero);
-            amax = _mm512_max_epu32(amax, a);
-            amin = _mm512_mask_min_epu32(amin, (__mmask16)~isz, amin, a);
-            nzero = _mm512_mask_sub_epi32(nzero, isz, nzero, minus1);
-            nnegz = _mm512_mask_sub_epi32(nnegz, _mm512_cmpeq_epi32_mask(v, negz), nnegz, minus1);
-            neg = _mm512_mask_or_epi32(neg, (__mmask16)~isz, neg, v);
+    for (; i + 64 <= n; i += 64) {
+        prefetch_block(x + i, PF_SCAN);
+        const __m512i v0 = _mm512_loadu_si512(x + i), v1 = _mm512_loadu_si512(x + i + 16);
+        const __m512i v2 = _mm512_loadu_si512(x + i + 32), v3 = _mm512_loadu_si512(x + i + 48);
+        const __m512i a0 = _mm512_and_si512(v0, absmask), a1 = _mm512_and_si512(v1, absmask);
+        const __m512i a2 = _mm512_and_si512(v2, absmask), a3 = _mm512_and_si512(v3, absmask);
+        amax = _mm512_max_epu32(amax, _mm512_max_epu32(_mm512_max_epu32(a0, a1),
+                                                       _mm512_max_epu32(a2, a3)));
+        vmax = _mm512_max_epu32(vmax, _mm512_max_epu32(_mm512_max_epu32(v0, v1),
+                                                       _mm512_max_epu32(v2, v3)));
+        amin = _mm512_min_epu32(
+            amin, _mm512_min_epu32(_mm512_min_epu32(_mm512_sub_epi32(a0, one), _mm512_sub_epi32(a1, one)),
+                                   _mm512_min_epu32(_mm512_sub_epi32(a2, one), _mm512_sub_epi32(a3, one))));
+        const uint64_t z = (uint64_t)_mm512_cmpeq_epi32_mask(a0, zero) |
+                           (uint64_t)_mm512_cmpeq_epi32_mask(a1, zero) << 16 |
+                           (uint64_t)_mm512_cmpeq_epi32_mask(a2, zero) << 32 |
+                           (uint64_t)_mm512_cmpeq_epi32_mask(a3, zero) << 48;
+        zeros += (uint64_t)__builtin_popcountll(z);
+        if (z) {
+            const uint64_t nz = (uint64_t)_mm512_cmpeq_epi32_mask(v0, negz) |
+                                (uint64_t)_mm512_cmpeq_epi32_mask(v1, negz) << 16 |
+                                (uint64_t)_mm512_cmpeq_epi32_mask(v2, negz) << 32 |
+                                (uint64_t)_mm512_cmpeq_epi32_mask(v3, negz) << 48;
+            negzero += (uint64_t)__builtin_popcountll(nz);
         }
-        uint32_t tz[16], tn[16];
-        _mm512_storeu_si512(tz, nzero);
-        _mm512_storeu_si512(tn, nnegz);
-        for (int j = 0; j < 16; j++)
-            zeros += tz[j], negzero += tn[j];
-        nzero = nnegz = zero;
     }
-    uint32_t tmax[16], tmin[16], tneg[16], hi = 0, lo = 0xffffffffu, anyneg = 0;
+    uint32_t tmax[16], tmin[16], tv[16], hi = 0, lo = 0xffffffffu, anyneg = 0;
     _mm512_storeu_si512(tmax, amax);
     _mm512_storeu_si512(tmin, amin);
-    _mm512_storeu_si512(tneg, neg);
+    _mm512_storeu_si512(tv, vmax);
     for (int j = 0; j < 16; j++) {
         hi = tmax[j] > hi ? tmax[j] : hi;
         lo = tmin[j] < lo ? tmin[j] : lo;
-        anyneg |= tneg[j] >> 31;
+        anyneg |= tv[j] > 0x80000000u;
     }
+    lo = lo == 0xffffffffu ? lo : lo + 1; /* all ones: no non-zero yet */
     scan_finish(x, n, i, r, i0, fixed_anchor, sc, hi, lo, anyneg, zeros, negzero);
 }
 

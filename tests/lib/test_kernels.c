@@ -243,6 +243,45 @@ int main(void)
                 naive += (x[i] & 0x7fffffffu) < lim;
             CHECK_EQ_INT(want, naive);
         }
+        /* scan (pass 1): every statistic against the C scan, for both
+         * roundings the fast scans take, every mantissa width, tensors
+         * whose smallest non-zero magnitude is a power of two (where
+         * truncation and rounding part), with -0, all zeros and tails */
+        for (int t = 0; t < 400; t++) {
+            const int kind = t % 6;
+            const size_t n = t < 80 ? (size_t)t : 1 + trng_next(&r) % N;
+            if (kind == 5)
+                memset(x, 0, N * 4);
+            else
+                fill(x, N, &r, kind == 2 ? 4 : kind);
+            if (t % 3 == 0 && n > 0) /* the smallest magnitude, a power of two */
+                x[trng_next(&r) % n] = (uint32_t)(1 + trng_next(&r) % 100) << 23 |
+                                       (uint32_t)(t % 2) << 31;
+            if (t % 7 == 0 && n > 0)
+                x[trng_next(&r) % n] = 0x80000000u;
+            sfp_params p;
+            sfp_params_default(&p);
+            p.mbits = (unsigned)t % 24;
+            p.ebits = 1 + (unsigned)t % 8;
+            p.rounding = t % 2 ? SFP_ROUND_TRUNC : SFP_ROUND_RNE;
+            sfp__round rd;
+            sfp__round_init(&rd, &p);
+            sfp__scan a, b;
+            memset(&a, 0, sizeof(a));
+            memset(&b, 0, sizeof(b));
+            a.maxE = b.maxE = -1;
+            a.minE = b.minE = 255;
+            sfp__kernels_c.scan(x, n, &rd, 0, -1, &a);
+            use_impl(cur);
+            sfp__kernels_get()->scan(x, n, &rd, 0, -1, &b);
+            CHECK_EQ_INT(b.maxE, a.maxE);
+            CHECK_EQ_INT(b.minE, a.minE);
+            CHECK_EQ_INT(b.zeros, a.zeros);
+            CHECK_EQ_INT(b.negzero, a.negzero);
+            CHECK_EQ_INT(b.anyneg != 0, a.anyneg != 0);
+            CHECK_EQ_INT(b.saturated, a.saturated);
+            CHECK_EQ_INT(b.nonfinite, a.nonfinite);
+        }
         /* count_codes (the rANS request's histogram and non-zero blocks):
          * every width up to 8 (the kernel may decline), lengths around its
          * 64-code rounds and its 255-round counter flush, codes random, in
