@@ -451,6 +451,13 @@ static int bench_tensor(bench_ctx *c, const char *label, const float *x, size_t 
         print_row(settings[i].name, &r, &cpy, &zstd);
         fflush(stdout);
     }
+    /* memcpy again: the ratio columns divide by the first measurement, and
+     * on a shared machine memory bandwidth drifts while the rows run */
+    result again;
+    if (bench_memcpy(c, x, n, &again) < 0)
+        return -1;
+    printf("\nmemcpy measured again after the rows: %.2f GB/s (%.2fx the first)\n", again.enc,
+           cpy.enc > 0 ? again.enc / cpy.enc : 0.0);
     return fail ? -1 : 0;
 }
 
