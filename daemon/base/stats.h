@@ -48,7 +48,9 @@
     X(JOBS_READOPTED,  "jobs_readopted",     "jobs",     "jobs whose spill files were re-adopted after a restart") \
     X(FRAMES_READOPTED,"frames_readopted",   "frames",   "spilled frames recovered at start-up") \
     X(FRAMES_PUT,      "frames_put",         "requests", "PutFrame requests completed ok (also counted in puts)") \
-    X(FRAMES_REFUSED,  "frames_refused",     "frames",   "PutFrame frames that failed verification (E_CODEC)")
+    X(FRAMES_REFUSED,  "frames_refused",     "frames",   "PutFrame frames that failed verification (E_CODEC)") \
+    X(IO_OPS,          "io_ops",             "ops",      "tier I/O handed to the pool: spill writes, prefetch reads, dead-record marks") \
+    X(IO_BATCHES,      "io_batches",         "batches",  "pool jobs that carried them (one per loop turn and up to 64 ops or 4 MiB)")
 
 enum {
 #define SFPD__C_ENUM(id, name, unit, help) SFPD_C_##id,

@@ -124,12 +124,16 @@ static void roundtrip_and_spill(const sfp_params *p)
         step_roundtrip(c, step);
     unsigned long long spills = stat_of(c, "spills"), fp = stat_of(c, "frames_put");
     unsigned long long reads = stat_of(c, "disk_reads");
+    unsigned long long ops = stat_of(c, "io_ops"), batches = stat_of(c, "io_batches");
     printf("frames: %d x %zu KiB frames per step, 3 steps, DRAM budget %s: spills %llu, "
-           "disk reads %llu, frames_put %llu\n",
-           NT, flen[0] / 1024, budget, spills, reads, fp);
+           "disk reads %llu, frames_put %llu; tier I/O %llu ops in %llu pool jobs\n",
+           NT, flen[0] / 1024, budget, spills, reads, fp, ops, batches);
     TH_CHECK(spills > 0 && spills != ~0ull, "nothing spilled (%llu)", spills);
     TH_CHECK(reads > 0 && reads != ~0ull, "nothing read back from disk (%llu)", reads);
     TH_CHECK(fp == 3 * NT, "frames_put %llu", fp);
+    /* each spill is a tier op; dead-record marks of one loop turn share a job */
+    TH_CHECK(ops != ~0ull && ops >= spills && batches > 0 && batches <= ops,
+             "io_ops %llu, io_batches %llu, spills %llu", ops, batches, spills);
 
     /* interoperates with Put/Get: sfpd decodes a client frame and hands
      * out the frame of its own encode, byte-identical to libsfp's */

@@ -61,6 +61,8 @@ struct conn {
     bool busy;          /* a request is in flight                      */
     bool dispatching;   /* inside dispatch(): a request may complete
                          * before the store call returns              */
+    bool processing;    /* inside conn_process(): replies wait in wbuf
+                         * and go out in one send at its end           */
     int deny_status;    /* non-zero: answer the first request with it  */
     int refs;           /* 1 for the socket + 1 per request in flight  */
     uint32_t uid, gid;
@@ -149,7 +151,8 @@ static void conn_send(conn *c, const sfpd_response *r)
     memcpy(c->wbuf + c->wlen, b, n);
     c->wlen += n;
     sfpd_free(b);
-    conn_flush(c);
+    if (!c->processing)
+        conn_flush(c);
 }
 
 /* The IPC Status of a core status (core/status.h): the one place the two
@@ -667,13 +670,23 @@ static void conn_process(conn *c)
     sfpd_ipc_server *srv = c->srv;
     size_t off = 0;
 
-    while (!c->dead && !c->busy && !c->closing && c->wlen < WBUF_HIGH) {
+    /* The replies of the requests handled here go out together: a rank
+     * sends a step's PutFrames (or GetFrames) in one write, and one send
+     * (one wake-up of the rank) per reply cost sfpd more than the requests
+     * themselves. */
+    c->processing = true;
+    for (;;) {
         size_t msg_len = 0;
         sfpd_request *req = NULL;
         uint64_t id = 0;
         const char *why = NULL;
         bool hello = false;
-        int r = sfpd_ipc_frame(c->rbuf + off, c->rlen - off, (size_t)srv->cfg->max_message, &msg_len);
+        int r;
+        if (!c->dead && c->wlen >= WBUF_HIGH)
+            conn_flush(c); /* a long pipeline: replies out before more */
+        if (c->dead || c->busy || c->closing || c->wlen >= WBUF_HIGH)
+            break;
+        r = sfpd_ipc_frame(c->rbuf + off, c->rlen - off, (size_t)srv->cfg->max_message, &msg_len);
         if (r == 0)
             break;
         if (r < 0) {
@@ -721,6 +734,9 @@ static void conn_process(conn *c)
         c->partial_since = 0;
     else if (!c->partial_since)
         c->partial_since = sfpd_now_ns();
+    c->processing = false;
+    if (!c->dead && c->wlen > c->woff)
+        conn_flush(c); /* may close a closing conn once flushed */
     if (!c->dead) {
         if (c->closing && !c->busy && c->wlen == 0)
             conn_close(c);
@@ -832,6 +848,8 @@ static void conn_poll_cb(uv_poll_t *h, int status, int events)
         conn_flush(c);
     if (!c->dead && (events & UV_READABLE))
         conn_read(c);
+    else if (!c->dead && (events & UV_WRITABLE) && c->rlen && !c->busy && c->wlen < WBUF_HIGH)
+        conn_process(c); /* requests held back while the replies were full */
     if (!c->dead && (events & UV_DISCONNECT) && !(events & UV_READABLE)) {
         c->closing = true;
         if (!c->busy)
