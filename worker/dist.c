@@ -39,6 +39,7 @@ struct sfpw_dist {
     size_t scap, rcap;
     int *bcounts, *bdispls;
     int anchor[SFPW_MAX_TENSORS];
+    int anchor_by_error;   /* sfpw_dist_anchor_by_error            */
     float *scratch;     /* 3 * SCRATCH floats                 */
     int measure;
     sfpw_encode_fn enc;
@@ -57,6 +58,11 @@ struct sfpw_dist {
 void sfpw_dist_measure_coders(sfpw_dist *d, int on)
 {
     d->measure = on;
+}
+
+void sfpw_dist_anchor_by_error(sfpw_dist *d, int on)
+{
+    d->anchor_by_error = on;
 }
 
 void sfpw_dist_coder_step(sfpw_dist *d, uint64_t step, int fresh)
@@ -550,6 +556,107 @@ SFPW_HOT static float abs_max(const float *x, size_t n, float v)
     return v;
 }
 
+
+/*
+ * Anchor by error (sfpw_dist_anchor_by_error). With e exponent bits the
+ * window keeps 2^e - 1 binades [A - 2^e + 2, A]; anchored at the largest
+ * magnitude (A = Amax) a narrow window spends its top binade on a few
+ * outliers and flushes the bulk's small values to zero. Lowering A by up
+ * to ANCHOR_DROP binades saturates the values above it to (2 - 2^-k) 2^A
+ * and keeps that many more binades at the bottom. The squared error of each
+ * candidate is modelled from per-binade sums over the whole tensor (every
+ * rank's piece): n_E, S1_E = sum |x|, S2_E = sum x^2 of binade E:
+ *   saturated (E > A):  S2_E - 2 s S1_E + n_E s^2,  s = (2 - 2^-k) 2^A
+ *   kept (lo <= E <= A): n_E 4^(E - k) / 12        (round to nearest)
+ *   flushed (E < lo):    S2_E
+ * and the smallest wins (ties: the higher A). Only for e <= ANCHOR_E_MAX:
+ * wider windows lose nothing to either end on real tensors.
+ */
+#define ANCHOR_DROP 3
+#define ANCHOR_E_MAX 4
+#define ANCHOR_BINS (ANCHOR_DROP + (1 << ANCHOR_E_MAX) + 1)
+
+/* Per-binade sums of x over the bins [top - ANCHOR_BINS + 1, top] (biased
+ * exponents; bin 0 is top), added to acc[3 * ANCHOR_BINS]. */
+static void binade_sums(const float *x, size_t n, int top, double *acc)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        int E = (int)(b >> 23 & 0xff);
+        int j = top - E;
+        if (E == 0 || E == 0xff || j < 0 || j >= ANCHOR_BINS)
+            continue;
+        double a = fabs((double)x[i]);
+        acc[3 * j] += 1;
+        acc[3 * j + 1] += a;
+        acc[3 * j + 2] += a * a;
+    }
+}
+
+/* The anchor (biased) among amax .. amax - ANCHOR_DROP with the smallest
+ * modelled squared error for k mantissa and e exponent bits. */
+static int anchor_pick(const double *acc, int amax, int k, int e)
+{
+    const int span = (1 << e) - 2; /* A - lo */
+    double best = 0;
+    int pick = amax;
+    for (int A = amax; A >= amax - ANCHOR_DROP && A - span >= 1; A--) {
+        const double s = (2.0 - ldexp(1.0, -k)) * ldexp(1.0, A - 127);
+        double err = 0;
+        for (int j = 0; j < ANCHOR_BINS; j++) {
+            const int E = amax - j;
+            const double n = acc[3 * j], s1 = acc[3 * j + 1], s2 = acc[3 * j + 2];
+            if (n == 0)
+                continue;
+            if (E > A)
+                err += s2 - 2 * s * s1 + n * s * s;
+            else if (E >= A - span)
+                err += n * ldexp(1.0, 2 * (E - 127 - k)) / 12;
+            else
+                err += s2;
+        }
+        if (A == amax || err < best) {
+            if (A == amax || err < best * (1 - 1e-9)) {
+                best = err;
+                pick = A;
+            }
+        }
+    }
+    return pick;
+}
+
+/* Lowers d->anchor[t] of the weight tensors with e <= ANCHOR_E_MAX where
+ * the modelled error says so (the sums of every rank's pieces). */
+static int anchors_by_error(sfpw_dist *d, const sfp_width *width, const sfp_params *base)
+{
+    const sfpw_model *m = d->m;
+    const size_t my = d->off[d->rank];
+    double *acc = calloc((size_t)m->ntensors * 3 * ANCHOR_BINS, sizeof(double));
+    int rc = 0;
+    (void)base;
+    if (!acc)
+        return SFP_ENOMEM;
+    for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
+        const seg *sg = &d->segs[s];
+        const int t = sg->tensor;
+        if (d->anchor[t] < 0 || width[t].e > ANCHOR_E_MAX)
+            continue;
+        binade_sums(d->master + (sg->off - my), sg->n, d->anchor[t],
+                    acc + (size_t)t * 3 * ANCHOR_BINS);
+    }
+    if (d->size > 1)
+        rc = mpi_err(MPI_Allreduce(MPI_IN_PLACE, acc, m->ntensors * 3 * ANCHOR_BINS,
+                                   MPI_DOUBLE, MPI_SUM, d->comm));
+    for (int t = 0; !rc && t < m->ntensors; t++)
+        if (sfpw_tensor_is_param(m->tensors[t].kind) && d->anchor[t] >= 0 &&
+            width[t].e <= ANCHOR_E_MAX)
+            d->anchor[t] = anchor_pick(acc + (size_t)t * 3 * ANCHOR_BINS, d->anchor[t],
+                                       width[t].k, width[t].e);
+    free(acc);
+    return rc;
+}
+
 int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
                       const sfp_params *base, float *W, double *bytes)
 {
@@ -603,6 +710,8 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             return rc;
         d->anchor[t] = st.anchor;
     }
+    if (d->anchor_by_error && (rc = anchors_by_error(d, width, base)))
+        return rc;
     if (d->measure) {
         memset(d->coder_bytes, 0, sizeof d->coder_bytes);
         for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {

@@ -129,6 +129,11 @@ int sfpw_dist_set_residual(sfpw_dist *d, const float *resid);
  * (collective).
  */
 void sfpw_dist_measure_coders(sfpw_dist *d, int on);
+/* on: each weight tensor of at most 4 exponent bits is anchored where the
+ * modelled squared error of its values is smallest, up to 3 binades below
+ * its largest magnitude (values above saturate); off (default): at the
+ * largest magnitude. */
+void sfpw_dist_anchor_by_error(sfpw_dist *d, int on);
 int sfpw_dist_coder_bytes(sfpw_dist *d, double *out);
 
 int sfpw_dist_allreduce_sum(sfpw_dist *d, double *v, int n);

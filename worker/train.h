@@ -82,6 +82,7 @@ typedef struct sfpt_opts {
     double bw_m_min_act;       /* BitWave: activations' mantissa floor (-1:
                                 * SFPT_BW_M_MIN_ACT or --bw-m-min)        */
     int calib_target;          /* sfp_qm_config.calib_target */
+    int weight_anchor;         /* 1: sfpw_dist_anchor_by_error */
     double n_min_param;        /* mantissa floor of norm scales, class token,
                                 * positions (SFPW_TENSOR_PARAM)              */
     double n_min_bias;         /* mantissa floor of biases (-1: --n-min)     */

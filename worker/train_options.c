@@ -85,6 +85,7 @@ static const choice losses[] = {
     {"fallback", SFPW_ON_LOSS_FALLBACK}, {"fail", SFPW_ON_LOSS_FAIL}, {NULL, 0},
 };
 static const choice onoff[] = { {"off", 0}, {"on", 1}, {NULL, 0} };
+static const choice anchors[] = { {"max", 0}, {"error", 1}, {NULL, 0} };
 static const choice codecs[] = {
     {"auto", SFPW_CODEC_AUTO}, {"rank", SFPW_CODEC_RANK}, {"daemon", SFPW_CODEC_DAEMON}, {NULL, 0},
 };
@@ -133,6 +134,12 @@ static const row rows[] = {
      "epoch's last step, every 100 steps and on a width change), same (as "
      "--coder), plain, gecko or "
      "rans", .choices = wcoders),
+    ROW("weight-anchor", A_CHOICE, O(weight_anchor), NULL, "max", NULL, 0, 0,
+     "exponent window of a weight tensor of at most 4 exponent bits: max (its "
+     "top binade is the tensor's largest magnitude) or error (up to 3 binades "
+     "lower where the modelled squared error of the tensor's values is "
+     "smaller: values above saturate, more small ones are kept)",
+     .choices = anchors),
     ROW("zmap", A_CHOICE, O(zmap), NULL, "huffman", NULL, 0, 0,
      "zero map of the frames that have one: bitmap (one bit per value), or "
      "huffman (the bitmap's masks Huffman-coded where that is smaller; zeros "

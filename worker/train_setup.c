@@ -519,6 +519,7 @@ int sfpt_setup(sfpt *r)
 
     r->measure = o->measure_coders && r->quant;
     sfpw_dist_measure_coders(r->dist, r->measure);
+    sfpw_dist_anchor_by_error(r->dist, r->o.weight_anchor);
     sfpw_dist_coder_step(r->dist, r->step, 1);
     if ((rc = sfp_policy_choose(r->pol, r->step, r->width)) ||
         (rc = sfpt_publish(r, r->width, r->wbytes)) ||
