@@ -40,6 +40,7 @@ struct sfpw_dist {
     int *bcounts, *bdispls;
     int anchor[SFPW_MAX_TENSORS];
     int anchor_by_error;   /* sfpw_dist_anchor_by_error            */
+    double *anchor_acc;    /* its per-binade sums, once allocated   */
     float *scratch;     /* 3 * SCRATCH floats                 */
     int measure;
     sfpw_encode_fn enc;
@@ -156,6 +157,7 @@ void sfpw_dist_destroy(sfpw_dist **pd)
     free(d->bcounts);
     free(d->bdispls);
     free(d->scratch);
+    free(d->anchor_acc);
     free(d->resid);
     free(d->gx);
     free(d->gsbuf);
@@ -616,11 +618,9 @@ static int anchor_pick(const double *acc, int amax, int k, int e)
             else
                 err += s2;
         }
-        if (A == amax || err < best) {
-            if (A == amax || err < best * (1 - 1e-9)) {
-                best = err;
-                pick = A;
-            }
+        if (A == amax || err < best * (1 - 1e-9)) {
+            best = err;
+            pick = A;
         }
     }
     return pick;
@@ -628,15 +628,16 @@ static int anchor_pick(const double *acc, int amax, int k, int e)
 
 /* Lowers d->anchor[t] of the weight tensors with e <= ANCHOR_E_MAX where
  * the modelled error says so (the sums of every rank's pieces). */
-static int anchors_by_error(sfpw_dist *d, const sfp_width *width, const sfp_params *base)
+static int anchors_by_error(sfpw_dist *d, const sfp_width *width)
 {
     const sfpw_model *m = d->m;
     const size_t my = d->off[d->rank];
-    double *acc = calloc((size_t)m->ntensors * 3 * ANCHOR_BINS, sizeof(double));
+    const size_t len = (size_t)m->ntensors * 3 * ANCHOR_BINS;
     int rc = 0;
-    (void)base;
-    if (!acc)
+    if (!d->anchor_acc && !(d->anchor_acc = malloc(len * sizeof(double))))
         return SFP_ENOMEM;
+    double *acc = d->anchor_acc;
+    memset(acc, 0, len * sizeof(double));
     for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
         const seg *sg = &d->segs[s];
         const int t = sg->tensor;
@@ -653,7 +654,6 @@ static int anchors_by_error(sfpw_dist *d, const sfp_width *width, const sfp_para
             width[t].e <= ANCHOR_E_MAX)
             d->anchor[t] = anchor_pick(acc + (size_t)t * 3 * ANCHOR_BINS, d->anchor[t],
                                        width[t].k, width[t].e);
-    free(acc);
     return rc;
 }
 
@@ -710,7 +710,7 @@ int sfpw_dist_publish(sfpw_dist *d, const sfp_width *width,
             return rc;
         d->anchor[t] = st.anchor;
     }
-    if (d->anchor_by_error && (rc = anchors_by_error(d, width, base)))
+    if (d->anchor_by_error && (rc = anchors_by_error(d, width)))
         return rc;
     if (d->measure) {
         memset(d->coder_bytes, 0, sizeof d->coder_bytes);

@@ -50,7 +50,7 @@
     X(FRAMES_PUT,      "frames_put",         "requests", "PutFrame requests completed ok (also counted in puts)") \
     X(FRAMES_REFUSED,  "frames_refused",     "frames",   "PutFrame frames that failed verification (E_CODEC)") \
     X(IO_OPS,          "io_ops",             "ops",      "tier I/O handed to the pool: spill writes, prefetch reads, dead-record marks") \
-    X(IO_BATCHES,      "io_batches",         "batches",  "pool jobs that carried them (one per loop turn and up to 64 ops or 4 MiB)")
+    X(IO_BATCHES,      "io_batches",         "batches",  "pool jobs that carried them (a spill write or prefetch read alone, a loop turn's dead-record marks together, up to 64)")
 
 enum {
 #define SFPD__C_ENUM(id, name, unit, help) SFPD_C_##id,

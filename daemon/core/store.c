@@ -428,18 +428,16 @@ static void lower_count(entry *e, unsigned ti, int sign)
  * together after the last of them, the room they free came later, and
  * prefetch fell behind the Gets (tests/offload/codec.sh, 2 ranks, budget
  * 96K: 2-5 prefetch hits of 192 spilled frames against 34-44 unbatched).
- * A batch holds at most IO_BATCH_OPS ops or IO_BATCH_BYTES of frames.
+ * A batch holds at most IO_BATCH_OPS ops.
  */
 #define IO_BATCH_OPS 64
-#define IO_BATCH_BYTES ((uint64_t)4 << 20)
 
 typedef struct io_op io_op;
 struct io_op {
     sfpd_list link;
     void (*run)(io_op *);  /* on a pool thread                         */
     void (*done)(io_op *); /* on the loop; frees the op                 */
-    uint64_t bytes;
-    int err;               /* -EIO when it never ran (no batch queued) */
+    int err;               /* run's result; -EIO when it never ran      */
 };
 
 typedef struct io_batch {
@@ -470,17 +468,10 @@ static void io_complete(sfpd_list *list)
 static void io_batch_done(uv_work_t *w, int status)
 {
     io_batch *b = (io_batch *)w;
-    sfpd_list ops;
 
     (void)status;
-    sfpd_list_init(&ops);
-    if (!sfpd_list_empty(&b->ops)) {
-        ops = b->ops;
-        ops.next->prev = &ops;
-        ops.prev->next = &ops;
-    }
+    io_complete(&b->ops);
     sfpd_free(b);
-    io_complete(&ops);
 }
 
 /* Queues the first ops of list (up to the batch limits) as one pool job;
@@ -488,34 +479,25 @@ static void io_batch_done(uv_work_t *w, int status)
 static void io_queue_batch(sfpd_store *st, sfpd_list *list)
 {
     io_batch *b = sfpd_calloc(1, sizeof(*b));
-    sfpd_list failed;
-    uint64_t bytes = 0;
+    sfpd_list local, *ops = b ? &b->ops : &local;
     unsigned n = 0;
 
-    sfpd_list_init(&failed);
-    if (b)
-        sfpd_list_init(&b->ops);
-    while (!sfpd_list_empty(list) && n < IO_BATCH_OPS && (n == 0 || bytes < IO_BATCH_BYTES)) {
-        io_op *op = sfpd_container_of(list->next, io_op, link);
-        sfpd_list_remove(&op->link);
-        sfpd_list_push_back(b ? &b->ops : &failed, &op->link);
-        bytes += op->bytes;
+    sfpd_list_init(ops);
+    while (!sfpd_list_empty(list) && n < IO_BATCH_OPS) {
+        sfpd_list *p = list->next;
+        sfpd_list_remove(p);
+        sfpd_list_push_back(ops, p);
         n++;
     }
     if (b && uv_queue_work(st->loop, &b->w, io_batch_run, io_batch_done) == 0) {
         sfpd_stat_inc(SFPD_C_IO_OPS, n);
         sfpd_stat_inc(SFPD_C_IO_BATCHES, 1);
-    } else if (b) {
-        while (!sfpd_list_empty(&b->ops)) {
-            sfpd_list *p = b->ops.next;
-            sfpd_list_remove(p);
-            sfpd_list_push_back(&failed, p);
-        }
-        sfpd_free(b);
+        return;
     }
-    for (sfpd_list *p = failed.next; p != &failed; p = p->next)
+    for (sfpd_list *p = ops->next; p != ops; p = p->next)
         sfpd_container_of(p, io_op, link)->err = -EIO;
-    io_complete(&failed);
+    io_complete(ops);
+    sfpd_free(b);
 }
 
 /* Queues every pending op; a failed op's done may queue another (a spill
@@ -538,11 +520,10 @@ static void io_flush_cb(uv_check_t *h)
  * ops, or at once in a job of its own when now is set or the store is
  * shutting down (its check handle is closed then). */
 static void io_submit(sfpd_store *st, io_op *op, void (*run)(io_op *), void (*done)(io_op *),
-                      uint64_t bytes, bool now)
+                      bool now)
 {
     op->run = run;
     op->done = done;
-    op->bytes = bytes;
     op->err = 0;
     if (now) {
         sfpd_list one;
@@ -607,7 +588,7 @@ static void lower_forget(entry *e)
         k->ti = e->lt;
         st->inflight++;
         job->io_inflight++;
-        io_submit(st, &k->io, kill_run, kill_done, 0, false);
+        io_submit(st, &k->io, kill_run, kill_done, false);
         return;
     }
     sfpd_free(k);
@@ -650,11 +631,10 @@ static void entry_maybe_free(entry *e)
 /* ------------------------------------------------------------- spilling */
 
 typedef struct spill_op {
-    io_op io;
+    io_op io;            /* io.err: the write's result */
     entry *e;
     sfpd_loc loc;
     unsigned ti;
-    int err;
 } spill_op;
 
 static int spill_from(entry *e, unsigned first);
@@ -670,7 +650,7 @@ static void spill_run(io_op *op)
         .count = e->count, .dtype = e->dtype, .mbits = e->mbits, .ebits = e->ebits,
         .coder = e->coder,
     };
-    s->err = t->ops->write(t, &s->loc, &m, e->dram);
+    s->io.err = t->ops->write(t, &s->loc, &m, e->dram);
 }
 
 static void spill_done(io_op *op)
@@ -680,13 +660,11 @@ static void spill_done(io_op *op)
     sfpd_job *job = e->job;
     sfpd_store *st = job->st;
 
-    if (s->io.err)
-        s->err = s->io.err; /* never ran */
     e->spilling = false;
     st->spilling_bytes -= e->frame_len;
     job->spilling_bytes -= e->frame_len;
     st->inflight--;
-    if (s->err == 0) {
+    if (s->io.err == 0) {
         e->loc = s->loc;
         e->lt = (uint8_t)s->ti;
         e->in_lower = true;
@@ -699,11 +677,11 @@ static void spill_done(io_op *op)
         if (s->ti + 1 < st->n_lower && !e->dropped && !st->shutting_down &&
             spill_from(e, s->ti + 1) == 0) {
             sfpd_debug("spill of job %s tensor %s to %s failed (%s): next tier", job->id,
-                       e->key.name, st->lower[s->ti]->ops->name, strerror(-s->err));
+                       e->key.name, st->lower[s->ti]->ops->name, strerror(-s->io.err));
         } else {
             /* the frame stays in DRAM; never picked again, so a broken tier
              * cannot make admission spin: waiting Puts fail with the code */
-            sfpd_err("spill of job %s tensor %s failed: %s", job->id, e->key.name, strerror(-s->err));
+            sfpd_err("spill of job %s tensor %s failed: %s", job->id, e->key.name, strerror(-s->io.err));
             e->spill_failed = true;
         }
     }
@@ -778,7 +756,7 @@ static int spill_from(entry *e, unsigned first)
     job->spilling_bytes += e->frame_len;
     st->inflight++;
     job->io_inflight++;
-    io_submit(st, &s->io, spill_run, spill_done, e->frame_len, true);
+    io_submit(st, &s->io, spill_run, spill_done, true);
     return 0;
 }
 
@@ -1450,10 +1428,9 @@ int sfpd_store_drop(sfpd_store *st, sfpd_job *job, const sfpd_key *key)
 /* ------------------------------------------------------------ prefetch */
 
 typedef struct load_op {
-    io_op io;
+    io_op io;            /* io.err: the read's result */
     entry *e;
     void *buf;
-    int err;
 } load_op;
 
 static void load_run(io_op *op)
@@ -1465,7 +1442,7 @@ static void load_run(io_op *op)
 
     l->buf = sfpd_malloc(e->frame_len);
     if (!l->buf) {
-        l->err = -ENOMEM;
+        l->io.err = -ENOMEM;
         return;
     }
     r = st->lower[e->lt]->ops->read(st->lower[e->lt], &e->loc, l->buf);
@@ -1474,7 +1451,7 @@ static void load_run(io_op *op)
     if (r < 0) {
         sfpd_free(l->buf);
         l->buf = NULL;
-        l->err = r;
+        l->io.err = r;
     }
 }
 
@@ -1486,26 +1463,24 @@ static void load_done(io_op *op)
     sfpd_store *st = job->st;
     sfpd_list waiters;
 
-    if (l->io.err)
-        l->err = l->io.err; /* never ran */
     st->inflight--;
     e->loading = false;
     dram_sub(job, e->frame_len); /* the reservation; re-added if kept */
-    if (l->err == 0 && !e->dropped) {
+    if (l->io.err == 0 && !e->dropped) {
         e->dram = l->buf;
         l->buf = NULL;
         e->prefetched = true;
         dram_add(job, e->frame_len);
         dram_list_insert(e);
-    } else if (l->err == -EBADMSG) {
+    } else if (l->io.err == -EBADMSG) {
         e->corrupt = true;
         sfpd_stat_inc(SFPD_C_CORRUPT, 1);
         sfpd_err("job %s rank %u step %llu tensor %s: spilled frame failed its checksum",
                  job->id, e->key.rank, (unsigned long long)e->key.step, e->key.name);
-    } else if (l->err) {
+    } else if (l->io.err) {
         e->load_failed = true; /* a Get still tries (and reports) the read */
         sfpd_warn("job %s tensor %s: prefetch read failed: %s", job->id, e->key.name,
-                  strerror(-l->err));
+                  strerror(-l->io.err));
     }
     sfpd_free(l->buf);
     sfpd_free(l);
@@ -1546,7 +1521,7 @@ static int load(entry *e)
     st->inflight++;
     job->io_inflight++;
     sfpd_stat_inc(SFPD_C_PREFETCH_ISSUED, 1);
-    io_submit(st, &l->io, load_run, load_done, e->frame_len, true);
+    io_submit(st, &l->io, load_run, load_done, true);
     return 0;
 }
 

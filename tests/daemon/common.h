@@ -56,4 +56,21 @@ static inline sfpc *tc_connect(const th_daemon *d, const char *job, uint32_t ran
     return c;
 }
 
+/* Counter "name value" from the daemon's stats text (IPC Stats); ~0 if absent. */
+static inline unsigned long long tc_stat(sfpc *c, const char *name)
+{
+    sfpc_stats s;
+    unsigned long long v = ~0ull;
+    char pat[96];
+    TH_CHECK(sfpc_stats_get(c, &s) == 0, "stats");
+    snprintf(pat, sizeof(pat), "\n%s ", name);
+    const char *at = s.text ? strstr(s.text, pat) : NULL;
+    if (at)
+        v = strtoull(at + strlen(pat), NULL, 10);
+    else if (s.text && !strncmp(s.text, pat + 1, strlen(pat) - 1))
+        v = strtoull(s.text + strlen(pat) - 1, NULL, 10);
+    sfpc_stats_free(&s);
+    return v;
+}
+
 #endif

@@ -225,38 +225,6 @@ int th_log_contains(const th_daemon *d, const char *needle)
     return found;
 }
 
-long long th_dump_counter(th_daemon *d, const char *name)
-{
-    char line[4096];
-    long long v = -1;
-    size_t n = strlen(name);
-    FILE *f;
-    int ends = 0, i;
-
-    for (f = fopen(d->log, "r"); f && fgets(line, sizeof(line), f);)
-        ends += strstr(line, "--- end ---") != NULL;
-    if (f)
-        fclose(f);
-    kill(d->pid, SIGUSR1);
-    for (i = 0; i < 500; i++) {
-        int now = 0;
-        for (f = fopen(d->log, "r"); f && fgets(line, sizeof(line), f);)
-            now += strstr(line, "--- end ---") != NULL;
-        if (f)
-            fclose(f);
-        if (now > ends)
-            break;
-        usleep(10000);
-    }
-    /* the last dump's value */
-    for (f = fopen(d->log, "r"); f && fgets(line, sizeof(line), f);)
-        if (strncmp(line, name, n) == 0 && line[n] == ' ')
-            v = strtoll(line + n + 1, NULL, 10);
-    if (f)
-        fclose(f);
-    return v;
-}
-
 void th_fail(void)
 {
     for (size_t i = 0; i < 8; i++) {

@@ -52,10 +52,6 @@ void th_dump_log(const th_daemon *d);
 /* 1 if the log contains needle. */
 int th_log_contains(const th_daemon *d, const char *needle);
 
-/* Value of counter name in the daemon's SIGUSR1 stats dump (sent and
- * waited for here); -1 if it is missing. */
-long long th_dump_counter(th_daemon *d, const char *name);
-
 /* Deterministic test data generator. */
 uint64_t th_rand(uint64_t *state);
 double th_now(void);

@@ -34,23 +34,6 @@ static void make_frames(const sfp_params *p)
     }
 }
 
-/* Stat "name value" from the stats text. */
-static unsigned long long stat_of(sfpc *c, const char *name)
-{
-    sfpc_stats s;
-    unsigned long long v = ~0ull;
-    char pat[96];
-    TH_CHECK(sfpc_stats_get(c, &s) == 0, "stats");
-    snprintf(pat, sizeof(pat), "\n%s ", name);
-    const char *at = s.text ? strstr(s.text, pat) : NULL;
-    if (at)
-        v = strtoull(at + strlen(pat), NULL, 10);
-    else if (s.text && !strncmp(s.text, pat + 1, strlen(pat) - 1))
-        v = strtoull(s.text + strlen(pat) - 1, NULL, 10);
-    sfpc_stats_free(&s);
-    return v;
-}
-
 /* Forward: async PutFrame of every tensor from the shm; backward: GetFrame
  * in reverse, the next one always in flight while the current is checked
  * (what sfp-train does). Frames byte-identical, decodes bit-exact. */
@@ -122,9 +105,9 @@ static void roundtrip_and_spill(const sfp_params *p)
     sfpc *c = tc_connect(&d, "frames", 0, 2 * total + 4 * (size_t)NV * sizeof(float));
     for (uint64_t step = 0; step < 3; step++)
         step_roundtrip(c, step);
-    unsigned long long spills = stat_of(c, "spills"), fp = stat_of(c, "frames_put");
-    unsigned long long reads = stat_of(c, "disk_reads");
-    unsigned long long ops = stat_of(c, "io_ops"), batches = stat_of(c, "io_batches");
+    unsigned long long spills = tc_stat(c, "spills"), fp = tc_stat(c, "frames_put");
+    unsigned long long reads = tc_stat(c, "disk_reads");
+    unsigned long long ops = tc_stat(c, "io_ops"), batches = tc_stat(c, "io_batches");
     printf("frames: %d x %zu KiB frames per step, 3 steps, DRAM budget %s: spills %llu, "
            "disk reads %llu, frames_put %llu; tier I/O %llu ops in %llu pool jobs\n",
            NT, flen[0] / 1024, budget, spills, reads, fp, ops, batches);
@@ -206,7 +189,7 @@ static void corked(void)
     size_t at[NT];
     char name[32];
     sfpc_key k = {.rank = 0, .step = 1, .tensor = name};
-    unsigned long long fp0 = stat_of(watch, "frames_put");
+    unsigned long long fp0 = tc_stat(watch, "frames_put");
 
     TH_CHECK(sfpc_cork(c, 1) == 0, "cork");
     for (int i = 0; i < NT; i++) {
@@ -225,7 +208,7 @@ static void corked(void)
                  "corked get %d", i);
     }
     usleep(100 * 1000);
-    TH_CHECK(stat_of(watch, "frames_put") == fp0, "corked puts reached sfpd");
+    TH_CHECK(tc_stat(watch, "frames_put") == fp0, "corked puts reached sfpd");
     TH_CHECK(sfpc_cork(c, 0) == 0, "uncork");
     for (int i = NT - 1; i >= 0; i--) {
         size_t n = 0;
@@ -241,7 +224,7 @@ static void corked(void)
     for (int i = 0; i < NT; i++)
         TH_CHECK(info[i].stored_bytes == flen[i], "put %d: stored %llu", i,
                  (unsigned long long)info[i].stored_bytes);
-    TH_CHECK(stat_of(watch, "frames_put") == fp0 + NT, "frames_put");
+    TH_CHECK(tc_stat(watch, "frames_put") == fp0 + NT, "frames_put");
 
     /* a synchronous call while corked sends the batch first */
     TH_CHECK(sfpc_cork(c, 1) == 0, "cork");
@@ -262,7 +245,7 @@ static void corked(void)
 
     /* more than the cork buffer: part of the batch leaves by itself */
     {
-        unsigned long long before = stat_of(watch, "frames_put");
+        unsigned long long before = tc_stat(watch, "frames_put");
         int n = 3000, seen = 0;
         k.step = 3;
         for (int i = 0; i < n; i++) {
@@ -270,15 +253,15 @@ static void corked(void)
             TH_CHECK(sfpc_put_frame(c, &k, shm, flen[0], SFPC_ASYNC, NULL) == 0, "put %d", i);
         }
         for (int t = 0; t < 100 && !seen; t++) {
-            seen = stat_of(watch, "frames_put") > before;
+            seen = tc_stat(watch, "frames_put") > before;
             if (!seen)
                 usleep(20 * 1000);
         }
         TH_CHECK(seen, "no part of a %d-request batch left the client", n);
-        TH_CHECK(stat_of(watch, "frames_put") < before + (unsigned long long)n,
+        TH_CHECK(tc_stat(watch, "frames_put") < before + (unsigned long long)n,
                  "the whole batch left while corked");
         TH_CHECK(sfpc_cork(c, 0) == 0 && sfpc_flush(c) == 0, "flush: %s", sfpc_last_message(c));
-        TH_CHECK(stat_of(watch, "frames_put") == before + (unsigned long long)n, "frames_put");
+        TH_CHECK(tc_stat(watch, "frames_put") == before + (unsigned long long)n, "frames_put");
     }
     printf("cork: %d puts + prefetch + %d gets in one batch, byte-identical; sync call, "
            "error and overflow of a corked batch handled\n", NT, NT);
@@ -355,7 +338,7 @@ static void hostile(const sfp_params *p)
         free(big);
     }
     free(bad);
-    unsigned long long refused = stat_of(c, "frames_refused");
+    unsigned long long refused = tc_stat(c, "frames_refused");
     TH_CHECK(refused == 6, "frames_refused %llu", refused);
     /* the daemon serves on, nothing stored was lost */
     for (int i = 0; i < 4; i++) {

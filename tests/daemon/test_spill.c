@@ -124,11 +124,11 @@ static void lifo_budget(const sfp_params *p, bool prefetch, bool drop_on_get, bo
            (unsigned long long)s.prefetch_misses, 100 * hit);
     {
         /* every spill write is a tier op (the stats dump's counters) */
-        long long ops = th_dump_counter(&d, "io_ops"), batches = th_dump_counter(&d, "io_batches");
-        printf("  spill_write_behind %.1f MiB; tier I/O %lld ops in %lld pool jobs\n",
+        unsigned long long ops = tc_stat(c, "io_ops"), batches = tc_stat(c, "io_batches");
+        printf("  spill_write_behind %.1f MiB; tier I/O %llu ops in %llu pool jobs\n",
                over / 1048576.0, ops, batches);
-        TH_CHECK(ops >= (long long)s.spills && batches > 0 && batches <= ops,
-                 "io_ops %lld / io_batches %lld do not count the %llu spills", ops, batches,
+        TH_CHECK(ops != ~0ull && ops >= s.spills && batches > 0 && batches <= ops,
+                 "io_ops %llu / io_batches %llu do not count the %llu spills", ops, batches,
                  (unsigned long long)s.spills);
     }
     TH_CHECK(s.dram_high_water <= frames / 4 + over, "high water %llu over budget %llu + %llu",
