@@ -39,6 +39,7 @@ static void make_frames(const sfp_params *p)
  * (what sfp-train does). Frames byte-identical, decodes bit-exact. */
 static void step_roundtrip(sfpc *c, uint64_t step)
 {
+    unsigned long long spills_before = tc_stat(c, "spills");
     size_t shm_size, pos = 0;
     uint8_t *shm = sfpc_shm(c, &shm_size);
     uint8_t *out = malloc(NV * sizeof(float));
@@ -57,6 +58,20 @@ static void step_roundtrip(sfpc *c, uint64_t step)
         pos += (flen[i] + 63) & ~(size_t)63;
     }
     TH_CHECK(sfpc_flush(c) == 0, "flush: %s", sfpc_last_message(c));
+    /* A Put is admitted once spills that will make room are under way, so
+     * the Gets below could all be served from DRAM before a slow pool
+     * thread finished one write. Wait (bounded) for the step's spills: a
+     * quarter of the frames fit the budget, so at least half must go. */
+    {
+        double t0 = th_now();
+        unsigned long long s;
+        while ((s = tc_stat(c, "spills")) != ~0ull && s < spills_before + NT / 2 &&
+               th_now() - t0 < 20.0)
+            usleep(2000);
+        TH_CHECK(s != ~0ull && s >= spills_before + NT / 2,
+                 "step %llu: %llu of at least %d spills done after %.1f s",
+                 (unsigned long long)step, s - spills_before, NT / 2, th_now() - t0);
+    }
     for (int i = 0; i < NT; i++)
         TH_CHECK(info[i].stored_bytes == flen[i], "stored %llu, frame %zu",
                  (unsigned long long)info[i].stored_bytes, flen[i]);
