@@ -134,7 +134,7 @@ static const row rows[] = {
      "epoch's last step, every 100 steps and on a width change), same (as "
      "--coder), plain, gecko or "
      "rans", .choices = wcoders),
-    ROW("weight-anchor", A_CHOICE, O(weight_anchor), NULL, "max", NULL, 0, 0,
+    ROW("weight-anchor", A_CHOICE, O(weight_anchor), NULL, "error", NULL, 0, 0,
      "exponent window of a weight tensor of at most 4 exponent bits: max (its "
      "top binade is the tensor's largest magnitude) or error (up to 3 binades "
      "lower where the modelled squared error of the tensor's values is "
