@@ -6,6 +6,7 @@
 #include <sfp/client.h>
 #include <sfp/sfp.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Random finite values of p->dtype, already on p's grid (so round trips
  * are bit-exact). buf holds n * dtype size bytes. */
@@ -70,6 +71,18 @@ static inline unsigned long long tc_stat(sfpc *c, const char *name)
     else if (s.text && !strncmp(s.text, pat + 1, strlen(pat) - 1))
         v = strtoull(s.text + strlen(pat) - 1, NULL, 10);
     sfpc_stats_free(&s);
+    return v;
+}
+
+/* Polls counter name until it reaches at least min or timeout_s passes;
+ * returns the last value read (~0 if absent). */
+static inline unsigned long long tc_wait_stat(sfpc *c, const char *name,
+                                              unsigned long long min, double timeout_s)
+{
+    double t0 = th_now();
+    unsigned long long v;
+    while ((v = tc_stat(c, name)) != ~0ull && v < min && th_now() - t0 < timeout_s)
+        usleep(2000);
     return v;
 }
 

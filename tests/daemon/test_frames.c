@@ -63,14 +63,10 @@ static void step_roundtrip(sfpc *c, uint64_t step)
      * thread finished one write. Wait (bounded) for the step's spills: a
      * quarter of the frames fit the budget, so at least half must go. */
     {
-        double t0 = th_now();
-        unsigned long long s;
-        while ((s = tc_stat(c, "spills")) != ~0ull && s < spills_before + NT / 2 &&
-               th_now() - t0 < 20.0)
-            usleep(2000);
+        unsigned long long s = tc_wait_stat(c, "spills", spills_before + NT / 2, 20.0);
         TH_CHECK(s != ~0ull && s >= spills_before + NT / 2,
-                 "step %llu: %llu of at least %d spills done after %.1f s",
-                 (unsigned long long)step, s - spills_before, NT / 2, th_now() - t0);
+                 "step %llu: %llu of at least %d spills done within 20 s",
+                 (unsigned long long)step, s - spills_before, NT / 2);
     }
     for (int i = 0; i < NT; i++)
         TH_CHECK(info[i].stored_bytes == flen[i], "stored %llu, frame %zu",
@@ -267,11 +263,7 @@ static void corked(void)
             snprintf(name, sizeof(name), "many%04d", i);
             TH_CHECK(sfpc_put_frame(c, &k, shm, flen[0], SFPC_ASYNC, NULL) == 0, "put %d", i);
         }
-        for (int t = 0; t < 100 && !seen; t++) {
-            seen = tc_stat(watch, "frames_put") > before;
-            if (!seen)
-                usleep(20 * 1000);
-        }
+        seen = tc_wait_stat(watch, "frames_put", before + 1, 2.0) > before;
         TH_CHECK(seen, "no part of a %d-request batch left the client", n);
         TH_CHECK(tc_stat(watch, "frames_put") < before + (unsigned long long)n,
                  "the whole batch left while corked");
