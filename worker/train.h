@@ -81,6 +81,8 @@ typedef struct sfpt_opts {
                                 * read (-1: n_min_act)                    */
     double bw_m_min_act;       /* BitWave: activations' mantissa floor (-1:
                                 * SFPT_BW_M_MIN_ACT or --bw-m-min)        */
+    double bw_min_share;       /* BitWave: tensors under this share of the
+                                * step's values keep bw_m_min_act          */
     int calib_target;          /* sfp_qm_config.calib_target */
     int weight_anchor;         /* 1: sfpw_dist_anchor_by_error */
     double n_min_param;        /* mantissa floor of norm scales, class token,
@@ -186,6 +188,7 @@ typedef struct sfpt {
     double n_min_act_linear;      /* ... of those only linear layers read  */
     unsigned bw_m_min, bw_e_min;  /* BitWave: network-wide floors in force */
     unsigned bw_m_min_act;        /* BitWave: activations' mantissa floor  */
+    double bw_min_share;          /* BitWave: --bw-min-share               */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */

@@ -246,6 +246,10 @@ static const row rows[] = {
     ROW("bw-m-min-act", A_DBL, O(bw_m_min_act), "N", NULL, "3, or --bw-m-min if higher", 0, 23,
      "BitWave: fewest mantissa bits of the activations (the stashes), which keep them "
      "while the weights' go on down to --bw-m-min"),
+    ROW("bw-min-share", A_DBL, O(bw_min_share), "F", "0.01", NULL, 0, 1,
+     "BitWave: a weight, bias or norm parameter holding less than this share of the "
+     "values stored per step keeps --bw-m-min-act mantissa bits (0: every weight "
+     "follows the network down to --bw-m-min)"),
     ROW("sample", A_SIZE, O(sample), "N", "4096", NULL, 1, 1 << 20,
      "values per tensor for the bitlength gradient"),
     ROW("qm-grad", A_CHOICE, O(qm_grad), NULL, "second", NULL, 0, 0,

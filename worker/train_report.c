@@ -93,13 +93,13 @@ static int write_report(const char *path, const sfpt *r, int identical,
                "\"qm_lr\": %g, \"sample\": %zu, \"qm_grad\": \"%s\", \"n_min\": %g, "
                "\"e_min\": %g, \"e_min_act\": %g, \"n_min_act\": %g, \"n_min_act_linear\": %g, "
                "\"n_min_param\": %g, \"n_min_bias\": %g, \"bw_m_min\": %u, \"bw_e_min\": %u, \"bw_m_min_act\": %u, "
-               "\"calib_target\": %s, \"weight_anchor\": \"%s\", \"grad_container\": ",
+               "\"bw_min_share\": %g, \"calib_target\": %s, \"weight_anchor\": \"%s\", \"grad_container\": ",
             sfp_qm_rule_name((sfp_qm_rule)o->qm_rule), r->target_bits, r->bit_cost, r->gamma,
             o->weight_cost,
             r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first", r->n_min, o->e_min,
             o->e_min_act, r->n_min_act, r->n_min_act_linear, o->n_min_param,
             o->n_min_bias >= 0 ? o->n_min_bias : r->n_min, r->bw_m_min,
-            r->bw_e_min, r->bw_m_min_act, o->calib_target ? "true" : "false",
+            r->bw_e_min, r->bw_m_min_act, r->bw_min_share, o->calib_target ? "true" : "false",
             o->weight_anchor ? "error" : "max");
     json_str(f, o->grad_container);
     fprintf(f, ", \"wire_if\": ");

@@ -193,8 +193,18 @@ static int make_policy(sfpt *r)
     if (bf > pc.bw.m_max)
         bf = pc.bw.m_max;
     r->bw_m_min_act = (unsigned)bf;
+    /* BitWave: a weight, bias or norm parameter that holds less than
+     * --bw-min-share of the values stored per step keeps the activations'
+     * floor too: a mantissa bit of a tensor of share s is worth at most s
+     * of a bit per stored value, and on resnet and vit (every weight tensor
+     * under 0.2 %) the weights at 2 bits cost accuracy that the footprint
+     * does not notice (docs/TRAINING.md "BitWave") */
+    uint64_t numel_sum = 0;
+    for (int t = 0; t < m->ntensors; t++)
+        numel_sum += numel[t];
+    r->bw_min_share = o->bw_min_share;
     /* one pass sets every tensor's floors: QM/QE's per kind, BitWave's on
-     * the activations */
+     * the activations and the small tensors */
     for (int t = 0; !rc && t < m->ntensors; t++) {
         const int kind = m->tensors[t].kind;
         double nf, ef;
@@ -211,9 +221,12 @@ static int make_policy(sfpt *r)
         } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_ACT) {
             nf = bf;
             ef = pc.bw.e_min;
-        } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_BIAS &&
-                   o->n_min_bias >= 0) {
-            nf = ceil(o->n_min_bias);
+        } else if (o->policy == SFP_POLICY_BITWAVE && numel[t] &&
+                   ((kind == SFPW_TENSOR_BIAS && o->n_min_bias >= 0) ||
+                    (double)numel[t] < o->bw_min_share * (double)numel_sum)) {
+            nf = (double)numel[t] < o->bw_min_share * (double)numel_sum ? bf : 0;
+            if (kind == SFPW_TENSOR_BIAS && o->n_min_bias >= 0 && ceil(o->n_min_bias) > nf)
+                nf = ceil(o->n_min_bias);
             if (nf < pc.bw.m_min)
                 nf = pc.bw.m_min;
             if (nf > pc.bw.m_max)
