@@ -47,8 +47,12 @@ echo "the job ended $((t1 - t0)) s after the rank stopped, exit status $rc"
 grep -q "no progress for [0-9]* s in .*(--step-timeout 3)" "$tmp/out.txt" ||
     fail "no watchdog line"
 
-# progress keeps it quiet: 2 epochs with a 2 s timeout (steps of milliseconds)
-timeout 120 mpirun -np 2 "$exe" --model cnn --synthetic=512 --batch 32 --epochs 2 \
-    --step-timeout 2 --no-progress --quiet > "$tmp/out.txt" 2>&1 || fail "a healthy run was ended"
+# progress keeps it quiet: a run several times as long as its 4 s timeout
+# (steps of milliseconds; 4 s, not 2: on a loaded CI machine under ASan one
+# phase between two beats may take a second or two)
+t0=$(date +%s)
+timeout 120 mpirun -np 2 "$exe" --model cnn --synthetic=1024 --batch 32 --epochs 8 \
+    --step-timeout 4 --no-progress --quiet > "$tmp/out.txt" 2>&1 || fail "a healthy run was ended"
+echo "healthy run: $(($(date +%s) - t0)) s with --step-timeout 4"
 grep -q "no progress" "$tmp/out.txt" && fail "watchdog fired on a healthy run"
 echo ok
