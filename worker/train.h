@@ -188,7 +188,6 @@ typedef struct sfpt {
     double n_min_act_linear;      /* ... of those only linear layers read  */
     unsigned bw_m_min, bw_e_min;  /* BitWave: network-wide floors in force */
     unsigned bw_m_min_act;        /* BitWave: activations' mantissa floor  */
-    double bw_min_share;          /* BitWave: --bw-min-share               */
     double target_bits;           /* footprint target in force (0: none)   */
     char job[160];
     int stash_codec;              /* SFPW_CODEC_RANK or _DAEMON with sfpd, else 0 */

@@ -99,7 +99,7 @@ static int write_report(const char *path, const sfpt *r, int identical,
             r->qm_lr, o->sample, o->qm_grad == 2 ? "second" : "first", r->n_min, o->e_min,
             o->e_min_act, r->n_min_act, r->n_min_act_linear, o->n_min_param,
             o->n_min_bias >= 0 ? o->n_min_bias : r->n_min, r->bw_m_min,
-            r->bw_e_min, r->bw_m_min_act, r->bw_min_share, o->calib_target ? "true" : "false",
+            r->bw_e_min, r->bw_m_min_act, o->bw_min_share, o->calib_target ? "true" : "false",
             o->weight_anchor ? "error" : "max");
     json_str(f, o->grad_container);
     fprintf(f, ", \"wire_if\": ");

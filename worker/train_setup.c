@@ -202,7 +202,6 @@ static int make_policy(sfpt *r)
     uint64_t numel_sum = 0;
     for (int t = 0; t < m->ntensors; t++)
         numel_sum += numel[t];
-    r->bw_min_share = o->bw_min_share;
     /* one pass sets every tensor's floors: QM/QE's per kind, BitWave's on
      * the activations and the small tensors */
     for (int t = 0; !rc && t < m->ntensors; t++) {
@@ -221,11 +220,14 @@ static int make_policy(sfpt *r)
         } else if (o->policy == SFP_POLICY_BITWAVE && kind == SFPW_TENSOR_ACT) {
             nf = bf;
             ef = pc.bw.e_min;
-        } else if (o->policy == SFP_POLICY_BITWAVE && numel[t] &&
-                   ((kind == SFPW_TENSOR_BIAS && o->n_min_bias >= 0) ||
-                    (double)numel[t] < o->bw_min_share * (double)numel_sum)) {
-            nf = (double)numel[t] < o->bw_min_share * (double)numel_sum ? bf : 0;
-            if (kind == SFPW_TENSOR_BIAS && o->n_min_bias >= 0 && ceil(o->n_min_bias) > nf)
+        } else if (o->policy == SFP_POLICY_BITWAVE && numel[t]) {
+            /* a small tensor: the activations' floor; a bias: --n-min-bias */
+            const int small = (double)numel[t] < o->bw_min_share * (double)numel_sum;
+            const int bias_floor = kind == SFPW_TENSOR_BIAS && o->n_min_bias >= 0;
+            if (!small && !bias_floor)
+                continue;
+            nf = small ? bf : 0;
+            if (bias_floor && ceil(o->n_min_bias) > nf)
                 nf = ceil(o->n_min_bias);
             if (nf < pc.bw.m_min)
                 nf = pc.bw.m_min;
