@@ -5,6 +5,7 @@
 
 #include <sfp/policy.h>
 
+#include "binade.h"
 #include "dist.h"
 #include "hot.h"
 
@@ -40,7 +41,7 @@ struct sfpw_dist {
     int *bcounts, *bdispls;
     int anchor[SFPW_MAX_TENSORS];
     int anchor_by_error;   /* sfpw_dist_anchor_by_error            */
-    double *anchor_acc;    /* its per-binade sums, once allocated   */
+    uint64_t *anchor_acc;  /* its per-binade sums, once allocated   */
     float *scratch;     /* 3 * SCRATCH floats                 */
     int measure;
     sfpw_encode_fn enc;
@@ -578,24 +579,6 @@ SFPW_HOT static float abs_max(const float *x, size_t n, float v)
 #define ANCHOR_E_MAX 4
 #define ANCHOR_BINS (ANCHOR_DROP + (1 << ANCHOR_E_MAX) + 1)
 
-/* Per-binade sums of x over the bins [top - ANCHOR_BINS + 1, top] (biased
- * exponents; bin 0 is top), added to acc[3 * ANCHOR_BINS]. */
-static void binade_sums(const float *x, size_t n, int top, double *acc)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, x + i, sizeof b);
-        int E = (int)(b >> 23 & 0xff);
-        int j = top - E;
-        if (E == 0 || E == 0xff || j < 0 || j >= ANCHOR_BINS)
-            continue;
-        double a = fabs((double)x[i]);
-        acc[3 * j] += 1;
-        acc[3 * j + 1] += a;
-        acc[3 * j + 2] += a * a;
-    }
-}
-
 /* The anchor (biased) among amax .. amax - ANCHOR_DROP with the smallest
  * modelled squared error for k mantissa and e exponent bits. */
 static int anchor_pick(const double *acc, int amax, int k, int e)
@@ -627,33 +610,63 @@ static int anchor_pick(const double *acc, int amax, int k, int e)
 }
 
 /* Lowers d->anchor[t] of the weight tensors with e <= ANCHOR_E_MAX where
- * the modelled error says so (the sums of every rank's pieces). */
+ * the modelled error says so. Each rank's exact integer sums (binade.h) go
+ * in one MPI_UINT64_T sum, ANCHOR_WORDS a tensor: n of every bin, the sums
+ * of m of the saturating bins, and the sums of m^2 split at bit 32 (each
+ * rank's low part below 2^32, so every total fits 64 bits for the 2^40
+ * values a tensor may have); the doubles of the model come from the
+ * totals, rounded once. */
+#define ANCHOR_WORDS (SFPW_BINS + SFPW_BINS_SAT + 2 * SFPW_BINS)
+
 static int anchors_by_error(sfpw_dist *d, const sfp_width *width)
 {
+    _Static_assert(ANCHOR_BINS == SFPW_BINS, "the model's bins are binade.h's");
     const sfpw_model *m = d->m;
     const size_t my = d->off[d->rank];
-    const size_t len = (size_t)m->ntensors * 3 * ANCHOR_BINS;
+    const size_t len = (size_t)m->ntensors * ANCHOR_WORDS;
     int rc = 0;
-    if (!d->anchor_acc && !(d->anchor_acc = malloc(len * sizeof(double))))
+    if (!d->anchor_acc && !(d->anchor_acc = malloc(len * sizeof(uint64_t))))
         return SFP_ENOMEM;
-    double *acc = d->anchor_acc;
-    memset(acc, 0, len * sizeof(double));
+    uint64_t *acc = d->anchor_acc;
+    memset(acc, 0, len * sizeof(uint64_t));
     for (int s = d->seg_first[d->rank]; s < d->seg_first[d->rank + 1]; s++) {
         const seg *sg = &d->segs[s];
         const int t = sg->tensor;
         if (d->anchor[t] < 0 || width[t].e > ANCHOR_E_MAX)
             continue;
-        binade_sums(d->master + (sg->off - my), sg->n, d->anchor[t],
-                    acc + (size_t)t * 3 * ANCHOR_BINS);
+        sfpw_bins b;
+        memset(&b, 0, sizeof b);
+        sfpw_bins_add(&b, d->master + (sg->off - my), sg->n, d->anchor[t],
+                      (1 << width[t].e) - 1);
+        uint64_t *w = acc + (size_t)t * ANCHOR_WORDS;
+        for (int j = 0; j < SFPW_BINS; j++) {
+            w[j] += b.n[j];
+            w[SFPW_BINS + SFPW_BINS_SAT + 2 * j] += (uint64_t)(b.s2[j] >> 32);
+            w[SFPW_BINS + SFPW_BINS_SAT + 2 * j + 1] += (uint64_t)b.s2[j] & 0xffffffffu;
+        }
+        for (int j = 0; j < SFPW_BINS_SAT; j++)
+            w[SFPW_BINS + j] += b.s1[j];
     }
     if (d->size > 1)
-        rc = mpi_err(MPI_Allreduce(MPI_IN_PLACE, acc, m->ntensors * 3 * ANCHOR_BINS,
-                                   MPI_DOUBLE, MPI_SUM, d->comm));
-    for (int t = 0; !rc && t < m->ntensors; t++)
-        if (sfpw_tensor_is_param(m->tensors[t].kind) && d->anchor[t] >= 0 &&
-            width[t].e <= ANCHOR_E_MAX)
-            d->anchor[t] = anchor_pick(acc + (size_t)t * 3 * ANCHOR_BINS, d->anchor[t],
-                                       width[t].k, width[t].e);
+        rc = mpi_err(MPI_Allreduce(MPI_IN_PLACE, acc, (int)len, MPI_UINT64_T, MPI_SUM,
+                                   d->comm));
+    for (int t = 0; !rc && t < m->ntensors; t++) {
+        if (!sfpw_tensor_is_param(m->tensors[t].kind) || d->anchor[t] < 0 ||
+            width[t].e > ANCHOR_E_MAX)
+            continue;
+        const uint64_t *w = acc + (size_t)t * ANCHOR_WORDS;
+        double sums[3 * ANCHOR_BINS];
+        for (int j = 0; j < SFPW_BINS; j++) {
+            const int sh = d->anchor[t] - j - 150; /* |x| = m 2^sh */
+            const unsigned __int128 q2 =
+                ((unsigned __int128)w[SFPW_BINS + SFPW_BINS_SAT + 2 * j] << 32) +
+                w[SFPW_BINS + SFPW_BINS_SAT + 2 * j + 1];
+            sums[3 * j] = (double)w[j];
+            sums[3 * j + 1] = j < SFPW_BINS_SAT ? ldexp((double)w[SFPW_BINS + j], sh) : 0;
+            sums[3 * j + 2] = ldexp((double)q2, 2 * sh);
+        }
+        d->anchor[t] = anchor_pick(sums, d->anchor[t], width[t].k, width[t].e);
+    }
     return rc;
 }
 

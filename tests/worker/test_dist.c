@@ -8,8 +8,11 @@
  * rule per rank, and for the gradient containers' pieces. The anchor by
  * error (sfpw_dist_anchor_by_error) lowers a narrow window under outliers
  * and makes the working weights closer to the master weights; it leaves
- * wide windows alone.
+ * wide windows alone. Its per-binade sums (binade.h) are exact: the C loop
+ * against the values' own arithmetic, the AVX-512 kernel against the C loop
+ * bit for bit.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 #include <sfp/sfp.h>
 
+#include "binade.h"
 #include "dist.h"
 #include "model.h"
 #include "wcheck.h"
@@ -119,6 +123,109 @@ static double weight_sse(const rig *r, size_t *saturated)
     return sse;
 }
 
+/* The sums of one bin set the independent way: frexp and ldexp on the
+ * floats, long double sums (exact here: m below 2^24, m^2 below 2^48, at
+ * most 2^15 values a bin). */
+static void bins_ref(const float *x, size_t n, int top, int low, long double *cnt,
+                     long double *s1, long double *s2)
+{
+    for (int j = 0; j < SFPW_BINS; j++)
+        cnt[j] = s1[j] = s2[j] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        if (!isnormal(a))
+            continue;
+        int ex;
+        frexpf(a, &ex); /* a = f 2^ex, f in [0.5, 1) */
+        const int E = ex - 1 + 127, j = top - E;
+        if (j < 0 || j >= SFPW_BINS)
+            continue;
+        const long double m = ldexpl((long double)a, 150 - E);
+        cnt[j] += 1;
+        if (j < SFPW_BINS_SAT)
+            s1[j] += m;
+        if (j < SFPW_BINS_SAT || j >= low)
+            s2[j] += m * m;
+    }
+}
+
+static void test_bins(void)
+{
+    static const size_t sizes[] = { 0, 1, 63, 64, 65, 1000, 4099, 300001 };
+    static const int lows[] = { 1, 3, 7, 15 };
+    const size_t nmax = 300001;
+    float *x = malloc(nmax * sizeof(float));
+    const int simd = sfpw_bins_set_impl(1);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    unsigned cases = 0, simd_cases = 0;
+    for (int kind = 0; kind < 3; kind++) {
+        for (size_t i = 0; i < nmax; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            const double u = (double)(rng >> 11) * 0x1p-53 - 0.5;
+            const double g = (double)((rng >> 3) % 1000) / 1000.0 - 0.5;
+            x[i] = kind == 0 ? (float)(0.05 * (u + g)) /* weight-like */
+                 : kind == 1 ? (float)ldexp(u, (int)((rng >> 40) % 48) - 40) /* every binade */
+                             : (float)(u * 1e-3);
+        }
+        /* zeros, -0, subnormals, Inf, NaN, and values above the top */
+        for (size_t i = 0; i + 8 < nmax; i += 997) {
+            x[i] = 0.0f;
+            x[i + 1] = -0.0f;
+            x[i + 2] = 1e-40f;
+            x[i + 3] = INFINITY;
+            x[i + 4] = -NAN;
+            x[i + 5] = 1e30f;
+            x[i + 6] = -FLT_MIN;
+        }
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+            for (int li = 0; li < 4; li++) {
+                const size_t n = sizes[si];
+                const int top = 127 - 4 - (kind == 1 ? 0 : 3 * li), low = lows[li];
+                sfpw_bins c, v;
+                memset(&c, 0, sizeof c);
+                memset(&v, 0, sizeof v);
+                sfpw_bins_add_c(&c, x, n, top, low);
+                if (n <= 70000) { /* the long double sums stay exact */
+                    long double cnt[SFPW_BINS], s1[SFPW_BINS], s2[SFPW_BINS];
+                    bins_ref(x, n, top, low, cnt, s1, s2);
+                    for (int j = 0; j < SFPW_BINS; j++) {
+                        CHECK(c.n[j] == (uint64_t)cnt[j]);
+                        if (j < SFPW_BINS_SAT)
+                            CHECK(c.s1[j] == (uint64_t)s1[j]);
+                        CHECK((long double)c.s2[j] == s2[j]);
+                    }
+                }
+                sfpw_bins_add(&v, x, n, top, low);
+                CHECK(memcmp(&c, &v, sizeof c) == 0);
+                /* sums add: two halves into one set */
+                memset(&v, 0, sizeof v);
+                sfpw_bins_add(&v, x, n / 2, top, low);
+                sfpw_bins_add(&v, x + n / 2, n - n / 2, top, low);
+                CHECK(memcmp(&c, &v, sizeof c) == 0);
+                cases++;
+                simd_cases += simd && n >= 64;
+            }
+    }
+    /* 2^21 values of the largest significand in bin 0: the kernel's 64-bit
+     * lanes would overflow without their flushes to the 128-bit sums */
+    const size_t big = (size_t)1 << 21;
+    float *y = malloc(big * sizeof(float));
+    for (size_t i = 0; i < big; i++)
+        y[i] = nextafterf(2.0f, 0.0f) * (i & 1 ? -0.25f : 0.25f);
+    sfpw_bins c, v;
+    memset(&c, 0, sizeof c);
+    memset(&v, 0, sizeof v);
+    sfpw_bins_add_c(&c, y, big, 125, 7);
+    sfpw_bins_add(&v, y, big, 125, 7);
+    CHECK(c.n[0] == big && c.s1[0] == big * 0xffffffu);
+    CHECK(c.s2[0] == (unsigned __int128)big * 0xffffffu * 0xffffffu);
+    CHECK(memcmp(&c, &v, sizeof c) == 0);
+    free(y);
+    printf("per-binade sums: %u cases, %u through the AVX-512 kernel%s\n", cases, simd_cases,
+           simd ? "" : " (not on this CPU: the C loop only)");
+    free(x);
+}
+
 static void test_anchor_by_error(void)
 {
     rig r;
@@ -160,6 +267,7 @@ int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
     test_pick();
+    test_bins();
     test_anchor_by_error();
     int ranks = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
@@ -190,7 +298,7 @@ int main(int argc, char **argv)
     /* resumed at step 120 after a fresh start there: the same checks and
      * the same frames as a run that got there from step 0 */
     a.w[wt].e = 4;
-    double ba[SFPW_MAX_TENSORS], bb[SFPW_MAX_TENSORS];
+    double ba[SFPW_MAX_TENSORS] = { 0 }, bb[SFPW_MAX_TENSORS] = { 0 }; /* past ntensors: 0 */
     publish(&a, 0, 1, NULL);
     for (uint64_t s = 1; s < 120; s++)
         publish(&a, s, 0, NULL);
