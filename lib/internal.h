@@ -408,15 +408,21 @@ typedef struct sfp__zh_enc {
 } sfp__zh_enc;
 
 /* Decoder: the next 12 bits of the stream, per context -> an entry:
- * length (bits 0-3), symbol (4-11), the context the symbol sets
- * (SFP__ZH_CTX: its bit 7, placed so that it indexes tab[1]) and
- * SFP__ZH_MISS where no code matches (length 1 then: step one bit, the
- * frame is corrupt). */
-#define SFP__ZH_CTX (1u << SFP__ZH_MAXLEN)
-#define SFP__ZH_MISS (1u << (SFP__ZH_MAXLEN + 1))
+ * length (bits 0-3; bits 4-5 are 0, so the entry itself is a shift count
+ * for the 64-bit shift, which takes its low 6 bits), symbol (bits 6-13)
+ * and SFP__ZH_MISS where no code matches (length 1 then: step one bit, the
+ * frame is corrupt). The symbol's bit 7, the next mask's context, is then
+ * SFP__ZH_CTX, the byte offset of tab[1]: the next entry's address is the
+ * table plus the entry's SFP__ZH_CTX bit plus twice the next bits (an and,
+ * an add and a shift after the load, instead of five steps). */
+#define SFP__ZH_SYM 6
+#define SFP__ZH_CTX (1u << (SFP__ZH_SYM + 7))
+#define SFP__ZH_MISS (1u << 14)
 typedef struct sfp__zh_dec {
     uint16_t tab[2][1u << SFP__ZH_MAXLEN];
 } sfp__zh_dec;
+_Static_assert(sizeof(uint16_t) << SFP__ZH_MAXLEN == SFP__ZH_CTX,
+               "tab[1] lies SFP__ZH_CTX bytes after tab[0]");
 
 /* Decoder state of a Huffman-coded zero map (frame.c, or a kernel that
  * reads the masks as its blocks come). With two streams (SFP_FLAG_ZH2) the
@@ -487,36 +493,38 @@ static inline void sfp__zh_put(sfp__bw *w, const sfp__zh_enc *e, uint64_t word,
     *prev = pv;
 }
 
-/* One mask: the entry of the code at the low bits of *v in context *ctx;
- * *v, *used and *ctx move past it, *miss or-s the entry. */
-static inline unsigned sfp__zh_step(const uint16_t *tab, unsigned *ctx, uint64_t *v,
+/* One mask: the entry of the code at the low bits of *v in the context
+ * of the previous entry *t (or a mask shifted to SFP__ZH_SYM); *v, *used
+ * and *t move past it, *miss or-s the entry. */
+static inline unsigned sfp__zh_step(const uint16_t *tab, unsigned *t, uint64_t *v,
                                     unsigned *used, unsigned *miss)
 {
-    const unsigned t = tab[*ctx | ((unsigned)*v & ((1u << SFP__ZH_MAXLEN) - 1))];
-    const unsigned l = t & 15u;
-    *v >>= l;
-    *used += l;
-    *ctx = t & SFP__ZH_CTX;
-    *miss |= t;
-    return t;
+    const unsigned e = *(const uint16_t *)(const void *)((const char *)tab +
+                                                         (*t & SFP__ZH_CTX) +
+                                                         2 * ((unsigned)*v & ((1u << SFP__ZH_MAXLEN) - 1)));
+    *v >>= e & 63u; /* the length: bits 4-5 are 0 */
+    *used += e & 15u;
+    *t = e;
+    *miss |= e;
+    return e;
 }
 
 /* One whole block's 8 masks from stream r at its position (not moved),
- * the first in context ctx (0 or SFP__ZH_CTX): the word; *used bits, *last
- * the last mask's entry, *miss the entries or-ed. */
+ * the first in the context of t (an entry, or a mask << SFP__ZH_SYM): the
+ * word; *used bits, *last the last mask's entry, *miss the entries or-ed. */
 static inline __attribute__((always_inline)) uint64_t
-sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned ctx, unsigned *used,
+sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned t, unsigned *used,
               unsigned *last, unsigned *miss)
 {
     uint64_t word = 0, pos = r->pos;
-    unsigned t = 0, m = 0;
+    unsigned m = 0;
     for (unsigned h = 0; h < 2; h++) {
         uint64_t v = sfp__load64le(r->p + (pos >> 3)) >> (pos & 7);
         unsigned u = 0;
 #pragma GCC unroll 4
         for (unsigned j = 0; j < 4; j++) {
-            t = sfp__zh_step(tab, &ctx, &v, &u, &m);
-            word |= (uint64_t)(t >> 4 & 0xffu) << (8 * (4 * h + j));
+            sfp__zh_step(tab, &t, &v, &u, &m);
+            word |= (uint64_t)(t >> SFP__ZH_SYM & 0xffu) << (8 * (4 * h + j));
         }
         pos += u;
     }
@@ -532,16 +540,16 @@ sfp__zh_chain(const sfp__br *r, const uint16_t *tab, unsigned ctx, unsigned *use
 static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb,
                                    unsigned *prev, unsigned *bad)
 {
-    const uint16_t *tab = d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
+    const uint16_t *tab = d->tab[0]; /* tab[1] follows (SFP__ZH_CTX) */
     uint64_t word = 0;
-    unsigned ctx = (*prev >> 7) << SFP__ZH_MAXLEN, t = *prev << 4, i = 0, miss = 0;
+    unsigned t = *prev << SFP__ZH_SYM, i = 0, miss = 0;
     if (SFP__LIKELY(nb == 8 && (r->pos >> 3) + 16 <= r->len)) {
         /* a whole block in the plane: two loads, four codes each */
         unsigned used, last;
-        word = sfp__zh_chain(r, tab, ctx, &used, &last, &miss);
+        word = sfp__zh_chain(r, tab, t, &used, &last, &miss);
         r->pos += used;
         *bad |= (miss & SFP__ZH_MISS) != 0;
-        *prev = last >> 4 & 0xffu;
+        *prev = last >> SFP__ZH_SYM & 0xffu;
         return word;
     }
     while (i < nb) {
@@ -556,13 +564,13 @@ static inline uint64_t sfp__zh_get(sfp__br *r, const sfp__zh_dec *d, unsigned nb
         }
         unsigned used = 0;
         for (unsigned j = 0; j < 4 && i < nb; j++, i++) {
-            t = sfp__zh_step(tab, &ctx, &v, &used, &miss);
-            word |= (uint64_t)(t >> 4 & 0xffu) << (8 * i);
+            sfp__zh_step(tab, &t, &v, &used, &miss);
+            word |= (uint64_t)(t >> SFP__ZH_SYM & 0xffu) << (8 * i);
         }
         r->pos += used;
     }
     *bad |= (miss & SFP__ZH_MISS) != 0;
-    *prev = t >> 4 & 0xffu;
+    *prev = t >> SFP__ZH_SYM & 0xffu;
     return word;
 }
 
@@ -581,7 +589,7 @@ static inline uint64_t sfp__zh_block(sfp__zhread *z, uint64_t blk, unsigned nb)
 static inline __attribute__((always_inline)) void
 sfp__zh_pair(sfp__zhread *z, uint64_t *w0, uint64_t *w1)
 {
-    const uint16_t *tab = z->d->tab[0]; /* tab[1] follows: index ctx << 12 | bits */
+    const uint16_t *tab = z->d->tab[0]; /* tab[1] follows (SFP__ZH_CTX) */
     sfp__br *ra = &z->r[0], *rb = &z->r[1];
     if (SFP__UNLIKELY((ra->pos >> 3) + 16 > ra->len || (rb->pos >> 3) + 16 > rb->len)) {
         *w0 = sfp__zh_get(ra, z->d, 8, &z->prev, &z->bad);
@@ -589,14 +597,14 @@ sfp__zh_pair(sfp__zhread *z, uint64_t *w0, uint64_t *w1)
         return;
     }
     unsigned ua, ub0, ub1, ta, tb0, tb1, ma, mb0, mb1;
-    const uint64_t a = sfp__zh_chain(ra, tab, (z->prev >> 7) << SFP__ZH_MAXLEN, &ua, &ta, &ma);
+    const uint64_t a = sfp__zh_chain(ra, tab, z->prev << SFP__ZH_SYM, &ua, &ta, &ma);
     const uint64_t b0 = sfp__zh_chain(rb, tab, 0, &ub0, &tb0, &mb0);
     const uint64_t b1 = sfp__zh_chain(rb, tab, SFP__ZH_CTX, &ub1, &tb1, &mb1);
     const int one = (ta & SFP__ZH_CTX) != 0; /* the first block's last mask, bit 7 */
     ra->pos += ua;
     rb->pos += one ? ub1 : ub0;
     z->bad |= ((ma | (one ? mb1 : mb0)) & SFP__ZH_MISS) != 0;
-    z->prev = (one ? tb1 : tb0) >> 4 & 0xffu;
+    z->prev = (one ? tb1 : tb0) >> SFP__ZH_SYM & 0xffu;
     *w0 = a;
     *w1 = one ? b1 : b0;
 }

@@ -212,8 +212,7 @@ int sfp__zh_dec_init(sfp__zh_dec *d, const uint8_t *p)
             if (!l)
                 continue;
             for (unsigned hi = 0; hi < (1u << (SFP__ZH_MAXLEN - l)); hi++)
-                d->tab[x][code[s] | hi << l] =
-                    (uint16_t)((s >> 7) * SFP__ZH_CTX | s << 4 | l);
+                d->tab[x][code[s] | hi << l] = (uint16_t)(s << SFP__ZH_SYM | l);
         }
     }
     return SFP_OK;
