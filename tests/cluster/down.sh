@@ -2,7 +2,9 @@
 # `scripts/cluster down` removes everything `up` made, also after crashes:
 # (1) `up` killed with SIGKILL halfway through its set-up; (2) a job with 2
 # ranks per node whose mpirun is killed with SIGKILL, leaving orteds, ranks
-# and every node's sfpd behind. After each `down`: no namespace, no process
+# and every node's sfpd behind; (3) a host process still writing into the
+# state directory, as a killed `up`'s make_pki. After each `down`: no
+# namespace, no process
 # that ran in them, no state file, no mount, no OpenMPI file in /tmp or
 # /dev/shm; and while the cluster was up, the host's own interfaces,
 # addresses and routes never changed.
@@ -84,4 +86,19 @@ wait $run_pid 2> /dev/null || true
 cl down
 check_clean "$pids"
 echo "ok: nothing left"
+
+echo "=== 3: a process left writing into the state directory"
+# what a killed `up` leaves when it dies in make_pki: its subshell and
+# openssl go on creating files in pki/ (seen once: down's rm failed with
+# "Directory not empty"); this one writes until it is killed, also once its
+# directory is gone (`true`, not `:`, whose failed redirection ends sh)
+cl up --nodes 2
+sh -c 'cd "$1/pki" && i=0 && while :; do i=$((i + 1)); true 2> /dev/null > "w$i"; done' \
+    sh "$state" &
+writer=$!
+sleep 0.2
+cl down
+check_clean "$writer"
+wait $writer 2> /dev/null || true
+echo "ok: the writer killed, nothing left"
 echo ok
