@@ -616,7 +616,9 @@ static int anchor_pick(const double *acc, int amax, int k, int e)
  * rank's low part below 2^32, so every total fits 64 bits for the 2^40
  * values a tensor may have); the doubles of the model come from the
  * totals, rounded once. */
-#define ANCHOR_WORDS (SFPW_BINS + SFPW_BINS_SAT + 2 * SFPW_BINS)
+#define ANCHOR_S1 SFPW_BINS                   /* after the counts   */
+#define ANCHOR_S2 (SFPW_BINS + SFPW_BINS_SAT) /* hi, lo of each bin */
+#define ANCHOR_WORDS (ANCHOR_S2 + 2 * SFPW_BINS)
 
 static int anchors_by_error(sfpw_dist *d, const sfp_width *width)
 {
@@ -641,11 +643,11 @@ static int anchors_by_error(sfpw_dist *d, const sfp_width *width)
         uint64_t *w = acc + (size_t)t * ANCHOR_WORDS;
         for (int j = 0; j < SFPW_BINS; j++) {
             w[j] += b.n[j];
-            w[SFPW_BINS + SFPW_BINS_SAT + 2 * j] += (uint64_t)(b.s2[j] >> 32);
-            w[SFPW_BINS + SFPW_BINS_SAT + 2 * j + 1] += (uint64_t)b.s2[j] & 0xffffffffu;
+            w[ANCHOR_S2 + 2 * j] += (uint64_t)(b.s2[j] >> 32);
+            w[ANCHOR_S2 + 2 * j + 1] += (uint64_t)b.s2[j] & 0xffffffffu;
         }
         for (int j = 0; j < SFPW_BINS_SAT; j++)
-            w[SFPW_BINS + j] += b.s1[j];
+            w[ANCHOR_S1 + j] += b.s1[j];
     }
     if (d->size > 1)
         rc = mpi_err(MPI_Allreduce(MPI_IN_PLACE, acc, (int)len, MPI_UINT64_T, MPI_SUM,
@@ -659,10 +661,9 @@ static int anchors_by_error(sfpw_dist *d, const sfp_width *width)
         for (int j = 0; j < SFPW_BINS; j++) {
             const int sh = d->anchor[t] - j - 150; /* |x| = m 2^sh */
             const unsigned __int128 q2 =
-                ((unsigned __int128)w[SFPW_BINS + SFPW_BINS_SAT + 2 * j] << 32) +
-                w[SFPW_BINS + SFPW_BINS_SAT + 2 * j + 1];
+                ((unsigned __int128)w[ANCHOR_S2 + 2 * j] << 32) + w[ANCHOR_S2 + 2 * j + 1];
             sums[3 * j] = (double)w[j];
-            sums[3 * j + 1] = j < SFPW_BINS_SAT ? ldexp((double)w[SFPW_BINS + j], sh) : 0;
+            sums[3 * j + 1] = j < SFPW_BINS_SAT ? ldexp((double)w[ANCHOR_S1 + j], sh) : 0;
             sums[3 * j + 2] = ldexp((double)q2, 2 * sh);
         }
         d->anchor[t] = anchor_pick(sums, d->anchor[t], width[t].k, width[t].e);
